@@ -1,0 +1,33 @@
+# mlplab: every target creates or refreshes .venv first (python3 -m venv + pip install -e).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+EXTRAS ?= dev,digits
+SWEEP  ?= default
+ARGS   ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv sweep sweep-smoke test clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(BIN)/python -c 'import sys' 2>/dev/null || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[$(EXTRAS)]'
+	@touch $@
+
+venv: $(STAMP) ## create or refresh the virtual environment in .venv
+
+sweep: $(STAMP) ## run the default sweep (180 runs) on all cores; ARGS="train.lr=0.1" adds overrides
+	$(BIN)/python -m mlplab -m sweep=$(SWEEP) $(ARGS)
+
+sweep-smoke: $(STAMP) ## run a tiny sweep (8 runs, seconds)
+	$(BIN)/python -m mlplab -m sweep=smoke $(ARGS)
+
+test: $(STAMP) ## run the test suite
+	$(BIN)/python -m pytest $(ARGS)
+
+clean: ## remove the virtual environment and caches (results stay)
+	rm -rf $(VENV) .pytest_cache *.egg-info

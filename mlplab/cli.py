@@ -1,0 +1,126 @@
+"""``python -m mlplab``: a thin ``@hydra.main`` over ``mlplab.train.run``.
+
+In a multirun, ``SweepCallback`` (configured under ``hydra.callbacks``) plans the sweep before
+any job starts: it composes every job's config, validates it (one bad value stops the sweep
+with a one-line error and exit code 2, before anything is trained), and counts the runs that
+are already done. Each job logs ``[done/total]`` as it finishes; at the end a summary counts
+runs ok / diverged / failed / missing, and the exit code is 1 if any failed or are missing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from mlplab import results as res
+from mlplab.config import to_spec
+from mlplab.spec import ConfigError, RunSpec
+from mlplab.train import load_data, run
+
+log = logging.getLogger("mlplab")
+
+PLAN = "plan.json"
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")  # the repository's conf/
+
+
+def sweep_root(cfg: DictConfig) -> Path:
+    return Path(cfg.results_dir) / cfg.sweep_name
+
+
+def fail(msg: str, code: int = 2):
+    """Leave with a one-line message on stderr and a non-zero exit code."""
+    print(f"mlplab: {msg}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def check(cfg: DictConfig) -> RunSpec:
+    """The run's validated spec; its data are built once to check them against the loss."""
+    spec = to_spec(cfg)
+    load_data(spec)
+    return spec
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+def main(cfg: DictConfig) -> None:
+    multirun = HydraConfig.get().mode.name == "MULTIRUN"
+    root = sweep_root(cfg)
+    try:
+        spec = to_spec(cfg)
+        row = run(spec, root, sweep=cfg.sweep_name, force=cfg.force)
+    except ConfigError as e:
+        if cfg.debug:
+            raise
+        if multirun:  # planned sweeps are checked up front; this is a last line of defence
+            log.error(str(e))
+            return
+        fail(str(e))
+    what = "already done" if row["skipped"] else f"{row['status']} in {row['wall_time_s']:.2f}s"
+    label = f"{spec.run_id} depth={spec.depth} {spec.activation} {spec.loss} clip={spec.clip} seed={spec.seed}"
+    if row["status"] != "ok" and not row["skipped"]:
+        what += f" ({row['reason']})"
+    if multirun:
+        plan = json.loads((root / "hydra" / PLAN).read_text())
+        done = sum(res.is_complete(root, rid) for rid in plan["run_ids"])
+        log.info(f"[{done}/{len(plan['run_ids'])}] {label}: {what}")
+    else:
+        log.info(f"{label}: {what} -> {root}")
+
+
+class SweepCallback(Callback):
+    """Plans, validates and summarises a multirun (runs in the launching process)."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        from hydra.core.global_hydra import GlobalHydra
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+        self.t0 = time.perf_counter()
+        params = config.hydra.sweeper.get("params") or {}
+        args = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
+        parsed = OverridesParser.create().parse_overrides(args)
+        jobs = BasicSweeper.split_arguments(parsed, None)[0]
+        loader = GlobalHydra.instance().config_loader()
+        run_ids = []
+        for overrides in jobs:
+            job_cfg = loader.load_sweep_config(config, list(overrides))
+            try:
+                spec = check(job_cfg)
+            except ConfigError as e:
+                if config.debug:
+                    raise
+                fail(f"{e} (in job {' '.join(overrides)})")
+            run_ids.append(spec.run_id)
+        root = sweep_root(config)
+        res.mark_folder(root)
+        res.atomic_write_bytes(root / "hydra" / PLAN, json.dumps({"run_ids": run_ids}).encode())
+        self.run_ids = run_ids
+        done = sum(res.is_complete(root, r) for r in set(run_ids))
+        todo = "all" if config.force else len(set(run_ids)) - done
+        print(
+            f"mlplab: sweep '{config.sweep_name}': {len(run_ids)} runs, {done} already done, {todo} to run -> {root}",
+            flush=True,
+        )
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        root = sweep_root(config)
+        status = res.completed_statuses(root)
+        planned = set(self.run_ids)
+        counts = {"ok": 0, "diverged": 0, "failed": 0, "missing": 0}
+        for rid in planned:
+            counts[status.get(rid, "missing")] += 1
+        print(
+            f"mlplab: sweep '{config.sweep_name}' done in {time.perf_counter() - self.t0:.1f}s: "
+            + ", ".join(f"{v} {k}" for k, v in counts.items())
+            + f" -> {root}",
+            flush=True,
+        )
+        if counts["failed"] or counts["missing"]:
+            sys.exit(1)

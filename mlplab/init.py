@@ -1,0 +1,53 @@
+"""Weight initialisers: a registry of name -> function(rng, fan_in, fan_out, sigma_w, sigma_b).
+
+Each returns ``(W, b)`` with the post's shapes ``W: (fan_out, fan_in)``, ``b: (fan_out,)``,
+drawn in float64 (so a float32 network starts from the same numbers, rounded).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+Init = Callable[[np.random.Generator, int, int, float, float], tuple[np.ndarray, np.ndarray]]
+
+
+def normal(rng, fan_in, fan_out, sigma_w=1.0, sigma_b=1.0):
+    """W ~ N(0, σ_w²/fan_in), b ~ N(0, σ_b²). σ_w = σ_b = 1 is Nielsen's default initializer."""
+    W = rng.standard_normal((fan_out, fan_in)) * (sigma_w / np.sqrt(fan_in))
+    b = rng.standard_normal(fan_out) * sigma_b
+    return W, b
+
+
+def xavier_uniform(rng, fan_in, fan_out, sigma_w=1.0, sigma_b=1.0):
+    """W ~ U(−r, r), r = √(6/(fan_in + fan_out)) (Glorot & Bengio 2010); b = 0."""
+    r = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-r, r, (fan_out, fan_in)), np.zeros(fan_out)
+
+
+def xavier_normal(rng, fan_in, fan_out, sigma_w=1.0, sigma_b=1.0):
+    """W ~ N(0, 2/(fan_in + fan_out)); b = 0."""
+    return rng.standard_normal((fan_out, fan_in)) * np.sqrt(2.0 / (fan_in + fan_out)), np.zeros(fan_out)
+
+
+def he_normal(rng, fan_in, fan_out, sigma_w=1.0, sigma_b=1.0):
+    """W ~ N(0, 2/fan_in) (He et al. 2015, for ReLU); b = 0."""
+    return rng.standard_normal((fan_out, fan_in)) * np.sqrt(2.0 / fan_in), np.zeros(fan_out)
+
+
+def large(rng, fan_in, fan_out, sigma_w=1.0, sigma_b=1.0):
+    """W ~ N(0, 1), b ~ N(0, 1): Nielsen's ``large_weight_initializer`` (no 1/√fan_in)."""
+    return rng.standard_normal((fan_out, fan_in)), rng.standard_normal(fan_out)
+
+
+INITS: dict[str, Init] = {
+    f.__name__: f for f in (normal, xavier_uniform, xavier_normal, he_normal, large)
+}
+
+
+def get_init(name: str) -> Init:
+    try:
+        return INITS[name]
+    except KeyError:
+        raise ValueError(f"init={name!r} is not registered; choose one of {sorted(INITS)}") from None

@@ -1,0 +1,153 @@
+"""Losses paired with their output layer: a registry of name -> class.
+
+One signature for all: ``output_(z, out)`` gives a^L, ``fn(z, a, y)`` the per-sample loss C_x,
+``delta_(z, a, y, out)`` the per-sample output error δ^L = ∂C_x/∂z^L. The network averages
+over the batch (C = mean_x C_x), so its gradients are those of the batch-mean loss.
+
+The post's table (Nielsen's notation), with the corrections checked in the tests:
+
+=============  ===============================  ======================  ========================
+loss           C_x                              output a^L              δ^L
+=============  ===============================  ======================  ========================
+mse            ½ Σ_j (a_j − y_j)²               sigmoid                 (a − y) ⊙ σ(1 − σ)
+bce            −Σ_j y_j log a_j + (1−y_j)       sigmoid                 a − y
+               log(1 − a_j)
+softmax_ce     −Σ_j y_j log softmax(z)_j        softmax                 a − y   (y one-hot)
+=============  ===============================  ======================  ========================
+
+BCE and softmax-CE are evaluated from z (softplus, log-sum-exp), so they stay finite and exact
+when the output saturates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlplab.activations import SAT_EPS, Sigmoid
+
+_sigmoid = Sigmoid()
+
+
+def softplus(z: np.ndarray) -> np.ndarray:
+    """log(1 + e^z), stable for any z: max(z, 0) + log1p(e^{−|z|})."""
+    return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
+
+
+def logsumexp(z: np.ndarray) -> np.ndarray:
+    """log Σ_j e^{z_j} along the last axis, shifted by the row maximum."""
+    m = z.max(axis=-1, keepdims=True)
+    return (m + np.log(np.exp(z - m).sum(axis=-1, keepdims=True)))[..., 0]
+
+
+class Loss:
+    name: str = ""
+    target_kind: str = "any"  # what y must be: 'binary' (0/1 entries) or 'one_hot'
+
+    def output_(self, z, out):
+        raise NotImplementedError
+
+    def fn(self, z, a, y) -> np.ndarray:
+        raise NotImplementedError
+
+    def delta_(self, z, a, y, out):
+        raise NotImplementedError
+
+    def output(self, z):
+        with np.errstate(over="ignore"):
+            return self.output_(z, np.empty_like(z))
+
+    def delta(self, z, a, y):
+        return self.delta_(z, a, y, np.empty_like(z))
+
+    def saturated(self, a):
+        return (a < SAT_EPS) | (a > 1.0 - SAT_EPS)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class MSE(Loss):
+    r"""C_x = ½ Σ_j (a_j − y_j)², a = σ(z);  δ^L = (a − y) ⊙ σ'(z) = (a − y) ⊙ a(1 − a)."""
+
+    name = "mse"
+
+    def output_(self, z, out):
+        return _sigmoid.fn_(z, out)
+
+    def fn(self, z, a, y):
+        d = a - y
+        return 0.5 * np.einsum("ij,ij->i", d, d)
+
+    def delta_(self, z, a, y, out):
+        np.subtract(a, y, out=out)
+        out *= a
+        out *= 1.0 - a
+        return out
+
+
+class BCE(Loss):
+    r"""C_x = −Σ_j [y_j log a_j + (1 − y_j) log(1 − a_j)], a = σ(z);  δ^L = a − y.
+
+    Evaluated as Σ_j softplus(z_j) − y_j z_j, exact for saturated outputs.
+    """
+
+    name = "bce"
+    target_kind = "binary"
+
+    def output_(self, z, out):
+        return _sigmoid.fn_(z, out)
+
+    def fn(self, z, a, y):
+        return (softplus(z) - y * z).sum(axis=-1)
+
+    def delta_(self, z, a, y, out):
+        return np.subtract(a, y, out=out)
+
+
+class SoftmaxCE(Loss):
+    r"""C_x = −Σ_j y_j log softmax(z)_j (fused with the softmax);  δ^L = a − y for one-hot y.
+
+    Evaluated as logsumexp(z) − y·z (for Σ_j y_j = 1).
+    """
+
+    name = "softmax_ce"
+    target_kind = "one_hot"
+
+    def output_(self, z, out):
+        np.subtract(z, z.max(axis=1, keepdims=True), out=out)
+        np.exp(out, out=out)
+        out /= out.sum(axis=1, keepdims=True)
+        return out
+
+    def fn(self, z, a, y):
+        return logsumexp(z) - np.einsum("ij,ij->i", y, z)
+
+    def delta_(self, z, a, y, out):
+        return np.subtract(a, y, out=out)
+
+    def saturated(self, a):
+        return (a < SAT_EPS) | (a > 1.0 - SAT_EPS)
+
+
+LOSSES: dict[str, type[Loss]] = {cls.name: cls for cls in (MSE, BCE, SoftmaxCE)}
+
+
+def get_loss(name: str | Loss) -> Loss:
+    if isinstance(name, Loss):
+        return name
+    try:
+        return LOSSES[name]()
+    except KeyError:
+        raise ValueError(f"loss={name!r} is not registered; choose one of {sorted(LOSSES)}") from None
+
+
+def check_targets(loss: Loss, y: np.ndarray) -> None:
+    """Raise ValueError when ``y`` is not the kind of target ``loss`` is defined for."""
+    y = np.asarray(y)
+    if loss.target_kind == "any":
+        return
+    binary = np.isin(y, (0, 1)).all()
+    if not binary:
+        raise ValueError(f"targets for loss={loss.name!r} must be 0/1 (one-hot), got values outside {{0, 1}}")
+    if loss.target_kind == "one_hot" and not (y.sum(axis=-1) == 1).all():
+        raise ValueError(f"targets for loss={loss.name!r} must be one-hot: every row must sum to 1")

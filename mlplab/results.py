@@ -1,0 +1,271 @@
+"""Result tables on disk: atomic parquet writing and ``load_results``.
+
+A sweep folder holds three tables, each a folder of parquet files, one file per run::
+
+    results/<sweep>/
+        mlplab.json                  marks the folder as mlplab's, with the schema version
+        runs/<run_id>.parquet        one row per run (config, status, final metrics, timings)
+        steps/<run_id>.parquet       one row per logged step
+        layers/<run_id>.parquet      one row per logged step and layer
+        hydra/...                    Hydra's logs and .hydra/ (not a table)
+
+Every file is written to a hidden temporary file in the same folder and renamed into place, so a
+reader never sees half a file (pyarrow, pandas, DuckDB and polars skip names starting with '.').
+A run's ``runs`` file is written last: it is the run's commit record. ``steps``/``layers`` files
+without a ``runs`` file (left by a crash) are ignored by ``load_results`` and overwritten when the
+run is done again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from mlplab.spec import SCHEMA_VERSION
+
+TABLES = ("runs", "steps", "layers")
+MARKER = "mlplab.json"
+META_KEY = b"mlplab_schema"
+
+_cat = pa.dictionary(pa.int32(), pa.string())
+
+LAYERS_SCHEMA = pa.schema(
+    [
+        ("run_id", _cat),
+        ("step", pa.int32()),
+        ("epoch", pa.int32()),
+        ("layer", pa.int16()),
+        ("fan_in", pa.int32()),
+        ("fan_out", pa.int32()),
+        ("grad_w_norm", pa.float64()),
+        ("grad_b_norm", pa.float64()),
+        ("weight_norm", pa.float64()),
+        ("update_ratio", pa.float64()),
+        ("act_mean", pa.float32()),
+        ("act_std", pa.float32()),
+        ("sat_frac", pa.float32()),
+    ]
+)
+
+STEPS_SCHEMA = pa.schema(
+    [
+        ("run_id", _cat),
+        ("step", pa.int32()),
+        ("epoch", pa.int32()),
+        ("loss", pa.float64()),
+        ("accuracy", pa.float32()),
+        ("test_loss", pa.float64()),
+        ("test_accuracy", pa.float32()),
+        ("batch_loss", pa.float64()),
+        ("grad_norm", pa.float64()),
+        ("clipped", pa.bool_()),
+    ]
+)
+
+# config columns of the runs table (the RunSpec fields, batch_size and log_every resolved)
+CONFIG_TYPES = {
+    "depth": pa.int16(),
+    "width": pa.int32(),
+    "activation": _cat,
+    "alpha": pa.float64(),
+    "loss": _cat,
+    "init": _cat,
+    "sigma_w": pa.float64(),
+    "sigma_b": pa.float64(),
+    "lr": pa.float64(),
+    "batch_size": pa.int32(),
+    "epochs": pa.int32(),
+    "weight_decay": pa.float64(),
+    "clip": _cat,
+    "clip_threshold": pa.float64(),
+    "log_every": pa.int32(),
+    "dataset": _cat,
+    "n_samples": pa.int32(),
+    "n_features": pa.int32(),
+    "n_classes": pa.int32(),
+    "noise": pa.float64(),
+    "test_fraction": pa.float64(),
+    "standardise": pa.bool_(),
+    "data_path": pa.string(),
+    "seed": pa.int64(),
+    "dtype": _cat,
+}
+
+RUNS_SCHEMA = pa.schema(
+    [("run_id", _cat), ("sweep", _cat)]
+    + list(CONFIG_TYPES.items())
+    + [
+        ("full_batch", pa.bool_()),
+        ("status", _cat),
+        ("diverged_step", pa.int32()),
+        ("reason", pa.string()),
+        ("n_steps", pa.int32()),
+        ("steps_done", pa.int32()),
+        ("final_loss", pa.float64()),
+        ("final_accuracy", pa.float32()),
+        ("final_test_loss", pa.float64()),
+        ("final_test_accuracy", pa.float32()),
+        ("wall_time_s", pa.float64()),
+        ("setup_time_s", pa.float64()),
+        ("train_time_s", pa.float64()),
+        ("write_time_s", pa.float64()),
+        ("mlplab_version", _cat),
+        ("numpy_version", _cat),
+        ("schema_version", pa.int16()),
+    ]
+)
+
+SCHEMAS = {"runs": RUNS_SCHEMA, "steps": STEPS_SCHEMA, "layers": LAYERS_SCHEMA}
+
+
+class ResultsError(ValueError):
+    """A results folder that cannot be read; ``str(err)`` is a one-line message."""
+
+
+# -- writing ---------------------------------------------------------------------------------
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_table(table: pa.Table, path: Path) -> None:
+    """Write ``table`` as parquet to ``path`` via a hidden temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def mark_folder(root: Path) -> None:
+    """Create ``root/mlplab.json`` (once) so readers can tell an mlplab results folder."""
+    marker = Path(root) / MARKER
+    if not marker.exists():
+        atomic_write_bytes(marker, json.dumps({"schema_version": SCHEMA_VERSION}).encode())
+
+
+def to_table(columns: dict, name: str) -> pa.Table:
+    """Columns (name -> array or list) to a table of the documented schema ``name``."""
+    schema = SCHEMAS[name].with_metadata({META_KEY: str(SCHEMA_VERSION).encode()})
+    arrays = []
+    for field in schema:
+        col = columns[field.name]
+        if pa.types.is_dictionary(field.type):
+            arrays.append(pa.array(list(col), pa.string()).dictionary_encode())
+        else:
+            arrays.append(pa.array(col, field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def run_path(root: Path, table: str, run_id: str) -> Path:
+    return Path(root) / table / f"{run_id}.parquet"
+
+
+def is_complete(root: Path, run_id: str) -> bool:
+    return run_path(root, "runs", run_id).exists()
+
+
+def completed_statuses(root: Path) -> dict[str, str]:
+    """run_id -> status of every committed run in ``root`` (reads only the status column)."""
+    folder = Path(root) / "runs"
+    if not folder.is_dir():
+        return {}
+    out = {}
+    for f in folder.glob("*.parquet"):
+        t = pq.read_table(f, columns=["status"])
+        out[f.stem] = str(t.column("status")[0])
+    return out
+
+
+# -- reading ---------------------------------------------------------------------------------
+@dataclass
+class Results:
+    """The three tables of a results folder (config columns joined onto steps and layers)."""
+
+    runs: pd.DataFrame
+    steps: pd.DataFrame
+    layers: pd.DataFrame
+    path: Path
+
+    def __iter__(self):
+        return iter((self.runs, self.steps, self.layers))
+
+
+# config columns joined onto steps and layers by load_results
+JOIN_COLUMNS = ["sweep"] + list(CONFIG_TYPES) + ["status"]
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_")))
+
+
+def _read(files: list[Path], schema: pa.Schema) -> pd.DataFrame:
+    if not files:
+        return schema.empty_table().to_pandas()
+    tables = [pq.read_table(f, schema=schema) for f in files]
+    table = pa.concat_tables(tables).unify_dictionaries().combine_chunks()
+    return table.to_pandas()
+
+
+def check_results_folder(path) -> Path:
+    """Raise ResultsError unless ``path`` is an mlplab results folder."""
+    root = Path(path)
+    if not root.is_dir():
+        raise ResultsError(f"results path={str(path)!r}: no such folder")
+    if not (root / MARKER).is_file() and not (root / "runs").is_dir():
+        raise ResultsError(
+            f"results path={str(path)!r}: not an mlplab results folder (expected {MARKER} and runs/, steps/, layers/)"
+        )
+    return root
+
+
+def load_results(path, join: bool = True) -> Results:
+    """Read a results folder into three DataFrames: ``runs``, ``steps``, ``layers``.
+
+    Only committed runs are returned (a ``steps``/``layers`` file without its ``runs`` row is
+    ignored) and leftover temporary files are skipped. Folders that mix result schema versions
+    are refused. With ``join``, the config columns of ``runs`` are joined onto ``steps`` and
+    ``layers`` so each row says which depth, loss, activation... it belongs to.
+    """
+    root = check_results_folder(path)
+    run_files = _files(root / "runs")
+    versions: dict[str, list[str]] = {}
+    for f in run_files:
+        meta = pq.read_schema(f).metadata or {}
+        versions.setdefault(meta.get(META_KEY, b"?").decode(), []).append(f.name)
+    if len(versions) > 1 or (versions and str(SCHEMA_VERSION) not in versions):
+        found = ", ".join(f"{v} ({len(fs)} runs)" for v, fs in sorted(versions.items()))
+        raise ResultsError(
+            f"results path={str(path)!r}: result schema versions {found}; this mlplab reads "
+            f"version {SCHEMA_VERSION} only (rerun the sweep into a new folder)"
+        )
+    runs = _read(run_files, RUNS_SCHEMA)
+    done = {f.stem for f in run_files}
+    steps = _read([f for f in _files(root / "steps") if f.stem in done], STEPS_SCHEMA)
+    layers = _read([f for f in _files(root / "layers") if f.stem in done], LAYERS_SCHEMA)
+    if join and len(runs):
+        cfg = runs[["run_id"] + JOIN_COLUMNS]
+        steps = steps.merge(cfg, on="run_id", how="left")
+        layers = layers.merge(cfg, on="run_id", how="left")
+    return Results(runs, steps, layers, root)

@@ -1,0 +1,99 @@
+"""Backprop against central finite differences, in float64, for every registry combination."""
+
+import numpy as np
+import pytest
+
+from mlplab import MLP
+from mlplab.activations import ACTIVATIONS
+from mlplab.init import INITS
+from mlplab.losses import LOSSES
+
+
+def numerical_gradients(net, X, Y, h=1e-6):
+    """Central differences (C(θ+h) − C(θ−h)) / 2h of the batch-mean loss, for every parameter."""
+    out = []
+    for params in (net.weights, net.biases):
+        grads = []
+        for P in params:
+            G = np.zeros_like(P)
+            for i in np.ndindex(P.shape):
+                old = P[i]
+                P[i] = old + h
+                up = net.loss_value(X, Y)
+                P[i] = old - h
+                down = net.loss_value(X, Y)
+                P[i] = old
+                G[i] = (up - down) / (2 * h)
+            grads.append(G)
+        out.append(grads)
+    return out
+
+
+def rel_err(a, b):
+    return np.abs(a - b).max() / max(np.abs(a).max(), np.abs(b).max(), 1e-12)
+
+
+@pytest.mark.parametrize("init", sorted(INITS))
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_gradients_match_finite_differences(activation, loss, init, rng):
+    depth = int(rng.integers(0, 4))
+    sizes = [int(rng.integers(1, 5))] + [int(rng.integers(2, 6)) for _ in range(depth)] + [int(rng.integers(2, 4))]
+    m = int(rng.integers(1, 7))
+    net = MLP(sizes, activation, loss, init, seed=int(rng.integers(1000)), sigma_w=1.0, sigma_b=0.5)
+    if init == "large":  # keep z moderate so central differences are accurate
+        for W in net.weights:
+            W *= 0.5
+    X = rng.standard_normal((m, sizes[0]))
+    Y = np.eye(sizes[-1])[rng.integers(0, sizes[-1], m)]
+    g = net.gradients(X, Y)
+    num_W, num_b = numerical_gradients(net, X, Y)
+    for l in range(net.L):
+        assert g.dW[l].shape == net.weights[l].shape == (sizes[l + 1], sizes[l])
+        assert g.db[l].shape == (sizes[l + 1],)
+        assert rel_err(g.dW[l], num_W[l]) <= 1e-6, f"dW^{l + 1}"
+        assert rel_err(g.db[l], num_b[l]) <= 1e-6, f"db^{l + 1}"
+    assert np.isclose(g.loss, net.loss_value(X, Y))
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_depth_zero_is_a_single_layer(activation, rng):
+    net = MLP([4, 3], activation, "softmax_ce", seed=1)
+    X, Y = rng.standard_normal((5, 4)), np.eye(3)[rng.integers(0, 3, 5)]
+    g = net.gradients(X, Y)
+    num_W, num_b = numerical_gradients(net, X, Y)
+    assert net.depth == 0 and net.L == 1
+    assert rel_err(g.dW[0], num_W[0]) <= 1e-6 and rel_err(g.db[0], num_b[0]) <= 1e-6
+
+
+def test_delta_recursion_and_weight_gradient_formula(rng):
+    """∂C/∂W^l = Σ_x δ^l_x (a^(l-1)_x)^T and ∂C/∂b^l = Σ_x δ^l_x, with δ of the batch mean."""
+    net = MLP([3, 4, 5, 2], "tanh", "mse", seed=3)
+    X, Y = rng.standard_normal((6, 3)), np.eye(2)[rng.integers(0, 2, 6)]
+    g = net.gradients(X, Y)
+    a = net.forward(X)
+    for l in range(net.L):
+        manual = sum(np.outer(g.delta[l][x], a[l][x]) for x in range(6))
+        assert np.allclose(g.dW[l], manual, rtol=1e-12, atol=0)
+        assert np.allclose(g.db[l], g.delta[l].sum(axis=0), rtol=1e-12, atol=0)
+
+
+def test_float32_network_runs_in_float32(rng):
+    net = MLP([3, 4, 2], "sigmoid", "bce", seed=0, dtype="float32")
+    X, Y = rng.standard_normal((5, 3)), np.eye(2)[rng.integers(0, 2, 5)]
+    g = net.gradients(X, Y)
+    assert all(w.dtype == np.float32 for w in net.weights)
+    assert all(d.dtype == np.float32 for d in g.dW)
+    ref = MLP([3, 4, 2], "sigmoid", "bce", seed=0, dtype="float64").gradients(X, Y)
+    assert rel_err(g.dW[0].astype(float), ref.dW[0]) < 1e-4
+
+
+def test_weights_are_writable_and_used(rng):
+    net = MLP([2, 3, 2], "relu", "softmax_ce", seed=0)
+    X, Y = rng.standard_normal((4, 2)), np.eye(2)[[0, 1, 0, 1]]
+    before = net.gradients(X, Y).loss
+    net.weights[0][:] = 0.0
+    net.biases[0][:] = 0.0
+    after = net.gradients(X, Y)
+    assert after.loss != before
+    assert np.all(after.dW[0] == 0)  # relu'(0) = 0: no gradient reaches layer 1
