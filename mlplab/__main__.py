@@ -1,4 +1,4 @@
-from mlplab.cli import main
+from mlplab.cli import entry
 
 if __name__ == "__main__":
-    main()
+    entry()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -55,23 +56,53 @@ def main(cfg: DictConfig) -> None:
     try:
         spec = to_spec(cfg)
         row = run(spec, root, sweep=cfg.sweep_name, force=cfg.force)
-    except ConfigError as e:
+    except Exception as e:  # noqa: BLE001 - one run's fault must not stop the sweep
+        # run() records faults inside training as status 'failed'; what reaches here is bad
+        # input (caught up front for planned sweeps) or a fault while writing the results
         if cfg.debug:
             raise
-        if multirun:  # planned sweeps are checked up front; this is a last line of defence
-            log.error(str(e))
+        if multirun:
+            log.error(f"run with overrides {' '.join(HydraConfig.get().overrides.task)} failed: {one_line(e)}")
             return
-        fail(str(e))
+        fail(one_line(e), 2 if isinstance(e, ConfigError) else 1)
     what = "already done" if row["skipped"] else f"{row['status']} in {row['wall_time_s']:.2f}s"
     label = f"{spec.run_id} depth={spec.depth} {spec.activation} {spec.loss} clip={spec.clip} seed={spec.seed}"
     if row["status"] != "ok" and not row["skipped"]:
         what += f" ({row['reason']})"
     if multirun:
         plan = json.loads((root / "hydra" / PLAN).read_text())
-        done = sum(res.is_complete(root, rid) for rid in plan["run_ids"])
+        done = len(set(plan["run_ids"]) & res.committed_ids(root))
         log.info(f"[{done}/{len(plan['run_ids'])}] {label}: {what}")
     else:
         log.info(f"{label}: {what} -> {root}")
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception (and its cause, where Hydra keeps the detail) as one line of text."""
+    parts = [str(exc)]
+    if exc.__cause__ is not None and str(exc.__cause__) not in parts[0]:
+        parts.append(str(exc.__cause__))
+    parts = [p.split("Config search path")[0] for p in parts]  # Hydra's search-path dump
+    return ": ".join(" ".join(p.split()) for p in parts if p.strip())
+
+
+def debug_requested(argv: list[str]) -> bool:
+    return os.environ.get("MLPLAB_DEBUG", "") not in ("", "0") or any(
+        a.lower() in ("debug=true", "debug=1", "+debug=true") for a in argv
+    )
+
+
+def entry() -> None:
+    """``python -m mlplab``: Hydra's errors (unknown option, wrong type) become one line on
+    stderr and exit code 2; ``debug=true`` (or MLPLAB_DEBUG=1) shows the full traceback."""
+    debug = debug_requested(sys.argv[1:])
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
+    try:
+        main()
+    except Exception as e:  # noqa: BLE001 - every error leaves as one line unless debugging
+        if debug:
+            raise
+        fail(one_line(e))
 
 
 class SweepCallback(Callback):
@@ -102,7 +133,7 @@ class SweepCallback(Callback):
         res.mark_folder(root)
         res.atomic_write_bytes(root / "hydra" / PLAN, json.dumps({"run_ids": run_ids}).encode())
         self.run_ids = run_ids
-        done = sum(res.is_complete(root, r) for r in set(run_ids))
+        done = sum(res.is_done(root, r) for r in set(run_ids))
         todo = "all" if config.force else len(set(run_ids)) - done
         print(
             f"mlplab: sweep '{config.sweep_name}': {len(run_ids)} runs, {done} already done, {todo} to run -> {root}",

@@ -80,19 +80,6 @@ class Config:
     debug: bool = False  # show tracebacks instead of one-line errors
 
 
-# RunSpec field -> the config key a user types
-KEYS = {
-    "depth": "depth", "width": "width", "activation": "activation", "alpha": "activation.alpha",
-    "loss": "loss", "init": "init", "sigma_w": "init.sigma_w", "sigma_b": "init.sigma_b",
-    "lr": "train.lr", "batch_size": "train.batch_size", "epochs": "train.epochs",
-    "weight_decay": "train.weight_decay", "log_every": "train.log_every", "clip": "clip",
-    "clip_threshold": "clip.threshold", "dataset": "data", "n_samples": "data.n_samples",
-    "n_features": "data.n_features", "n_classes": "data.n_classes", "noise": "data.noise",
-    "test_fraction": "data.test_fraction", "standardise": "data.standardise",
-    "data_path": "data.path", "seed": "seed", "dtype": "dtype",
-}
-
-
 def register() -> None:
     cs = ConfigStore.instance()
     cs.store(name="config_schema", node=Config)
@@ -114,7 +101,7 @@ def to_spec(cfg: DictConfig) -> RunSpec:
         test_fraction=c["data"]["test_fraction"], standardise=c["data"]["standardise"],
         data_path=c["data"]["path"], seed=c["seed"], dtype=c["dtype"],
     )
-    return validate(spec, KEYS)
+    return validate(spec)
 
 
 register()

@@ -53,7 +53,7 @@ def digits(rng, n_samples, n_features, n_classes, noise):
     """scikit-learn's 8x8 handwritten digits (1,797 images, 64 features, 10 classes; offline).
 
     Needs the optional extra ``pip install -e '.[digits]'``. Pixels are scaled to [0, 1];
-    ``n_samples`` caps the number of images used (0 = all).
+    ``n_samples`` caps the number of images used (a seeded subset when below 1,797).
     """
     try:
         from sklearn.datasets import load_digits

@@ -182,8 +182,25 @@ def run_path(root: Path, table: str, run_id: str) -> Path:
     return Path(root) / table / f"{run_id}.parquet"
 
 
-def is_complete(root: Path, run_id: str) -> bool:
-    return run_path(root, "runs", run_id).exists()
+def committed_status(root: Path, run_id: str) -> str | None:
+    """The status of a committed run (``ok``, ``diverged``, ``failed``), or None if not done."""
+    path = run_path(root, "runs", run_id)
+    try:
+        return str(pq.read_table(path, columns=["status"]).column("status")[0])
+    except FileNotFoundError:
+        return None
+
+
+def is_done(root: Path, run_id: str) -> bool:
+    """True when the run needs no rerun: committed as ``ok`` or ``diverged`` (a ``failed`` run is
+    retried by the next sweep, since its failure may have been transient)."""
+    return committed_status(root, run_id) in ("ok", "diverged")
+
+
+def committed_ids(root: Path) -> set[str]:
+    """Ids of the runs committed in ``root`` (one directory listing)."""
+    folder = Path(root) / "runs"
+    return {p.stem for p in _files(folder)} if folder.is_dir() else set()
 
 
 def completed_statuses(root: Path) -> dict[str, str]:
@@ -212,8 +229,10 @@ class Results:
         return iter((self.runs, self.steps, self.layers))
 
 
-# config columns joined onto steps and layers by load_results
+# config columns joined onto steps and layers by load_results; the runs table's ``loss`` (the
+# loss function's name) is joined as ``loss_name``, since ``steps.loss`` is the loss value
 JOIN_COLUMNS = ["sweep"] + list(CONFIG_TYPES) + ["status"]
+JOIN_RENAME = {"loss": "loss_name"}
 
 
 def _files(folder: Path) -> list[Path]:
@@ -246,7 +265,8 @@ def load_results(path, join: bool = True) -> Results:
     Only committed runs are returned (a ``steps``/``layers`` file without its ``runs`` row is
     ignored) and leftover temporary files are skipped. Folders that mix result schema versions
     are refused. With ``join``, the config columns of ``runs`` are joined onto ``steps`` and
-    ``layers`` so each row says which depth, loss, activation... it belongs to.
+    ``layers`` so each row says which depth, activation... it belongs to (the loss function's
+    name as ``loss_name``: ``steps.loss`` is the loss value).
     """
     root = check_results_folder(path)
     run_files = _files(root / "runs")
@@ -265,7 +285,7 @@ def load_results(path, join: bool = True) -> Results:
     steps = _read([f for f in _files(root / "steps") if f.stem in done], STEPS_SCHEMA)
     layers = _read([f for f in _files(root / "layers") if f.stem in done], LAYERS_SCHEMA)
     if join and len(runs):
-        cfg = runs[["run_id"] + JOIN_COLUMNS]
+        cfg = runs[["run_id"] + JOIN_COLUMNS].rename(columns=JOIN_RENAME)
         steps = steps.merge(cfg, on="run_id", how="left")
         layers = layers.merge(cfg, on="run_id", how="left")
     return Results(runs, steps, layers, root)

@@ -22,10 +22,24 @@ from mlplab.losses import LOSSES
 SCHEMA_VERSION = 1  # of the result tables; part of every run id
 
 
+# RunSpec field -> the config key a user types
+CONFIG_KEYS = {
+    "depth": "depth", "width": "width", "activation": "activation", "alpha": "activation.alpha",
+    "loss": "loss", "init": "init", "sigma_w": "init.sigma_w", "sigma_b": "init.sigma_b",
+    "lr": "train.lr", "batch_size": "train.batch_size", "epochs": "train.epochs",
+    "weight_decay": "train.weight_decay", "log_every": "train.log_every", "clip": "clip",
+    "clip_threshold": "clip.threshold", "dataset": "data", "n_samples": "data.n_samples",
+    "n_features": "data.n_features", "n_classes": "data.n_classes", "noise": "data.noise",
+    "test_fraction": "data.test_fraction", "standardise": "data.standardise",
+    "data_path": "data.path", "seed": "seed", "dtype": "dtype",
+}
+
+
 class ConfigError(ValueError):
     """A bad input value. ``str(err)`` is the one-line message shown to the user."""
 
     def __init__(self, field: str, value, allowed: str):
+        field = CONFIG_KEYS.get(field, field)
         self.field, self.value, self.allowed = field, value, allowed
         super().__init__(f"invalid config: {field}={value!r}: {allowed}")
 
@@ -88,16 +102,12 @@ def _check(ok: bool, field: str, value, allowed: str) -> None:
         raise ConfigError(field, value, allowed)
 
 
-def validate(spec: RunSpec, names: dict[str, str] | None = None) -> RunSpec:
-    """Check every value that needs no data; raise ``ConfigError`` on the first bad one.
-
-    ``names`` maps a spec field to the name the user typed (e.g. ``lr`` -> ``train.lr``).
-    """
-    names = names or {}
+def validate(spec: RunSpec) -> RunSpec:
+    """Check every value that needs no data; raise ``ConfigError`` on the first bad one."""
     s = spec
 
     def check(field, ok, allowed):
-        _check(ok, names.get(field, field), getattr(s, field), allowed)
+        _check(ok, field, getattr(s, field), allowed)
 
     def one_of(field, registry):
         check(field, getattr(s, field) in registry, f"must be one of {sorted(registry)}")

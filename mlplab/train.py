@@ -48,7 +48,7 @@ def load_data(spec: RunSpec, rng: np.random.Generator | None = None) -> Dataset:
             spec.test_fraction, spec.dtype, spec.standardise, spec.data_path,
         )
     except ValueError as e:
-        raise ConfigError("data", spec.dataset, str(e)) from None
+        raise ConfigError("dataset", spec.dataset, str(e)) from None
     n = len(data.X_train)
     if spec.batch_size != "full" and spec.batch_size > n:
         raise ConfigError("batch_size", spec.batch_size, f"must be <= the {n} training samples (or 'full')")
@@ -219,16 +219,17 @@ def train(net: MLP, data: Dataset, spec: RunSpec, shuffle_rng: np.random.Generat
             rec.steps_done = step
 
 
-def run(spec: RunSpec, root, sweep: str = "", force: bool = False, names: dict | None = None) -> dict:
+def run(spec: RunSpec, root, sweep: str = "", force: bool = False) -> dict:
     """Do one run and write its tables under ``root``; return its ``runs`` row as a dict.
 
-    A run whose ``runs`` file already exists is skipped (its row is read back) unless ``force``.
+    A run already committed as ``ok`` or ``diverged`` is skipped (its row is read back) unless
+    ``force``; a ``failed`` run is done again.
     Raises ``ConfigError`` for bad input before anything is trained or written.
     """
     t0 = time.perf_counter()
-    validate(spec, names)
+    validate(spec)
     run_id = spec.run_id
-    if not force and res.is_complete(root, run_id):
+    if not force and res.is_done(root, run_id):
         row = res.pq.read_table(res.run_path(root, "runs", run_id)).to_pylist()[0]
         row["skipped"] = True
         return row

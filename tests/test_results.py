@@ -1,0 +1,81 @@
+"""Results on disk: readable by any parquet tool, atomic, and refused when they cannot be trusted."""
+
+import json
+
+import pandas as pd
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+import pytest
+
+from mlplab import RunSpec, load_results, run
+from mlplab import results as res
+
+SMALL = dict(depth=1, width=4, n_samples=100, epochs=2, batch_size=20)
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "sweep"
+    for seed in (0, 1):
+        run(RunSpec(**SMALL, seed=seed), root, sweep="t")
+    return root
+
+
+def test_tables_are_plain_parquet_datasets(folder):
+    for table in res.TABLES:
+        direct = pd.read_parquet(folder / table)
+        dataset = ds.dataset(folder / table, format="parquet").to_table()
+        assert len(direct) == dataset.num_rows > 0
+    assert set(pd.read_parquet(folder / "runs").run_id) == {RunSpec(**SMALL, seed=s).run_id for s in (0, 1)}
+    assert json.loads((folder / "mlplab.json").read_text())["schema_version"] == res.SCHEMA_VERSION
+
+
+def test_column_types_are_compact_and_documented(folder):
+    r = load_results(folder)
+    assert str(r.layers.run_id.dtype) == "category" and str(r.runs.activation.dtype) == "category"
+    assert r.layers.layer.dtype == "int16" and r.layers.act_mean.dtype == "float32"
+    assert r.layers.grad_w_norm.dtype == "float64"  # norms keep float64: exploding runs overflow float32
+    assert list(r.steps.columns[:10]) == [f.name for f in res.STEPS_SCHEMA]
+    assert "loss_name" in r.steps.columns and "loss_name" in r.layers.columns
+
+
+def test_leftover_temporary_and_orphan_files_are_ignored(folder):
+    before = load_results(folder)
+    (folder / "layers" / ".abc.parquet.123.tmp").write_bytes(b"PAR1 half a file")
+    (folder / "steps" / ".def.parquet.456.tmp").write_bytes(b"")
+    orphan = RunSpec(**SMALL, seed=7)
+    run(orphan, folder)
+    res.run_path(folder, "runs", orphan.run_id).unlink()  # as if killed before the commit
+    after = load_results(folder)
+    assert len(after.runs) == 2
+    pd.testing.assert_frame_equal(before.steps, after.steps)
+    pd.testing.assert_frame_equal(before.layers, after.layers)
+    assert pd.read_parquet(folder / "layers").shape[0] > len(after.layers)  # the orphan is on disk
+
+
+def test_atomic_write_leaves_no_temporary_file(tmp_path):
+    t = res.to_table({"run_id": ["a"], "step": [0], "epoch": [0], "loss": [1.0], "accuracy": [0.5], "test_loss": [1.0],
+                      "test_accuracy": [0.5], "batch_loss": [1.0], "grad_norm": [1.0], "clipped": [False]}, "steps")
+    res.atomic_write_table(t, tmp_path / "steps" / "a.parquet")
+    assert [p.name for p in (tmp_path / "steps").iterdir()] == ["a.parquet"]
+    assert pq.read_table(tmp_path / "steps" / "a.parquet").num_rows == 1
+
+
+def test_mixed_schema_versions_are_refused(folder):
+    path = next((folder / "runs").glob("*.parquet"))
+    t = pq.read_table(path)
+    pq.write_table(t.replace_schema_metadata({res.META_KEY: b"0"}), path)
+    with pytest.raises(res.ResultsError, match=r"schema versions 0 \(1 runs\), 1 \(1 runs\)"):
+        load_results(folder)
+
+
+@pytest.mark.parametrize("make", ["missing", "empty", "file"])
+def test_a_folder_that_is_not_mlplab_results_is_refused(tmp_path, make):
+    path = tmp_path / "x"
+    if make == "empty":
+        path.mkdir()
+    elif make == "file":
+        path.write_text("not a folder")
+    with pytest.raises(res.ResultsError) as e:
+        load_results(path)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)

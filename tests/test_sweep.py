@@ -1,0 +1,128 @@
+"""Real multirun sweeps through ``python -m mlplab -m``: progress, resume, launchers, faults."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from mlplab import load_results
+from mlplab import results as res
+
+pytestmark = pytest.mark.slow
+
+TINY = ["sweep=smoke", "data.n_samples=120", "width=6", "train.epochs=2", "train.batch_size=24"]
+
+
+def sweep(tmp_path, *args, timeout=300):
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "mlplab", "-m", *TINY, f"results_dir={tmp_path}", *args]
+    return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
+
+
+def metrics(path):
+    """The metric tables, sorted, without what legitimately differs (timings)."""
+    r = load_results(path, join=False)
+    key = ["run_id", "step"]
+    steps = r.steps.sort_values(key).reset_index(drop=True)
+    layers = r.layers.sort_values(key + ["layer"]).reset_index(drop=True)
+    runs = r.runs.drop(columns=[c for c in r.runs if c.endswith("_time_s")]).sort_values("run_id").reset_index(drop=True)
+    for df in (steps, layers, runs):
+        df["run_id"] = df["run_id"].astype(str)
+    return runs, steps, layers
+
+
+def test_multirun_writes_tables_with_progress_and_summary(tmp_path):
+    p = sweep(tmp_path, "depth=0,2", "loss=mse,softmax_ce", "seed=0")
+    assert p.returncode == 0, p.stderr
+    assert "sweep 'smoke': 4 runs, 0 already done, 4 to run" in p.stdout
+    assert re.search(r"\[4/4\]", p.stdout) and "4 ok, 0 diverged, 0 failed, 0 missing" in p.stdout
+    r = load_results(tmp_path / "smoke")
+    assert len(r.runs) == 4 and set(r.runs.depth) == {0, 2} and set(r.runs.loss) == {"mse", "softmax_ce"}
+    assert set(r.runs.status) == {"ok"} and set(r.runs.sweep) == {"smoke"}
+    assert len(r.layers) == sum(len(r.steps[r.steps.run_id == i]) * (d + 1) for i, d in zip(r.runs.run_id, r.runs.depth))
+    for col in ["grad_w_norm", "grad_b_norm", "weight_norm", "update_ratio", "act_mean", "act_std", "sat_frac"]:
+        assert r.layers.query("step == 0")[col].notna().all()
+    assert r.steps.query("step == 0")[["loss", "accuracy", "grad_norm"]].notna().all(axis=None)
+    # Hydra's own files sit beside the tables, not inside them
+    assert (tmp_path / "smoke" / "hydra").is_dir()
+    assert all(p.suffix == ".parquet" for t in res.TABLES for p in (tmp_path / "smoke" / t).iterdir())
+
+
+def test_rerun_skips_done_runs_and_extending_runs_only_new_points(tmp_path):
+    assert sweep(tmp_path, "depth=1", "loss=mse", "seed=0,1").returncode == 0
+    first = metrics(tmp_path / "smoke")
+    p = sweep(tmp_path, "depth=1", "loss=mse", "seed=0,1")
+    assert "2 runs, 2 already done, 0 to run" in p.stdout and p.stdout.count("already done") == 3
+    p = sweep(tmp_path, "depth=1", "loss=mse", "seed=0,1,2")
+    assert "3 runs, 2 already done, 1 to run" in p.stdout
+    r = load_results(tmp_path / "smoke")
+    assert len(r.runs) == 3 and r.runs.run_id.is_unique
+    later = metrics(tmp_path / "smoke")
+    pd.testing.assert_frame_equal(first[1], later[1][later[1].run_id.isin(first[1].run_id)].reset_index(drop=True))
+    p = sweep(tmp_path, "depth=1", "loss=mse", "seed=0", "force=true")
+    assert "1 runs, 1 already done, all to run" in p.stdout and "ok in" in p.stdout
+
+
+def test_launchers_and_job_counts_give_bit_identical_metrics(tmp_path):
+    grid = ["depth=1,3", "loss=bce,softmax_ce", "activation=sigmoid,relu", "seed=0"]
+    outs = {}
+    for name, launcher in [("basic", ["hydra/launcher=basic"]), ("joblib1", ["hydra.launcher.n_jobs=1"]), ("joblib2", ["hydra.launcher.n_jobs=2"])]:
+        p = sweep(tmp_path / name, *grid, *launcher)
+        assert p.returncode == 0, p.stderr
+        outs[name] = metrics(tmp_path / name / "smoke")
+    for name in ("joblib1", "joblib2"):
+        for a, b in zip(outs["basic"], outs[name]):
+            pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_a_failing_run_does_not_stop_the_sweep(tmp_path):
+    # width 10^9 passes validation but cannot be allocated: a genuine fault inside one run
+    p = sweep(tmp_path, "depth=1", "loss=mse", "seed=0", "width=4,1000000000")
+    assert p.returncode == 1
+    assert "1 ok, 0 diverged, 1 failed, 0 missing" in p.stdout
+    r = load_results(tmp_path / "smoke")
+    failed = r.runs[r.runs.status == "failed"]
+    assert len(failed) == 1 and "MemoryError" in failed.reason.iloc[0]
+
+
+def test_a_bad_value_stops_the_whole_sweep_before_any_training(tmp_path):
+    p = sweep(tmp_path, "depth=1,-2", "loss=mse", "seed=0")
+    assert p.returncode == 2
+    assert p.stderr.strip().splitlines() == ["mlplab: invalid config: depth=-2: must be an integer >= 0 (in job depth=-2 loss=mse seed=0 sweep=smoke data.n_samples=120 width=6 train.epochs=2 train.batch_size=24 results_dir=" + str(tmp_path) + ")"]
+    assert not (tmp_path / "smoke" / "runs").exists()
+
+
+def test_sigkill_mid_sweep_then_rerun_recovers_every_run_exactly_once(tmp_path):
+    grid = ["depth=2,4,6", "loss=mse,bce", "seed=0,1", "data.n_samples=600", "train.epochs=12", "train.batch_size=8"]
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    cmd = [sys.executable, "-m", "mlplab", "-m", *TINY, f"results_dir={killed}", *grid, "hydra.launcher.n_jobs=2"]
+    proc = subprocess.Popen(cmd, cwd=killed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    runs_dir = killed / "smoke" / "runs"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(runs_dir.glob("*.parquet")) if runs_dir.is_dir() else []) < 3:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_at_kill = len(list(runs_dir.glob("*.parquet")))
+    assert 3 <= done_at_kill < 12, "the kill must land mid-sweep"
+    time.sleep(0.5)
+    assert len(list(runs_dir.glob("*.parquet"))) == done_at_kill  # nothing runs on after the kill
+    load_results(killed / "smoke")  # a killed sweep's folder is readable as it is
+
+    p = sweep(killed, *grid)
+    assert p.returncode == 0, p.stderr
+    assert f"12 runs, {done_at_kill} already done, {12 - done_at_kill} to run" in p.stdout
+
+    clean = tmp_path / "clean"
+    assert sweep(clean, *grid, "hydra/launcher=basic").returncode == 0
+    got, want = metrics(killed / "smoke"), metrics(clean / "smoke")
+    assert got[0].run_id.is_unique and len(got[0]) == 12
+    assert set(got[0].run_id) == set(want[0].run_id)
+    for a, b in zip(got, want):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)

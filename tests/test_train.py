@@ -1,0 +1,141 @@
+"""One run end to end through the plain function under the CLI: tables, statuses, determinism."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mlplab
+from mlplab import MLP, RunSpec, load_results, run
+from mlplab.train import Schedule, build_network, load_data, rngs
+
+SMALL = dict(depth=2, width=8, n_samples=200, epochs=6, batch_size=16)
+
+
+def test_run_writes_three_tables_with_at_least_50_points(tmp_path):
+    row = run(RunSpec(**SMALL), tmp_path)
+    assert row["status"] == "ok" and not row["skipped"]
+    r = load_results(tmp_path)
+    assert len(r.runs) == 1 and r.runs.run_id[0] == RunSpec(**SMALL).run_id
+    n_steps = 6 * math.ceil(160 / 16)
+    assert row["n_steps"] == row["steps_done"] == n_steps
+    assert len(r.steps) >= 50 and r.steps.step.iloc[0] == 0
+    assert len(r.layers) == len(r.steps) * 3
+    assert list(r.layers.layer.unique()) == [1, 2, 3]
+    assert list(r.layers.query("step == 0").fan_in) == [8, 8, 8]
+    assert list(r.layers.query("step == 0").fan_out) == [8, 8, 3]
+    assert not r.steps.query("step == 0").drop(columns=["data_path"]).isna().any(axis=None)
+    assert not r.layers.query("step == 0").drop(columns=["data_path"]).isna().any(axis=None)
+    assert r.runs.final_loss[0] < r.steps.loss.iloc[0]  # SGD made progress
+
+
+def test_step_zero_norms_are_the_gradient_of_the_first_minibatch(tmp_path):
+    spec = RunSpec(**SMALL)
+    run(spec, tmp_path)
+    layers = load_results(tmp_path).layers.query("step == 0").sort_values("layer")
+    rng_data, rng_init, rng_shuffle = rngs(spec.seed)
+    data = load_data(spec, rng_data)
+    net = build_network(spec, data, rng_init)
+    idx = rng_shuffle.permutation(len(data.X_train))[:16]
+    g = net.gradients(data.X_train[idx], data.Y_train[idx])
+    assert np.allclose(layers.grad_w_norm, [np.linalg.norm(d) for d in g.dW], rtol=1e-12)
+    assert np.allclose(layers.grad_b_norm, [np.linalg.norm(d) for d in g.db], rtol=1e-12)
+    assert np.allclose(layers.weight_norm, [np.linalg.norm(W) for W in net.weights], rtol=1e-12)
+    # update_ratio = ‖ΔW‖/‖W‖ with ΔW = −η ∂C/∂W (no clipping, no decay)
+    assert np.allclose(layers.update_ratio, [spec.lr * np.linalg.norm(d) / np.linalg.norm(W) for d, W in zip(g.dW, net.weights)], rtol=1e-6)
+
+
+def test_same_config_and_seed_give_identical_numbers(tmp_path):
+    a = run(RunSpec(**SMALL), tmp_path / "a")
+    b = run(RunSpec(**SMALL), tmp_path / "b")
+    ra, rb = load_results(tmp_path / "a"), load_results(tmp_path / "b")
+    pd.testing.assert_frame_equal(ra.layers, rb.layers)
+    pd.testing.assert_frame_equal(ra.steps, rb.steps)
+    assert a["final_loss"] == b["final_loss"]
+    c = run(RunSpec(**{**SMALL, "seed": 1}), tmp_path / "c")
+    assert c["final_loss"] != a["final_loss"]
+
+
+def test_rerun_is_skipped_and_force_redoes_it(tmp_path):
+    first = run(RunSpec(**SMALL), tmp_path)
+    again = run(RunSpec(**SMALL), tmp_path)
+    assert again["skipped"] and again["final_loss"] == first["final_loss"]
+    forced = run(RunSpec(**SMALL), tmp_path, force=True)
+    assert not forced["skipped"] and forced["final_loss"] == first["final_loss"]
+    assert len(load_results(tmp_path).runs) == 1
+
+
+EXPLODING = dict(depth=8, width=32, activation="relu", init="large", loss="softmax_ce", lr=1.0, epochs=2, n_samples=200, batch_size=16)
+
+
+def test_divergence_is_recorded_as_data_without_warnings(tmp_path):
+    row = run(RunSpec(**EXPLODING), tmp_path)  # pytest turns any RuntimeWarning into an error
+    assert row["status"] == "diverged"
+    assert "layer" in row["reason"] or "loss" in row["reason"]
+    r = load_results(tmp_path)
+    assert r.runs.status[0] == "diverged"
+    assert r.steps.step.max() == row["diverged_step"] < row["n_steps"]
+    last = r.steps[r.steps.step == row["diverged_step"]]
+    assert not np.isfinite(last.grad_norm).all() or not np.isfinite(last.loss).all()
+    assert np.isfinite(r.steps.query("step == 0").grad_norm).all()
+
+
+def test_norm_clipping_tames_the_same_run(tmp_path):
+    row = run(RunSpec(**EXPLODING, clip="norm", clip_threshold=1.0), tmp_path)
+    steps = load_results(tmp_path).steps
+    assert steps.clipped.any()
+    assert row["status"] in ("ok", "diverged")
+    if row["status"] == "ok":
+        assert np.isfinite(row["final_loss"])
+
+
+def test_an_exception_in_a_run_is_recorded_as_failed_with_rows_kept(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    original = MLP._backward
+
+    def flaky(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 20:
+            raise FloatingPointError("injected fault")
+        return original(self, *a, **k)
+
+    monkeypatch.setattr(MLP, "_backward", flaky)
+    row = run(RunSpec(**{**SMALL, "log_every": 1}), tmp_path)
+    assert row["status"] == "failed" and row["reason"] == "FloatingPointError: injected fault"
+    r = load_results(tmp_path)
+    assert r.runs.status[0] == "failed" and r.runs.steps_done[0] == 19
+    assert list(r.steps.step) == list(range(19))  # the rows before the fault are kept
+    monkeypatch.undo()
+    again = run(RunSpec(**{**SMALL, "log_every": 1}), tmp_path)  # failed runs are retried
+    assert again["status"] == "ok" and not again["skipped"]
+
+
+@pytest.mark.parametrize("batch_size,steps_per_epoch", [(1, 160), ("full", 1), (50, 4)])
+def test_batch_sizes(batch_size, steps_per_epoch):
+    s = Schedule.of(RunSpec(**{**SMALL, "batch_size": batch_size}), 160)
+    assert s.steps_per_epoch == steps_per_epoch and s.n_steps == 6 * steps_per_epoch
+    assert math.ceil(s.n_steps / s.log_every) >= min(50, s.n_steps)
+
+
+def test_full_batch_gradient_descent_and_float32(tmp_path):
+    row = run(RunSpec(**{**SMALL, "batch_size": "full", "dtype": "float32", "epochs": 60}), tmp_path)
+    r = load_results(tmp_path)
+    assert row["status"] == "ok" and row["batch_size"] == 160 and r.runs.full_batch[0]
+    assert r.runs.dtype[0] == "float32" and len(r.steps) == 60
+    assert (np.diff(r.steps.loss) < 0).mean() > 0.9  # full-batch GD at a small lr descends
+
+
+def test_weight_decay_shrinks_weights(tmp_path):
+    base = run(RunSpec(**SMALL), tmp_path / "a")
+    decayed = run(RunSpec(**{**SMALL, "weight_decay": 0.05}), tmp_path / "b")
+    wa = load_results(tmp_path / "a").layers
+    wb = load_results(tmp_path / "b").layers
+    last = wa.step.max()
+    assert wb.query("step == @last").weight_norm.sum() < wa.query("step == @last").weight_norm.sum()
+    assert base["run_id"] != decayed["run_id"]
+
+
+def test_version_is_recorded(tmp_path):
+    run(RunSpec(**SMALL), tmp_path)
+    assert load_results(tmp_path).runs.mlplab_version[0] == mlplab.__version__
