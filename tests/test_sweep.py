@@ -57,7 +57,8 @@ def test_rerun_skips_done_runs_and_extending_runs_only_new_points(tmp_path):
     assert sweep(tmp_path, "depth=1", "loss=mse", "seed=0,1").returncode == 0
     first = metrics(tmp_path / "smoke")
     p = sweep(tmp_path, "depth=1", "loss=mse", "seed=0,1")
-    assert "2 runs, 2 already done, 0 to run" in p.stdout and p.stdout.count("already done") == 3
+    assert "2 runs, 2 already done, 0 to run" in p.stdout and "2 ok, 0 diverged" in p.stdout
+    assert "Launching jobs" not in p.stdout  # a complete sweep launches nothing
     p = sweep(tmp_path, "depth=1", "loss=mse", "seed=0,1,2")
     assert "3 runs, 2 already done, 1 to run" in p.stdout
     r = load_results(tmp_path / "smoke")
