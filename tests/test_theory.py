@@ -1,0 +1,155 @@
+"""Mean-field theory: exact cases, quadrature against an independent integral, fixed points, and
+the predicted per-layer shrinkage of ‖δ^l‖ against wide random networks."""
+
+import math
+
+import numpy as np
+import pytest
+
+from mlplab import MLP, theory
+from mlplab.activations import ACTIVATIONS, get_activation
+from mlplab.init import INITS
+
+# a fine trapezoid grid on the Gaussian density: the reference for the quadrature
+U = np.linspace(-60.0, 60.0, 600_001)
+PDF = np.exp(-0.5 * U * U) / math.sqrt(2.0 * math.pi)
+
+
+def trapezoid_expectation(f, q):
+    """E_z[f(√q z)] = ∫ f(√q u) N(u; 0, 1) du on a fine grid (independent of the module)."""
+    return float(np.trapezoid(f(math.sqrt(q) * U) * PDF, U))
+
+
+@pytest.mark.parametrize("sigma_b", [0.0, 0.7])
+@pytest.mark.parametrize("sigma_w", [0.5, 1.0, math.sqrt(2.0), 2.0, 3.0])
+def test_relu_chi1_is_half_sigma_w_squared(sigma_w, sigma_b):
+    assert theory.chi1("relu", sigma_w, sigma_b) == pytest.approx(sigma_w**2 / 2, rel=1e-13)
+    alpha = get_activation("leaky_relu").alpha
+    assert theory.chi1("leaky_relu", sigma_w, sigma_b) == pytest.approx(sigma_w**2 * (1 + alpha**2) / 2, rel=1e-13)
+
+
+def test_he_init_is_critical_for_relu():
+    sw, sb = theory.effective_sigmas("he_normal", 100, 100)
+    assert theory.chi1("relu", sw, sb) == pytest.approx(1.0, rel=1e-13)
+
+
+def test_sigmoid_chi1_value():
+    c = theory.chi1("sigmoid", 1.0, 0.0)
+    assert c == pytest.approx(0.0557, abs=5e-5)
+    assert 1 / math.sqrt(c) == pytest.approx(4.24, abs=0.01)  # ‖δ‖ shrinks ≈ 4.2× per layer
+
+
+@pytest.mark.parametrize("q", [0.05, 0.5, 1.0, 1.7, 4.0, 20.0, 300.0])
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
+def test_quadrature_matches_trapezoid(activation, q):
+    act = get_activation(activation)
+    for f in (lambda u: act.fn(u) ** 2, lambda u: act.grad(u) ** 2):
+        assert theory.gaussian_expectation(f, q) == pytest.approx(trapezoid_expectation(f, q), rel=1e-9)
+    sw, sb = 1.3, 0.4
+    ref_len = sw**2 * trapezoid_expectation(lambda u: act.fn(u) ** 2, q) + sb**2
+    assert theory.length_map(q, activation, sw, sb) == pytest.approx(ref_len, rel=1e-9)
+    ref_chi = sw**2 * trapezoid_expectation(lambda u: act.grad(u) ** 2, q)
+    assert theory.chi(q, activation, sw) == pytest.approx(ref_chi, rel=1e-9)
+
+
+@pytest.mark.parametrize("q", [0.01, 1.0, 50.0])
+def test_relu_length_map_is_exact(q):
+    """E[relu(√q z)²] = q/2, E[leaky(√q z)²] = q(1 + α²)/2."""
+    alpha = get_activation("leaky_relu").alpha
+    assert theory.length_map(q, "relu", 1.5, 0.3) == pytest.approx(1.5**2 * q / 2 + 0.09, rel=1e-13)
+    assert theory.length_map(q, "leaky_relu", 1.0, 0.0) == pytest.approx(q * (1 + alpha**2) / 2, rel=1e-13)
+
+
+@pytest.mark.parametrize(
+    "activation,sigma_w,sigma_b",
+    [("sigmoid", 1.0, 0.0), ("sigmoid", 4.0, 1.0), ("tanh", 1.0, 1.0), ("tanh", 2.5, 0.2), ("tanh", 1.0, 0.0),
+     ("relu", 1.0, 1.0), ("leaky_relu", 1.2, 0.3)],
+)
+def test_q_star_is_a_fixed_point(activation, sigma_w, sigma_b):
+    q = theory.q_star(activation, sigma_w, sigma_b)
+    assert math.isfinite(q) and q >= 0
+    assert theory.length_map(q, activation, sigma_w, sigma_b) == pytest.approx(q, rel=1e-9, abs=1e-12)
+    # reached from either side
+    for q0 in (0.01, 25.0):
+        assert theory.q_star(activation, sigma_w, sigma_b, q0=q0) == pytest.approx(q, rel=1e-7, abs=1e-12)
+    assert theory.chi1(activation, sigma_w, sigma_b) == pytest.approx(theory.chi(q, activation, sigma_w), rel=1e-12)
+
+
+def test_relu_q_star_closed_form():
+    assert theory.q_star("relu", 1.0, 1.0) == pytest.approx(1.0 / (1 - 0.5), rel=1e-13)
+    assert theory.q_star("relu", 1.2, 0.5) == pytest.approx(0.25 / (1 - 0.72), rel=1e-13)
+    assert theory.q_star("relu", 1.6, 0.5) == math.inf  # σ_w²/2 = 1.28 > 1: lengths grow without bound
+    assert theory.q_star("relu", math.sqrt(2.0), 0.0, q0=3.0) == pytest.approx(3.0)  # critical: every q is fixed
+
+
+def test_tanh_critical_line():
+    """tanh with σ_b = 0: q* = 0 and χ1 = σ_w² (ordered for σ_w < 1); σ_w > 1 gives q* > 0."""
+    assert theory.q_star("tanh", 0.8, 0.0) == pytest.approx(0.0, abs=1e-12)
+    assert theory.chi1("tanh", 0.8, 0.0) == pytest.approx(0.64, rel=1e-12)
+    assert theory.q_star("tanh", 1.5, 0.0) > 0.1
+    assert theory.chi1("tanh", 1.0, 1.0) < 1 < theory.chi1("tanh", 2.5, 0.2)
+
+
+def test_profile_follows_the_length_map():
+    p = theory.profile("sigmoid", 1.2, 0.5, depth=5, q0=0.7)
+    assert list(p.layer) == [1, 2, 3, 4, 5]
+    assert p.q.iloc[0] == pytest.approx(1.2**2 * 0.7 + 0.25)
+    for l in range(1, 5):
+        assert p.q.iloc[l] == pytest.approx(theory.length_map(p.q.iloc[l - 1], "sigmoid", 1.2, 0.5))
+    assert np.allclose(p.chi, [theory.chi(q, "sigmoid", 1.2) for q in p.q])
+    assert np.allclose(p.ratio, np.sqrt(p.chi))
+    assert p.rel_to_last.iloc[-1] == 1.0
+    assert p.rel_to_last.iloc[0] == pytest.approx(np.prod(p.ratio.iloc[:-1]))
+    assert p.q.iloc[-1] == pytest.approx(theory.q_star("sigmoid", 1.2, 0.5), rel=1e-3)
+
+
+@pytest.mark.parametrize("init", sorted(INITS))
+def test_effective_sigmas_match_the_initialisers(init):
+    """Var W^l = σ_w²/fan_in and Var b^l = σ_b² of the draws of mlplab.init."""
+    fan_in, fan_out = 300, 200
+    sw, sb = theory.effective_sigmas(init, fan_in, fan_out, sigma_w=1.7, sigma_b=0.6)
+    W, b = INITS[init](np.random.default_rng(7), fan_in, fan_out, 1.7, 0.6)
+    assert W.var() * fan_in == pytest.approx(sw**2, rel=0.02)
+    b_big = np.concatenate([INITS[init](np.random.default_rng(s), 2, 2000, 1.7, 0.6)[1] for s in range(5)])
+    assert b_big.var() == pytest.approx(sb**2, rel=0.05, abs=1e-12)
+
+
+def test_every_activation_has_a_chi1():
+    table = theory.chi1_table(width=30)
+    assert set(table.activation) == set(ACTIVATIONS)
+    assert set(table.init) == set(INITS)
+    assert (table.chi1 > 0).all() and np.isfinite(table.chi1).all()
+
+
+# -- measured: wide random networks at initialisation ------------------------------------------
+def measured_ratios(activation, sigma_w, sigma_b, width=384, depth=6, m=64, seeds=6):
+    """√(mean ‖δ^l_x‖² / mean ‖δ^(l+1)_x‖²) over single samples x and seeds, hidden l = 1..depth−1.
+
+    δ^l_x = ∂C_x/∂b^l is one sample's bias gradient (a row of Gradients.delta, up to the common
+    factor 1/m). Inputs are N(0, 1) in n_0 = width dimensions, so q^0 ≈ 1.
+    """
+    sq = np.zeros(depth)
+    for seed in range(seeds):
+        rng = np.random.default_rng(1000 + seed)
+        sizes = [width] * (depth + 1) + [10]
+        net = MLP(sizes, activation, "mse", "normal", seed=seed, sigma_w=sigma_w, sigma_b=sigma_b)
+        X = rng.standard_normal((m, width))
+        Y = np.eye(10)[rng.integers(0, 10, m)]
+        g = net.gradients(X, Y)
+        sq += [(g.delta[l] ** 2).sum() for l in range(depth)]
+    return np.sqrt(sq[:-1] / sq[1:])
+
+
+@pytest.mark.parametrize(
+    "activation,sigma_w,sigma_b",
+    [("sigmoid", 1.0, 0.0), ("sigmoid", 1.0, 1.0), ("tanh", 1.0, 0.0), ("tanh", 1.5, 0.5),
+     ("relu", math.sqrt(2.0), 0.0), ("relu", 1.0, 1.0), ("leaky_relu", 1.2, 0.3)],
+)
+def test_measured_layer_ratios_match_sqrt_chi(activation, sigma_w, sigma_b):
+    """Tolerance: 6% per consecutive-layer ratio, 3% on average (finite width 384, 384 samples)."""
+    depth = 6
+    measured = measured_ratios(activation, sigma_w, sigma_b, depth=depth)
+    predicted = theory.profile(activation, sigma_w, sigma_b, depth, q0=1.0).ratio.to_numpy()[:-1]
+    rel = np.abs(measured / predicted - 1)
+    assert rel.max() < 0.06, (measured, predicted)
+    assert rel.mean() < 0.03, (measured, predicted)
