@@ -93,8 +93,9 @@ def debug_requested(argv: list[str]) -> bool:
 
 
 def entry() -> None:
-    """``python -m mlplab``: Hydra's errors (unknown option, wrong type) become one line on
-    stderr and exit code 2; ``debug=true`` (or MLPLAB_DEBUG=1) shows the full traceback."""
+    """``python -m mlplab``: errors become one line on stderr, with exit code 2 for bad input
+    (Hydra's unknown option or wrong type included) and 1 for anything else (e.g. a sweep worker
+    killed); ``debug=true`` (or MLPLAB_DEBUG=1) shows the full traceback."""
     debug = debug_requested(sys.argv[1:])
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
     try:
@@ -102,7 +103,11 @@ def entry() -> None:
     except Exception as e:  # noqa: BLE001 - every error leaves as one line unless debugging
         if debug:
             raise
-        fail(one_line(e))
+        from hydra.errors import HydraException
+        from omegaconf.errors import OmegaConfBaseException
+
+        bad_input = isinstance(e, (ConfigError, HydraException, OmegaConfBaseException))
+        fail(one_line(e), 2 if bad_input else 1)
 
 
 class PlanError(ValueError):

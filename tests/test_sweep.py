@@ -98,23 +98,53 @@ def test_a_bad_value_stops_the_whole_sweep_before_any_training(tmp_path):
     assert not (tmp_path / "smoke" / "runs").exists()
 
 
-def test_sigkill_mid_sweep_then_rerun_recovers_every_run_exactly_once(tmp_path):
-    grid = ["depth=2,4,6", "loss=mse,bce", "seed=0,1", "data.n_samples=600", "train.epochs=12", "train.batch_size=8"]
+def children(pid):
+    """Child process ids of ``pid`` (Linux /proc)."""
+    out = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            out += [int(c) for c in f.read().split()]
+    return out
+
+
+def worker_pids(pid):
+    """The joblib (loky) worker processes of a sweep."""
+    pids = []
+    for c in children(pid):
+        with open(f"/proc/{c}/cmdline", "rb") as f:
+            cmd = f.read()
+        if b"resource_tracker" not in cmd:
+            pids.append(c)
+    return pids
+
+
+GRID = ["depth=2,4,6", "loss=mse,bce", "seed=0,1", "width=32", "data.n_samples=1000", "train.epochs=12", "train.batch_size=8"]
+
+
+@pytest.mark.parametrize("victim", ["whole sweep", "one job"])
+def test_sigkill_mid_sweep_then_rerun_recovers_every_run_exactly_once(tmp_path, victim):
     killed = tmp_path / "killed"
     killed.mkdir()
-    cmd = [sys.executable, "-m", "mlplab", "-m", *TINY, f"results_dir={killed}", *grid, "hydra.launcher.n_jobs=2"]
-    proc = subprocess.Popen(cmd, cwd=killed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    cmd = [sys.executable, "-m", "mlplab", "-m", *TINY, f"results_dir={killed}", *GRID, "hydra.launcher.n_jobs=2"]
+    proc = subprocess.Popen(cmd, cwd=killed, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     runs_dir = killed / "smoke" / "runs"
     deadline = time.time() + 120
     while time.time() < deadline and len(list(runs_dir.glob("*.parquet")) if runs_dir.is_dir() else []) < 3:
-        time.sleep(0.05)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+        time.sleep(0.02)
+    if victim == "whole sweep":
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+    else:
+        os.kill(worker_pids(proc.pid)[0], signal.SIGKILL)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 1 and len(err.strip().splitlines()) == 1, err  # one line, no traceback
+        os.killpg(proc.pid, signal.SIGKILL)  # the other worker, if it lingers
     done_at_kill = len(list(runs_dir.glob("*.parquet")))
     assert 3 <= done_at_kill < 12, "the kill must land mid-sweep"
     time.sleep(0.5)
     assert len(list(runs_dir.glob("*.parquet"))) == done_at_kill  # nothing runs on after the kill
     load_results(killed / "smoke")  # a killed sweep's folder is readable as it is
+    grid = GRID
 
     p = sweep(killed, *grid)
     assert p.returncode == 0, p.stderr
