@@ -60,10 +60,14 @@ def load_data(spec: RunSpec, rng: np.random.Generator | None = None) -> Dataset:
     return data
 
 
+def layer_sizes(spec: RunSpec, data: Dataset) -> list[int]:
+    """[n_0, n_1, ..., n_L]: the data's features, ``depth`` hidden layers of ``width``, the classes."""
+    return [data.n_features] + [spec.width] * spec.depth + [data.n_classes]
+
+
 def build_network(spec: RunSpec, data: Dataset, rng) -> MLP:
-    sizes = [data.n_features] + [spec.width] * spec.depth + [data.n_classes]
     return MLP(
-        sizes, spec.activation, spec.loss, spec.init, rng,
+        layer_sizes(spec, data), spec.activation, spec.loss, spec.init, rng,
         sigma_w=spec.sigma_w, sigma_b=spec.sigma_b, dtype=spec.dtype, alpha=spec.alpha,
     )
 
@@ -226,6 +230,8 @@ def run(spec: RunSpec, root, sweep: str = "", force: bool = False) -> dict:
     ``force``; a ``failed`` run is done again.
     Raises ``ConfigError`` for bad input before anything is trained or written.
     """
+    from mlplab import __version__
+
     t0 = time.perf_counter()
     validate(spec)
     run_id = spec.run_id
@@ -241,16 +247,16 @@ def run(spec: RunSpec, root, sweep: str = "", force: bool = False) -> dict:
         run_id=run_id, sweep=sweep, batch_size=sched.batch_size, full_batch=spec.batch_size == "full",
         log_every=sched.log_every, n_steps=sched.n_steps, diverged_step=None, reason=None,
         final_loss=math.nan, final_accuracy=math.nan, final_test_loss=math.nan, final_test_accuracy=math.nan,
-        mlplab_version=__import__("mlplab").__version__, numpy_version=np.__version__,
-        schema_version=res.SCHEMA_VERSION,
+        mlplab_version=__version__, numpy_version=np.__version__, schema_version=res.SCHEMA_VERSION,
     )
-    rec = None
+    sizes = layer_sizes(spec, data)
+    rec = Record(len(sizes) - 1, sched.n_steps // sched.log_every + 2, sizes)
+    t1 = time.perf_counter()
     with threadpool_limits(limits=1), np.errstate(over="ignore", invalid="ignore"):
         # overflow and inf-inf are expected in exploding runs; they are caught as divergence
         # (non-finite norms and losses) right where they arise, not silenced elsewhere.
         try:
             net = build_network(spec, data, rng_init)
-            rec = Record(net.L, sched.n_steps // sched.log_every + 2, net.sizes)
             t1 = time.perf_counter()
             train(net, data, spec, rng_shuffle, sched, rec)
             row["status"] = "ok"
@@ -263,9 +269,6 @@ def run(spec: RunSpec, root, sweep: str = "", force: bool = False) -> dict:
         except Exception as e:  # noqa: BLE001 - any fault of one run is recorded, the sweep goes on
             row.update(status="failed", reason=f"{type(e).__name__}: {e}")
         t2 = time.perf_counter()
-    if rec is None:
-        rec = Record(spec.depth + 1, 0, [0] * (spec.depth + 2))
-        t1 = t2
     layers, steps = rec.tables(run_id)
     row.update(steps_done=rec.steps_done, setup_time_s=t1 - t0, train_time_s=t2 - t1)
     # write_time_s covers the two large tables; the one-row runs file (the commit) comes last
