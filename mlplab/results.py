@@ -189,6 +189,8 @@ def committed_status(root: Path, run_id: str) -> str | None:
         return str(pq.read_table(path, columns=["status"]).column("status")[0])
     except FileNotFoundError:
         return None
+    except (OSError, pa.ArrowException, KeyError, IndexError):
+        return None  # unreadable (e.g. truncated by hand): the run is done again, overwriting it
 
 
 def is_done(root: Path, run_id: str) -> bool:
@@ -239,10 +241,24 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob("*.parquet") if not p.name.startswith((".", "_")))
 
 
+def _unreadable(f: Path, e: Exception) -> ResultsError:
+    return ResultsError(
+        f"results file={str(f)!r} cannot be read ({' '.join(str(e).split())}): rerun the sweep "
+        f"to redo run {f.stem}, or delete the file"
+    )
+
+
+def _read_file(f: Path, schema: pa.Schema) -> pa.Table:
+    try:
+        return pq.read_table(f, schema=schema)
+    except (OSError, pa.ArrowException) as e:
+        raise _unreadable(f, e) from None
+
+
 def _read(files: list[Path], schema: pa.Schema) -> pd.DataFrame:
     if not files:
         return schema.empty_table().to_pandas()
-    tables = [pq.read_table(f, schema=schema) for f in files]
+    tables = [_read_file(f, schema) for f in files]
     table = pa.concat_tables(tables).unify_dictionaries().combine_chunks()
     return table.to_pandas()
 
@@ -272,7 +288,10 @@ def load_results(path, join: bool = True) -> Results:
     run_files = _files(root / "runs")
     versions: dict[str, list[str]] = {}
     for f in run_files:
-        meta = pq.read_schema(f).metadata or {}
+        try:
+            meta = pq.read_schema(f).metadata or {}
+        except (OSError, pa.ArrowException) as e:
+            raise _unreadable(f, e) from None
         versions.setdefault(meta.get(META_KEY, b"?").decode(), []).append(f.name)
     if len(versions) > 1 or (versions and str(SCHEMA_VERSION) not in versions):
         found = ", ".join(f"{v} ({len(fs)} runs)" for v, fs in sorted(versions.items()))

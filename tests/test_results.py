@@ -79,3 +79,22 @@ def test_a_folder_that_is_not_mlplab_results_is_refused(tmp_path, make):
     with pytest.raises(res.ResultsError) as e:
         load_results(path)
     assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("table", res.TABLES)
+def test_a_truncated_file_is_named_and_the_rerun_repairs_it(folder, table):
+    spec = RunSpec(**SMALL, seed=0)
+    path = res.run_path(folder, table, spec.run_id)
+    good = pq.read_table(path)
+    path.write_bytes(path.read_bytes()[:40])  # truncated, e.g. copied from a full disk
+    with pytest.raises(res.ResultsError) as e:
+        load_results(folder)
+    assert str(path) in str(e.value) and "rerun the sweep" in str(e.value) and "\n" not in str(e.value)
+    row = run(spec, folder, sweep="t")
+    if table == "runs":  # an unreadable commit record means "not done": the run is redone
+        assert not row["skipped"]
+    else:  # the commit record is intact: skipping is right, forcing repairs the table
+        assert row["skipped"]
+        run(spec, folder, sweep="t", force=True)
+    assert pq.read_table(path).equals(good) if table != "runs" else pq.read_table(path).num_rows == 1
+    assert len(load_results(folder).runs) == 2

@@ -1,0 +1,62 @@
+"""Data sets and initialisers: shapes, seeding, the distributions they promise."""
+
+import numpy as np
+import pytest
+
+from mlplab.data import DATASETS, make_dataset
+from mlplab.init import INITS, get_init
+
+SYNTHETIC = ["blobs", "spirals"]
+
+
+@pytest.mark.parametrize("name", SYNTHETIC)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_synthetic_sets_are_one_hot_split_and_seeded(name, dtype):
+    d = make_dataset(name, np.random.default_rng(3), n_samples=500, n_features=4, n_classes=5, test_fraction=0.2, dtype=dtype)
+    assert d.X_train.shape == (400, 4) and d.X_test.shape == (100, 4)
+    assert d.Y_train.shape == (400, 5) and d.X_train.dtype == dtype and d.Y_train.dtype == dtype
+    assert np.all(d.Y_train.sum(axis=1) == 1) and set(np.unique(d.Y_train)) == {0.0, 1.0}
+    assert len(np.unique(d.Y_train.argmax(axis=1))) == 5  # every class present
+    assert np.allclose(d.X_train.mean(axis=0), 0, atol=1e-6) and np.allclose(d.X_train.std(axis=0), 1, atol=1e-4)
+    again = make_dataset(name, np.random.default_rng(3), n_samples=500, n_features=4, n_classes=5, dtype=dtype)
+    other = make_dataset(name, np.random.default_rng(4), n_samples=500, n_features=4, n_classes=5, dtype=dtype)
+    assert np.array_equal(d.X_train, again.X_train) and not np.array_equal(d.X_train, other.X_train)
+
+
+def test_digits_are_the_8x8_images():
+    pytest.importorskip("sklearn")
+    d = make_dataset("digits", np.random.default_rng(0), n_samples=1797, test_fraction=0.2, standardise=False)
+    assert d.n_features == 64 and d.n_classes == 10 and len(d.X_train) + len(d.X_test) == 1797
+    assert d.X_train.min() >= 0 and d.X_train.max() <= 1
+
+
+def test_file_data_keeps_targets_or_one_hot_encodes_labels(tmp_path, rng):
+    X = rng.standard_normal((30, 3))
+    np.savez(tmp_path / "a.npz", X=X, labels=np.arange(30) % 3)
+    d = make_dataset("file", rng, test_fraction=0.1, path=str(tmp_path / "a.npz"))
+    assert d.Y_train.shape == (27, 3) and np.all(d.Y_train.sum(axis=1) == 1)
+    with pytest.raises(ValueError, match="cannot read X and Y"):
+        make_dataset("file", rng, path=str(tmp_path / "missing.npz"))
+
+
+def test_registry_lists_every_data_set():
+    assert set(DATASETS) >= {"blobs", "spirals", "digits", "file"}
+
+
+EXPECTED_VAR = {  # Var(W_ij) for fan_in = 200, fan_out = 100 (normal with sigma_w = 1.5)
+    "normal": 1.5**2 / 200,
+    "xavier_uniform": 2 / 300,
+    "xavier_normal": 2 / 300,
+    "he_normal": 2 / 200,
+    "large": 1.0,
+}
+
+
+@pytest.mark.parametrize("name", sorted(INITS))
+def test_initialisers_have_the_promised_shapes_and_variances(name):
+    W, b = get_init(name)(np.random.default_rng(0), 200, 100, 1.5, 0.7)
+    assert W.shape == (100, 200) and b.shape == (100,)
+    assert W.var() == pytest.approx(EXPECTED_VAR[name], rel=0.03)
+    assert abs(W.mean()) < 4 * np.sqrt(EXPECTED_VAR[name] / W.size)
+    expected_b = {"normal": 0.7**2, "large": 1.0}.get(name, 0.0)
+    assert b.var() == pytest.approx(expected_b, rel=0.3, abs=1e-12)
