@@ -8,7 +8,7 @@ SWEEP  ?= default
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv sweep sweep-smoke nielsen test clean
+.PHONY: help venv sweep sweep-smoke blog table report nielsen test clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -25,6 +25,16 @@ sweep: $(STAMP) ## run the default sweep (180 runs) on all cores; ARGS="train.lr
 
 sweep-smoke: $(STAMP) ## run a tiny sweep (8 runs, seconds)
 	$(BIN)/python -m mlplab -m sweep=smoke $(ARGS)
+
+blog: $(STAMP) ## the blog post's study (240 runs, two sweep files) into results/blog/
+	$(BIN)/python -m mlplab -m sweep=blog $(ARGS)
+	$(BIN)/python -m mlplab -m sweep=blog_explode $(ARGS)
+
+table: blog ## the post's comparison table, checked: results/blog_table.{md,parquet,csv}
+	$(BIN)/python -m mlplab.analysis.table results/blog
+
+report: $(STAMP) ## report.md + self-contained report.html + figures/ for results/$(SWEEP)/ (run its sweep first)
+	$(BIN)/python -m mlplab.analysis.report results/$(SWEEP)
 
 nielsen: $(STAMP) ## Nielsen's speed of learning per hidden layer on the 8x8 digits (30 runs), side by side
 	$(BIN)/python -m mlplab -m sweep=nielsen $(ARGS)

@@ -1,0 +1,42 @@
+"""Analysis of mlplab results folders: claims, figures, the blog table and the report.
+
+Everything here reads the parquet tables through ``mlplab.load_results`` and never touches
+training objects. ``load`` gives the three tables with the run configuration joined onto
+``steps`` and ``layers``; in ``steps`` the training-set loss is called ``train_loss`` so that it
+cannot be confused with the config column ``loss`` (the loss function's name).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from mlplab.results import Results, load_results
+
+__all__ = ["load", "Results"]
+
+
+
+def _decat(df: pd.DataFrame) -> pd.DataFrame:
+    """Plain string columns instead of categoricals: groupby and filters then behave simply."""
+    df = df.copy()
+    for c in df.columns:
+        if isinstance(df[c].dtype, pd.CategoricalDtype):
+            df[c] = df[c].astype(object)
+    return df
+
+
+def load(source) -> Results:
+    """A ``Results`` (runs, steps, layers) from a folder path or an already loaded ``Results``.
+
+    The config columns are joined onto ``steps`` and ``layers`` (``load_results``), with the loss
+    function's name back under ``loss`` and the training-set loss in ``steps`` as ``train_loss``.
+    Idempotent: a result of ``load`` passes through.
+    """
+    if isinstance(source, Results) and "train_loss" in source.steps.columns:
+        return source
+    raw = load_results(Path(source.path if isinstance(source, Results) else source))
+    steps = raw.steps.rename(columns={"loss": "train_loss", "loss_name": "loss"})
+    layers = raw.layers.rename(columns={"loss_name": "loss"})
+    return Results(_decat(raw.runs), _decat(steps), _decat(layers), Path(raw.path))

@@ -1,0 +1,180 @@
+"""The blog table: the post's formulas, its errata and its empirical claims, each with a check.
+
+    python -m mlplab.analysis.table [results/blog]
+
+writes ``results/blog_table.md``, ``results/blog_table.parquet`` and ``results/blog_table.csv``
+(next to the results folder, named after it). One row per checked item, columns:
+
+    section    formula | erratum | claim
+    item       what is checked (the table cell, the erratum, the claim id)
+    post_says  the post's formula or statement
+    check      the corrected formula or how the claim is measured
+    verdict    computed: holds / does not hold, erratum confirmed, reproduced / not reproduced /
+               reproduced only when ... / not enough data
+    evidence   the numbers behind the verdict
+
+Formula and erratum rows come from ``mlplab.analysis.formulas`` (checked by central
+differences, no results needed); claim rows from ``mlplab.analysis.claims`` on the results folder.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from mlplab.analysis import claims, load
+
+COLUMNS = ["section", "item", "post_says", "check", "verdict", "evidence"]
+SECTION_TITLES = {
+    "formula": "The post's comparison table, entry by entry (central differences)",
+    "erratum": "The post's errata",
+    "claim": "The post's claims, measured on the sweep",
+}
+FORMULA_COLUMNS = {"post_says", "check"}  # shown as code in Markdown
+
+
+def _placeholder(section: str, what: str, why: str) -> pd.DataFrame:
+    return pd.DataFrame([{"section": section, "item": what, "post_says": "", "check": "", "verdict": "not checked", "evidence": why}], columns=COLUMNS)
+
+
+def _formulas_module():
+    try:
+        from mlplab.analysis import formulas
+    except ImportError:
+        return None
+    return formulas
+
+
+def _err(x) -> str:
+    return f"{float(x):.1e}"
+
+
+def formula_rows() -> pd.DataFrame:
+    """One row per entry of the post's table (``formulas.formula_table``), or a placeholder."""
+    mod = _formulas_module()
+    if mod is None or not hasattr(mod, "formula_table"):
+        return _placeholder("formula", "the post's comparison table", "mlplab.analysis.formulas.formula_table is not available")
+    rows = []
+    for r in mod.formula_table().to_dict("records"):
+        if r["holds"] and r.get("chained_holds", True):
+            verdict = "holds"
+        elif r["holds"]:
+            verdict = "holds; wrong when chained from the post's δ^L"
+        else:
+            verdict = "does not hold"
+        evidence = f"max rel. error {_err(r['max_rel_error'])} over {r['n_cases']} random networks"
+        if "chained_max_rel_error" in r and not r.get("chained_holds", True):
+            evidence += f"; chained {_err(r['chained_max_rel_error'])}"
+        if r.get("note"):
+            evidence += f"; {r['note']}"
+        check = r["correct_formula"] if r["correct_formula"] != r["post_formula"] else "same"
+        rows.append({"section": "formula", "item": f"{r['column']}: {r['entry']}", "post_says": r["post_formula"],
+                     "check": check, "verdict": verdict, "evidence": evidence})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def erratum_rows() -> pd.DataFrame:
+    """One row per erratum (``formulas.errata_table``), or a placeholder."""
+    mod = _formulas_module()
+    if mod is None or not hasattr(mod, "errata_table"):
+        return _placeholder("erratum", "the post's errata", "mlplab.analysis.formulas.errata_table is not available")
+    rows = []
+    for r in mod.errata_table().to_dict("records"):
+        if not r["post_holds"] and r["correct_holds"]:
+            verdict = "erratum confirmed"
+        elif r["post_holds"]:
+            verdict = "not an erratum: the post's version holds"
+        else:
+            verdict = "unresolved: the correction does not hold either"
+        evidence = f"checked: {r['check']}; post's version: rel. error {_err(r['max_rel_error'])}; corrected: {_err(r['correct_max_rel_error'])}"
+        if r.get("note"):
+            evidence += f"; {r['note']}"
+        rows.append({"section": "erratum", "item": f"{r['erratum']}. {r['title']}", "post_says": r["post_formula"],
+                     "check": r["correct_formula"], "verdict": verdict, "evidence": evidence})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def claim_rows(source) -> pd.DataFrame:
+    """One row per empirical claim (``claims.verdicts``)."""
+    v = claims.verdicts(source)
+    return pd.DataFrame({
+        "section": "claim", "item": v["claim"], "post_says": v["post_claim"],
+        "check": v["check"], "verdict": v["verdict"], "evidence": v["evidence"],
+    }, columns=COLUMNS)
+
+
+def blog_table(source) -> pd.DataFrame:
+    """Formula, erratum and claim rows in one table (``COLUMNS``)."""
+    res = load(source)
+    return pd.concat([formula_rows(), erratum_rows(), claim_rows(res)], ignore_index=True)
+
+
+# -- Markdown -------------------------------------------------------------------------------------
+def _cell(value, code: bool = False) -> str:
+    s = "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+    s = s.replace("\n", " ").replace("|", "\\|")
+    if code and s and s != "same":
+        return "`" + s.replace("`", "'") + "`"
+    return s
+
+
+def markdown_table(df: pd.DataFrame, code_columns=()) -> str:
+    """A GitHub-flavoured Markdown table of ``df`` (cells escaped, one line per row)."""
+    head = "| " + " | ".join(str(c) for c in df.columns) + " |"
+    rule = "|" + "|".join("---" for _ in df.columns) + "|"
+    body = ["| " + " | ".join(_cell(v, c in code_columns) for c, v in zip(df.columns, row)) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, rule] + body)
+
+
+def table_markdown(table: pd.DataFrame, folder: Path) -> str:
+    parts = [
+        "# The blog post, checked",
+        "",
+        f"Formulas and errata are checked numerically (mlplab.analysis.formulas); claims are measured on "
+        f"`{folder.name}` (mlplab.analysis.claims). Every verdict is computed. "
+        "Rebuild with `python -m mlplab.analysis.table " + f"{folder.parent.name}/{folder.name}`.",
+    ]
+    for section, title in SECTION_TITLES.items():
+        d = table[table["section"] == section].drop(columns="section")
+        if d.empty:
+            continue
+        parts += ["", f"## {title}", "", markdown_table(d, FORMULA_COLUMNS if section != "claim" else ())]
+    return "\n".join(parts) + "\n"
+
+
+def table_paths(folder) -> dict[str, Path]:
+    """``<parent>/<name>_table.{md,parquet,csv}`` for the results folder ``<parent>/<name>``."""
+    folder = Path(folder)
+    stem = folder.parent / f"{folder.name}_table"
+    return {ext: stem.with_suffix(f".{ext}") for ext in ("md", "parquet", "csv")}
+
+
+def write_table(source) -> dict[str, Path]:
+    """Write the blog table as Markdown, parquet and CSV next to the results folder."""
+    res = load(source)
+    table = blog_table(res)
+    paths = table_paths(res.path)
+    paths["md"].write_text(table_markdown(table, Path(res.path)), encoding="utf-8")
+    table.to_parquet(paths["parquet"], index=False)
+    table.to_csv(paths["csv"], index=False)
+    return paths
+
+
+def main(argv=None) -> int:
+    from mlplab.results import ResultsError
+
+    args = sys.argv[1:] if argv is None else argv
+    folder = args[0] if args else "results/blog"
+    try:
+        paths = write_table(folder)
+    except ResultsError as e:
+        print(f"mlplab: {e}", file=sys.stderr)
+        return 2
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
