@@ -245,7 +245,7 @@ def build(source) -> list[Block]:
     head = [
         Block("h1", f"mlplab report: {folder.name}"),
         Block("p", f"Results folder `{folder.name}`: {len(res.runs)} runs. Rebuild with "
-                   f"`python -m mlplab.analysis.report {folder.parent.name}/{folder.name}`."),
+                   f"`make report SWEEP={folder.name}` (or `python -m mlplab.analysis.report <folder>`)."),
     ]
     return (head + section_post() + section_checks(res, tab) + section_figures(made)
             + section_theory(res) + section_nielsen(folder) + section_config(res))
@@ -286,10 +286,11 @@ def to_markdown(blocks: list[Block], folder: Path) -> str:
 
 
 def _inline(text: str) -> str:
-    """Escape, then `code` and **bold** to HTML."""
+    """Escape, then `code`, **bold** and *italic* to HTML."""
     s = html.escape(text)
     s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
-    return re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", s)
+    s = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", s)
+    return re.sub(r"(?<![\w*])\*([^*\s][^*]*)\*(?![\w*])", r"<em>\1</em>", s)
 
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45;color:#222}
