@@ -8,11 +8,13 @@ cannot be confused with the config column ``loss`` (the loss function's name).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
-from mlplab.results import Results, load_results
+from mlplab.results import Results, ResultsError, load_results
 
 __all__ = ["load", "Results"]
 
@@ -40,3 +42,19 @@ def load(source) -> Results:
     steps = raw.steps.rename(columns={"loss": "train_loss", "loss_name": "loss"})
     layers = raw.layers.rename(columns={"loss_name": "loss"})
     return Results(_decat(raw.runs), _decat(steps), _decat(layers), Path(raw.path))
+
+
+def command(action: Callable[[str], str], argv: list[str] | None, default: str) -> int:
+    """The shared entry of the analysis commands: ``action(folder)`` on one results folder
+    (``default`` when none is given), its text printed; a folder that is missing or not mlplab's
+    gives one line on stderr and exit code 2."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) > 1:
+        print(f"usage: python -m {action.__module__} [{default}]", file=sys.stderr)
+        return 2
+    try:
+        print(action(args[0] if args else default))
+    except ResultsError as e:
+        print(f"mlplab: {e}", file=sys.stderr)
+        return 2
+    return 0

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from mlplab.analysis import claims, load
+from mlplab.analysis import claims, command, load
 
 CATEGORICAL = "colorblind"
 ORDERED = "viridis"
@@ -375,18 +375,11 @@ def make_figures(source, outdir=None) -> dict[str, list[Path] | str]:
 
 
 def main(argv=None) -> int:
-    from mlplab.results import ResultsError
+    def describe(folder: str) -> str:
+        made = make_figures(folder)
+        return "\n".join(f"{n}: {w if isinstance(w, str) else ', '.join(map(str, w))}" for n, w in made.items())
 
-    args = sys.argv[1:] if argv is None else argv
-    folder = args[0] if args else "results/blog"
-    try:
-        done = make_figures(folder)
-    except ResultsError as e:
-        print(f"mlplab: {e}", file=sys.stderr)
-        return 2
-    for name, what in done.items():
-        print(f"{name}: {what if isinstance(what, str) else ', '.join(str(p) for p in what)}")
-    return 0
+    return command(describe, argv, "results/default")
 
 
 if __name__ == "__main__":

@@ -152,35 +152,31 @@ def nielsen_training(results) -> pd.DataFrame:
     return t.reset_index()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m mlplab.analysis.nielsen [results/nielsen]``: print the side-by-side tables and
-    write them as ``nielsen_table.md`` and ``.csv`` into the results folder."""
-    import sys
-
+def write_tables(folder) -> str:
+    """The side-by-side tables as Markdown, also written to ``nielsen_table.md`` and ``.csv`` in
+    the results folder."""
     from mlplab.analysis.table import markdown_table
-    from mlplab.results import ResultsError, load_results
+    from mlplab.results import load_results
 
-    path = (argv if argv is not None else sys.argv[1:]) or ["results/nielsen"]
-    try:
-        r = load_results(path[0])
-    except ResultsError as e:
-        print(f"mlplab: {e}", file=sys.stderr)
-        return 2
     def sig(df: pd.DataFrame) -> pd.DataFrame:  # 4 significant digits for reading
         return df.apply(lambda c: c.map(lambda x: float(f"{x:.4g}")) if c.dtype.kind == "f" else c)
 
+    r = load_results(folder)
     table, first_last = sig(nielsen_table(r)), sig(nielsen_first_last(r))
     md = (
-        "# Nielsen's speed of learning, side by side\n\n"
-        + markdown_table(table)
-        + "\n\n## First over last hidden layer\n\n"
-        + markdown_table(first_last)
-        + "\n"
+        "# Nielsen's speed of learning, side by side\n\n" + markdown_table(table)
+        + "\n\n## First over last hidden layer\n\n" + markdown_table(first_last) + "\n"
     )
     (r.path / "nielsen_table.md").write_text(md)
     table.to_csv(r.path / "nielsen_table.csv", index=False)
-    print(md)
-    return 0
+    return md
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mlplab.analysis.nielsen [results/nielsen]``."""
+    from mlplab.analysis import command
+
+    return command(write_tables, argv, "results/nielsen")
 
 
 if __name__ == "__main__":

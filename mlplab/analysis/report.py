@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 import mlplab
-from mlplab.analysis import claims, figures, load, table
+from mlplab.analysis import claims, command, figures, load, table
 from mlplab.results import CONFIG_TYPES, ResultsError
 
 SECTIONS = [
@@ -334,17 +334,7 @@ def write_report(source) -> dict[str, Path]:
 
 
 def main(argv=None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m mlplab.analysis.report results/<sweep>", file=sys.stderr)
-        return 2
-    try:
-        paths = write_report(args[0])
-    except ResultsError as e:
-        print(f"mlplab: {e}", file=sys.stderr)
-        return 2
-    print("wrote " + ", ".join(str(p) for p in paths.values()))
-    return 0
+    return command(lambda folder: "wrote " + ", ".join(map(str, write_report(folder).values())), argv, "results/default")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlplab.analysis import claims, load
+from mlplab.analysis import claims, command, load
 
 COLUMNS = ["section", "item", "post_says", "check", "verdict", "evidence"]
 SECTION_TITLES = {
@@ -163,17 +163,7 @@ def write_table(source) -> dict[str, Path]:
 
 
 def main(argv=None) -> int:
-    from mlplab.results import ResultsError
-
-    args = sys.argv[1:] if argv is None else argv
-    folder = args[0] if args else "results/blog"
-    try:
-        paths = write_table(folder)
-    except ResultsError as e:
-        print(f"mlplab: {e}", file=sys.stderr)
-        return 2
-    print("wrote " + ", ".join(str(p) for p in paths.values()))
-    return 0
+    return command(lambda folder: "wrote " + ", ".join(map(str, write_table(folder).values())), argv, "results/blog")
 
 
 if __name__ == "__main__":
