@@ -18,6 +18,25 @@ import numpy as np
 
 SAT_EPS = 0.01  # a unit is saturated when its output is within 0.01 of an asymptote
 
+_FULL: dict = {}
+
+
+def full_like(value: float, x: np.ndarray) -> np.ndarray:
+    """A cached read-only array of ``value`` with the shape and dtype of ``x``.
+
+    NumPy's SIMD loops for two contiguous arrays are several times faster than the ones for an
+    array and a Python scalar in ``maximum`` and ``divide`` (same results, bit for bit), so the
+    hot path passes a constant array instead of a scalar there.
+    """
+    key = (value, x.shape, x.dtype.char)
+    c = _FULL.get(key)
+    if c is None:
+        if len(_FULL) > 64:  # many batch sizes (e.g. tests): keep the cache small
+            _FULL.clear()
+        c = _FULL[key] = np.full(x.shape, value, x.dtype)
+        c.flags.writeable = False
+    return c
+
 
 class Activation:
     name: str = ""
@@ -62,7 +81,7 @@ class Sigmoid(Activation):
         np.negative(z, out=out)
         np.exp(out, out=out)
         out += 1.0
-        return np.reciprocal(out, out=out)
+        return np.divide(full_like(1.0, out), out, out=out)
 
     def grad_a_(self, a, out):
         np.subtract(1.0, a, out=out)
@@ -101,7 +120,7 @@ class ReLU(Activation):
     name = "relu"
 
     def fn_(self, z, out):
-        return np.maximum(z, 0.0, out=out)
+        return np.maximum(z, full_like(0.0, z), out=out)
 
     def grad_a_(self, a, out):
         return np.greater(a, 0.0, out=out)  # a > 0  <=>  z > 0

@@ -181,7 +181,7 @@ class SweepCallback(Callback):
         res.mark_folder(root)
         res.atomic_write_bytes(root / "hydra" / PLAN, json.dumps({"run_ids": self.run_ids}).encode())
         unique = set(self.run_ids)
-        done = sum(res.is_done(root, r) for r in unique)
+        done = sum(res.is_done(root, r) for r in unique & res.committed_ids(root))
         todo = "all" if config.force else len(unique) - done
         print(
             f"mlplab: sweep '{config.sweep_name}': {len(self.run_ids)} runs, {done} already done, {todo} to run -> {root}",

@@ -13,13 +13,15 @@ with C the batch **mean** of the per-sample loss (the 1/m sits in δ^L). Each ro
 equations is the post's column-vector formula for one sample.
 
 Buffers are preallocated per batch size (a ``_Workspace``): the activations a^l, the output
-pre-activation z^L, two alternating δ buffers and one scratch buffer for σ'. σ' is computed
-from the stored a^l, so z^l is never kept for hidden layers (every registered activation's
-derivative is a function of its output).
+pre-activation z^L, two alternating δ buffers and one scratch buffer for σ', with every
+layer's views into them made once. σ' is computed from the stored a^l, so z^l is never kept
+for hidden layers (every registered activation's derivative is a function of its output).
+Parameters and gradients each live in one flat array (see ``MLP``).
 """
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,24 +41,39 @@ class Gradients:
     delta: list[np.ndarray]  # δ^l = ∂C/∂z^l, per sample (rows), of the batch-mean loss
 
 
+FLAT_NORMS_MAX = 16384  # gradients up to this many numbers: norms from the flat array (faster)
+
+
 class _Workspace:
-    """Preallocated arrays for one batch size m."""
+    """Preallocated arrays for one batch size m, with the views each layer uses made once."""
 
     def __init__(self, sizes: list[int], m: int, dtype):
         n_max = max(sizes[1:])
+        L = len(sizes) - 1
         self.m = m
         self.a = [np.empty((m, n), dtype) for n in sizes[1:]]  # a^1..a^L
         self.zL = np.empty((m, sizes[-1]), dtype)
-        self._d = [np.empty(m * n_max, dtype), np.empty(m * n_max, dtype)]
-        self._s = np.empty(m * n_max, dtype)
+        d = [np.empty(m * n_max, dtype), np.empty(m * n_max, dtype)]
+        s = np.empty(m * n_max, dtype)
+        # δ^l (index l-1) in buffer (L - l) % 2: δ^L in 0, δ^(L-1) in 1, δ^(L-2) in 0, ...
+        self.delta = [d[(L - 1 - i) % 2][: m * n].reshape(m, n) for i, n in enumerate(sizes[1:])]
+        self.scratch = [s[: m * n].reshape(m, n) for n in sizes[1:]]
         self.ones = np.ones(m, dtype)
 
-    def delta(self, k: int, n: int) -> np.ndarray:
-        """δ buffer k (0 or 1), viewed as (m, n)."""
-        return self._d[k][: self.m * n].reshape(self.m, n)
 
-    def scratch(self, n: int) -> np.ndarray:
-        return self._s[: self.m * n].reshape(self.m, n)
+def _views(buf: np.ndarray, shapes: list[tuple], align: int) -> list[np.ndarray]:
+    """Consecutive views of the given shapes into ``buf``, each starting on a multiple of
+    ``align`` elements."""
+    out, o = [], 0
+    for shape in shapes:
+        n = int(np.prod(shape))
+        out.append(buf[o : o + n].reshape(shape))
+        o += -(-n // align) * align
+    return out
+
+
+def _flat_size(shapes: list[tuple], align: int) -> int:
+    return sum(-(-int(np.prod(s)) // align) * align for s in shapes)
 
 
 class MLP:
@@ -66,6 +83,12 @@ class MLP:
     >>> g = net.gradients(X, Y)      # g.loss, g.dW[l-1], g.db[l-1]
 
     ``sizes`` = [n_0, n_1, ..., n_L]; ``depth`` (hidden layers) = len(sizes) - 2.
+
+    The parameters live in one flat array, [W^1, ..., W^L, b^1, ..., b^L] (each starting on a
+    64-byte boundary, zeros in between), and so do their gradients: ``weights[l-1]``,
+    ``biases[l-1]``, ``dW[l-1]`` and ``db[l-1]`` are views into them, so the SGD update is two
+    array operations whatever the depth. Write into the views (``net.weights[0][:] = W``); a
+    list entry replaced by a new array is still used, through a slower per-layer update.
     """
 
     def __init__(
@@ -91,14 +114,33 @@ class MLP:
         self.dtype = np.dtype(dtype)
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         initf = get_init(init)
-        self.weights: list[np.ndarray] = []
-        self.biases: list[np.ndarray] = []
-        for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:]):
-            W, b = initf(rng, fan_in, fan_out, sigma_w, sigma_b)
-            self.weights.append(np.ascontiguousarray(W, dtype=self.dtype))
-            self.biases.append(np.ascontiguousarray(b, dtype=self.dtype))
-        self.dW = [np.empty_like(W) for W in self.weights]
-        self.db = [np.empty_like(b) for b in self.biases]
+        shapes = [(n_out, n_in) for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:])]
+        shapes += [(n_out,) for n_out in self.sizes[1:]]
+        align = max(1, 64 // self.dtype.itemsize)
+        self._n_w = _flat_size(shapes[: self.L], align)  # weights are params[:_n_w]
+        self.params = np.zeros(_flat_size(shapes, align), self.dtype)
+        self.grads = np.zeros_like(self.params)
+        p, g = _views(self.params, shapes, align), _views(self.grads, shapes, align)
+        self.weights: list[np.ndarray] = p[: self.L]
+        self.biases: list[np.ndarray] = p[self.L :]
+        self.dW: list[np.ndarray] = g[: self.L]
+        self.db: list[np.ndarray] = g[self.L :]
+        self._own = (list(self.weights), list(self.biases), list(self.dW), list(self.db))
+        # small networks: all per-layer squared gradient norms in two array operations over the
+        # flat gradient (squares in the network's dtype, sums accumulated in float64) instead of
+        # 2L vdot calls
+        self._sq_flat = self.grads.size <= FLAT_NORMS_MAX
+        if self._sq_flat:
+            bounds = []
+            for v in g:
+                start = (v.__array_interface__["data"][0] - self.grads.__array_interface__["data"][0]) // v.itemsize
+                bounds += [start, start + v.size]
+            self._sq_bounds = np.array(bounds, np.intp)  # [start, end) of each gradient
+            sq = np.zeros(self.grads.size + 1, self.dtype)  # squares; a trailing 0 so every end is an index
+            sums = np.empty(len(bounds))  # float64: reduceat accumulates in the dtype of its out
+            self._sq = (sq, sq[:-1], sums, sums[0 : 2 * self.L : 2], sums[2 * self.L :: 2])
+        for W, b in zip(self.weights, self.biases):
+            W[...], b[...] = initf(rng, W.shape[1], W.shape[0], sigma_w, sigma_b)
         self._workspaces: dict[int, _Workspace] = {}
 
     @property
@@ -111,41 +153,81 @@ class MLP:
             ws = self._workspaces[m] = _Workspace(self.sizes, m, self.dtype)
         return ws
 
+    def _flat(self) -> bool:
+        """True while every parameter and gradient in the lists is still a view of the flat arrays."""
+        return all(
+            len(new) == len(own) and all(map(operator.is_, new, own))
+            for new, own in zip((self.weights, self.biases, self.dW, self.db), self._own)
+        )
+
     # -- the core pair (no allocation, no errstate: callers wrap a whole step) ------------------
     def _forward(self, X: np.ndarray, ws: _Workspace) -> None:
         """z^l = a^(l-1) W^lᵀ + b^l, a^l = σ(z^l); fills ws.a[l-1] and ws.zL."""
         a = X
-        act = self.activation
+        fn_ = self.activation.fn_
+        dot = np.dot
         last = self.L - 1
-        for l in range(self.L):
-            z = ws.zL if l == last else ws.a[l]
-            np.dot(a, self.weights[l].T, out=z)
-            z += self.biases[l]
+        for l, (W, b, z) in enumerate(zip(self.weights, self.biases, ws.a)):
             if l == last:
-                a = self.loss.output_(z, ws.a[l])
-            else:
-                a = act.fn_(z, z)
+                z = ws.zL
+            dot(a, W.T, out=z)
+            z += b
+            a = self.loss.output_(z, ws.a[l]) if l == last else fn_(z, z)
 
     def _backward(self, X: np.ndarray, Y: np.ndarray, ws: _Workspace, sq_w: np.ndarray, sq_b: np.ndarray) -> None:
         """δ^L from the loss, then δ^l = δ^(l+1) W^(l+1) ⊙ σ'(z^l); fills self.dW, self.db and
-        the squared norms ‖∂C/∂W^l‖², ‖∂C/∂b^l‖² into sq_w[l-1], sq_b[l-1]."""
+        the squared norms ‖∂C/∂W^l‖², ‖∂C/∂b^l‖² into sq_w[l-1], sq_b[l-1] (skipped when
+        ``sq_w`` is None, which only the benchmark does, to measure what the norms cost)."""
         L = self.L
-        k = 0
-        delta = self.loss.delta_(ws.zL, ws.a[L - 1], Y, ws.delta(k, self.sizes[L]))
+        A, D, S = ws.a, ws.delta, ws.scratch
+        Ws, dWs, dbs, ones = self.weights, self.dW, self.db, ws.ones
+        grad_a_ = self.activation.grad_a_
+        dot, vdot = np.dot, np.vdot
+        per_layer = sq_w is not None and not (self._sq_flat and self._flat())
+        delta = self.loss.delta_(ws.zL, A[L - 1], Y, D[L - 1])
         delta *= 1.0 / ws.m
         for l in range(L - 1, -1, -1):  # l is the 0-based index of layer l+1
-            a_prev = ws.a[l - 1] if l > 0 else X
-            dW, db = self.dW[l], self.db[l]
-            np.dot(delta.T, a_prev, out=dW)
-            np.dot(ws.ones, delta, out=db)
-            sq_w[l] = np.vdot(dW, dW)
-            sq_b[l] = np.vdot(db, db)
+            a_prev = A[l - 1] if l > 0 else X
+            dW, db = dWs[l], dbs[l]
+            dot(delta.T, a_prev, out=dW)
+            dot(ones, delta, out=db)
+            if per_layer:
+                sq_w[l] = vdot(dW, dW)
+                sq_b[l] = vdot(db, db)
             if l > 0:
-                k ^= 1
-                n = self.sizes[l]
-                new = np.dot(delta, self.weights[l], out=ws.delta(k, n))
-                new *= self.activation.grad_a_(a_prev, ws.scratch(n))
+                new = dot(delta, Ws[l], out=D[l - 1])
+                new *= grad_a_(a_prev, S[l - 1])
                 delta = new
+        if sq_w is not None and not per_layer:
+            self._sq_norms(sq_w, sq_b)
+
+    def _sq_norms(self, sq_w: np.ndarray, sq_b: np.ndarray) -> None:
+        """‖∂C/∂W^l‖² and ‖∂C/∂b^l‖² of every layer from the flat gradient (small networks)."""
+        g = self.grads
+        sq, head, sums, w, b = self._sq
+        np.multiply(g, g, out=head)
+        np.add.reduceat(sq, self._sq_bounds, out=sums)
+        np.copyto(sq_w, w)
+        np.copyto(sq_b, b)
+
+    def _sgd_update(self, lr: float, scale: float = 1.0, weight_decay: float = 0.0) -> None:
+        """W ← (1 − ηλ) W − η·scale·∂C/∂W,  b ← b − η·scale·∂C/∂b, in place (η = lr, λ = weight
+        decay); ``scale`` is the clipping factor. Overwrites the gradients."""
+        eta = -lr * scale
+        if self._flat():
+            if weight_decay:
+                self.params[: self._n_w] *= 1.0 - lr * weight_decay
+            g = self.grads
+            g *= eta
+            self.params += g
+            return
+        for W, b, dW, db in zip(self.weights, self.biases, self.dW, self.db):
+            if weight_decay:
+                W *= 1.0 - lr * weight_decay
+            dW *= eta
+            W += dW
+            db *= eta
+            b += db
 
     # -- public API ----------------------------------------------------------------------------
     def _as_input(self, X) -> np.ndarray:

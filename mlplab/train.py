@@ -160,7 +160,7 @@ def train(net: MLP, data: Dataset, spec: RunSpec, shuffle_rng: np.random.Generat
     rule = get_clip(spec.clip)
     thr, lr, wd = float(spec.clip_threshold), float(spec.lr), float(spec.weight_decay)
     sq_w, sq_b = np.empty(L), np.empty(L)
-    params = net.dW + net.db
+    params = [net.grads] if net._flat() else net.dW + net.db  # what clipping acts on
     full = sched.batch_size >= sched.n_train
     step = 0
     for epoch in range(spec.epochs):
@@ -211,14 +211,7 @@ def train(net: MLP, data: Dataset, spec: RunSpec, shuffle_rng: np.random.Generat
                 if not math.isfinite(tr[0]):
                     raise Diverged(f"training loss is {tr[0]} at step {step}")
             # SGD: W ← (1 − ηλ) W − η·scale·g,  b ← b − η·scale·g_b
-            eta = -lr * scale
-            for l in range(L):
-                if wd:
-                    net.weights[l] *= 1.0 - lr * wd
-                net.dW[l] *= eta
-                net.weights[l] += net.dW[l]
-                net.db[l] *= eta
-                net.biases[l] += net.db[l]
+            net._sgd_update(lr, scale, wd)
             step += 1
             rec.steps_done = step
 

@@ -97,3 +97,19 @@ def test_weights_are_writable_and_used(rng):
     after = net.gradients(X, Y)
     assert after.loss != before
     assert np.all(after.dW[0] == 0)  # relu'(0) = 0: no gradient reaches layer 1
+
+
+def test_replacing_a_parameter_array_still_trains_the_same(rng):
+    """Parameters live in one flat array; a list entry replaced by a new array takes the
+    per-layer path, with the same numbers."""
+    a = MLP([3, 5, 4, 2], "sigmoid", "softmax_ce", seed=7)
+    b = MLP([3, 5, 4, 2], "sigmoid", "softmax_ce", seed=7)
+    b.weights[1] = b.weights[1].copy()  # no longer a view of b's flat array
+    X, Y = rng.standard_normal((6, 3)), np.eye(2)[rng.integers(0, 2, 6)]
+    for _ in range(5):
+        for net in (a, b):
+            net.gradients(X, Y)  # fills net.dW / net.db
+            net._sgd_update(0.3, scale=0.5, weight_decay=0.01)
+    for Wa, Wb in zip(a.weights + a.biases, b.weights + b.biases):
+        assert np.allclose(Wa, Wb, rtol=1e-12, atol=1e-15)
+    assert not b._flat() and a._flat()
