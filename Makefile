@@ -8,7 +8,7 @@ SWEEP  ?= default
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv sweep sweep-smoke blog table report nielsen test clean
+.PHONY: help venv sweep sweep-smoke blog table report nielsen bench bench-torch test clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,6 +39,13 @@ report: $(STAMP) ## report.md + self-contained report.html + figures/ for result
 nielsen: $(STAMP) ## Nielsen's speed of learning per hidden layer on the 8x8 digits (30 runs), side by side
 	$(BIN)/python -m mlplab -m sweep=nielsen $(ARGS)
 	$(BIN)/python -m mlplab.analysis.nielsen results/nielsen
+
+bench: $(STAMP) ## time the core against PyTorch (if installed), instrumentation, sweep scaling -> results/bench/bench.md
+	$(BIN)/python experiments/bench/bench.py $(ARGS)
+
+bench-torch: $(STAMP) ## install the optional comparison (PyTorch 2.13.0, CPU build), then make bench
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[$(EXTRAS),bench]'
+	$(BIN)/python experiments/bench/bench.py $(ARGS)
 
 test: $(STAMP) ## run the test suite
 	$(BIN)/python -m pytest $(ARGS)
