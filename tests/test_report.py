@@ -76,14 +76,6 @@ def test_blog_table_files_and_rows(sweep):
     assert "## The post's claims, measured on the sweep" in paths["md"].read_text()
 
 
-def test_blog_table_placeholder_without_formulas(sweep, monkeypatch):
-    monkeypatch.setattr(table, "_formulas_module", lambda: None)
-    t = table.blog_table(sweep)
-    ph = t[t["section"].isin(["formula", "erratum"])]
-    assert len(ph) == 2 and (ph["verdict"] == "not checked").all()
-    assert ph["evidence"].str.contains("mlplab.analysis.formulas").all()
-
-
 @pytest.mark.parametrize("make", [lambda p: None, lambda p: p.mkdir()], ids=["missing", "not-mlplab"])
 def test_bad_folder_is_a_one_line_error_with_exit_code_2(tmp_path, capsys, make):
     bad = tmp_path / "nowhere"

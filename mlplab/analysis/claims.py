@@ -23,6 +23,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from mlplab import theory
 from mlplab.analysis import load
 
 NOT_ENOUGH = "not enough data"
@@ -253,20 +254,12 @@ def gradient_ratios(layers: pd.DataFrame) -> pd.DataFrame:
 
 
 def predicted_ratio(activation: str, init: str, sigma_w: float, sigma_b: float, width: int, depth: int) -> float:
-    """Mean-field prediction of ‖δ^1‖/‖δ^L‖ = ∏_(l=1..depth) √χ^l (``mlplab.theory``), or NaN
-    when the theory module (or its mapping of this initialiser) is not available."""
+    """Mean-field prediction of ‖δ^1‖/‖δ^L‖ = ∏_(l=1..depth) √χ^l (``mlplab.theory.profile``),
+    with each initialiser's effective (σ_w, σ_b); NaN where the theory has no answer."""
+    if init != "normal":
+        sigma_w, sigma_b = theory.effective_sigmas(init, width, width, sigma_w, sigma_b)
     try:
-        from mlplab import theory
-    except ImportError:
-        return math.nan
-    try:
-        if init != "normal":
-            if not hasattr(theory, "effective_sigmas"):
-                return math.nan
-            sigma_w, sigma_b = theory.effective_sigmas(init, width, width, sigma_w, sigma_b)
-        if hasattr(theory, "profile"):
-            return float(theory.profile(activation, sigma_w, sigma_b, int(depth))["ratio"].prod())
-        return math.sqrt(theory.chi1(activation, sigma_w, sigma_b)) ** int(depth)
+        return float(theory.profile(activation, sigma_w, sigma_b, int(depth))["ratio"].prod())
     except (ValueError, RuntimeError):
         return math.nan
 

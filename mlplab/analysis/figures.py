@@ -184,7 +184,7 @@ def fig_ratio_vs_depth(res) -> plt.Figure:
     axes[0, 0].set_ylabel(r"$\|\partial C/\partial b^1\| \,/\, \|\partial C/\partial b^L\|$")
     h, l = axes[0, 0].get_legend_handles_labels()
     fig.legend(h, l, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8)
-    theory = r"dotted: mean-field $\prod_l \sqrt{\chi^l}$ (mlplab.theory)" if have_theory else "mean-field overlay skipped: mlplab.theory is not available"
+    theory = r"dotted: mean-field $\prod_l \sqrt{\chi^l}$ (mlplab.theory)" if have_theory else "no mean-field prediction for these settings"
     fig.suptitle(TITLES["ratio_vs_depth"] + f"\nUnclipped runs, one dot per run; {theory}.", fontsize=11)
     fig.tight_layout()
     return fig

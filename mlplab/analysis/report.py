@@ -142,10 +142,6 @@ def section_figures(made: dict) -> list[Block]:
 
 def section_theory(res) -> list[Block]:
     out = [Block("h2", SECTIONS[3])]
-    try:
-        from mlplab import theory  # noqa: F401
-    except ImportError:
-        return out + [Block("p", "mlplab.theory is not available: no prediction to compare with.")]
     van = claims.claim_vanishing(res)
     van = van[(van["phase"] == claims.PHASES[0]) & van["predicted"].notna()]
     if van.empty:

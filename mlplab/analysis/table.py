@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlplab.analysis import claims, command, load
+from mlplab.analysis import claims, command, formulas, load
 
 COLUMNS = ["section", "item", "post_says", "check", "verdict", "evidence"]
 SECTION_TITLES = {
@@ -35,29 +35,14 @@ SECTION_TITLES = {
 FORMULA_COLUMNS = {"post_says", "check"}  # shown as code in Markdown
 
 
-def _placeholder(section: str, what: str, why: str) -> pd.DataFrame:
-    return pd.DataFrame([{"section": section, "item": what, "post_says": "", "check": "", "verdict": "not checked", "evidence": why}], columns=COLUMNS)
-
-
-def _formulas_module():
-    try:
-        from mlplab.analysis import formulas
-    except ImportError:
-        return None
-    return formulas
-
-
 def _err(x) -> str:
     return f"{float(x):.1e}"
 
 
 def formula_rows() -> pd.DataFrame:
-    """One row per entry of the post's table (``formulas.formula_table``), or a placeholder."""
-    mod = _formulas_module()
-    if mod is None or not hasattr(mod, "formula_table"):
-        return _placeholder("formula", "the post's comparison table", "mlplab.analysis.formulas.formula_table is not available")
+    """One row per entry of the post's table (``formulas.formula_table``)."""
     rows = []
-    for r in mod.formula_table().to_dict("records"):
+    for r in formulas.formula_table().to_dict("records"):
         if r["holds"] and r.get("chained_holds", True):
             verdict = "holds"
         elif r["holds"]:
@@ -76,12 +61,9 @@ def formula_rows() -> pd.DataFrame:
 
 
 def erratum_rows() -> pd.DataFrame:
-    """One row per erratum (``formulas.errata_table``), or a placeholder."""
-    mod = _formulas_module()
-    if mod is None or not hasattr(mod, "errata_table"):
-        return _placeholder("erratum", "the post's errata", "mlplab.analysis.formulas.errata_table is not available")
+    """One row per erratum (``formulas.errata_table``)."""
     rows = []
-    for r in mod.errata_table().to_dict("records"):
+    for r in formulas.errata_table().to_dict("records"):
         if not r["post_holds"] and r["correct_holds"]:
             verdict = "erratum confirmed"
         elif r["post_holds"]:
