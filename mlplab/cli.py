@@ -42,13 +42,6 @@ def fail(msg: str, code: int = 2):
     sys.exit(code)
 
 
-def check(cfg: DictConfig) -> RunSpec:
-    """The run's validated spec; its data are built once to check them against the loss."""
-    spec = to_spec(cfg)
-    load_data(spec)
-    return spec
-
-
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> None:
     multirun = HydraConfig.get().mode.name == "MULTIRUN"
@@ -114,14 +107,14 @@ class PlanError(ValueError):
     """A job of a planned sweep that cannot run; ``str(err)`` is one line."""
 
 
-def plan(config: DictConfig) -> list[tuple[list[str], RunSpec]]:
-    """Every job of the multirun ``config`` as (overrides, validated RunSpec), before launching.
+def plan(config: DictConfig) -> list[RunSpec]:
+    """Every job of the multirun ``config`` as a validated RunSpec, before launching.
 
     Jobs are expanded as Hydra's BasicSweeper expands them. Composing a config costs ~50 ms,
     so each distinct set of group choices (loss=..., activation=...) is composed once and the
     job's value overrides (depth=..., seed=...) are applied to a copy, exactly as Hydra applies
     them after composition. Each distinct data set is built once to check it against the loss
-    and the batch size. Raises ConfigError (or Hydra's error) on the first bad job.
+    and the batch size. Raises PlanError, naming the job, on the first bad one.
     """
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -159,7 +152,7 @@ def plan(config: DictConfig) -> list[tuple[list[str], RunSpec]]:
                 data_checked.add(data_key)
         except Exception as e:  # noqa: BLE001 - any composition or validation error of any job
             raise PlanError(f"{one_line(e)} (in job {' '.join(overrides)})") from e
-        planned.append((list(overrides), spec))
+        planned.append(spec)
     return planned
 
 
@@ -177,7 +170,7 @@ class SweepCallback(Callback):
                 raise
             fail(str(e))
         root = sweep_root(config)
-        self.run_ids = [spec.run_id for _, spec in planned]
+        self.run_ids = [spec.run_id for spec in planned]
         res.mark_folder(root)
         res.atomic_write_bytes(root / "hydra" / PLAN, json.dumps({"run_ids": self.run_ids}).encode())
         unique = set(self.run_ids)
