@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import json
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from mlplab.activations import ACTIVATIONS
 from mlplab.clipping import CLIPS
@@ -86,7 +86,6 @@ class RunSpec:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-FIELDS = {f.name: f for f in fields(RunSpec)}
 
 
 def _is_int(v) -> bool:
