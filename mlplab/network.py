@@ -131,14 +131,14 @@ class MLP:
         # 2L vdot calls
         self._sq_flat = self.grads.size <= FLAT_NORMS_MAX
         if self._sq_flat:
-            bounds = []
-            for v in g:
-                start = (v.__array_interface__["data"][0] - self.grads.__array_interface__["data"][0]) // v.itemsize
-                bounds += [start, start + v.size]
-            self._sq_bounds = np.array(bounds, np.intp)  # [start, end) of each gradient
-            sq = np.zeros(self.grads.size + 1, self.dtype)  # squares; a trailing 0 so every end is an index
-            sums = np.empty(len(bounds))  # float64: reduceat accumulates in the dtype of its out
-            self._sq = (sq, sq[:-1], sums, sums[0 : 2 * self.L : 2], sums[2 * self.L :: 2])
+            # each gradient's sum runs from its start to the next one's: the alignment gaps in
+            # between hold zeros, so one segment per gradient (no gap segments to skip)
+            base = self.grads.__array_interface__["data"][0]
+            starts = [(v.__array_interface__["data"][0] - base) // v.itemsize for v in g]
+            self._sq_starts = np.array(starts, np.intp)  # W^1..W^L, then b^1..b^L
+            sq = np.zeros(self.grads.size, self.dtype)  # squares
+            sums = np.empty(2 * self.L)  # float64: reduceat accumulates in the dtype of its out
+            self._sq = (sq, sums, sums[: self.L], sums[self.L :])
         for W, b in zip(self.weights, self.biases):
             W[...], b[...] = initf(rng, W.shape[1], W.shape[0], sigma_w, sigma_b)
         self._workspaces: dict[int, _Workspace] = {}
@@ -204,11 +204,11 @@ class MLP:
     def _sq_norms(self, sq_w: np.ndarray, sq_b: np.ndarray) -> None:
         """‖∂C/∂W^l‖² and ‖∂C/∂b^l‖² of every layer from the flat gradient (small networks)."""
         g = self.grads
-        sq, head, sums, w, b = self._sq
-        np.multiply(g, g, out=head)
-        np.add.reduceat(sq, self._sq_bounds, out=sums)
-        np.copyto(sq_w, w)
-        np.copyto(sq_b, b)
+        sq, sums, w, b = self._sq
+        np.multiply(g, g, out=sq)
+        np.add.reduceat(sq, self._sq_starts, out=sums)
+        sq_w[:] = w
+        sq_b[:] = b
 
     def _sgd_update(self, lr: float, scale: float = 1.0, weight_decay: float = 0.0) -> None:
         """W ← (1 − ηλ) W − η·scale·∂C/∂W,  b ← b − η·scale·∂C/∂b, in place (η = lr, λ = weight
