@@ -472,8 +472,8 @@ def report(df: pd.DataFrame, info: dict, notes: dict) -> str:
         has_torch = "pytorch" in set(st.impl)
         L += ["## 1. Training step: mlplab vs PyTorch (CPU)", ""]
         if not has_torch:
-            L += [f"PyTorch is not installed ({info['pytorch']}); only mlplab's times are shown. "
-                  "Install it with `pip install torch==2.13.0` to compare.", ""]
+            L += ["PyTorch is not installed (or was turned off with --no-torch); only mlplab's times are "
+                  "shown. `make bench-torch` installs it (`torch==2.13.0`, CPU build) and compares.", ""]
         L += ["Forward, backward, per-layer gradient norms, norm clipping and the SGD update; input 64, "
               "10 classes, softmax cross-entropy. Same weights in both.", ""]
         L += ["| depth×width×batch | dtype | act | threads | mlplab | PyTorch | ratio | target | met |",
@@ -489,7 +489,7 @@ def report(df: pd.DataFrame, info: dict, notes: dict) -> str:
             if met is not None:
                 verdicts.append(met)
             L.append(f"| {k.depth}×{k.width}×{k.batch} | {k.dtype} | {k.activation} | {k.threads} | {fmt_us(m)} | "
-                     f"{fmt_us(t)} | {r:.2f} | {'≤ ' + str(tgt) if tgt else ''} | {ok(met)} |")
+                     f"{fmt_us(t)} | {f'{r:.2f}' if has_torch else '–'} | {'≤ ' + str(tgt) if tgt else ''} | {ok(met)} |")
         L.append("")
         if "float32" in set(st.dtype) and "float64" in set(st.dtype):
             L += ["float32 against float64 (mlplab; target ≤ 1.00, i.e. float32 no slower):", "",
