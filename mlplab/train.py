@@ -144,6 +144,29 @@ def evaluate(net: MLP, X: np.ndarray, Y: np.ndarray) -> tuple[float, float]:
     return loss, acc
 
 
+def safe_norm(g: np.ndarray) -> float:
+    """‖g‖ without overflow: max|g| · ‖g / max|g|‖ (NaN or inf when an entry is)."""
+    m = float(np.abs(g).max(initial=0.0))
+    if m == 0.0 or not math.isfinite(m):
+        return m
+    return m * math.sqrt(np.vdot(g / m, g / m))
+
+
+def safe_norms(net: MLP) -> tuple[list[float], list[float], float]:
+    """Per-layer ‖∂C/∂W^l‖, ‖∂C/∂b^l‖ and the global norm, without overflow (``safe_norm``)."""
+    nw, nb = [safe_norm(g) for g in net.dW], [safe_norm(g) for g in net.db]
+    return nw, nb, safe_norm(np.asarray(nw + nb))
+
+
+def divergence(nw: list[float], nb: list[float], gnorm: float, step: int) -> str:
+    """The reason a gradient is not finite: the first layer with a NaN or Inf in its gradient."""
+    for name, norms in (("grad_w_norm", nw), ("grad_b_norm", nb)):
+        for l, v in enumerate(norms):
+            if not math.isfinite(v):
+                return f"{name} of layer {l + 1} is {v} at step {step}"
+    return f"gradient norm is {gnorm} at step {step}"
+
+
 def train(net: MLP, data: Dataset, spec: RunSpec, shuffle_rng: np.random.Generator, sched: Schedule, rec: Record) -> None:
     """Plain mini-batch SGD with per-layer instrumentation; fills ``rec``.
 
@@ -176,6 +199,11 @@ def train(net: MLP, data: Dataset, spec: RunSpec, shuffle_rng: np.random.Generat
             net._backward(Xb, Yb, ws, sq_w, sq_b)
             # ‖g‖² = Σ_l ‖∂C/∂W^l‖² + ‖∂C/∂b^l‖² (a few numbers: cheaper in Python than two NumPy sums)
             gnorm = math.sqrt(sum(sq_w.tolist()) + sum(sq_b.tolist()))
+            nw = nb = None
+            if not math.isfinite(gnorm):
+                # rare: a NaN/Inf entry, or a finite gradient beyond ~1e154 whose square overflows;
+                # the norms again without squaring large numbers tell the two apart
+                nw, nb, gnorm = safe_norms(net)
             finite = math.isfinite(gnorm)
             log = step % sched.log_every == 0 or not finite
             if log:
@@ -184,8 +212,8 @@ def train(net: MLP, data: Dataset, spec: RunSpec, shuffle_rng: np.random.Generat
                 s, lay = rec.steps, rec.layers
                 s["step"][i], s["epoch"][i], s["grad_norm"][i] = step, epoch, gnorm
                 s["batch_loss"][i] = net.loss.fn(ws.zL, ws.a[-1], Yb).mean()
-                lay["grad_w_norm"][i] = np.sqrt(sq_w)
-                lay["grad_b_norm"][i] = np.sqrt(sq_b)
+                lay["grad_w_norm"][i] = np.sqrt(sq_w) if nw is None else nw
+                lay["grad_b_norm"][i] = np.sqrt(sq_b) if nb is None else nb
                 for l in range(L):
                     a = ws.a[l]
                     sat = net.loss.saturated(a) if l == L - 1 else net.activation.saturated(a)
@@ -194,21 +222,18 @@ def train(net: MLP, data: Dataset, spec: RunSpec, shuffle_rng: np.random.Generat
                     lay["act_std"][i, l] = a.std()
                     lay["sat_frac"][i, l] = sat.mean()
             if not finite:
-                bad = [f"grad_w_norm of layer {l + 1}" for l in range(L) if not math.isfinite(sq_w[l])]
-                bad += [f"grad_b_norm of layer {l + 1}" for l in range(L) if not math.isfinite(sq_b[l])]
-                raise Diverged(f"{bad[0] if bad else 'gradient norm'} is {gnorm} at step {step}")
+                raise Diverged(divergence(nw, nb, gnorm, step))
             scale, clipped = rule.clip_(params, gnorm, thr)
             if log:
                 s["clipped"][i] = clipped
                 tr = evaluate(net, X, Y)
                 s["loss"][i], s["accuracy"][i] = tr
                 s["test_loss"][i], s["test_accuracy"][i] = evaluate(net, data.X_test, data.Y_test)
-                for l in range(L):
+                for l in range(L):  # ‖ΔW^l‖/‖W^l‖ with ΔW^l = −η (scale · g + λ W)
                     W, g = net.weights[l], net.dW[l]
-                    gg = np.vdot(g, g) if not rule.scales else sq_w[l]
-                    step_sq = scale * scale * gg + 2 * scale * wd * np.vdot(g, W) + wd * wd * np.vdot(W, W)
                     wn = lay["weight_norm"][i, l]
-                    lay["update_ratio"][i, l] = lr * math.sqrt(max(step_sq, 0.0)) / wn if wn > 0 else math.inf
+                    step_norm = safe_norm(scale * g + wd * W if wd else g) * (1.0 if wd else scale)
+                    lay["update_ratio"][i, l] = lr * step_norm / wn if wn > 0 else math.inf
                 if not math.isfinite(tr[0]):
                     raise Diverged(f"training loss is {tr[0]} at step {step}")
             # SGD: W ← (1 − ηλ) W − η·scale·g,  b ← b − η·scale·g_b

@@ -139,3 +139,27 @@ def test_weight_decay_shrinks_weights(tmp_path):
 def test_version_is_recorded(tmp_path):
     run(RunSpec(**SMALL), tmp_path)
     assert load_results(tmp_path).runs.mlplab_version[0] == mlplab.__version__
+
+
+@pytest.mark.parametrize("clip", ["none", "norm"])
+def test_a_finite_gradient_too_large_to_square_is_recorded_truly(clip):
+    """‖g‖ ≈ 1e170 is finite though ‖g‖² overflows: the run goes on (it is not a NaN/Inf) and
+    the row keeps the true norms, not inf."""
+    from mlplab.train import Record, train
+
+    spec = RunSpec(**{**SMALL, "clip": clip, "epochs": 1, "log_every": 1})
+    rng_data, rng_init, rng_shuffle = rngs(spec.seed)
+    data = load_data(spec, rng_data)
+    net = build_network(spec, data, rng_init)
+    net.weights[-1] *= 1e170  # δ^(L-1) = δ^L W^L ⊙ σ' ~ 1e170
+    sched = Schedule.of(spec, len(data.X_train))
+    rec = Record(net.L, sched.n_steps + 2, net.sizes)
+    with np.errstate(over="ignore", invalid="ignore"):  # as run() does around training
+        train(net, data, spec, rng_shuffle, sched, rec)
+    assert rec.steps_done == sched.n_steps
+    g0, layers0 = rec.steps["grad_norm"][0], rec.layers["grad_w_norm"][0]
+    assert 1e160 < g0 < 1e180 and np.isfinite(layers0).all() and np.isfinite(rec.layers["grad_b_norm"][0]).all()
+    scaled = np.concatenate([layers0, rec.layers["grad_b_norm"][0]]) / g0
+    assert np.sqrt((scaled**2).sum()) == pytest.approx(1.0, rel=1e-9)  # the global norm is theirs
+    if clip == "norm":  # clipping scaled the step to the threshold
+        assert rec.layers["update_ratio"][0, -2] < 1.0
