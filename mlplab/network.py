@@ -174,10 +174,14 @@ class MLP:
             z += b
             a = self.loss.output_(z, ws.a[l]) if l == last else fn_(z, z)
 
-    def _backward(self, X: np.ndarray, Y: np.ndarray, ws: _Workspace, sq_w: np.ndarray, sq_b: np.ndarray) -> None:
+    def _backward(
+        self, X: np.ndarray, Y: np.ndarray, ws: _Workspace, sq_w: np.ndarray | None, sq_b: np.ndarray | None,
+        keep: list | None = None,
+    ) -> None:
         """δ^L from the loss, then δ^l = δ^(l+1) W^(l+1) ⊙ σ'(z^l); fills self.dW, self.db and
         the squared norms ‖∂C/∂W^l‖², ‖∂C/∂b^l‖² into sq_w[l-1], sq_b[l-1] (skipped when
-        ``sq_w`` is None, which only the benchmark does, to measure what the norms cost)."""
+        ``sq_w`` is None). With ``keep``, a copy of every δ^l goes into keep[l-1] (the hot path
+        keeps only two alternating δ buffers)."""
         L = self.L
         A, D, S = ws.a, ws.delta, ws.scratch
         Ws, dWs, dbs, ones = self.weights, self.dW, self.db, ws.ones
@@ -187,6 +191,8 @@ class MLP:
         delta = self.loss.delta_(ws.zL, A[L - 1], Y, D[L - 1])
         delta *= 1.0 / ws.m
         for l in range(L - 1, -1, -1):  # l is the 0-based index of layer l+1
+            if keep is not None:
+                keep[l] = delta.copy()
             a_prev = A[l - 1] if l > 0 else X
             dW, db = dWs[l], dbs[l]
             dot(delta.T, a_prev, out=dW)
@@ -268,19 +274,11 @@ class MLP:
         if Y.shape != (X.shape[0], self.sizes[-1]):
             raise ValueError(f"Y has shape {Y.shape}; expected ({X.shape[0]}, {self.sizes[-1]})")
         ws = self._workspace(X.shape[0])
-        sq_w = np.empty(self.L)
-        sq_b = np.empty(self.L)
         deltas: list[np.ndarray] = [None] * self.L  # type: ignore[list-item]
         with np.errstate(over="ignore"):
             self._forward(X, ws)
             loss = float(self.loss.fn(ws.zL, ws.a[-1], Y).mean())
-            # δ^l for every layer (the hot path keeps only two buffers, so recompute here)
-            delta = self.loss.delta(ws.zL, ws.a[-1], Y) / X.shape[0]
-            deltas[-1] = delta
-            for l in range(self.L - 1, 0, -1):
-                delta = (delta @ self.weights[l]) * self.activation.grad_a(ws.a[l - 1])
-                deltas[l - 1] = delta
-            self._backward(X, Y, ws, sq_w, sq_b)
+            self._backward(X, Y, ws, None, None, keep=deltas)
         return Gradients(loss, [g.copy() for g in self.dW], [g.copy() for g in self.db], deltas)
 
     def __repr__(self) -> str:

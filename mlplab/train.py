@@ -149,7 +149,8 @@ def safe_norm(g: np.ndarray) -> float:
     m = float(np.abs(g).max(initial=0.0))
     if m == 0.0 or not math.isfinite(m):
         return m
-    return m * math.sqrt(np.vdot(g / m, g / m))
+    x = g / m
+    return m * math.sqrt(np.vdot(x, x))
 
 
 def safe_norms(net: MLP) -> tuple[list[float], list[float], float]:
