@@ -9,6 +9,7 @@ runs ok / diverged / failed / missing, and the exit code is 1 if any failed or a
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -19,12 +20,12 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from mlplab import results as res
 from mlplab.config import to_spec
 from mlplab.spec import ConfigError, RunSpec
-from mlplab.train import load_data, run
+from mlplab.train import check_data, make_data, run
 
 log = logging.getLogger("mlplab")
 
@@ -107,49 +108,74 @@ class PlanError(ValueError):
     """A job of a planned sweep that cannot run; ``str(err)`` is one line."""
 
 
+def expand(args: list[str], parser) -> list[list[str]]:
+    """Every job of a multirun as its list of overrides, expanded as Hydra's basic sweeper does:
+    the cartesian product of each key's values (``depth=1,2``), in order of first appearance, a
+    later override of a key replacing an earlier one."""
+    values: dict[str, list[str]] = {}
+    for o in parser.parse_overrides(args):
+        key = o.get_key_element()
+        if not o.is_sweep_override():
+            values[key] = [f"{key}={o.get_value_element_as_str()}"]
+        elif o.is_discrete_sweep():
+            values[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
+        else:
+            raise PlanError(f"{o.input_line}: only lists of values can be swept (e.g. depth=1,2,4)")
+    return [list(job) for job in itertools.product(*values.values())]
+
+
+def apply_overrides(cfg: DictConfig, overrides) -> None:
+    """Set the value overrides (``depth=4``, ``train.lr=0.1``) on a composed config, as Hydra
+    does after composition: keys must exist in the schema and values must fit their type."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+    for o in overrides:
+        if o.is_delete():
+            raise PlanError(f"{o.input_line}: removing a key is not supported")
+        try:
+            OmegaConf.update(cfg, o.key_or_group, o.value(), merge=True)
+        except (ConfigAttributeError, ConfigKeyError):
+            raise PlanError(f"Could not override '{o.key_or_group}'. No match in config.") from None
+        except OmegaConfBaseException as e:
+            raise PlanError(f"Error merging override {o.input_line}: {one_line(e)}") from None
+
+
 def plan(config: DictConfig) -> list[RunSpec]:
     """Every job of the multirun ``config`` as a validated RunSpec, before launching.
 
     Jobs are expanded as Hydra's BasicSweeper expands them. Composing a config costs ~50 ms,
     so each distinct set of group choices (loss=..., activation=...) is composed once and the
     job's value overrides (depth=..., seed=...) are applied to a copy, exactly as Hydra applies
-    them after composition. Each distinct data set is built once to check it against the loss
-    and the batch size. Raises PlanError, naming the job, on the first bad one.
+    them after composition. Each distinct data set (``RunSpec.data_key``) is built once and
+    checked against every job that uses it. Raises PlanError, naming the job, on the first bad one.
     """
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from omegaconf import OmegaConf
 
     loader = GlobalHydra.instance().config_loader()
     groups = set(loader.list_groups(""))
-    parser = OverridesParser.create()
+    parser = OverridesParser.create(config_loader=loader)
     params = config.hydra.sweeper.get("params") or {}
-    args = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
-    jobs = BasicSweeper.split_arguments(parser.parse_overrides(args), None)[0]
+    jobs = expand([f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task), parser)
     composed: dict[tuple, DictConfig] = {}
-    data_checked: set = set()
+    datasets: dict[tuple, object] = {}
     planned = []
     for overrides in jobs:
-        parsed = parser.parse_overrides(list(overrides))
+        parsed = parser.parse_overrides(overrides)
         is_group = [o.key_or_group.split("/")[0] in groups for o in parsed]
         choice = tuple(o.input_line for o, g in zip(parsed, is_group) if g)
-        if choice not in composed:
-            full = loader.load_sweep_config(config, list(choice))
-            composed[choice] = OmegaConf.masked_copy(full, [k for k in full if k != "hydra"])
-        cfg = composed[choice].copy()
-        OmegaConf.set_struct(cfg, True)
-        values = [o for o, g in zip(parsed, is_group) if not g and not o.key_or_group.startswith("hydra.")]
         try:
-            ConfigLoaderImpl._apply_overrides_to_config(values, cfg)
+            if choice not in composed:
+                full = loader.load_sweep_config(config, list(choice))
+                composed[choice] = OmegaConf.masked_copy(full, [k for k in full if k != "hydra"])
+            cfg = composed[choice].copy()
+            OmegaConf.set_struct(cfg, True)
+            apply_overrides(cfg, [o for o, g in zip(parsed, is_group) if not g and not o.key_or_group.startswith("hydra.")])
             spec = to_spec(cfg)
-            data_key = (spec.dataset, spec.n_samples, spec.n_features, spec.n_classes, spec.noise,
-                        spec.test_fraction, spec.standardise, spec.data_path, spec.seed, spec.dtype,
-                        spec.loss, spec.batch_size)
-            if data_key not in data_checked:
-                load_data(spec)
-                data_checked.add(data_key)
+            key = spec.data_key()
+            if key not in datasets:
+                datasets[key] = make_data(spec)
+            check_data(spec, datasets[key])
         except Exception as e:  # noqa: BLE001 - any composition or validation error of any job
             raise PlanError(f"{one_line(e)} (in job {' '.join(overrides)})") from e
         planned.append(spec)

@@ -1,83 +1,73 @@
 """Typed Hydra configs (the schema), registered in the ConfigStore; values live in ``conf/``.
 
-The primary config is ``Config``; each group (activation, loss, init, clip, data, train) has a
-dataclass, and the YAML files under ``conf/<group>/`` fill it. ``to_spec`` turns a composed
-config into the flat, validated ``RunSpec`` the rest of the library works with. Hydra is
-imported here and in ``mlplab.cli`` only.
+The schema is generated from ``RunSpec``'s field declarations (``mlplab.spec``): a field whose
+config key is ``group.key`` becomes a key of that group's dataclass (``init.sigma_w``), a field
+that is a group's choice becomes the group's ``name`` (``activation=relu``), and any other field
+a top-level key (``depth``). The primary config ``Config`` adds the keys that steer the command
+line rather than a run (``sweep_name``, ``results_dir``, ``force``, ``debug``). ``to_spec`` turns
+a composed config into the flat, validated ``RunSpec``. Hydra is imported here and in
+``mlplab.cli`` only.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+import typing
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from mlplab.spec import RunSpec, validate
+from mlplab.spec import FIELDS, RunSpec, validate
+
+# keys of the primary config that are not run fields: (name, type, default, doc)
+CLI_KEYS = [
+    ("sweep_name", str, "runs", "results go to <results_dir>/<sweep_name>/"),
+    ("results_dir", str, "results", "the folder of all sweeps"),
+    ("force", bool, False, "rerun runs whose results already exist"),
+    ("debug", bool, False, "show tracebacks instead of one-line errors"),
+]
 
 
-@dataclass
-class ActivationConfig:
-    name: str = MISSING
-    alpha: float = 0.01  # leaky_relu's slope for z < 0
+def _omegaconf_type(hint):
+    """OmegaConf's spelling of a field's type: X | None -> Optional[X]; other unions -> Any."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if not args:
+        return hint
+    if len(args) == 1:
+        return Optional[args[0]]
+    return Any
 
 
-@dataclass
-class LossConfig:
-    name: str = MISSING
+def config_path(field: dataclasses.Field) -> str:
+    """Where a RunSpec field sits in the composed config: 'depth', 'init.sigma_w', 'activation.name'."""
+    key = field.metadata["key"]
+    return f"{key}.name" if field.metadata["group"] else key
 
 
-@dataclass
-class InitConfig:
-    name: str = MISSING
-    sigma_w: float = 1.0  # normal: W ~ N(0, sigma_w²/fan_in)
-    sigma_b: float = 1.0  # normal: b ~ N(0, sigma_b²)
+def _schema() -> type:
+    hints = typing.get_type_hints(RunSpec)
+    groups: dict[str, list] = {}
+    top = []
+    for f in FIELDS:
+        path = config_path(f)
+        typ = str if f.metadata["group"] else _omegaconf_type(hints[f.name])
+        default = MISSING if f.metadata["group"] else f.default
+        if "." in path:
+            group, key = path.split(".")
+            groups.setdefault(group, []).append((key, typ, dataclasses.field(default=default)))
+        else:
+            top.append((path, typ, dataclasses.field(default=default)))
+    fields = []
+    for group, members in groups.items():
+        members.sort(key=lambda m: m[0] != "name")  # the group's name first
+        cls = dataclasses.make_dataclass(f"{group.title()}Config", members)
+        fields.append((group, cls, dataclasses.field(default_factory=cls)))
+    fields += top + [(name, typ, dataclasses.field(default=default)) for name, typ, default, _ in CLI_KEYS]
+    return dataclasses.make_dataclass("Config", fields)
 
 
-@dataclass
-class ClipConfig:
-    name: str = MISSING
-    threshold: float = 1.0
-
-
-@dataclass
-class DataConfig:
-    name: str = MISSING
-    n_samples: int = 1000
-    n_features: int = 8
-    n_classes: int = 3
-    noise: float = 1.0
-    test_fraction: float = 0.2
-    standardise: bool = True
-    path: Optional[str] = None  # dataset 'file': an .npz with X and Y (or labels)
-
-
-@dataclass
-class TrainConfig:
-    lr: float = 0.5
-    batch_size: Any = 32  # an integer >= 1, or 'full' (batch gradient descent)
-    epochs: int = 20
-    weight_decay: float = 0.0  # L2: W <- (1 - lr*weight_decay) W - lr*grad
-    log_every: Optional[int] = None  # null: often enough for >= 50 logged points
-
-
-@dataclass
-class Config:
-    activation: ActivationConfig = field(default_factory=ActivationConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    init: InitConfig = field(default_factory=InitConfig)
-    clip: ClipConfig = field(default_factory=ClipConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    depth: int = 2  # hidden layers; the network has L = depth + 1 weight layers
-    width: int = 32  # units per hidden layer
-    seed: int = 0
-    dtype: str = "float64"
-    sweep_name: str = "runs"  # results go to <results_dir>/<sweep_name>/
-    results_dir: str = "results"
-    force: bool = False  # rerun runs whose results already exist
-    debug: bool = False  # show tracebacks instead of one-line errors
+Config = _schema()
 
 
 def register() -> None:
@@ -87,21 +77,8 @@ def register() -> None:
 
 def to_spec(cfg: DictConfig) -> RunSpec:
     """The composed config as a validated ``RunSpec`` (``ConfigError`` names the config key)."""
-    keys = ["activation", "loss", "init", "clip", "data", "train", "depth", "width", "seed", "dtype"]
-    c = OmegaConf.to_container(OmegaConf.masked_copy(cfg, keys), resolve=True)
-    spec = RunSpec(
-        depth=c["depth"], width=c["width"], activation=c["activation"]["name"],
-        alpha=c["activation"]["alpha"], loss=c["loss"]["name"], init=c["init"]["name"],
-        sigma_w=c["init"]["sigma_w"], sigma_b=c["init"]["sigma_b"], lr=c["train"]["lr"],
-        batch_size=c["train"]["batch_size"], epochs=c["train"]["epochs"],
-        weight_decay=c["train"]["weight_decay"], log_every=c["train"]["log_every"],
-        clip=c["clip"]["name"], clip_threshold=c["clip"]["threshold"], dataset=c["data"]["name"],
-        n_samples=c["data"]["n_samples"], n_features=c["data"]["n_features"],
-        n_classes=c["data"]["n_classes"], noise=c["data"]["noise"],
-        test_fraction=c["data"]["test_fraction"], standardise=c["data"]["standardise"],
-        data_path=c["data"]["path"], seed=c["seed"], dtype=c["dtype"],
-    )
-    return validate(spec)
+    values = {f.name: OmegaConf.select(cfg, config_path(f)) for f in FIELDS}
+    return validate(RunSpec(**values))
 
 
 register()

@@ -97,7 +97,7 @@ def one_hot(labels: np.ndarray, n_classes: int, dtype="float64") -> np.ndarray:
 
 
 def make_dataset(
-    name: str,
+    dataset: str,
     rng: np.random.Generator,
     n_samples: int = 1000,
     n_features: int = 8,
@@ -106,15 +106,17 @@ def make_dataset(
     test_fraction: float = 0.2,
     dtype="float64",
     standardise: bool = True,
-    path: str | None = None,
+    data_path: str | None = None,
 ) -> Dataset:
-    """Generate (or read) the data set, shuffle it, split off ``test_fraction`` for testing."""
+    """Generate (or read) the data set, shuffle it, split off ``test_fraction`` for testing.
+    The keywords are the RunSpec fields that feed the data (``RunSpec.used_by("data")``)."""
+    name = dataset
     try:
         gen = DATASETS[name]
     except KeyError:
         raise ValueError(f"dataset={name!r} is not registered; choose one of {sorted(DATASETS)}") from None
     if name == "file":
-        X, labels = load_npz(path)
+        X, labels = load_npz(data_path)
     else:
         X, labels = gen(rng, n_samples, n_features, n_classes, noise)
     if labels.ndim == 2:  # targets given as they are

@@ -1,79 +1,88 @@
-"""The multilayer perceptron: one forward/backward pair, in the post's notation.
+"""The multilayer perceptron: a stack of layers (``mlplab.layers``) trained by exact backprop.
 
-Layers are numbered l = 1..L; ``weights[l-1]`` is W^l with shape (n_l, n_(l-1)) and
-``biases[l-1]`` is b^l with shape (n_l,). A mini-batch is batch-first: row x of ``X`` is the
-sample x, so for the whole batch
+Layers are numbered l = 1..L: hidden layers 1..depth, then the output layer L = depth + 1.
+``weights[l-1]`` is W^l with shape (n_l, n_(l-1)) and ``biases[l-1]`` is b^l with shape (n_l,).
+A mini-batch is batch-first (row x of ``X`` is sample x), C is the batch **mean** of the
+per-sample loss, and for a plain network
 
-    z^l = a^(l-1) (W^l)^T + b^l,        a^l = σ(z^l)            (forward)
-    δ^L = C'(a^L) ⊙ σ'(z^L) / m                                   (the loss's fused δ^L)
-    δ^l = δ^(l+1) W^(l+1) ⊙ σ'(z^l)                               (backward)
-    ∂C/∂W^l = (δ^l)^T a^(l-1),          ∂C/∂b^l = 1^T δ^l         (sums over the batch)
+    z^l = a^(l-1) (W^l)ᵀ + b^l,     a^l = σ(z^l)                       (forward)
+    δ^L = ∂C/∂z^L  (fused per loss),     δ^l = δ^(l+1) W^(l+1) ⊙ σ'(z^l)   (backward)
+    ∂C/∂W^l = (δ^l)ᵀ a^(l-1),       ∂C/∂b^l = 1ᵀ δ^l                    (sums over the batch)
 
-with C the batch **mean** of the per-sample loss (the 1/m sits in δ^L). Each row of these
-equations is the post's column-vector formula for one sample.
+each row being the post's column-vector formula for one sample. With ``residual=True`` a hidden
+layer l ≥ 2 of unchanged width adds its input, a^l = a^(l-1) + σ(z^l); with ``norm`` each hidden
+layer normalises z^l before σ (``mlplab.layers`` has every layer's equations).
 
-Buffers are preallocated per batch size (a ``_Workspace``): the activations a^l, the output
-pre-activation z^L, two alternating δ buffers and one scratch buffer for σ', with every
-layer's views into them made once. σ' is computed from the stored a^l, so z^l is never kept
-for hidden layers (every registered activation's derivative is a function of its output).
-Parameters and gradients each live in one flat array (see ``MLP``).
+Two ways in:
+
+* the copying API — ``gradients(X, Y)``, ``forward(X)``, ``predict(X)``, ``loss_value(X, Y)``,
+  ``evaluate(X, Y)`` — checks its inputs and returns fresh arrays;
+* the in-place step API — ``forward_(X)``, ``backward_(Y, norms=True)``, ``sgd_step(net, ...)`` —
+  is what training, the benchmark and the tests use: no checks, no allocation; results live in
+  the network's buffers (``net.grads`` and its views ``net.dW``…, ``net.sq``), valid until the
+  next call.
 """
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass
 
 import numpy as np
 
 from mlplab.activations import Activation, get_activation
 from mlplab.init import get_init
+from mlplab.layers import NORMS, Buffers, Dense, Output, Skip
+from mlplab.layout import FlatLayout, SquaredNorms
 from mlplab.losses import Loss, get_loss
+
+STATS = ("batch", "running")
 
 
 @dataclass
 class Gradients:
-    """What ``MLP.gradients`` returns; lists are indexed l-1 for layer l."""
+    """What ``MLP.gradients`` returns; lists are indexed l-1 for layer l (γ, β: hidden layers)."""
 
     loss: float  # batch-mean loss C
     dW: list[np.ndarray]  # ∂C/∂W^l
     db: list[np.ndarray]  # ∂C/∂b^l
     delta: list[np.ndarray]  # δ^l = ∂C/∂z^l, per sample (rows), of the batch-mean loss
+    dgamma: list[np.ndarray] | None = None  # ∂C/∂γ^l (norm set)
+    dbeta: list[np.ndarray] | None = None  # ∂C/∂β^l (norm set)
 
 
-FLAT_NORMS_MAX = 16384  # gradients up to this many numbers: norms from the flat array (faster)
+class Views(list):
+    """A list of views into the network's flat parameter (or gradient) array. Write into an
+    entry (``net.weights[0][:] = W``) or assign one (``net.weights[0] = W``): either copies the
+    values into the view, so the network keeps using them."""
+
+    def __setitem__(self, i, value):
+        view = list.__getitem__(self, i)
+        value = np.asarray(value)
+        if isinstance(i, slice) or value.shape != view.shape:
+            raise ValueError(f"cannot replace an entry of shape {np.shape(view)} by one of shape {value.shape}")
+        view[...] = value
 
 
-class _Workspace:
-    """Preallocated arrays for one batch size m, with the views each layer uses made once."""
+class Workspace:
+    """The buffers of one batch size m: each layer's ``Buffers``; ∂C/∂a^l and δ^l in two
+    alternating arrays (layer l writes ∂C/∂a^(l-1) into the one layer l+1 did not use); two
+    scratch arrays shared by all layers."""
 
-    def __init__(self, sizes: list[int], m: int, dtype):
-        n_max = max(sizes[1:])
-        L = len(sizes) - 1
+    def __init__(self, layers: list, m: int, dtype):
+        n = [layer.n_out for layer in layers]
+        L, size = len(layers), m * max(n)
+        d = [np.empty(size, dtype), np.empty(size, dtype)]
+        s, t = np.empty(size, dtype), np.empty(size, dtype)
         self.m = m
-        self.a = [np.empty((m, n), dtype) for n in sizes[1:]]  # a^1..a^L
-        self.zL = np.empty((m, sizes[-1]), dtype)
-        d = [np.empty(m * n_max, dtype), np.empty(m * n_max, dtype)]
-        s = np.empty(m * n_max, dtype)
-        # δ^l (index l-1) in buffer (L - l) % 2: δ^L in 0, δ^(L-1) in 1, δ^(L-2) in 0, ...
-        self.delta = [d[(L - 1 - i) % 2][: m * n].reshape(m, n) for i, n in enumerate(sizes[1:])]
-        self.scratch = [s[: m * n].reshape(m, n) for n in sizes[1:]]
-        self.ones = np.ones(m, dtype)
-
-
-def _views(buf: np.ndarray, shapes: list[tuple], align: int) -> list[np.ndarray]:
-    """Consecutive views of the given shapes into ``buf``, each starting on a multiple of
-    ``align`` elements."""
-    out, o = [], 0
-    for shape in shapes:
-        n = int(np.prod(shape))
-        out.append(buf[o : o + n].reshape(shape))
-        o += -(-n // align) * align
-    return out
-
-
-def _flat_size(shapes: list[tuple], align: int) -> int:
-    return sum(-(-int(np.prod(s)) // align) * align for s in shapes)
+        self.buffers: list[Buffers] = [
+            layer.buffers(m, s[: m * k].reshape(m, k), t[: m * k].reshape(m, k)) for layer, k in zip(layers, n)
+        ]
+        # g[l-1] holds ∂C/∂a^l, then δ^l in place: buffer (L − l) % 2
+        self.g = [d[(L - 1 - i) % 2][: m * k].reshape(m, k) for i, k in enumerate(n)]
+        self.buffers[-1].delta = self.g[-1]  # δ^L
+        self.inputs = [None] + [c.a for c in self.buffers[:-1]]  # a^(l-1) of layer l; [0] is X
+        self.forward = list(zip(layers, self.buffers))
+        self.backward = [(layers[i].backward_, i, self.buffers[i], self.g[i - 1] if i else None) for i in reversed(range(L))]
 
 
 class MLP:
@@ -83,12 +92,13 @@ class MLP:
     >>> g = net.gradients(X, Y)      # g.loss, g.dW[l-1], g.db[l-1]
 
     ``sizes`` = [n_0, n_1, ..., n_L]; ``depth`` (hidden layers) = len(sizes) - 2.
+    ``residual``: a^l = a^(l-1) + σ(·) in hidden layers l ≥ 2 whose width equals the previous one.
+    ``norm``: None, "batch" or "layer": normalise every hidden layer's z^l, with a learned scale
+    γ^l (``net.gamma[l-1]``, starts at 1) and shift β^l (``net.beta[l-1]``, starts at 0).
 
-    The parameters live in one flat array, [W^1, ..., W^L, b^1, ..., b^L] (each starting on a
-    64-byte boundary, zeros in between), and so do their gradients: ``weights[l-1]``,
-    ``biases[l-1]``, ``dW[l-1]`` and ``db[l-1]`` are views into them, so the SGD update is two
-    array operations whatever the depth. Write into the views (``net.weights[0][:] = W``); a
-    list entry replaced by a new array is still used, through a slower per-layer update.
+    Parameters live in one flat array (``net.params``, laid out by ``mlplab.layout``) and so do
+    their gradients (``net.grads``); ``weights``, ``biases``, ``gamma``, ``beta`` and ``dW``, ``db``,
+    ``dgamma``, ``dbeta`` are lists of views into them.
     """
 
     def __init__(
@@ -98,6 +108,8 @@ class MLP:
         loss: str | Loss = "softmax_ce",
         init: str = "normal",
         seed: int | np.random.Generator = 0,
+        residual: bool = False,
+        norm: str | None = None,
         *,
         sigma_w: float = 1.0,
         sigma_b: float = 1.0,
@@ -107,182 +119,180 @@ class MLP:
         self.sizes = [int(n) for n in sizes]
         if len(self.sizes) < 2 or min(self.sizes) < 1:
             raise ValueError(f"sizes={sizes!r}: need at least [n_0, n_L], every size >= 1")
+        if norm is not None and norm not in NORMS:
+            raise ValueError(f"norm={norm!r} is not registered; choose None or one of {sorted(NORMS)}")
         self.L = len(self.sizes) - 1
-        kwargs = {"alpha": alpha} if activation == "leaky_relu" else {}
-        self.activation = get_activation(activation, **kwargs)
+        self.activation = get_activation(activation, **({"alpha": alpha} if activation == "leaky_relu" else {}))
         self.loss = get_loss(loss)
         self.dtype = np.dtype(dtype)
+        self.residual, self.norm = bool(residual), norm
+        self.layers = [self._hidden(l) for l in range(1, self.L)]
+        self.layers.append(Output(self.sizes[-2], self.sizes[-1], self.loss))
+        self.layout = FlatLayout([layer.shapes() for layer in self.layers], self.dtype)
+        for i, layer in enumerate(self.layers):
+            layer.bind(self.layout.views(i), self.layout.grad_views(i))
+        self.params, self.grads = self.layout.params, self.layout.grads
+        p, g = self.layout.by_kind, self.layout.grads_by_kind
+        self.weights, self.biases, self.dW, self.db = Views(p["W"]), Views(p["b"]), Views(g["W"]), Views(g["b"])
+        self.gamma = self.beta = self.dgamma = self.dbeta = self.running_mean = self.running_var = None
+        if norm:
+            self.gamma, self.beta, self.dgamma, self.dbeta = Views(p["gamma"]), Views(p["beta"]), Views(g["gamma"]), Views(g["beta"])
+        if norm == "batch":
+            self.running_mean = [layer.running_mean for layer in self.layers[:-1]]
+            self.running_var = [layer.running_var for layer in self.layers[:-1]]
+        self.sq = SquaredNorms(self.layout, self.L)  # ‖∂C/∂θ‖² per array, filled by backward_(norms=True)
         rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         initf = get_init(init)
-        shapes = [(n_out, n_in) for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:])]
-        shapes += [(n_out,) for n_out in self.sizes[1:]]
-        align = max(1, 64 // self.dtype.itemsize)
-        self._n_w = _flat_size(shapes[: self.L], align)  # weights are params[:_n_w]
-        self.params = np.zeros(_flat_size(shapes, align), self.dtype)
-        self.grads = np.zeros_like(self.params)
-        p, g = _views(self.params, shapes, align), _views(self.grads, shapes, align)
-        self.weights: list[np.ndarray] = p[: self.L]
-        self.biases: list[np.ndarray] = p[self.L :]
-        self.dW: list[np.ndarray] = g[: self.L]
-        self.db: list[np.ndarray] = g[self.L :]
-        self._own = (list(self.weights), list(self.biases), list(self.dW), list(self.db))
-        # small networks: all per-layer squared gradient norms in two array operations over the
-        # flat gradient (squares in the network's dtype, sums accumulated in float64) instead of
-        # 2L vdot calls
-        self._sq_flat = self.grads.size <= FLAT_NORMS_MAX
-        if self._sq_flat:
-            # each gradient's sum runs from its start to the next one's: the alignment gaps in
-            # between hold zeros, so one segment per gradient (no gap segments to skip)
-            base = self.grads.__array_interface__["data"][0]
-            starts = [(v.__array_interface__["data"][0] - base) // v.itemsize for v in g]
-            self._sq_starts = np.array(starts, np.intp)  # W^1..W^L, then b^1..b^L
-            sq = np.zeros(self.grads.size, self.dtype)  # squares
-            sums = np.empty(2 * self.L)  # float64: reduceat accumulates in the dtype of its out
-            self._sq = (sq, sums, sums[: self.L], sums[self.L :])
         for W, b in zip(self.weights, self.biases):
             W[...], b[...] = initf(rng, W.shape[1], W.shape[0], sigma_w, sigma_b)
-        self._workspaces: dict[int, _Workspace] = {}
+        self._workspaces: dict[int, Workspace] = {}
+        self._last: tuple[Workspace, str] | None = None  # the last forward_'s workspace and statistics
+
+    def _hidden(self, l: int):
+        """Hidden layer l: plain or normalised, with a skip when residual, l ≥ 2 and the width is unchanged."""
+        n_in, n_out = self.sizes[l - 1], self.sizes[l]
+        block = (NORMS[self.norm] if self.norm else Dense)(n_in, n_out, self.activation)
+        return Skip(block) if self.residual and l >= 2 and n_in == n_out else block
 
     @property
     def depth(self) -> int:
         return self.L - 1
 
-    def _workspace(self, m: int) -> _Workspace:
+    def workspace(self, m: int) -> Workspace:
+        """The buffers for mini-batches of m samples (made on first use, then kept)."""
         ws = self._workspaces.get(m)
         if ws is None:
-            ws = self._workspaces[m] = _Workspace(self.sizes, m, self.dtype)
+            ws = self._workspaces[m] = Workspace(self.layers, m, self.dtype)
         return ws
 
-    def _flat(self) -> bool:
-        """True while every parameter and gradient in the lists is still a view of the flat arrays."""
-        return all(
-            len(new) == len(own) and all(map(operator.is_, new, own))
-            for new, own in zip((self.weights, self.biases, self.dW, self.db), self._own)
-        )
+    # -- the in-place step API (no input checks, no allocation; wrap a step in np.errstate) -----
+    def forward_(self, X: np.ndarray, stats: str = "batch", track: bool = False) -> np.ndarray:
+        """Forward pass of the batch X (C-contiguous, the network's dtype); returns a^L (a buffer).
 
-    # -- the core pair (no allocation, no errstate: callers wrap a whole step) ------------------
-    def _forward(self, X: np.ndarray, ws: _Workspace) -> None:
-        """z^l = a^(l-1) W^lᵀ + b^l, a^l = σ(z^l); fills ws.a[l-1] and ws.zL."""
-        a = X
-        fn_ = self.activation.fn_
-        dot = np.dot
-        last = self.L - 1
-        for l, (W, b, z) in enumerate(zip(self.weights, self.biases, ws.a)):
-            if l == last:
-                z = ws.zL
-            dot(a, W.T, out=z)
-            z += b
-            a = self.loss.output_(z, ws.a[l]) if l == last else fn_(z, z)
+        ``stats="batch"``: batch norm uses the mini-batch's statistics (training, gradients);
+        ``"running"``: its running estimates (evaluation). ``track``: update those estimates (a
+        training step). Plain and layer-normalised networks ignore both.
+        """
+        ws = self.workspace(X.shape[0])
+        ws.inputs[0] = a = X
+        for layer, c in ws.forward:
+            a = layer.forward_(a, c, stats, track)
+        self._last = (ws, stats)
+        return a
 
-    def _backward(
-        self, X: np.ndarray, Y: np.ndarray, ws: _Workspace, sq_w: np.ndarray | None, sq_b: np.ndarray | None,
-        keep: list | None = None,
-    ) -> None:
-        """δ^L from the loss, then δ^l = δ^(l+1) W^(l+1) ⊙ σ'(z^l); fills self.dW, self.db and
-        the squared norms ‖∂C/∂W^l‖², ‖∂C/∂b^l‖² into sq_w[l-1], sq_b[l-1] (skipped when
-        ``sq_w`` is None). With ``keep``, a copy of every δ^l goes into keep[l-1] (the hot path
-        keeps only two alternating δ buffers)."""
-        L = self.L
-        A, D, S = ws.a, ws.delta, ws.scratch
-        Ws, dWs, dbs, ones = self.weights, self.dW, self.db, ws.ones
-        grad_a_ = self.activation.grad_a_
-        dot, vdot = np.dot, np.vdot
-        per_layer = sq_w is not None and not (self._sq_flat and self._flat())
-        delta = self.loss.delta_(ws.zL, A[L - 1], Y, D[L - 1])
-        delta *= 1.0 / ws.m
-        for l in range(L - 1, -1, -1):  # l is the 0-based index of layer l+1
+    def backward_(self, Y: np.ndarray, norms: bool = False, keep: list | None = None) -> None:
+        """Backward pass for the targets Y of the last ``forward_``: fills ``net.grads`` (the
+        views ``dW``, ``db``, ``dgamma``, ``dbeta``) and, with ``norms``, the squared norm of
+        every gradient array in ``net.sq``. With ``keep``, a copy of every δ^l goes into
+        keep[l-1] (the hot path keeps only two alternating δ buffers)."""
+        ws, stats = self._last
+        if stats != "batch" and self.norm == "batch":
+            raise ValueError("backward_ needs a forward_ with stats='batch' (the running estimates have no gradient)")
+        sq = self.sq
+        per_layer = norms and not sq.flat
+        inputs, g = ws.inputs, Y
+        vdot = np.vdot
+        for backward, i, c, out in ws.backward:
+            g = backward(g, inputs[i], c, out)
             if keep is not None:
-                keep[l] = delta.copy()
-            a_prev = A[l - 1] if l > 0 else X
-            dW, db = dWs[l], dbs[l]
-            dot(delta.T, a_prev, out=dW)
-            dot(ones, delta, out=db)
+                keep[i] = c.delta.copy()
             if per_layer:
-                sq_w[l] = vdot(dW, dW)
-                sq_b[l] = vdot(db, db)
-            if l > 0:
-                new = dot(delta, Ws[l], out=D[l - 1])
-                new *= grad_a_(a_prev, S[l - 1])
-                delta = new
-        if sq_w is not None and not per_layer:
-            self._sq_norms(sq_w, sq_b)
+                for grad, j in sq.slots[i]:
+                    sq.sums[j] = vdot(grad, grad)
+        if norms and sq.flat:
+            sq.from_flat_()
 
-    def _sq_norms(self, sq_w: np.ndarray, sq_b: np.ndarray) -> None:
-        """‖∂C/∂W^l‖² and ‖∂C/∂b^l‖² of every layer from the flat gradient (small networks)."""
-        g = self.grads
-        sq, sums, w, b = self._sq
-        np.multiply(g, g, out=sq)
-        np.add.reduceat(sq, self._sq_starts, out=sums)
-        sq_w[:] = w
-        sq_b[:] = b
+    def loss_(self, Y: np.ndarray) -> float:
+        """Mean loss C of the last ``forward_`` against the targets Y."""
+        c = self._last[0].buffers[-1]
+        return float(self.loss.fn(c.z, c.a, Y).mean())
 
-    def _sgd_update(self, lr: float, scale: float = 1.0, weight_decay: float = 0.0) -> None:
-        """W ← (1 − ηλ) W − η·scale·∂C/∂W,  b ← b − η·scale·∂C/∂b, in place (η = lr, λ = weight
-        decay); ``scale`` is the clipping factor. Overwrites the gradients."""
-        eta = -lr * scale
-        if self._flat():
-            if weight_decay:
-                self.params[: self._n_w] *= 1.0 - lr * weight_decay
-            g = self.grads
-            g *= eta
-            self.params += g
-            return
-        for W, b, dW, db in zip(self.weights, self.biases, self.dW, self.db):
-            if weight_decay:
-                W *= 1.0 - lr * weight_decay
-            dW *= eta
-            W += dW
-            db *= eta
-            b += db
+    def layer_outputs(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(a^l, h^l) of every layer l = 1..L in the last ``forward_`` (buffers): the layer's
+        output, and σ's output h^l (= a^l but where a skip adds a^(l-1))."""
+        return [(c.a, c.h) for c in self._last[0].buffers]
 
-    # -- public API ----------------------------------------------------------------------------
+    # -- the copying API ------------------------------------------------------------------------
     def _as_input(self, X) -> np.ndarray:
         X = np.ascontiguousarray(X, dtype=self.dtype)
         if X.ndim != 2 or X.shape[1] != self.sizes[0]:
             raise ValueError(f"X has shape {X.shape}; expected (batch, {self.sizes[0]})")
         return X
 
-    def forward(self, X) -> list[np.ndarray]:
+    def _as_targets(self, X, Y) -> np.ndarray:
+        Y = np.ascontiguousarray(Y, dtype=self.dtype)
+        if Y.shape != (X.shape[0], self.sizes[-1]):
+            raise ValueError(f"Y has shape {Y.shape}; expected ({X.shape[0]}, {self.sizes[-1]})")
+        return Y
+
+    def forward(self, X, stats: str = "batch") -> list[np.ndarray]:
         """Activations [a^0 = X, a^1, ..., a^L] for the batch X (copies)."""
+        if stats not in STATS:
+            raise ValueError(f"stats={stats!r}: choose one of {list(STATS)}")
         X = self._as_input(X)
-        ws = self._workspace(X.shape[0])
         with np.errstate(over="ignore"):
-            self._forward(X, ws)
-        return [X] + [a.copy() for a in ws.a]
+            self.forward_(X, stats)
+        return [X] + [a.copy() for a, _ in self.layer_outputs()]
 
     def predict(self, X) -> np.ndarray:
-        """Output a^L for the batch X."""
-        return self.forward(X)[-1]
+        """Output a^L for the batch X, in evaluation mode (batch norm: running estimates)."""
+        return self.forward(X, "running")[-1]
 
     def loss_value(self, X, Y) -> float:
-        """Batch-mean loss C on (X, Y)."""
+        """Batch-mean loss C on (X, Y), with the mini-batch's statistics: the C whose gradient
+        ``gradients`` returns."""
         X = self._as_input(X)
-        Y = np.ascontiguousarray(Y, dtype=self.dtype)
-        ws = self._workspace(X.shape[0])
+        Y = self._as_targets(X, Y)
         with np.errstate(over="ignore"):
-            self._forward(X, ws)
-            return float(self.loss.fn(ws.zL, ws.a[-1], Y).mean())
+            self.forward_(X)
+            return self.loss_(Y)
+
+    def evaluate(self, X, Y) -> tuple[float, float]:
+        """(mean loss, accuracy) on (X, Y) in evaluation mode (batch norm: running estimates);
+        accuracy is argmax of a^L against argmax of Y. NaN, NaN for an empty set."""
+        if len(X) == 0:
+            return float("nan"), float("nan")
+        X = self._as_input(X)
+        Y = self._as_targets(X, Y)
+        with np.errstate(over="ignore"):
+            aL = self.forward_(X, "running")
+            return self.loss_(Y), float((aL.argmax(axis=1) == Y.argmax(axis=1)).mean())
 
     def gradients(self, X, Y) -> Gradients:
         """Exact gradients of the batch-mean loss C = (1/m) Σ_x C_x, layer by layer.
 
-        Returns ``Gradients(loss, dW, db, delta)`` with dW[l-1] = ∂C/∂W^l (shape of W^l),
-        db[l-1] = ∂C/∂b^l and delta[l-1] = δ^l = ∂C/∂z^l (batch, n_l). The arrays are copies.
+        Returns ``Gradients(loss, dW, db, delta, dgamma, dbeta)``: dW[l-1] = ∂C/∂W^l (shape of
+        W^l), db[l-1] = ∂C/∂b^l, delta[l-1] = δ^l = ∂C/∂z^l (batch, n_l), and with ``norm`` set
+        dgamma[l-1] = ∂C/∂γ^l, dbeta[l-1] = ∂C/∂β^l for the hidden layers. The arrays are copies.
+        Batch norm uses the mini-batch's statistics and leaves the running estimates alone.
         """
         X = self._as_input(X)
-        Y = np.ascontiguousarray(Y, dtype=self.dtype)
-        if Y.shape != (X.shape[0], self.sizes[-1]):
-            raise ValueError(f"Y has shape {Y.shape}; expected ({X.shape[0]}, {self.sizes[-1]})")
-        ws = self._workspace(X.shape[0])
+        Y = self._as_targets(X, Y)
         deltas: list[np.ndarray] = [None] * self.L  # type: ignore[list-item]
         with np.errstate(over="ignore"):
-            self._forward(X, ws)
-            loss = float(self.loss.fn(ws.zL, ws.a[-1], Y).mean())
-            self._backward(X, Y, ws, None, None, keep=deltas)
-        return Gradients(loss, [g.copy() for g in self.dW], [g.copy() for g in self.db], deltas)
+            self.forward_(X)
+            loss = self.loss_(Y)
+            self.backward_(Y, keep=deltas)
+        copies = lambda views: None if views is None else [v.copy() for v in views]  # noqa: E731
+        return Gradients(loss, copies(self.dW), copies(self.db), deltas, copies(self.dgamma), copies(self.dbeta))
 
     def __repr__(self) -> str:
+        extra = (", residual=True" if self.residual else "") + (f", norm={self.norm!r}" if self.norm else "")
         return (
             f"MLP(sizes={self.sizes}, activation={self.activation.name!r}, "
-            f"loss={self.loss.name!r}, dtype={self.dtype.name!r})"
+            f"loss={self.loss.name!r}{extra}, dtype={self.dtype.name!r})"
         )
+
+
+def sgd_step(net: MLP, lr: float, scale: float = 1.0, weight_decay: float = 0.0) -> None:
+    """One SGD update in place, from the gradients of the last ``backward_``:
+
+        W ← (1 − ηλ) W − η·s·∂C/∂W   (weights),     θ ← θ − η·s·∂C/∂θ   (b, γ, β)
+
+    with η = ``lr``, λ = ``weight_decay`` and s = ``scale`` (the clipping factor). Two array
+    operations over the flat arrays whatever the depth; overwrites the gradients."""
+    if weight_decay:
+        net.params[net.layout.decayed] *= 1.0 - lr * weight_decay
+    g = net.grads
+    g *= -lr * scale
+    net.params += g

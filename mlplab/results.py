@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlplab.spec import SCHEMA_VERSION
+from mlplab.spec import FIELDS, SCHEMA_VERSION, RunSpec
 
 TABLES = ("runs", "steps", "layers")
 MARKER = "mlplab.json"
@@ -47,6 +48,8 @@ LAYERS_SCHEMA = pa.schema(
         ("fan_out", pa.int32()),
         ("grad_w_norm", pa.float64()),
         ("grad_b_norm", pa.float64()),
+        ("grad_gamma_norm", pa.float64()),
+        ("grad_beta_norm", pa.float64()),
         ("weight_norm", pa.float64()),
         ("update_ratio", pa.float64()),
         ("act_mean", pa.float32()),
@@ -70,34 +73,24 @@ STEPS_SCHEMA = pa.schema(
     ]
 )
 
-# config columns of the runs table (the RunSpec fields, batch_size and log_every resolved)
-CONFIG_TYPES = {
-    "depth": pa.int16(),
-    "width": pa.int32(),
-    "activation": _cat,
-    "alpha": pa.float64(),
-    "loss": _cat,
-    "init": _cat,
-    "sigma_w": pa.float64(),
-    "sigma_b": pa.float64(),
-    "lr": pa.float64(),
-    "batch_size": pa.int32(),
-    "epochs": pa.int32(),
-    "weight_decay": pa.float64(),
-    "clip": _cat,
-    "clip_threshold": pa.float64(),
-    "log_every": pa.int32(),
-    "dataset": _cat,
-    "n_samples": pa.int32(),
-    "n_features": pa.int32(),
-    "n_classes": pa.int32(),
-    "noise": pa.float64(),
-    "test_fraction": pa.float64(),
-    "standardise": pa.bool_(),
-    "data_path": pa.string(),
-    "seed": pa.int64(),
-    "dtype": _cat,
-}
+# runs-table column types by name (RunSpec fields declare a name where the Python type does not say it)
+ARROW_TYPES = {"bool": pa.bool_(), "int16": pa.int16(), "int32": pa.int32(), "int64": pa.int64(),
+               "float64": pa.float64(), "category": _cat, "string": pa.string()}
+PY_COLUMN = {bool: "bool", int: "int32", float: "float64", str: "category"}
+
+
+def _config_types() -> dict[str, pa.DataType]:
+    """The config columns of the runs table: one per RunSpec field (batch_size and log_every
+    resolved to numbers), typed by the field's declaration."""
+    hints = typing.get_type_hints(RunSpec)
+    out = {}
+    for f in FIELDS:
+        py = next(t for t in (typing.get_args(hints[f.name]) or (hints[f.name],)) if t is not type(None))
+        out[f.name] = ARROW_TYPES[f.metadata["column"] or PY_COLUMN[py]]
+    return out
+
+
+CONFIG_TYPES = _config_types()
 
 RUNS_SCHEMA = pa.schema(
     [("run_id", _cat), ("sweep", _cat)]
@@ -165,16 +158,18 @@ def mark_folder(root: Path) -> None:
         atomic_write_bytes(marker, json.dumps({"schema_version": SCHEMA_VERSION}).encode())
 
 
-def to_table(columns: dict, name: str) -> pa.Table:
-    """Columns (name -> array or list) to a table of the documented schema ``name``."""
+def to_table(columns: dict, name: str, nulls: dict | None = None) -> pa.Table:
+    """Columns (name -> array or list) to a table of the documented schema ``name``;
+    ``nulls[column]``, a boolean mask, marks the entries that are null (not applicable)."""
     schema = SCHEMAS[name].with_metadata({META_KEY: str(SCHEMA_VERSION).encode()})
+    nulls = nulls or {}
     arrays = []
     for field in schema:
         col = columns[field.name]
         if pa.types.is_dictionary(field.type):
             arrays.append(pa.array(list(col), pa.string()).dictionary_encode())
         else:
-            arrays.append(pa.array(col, field.type))
+            arrays.append(pa.array(col, field.type, mask=nulls.get(field.name)))
     return pa.Table.from_arrays(arrays, schema=schema)
 
 

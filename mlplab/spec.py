@@ -1,8 +1,13 @@
-"""The flat description of one run, its validation and its stable id.
+"""The flat description of one run: its fields, their validation and the run's stable id.
 
-``RunSpec`` holds every value that decides a run's numbers, flat, as they appear as columns
-of the ``runs`` table. It is plain data: the Hydra config (``mlplab.config``) is turned into a
-``RunSpec`` at the edge, and everything else (training, results, tests) works on it.
+``RunSpec`` holds every value that decides a run's numbers, flat, as they appear as columns of
+the ``runs`` table. Each field is declared once, here, with its default, the config key a user
+types, the check it must pass and what it feeds (``use``: "net" = a keyword of ``mlplab.MLP``,
+"data" = a keyword of ``mlplab.data.make_dataset``). Everything else is derived from these
+declarations: the Hydra schema (``mlplab.config``), the column types of the ``runs`` table
+(``mlplab.results``), validation and the error messages, the planner's data key, and the
+arguments of the network and the data set. Adding a field means declaring it here, giving it
+its YAML default, and using it.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
+from typing import Any, Callable
 
 from mlplab.activations import ACTIVATIONS
 from mlplab.clipping import CLIPS
@@ -19,20 +25,116 @@ from mlplab.data import DATASETS
 from mlplab.init import INITS
 from mlplab.losses import LOSSES
 
-SCHEMA_VERSION = 1  # of the result tables; part of every run id
+SCHEMA_VERSION = 2  # of the result tables; part of every run id
 
 
-# RunSpec field -> the config key a user types
-CONFIG_KEYS = {
-    "depth": "depth", "width": "width", "activation": "activation", "alpha": "activation.alpha",
-    "loss": "loss", "init": "init", "sigma_w": "init.sigma_w", "sigma_b": "init.sigma_b",
-    "lr": "train.lr", "batch_size": "train.batch_size", "epochs": "train.epochs",
-    "weight_decay": "train.weight_decay", "log_every": "train.log_every", "clip": "clip",
-    "clip_threshold": "clip.threshold", "dataset": "data", "n_samples": "data.n_samples",
-    "n_features": "data.n_features", "n_classes": "data.n_classes", "noise": "data.noise",
-    "test_fraction": "data.test_fraction", "standardise": "data.standardise",
-    "data_path": "data.path", "seed": "seed", "dtype": "dtype",
-}
+# -- checks: (predicate, what is allowed) --------------------------------------------------------
+@dataclass(frozen=True)
+class Check:
+    ok: Callable[[Any], bool]
+    allowed: str
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def integer(at_least: int, also: tuple = (), extra: str = "") -> Check:
+    return Check(lambda v: (_is_int(v) and v >= at_least) or (v in also and not isinstance(v, bool)),
+                 f"must be an integer >= {at_least}{extra}")
+
+
+def finite(at_least: float | None = None, above: float | None = None) -> Check:
+    def ok(v):
+        return _is_real(v) and math.isfinite(v) and (at_least is None or v >= at_least) and (above is None or v > above)
+
+    bound = f" >= {at_least:g}" if at_least is not None else f" > {above:g}"
+    return Check(ok, f"must be a finite number{bound}")
+
+
+def inside(lo: float, hi: float) -> Check:
+    return Check(lambda v: _is_real(v) and lo < v < hi, f"must be a number in ({lo:g}, {hi:g})")
+
+
+def one_of(choices, null: bool = False) -> Check:
+    names = sorted(choices)
+    return Check(lambda v: (v is None and null) or (isinstance(v, str) and v in names),
+                 f"must be {'null or ' if null else ''}one of {names}")
+
+
+def boolean() -> Check:
+    return Check(lambda v: isinstance(v, bool), "must be true or false")
+
+
+def param(default, key: str, check: Check, *, group: bool = False, use: tuple = (), column: str | None = None,
+          doc: str = ""):
+    """A RunSpec field: ``key`` is the config key (``group``: the choice of a config group, e.g.
+    ``activation=relu``); ``column`` the runs-table type where the Python type does not say
+    it; ``doc`` one line for the config schema and --help."""
+    meta = dict(key=key, check=check, group=group, use=use, column=column, doc=doc)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    # network
+    depth: int = param(2, "depth", integer(0), column="int16", doc="hidden layers; L = depth + 1 weight layers")
+    width: int = param(32, "width", integer(1), doc="units per hidden layer")
+    activation: str = param("sigmoid", "activation", one_of(ACTIVATIONS), group=True, use=("net",))
+    alpha: float = param(0.01, "activation.alpha", inside(0, 1), use=("net",), doc="leaky_relu's slope for z < 0")
+    loss: str = param("softmax_ce", "loss", one_of(LOSSES), group=True, use=("net",))
+    init: str = param("normal", "init", one_of(INITS), group=True, use=("net",))
+    sigma_w: float = param(1.0, "init.sigma_w", finite(above=0), use=("net",),
+                           doc="normal: W ~ N(0, sigma_w²/fan_in)")
+    sigma_b: float = param(1.0, "init.sigma_b", finite(at_least=0), use=("net",), doc="normal: b ~ N(0, sigma_b²)")
+    # training
+    lr: float = param(0.5, "train.lr", finite(above=0))
+    batch_size: int | str = param(32, "train.batch_size", integer(1, also=("full",), extra=" or 'full'"), column="int32",
+                                  doc="an integer >= 1, or 'full' (batch gradient descent)")
+    epochs: int = param(20, "train.epochs", integer(1))
+    weight_decay: float = param(0.0, "train.weight_decay", finite(at_least=0), doc="L2 on weights: W <- (1 - lr*weight_decay) W - lr*grad")
+    clip: str = param("none", "clip", one_of(CLIPS), group=True)
+    clip_threshold: float = param(1.0, "clip.threshold", finite(above=0))
+    log_every: int | None = param(None, "train.log_every", integer(1, also=(None,), extra=" or null (auto: >= 50 points)"),
+                                  column="int32", doc="null: often enough for >= 50 logged points")
+    # data
+    dataset: str = param("blobs", "data", one_of(DATASETS), group=True, use=("data",))
+    n_samples: int = param(1000, "data.n_samples", integer(2), use=("data",))
+    n_features: int = param(8, "data.n_features", integer(1), use=("data",))
+    n_classes: int = param(3, "data.n_classes", integer(2), use=("data",))
+    noise: float = param(1.0, "data.noise", finite(at_least=0), use=("data",))
+    test_fraction: float = param(0.2, "data.test_fraction", inside(0, 1), use=("data",))
+    standardise: bool = param(True, "data.standardise", boolean(), use=("data",))
+    data_path: str | None = param(None, "data.path", Check(lambda v: v is None or isinstance(v, str), "must be a path"),
+                                  use=("data",), column="string", doc="dataset 'file': an .npz with X and Y (or labels)")
+    # run
+    seed: int = param(0, "seed", integer(0), column="int64", doc="draws the data, the initial weights and the batch order")
+    dtype: str = param("float64", "dtype", one_of(("float32", "float64")), use=("net", "data"))
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @property
+    def run_id(self) -> str:
+        """sha256 of the canonical JSON of every field plus the result schema version."""
+        blob = json.dumps({"schema": SCHEMA_VERSION, **self.as_dict()}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def used_by(self, use: str) -> dict:
+        """The fields that feed ``use`` ("net" or "data"), as keyword arguments."""
+        return {f.name: getattr(self, f.name) for f in FIELDS if use in f.metadata["use"]}
+
+    def data_key(self) -> tuple:
+        """What decides the data set (the data fields and the seed): runs with the same key share it."""
+        return (self.seed, *self.used_by("data").items())
+
+
+FIELDS: tuple[dataclasses.Field, ...] = dataclasses.fields(RunSpec)
+CONFIG_KEYS: dict[str, str] = {f.name: f.metadata["key"] for f in FIELDS}  # RunSpec field -> config key
 
 
 class ConfigError(ValueError):
@@ -44,107 +146,12 @@ class ConfigError(ValueError):
         super().__init__(f"invalid config: {field}={value!r}: {allowed}")
 
 
-@dataclass(frozen=True)
-class RunSpec:
-    # network
-    depth: int = 2
-    width: int = 32
-    activation: str = "sigmoid"
-    alpha: float = 0.01
-    loss: str = "softmax_ce"
-    init: str = "normal"
-    sigma_w: float = 1.0
-    sigma_b: float = 1.0
-    # training
-    lr: float = 0.5
-    batch_size: int | str = 32
-    epochs: int = 20
-    weight_decay: float = 0.0
-    clip: str = "none"
-    clip_threshold: float = 1.0
-    log_every: int | None = None
-    # data
-    dataset: str = "blobs"
-    n_samples: int = 1000
-    n_features: int = 8
-    n_classes: int = 3
-    noise: float = 1.0
-    test_fraction: float = 0.2
-    standardise: bool = True
-    data_path: str | None = None
-    # run
-    seed: int = 0
-    dtype: str = "float64"
-
-    def as_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @property
-    def run_id(self) -> str:
-        """sha256 of the canonical JSON of every field plus the result schema version."""
-        blob = json.dumps({"schema": SCHEMA_VERSION, **self.as_dict()}, sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_real(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _check(ok: bool, field: str, value, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(field, value, allowed)
-
-
 def validate(spec: RunSpec) -> RunSpec:
     """Check every value that needs no data; raise ``ConfigError`` on the first bad one."""
-    s = spec
-
-    def check(field, ok, allowed):
-        _check(ok, field, getattr(s, field), allowed)
-
-    def one_of(field, registry):
-        check(field, getattr(s, field) in registry, f"must be one of {sorted(registry)}")
-
-    check("depth", _is_int(s.depth) and s.depth >= 0, "must be an integer >= 0")
-    check("width", _is_int(s.width) and s.width >= 1, "must be an integer >= 1")
-    one_of("activation", ACTIVATIONS)
-    check("alpha", _is_real(s.alpha) and 0 < s.alpha < 1, "must be a number in (0, 1)")
-    one_of("loss", LOSSES)
-    one_of("init", INITS)
-    check("sigma_w", _is_real(s.sigma_w) and math.isfinite(s.sigma_w) and s.sigma_w > 0, "must be a finite number > 0")
-    check("sigma_b", _is_real(s.sigma_b) and math.isfinite(s.sigma_b) and s.sigma_b >= 0, "must be a finite number >= 0")
-    check("lr", _is_real(s.lr) and math.isfinite(s.lr) and s.lr > 0, "must be a finite number > 0")
-    check(
-        "batch_size",
-        (_is_int(s.batch_size) and s.batch_size >= 1) or s.batch_size == "full",
-        "must be an integer >= 1 or 'full'",
-    )
-    check("epochs", _is_int(s.epochs) and s.epochs >= 1, "must be an integer >= 1")
-    check(
-        "weight_decay",
-        _is_real(s.weight_decay) and math.isfinite(s.weight_decay) and s.weight_decay >= 0,
-        "must be a finite number >= 0",
-    )
-    one_of("clip", CLIPS)
-    check(
-        "clip_threshold",
-        _is_real(s.clip_threshold) and math.isfinite(s.clip_threshold) and s.clip_threshold > 0,
-        "must be a finite number > 0",
-    )
-    check("log_every", s.log_every is None or (_is_int(s.log_every) and s.log_every >= 1), "must be an integer >= 1 or null (auto: >= 50 points)")
-    one_of("dataset", DATASETS)
-    check("n_samples", _is_int(s.n_samples) and s.n_samples >= 2, "must be an integer >= 2")
-    check("n_features", _is_int(s.n_features) and s.n_features >= 1, "must be an integer >= 1")
-    check("n_classes", _is_int(s.n_classes) and s.n_classes >= 2, "must be an integer >= 2")
-    check("noise", _is_real(s.noise) and math.isfinite(s.noise) and s.noise >= 0, "must be a finite number >= 0")
-    check("test_fraction", _is_real(s.test_fraction) and 0 < s.test_fraction < 1, "must be a number in (0, 1)")
-    check("data_path", s.dataset != "file" or bool(s.data_path), "must name an .npz file when dataset is 'file'")
-    check("seed", _is_int(s.seed) and s.seed >= 0, "must be an integer >= 0")
-    check("dtype", s.dtype in ("float32", "float64"), "must be one of ['float32', 'float64']")
+    for f in FIELDS:
+        value, check = getattr(spec, f.name), f.metadata["check"]
+        if not check.ok(value):
+            raise ConfigError(f.name, value, check.allowed)
+    if spec.dataset == "file" and not spec.data_path:
+        raise ConfigError("data_path", spec.data_path, "must name an .npz file when dataset is 'file'")
     return spec

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -24,7 +24,7 @@ from mlplab import results as res
 from mlplab.clipping import get_clip
 from mlplab.data import Dataset, make_dataset
 from mlplab.losses import check_targets, get_loss
-from mlplab.network import MLP
+from mlplab.network import MLP, sgd_step
 from mlplab.spec import ConfigError, RunSpec, validate
 
 MIN_LOG_POINTS = 50
@@ -40,15 +40,23 @@ def rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random
 
 
 def load_data(spec: RunSpec, rng: np.random.Generator | None = None) -> Dataset:
-    """The run's data set, checked against the loss and the batch size (ConfigError if not)."""
+    """The run's data set, checked against the rest of the spec (ConfigError if it does not fit)."""
+    data = make_data(spec, rng)
+    check_data(spec, data)
+    return data
+
+
+def make_data(spec: RunSpec, rng: np.random.Generator | None = None) -> Dataset:
+    """The run's data set (the same for every spec with the same ``spec.data_key()``)."""
     rng = rng if rng is not None else rngs(spec.seed)[0]
     try:
-        data = make_dataset(
-            spec.dataset, rng, spec.n_samples, spec.n_features, spec.n_classes, spec.noise,
-            spec.test_fraction, spec.dtype, spec.standardise, spec.data_path,
-        )
+        return make_dataset(rng=rng, **spec.used_by("data"))
     except ValueError as e:
         raise ConfigError("dataset", spec.dataset, str(e)) from None
+
+
+def check_data(spec: RunSpec, data: Dataset) -> None:
+    """ConfigError unless the data fit the batch size and the loss."""
     n = len(data.X_train)
     if spec.batch_size != "full" and spec.batch_size > n:
         raise ConfigError("batch_size", spec.batch_size, f"must be <= the {n} training samples (or 'full')")
@@ -57,7 +65,6 @@ def load_data(spec: RunSpec, rng: np.random.Generator | None = None) -> Dataset:
         check_targets(get_loss(spec.loss), data.Y_test)
     except ValueError as e:
         raise ConfigError("loss", spec.loss, str(e)) from None
-    return data
 
 
 def layer_sizes(spec: RunSpec, data: Dataset) -> list[int]:
@@ -66,10 +73,7 @@ def layer_sizes(spec: RunSpec, data: Dataset) -> list[int]:
 
 
 def build_network(spec: RunSpec, data: Dataset, rng) -> MLP:
-    return MLP(
-        layer_sizes(spec, data), spec.activation, spec.loss, spec.init, rng,
-        sigma_w=spec.sigma_w, sigma_b=spec.sigma_b, dtype=spec.dtype, alpha=spec.alpha,
-    )
+    return MLP(layer_sizes(spec, data), seed=rng, **spec.used_by("net"))
 
 
 @dataclass
@@ -89,35 +93,139 @@ class Schedule:
         return cls(n_train, bs, spe, n_steps, log_every)
 
 
-@dataclass
+def safe_norm(g: np.ndarray) -> float:
+    """‖g‖ without overflow: max|g| · ‖g / max|g|‖ (NaN or inf when an entry is)."""
+    m = float(np.abs(g).max(initial=0.0))
+    if m == 0.0 or not math.isfinite(m):
+        return m
+    x = g / m
+    return m * math.sqrt(np.vdot(x, x))
+
+
+class Step:
+    """One step of mini-batch SGD: the only one in mlplab (training, the benchmark and the tests
+    all use it). ``step(X, Y)`` runs its three parts, which ``train`` calls one by one to log
+    between them:
+
+    * ``gradients(X, Y)`` — forward (mini-batch statistics; batch norm's running estimates
+      updated), backward with the squared norm of every gradient array; returns ‖g‖ over all
+      parameters (``norms()`` gives the per-layer norms);
+    * ``clip(gnorm)`` — the clipping rule: (scale, clipped); value clipping acts in place;
+    * ``update(scale)`` — ``sgd_step``: W ← (1 − ηλ) W − η·scale·∂C/∂W, θ ← θ − η·scale·∂C/∂θ.
+    """
+
+    def __init__(self, net: MLP, clip: str, threshold: float, lr: float, weight_decay: float):
+        self.net, self.rule = net, get_clip(clip)
+        self.threshold, self.lr, self.weight_decay = float(threshold), float(lr), float(weight_decay)
+        self.params = [net.grads]  # what clipping acts on: every gradient, flat
+        self.safe: dict | None = None
+
+    def gradients(self, X: np.ndarray, Y: np.ndarray) -> float:
+        net = self.net
+        net.forward_(X, track=True)
+        net.backward_(Y, norms=True)
+        self.safe = None
+        gnorm = math.sqrt(net.sq.total())
+        if not math.isfinite(gnorm):
+            # rare: a NaN/Inf entry, or a finite gradient beyond ~1e154 whose square overflows;
+            # the norms again without squaring large numbers tell the two apart
+            self.safe = {k: [safe_norm(g) for g in gs] for k, gs in net.layout.grads_by_kind.items() if gs}
+            gnorm = safe_norm(np.asarray([v for vs in self.safe.values() for v in vs]))
+        return gnorm
+
+    def norms(self) -> dict[str, np.ndarray]:
+        """Per-layer norms ‖∂C/∂θ^l‖ of the last ``gradients``, by kind ("W", "b", "gamma", "beta")."""
+        if self.safe is not None:
+            return {k: np.asarray(v) for k, v in self.safe.items()}
+        return {k: np.sqrt(v) for k, v in self.net.sq.by_kind.items() if len(v)}
+
+    def clip(self, gnorm: float) -> tuple[float, bool]:
+        return self.rule.clip_(self.params, gnorm, self.threshold)
+
+    def update(self, scale: float) -> None:
+        sgd_step(self.net, self.lr, scale, self.weight_decay)
+
+    def __call__(self, X: np.ndarray, Y: np.ndarray) -> float:
+        gnorm = self.gradients(X, Y)
+        if not math.isfinite(gnorm):
+            raise Diverged(f"gradient norm is {gnorm}")
+        self.update(self.clip(gnorm)[0])
+        return gnorm
+
+
+KEY_COLUMNS = ("run_id", "step", "epoch", "layer", "fan_in", "fan_out")
+NORM_COLUMNS = {"W": "grad_w_norm", "b": "grad_b_norm", "gamma": "grad_gamma_norm", "beta": "grad_beta_norm"}
+
+
+def _metric_arrays(schema, shape) -> dict[str, np.ndarray]:
+    """One preallocated array per metric column of ``schema``: NaN (floats) or zeros."""
+    out = {}
+    for f in schema:
+        if f.name not in KEY_COLUMNS:
+            dt = np.dtype(f.type.to_pandas_dtype())
+            out[f.name] = np.full(shape, np.nan, dt) if dt.kind == "f" else np.zeros(shape, dt)
+    return out
+
+
 class Record:
-    """Rows accumulated in preallocated arrays during a run, turned into tables once."""
+    """Rows accumulated in preallocated arrays during a run, turned into tables once: one
+    array per metric column of the steps and layers tables (``mlplab.results``)."""
 
-    L: int
-    capacity: int
-    sizes: list[int]
-    n_steps_rows: int = 0
-    steps_done: int = 0
-    steps: dict = field(default_factory=dict)
-    layers: dict = field(default_factory=dict)
+    def __init__(self, sizes: list[int], capacity: int, normalised: bool = False):
+        L = len(sizes) - 1
+        self.L, self.sizes, self.n_steps_rows, self.steps_done = L, list(sizes), 0, 0
+        self.steps = {"step": np.zeros(capacity, np.int32), "epoch": np.zeros(capacity, np.int32)}
+        self.steps.update(_metric_arrays(res.STEPS_SCHEMA, capacity))
+        self.layers = _metric_arrays(res.LAYERS_SCHEMA, (capacity, L))
+        # the layers each kind of parameter lives in (γ, β: every hidden layer of a normalised net)
+        hidden = list(range(L - 1)) if normalised else []
+        self.kind_layers = {"W": list(range(L)), "b": list(range(L)), "gamma": hidden, "beta": hidden}
+        self.nulls = {}
+        for kind in ("gamma", "beta"):
+            null = np.ones(L, bool)
+            null[self.kind_layers[kind]] = False
+            self.nulls[NORM_COLUMNS[kind]] = null
 
-    def __post_init__(self):
-        c, L = self.capacity, self.L
-        self.steps = {
-            "step": np.zeros(c, np.int32), "epoch": np.zeros(c, np.int32),
-            "loss": np.full(c, np.nan), "accuracy": np.full(c, np.nan, np.float32),
-            "test_loss": np.full(c, np.nan), "test_accuracy": np.full(c, np.nan, np.float32),
-            "batch_loss": np.full(c, np.nan), "grad_norm": np.full(c, np.nan),
-            "clipped": np.zeros(c, bool),
-        }
-        self.layers = {
-            k: np.full((c, L), np.nan, dt)
-            for k, dt in [
-                ("grad_w_norm", np.float64), ("grad_b_norm", np.float64), ("weight_norm", np.float64),
-                ("update_ratio", np.float64), ("act_mean", np.float32), ("act_std", np.float32),
-                ("sat_frac", np.float32),
-            ]
-        }
+    def log_gradients(self, s: int, epoch: int, net: MLP, step: Step, gnorm: float, Yb) -> int:
+        """A new row for step ``s``: gradient norms, weights and activations of the mini-batch
+        about to be applied (before clipping). Returns the row's index."""
+        i = self.n_steps_rows
+        self.n_steps_rows += 1
+        st, lay = self.steps, self.layers
+        st["step"][i], st["epoch"][i], st["grad_norm"][i] = s, epoch, gnorm
+        st["batch_loss"][i] = net.loss_(Yb)
+        for kind, norms in step.norms().items():
+            lay[NORM_COLUMNS[kind]][i, self.kind_layers[kind]] = norms
+        outputs = net.layer_outputs()
+        for l, ((a, h), W) in enumerate(zip(outputs, net.weights)):
+            sat = net.loss.saturated(a) if l == self.L - 1 else net.activation.saturated(h)
+            lay["weight_norm"][i, l] = math.sqrt(np.vdot(W, W))
+            lay["act_mean"][i, l] = a.mean()
+            lay["act_std"][i, l] = a.std()
+            lay["sat_frac"][i, l] = sat.mean()
+        return i
+
+    def log_update(self, i: int, net: MLP, step: Step, scale: float, clipped: bool, evaluation) -> float:
+        """The rest of row i: whether clipping acted, ‖ΔW^l‖/‖W^l‖ of the update about to be made,
+        and ``evaluation`` ((loss, accuracy) on the whole training and test sets). Returns the
+        training loss."""
+        st, lay = self.steps, self.layers
+        st["clipped"][i] = clipped
+        lr, wd = step.lr, step.weight_decay
+        for l, (W, g) in enumerate(zip(net.weights, net.dW)):  # ΔW^l = −η (scale · g + λ W)
+            wn = lay["weight_norm"][i, l]
+            step_norm = safe_norm(scale * g + wd * W if wd else g) * (1.0 if wd else scale)
+            lay["update_ratio"][i, l] = lr * step_norm / wn if wn > 0 else math.inf
+        (st["loss"][i], st["accuracy"][i]), (st["test_loss"][i], st["test_accuracy"][i]) = evaluation
+        return float(st["loss"][i])
+
+    def divergence(self, norms: dict, gnorm: float, s: int) -> str:
+        """The reason a gradient is not finite: the first array with a NaN or Inf."""
+        for kind, values in norms.items():
+            for l, v in zip(self.kind_layers[kind], values):
+                if not math.isfinite(v):
+                    return f"{NORM_COLUMNS[kind]} of layer {l + 1} is {v} at step {s}"
+        return f"gradient norm is {gnorm} at step {s}"
 
     def tables(self, run_id: str):
         n, L = self.n_steps_rows, self.L
@@ -130,117 +238,56 @@ class Record:
         layers["layer"] = np.tile(np.arange(1, L + 1, dtype=np.int16), n)
         layers["fan_in"] = np.tile(np.asarray(self.sizes[:-1], np.int32), n)
         layers["fan_out"] = np.tile(np.asarray(self.sizes[1:], np.int32), n)
-        return res.to_table(layers, "layers"), res.to_table(steps, "steps")
+        nulls = {k: np.tile(v, n) for k, v in self.nulls.items()}
+        return res.to_table(layers, "layers", nulls), res.to_table(steps, "steps")
 
 
-def evaluate(net: MLP, X: np.ndarray, Y: np.ndarray) -> tuple[float, float]:
-    """(mean loss, accuracy) of ``net`` on (X, Y); argmax of a^L against argmax of y."""
-    if len(X) == 0:
-        return math.nan, math.nan
-    ws = net._workspace(len(X))
-    net._forward(X, ws)
-    loss = float(net.loss.fn(ws.zL, ws.a[-1], Y).mean())
-    acc = float((ws.a[-1].argmax(axis=1) == Y.argmax(axis=1)).mean())
-    return loss, acc
-
-
-def safe_norm(g: np.ndarray) -> float:
-    """‖g‖ without overflow: max|g| · ‖g / max|g|‖ (NaN or inf when an entry is)."""
-    m = float(np.abs(g).max(initial=0.0))
-    if m == 0.0 or not math.isfinite(m):
-        return m
-    x = g / m
-    return m * math.sqrt(np.vdot(x, x))
-
-
-def safe_norms(net: MLP) -> tuple[list[float], list[float], float]:
-    """Per-layer ‖∂C/∂W^l‖, ‖∂C/∂b^l‖ and the global norm, without overflow (``safe_norm``)."""
-    nw, nb = [safe_norm(g) for g in net.dW], [safe_norm(g) for g in net.db]
-    return nw, nb, safe_norm(np.asarray(nw + nb))
-
-
-def divergence(nw: list[float], nb: list[float], gnorm: float, step: int) -> str:
-    """The reason a gradient is not finite: the first layer with a NaN or Inf in its gradient."""
-    for name, norms in (("grad_w_norm", nw), ("grad_b_norm", nb)):
-        for l, v in enumerate(norms):
-            if not math.isfinite(v):
-                return f"{name} of layer {l + 1} is {v} at step {step}"
-    return f"gradient norm is {gnorm} at step {step}"
+def batches(data: Dataset, sched: Schedule, rng: np.random.Generator):
+    """The mini-batches of one epoch, in a fresh random order (the whole set when full batch)."""
+    X, Y = data.X_train, data.Y_train
+    if sched.batch_size >= sched.n_train:
+        yield X, Y
+        return
+    perm = rng.permutation(sched.n_train)
+    for start in range(0, sched.n_train, sched.batch_size):
+        idx = perm[start : start + sched.batch_size]
+        yield X[idx], Y[idx]
 
 
 def train(net: MLP, data: Dataset, spec: RunSpec, shuffle_rng: np.random.Generator, sched: Schedule, rec: Record) -> None:
     """Plain mini-batch SGD with per-layer instrumentation; fills ``rec``.
 
-    Update (weights only decay): W ← W − η (clip(∂C/∂W) + λ W),  b ← b − η clip(∂C/∂b).
+    Update (weights only decay): W ← W − η (clip(∂C/∂W) + λ W),  θ ← θ − η clip(∂C/∂θ) for b, γ, β.
     At every logged step s (s updates done; s = 0 is the initialisation) it records, for the
-    mini-batch about to be applied: per layer the pre-clip ‖∂C/∂W^l‖_F, ‖∂C/∂b^l‖, ‖W^l‖_F,
-    ‖ΔW^l‖/‖W^l‖, and the mean, std and saturated fraction of a^l; per step the training and
-    test loss and accuracy (whole sets), the mini-batch loss, the pre-clip global norm and
-    whether clipping acted. A non-finite gradient (checked every step) or loss (checked at every
-    logged step) raises ``Diverged``, with that step's row kept in ``rec``.
+    mini-batch about to be applied: per layer the pre-clip gradient norms ‖∂C/∂W^l‖_F,
+    ‖∂C/∂b^l‖ (and ‖∂C/∂γ^l‖, ‖∂C/∂β^l‖), ‖W^l‖_F, ‖ΔW^l‖/‖W^l‖, and the mean, std and saturated
+    fraction of the layer's output; per step the training and test loss and accuracy (whole
+    sets, evaluation mode), the mini-batch loss, the pre-clip global norm and whether clipping
+    acted. A non-finite gradient (checked every step) or loss (checked at every logged step)
+    raises ``Diverged``, with that step's row kept in ``rec``.
     """
-    L = net.L
-    X, Y = data.X_train, data.Y_train
-    rule = get_clip(spec.clip)
-    thr, lr, wd = float(spec.clip_threshold), float(spec.lr), float(spec.weight_decay)
-    sq_w, sq_b = np.empty(L), np.empty(L)
-    params = [net.grads] if net._flat() else net.dW + net.db  # what clipping acts on
-    full = sched.batch_size >= sched.n_train
-    step = 0
+    step = Step(net, spec.clip, spec.clip_threshold, spec.lr, spec.weight_decay)
+    s = 0
     for epoch in range(spec.epochs):
-        perm = None if full else shuffle_rng.permutation(sched.n_train)
-        for start in range(0, sched.n_train, sched.batch_size):
-            if full:
-                Xb, Yb = X, Y
-            else:
-                idx = perm[start : start + sched.batch_size]
-                Xb, Yb = X[idx], Y[idx]
-            ws = net._workspace(len(Xb))
-            net._forward(Xb, ws)
-            net._backward(Xb, Yb, ws, sq_w, sq_b)
-            # ‖g‖² = Σ_l ‖∂C/∂W^l‖² + ‖∂C/∂b^l‖² (a few numbers: cheaper in Python than two NumPy sums)
-            gnorm = math.sqrt(sum(sq_w.tolist()) + sum(sq_b.tolist()))
-            nw = nb = None
-            if not math.isfinite(gnorm):
-                # rare: a NaN/Inf entry, or a finite gradient beyond ~1e154 whose square overflows;
-                # the norms again without squaring large numbers tell the two apart
-                nw, nb, gnorm = safe_norms(net)
+        for Xb, Yb in batches(data, sched, shuffle_rng):
+            logged = s % sched.log_every == 0
+            if logged:  # the network after s updates (batch norm: running estimates of s batches)
+                evaluation = net.evaluate(data.X_train, data.Y_train), net.evaluate(data.X_test, data.Y_test)
+            gnorm = step.gradients(Xb, Yb)
             finite = math.isfinite(gnorm)
-            log = step % sched.log_every == 0 or not finite
-            if log:
-                i = rec.n_steps_rows
-                rec.n_steps_rows += 1
-                s, lay = rec.steps, rec.layers
-                s["step"][i], s["epoch"][i], s["grad_norm"][i] = step, epoch, gnorm
-                s["batch_loss"][i] = net.loss.fn(ws.zL, ws.a[-1], Yb).mean()
-                lay["grad_w_norm"][i] = np.sqrt(sq_w) if nw is None else nw
-                lay["grad_b_norm"][i] = np.sqrt(sq_b) if nb is None else nb
-                for l in range(L):
-                    a = ws.a[l]
-                    sat = net.loss.saturated(a) if l == L - 1 else net.activation.saturated(a)
-                    lay["weight_norm"][i, l] = math.sqrt(np.vdot(net.weights[l], net.weights[l]))
-                    lay["act_mean"][i, l] = a.mean()
-                    lay["act_std"][i, l] = a.std()
-                    lay["sat_frac"][i, l] = sat.mean()
-            if not finite:
-                raise Diverged(divergence(nw, nb, gnorm, step))
-            scale, clipped = rule.clip_(params, gnorm, thr)
-            if log:
-                s["clipped"][i] = clipped
-                tr = evaluate(net, X, Y)
-                s["loss"][i], s["accuracy"][i] = tr
-                s["test_loss"][i], s["test_accuracy"][i] = evaluate(net, data.X_test, data.Y_test)
-                for l in range(L):  # ‖ΔW^l‖/‖W^l‖ with ΔW^l = −η (scale · g + λ W)
-                    W, g = net.weights[l], net.dW[l]
-                    wn = lay["weight_norm"][i, l]
-                    step_norm = safe_norm(scale * g + wd * W if wd else g) * (1.0 if wd else scale)
-                    lay["update_ratio"][i, l] = lr * step_norm / wn if wn > 0 else math.inf
-                if not math.isfinite(tr[0]):
-                    raise Diverged(f"training loss is {tr[0]} at step {step}")
-            # SGD: W ← (1 − ηλ) W − η·scale·g,  b ← b − η·scale·g_b
-            net._sgd_update(lr, scale, wd)
-            step += 1
-            rec.steps_done = step
+            if logged or not finite:
+                i = rec.log_gradients(s, epoch, net, step, gnorm, Yb)
+                if not finite:
+                    raise Diverged(rec.divergence(step.norms(), gnorm, s))
+                scale, clipped = step.clip(gnorm)
+                train_loss = rec.log_update(i, net, step, scale, clipped, evaluation)
+                if not math.isfinite(train_loss):
+                    raise Diverged(f"training loss is {train_loss} at step {s}")
+            else:
+                scale, clipped = step.clip(gnorm)
+            step.update(scale)
+            s += 1
+            rec.steps_done = s
 
 
 def run(spec: RunSpec, root, sweep: str = "", force: bool = False) -> dict:
@@ -269,8 +316,7 @@ def run(spec: RunSpec, root, sweep: str = "", force: bool = False) -> dict:
         final_loss=math.nan, final_accuracy=math.nan, final_test_loss=math.nan, final_test_accuracy=math.nan,
         mlplab_version=__version__, numpy_version=np.__version__, schema_version=res.SCHEMA_VERSION,
     )
-    sizes = layer_sizes(spec, data)
-    rec = Record(len(sizes) - 1, sched.n_steps // sched.log_every + 2, sizes)
+    rec = Record(layer_sizes(spec, data), sched.n_steps // sched.log_every + 2)
     t1 = time.perf_counter()
     with threadpool_limits(limits=1), np.errstate(over="ignore", invalid="ignore"):
         # overflow and inf-inf are expected in exploding runs; they are caught as divergence
@@ -280,8 +326,8 @@ def run(spec: RunSpec, root, sweep: str = "", force: bool = False) -> dict:
             t1 = time.perf_counter()
             train(net, data, spec, rng_shuffle, sched, rec)
             row["status"] = "ok"
-            row["final_loss"], row["final_accuracy"] = evaluate(net, data.X_train, data.Y_train)
-            row["final_test_loss"], row["final_test_accuracy"] = evaluate(net, data.X_test, data.Y_test)
+            row["final_loss"], row["final_accuracy"] = net.evaluate(data.X_train, data.Y_train)
+            row["final_test_loss"], row["final_test_accuracy"] = net.evaluate(data.X_test, data.Y_test)
             if not math.isfinite(row["final_loss"]):
                 row.update(status="diverged", diverged_step=sched.n_steps, reason=f"final training loss is {row['final_loss']}")
         except Diverged as e:

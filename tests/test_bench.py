@@ -26,11 +26,12 @@ def run_tiny(bench, out, *extra):
 def test_bench_writes_its_files(bench, tmp_path):
     out = run_tiny(bench, tmp_path, "--no-torch")
     md = (out / "bench.md").read_text()
-    for heading in ("Training step", "Cost of instrumentation", "Matrix products", "GEMM peak", "Summary"):
+    for heading in ("Training step", "Cost of instrumentation", "Matrix products", "GEMM peak", "Residual and normalised", "Summary"):
         assert heading in md
     assert "PyTorch is not installed" in md or "not installed" in md
     df = pd.read_parquet(out / "bench.parquet")
-    assert set(df.section) >= {"step", "norms", "gemm", "peak", "train_check", "logging"}
+    assert set(df.section) >= {"step", "norms", "gemm", "peak", "logging", "blocks"}
+    assert set(df[df.section == "blocks"].impl) == set(bench.BLOCKS)
     assert (df.seconds > 0).all()
     assert len(pd.read_csv(out / "bench.csv")) == len(df)
 
@@ -43,14 +44,21 @@ def test_bench_against_pytorch(bench, tmp_path):
     assert "| ratio |" in (out / "bench.md").read_text()
 
 
-def test_gemm_replay_matches_the_step(bench):
-    """The bare matrix products are the step's own: same shapes and dtype, and the same numbers."""
-    net, X, Y, _ = bench.problem(2, 8, 4, "sigmoid", "float64")
-    step, *_ = bench.mlplab_step(net, X, Y)
+@pytest.mark.parametrize("kind", ["plain", "residual + batch norm"])
+def test_gemm_replay_matches_the_step(bench, kind):
+    """The bare matrix products are the step's own: the same shapes, dtype and numbers as the
+    products the step computed (replayed on the step's buffers, after one step at lr = 0)."""
+    net, X, Y, _ = bench.problem(3, 8, 4, "sigmoid", "float64", **bench.BLOCKS[kind])
+    step = bench.mlplab_step(net, X, Y)
     step()
     calls = bench.gemm_calls(net, X)
     assert len(calls) == net.L + 2 * net.L + (net.L - 1)
     for a, b, out in calls:
         np.dot(a, b, out=out)
         assert out.dtype == net.dtype
-    assert np.allclose(calls[0][2], X @ net.weights[0].T)
+    # the first product is z^1 - b^1 = X W^1ᵀ; the last two are ∂C/∂W^1 = (δ^1)ᵀ X and ∂C/∂b^1 = 1ᵀ δ^1
+    np.testing.assert_array_equal(calls[0][2], X @ net.weights[0].T)
+    fresh, *_ = bench.problem(3, 8, 4, "sigmoid", "float64", **bench.BLOCKS[kind])
+    g = fresh.gradients(X, Y)
+    np.testing.assert_array_equal(calls[-2][2], g.dW[0])
+    np.testing.assert_array_equal(calls[-1][2], g.db[0])

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from mlplab import MLP
+from mlplab.network import sgd_step
 from mlplab.activations import ACTIVATIONS
 from mlplab.init import INITS
 from mlplab.losses import LOSSES
@@ -99,17 +100,35 @@ def test_weights_are_writable_and_used(rng):
     assert np.all(after.dW[0] == 0)  # relu'(0) = 0: no gradient reaches layer 1
 
 
-def test_replacing_a_parameter_array_still_trains_the_same(rng):
-    """Parameters live in one flat array; a list entry replaced by a new array takes the
-    per-layer path, with the same numbers."""
+def test_assigning_a_parameter_copies_into_the_flat_array(rng):
+    """``net.weights[l] = W`` and ``net.weights[l][:] = W`` are the same: the values go into the
+    flat parameter array, which the network (and sgd_step) keeps using."""
     a = MLP([3, 5, 4, 2], "sigmoid", "softmax_ce", seed=7)
     b = MLP([3, 5, 4, 2], "sigmoid", "softmax_ce", seed=7)
-    b.weights[1] = b.weights[1].copy()  # no longer a view of b's flat array
+    W = rng.standard_normal((4, 5))
+    a.weights[1][:] = W
+    b.weights[1] = W
+    assert np.shares_memory(b.weights[1], b.params) and np.array_equal(b.weights[1], W)
     X, Y = rng.standard_normal((6, 3)), np.eye(2)[rng.integers(0, 2, 6)]
     for _ in range(5):
         for net in (a, b):
             net.gradients(X, Y)  # fills net.dW / net.db
-            net._sgd_update(0.3, scale=0.5, weight_decay=0.01)
-    for Wa, Wb in zip(a.weights + a.biases, b.weights + b.biases):
-        assert np.allclose(Wa, Wb, rtol=1e-12, atol=1e-15)
-    assert not b._flat() and a._flat()
+            sgd_step(net, 0.3, scale=0.5, weight_decay=0.01)
+    for Pa, Pb in zip(a.weights + a.biases, b.weights + b.biases):
+        np.testing.assert_array_equal(Pa, Pb)
+    assert not np.array_equal(a.weights[1], W)  # trained
+    with pytest.raises(ValueError, match="shape"):
+        b.weights[0] = np.zeros((2, 2))
+
+
+def test_sgd_step_is_the_update_formula(rng):
+    """W ← (1 − ηλ) W − η·s·∂C/∂W for weights, b ← b − η·s·∂C/∂b for biases (no decay)."""
+    net = MLP([3, 4, 2], "tanh", "mse", seed=1)
+    X, Y = rng.standard_normal((5, 3)), np.eye(2)[rng.integers(0, 2, 5)]
+    g = net.gradients(X, Y)
+    W0, b0 = [w.copy() for w in net.weights], [b.copy() for b in net.biases]
+    lr, s, wd = 0.3, 0.5, 0.1
+    sgd_step(net, lr, scale=s, weight_decay=wd)
+    for l in range(net.L):
+        np.testing.assert_allclose(net.weights[l], (1 - lr * wd) * W0[l] - lr * s * g.dW[l], rtol=1e-14, atol=1e-15)
+        np.testing.assert_allclose(net.biases[l], b0[l] - lr * s * g.db[l], rtol=1e-14, atol=1e-15)

@@ -25,8 +25,11 @@ def test_run_writes_three_tables_with_at_least_50_points(tmp_path):
     assert list(r.layers.layer.unique()) == [1, 2, 3]
     assert list(r.layers.query("step == 0").fan_in) == [8, 8, 8]
     assert list(r.layers.query("step == 0").fan_out) == [8, 8, 3]
-    assert not r.steps.query("step == 0").drop(columns=["data_path"]).isna().any(axis=None)
-    assert not r.layers.query("step == 0").drop(columns=["data_path"]).isna().any(axis=None)
+    not_applicable = ["data_path"]  # no file
+    assert not r.steps.query("step == 0").drop(columns=not_applicable).isna().any(axis=None)
+    layers0 = r.layers.query("step == 0")
+    assert layers0[["grad_gamma_norm", "grad_beta_norm"]].isna().all(axis=None)  # no γ, β: null
+    assert not layers0.drop(columns=not_applicable + ["grad_gamma_norm", "grad_beta_norm"]).isna().any(axis=None)
     assert r.runs.final_loss[0] < r.steps.loss.iloc[0]  # SGD made progress
 
 
@@ -92,7 +95,7 @@ def test_norm_clipping_tames_the_same_run(tmp_path):
 
 def test_an_exception_in_a_run_is_recorded_as_failed_with_rows_kept(tmp_path, monkeypatch):
     calls = {"n": 0}
-    original = MLP._backward
+    original = MLP.backward_
 
     def flaky(self, *a, **k):
         calls["n"] += 1
@@ -100,7 +103,7 @@ def test_an_exception_in_a_run_is_recorded_as_failed_with_rows_kept(tmp_path, mo
             raise FloatingPointError("injected fault")
         return original(self, *a, **k)
 
-    monkeypatch.setattr(MLP, "_backward", flaky)
+    monkeypatch.setattr(MLP, "backward_", flaky)
     row = run(RunSpec(**{**SMALL, "log_every": 1}), tmp_path)
     assert row["status"] == "failed" and row["reason"] == "FloatingPointError: injected fault"
     r = load_results(tmp_path)
@@ -153,7 +156,7 @@ def test_a_finite_gradient_too_large_to_square_is_recorded_truly(clip):
     net = build_network(spec, data, rng_init)
     net.weights[-1] *= 1e170  # δ^(L-1) = δ^L W^L ⊙ σ' ~ 1e170
     sched = Schedule.of(spec, len(data.X_train))
-    rec = Record(net.L, sched.n_steps + 2, net.sizes)
+    rec = Record(net.sizes, sched.n_steps + 2)
     with np.errstate(over="ignore", invalid="ignore"):  # as run() does around training
         train(net, data, spec, rng_shuffle, sched, rec)
     assert rec.steps_done == sched.n_steps

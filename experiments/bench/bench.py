@@ -5,17 +5,19 @@
 Writes ``<out>/bench.md`` (the tables below, with the targets) and ``<out>/bench.parquet`` plus
 ``<out>/bench.csv`` (every timed repeat, long format). Sections:
 
-1. **step**: one SGD step of ``mlplab.train.train`` (forward, backward with per-layer gradient
-   norms, norm clipping, update) against the same model in PyTorch on the CPU (an nn.Linear
+1. **step**: one SGD step, ``mlplab.train.Step`` — the step ``train`` takes (forward, backward
+   with per-layer gradient norms, norm clipping, update) — against the same model in PyTorch on the CPU (an nn.Linear
    stack, autograd, per-layer ``p.grad`` norms, ``clip_grads_with_norm_``, ``optimizer.step``),
    from the same weights, in float64 and float32, sigmoid and ReLU, 1 thread and all threads.
    PyTorch is optional (``pip install torch==2.13.0``); without it the section says so.
-2. **norms**: the per-layer gradient norms as a share of the step (step with and without them,
-   and the norms timed bare), and a whole logged step of ``train`` (every metric, whole-set loss
+2. **norms**: the per-layer gradient norms as a share of the step (the norms timed bare), and
+   a whole logged step of ``train`` (every metric, whole-set loss
    and accuracy) against an unlogged one.
 3. **gemm**: the step's own matrix products (the same ``np.dot`` calls on the same arrays,
    threads and dtype) timed bare, their share of the step, and the machine's GEMM peak.
-4. **sweep**: ``python -m mlplab -m sweep=default`` with ``hydra.launcher.n_jobs=1`` and ``-1``
+4. **blocks**: the step of residual, batch-norm and layer-norm networks against the plain one at
+   (20, 128, 256).
+5. **sweep**: ``python -m mlplab -m sweep=default`` with ``hydra.launcher.n_jobs=1`` and ``-1``
    (``sweep=smoke`` with --quick): wall time, parallel speed-up and the runs' own split of time
    into setup, training and writing.
 
@@ -40,11 +42,9 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from mlplab.clipping import get_clip
-from mlplab.data import Dataset
 from mlplab.network import MLP
 from mlplab.spec import RunSpec
-from mlplab.train import Record, Schedule, train
+from mlplab.train import Record, Schedule, Step, build_network, load_data, rngs, train
 
 REPO = Path(__file__).resolve().parents[2]
 SHAPES = [(2, 32, 32), (5, 32, 64), (10, 64, 128), (20, 128, 256), (50, 256, 256)]  # depth, width, batch
@@ -58,6 +58,7 @@ TARGET_SPEEDUP = 1.8  # sweep on 2 cores vs 1
 TARGET_WRITE = 5.0  # writing results, % of the sweep's wall time
 PAUSE = 0.1  # seconds between timed turns with several threads (see race)
 INIT = {"sigmoid": "normal", "relu": "he_normal"}
+BLOCK_SHAPE = (20, 128, 256)  # where residual and normalised steps are compared with the plain one
 
 
 # -- timing ------------------------------------------------------------------------------------
@@ -118,36 +119,22 @@ class Threads:
 
 
 # -- the two implementations -------------------------------------------------------------------
-def problem(depth: int, width: int, batch: int, activation: str, dtype: str, seed: int = 0):
+def problem(depth: int, width: int, batch: int, activation: str, dtype: str, seed: int = 0, residual=False, norm=None):
     """An mlplab network and a batch (X, one-hot Y, integer labels)."""
     rng = np.random.default_rng(seed)
     sizes = [N_IN] + [width] * depth + [N_OUT]
-    net = MLP(sizes, activation, "softmax_ce", INIT[activation], seed, sigma_w=1.0, sigma_b=0.1, dtype=dtype)
+    net = MLP(sizes, activation, "softmax_ce", INIT[activation], seed, residual, norm, sigma_w=1.0, sigma_b=0.1, dtype=dtype)
     X = rng.standard_normal((batch, N_IN)).astype(dtype)
     labels = rng.integers(0, N_OUT, batch)
     Y = np.eye(N_OUT, dtype=dtype)[labels]
     return net, X, Y, labels
 
 
-def mlplab_step(net: MLP, X, Y, norms: bool = True):
-    """One step as ``mlplab.train.train`` does it between two logged steps (the same calls)."""
-    ws = net._workspace(len(X))
-    sq_w, sq_b = np.zeros(net.L), np.zeros(net.L)  # stay 0 without norms: nothing to clip
-    rule = get_clip("norm")
-    params = net.dW + net.db
-    fwd, bwd, upd = net._forward, net._backward, net._sgd_update
-    sqw, sqb = (sq_w, sq_b) if norms else (None, None)
-
-    def step():
-        fwd(X, ws)
-        bwd(X, Y, ws, sqw, sqb)
-        gnorm = math.sqrt(sq_w.sum() + sq_b.sum())
-        if not math.isfinite(gnorm):
-            raise FloatingPointError(f"gradient norm {gnorm}")
-        scale, _ = rule.clip_(params, gnorm, CLIP)
-        upd(LR, scale)
-
-    return step, sq_w, sq_b
+def mlplab_step(net: MLP, X, Y):
+    """One unlogged training step: ``mlplab.train.Step``, the step ``train`` takes (forward,
+    backward with per-layer squared norms, norm clipping, SGD update)."""
+    step = Step(net, "norm", CLIP, LR, 0.0)
+    return lambda: step(X, Y)
 
 
 def torch_twin(torch, net: MLP, X, labels, activation: str):
@@ -186,39 +173,6 @@ def torch_twin(torch, net: MLP, X, labels, activation: str):
     return step, out
 
 
-def train_runner(net: MLP, X, Y, epochs: int):
-    """``mlplab.train.train`` itself on the batch (X, Y), full batch, for ``epochs`` steps; only
-    step 0 is logged."""
-    data = Dataset(X, Y, X[:0], Y[:0])
-    spec = RunSpec(depth=net.depth, width=net.sizes[1], activation=net.activation.name, loss="softmax_ce",
-                   lr=LR, batch_size=len(X), epochs=epochs, clip="norm", clip_threshold=CLIP,
-                   log_every=10**9, dtype=net.dtype.name)
-    sched = Schedule.of(spec, len(X))
-    rng = np.random.default_rng(0)
-
-    def go():
-        with np.errstate(over="ignore", invalid="ignore"):
-            train(net, data, spec, rng, sched, Record(net.L, 2, net.sizes))
-
-    return go
-
-
-def train_check(shapes, repeats, budget, rows):
-    """The benchmark's step against ``train`` per unlogged step: (T(K steps) − T(1 step)) / (K − 1)."""
-    for depth, width, batch in shapes:
-        for act in ("sigmoid", "relu"):
-            net, X, Y, _ = problem(depth, width, batch, act, "float64")
-            step, *_ = mlplab_step(net, X, Y)
-            with Threads(1):
-                k = max(20, per_call(step, budget))
-                times = race({"step": step, "train_k": train_runner(net, X, Y, k), "train_1": train_runner(net, X, Y, 1)},
-                             repeats, budget)
-            for r in range(repeats):
-                for impl, t in [("step", times["step"][r]), ("train", (times["train_k"][r] - times["train_1"][r]) / (k - 1))]:
-                    rows.append(dict(section="train_check", impl=impl, dtype="float64", activation=act, threads=1,
-                                     depth=depth, width=width, batch=batch, rep=r, seconds=t))
-
-
 def step_section(torch, shapes, dtypes, activations, threads, repeats, budget, rows, notes):
     for depth, width, batch in shapes:
         for dtype in dtypes:
@@ -226,19 +180,18 @@ def step_section(torch, shapes, dtypes, activations, threads, repeats, budget, r
                 for nt in threads:
                     net, X, Y, labels = problem(depth, width, batch, act, dtype)
                     fns = {}
-                    step, sq_w, sq_b = mlplab_step(net, X, Y)
-                    fns["mlplab"] = step
+                    fns["mlplab"] = mlplab_step(net, X, Y)
                     if torch is not None:
                         tstep, tout = torch_twin(torch, net, X, labels, act)
                         fns["pytorch"] = tstep
                     with Threads(nt, torch):
                         if torch is not None:  # the two agree before either has taken a step
                             net2, *_ = problem(depth, width, batch, act, dtype)
-                            s2, w2, b2 = mlplab_step(net2, X, Y)
+                            s2 = mlplab_step(net2, X, Y)
                             t2, o2 = torch_twin(torch, net2, X, labels, act)
                             s2()
                             t2()
-                            ours = np.sqrt(np.column_stack([w2, b2]).ravel())
+                            ours = np.sqrt(np.column_stack([net2.sq.by_kind["W"], net2.sq.by_kind["b"]]).ravel())
                             theirs = o2["norms"].numpy().astype(np.float64)
                             err = float(np.max(np.abs(ours - theirs) / np.maximum(np.abs(theirs), 1e-300)))
                             notes.setdefault("norm_err", {})[(depth, width, batch, dtype, act, nt)] = err
@@ -256,21 +209,19 @@ def norms_section(shapes, dtypes, repeats, budget, rows):
     for depth, width, batch in shapes:
         for dtype in dtypes:
             net, X, Y, _ = problem(depth, width, batch, "sigmoid", dtype)
-            with_n, *_ = mlplab_step(net, X, Y, norms=True)
-            without, *_ = mlplab_step(net, X, Y, norms=False)
-            sq_w, sq_b = np.empty(net.L), np.empty(net.L)
-            grads = net.dW + net.db
+            step = mlplab_step(net, X, Y)
+            sq = net.sq
 
-            def bare():  # what _backward does for the norms
-                if net._sq_flat:
-                    net._sq_norms(sq_w, sq_b)
+            def bare():  # what backward_(norms=True) adds to the step
+                if sq.flat:
+                    sq.from_flat_()
                     return
-                for l in range(net.L):
-                    sq_w[l] = np.vdot(grads[l], grads[l])
-                    sq_b[l] = np.vdot(grads[net.L + l], grads[net.L + l])
+                for slots in sq.slots:
+                    for g, j in slots:
+                        sq.sums[j] = np.vdot(g, g)
 
             with Threads(1):
-                times = race({"step": with_n, "step_without_norms": without, "norms_bare": bare}, repeats, budget)
+                times = race({"step": step, "norms_bare": bare}, repeats, budget)
             for impl, ts in times.items():
                 for r, t in enumerate(ts):
                     rows.append(dict(section="norms", impl=impl, dtype=dtype, activation="sigmoid", threads=1,
@@ -280,18 +231,14 @@ def norms_section(shapes, dtypes, repeats, budget, rows):
 def logging_section(repeats, rows, quick):
     """``train`` itself on a default-sweep run (depth 8, width 32, batch 32, 1000 blobs): every
     step logged against only step 0 logged."""
-    from mlplab.train import load_data, rngs
-
     epochs = 2 if quick else 5
     for log_every, name in [(10**9, "train_unlogged"), (1, "train_logged_every_step")]:
         spec = RunSpec(depth=8, width=32, epochs=epochs, log_every=log_every)
         data = load_data(spec, rngs(0)[0])
         sched = Schedule.of(spec, len(data.X_train))
         for r in range(repeats):
-            from mlplab.train import build_network
-
             net = build_network(spec, data, rngs(0)[1])
-            rec = Record(net.L, sched.n_steps // sched.log_every + 2, net.sizes)
+            rec = Record(net.sizes, sched.n_steps // sched.log_every + 2)
             with Threads(1), np.errstate(over="ignore", invalid="ignore"):
                 t0 = time.perf_counter()
                 train(net, data, spec, np.random.default_rng(0), sched, rec)
@@ -300,25 +247,44 @@ def logging_section(repeats, rows, quick):
                              depth=8, width=32, batch=32, rep=r, seconds=t))
 
 
+BLOCKS = {"plain": dict(), "residual": dict(residual=True), "batch norm": dict(norm="batch"),
+          "layer norm": dict(norm="layer"), "residual + batch norm": dict(residual=True, norm="batch")}
+
+
+def blocks_section(shapes, activations, repeats, budget, rows):
+    """The step of each kind of network (plain, residual, batch norm, layer norm) on the same
+    shape, float64, 1 thread."""
+    for depth, width, batch in shapes:
+        for act in activations:
+            fns = {}
+            for name, kw in BLOCKS.items():
+                net, X, Y, _ = problem(depth, width, batch, act, "float64", **kw)
+                fns[name] = mlplab_step(net, X, Y)
+            with Threads(1):
+                times = race(fns, repeats, budget)
+            for impl, ts in times.items():
+                for r, t in enumerate(ts):
+                    rows.append(dict(section="blocks", impl=impl, dtype="float64", activation=act, threads=1,
+                                     depth=depth, width=width, batch=batch, rep=r, seconds=t))
+            print(f"blocks {depth}x{width}x{batch} {act}: " + "  ".join(f"{k} {np.median(v) * 1e3:.2f} ms" for k, v in times.items()), flush=True)
+
+
 # -- gemm: the step's own matrix products, bare ------------------------------------------------
 def gemm_calls(net: MLP, X):
-    """The np.dot calls of one step of ``net`` on the batch X: (a, b, out), reading the step's own
-    arrays (so the same shapes, memory layout and numbers) and writing into private copies of its
-    outputs (so the replay never disturbs the step's state)."""
-    ws = net._workspace(len(X))
+    """The np.dot calls of one step of ``net`` on the batch X: (a, b, out), derived from the
+    network's layers and reading the step's own buffers (so the same shapes, memory layout and
+    numbers), writing into private copies of its outputs (so the replay never disturbs the step)."""
+    ws = net.workspace(len(X))
+    inputs = [X] + ws.inputs[1:]
     calls = []
-    a = X
-    for l in range(net.L):  # forward: z^l = a^(l-1) W^lᵀ
-        z = ws.zL if l == net.L - 1 else ws.a[l]
-        calls.append((a, net.weights[l].T, z))
-        a = ws.a[l]
-    for l in range(net.L - 1, -1, -1):  # backward: dW, db, δ^(l-1)
-        delta = ws.delta[l]
-        a_prev = ws.a[l - 1] if l > 0 else X
-        calls.append((delta.T, a_prev, net.dW[l]))
-        calls.append((ws.ones, delta, net.db[l]))
-        if l > 0:
-            calls.append((delta, net.weights[l], ws.delta[l - 1]))
+    for layer, c, a_prev in zip(net.layers, ws.buffers, inputs):  # forward: z^l = a^(l-1) W^lᵀ
+        calls.append((a_prev, layer.WT, c.z))
+    for i in reversed(range(net.L)):  # backward: ∂C/∂W, ∂C/∂b, ∂C/∂a^(l-1)
+        layer, c, delta = net.layers[i], ws.buffers[i], ws.g[i]
+        calls.append((delta.T, inputs[i], layer.dW))
+        calls.append((c.ones, delta, layer.db))
+        if i > 0:
+            calls.append((delta, layer.W, ws.g[i - 1]))
     return [(a, b, np.empty_like(out)) for a, b, out in calls]
 
 
@@ -339,7 +305,7 @@ def gemm_section(shapes, dtypes, activations, threads, repeats, budget, rows):
             for act in activations:
                 for nt in threads:
                     net, X, Y, _ = problem(depth, width, batch, act, dtype)
-                    step, *_ = mlplab_step(net, X, Y)
+                    step = mlplab_step(net, X, Y)
                     calls = gemm_calls(net, X)
                     dot = np.dot
 
@@ -509,17 +475,16 @@ def report(df: pd.DataFrame, info: dict, notes: dict) -> str:
     if len(nm):
         L += ["## 2. Cost of instrumentation", "",
               "Per-layer gradient norms ‖∂C/∂W^l‖, ‖∂C/∂b^l‖ every step (sigmoid, 1 thread), as a share "
-              "of the step: the step with and without them, and the norms alone (`vdot(g, g)`, bare). "
-              f"Target ≤ {TARGET_NORMS:g} %.", "",
-              "| depth×width×batch | dtype | step | without norms | difference | norms bare | met |",
-              "|---|---|---|---|---|---|---|"]
+              "of the step: the norms alone (what `backward_(norms=True)` adds: one pass over the flat "
+              f"gradient, or `vdot(g, g)` per array for large networks) timed bare. Target ≤ {TARGET_NORMS:g} %.", "",
+              "| depth×width×batch | dtype | step | norms bare | share | met |",
+              "|---|---|---|---|---|---|"]
         for k in nm[["depth", "width", "batch", "dtype"]].drop_duplicates().itertuples(index=False):
             w = dict(depth=k.depth, width=k.width, batch=k.batch, dtype=k.dtype)
-            s, wo, b = med(nm, impl="step", **w), med(nm, impl="step_without_norms", **w), med(nm, impl="norms_bare", **w)
+            s, b = med(nm, impl="step", **w), med(nm, impl="norms_bare", **w)
             pct = 100 * b / s
             verdicts.append(pct <= TARGET_NORMS)
-            L.append(f"| {k.depth}×{k.width}×{k.batch} | {k.dtype} | {fmt_us(s)} | {fmt_us(wo)} | "
-                     f"{100 * (s - wo) / s:+.1f} % | {pct:.1f} % | {ok(pct <= TARGET_NORMS)} |")
+            L.append(f"| {k.depth}×{k.width}×{k.batch} | {k.dtype} | {fmt_us(s)} | {fmt_us(b)} | {pct:.1f} % | {ok(pct <= TARGET_NORMS)} |")
         L.append("")
     lg = df[df.section == "logging"]
     if len(lg):
@@ -600,16 +565,17 @@ def report(df: pd.DataFrame, info: dict, notes: dict) -> str:
             L.append(f"| {label} | " + " | ".join(f"{v:.1f} s" for v in t) + f" | {t[0] / t[-1]:.2f}× |")
         L.append("")
 
-    tc = df[df.section == "train_check"]
-    if len(tc):
-        L += ["## Check: the benchmark's step is `train`'s step", "",
-              "`mlplab.train.train` on the same batch (float64, 1 thread), per unlogged step, against the "
-              "step timed above (the same calls, outside `train`).", "",
-              "| depth×width×batch | act | benchmark step | `train` per step | ratio |", "|---|---|---|---|---|"]
-        for k in tc[["depth", "width", "batch", "activation"]].drop_duplicates().itertuples(index=False):
+    bl = df[df.section == "blocks"]
+    if len(bl):
+        L += ["## 5. Residual and normalised networks", "",
+              "The same step (forward, backward, norms, clipping, update) for each kind of network on the "
+              "same shape (float64, 1 thread), against the plain network.", "",
+              "| depth×width×batch | act | " + " | ".join(BLOCKS) + " |", "|---|---|" + "---|" * len(BLOCKS)]
+        for k in bl[["depth", "width", "batch", "activation"]].drop_duplicates().itertuples(index=False):
             w = dict(depth=k.depth, width=k.width, batch=k.batch, activation=k.activation)
-            a, b = med(tc, impl="step", **w), med(tc, impl="train", **w)
-            L.append(f"| {k.depth}×{k.width}×{k.batch} | {k.activation} | {fmt_us(a)} | {fmt_us(b)} | {b / a:.2f} |")
+            plain = med(bl, impl="plain", **w)
+            cells = [fmt_us(plain)] + [f"{fmt_us(med(bl, impl=b, **w))} ({med(bl, impl=b, **w) / plain:.2f}×)" for b in list(BLOCKS)[1:]]
+            L.append(f"| {k.depth}×{k.width}×{k.batch} | {k.activation} | " + " | ".join(cells) + " |")
         L.append("")
     if notes.get("load"):
         L += ["## Machine load", "",
@@ -654,6 +620,7 @@ def main(argv=None) -> Path:
         except ImportError:
             torch = None
     shapes = SHAPES if args.shapes is None else [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
+    block_shapes = [BLOCK_SHAPE] if args.shapes is None else shapes[-1:]
     repeats = args.repeats or (3 if args.quick else 7)
     budget = 0.02 if args.quick else 0.1  # seconds per timed repeat
     threads = sorted({1, os.cpu_count() or 1})
@@ -665,10 +632,10 @@ def main(argv=None) -> Path:
 
     sections = [
         ("step", lambda: step_section(torch, shapes, dtypes, acts, threads, repeats, budget, rows, notes)),
-        ("train_check", lambda: train_check(shapes, repeats, budget, rows)),
         ("norms", lambda: norms_section(shapes, dtypes, repeats, budget, rows)),
         ("logging", lambda: logging_section(repeats, rows, args.quick or args.shapes is not None)),
         ("gemm", lambda: gemm_section(shapes, dtypes, acts, threads, repeats, budget, rows)),
+        ("blocks", lambda: blocks_section(block_shapes, acts, repeats, budget, rows)),
         ("peak", lambda: peak_section(dtypes, threads, repeats, 512 if args.quick or args.shapes else 2048, rows)),
     ]
     if sweep:

@@ -1,0 +1,252 @@
+"""The layers of an MLP, each with its forward and backward pass next to its equations.
+
+Batch-first: row x of ``a`` is one sample, so for a mini-batch of m samples a layer l maps
+a^(l-1) (m, n_(l-1)) to a^l (m, n_l). Names follow the post: z is the pre-activation, δ = ∂C/∂z,
+and g = ∂C/∂a^l is what a layer's backward pass receives from the layer above; it returns
+∂C/∂a^(l-1) for the layer below, having written the gradients of its own parameters.
+
+    Dense        z = a^(l-1) Wᵀ + b,   h = σ(z),   a^l = h
+                 δ = g ⊙ σ'(z)
+    Normalised   z = a^(l-1) Wᵀ + b,   ẑ = (z − μ)/√(v + ε),   u = γ ⊙ ẑ + β,   h = σ(u),   a^l = h
+                 δ = (g_ẑ − mean(g_ẑ) − ẑ ⊙ mean(g_ẑ ⊙ ẑ))/√(v + ε),   g_ẑ = g ⊙ σ'(u) ⊙ γ
+                 (μ, v: mean and biased variance per unit over the batch — batch norm — or per
+                 sample over the units — layer norm; the means in δ run over the same axis)
+    Skip(f)      a^l = a^(l-1) + f(a^(l-1))         ∂C/∂a^(l-1) = (f's backward of g) + g
+    Output       z = a^(L-1) Wᵀ + b,   a^L = the loss's output(z),   δ^L = ∂C/∂z^L from the loss
+
+and in every layer  ∂C/∂W = δᵀ a^(l-1),  ∂C/∂b = 1ᵀ δ,  ∂C/∂a^(l-1) = δ W.
+
+Every array is written in place into buffers made once per batch size (``Buffers``), so a
+training step allocates nothing; σ' is computed from h = σ(·) (each registered activation's
+derivative is a function of its output), so no pre-activation is kept for plain layers.
+Callers wrap whole steps in ``np.errstate`` (overflow in a saturating sigmoid is expected).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mlplab.activations import Activation
+from mlplab.losses import Loss
+
+EPS = 1e-5  # ε of batch and layer normalisation
+MOMENTUM = 0.1  # running estimates: r ← (1 − 0.1) r + 0.1 · (this batch's value), PyTorch's convention
+
+dot, multiply = np.dot, np.multiply
+
+
+class Buffers:
+    """One layer's arrays for a mini-batch of m samples: ``z``, ``h``, ``a`` (the same array
+    where the maths allows), ``r`` = 1/√(v + ε), shared scratch ``s`` and ``t`` (views into
+    buffers of the network's workspace, reused by every layer), ``ones`` (m,) for sums over the
+    batch, and ``delta``, the δ of the last backward pass."""
+
+    __slots__ = ("z", "h", "a", "r", "s", "t", "ones", "delta")
+
+    def __init__(self, **arrays):
+        for k in self.__slots__:
+            setattr(self, k, arrays.get(k))
+
+
+class Dense:
+    """Hidden layer  z = a^(l-1) Wᵀ + b,  h = σ(z),  a^l = h."""
+
+    def __init__(self, n_in: int, n_out: int, activation: Activation):
+        self.n_in, self.n_out, self.act = n_in, n_out, activation
+
+    # parameters: declared here, stored by mlplab.layout, bound as views
+    def shapes(self) -> dict[str, tuple]:
+        return {"W": (self.n_out, self.n_in), "b": (self.n_out,)}
+
+    def bind(self, params: dict, grads: dict) -> None:
+        self.W, self.b, self.WT = params["W"], params["b"], params["W"].T
+        self.dW, self.db = grads["W"], grads["b"]
+
+    def buffers(self, m: int, s: np.ndarray, t: np.ndarray) -> Buffers:
+        h = np.empty((m, self.n_out), self.W.dtype)
+        return Buffers(z=h, h=h, a=h, s=s, t=t, ones=np.ones(m, h.dtype))
+
+    def forward_(self, a_prev, c: Buffers, stats: str, track: bool):
+        z = dot(a_prev, self.WT, out=c.z)
+        z += self.b                                  # z = a^(l-1) Wᵀ + b
+        return self.act.fn_(z, c.h)                  # a^l = h = σ(z), over z in place
+
+    def backward_(self, g, a_prev, c: Buffers, out, keep_g: bool = False):
+        s = self.act.grad_a_(c.h, c.s)               # σ'(z), from h = σ(z)
+        delta = multiply(g, s, out=s if keep_g else g)   # δ = g ⊙ σ'(z)
+        return self.backward_z_(delta, a_prev, c, out)
+
+    def backward_z_(self, delta, a_prev, c: Buffers, out):
+        """Given δ = ∂C/∂z: ∂C/∂W = δᵀ a^(l-1), ∂C/∂b = 1ᵀ δ; returns ∂C/∂a^(l-1) = δ W into
+        ``out`` (None: the layer below is the input, nothing to return)."""
+        c.delta = delta
+        dot(delta.T, a_prev, out=self.dW)
+        dot(c.ones, delta, out=self.db)
+        return None if out is None else dot(delta, self.W, out=out)
+
+
+class Normalised(Dense):
+    """Hidden layer with normalisation between the affine map and σ (Ioffe & Szegedy 2015;
+    Ba et al. 2016):
+
+        z = a^(l-1) Wᵀ + b,   ẑ = (z − μ) / √(v + ε),   u = γ ⊙ ẑ + β,   h = σ(u),   a^l = h
+
+    μ and v (biased) are taken over ``axis`` (0: per unit over the batch; 1: per sample over the
+    units). The backward pass is exact through μ and v:
+
+        g_u = g ⊙ σ'(u),   ∂C/∂γ = 1ᵀ (g_u ⊙ ẑ),   ∂C/∂β = 1ᵀ g_u,   g_ẑ = g_u ⊙ γ,
+        δ = ∂C/∂z = (g_ẑ − mean(g_ẑ) − ẑ ⊙ mean(g_ẑ ⊙ ẑ)) / √(v + ε)
+    """
+
+    axis = 0
+
+    def shapes(self):
+        return {**super().shapes(), "gamma": (self.n_out,), "beta": (self.n_out,)}
+
+    def bind(self, params, grads):
+        super().bind(params, grads)
+        self.gamma, self.beta = params["gamma"], params["beta"]
+        self.dgamma, self.dbeta = grads["gamma"], grads["beta"]
+        self.gamma[...], self.beta[...] = 1.0, 0.0   # γ starts at 1, β at 0
+
+    def buffers(self, m, s, t):
+        c = super().buffers(m, s, t)
+        c.z = np.empty_like(c.h)                     # z, then ẑ in place; h = σ(u) apart
+        c.r = np.empty(self.n_out if self.axis == 0 else (m, 1), c.h.dtype)
+        return c
+
+    def moments_(self, z, c: Buffers):
+        """μ and the biased variance v of z over ``axis``; leaves z − μ in z."""
+        keep = self.axis == 1
+        mu = z.mean(axis=self.axis, keepdims=keep)
+        z -= mu
+        v = multiply(z, z, out=c.t).mean(axis=self.axis, keepdims=keep)
+        return mu, v
+
+    def statistics_(self, z, c: Buffers, stats: str, track: bool):
+        """z − μ in z, and r = 1/√(v + ε) in c.r."""
+        mu, v = self.moments_(z, c)
+        return np.divide(1.0, np.sqrt(v + EPS), out=c.r)
+
+    def forward_(self, a_prev, c, stats, track):
+        z = dot(a_prev, self.WT, out=c.z)
+        z += self.b                                  # z = a^(l-1) Wᵀ + b
+        r = self.statistics_(z, c, stats, track)
+        zhat = multiply(z, r, out=z)                 # ẑ = (z − μ)/√(v + ε), over z in place
+        u = multiply(zhat, self.gamma, out=c.h)
+        u += self.beta                               # u = γ ⊙ ẑ + β
+        return self.act.fn_(u, c.h)                  # a^l = h = σ(u)
+
+    def backward_(self, g, a_prev, c, out, keep_g=False):
+        zhat, t, axis = c.z, c.t, self.axis
+        s = self.act.grad_a_(c.h, c.s)               # σ'(u), from h = σ(u)
+        gu = multiply(g, s, out=s if keep_g else g)  # g_u = ∂C/∂u = g ⊙ σ'(u)
+        dot(c.ones, multiply(gu, zhat, out=t), out=self.dgamma)  # ∂C/∂γ = 1ᵀ (g_u ⊙ ẑ)
+        dot(c.ones, gu, out=self.dbeta)              # ∂C/∂β = 1ᵀ g_u
+        gz = multiply(gu, self.gamma, out=gu)        # g_ẑ = g_u ⊙ γ
+        t *= self.gamma                              # g_ẑ ⊙ ẑ
+        keep = axis == 1
+        mean_gz, mean_gzz = gz.mean(axis=axis, keepdims=keep), t.mean(axis=axis, keepdims=keep)
+        gz -= mean_gz
+        gz -= multiply(zhat, mean_gzz, out=t)
+        delta = multiply(gz, c.r, out=gz)            # δ = (g_ẑ − mean(g_ẑ) − ẑ ⊙ mean(g_ẑ ⊙ ẑ)) r
+        return self.backward_z_(delta, a_prev, c, out)
+
+
+class BatchNormalised(Normalised):
+    """Batch normalisation: μ, v per unit over the mini-batch (``stats="batch"``, training and
+    ``gradients``), or the running estimates (``stats="running"``, evaluation). A training step
+    (``track=True``) updates them, PyTorch's convention:
+
+        running_mean ← 0.9 running_mean + 0.1 μ,   running_var ← 0.9 running_var + 0.1 v m/(m − 1)
+    """
+
+    axis = 0
+
+    def bind(self, params, grads):
+        super().bind(params, grads)
+        self.running_mean = np.zeros(self.n_out, self.W.dtype)
+        self.running_var = np.ones(self.n_out, self.W.dtype)
+
+    def statistics_(self, z, c, stats, track):
+        if stats == "running":
+            z -= self.running_mean
+            v = self.running_var
+        else:
+            m = z.shape[0]
+            if m < 2:
+                raise ValueError(
+                    f"batch norm needs a mini-batch of at least 2 samples, got {m} "
+                    "(one sample has no variance to normalise by)"
+                )
+            mu, v = self.moments_(z, c)
+            if track:
+                self.running_mean *= 1.0 - MOMENTUM
+                self.running_mean += MOMENTUM * mu
+                self.running_var *= 1.0 - MOMENTUM
+                self.running_var += MOMENTUM * v * (m / (m - 1))
+        return np.divide(1.0, np.sqrt(v + EPS), out=c.r)
+
+
+class LayerNormalised(Normalised):
+    """Layer normalisation: μ, v per sample over the layer's units; no running state, the same
+    in training and evaluation."""
+
+    axis = 1
+
+
+NORMS: dict[str, type[Normalised]] = {"batch": BatchNormalised, "layer": LayerNormalised}
+
+
+class Skip:
+    """Residual connection around a block f (He et al. 2016):
+
+        a^l = a^(l-1) + h,  h = f(a^(l-1));     ∂C/∂a^(l-1) = ∂C/∂a^(l-1)|_f + g
+
+    (g = ∂C/∂a^l reaches the layer below twice: through f and straight down the skip)."""
+
+    def __init__(self, f: Dense):
+        self.f = f
+
+    def __getattr__(self, name):  # parameters, shapes and activation are f's
+        if name == "f":
+            raise AttributeError(name)
+        return getattr(self.f, name)
+
+    def buffers(self, m, s, t):
+        c = self.f.buffers(m, s, t)
+        c.a = np.empty_like(c.h)
+        return c
+
+    def forward_(self, a_prev, c, stats, track):
+        h = self.f.forward_(a_prev, c, stats, track)
+        return np.add(a_prev, h, out=c.a)            # a^l = a^(l-1) + h
+
+    def backward_(self, g, a_prev, c, out, keep_g=False):
+        g_prev = self.f.backward_(g, a_prev, c, out, keep_g=True)
+        g_prev += g                                  # ∂C/∂a^(l-1) = δ W + g
+        return g_prev
+
+
+class Output(Dense):
+    """Output layer  z^L = a^(L-1) Wᵀ + b,  a^L = output(z^L), paired with its loss:
+    δ^L = ∂C/∂z^L = (1/m) ∂C_x/∂z^L per sample (fused per loss, see mlplab.losses), C the batch mean."""
+
+    def __init__(self, n_in: int, n_out: int, loss: Loss):
+        super().__init__(n_in, n_out, None)
+        self.loss = loss
+
+    def buffers(self, m, s, t):
+        c = super().buffers(m, s, t)
+        c.z = np.empty_like(c.h)                     # z^L is kept: the losses are evaluated from it
+        return c
+
+    def forward_(self, a_prev, c, stats, track):
+        z = dot(a_prev, self.WT, out=c.z)
+        z += self.b                                  # z^L = a^(L-1) Wᵀ + b
+        return self.loss.output_(z, c.a)             # a^L
+
+    def backward_(self, y, a_prev, c, out, keep_g=False):
+        delta = self.loss.delta_(c.z, c.a, y, c.delta)   # δ^L per sample (c.delta: its buffer)
+        delta *= 1.0 / len(delta)                    # of the batch-mean loss
+        return self.backward_z_(delta, a_prev, c, out)

@@ -1,0 +1,216 @@
+"""Residual and normalised layers: exact gradients, the forward maths against an independent
+NumPy reference, batch-norm invariants, training vs evaluation mode, running statistics."""
+
+import numpy as np
+import pytest
+
+from mlplab import MLP
+from mlplab.activations import ACTIVATIONS
+from mlplab.layers import EPS, NORMS, Normalised, Skip
+from mlplab.losses import LOSSES
+from mlplab.train import Step
+
+SIZES = [3, 4, 4, 6, 6, 2]  # a width change mid-network: skips at layers 2 and 4 only
+
+
+def numerical(net, X, Y, P, h=1e-6):
+    """Central differences of the batch-mean loss (mini-batch statistics) for every entry of P."""
+    G = np.zeros_like(P)
+    for i in np.ndindex(P.shape):
+        old = P[i]
+        P[i] = old + h
+        up = net.loss_value(X, Y)
+        P[i] = old - h
+        down = net.loss_value(X, Y)
+        P[i] = old
+        G[i] = (up - down) / (2 * h)
+    return G
+
+
+def make(activation, loss, residual, norm, rng, sizes=SIZES, m=None, dtype="float64"):
+    m = int(rng.integers(2, 17)) if m is None else m
+    net = MLP(sizes, activation, loss, "normal", seed=int(rng.integers(1000)), residual=residual, norm=norm,
+              sigma_b=0.5, dtype=dtype)
+    if norm:  # γ and β away from their starting values 1 and 0
+        for g, b in zip(net.gamma, net.beta):
+            g[:] = rng.uniform(0.5, 1.5, g.shape)
+            b[:] = rng.normal(0.0, 0.3, b.shape)
+    X = rng.standard_normal((m, sizes[0]))
+    Y = np.eye(sizes[-1])[rng.integers(0, sizes[-1], m)]
+    return net, X, Y
+
+
+@pytest.mark.parametrize("norm", [None, "batch", "layer"])
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_gradients_match_finite_differences(activation, loss, residual, norm, rng):
+    net, X, Y = make(activation, loss, residual, norm, rng)
+    g = net.gradients(X, Y)
+    pairs = [("W", net.weights, g.dW), ("b", net.biases, g.db)]
+    if norm:
+        pairs += [("gamma", net.gamma, g.dgamma), ("beta", net.beta, g.dbeta)]
+    else:
+        assert g.dgamma is None and g.dbeta is None and net.gamma is None
+    for kind, params, grads in pairs:
+        assert len(params) == len(grads) == (net.L if kind in "Wb" else net.depth)
+        for l, (P, G) in enumerate(zip(params, grads), start=1):
+            assert G.shape == P.shape
+            num = numerical(net, X, Y, P)
+            scale = max(np.abs(num).max(), np.abs(G).max())
+            # central differences: rounding ~1e-16/h = 1e-10 absolute, truncation ~h² relative
+            assert np.abs(G - num).max() <= 1e-6 * scale + 1e-9, f"{kind}^{l}"
+
+
+def reference_forward(net, X, stats="batch"):
+    """[a^1, ..., a^L] computed afresh from the definitions (no buffers, no in-place)."""
+    a, out = X, []
+    for l in range(1, net.L + 1):
+        W, b = net.weights[l - 1], net.biases[l - 1]
+        z = a @ W.T + b
+        if l == net.L:
+            out.append(net.loss.output(z))
+            break
+        u = z
+        if net.norm:
+            if net.norm == "batch" and stats == "running":
+                mu, v = net.running_mean[l - 1], net.running_var[l - 1]
+            else:
+                axis = 0 if net.norm == "batch" else 1
+                mu, v = z.mean(axis=axis, keepdims=True), z.var(axis=axis, keepdims=True)
+            u = net.gamma[l - 1] * (z - mu) / np.sqrt(v + EPS) + net.beta[l - 1]
+        h = net.activation.fn(u)
+        skip = net.residual and l >= 2 and net.sizes[l] == net.sizes[l - 1]
+        a = a + h if skip else h
+        out.append(a)
+    return out
+
+
+@pytest.mark.parametrize("norm", [None, "batch", "layer"])
+@pytest.mark.parametrize("residual", [False, True])
+def test_forward_is_the_definition(residual, norm, rng):
+    net, X, Y = make("tanh", "softmax_ce", residual, norm, rng, m=7)
+    got = net.forward(X)[1:]
+    for l, (a, ref) in enumerate(zip(got, reference_forward(net, X)), start=1):
+        np.testing.assert_allclose(a, ref, rtol=1e-12, atol=1e-14, err_msg=f"a^{l}")
+    skips = [isinstance(layer, Skip) for layer in net.layers]
+    assert skips == [False, residual, False, residual, False]  # l >= 2 and unchanged width only
+    blocks = [layer.f if isinstance(layer, Skip) else layer for layer in net.layers[:-1]]
+    assert all(isinstance(block, Normalised) == bool(norm) for block in blocks)
+
+
+def test_a_skip_adds_its_input(rng):
+    net, X, _ = make("relu", "mse", True, None, rng, sizes=[3, 5, 5, 2], m=4)
+    a = net.forward(X)
+    h2 = net.activation.fn(a[1] @ net.weights[1].T + net.biases[1])
+    np.testing.assert_allclose(a[2], a[1] + h2, rtol=1e-14)
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_batch_norm_invariants(residual, rng):
+    """Σ over the batch of ∂C/∂z^l is 0 for every batch-normalised layer, so ∂C/∂b^l = 0, and
+    shifting b^l does not change the output."""
+    net, X, Y = make("sigmoid", "softmax_ce", residual, "batch", rng, m=9)
+    g = net.gradients(X, Y)
+    for l in range(net.depth):
+        scale = np.abs(g.delta[l]).max()
+        assert np.abs(g.delta[l].sum(axis=0)).max() <= 1e-13 * scale * len(X)
+        assert np.abs(g.db[l]).max() <= 1e-13 * scale * len(X)
+    assert np.abs(g.db[-1]).max() > 1e-3  # the output layer is plain
+    before = net.loss_value(X, Y)
+    net.biases[1] += 3.0
+    assert net.loss_value(X, Y) == pytest.approx(before, rel=1e-12)
+
+
+def test_layer_norm_invariants(rng):
+    """Per sample, Σ over the units of ∂C/∂z^l is 0; the output is unchanged by adding a
+    constant to every unit's bias of a layer."""
+    net, X, Y = make("tanh", "bce", False, "layer", rng, m=5)
+    g = net.gradients(X, Y)
+    for l in range(net.depth):
+        assert np.abs(g.delta[l].sum(axis=1)).max() <= 1e-13 * np.abs(g.delta[l]).max() * net.sizes[l + 1]
+    before = net.loss_value(X, Y)
+    net.biases[0] += 2.0
+    assert net.loss_value(X, Y) == pytest.approx(before, rel=1e-12)
+
+
+def test_batch_norm_train_and_eval_modes(rng):
+    """gradients, loss_value and forward use the mini-batch's statistics; predict and evaluate
+    use the running estimates (0 and 1 at the start); layer norm is the same in both."""
+    net, X, Y = make("tanh", "softmax_ce", False, "batch", rng, m=8)
+    train_out = net.forward(X)[-1]
+    np.testing.assert_allclose(train_out, reference_forward(net, X, "batch")[-1], rtol=1e-12)
+    eval_out = net.predict(X)
+    np.testing.assert_allclose(eval_out, reference_forward(net, X, "running")[-1], rtol=1e-12)
+    assert np.abs(train_out - eval_out).max() > 1e-3
+    assert all((m == 0).all() for m in net.running_mean) and all((v == 1).all() for v in net.running_var)
+    net.gradients(X, Y)  # a gradient query leaves the running estimates alone
+    assert all((m == 0).all() for m in net.running_mean)
+    loss, acc = net.evaluate(X, Y)
+    ref = reference_forward(net, X, "running")[-1]
+    assert loss == pytest.approx(float(-(Y * np.log(ref)).sum(axis=1).mean()), rel=1e-10)
+    assert acc == (ref.argmax(1) == Y.argmax(1)).mean()
+    ln, X, _ = make("tanh", "softmax_ce", False, "layer", rng, m=8)
+    np.testing.assert_array_equal(ln.predict(X), ln.forward(X)[-1])
+    assert ln.running_mean is None
+
+
+def test_running_statistics_after_k_steps(rng):
+    """running_mean ← 0.9 running_mean + 0.1 μ, running_var ← 0.9 running_var + 0.1 v m/(m−1),
+    with μ, v of each step's mini-batch, against a replay from the definitions."""
+    net, X, Y = make("sigmoid", "mse", True, "batch", rng, sizes=[3, 5, 5, 2], m=32)
+    step = Step(net, "none", 1.0, 0.5, 0.0)
+    mean = [np.zeros(n) for n in net.sizes[1:-1]]
+    var = [np.ones(n) for n in net.sizes[1:-1]]
+    for k in range(6):
+        Xb, Yb = X[k * 5 : k * 5 + 6], Y[k * 5 : k * 5 + 6]  # 6 samples each
+        a = Xb
+        for l in range(net.depth):  # the hidden layers' z, from the parameters before the step
+            z = a @ net.weights[l].T + net.biases[l]
+            mu, v = z.mean(axis=0), z.var(axis=0)
+            mean[l] = 0.9 * mean[l] + 0.1 * mu
+            var[l] = 0.9 * var[l] + 0.1 * v * 6 / 5
+            h = net.activation.fn(net.gamma[l] * (z - mu) / np.sqrt(v + EPS) + net.beta[l])
+            a = a + h if l >= 1 else h
+        step(Xb, Yb)
+    for l in range(net.depth):
+        np.testing.assert_allclose(net.running_mean[l], mean[l], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(net.running_var[l], var[l], rtol=1e-12)
+
+
+def test_one_sample_batch_norm_is_a_clear_error(rng):
+    net, X, Y = make("relu", "softmax_ce", False, "batch", rng, m=4)
+    with pytest.raises(ValueError, match="batch norm needs a mini-batch of at least 2 samples, got 1"):
+        net.gradients(X[:1], Y[:1])
+    assert np.isfinite(net.predict(X[:1])).all()  # evaluation of one sample is fine
+    layer, X, Y = make("relu", "softmax_ce", False, "layer", rng, m=4)
+    assert np.isfinite(layer.gradients(X[:1], Y[:1]).loss)  # layer norm normalises each sample
+
+
+def test_backward_needs_the_batch_statistics(rng):
+    net, X, Y = make("tanh", "mse", False, "batch", rng, m=4)
+    net.forward_(X, stats="running")
+    with pytest.raises(ValueError, match="stats='batch'"):
+        net.backward_(Y)
+
+
+def test_parameters_start_at_one_and_zero_and_live_in_the_flat_array(rng):
+    net = MLP([4, 6, 6, 3], "relu", "softmax_ce", seed=0, norm="layer")
+    assert [g.shape for g in net.gamma] == [(6,), (6,)] and len(net.dgamma) == 2
+    assert all((g == 1).all() for g in net.gamma) and all((b == 0).all() for b in net.beta)
+    assert all(np.shares_memory(p, net.params) for p in net.gamma + net.beta)
+    assert all(np.shares_memory(p, net.grads) for p in net.dgamma + net.dbeta)
+    assert MLP([4, 3], norm="batch").gamma == []  # no hidden layer, nothing to normalise
+    with pytest.raises(ValueError, match="norm='group'"):
+        MLP([4, 3], norm="group")
+
+
+@pytest.mark.parametrize("norm", sorted(NORMS))
+def test_float32_normalised_network_agrees_with_float64(norm, rng):
+    seed = int(rng.integers(1000))
+    X, Y = rng.standard_normal((8, 3)), np.eye(2)[rng.integers(0, 2, 8)]
+    g32 = MLP(SIZES, "tanh", "softmax_ce", seed=seed, residual=True, norm=norm, dtype="float32").gradients(X, Y)
+    g64 = MLP(SIZES, "tanh", "softmax_ce", seed=seed, residual=True, norm=norm).gradients(X, Y)
+    assert g32.dW[0].dtype == np.float32 and g32.dgamma[0].dtype == np.float32
+    for a, b in zip(g32.dW + g32.dgamma, g64.dW + g64.dgamma):
+        assert np.abs(a - b).max() <= 1e-4 * np.abs(b).max()
