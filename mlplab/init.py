@@ -41,8 +41,22 @@ def large(rng, fan_in, fan_out, sigma_w=1.0, sigma_b=1.0):
     return rng.standard_normal((fan_out, fan_in)), rng.standard_normal(fan_out)
 
 
+def orthogonal(rng, fan_in, fan_out, sigma_w=1.0, sigma_b=1.0):
+    """W = σ_w Q with Q orthogonal (Saxe et al. 2014) — semi-orthogonal when fan_out ≠ fan_in:
+    orthonormal columns (QᵀQ = I) when fan_out > fan_in, orthonormal rows (QQᵀ = I) when
+    fan_out < fan_in — and b ~ N(0, σ_b²). Q comes from the QR decomposition of a Gaussian
+    matrix with the signs of R's diagonal folded in, which makes it uniformly (Haar) distributed
+    (Mezzadri 2007). Every singular value of W is σ_w: the start of dynamical isometry
+    (Pennington et al. 2017). Square layers have E[W_ij²] = σ_w²/fan_in, as ``normal``."""
+    A = rng.standard_normal((max(fan_in, fan_out), min(fan_in, fan_out)))
+    Q, R = np.linalg.qr(A)  # Q: orthonormal columns
+    Q *= np.where(np.diag(R) < 0, -1.0, 1.0)
+    W = Q if fan_out >= fan_in else Q.T
+    return sigma_w * W, rng.standard_normal(fan_out) * sigma_b
+
+
 INITS: dict[str, Init] = {
-    f.__name__: f for f in (normal, xavier_uniform, xavier_normal, he_normal, large)
+    f.__name__: f for f in (normal, xavier_uniform, xavier_normal, he_normal, large, orthogonal)
 }
 
 

@@ -89,8 +89,8 @@ class RunSpec:
     loss: str = param("softmax_ce", "loss", one_of(LOSSES), group=True, use=("net",))
     init: str = param("normal", "init", one_of(INITS), group=True, use=("net",))
     sigma_w: float = param(1.0, "init.sigma_w", finite(above=0), use=("net",),
-                           doc="normal: W ~ N(0, sigma_w²/fan_in)")
-    sigma_b: float = param(1.0, "init.sigma_b", finite(at_least=0), use=("net",), doc="normal: b ~ N(0, sigma_b²)")
+                           doc="normal: W ~ N(0, sigma_w²/fan_in); orthogonal: W = sigma_w Q")
+    sigma_b: float = param(1.0, "init.sigma_b", finite(at_least=0), use=("net",), doc="normal, orthogonal: b ~ N(0, sigma_b²)")
     # training
     lr: float = param(0.5, "train.lr", finite(above=0))
     batch_size: int | str = param(32, "train.batch_size", integer(1, also=("full",), extra=" or 'full'"), column="int32",

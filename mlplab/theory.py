@@ -229,6 +229,11 @@ def _sig_large(fan_in, fan_out, sigma_w, sigma_b):
     return math.sqrt(fan_in), 1.0
 
 
+def _sig_orthogonal(fan_in, fan_out, sigma_w, sigma_b):
+    # σ_w Q: unit columns (Var = σ_w²/fan_out) when fan_out ≥ fan_in, unit rows (σ_w²/fan_in) otherwise
+    return sigma_w * math.sqrt(min(1.0, fan_in / fan_out)), sigma_b
+
+
 # init name -> (fan_in, fan_out, sigma_w, sigma_b) -> effective (σ_w, σ_b); only Var(W) matters
 # in the mean-field limit (the uniform Xavier draw has the same variance as the normal one).
 EFFECTIVE_SIGMAS = {
@@ -237,6 +242,9 @@ EFFECTIVE_SIGMAS = {
     "xavier_normal": _sig_xavier,  # Var W = 2/(fan_in + fan_out), b = 0
     "he_normal": _sig_he,  # Var W = 2/fan_in, b = 0
     "large": _sig_large,  # Var W = 1 = fan_in/fan_in, Var b = 1
+    # Var W = σ_w²/max(fan_in, fan_out), Var b = σ_b²; the mean field sees only the variance, not
+    # the orthogonality (its spectrum matters beyond the mean field: Pennington et al. 2017)
+    "orthogonal": _sig_orthogonal,
 }
 
 
@@ -247,7 +255,8 @@ def effective_sigmas(
     (mlplab.init) draws, for a layer of the given fans (fan_out defaults to fan_in: a hidden
     layer of constant width). ``sigma_w``, ``sigma_b`` are passed through by ``normal`` only:
 
-    normal σ_w, σ_b;  xavier_* √(2 fan_in/(fan_in + fan_out)), 0;  he_normal √2, 0;  large √fan_in, 1.
+    normal σ_w, σ_b;  xavier_* √(2 fan_in/(fan_in + fan_out)), 0;  he_normal √2, 0;  large √fan_in, 1;
+    orthogonal σ_w √min(1, fan_in/fan_out), σ_b.
     """
     try:
         f = EFFECTIVE_SIGMAS[init]

@@ -49,6 +49,7 @@ EXPECTED_VAR = {  # Var(W_ij) for fan_in = 200, fan_out = 100 (normal with sigma
     "xavier_normal": 2 / 300,
     "he_normal": 2 / 200,
     "large": 1.0,
+    "orthogonal": 1.5**2 / 200,  # semi-orthogonal 100 x 200: rows of norm 1.5
 }
 
 
@@ -58,5 +59,23 @@ def test_initialisers_have_the_promised_shapes_and_variances(name):
     assert W.shape == (100, 200) and b.shape == (100,)
     assert W.var() == pytest.approx(EXPECTED_VAR[name], rel=0.03)
     assert abs(W.mean()) < 4 * np.sqrt(EXPECTED_VAR[name] / W.size)
-    expected_b = {"normal": 0.7**2, "large": 1.0}.get(name, 0.0)
+    expected_b = {"normal": 0.7**2, "large": 1.0, "orthogonal": 0.7**2}.get(name, 0.0)
     assert b.var() == pytest.approx(expected_b, rel=0.3, abs=1e-12)
+
+
+@pytest.mark.parametrize("fan_in,fan_out", [(7, 7), (4, 9), (9, 4)])
+def test_orthogonal_init_is_sigma_w_times_a_semi_orthogonal_matrix(fan_in, fan_out):
+    sigma_w = 1.3
+    W, b = get_init("orthogonal")(np.random.default_rng(1), fan_in, fan_out, sigma_w, 0.4)
+    assert W.shape == (fan_out, fan_in) and b.shape == (fan_out,)
+    gram = W.T @ W if fan_out >= fan_in else W @ W.T  # orthonormal columns, or rows
+    np.testing.assert_allclose(gram, sigma_w**2 * np.eye(min(fan_in, fan_out)), atol=1e-12)
+    np.testing.assert_allclose(np.linalg.svd(W, compute_uv=False), sigma_w, rtol=1e-12)
+
+
+def test_orthogonal_init_is_sign_corrected():
+    """Householder QR alone gives Q[0, 0] < 0 every time; with R's signs folded in, Q is
+    uniformly distributed (Haar), so Q[0, 0] is positive about half the time."""
+    rng = np.random.default_rng(2)
+    first = [get_init("orthogonal")(rng, 3, 3, 1.0, 0.0)[0][0, 0] for _ in range(400)]
+    assert 0.4 < np.mean(np.array(first) > 0) < 0.6
