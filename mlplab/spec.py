@@ -91,6 +91,8 @@ class RunSpec:
     sigma_w: float = param(1.0, "init.sigma_w", finite(above=0), use=("net",),
                            doc="normal: W ~ N(0, sigma_w²/fan_in); orthogonal: W = sigma_w Q")
     sigma_b: float = param(1.0, "init.sigma_b", finite(at_least=0), use=("net",), doc="normal, orthogonal: b ~ N(0, sigma_b²)")
+    residual: bool = param(False, "residual", boolean(), use=("net",),
+                           doc="a^l = a^(l-1) + σ(·) in hidden layers l >= 2 of unchanged width")
     # training
     lr: float = param(0.5, "train.lr", finite(above=0))
     batch_size: int | str = param(32, "train.batch_size", integer(1, also=("full",), extra=" or 'full'"), column="int32",

@@ -75,6 +75,12 @@ def test_out_of_range_values_fail_naming_field_value_and_rule(override, field, v
     assert msg.startswith(f"invalid config: {field}={value}: must be")
 
 
+def test_residual_composes_from_the_command_line():
+    spec = to_spec(make(["residual=true", "depth=16"]))
+    assert (spec.residual, spec.depth) == (True, 16)
+    assert spec.run_id != to_spec(make(["residual=false", "depth=16"])).run_id  # the run id covers it
+
+
 def test_batch_larger_than_the_training_set_fails_before_training():
     spec = to_spec(make(["train.batch_size=801"]))  # 1000 samples, 20 % held out
     with pytest.raises(ConfigError, match=r"^invalid config: train.batch_size=801: must be <= the 800 training samples"):
@@ -87,6 +93,7 @@ def test_batch_larger_than_the_training_set_fails_before_training():
         ("depth=abc", ValidationError, ["depth", "abc", "Integer"]),
         ("train.lr=fast", ValidationError, ["lr", "fast", "Float"]),
         ("activation=swish", ConfigCompositionException, ["activation/swish", "sigmoid", "relu"]),
+        ("residual=maybe", ValidationError, ["residual", "maybe", "bool"]),
         ("nosuchkey=1", OmegaConfBaseException, ["nosuchkey"]),
     ],
 )
