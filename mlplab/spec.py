@@ -23,6 +23,7 @@ from mlplab.activations import ACTIVATIONS
 from mlplab.clipping import CLIPS
 from mlplab.data import DATASETS
 from mlplab.init import INITS
+from mlplab.layers import NORMS
 from mlplab.losses import LOSSES
 
 SCHEMA_VERSION = 2  # of the result tables; part of every run id
@@ -93,6 +94,8 @@ class RunSpec:
     sigma_b: float = param(1.0, "init.sigma_b", finite(at_least=0), use=("net",), doc="normal, orthogonal: b ~ N(0, sigma_b²)")
     residual: bool = param(False, "residual", boolean(), use=("net",),
                            doc="a^l = a^(l-1) + σ(·) in hidden layers l >= 2 of unchanged width")
+    norm: str | None = param(None, "norm", one_of(NORMS, null=True), use=("net",),
+                             doc="normalise every hidden layer's z before σ: null, batch or layer")
     # training
     lr: float = param(0.5, "train.lr", finite(above=0))
     batch_size: int | str = param(32, "train.batch_size", integer(1, also=("full",), extra=" or 'full'"), column="int32",

@@ -56,10 +56,18 @@ def make_data(spec: RunSpec, rng: np.random.Generator | None = None) -> Dataset:
 
 
 def check_data(spec: RunSpec, data: Dataset) -> None:
-    """ConfigError unless the data fit the batch size and the loss."""
+    """ConfigError unless the data fit the batch size, the loss and the normalisation."""
     n = len(data.X_train)
     if spec.batch_size != "full" and spec.batch_size > n:
         raise ConfigError("batch_size", spec.batch_size, f"must be <= the {n} training samples (or 'full')")
+    if spec.norm == "batch":
+        bs = n if spec.batch_size == "full" else spec.batch_size
+        if bs < 2 or n % bs == 1:
+            raise ConfigError(
+                "batch_size", spec.batch_size,
+                f"with norm=batch every mini-batch needs >= 2 samples; {n} training samples in batches of {bs} "
+                f"leave {'a batch' if bs < 2 else 'a last batch'} of 1",
+            )
     try:
         check_targets(get_loss(spec.loss), data.Y_train)
         check_targets(get_loss(spec.loss), data.Y_test)
@@ -316,7 +324,7 @@ def run(spec: RunSpec, root, sweep: str = "", force: bool = False) -> dict:
         final_loss=math.nan, final_accuracy=math.nan, final_test_loss=math.nan, final_test_accuracy=math.nan,
         mlplab_version=__version__, numpy_version=np.__version__, schema_version=res.SCHEMA_VERSION,
     )
-    rec = Record(layer_sizes(spec, data), sched.n_steps // sched.log_every + 2)
+    rec = Record(layer_sizes(spec, data), sched.n_steps // sched.log_every + 2, spec.norm is not None)
     t1 = time.perf_counter()
     with threadpool_limits(limits=1), np.errstate(over="ignore", invalid="ignore"):
         # overflow and inf-inf are expected in exploding runs; they are caught as divergence

@@ -65,6 +65,7 @@ def test_every_sweep_file_composes(sweep):
         ("dtype=float16", "dtype", "'float16'"),
         ("data.test_fraction=1.5", "data.test_fraction", "1.5"),
         ("init.sigma_w=0", "init.sigma_w", "0.0"),
+        ("norm=group", "norm", "'group'"),
     ],
 )
 def test_out_of_range_values_fail_naming_field_value_and_rule(override, field, value):
@@ -75,10 +76,26 @@ def test_out_of_range_values_fail_naming_field_value_and_rule(override, field, v
     assert msg.startswith(f"invalid config: {field}={value}: must be")
 
 
-def test_residual_composes_from_the_command_line():
-    spec = to_spec(make(["residual=true", "depth=16"]))
-    assert (spec.residual, spec.depth) == (True, 16)
-    assert spec.run_id != to_spec(make(["residual=false", "depth=16"])).run_id  # the run id covers it
+def test_remedies_compose_from_the_command_line():
+    spec = to_spec(make(["residual=true", "norm=batch", "depth=16", "init=orthogonal"]))
+    assert (spec.residual, spec.norm, spec.depth, spec.init) == (True, "batch", 16, "orthogonal")
+    assert to_spec(make(["norm=layer"])).norm == "layer"
+    assert to_spec(make(["norm=null"])).norm is None
+    ids = {to_spec(make([f"residual={r}", f"norm={n}"])).run_id for r in ("false", "true") for n in ("null", "batch", "layer")}
+    assert len(ids) == 6  # the run id covers both
+
+
+@pytest.mark.parametrize("batch_size,n_last", [(1, 1), (17, 1), ("full", None)])
+def test_batch_norm_refuses_a_mini_batch_of_one(batch_size, n_last):
+    """800 training samples: batches of 17 leave a last batch of 1, which batch norm cannot
+    normalise; batches of 1 likewise. Full batch is fine."""
+    spec = to_spec(make(["norm=batch", f"train.batch_size={batch_size}"]))
+    if n_last is None:
+        load_data(spec)
+        return
+    with pytest.raises(ConfigError, match=rf"^invalid config: train.batch_size={batch_size}: with norm=batch every mini-batch needs >= 2"):
+        load_data(spec)
+    load_data(to_spec(make(["norm=layer", f"train.batch_size={batch_size}"])))  # layer norm: fine
 
 
 def test_batch_larger_than_the_training_set_fails_before_training():

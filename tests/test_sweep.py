@@ -81,6 +81,19 @@ def test_launchers_and_job_counts_give_bit_identical_metrics(tmp_path):
             pd.testing.assert_frame_equal(a, b, check_exact=True)
 
 
+def test_remedies_are_sweep_axes(tmp_path):
+    p = sweep(tmp_path, "depth=3", "loss=softmax_ce", "seed=0", "residual=false,true", "norm=null,batch,layer")
+    assert p.returncode == 0, p.stderr
+    assert "6 ok, 0 diverged, 0 failed, 0 missing" in p.stdout
+    r = load_results(tmp_path / "smoke")
+    assert len(r.runs) == 6 and r.runs.run_id.is_unique
+    combos = set(zip(r.runs.residual, r.runs.norm.astype(object).where(r.runs.norm.notna(), None)))
+    assert combos == {(res, n) for res in (False, True) for n in (None, "batch", "layer")}
+    hidden = r.layers[(r.layers.layer <= 3) & (r.layers.step == 0)]
+    assert (hidden.grad_gamma_norm.isna() == hidden.norm.isna()).all()  # null exactly where no norm
+    assert hidden.norm.isna().sum() == hidden.norm.notna().sum() / 2 == 6
+
+
 def test_a_failing_run_does_not_stop_the_sweep(tmp_path):
     # width 10^9 passes validation but cannot be allocated: a genuine fault inside one run
     p = sweep(tmp_path, "depth=1", "loss=mse", "seed=0", "width=4,1000000000")

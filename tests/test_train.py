@@ -25,7 +25,7 @@ def test_run_writes_three_tables_with_at_least_50_points(tmp_path):
     assert list(r.layers.layer.unique()) == [1, 2, 3]
     assert list(r.layers.query("step == 0").fan_in) == [8, 8, 8]
     assert list(r.layers.query("step == 0").fan_out) == [8, 8, 3]
-    not_applicable = ["data_path"]  # no file
+    not_applicable = ["data_path", "norm"]  # no file, no normalisation
     assert not r.steps.query("step == 0").drop(columns=not_applicable).isna().any(axis=None)
     layers0 = r.layers.query("step == 0")
     assert layers0[["grad_gamma_norm", "grad_beta_norm"]].isna().all(axis=None)  # no γ, β: null
@@ -112,6 +112,43 @@ def test_an_exception_in_a_run_is_recorded_as_failed_with_rows_kept(tmp_path, mo
     monkeypatch.undo()
     again = run(RunSpec(**{**SMALL, "log_every": 1}), tmp_path)  # failed runs are retried
     assert again["status"] == "ok" and not again["skipped"]
+
+
+@pytest.mark.parametrize("norm", ["batch", "layer"])
+def test_a_normalised_residual_run_records_gamma_and_beta_norms(tmp_path, norm):
+    spec = RunSpec(**{**SMALL, "depth": 3, "residual": True, "norm": norm, "init": "orthogonal"})
+    row = run(spec, tmp_path)
+    assert row["status"] == "ok"
+    r = load_results(tmp_path)
+    assert r.runs.residual[0] and r.runs.norm[0] == norm and r.runs.init[0] == "orthogonal"
+    hidden, output = r.layers[r.layers.layer <= 3], r.layers[r.layers.layer == 4]
+    assert hidden[["grad_gamma_norm", "grad_beta_norm"]].notna().all(axis=None)
+    assert (hidden.grad_gamma_norm > 0).all() and (hidden.grad_beta_norm > 0).all()
+    assert output[["grad_gamma_norm", "grad_beta_norm"]].isna().all(axis=None)  # null: no γ, β
+    if norm == "batch":  # ∂C/∂b^l = 1ᵀ δ^l = 0 under batch norm (to rounding)
+        assert (hidden.grad_b_norm < 1e-12 * hidden.grad_w_norm.max()).all()
+    # step 0's γ, β norms are those of the first mini-batch's gradient
+    rng_data, rng_init, rng_shuffle = rngs(spec.seed)
+    data = load_data(spec, rng_data)
+    net = build_network(spec, data, rng_init)
+    idx = rng_shuffle.permutation(len(data.X_train))[:16]
+    g = net.gradients(data.X_train[idx], data.Y_train[idx])
+    step0 = hidden[hidden.step == 0].sort_values("layer")
+    np.testing.assert_allclose(step0.grad_gamma_norm, [np.linalg.norm(d) for d in g.dgamma], rtol=1e-12)
+    np.testing.assert_allclose(step0.grad_beta_norm, [np.linalg.norm(d) for d in g.dbeta], rtol=1e-12)
+
+
+def test_batch_norm_evaluates_with_running_estimates(tmp_path):
+    """The logged training and test losses are evaluation-mode numbers (running estimates),
+    the mini-batch loss a training-mode one."""
+    spec = RunSpec(**{**SMALL, "norm": "batch", "epochs": 1})
+    run(spec, tmp_path)
+    steps = load_results(tmp_path).steps
+    rng_data, rng_init, _ = rngs(spec.seed)
+    data = load_data(spec, rng_data)
+    net = build_network(spec, data, rng_init)  # step 0: running mean 0, variance 1
+    assert steps.loss.iloc[0] == net.evaluate(data.X_train, data.Y_train)[0]
+    assert steps.loss.iloc[0] != net.loss_value(data.X_train, data.Y_train)
 
 
 @pytest.mark.parametrize("batch_size,steps_per_epoch", [(1, 160), ("full", 1), (50, 4)])
