@@ -11,7 +11,7 @@ import mlplab
 from mlplab.analysis import claims, load
 from mlplab.results import Results
 
-BASE = {"init": "normal", "sigma_w": 1.0, "sigma_b": 1.0, "lr": 0.5, "width": 32, "clip": "none", "clip_threshold": 1.0, "status": "ok", "final_test_accuracy": 0.9}
+BASE = {"residual": False, "norm": "none", "init": "normal", "sigma_w": 1.0, "sigma_b": 1.0, "lr": 0.5, "width": 32, "clip": "none", "clip_threshold": 1.0, "status": "ok", "final_test_accuracy": 0.9}
 
 
 def make_results(runs: list[dict], curves: dict, profiles: dict) -> Results:

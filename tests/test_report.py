@@ -1,5 +1,6 @@
 """Figures, the blog table and the report, built from a tiny sweep in a temporary folder."""
 
+import math
 import subprocess
 import sys
 
@@ -91,3 +92,25 @@ def test_bad_folder_exit_code_from_the_command_line(tmp_path):
     p = subprocess.run([sys.executable, "-m", "mlplab.analysis.report", str(bad)], capture_output=True, text=True)
     assert p.returncode == 2
     assert p.stderr.strip().count("\n") == 0 and str(bad) in p.stderr
+
+
+def test_theory_speaks_of_plain_networks_only(tmp_path):
+    """Residual and normalised runs get no mean-field prediction (no line in figure 2, no row in
+    the theory table) and the report says so."""
+    from mlplab.analysis import claims
+
+    root = tmp_path / "remedies"
+    for kw in (dict(), dict(residual=True), dict(norm="batch")):
+        for depth in (1, 3):
+            mlplab.run(mlplab.RunSpec(depth=depth, **kw, **TINY), root, sweep="remedies")
+    van = claims.claim_vanishing(root)
+    plain = (~van.residual.astype(bool)) & (van.norm == "none")
+    assert van[plain].predicted.notna().all() and van[~plain].predicted.isna().all()
+    assert len(van[~plain]) == 2 * 2 * 2  # two remedies x two depths x two phases
+    md = report.write_report(root)["md"].read_text()
+    theory = md.split(f"## {report.SECTIONS[3]}")[1].split("\n## ")[0]
+    assert "predicts plain networks only: the runs with batch norm, residual (2 setting(s))" in theory
+    assert "| sigmoid |" in theory  # the plain setting's row is there
+    assert claims.predicted_ratio("sigmoid", "normal", 1.0, 1.0, 32, 3) > 0
+    assert math.isnan(claims.predicted_ratio("sigmoid", "normal", 1.0, 1.0, 32, 3, residual=True))
+    assert math.isnan(claims.predicted_ratio("sigmoid", "normal", 1.0, 1.0, 32, 3, norm="layer"))

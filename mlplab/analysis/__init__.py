@@ -33,7 +33,8 @@ def load(source) -> Results:
     """A ``Results`` (runs, steps, layers) from a folder path or an already loaded ``Results``.
 
     The config columns are joined onto ``steps`` and ``layers`` (``load_results``), with the loss
-    function's name back under ``loss`` and the training-set loss in ``steps`` as ``train_loss``.
+    function's name back under ``loss``, the training-set loss in ``steps`` as ``train_loss``, and
+    ``norm`` = "none" for networks without normalisation.
     Idempotent: a result of ``load`` passes through.
     """
     if isinstance(source, Results) and "train_loss" in source.steps.columns:
@@ -41,7 +42,15 @@ def load(source) -> Results:
     raw = load_results(Path(source.path if isinstance(source, Results) else source))
     steps = raw.steps.rename(columns={"loss": "train_loss", "loss_name": "loss"})
     layers = raw.layers.rename(columns={"loss_name": "loss"})
-    return Results(_decat(raw.runs), _decat(steps), _decat(layers), Path(raw.path))
+    return Results(*(_plain_norm(_decat(t)) for t in (raw.runs, steps, layers)), Path(raw.path))
+
+
+def _plain_norm(df: pd.DataFrame) -> pd.DataFrame:
+    """``norm`` is null for networks without normalisation; here it says "none", so that
+    groupings keep those runs."""
+    if "norm" in df:
+        df["norm"] = df["norm"].where(df["norm"].notna(), "none")
+    return df
 
 
 def command(action: Callable[[str], str], argv: list[str] | None, default: str) -> int:

@@ -29,7 +29,7 @@ from mlplab.analysis import load
 NOT_ENOUGH = "not enough data"
 # config values that define a "setting" besides the network shape, loss, clip rule and seed
 SETTING = [
-    "init", "sigma_w", "sigma_b", "lr", "width", "batch_size", "epochs", "weight_decay",
+    "residual", "norm", "init", "sigma_w", "sigma_b", "lr", "width", "batch_size", "epochs", "weight_decay",
     "dataset", "n_samples", "n_features", "n_classes", "noise", "dtype",
 ]
 CONFIG = ["activation", "alpha", "depth", "loss"] + SETTING
@@ -253,9 +253,13 @@ def gradient_ratios(layers: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def predicted_ratio(activation: str, init: str, sigma_w: float, sigma_b: float, width: int, depth: int) -> float:
+def predicted_ratio(activation: str, init: str, sigma_w: float, sigma_b: float, width: int, depth: int,
+                    residual: bool = False, norm: str = "none") -> float:
     """Mean-field prediction of ‖δ^1‖/‖δ^L‖ = ∏_(l=1..depth) √χ^l (``mlplab.theory.profile``),
-    with each initialiser's effective (σ_w, σ_b); NaN where the theory has no answer."""
+    with each initialiser's effective (σ_w, σ_b); NaN where the theory has no answer — and for
+    residual or normalised networks, which ``mlplab.theory`` does not model."""
+    if residual or norm not in ("none", None):
+        return math.nan
     if init != "normal":
         sigma_w, sigma_b = theory.effective_sigmas(init, width, width, sigma_w, sigma_b)
     try:
@@ -269,12 +273,12 @@ def claim_vanishing(source) -> pd.DataFrame:
     each setting: median, quartiles, per-layer factor (median^(1/depth)) and the mean-field
     prediction."""
     res = load(source)
-    cols = ["activation", "init", "sigma_w", "sigma_b", "lr", "depth", "phase", "n", "median", "q25", "q75", "per_layer", "predicted", "predicted_per_layer", "main"]
+    cols = ["activation", "residual", "norm", "init", "sigma_w", "sigma_b", "lr", "depth", "phase", "n", "median", "q25", "q75", "per_layer", "predicted", "predicted_per_layer", "main"]
     runs = res.runs[res.runs["clip"] == "none"]
     ratios = gradient_ratios(res.layers[res.layers["run_id"].isin(runs["run_id"])])
     if ratios.empty:
         return pd.DataFrame(columns=cols)
-    keys = ["activation", "init", "sigma_w", "sigma_b", "lr", "width", "depth"]
+    keys = ["activation", "residual", "norm", "init", "sigma_w", "sigma_b", "lr", "width", "depth"]
     d = ratios.merge(runs[["run_id"] + keys], on="run_id")
     g = d.groupby(keys + ["phase"])["ratio"]
     out = pd.DataFrame({
@@ -283,17 +287,19 @@ def claim_vanishing(source) -> pd.DataFrame:
     }).reset_index()
     with np.errstate(divide="ignore", invalid="ignore"):
         out["per_layer"] = out["median"] ** (1.0 / out["depth"])
-    pred = {k: predicted_ratio(k[0], k[1], k[2], k[3], k[5], k[6]) for k in out[keys].drop_duplicates().itertuples(index=False)}
+    pred = {k: predicted_ratio(k.activation, k.init, k.sigma_w, k.sigma_b, k.width, k.depth, k.residual, k.norm)
+            for k in out[keys].drop_duplicates().itertuples(index=False)}
     out["predicted"] = [pred[k] for k in out[keys].itertuples(index=False)]
     out["predicted_per_layer"] = out["predicted"] ** (1.0 / out["depth"])
     out["main"] = _is_main(out, main_runs(res.runs))
     out["phase"] = pd.Categorical(out["phase"], PHASES, ordered=True)
-    return out.sort_values(["main", "activation", "init", "sigma_w", "phase", "depth"], ascending=[False, True, True, True, True, True])[cols].reset_index(drop=True)
+    return out.sort_values(["main", "activation", "residual", "norm", "init", "sigma_w", "phase", "depth"],
+                           ascending=[False, True, True, True, True, True, True, True])[cols].reset_index(drop=True)
 
 
 def _is_main(table: pd.DataFrame, main: pd.DataFrame) -> pd.Series:
-    """Rows of ``table`` whose (activation, init, σ_w, σ_b, lr) setting is in the main grid."""
-    keys = ["init", "sigma_w", "sigma_b", "lr"]
+    """Rows of ``table`` whose (residual, norm, init, σ_w, σ_b, lr) setting is in the main grid."""
+    keys = ["residual", "norm", "init", "sigma_w", "sigma_b", "lr"]
     if main.empty:
         return pd.Series(False, index=table.index)
     ref = main[keys].drop_duplicates().astype(str).agg("|".join, axis=1)

@@ -73,10 +73,15 @@ def _grid(nrows: int, ncols: int, w: float = 3.6, h: float = 3.0, **kw):
 
 
 def _setting_label(row) -> str:
-    """'sigmoid, σ_w=1' (plus init and σ_b when they are not the normal defaults)."""
+    """'sigmoid, σ_w=1' (init instead of σ_w when it is not normal; residual, batch/layer norm
+    when set)."""
     s = f"{row['activation']}, σ_w={row['sigma_w']:g}"
     if row.get("init", "normal") != "normal":
         s = f"{row['activation']}, init={row['init']}"
+    if row.get("residual", False):
+        s += ", residual"
+    if row.get("norm", "none") not in ("none", None):
+        s += f", {row['norm']} norm"
     return s
 
 
@@ -133,7 +138,7 @@ def _predictions(settings: pd.DataFrame, depths) -> pd.DataFrame:
     rows = []
     for s in settings.itertuples(index=False):
         for k in depths:
-            p = claims.predicted_ratio(s.activation, s.init, s.sigma_w, s.sigma_b, s.width, k)
+            p = claims.predicted_ratio(s.activation, s.init, s.sigma_w, s.sigma_b, s.width, k, s.residual, s.norm)
             rows.append({**s._asdict(), "depth": k, "predicted": p})
     return pd.DataFrame(rows)
 
@@ -143,7 +148,7 @@ def fig_ratio_vs_depth(res) -> plt.Figure:
     ratios = claims.gradient_ratios(res.layers[res.layers["run_id"].isin(runs["run_id"])])
     if ratios.empty:
         raise Skip("no unclipped runs with hidden layers")
-    keys = ["activation", "init", "sigma_w", "sigma_b", "width"]
+    keys = ["activation", "residual", "norm", "init", "sigma_w", "sigma_b", "width"]
     d = ratios.merge(runs[["run_id", "depth", "lr"] + keys], on="run_id")
     d["setting"] = d.apply(_setting_label, axis=1)
     pos = d.loc[d["ratio"] > 0, "ratio"]
@@ -185,6 +190,8 @@ def fig_ratio_vs_depth(res) -> plt.Figure:
     h, l = axes[0, 0].get_legend_handles_labels()
     fig.legend(h, l, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8)
     theory = r"dotted: mean-field $\prod_l \sqrt{\chi^l}$ (mlplab.theory)" if have_theory else "no mean-field prediction for these settings"
+    if have_theory and pred["predicted"].isna().any():
+        theory += " (plain networks only)"
     fig.suptitle(TITLES["ratio_vs_depth"] + f"\nUnclipped runs, one dot per run; {theory}.", fontsize=11)
     fig.tight_layout()
     return fig

@@ -143,9 +143,19 @@ def section_figures(made: dict) -> list[Block]:
 def section_theory(res) -> list[Block]:
     out = [Block("h2", SECTIONS[3])]
     van = claims.claim_vanishing(res)
-    van = van[(van["phase"] == claims.PHASES[0]) & van["predicted"].notna()]
+    van = van[van["phase"] == claims.PHASES[0]]
+    remedied = van[van["residual"].astype(bool) | (van["norm"] != "none")]
+    note = []
+    if len(remedied):
+        kinds = sorted({("residual" if r else "") + (" + " if r and n != "none" else "") + (f"{n} norm" if n != "none" else "")
+                        for r, n in zip(remedied["residual"].astype(bool), remedied["norm"])})
+        note = [Block("p",
+            f"mlplab.theory predicts plain networks only: the runs with {', '.join(kinds)} "
+            f"({len(remedied.groupby(['activation', 'residual', 'norm', 'init', 'sigma_w', 'sigma_b']))} setting(s)) "
+            "have no mean-field prediction and are left out of this comparison.")]
+    van = van[van["predicted"].notna()]
     if van.empty:
-        return out + [Block("p", "No unclipped runs with hidden layers: nothing to compare.")]
+        return out + note + [Block("p", "No unclipped plain runs with hidden layers: nothing to compare.")]
     out.append(Block("p",
         "Mean-field theory (mlplab.theory; Poole et al. 2016, Schoenholz et al. 2017) predicts that at initialisation "
         "‖δ^l‖ changes by √χ^l per layer, χ^l = σ_w² E[φ'(z)²] over the layer's pre-activations z ~ N(0, q^l). "
@@ -161,7 +171,7 @@ def section_theory(res) -> list[Block]:
     lines = [f"{a}, init={i}, σ_w={sw:g}, σ_b={sb:g}: measured {m:.3g} vs predicted {p:.3g} per layer"
              for (a, i, sw, sb), (m, p) in per.iterrows()]
     out.append(Block("list", lines))
-    return out
+    return out + note
 
 
 def section_nielsen(folder: Path) -> list[Block]:
