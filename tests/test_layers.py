@@ -13,20 +13,6 @@ from mlplab.train import Step
 SIZES = [3, 4, 4, 6, 6, 2]  # a width change mid-network: skips at layers 2 and 4 only
 
 
-def numerical(net, X, Y, P, h=1e-6):
-    """Central differences of the batch-mean loss (mini-batch statistics) for every entry of P."""
-    G = np.zeros_like(P)
-    for i in np.ndindex(P.shape):
-        old = P[i]
-        P[i] = old + h
-        up = net.loss_value(X, Y)
-        P[i] = old - h
-        down = net.loss_value(X, Y)
-        P[i] = old
-        G[i] = (up - down) / (2 * h)
-    return G
-
-
 def make(activation, loss, residual, norm, rng, sizes=SIZES, m=None, dtype="float64"):
     m = int(rng.integers(2, 17)) if m is None else m
     net = MLP(sizes, activation, loss, "normal", seed=int(rng.integers(1000)), residual=residual, norm=norm,
@@ -44,7 +30,7 @@ def make(activation, loss, residual, norm, rng, sizes=SIZES, m=None, dtype="floa
 @pytest.mark.parametrize("residual", [False, True])
 @pytest.mark.parametrize("loss", sorted(LOSSES))
 @pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
-def test_gradients_match_finite_differences(activation, loss, residual, norm, rng):
+def test_gradients_match_finite_differences(activation, loss, residual, norm, rng, numerical):
     net, X, Y = make(activation, loss, residual, norm, rng)
     g = net.gradients(X, Y)
     pairs = [("W", net.weights, g.dW), ("b", net.biases, g.db)]
