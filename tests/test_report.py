@@ -114,3 +114,11 @@ def test_theory_speaks_of_plain_networks_only(tmp_path):
     assert claims.predicted_ratio("sigmoid", "normal", 1.0, 1.0, 32, 3) > 0
     assert math.isnan(claims.predicted_ratio("sigmoid", "normal", 1.0, 1.0, 32, 3, residual=True))
     assert math.isnan(claims.predicted_ratio("sigmoid", "normal", 1.0, 1.0, 32, 3, norm="layer"))
+    # ∂C/∂b^l = 0 under batch norm: its first-to-last ratio is that of the weight gradients
+    from mlplab.analysis import load
+
+    res = load(root)
+    ratios = claims.gradient_ratios(res.layers).merge(res.runs[["run_id", "norm", "depth"]], on="run_id")
+    bn = ratios[ratios.norm == "batch"]
+    assert (bn.measure == "grad_w_norm").all() and (ratios[ratios.norm != "batch"].measure == "grad_b_norm").all()
+    assert (bn.ratio > 1e-3).all()  # the bias-gradient ratio would be rounding noise, ~1e-16

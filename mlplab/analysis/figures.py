@@ -82,6 +82,8 @@ def _setting_label(row) -> str:
         s += ", residual"
     if row.get("norm", "none") not in ("none", None):
         s += f", {row['norm']} norm"
+    if row.get("norm") == "batch":
+        s += " (‖∂C/∂W‖)"  # ∂C/∂b = 0 under batch norm: the ratio of the weight gradients
     return s
 
 
@@ -175,8 +177,8 @@ def fig_ratio_vs_depth(res) -> plt.Figure:
             m = g.groupby("depth")["ratio"].median()
             ax.plot(m.index, m.where(m > 0).to_numpy(), "o-", color=colors[lab], ms=4, lw=1.2, label=f"{lab}: measured median")
             ax.plot(m.index[m <= 0], np.full((m <= 0).sum(), floor), "v", color=colors[lab], ms=6)
-            if phase == claims.PHASES[0] and have_theory:
-                q = pred[pred["setting"] == lab]
+            q = pred[pred["setting"] == lab]
+            if phase == claims.PHASES[0] and q["predicted"].notna().any():
                 ax.plot(q["depth"], q["predicted"], ":", color=colors[lab], lw=2, label=f"{lab}: mean-field")
         ax.axhline(1.0, color="0.5", lw=0.8)
         if (p["ratio"] <= 0).any():
