@@ -15,8 +15,10 @@ bce            −Σ_j y_j log a_j + (1−y_j)       sigmoid                 a �
 softmax_ce     −Σ_j y_j log softmax(z)_j        softmax                 a − y   (y one-hot)
 =============  ===============================  ======================  ========================
 
-BCE and softmax-CE are evaluated from z (softplus, log-sum-exp), so they stay finite and exact
-when the output saturates.
+Every loss is evaluated from z in a form whose terms are all ≥ 0, so that it is relatively
+accurate at every z, confidently right outputs included (where 1 − a rounds to 0 long before
+the loss does): BCE as (1 − y)·softplus(z) + y·softplus(−z), softmax-CE as a log-sum-exp
+relative to the largest logit with log1p, MSE with σ(z) − 1 written as −σ(−z).
 """
 
 from __future__ import annotations
@@ -37,6 +39,13 @@ def logsumexp(z: np.ndarray) -> np.ndarray:
     """log Σ_j e^{z_j} along the last axis, shifted by the row maximum."""
     m = z.max(axis=-1, keepdims=True)
     return (m + np.log(np.exp(z - m).sum(axis=-1, keepdims=True)))[..., 0]
+
+
+def sigmoid_minus(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """σ(z) − y, relatively accurate for y ∈ {0, 1}: as (1 − y) − σ(−z) where z > 0 (so that
+    σ(z) − 1 = −σ(−z) is never the difference of two numbers near 1)."""
+    with np.errstate(over="ignore"):
+        return np.where(z > 0, (1.0 - y) - _sigmoid.fn(-z), _sigmoid.fn(z) - y)
 
 
 class Loss:
@@ -75,7 +84,7 @@ class MSE(Loss):
         return _sigmoid.fn_(z, out)
 
     def fn(self, z, a, y):
-        d = a - y
+        d = sigmoid_minus(z, y)  # a − y, from z
         return 0.5 * np.einsum("ij,ij->i", d, d)
 
     def delta_(self, z, a, y, out):
@@ -88,7 +97,8 @@ class MSE(Loss):
 class BCE(Loss):
     r"""C_x = −Σ_j [y_j log a_j + (1 − y_j) log(1 − a_j)], a = σ(z);  δ^L = a − y.
 
-    Evaluated as Σ_j softplus(z_j) − y_j z_j, exact for saturated outputs.
+    Evaluated as Σ_j (1 − y_j) softplus(z_j) + y_j softplus(−z_j) (−log a = softplus(−z),
+    −log(1 − a) = softplus(z)): two terms ≥ 0, relatively accurate at every z.
     """
 
     name = "bce"
@@ -98,7 +108,7 @@ class BCE(Loss):
         return _sigmoid.fn_(z, out)
 
     def fn(self, z, a, y):
-        return (softplus(z) - y * z).sum(axis=-1)
+        return ((1.0 - y) * softplus(z) + y * softplus(-z)).sum(axis=-1)
 
     def delta_(self, z, a, y, out):
         return np.subtract(a, y, out=out)
@@ -107,7 +117,10 @@ class BCE(Loss):
 class SoftmaxCE(Loss):
     r"""C_x = −Σ_j y_j log softmax(z)_j (fused with the softmax);  δ^L = a − y for one-hot y.
 
-    Evaluated as logsumexp(z) − y·z (for Σ_j y_j = 1).
+    With M = max_j z_j (at j = m), −log softmax(z)_j = (M − z_j) + log1p(Σ_(k≠m) e^{z_k − M}),
+    so for Σ_j y_j = 1:  C_x = y·(M − z) + log1p(Σ_(k≠m) e^{z_k − M}) — two terms ≥ 0, and the
+    log1p keeps a confidently right output (true class m, the others far below) relatively
+    accurate instead of rounding it to log(1) = 0.
     """
 
     name = "softmax_ce"
@@ -122,7 +135,11 @@ class SoftmaxCE(Loss):
         return out
 
     def fn(self, z, a, y):
-        return logsumexp(z) - np.einsum("ij,ij->i", y, z)
+        m = z.argmax(axis=-1)[:, None]
+        M = np.take_along_axis(z, m, axis=-1)
+        e = np.exp(z - M)
+        np.put_along_axis(e, m, 0.0, axis=-1)  # Σ over k ≠ m
+        return np.einsum("ij,ij->i", y, M - z) + np.log1p(e.sum(axis=-1))
 
     def delta_(self, z, a, y, out):
         return np.subtract(a, y, out=out)

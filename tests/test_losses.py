@@ -1,4 +1,7 @@
-"""The post's table of output errors δ^L, checked against finite differences of C_x in z^L."""
+"""The post's table of output errors δ^L, checked against finite differences of C_x in z^L;
+the losses' values against closed forms."""
+
+import math
 
 import numpy as np
 import pytest
@@ -68,9 +71,55 @@ def test_losses_are_finite_and_exact_when_the_output_saturates(name):
         c = loss.fn(z, a, y)
     assert np.all(np.isfinite(c))
     if name == "bce":  # −log σ(−800) = 800, −log(1 − σ(800)) = 800, softplus(0) = log 2 ...
-        assert np.isclose(c[0], 800 + 800 + np.log(2))
+        assert c[0] == pytest.approx(800 + 800 + np.log(2), rel=1e-15)
     if name == "softmax_ce":  # logsumexp([800, -800, 0]) − (−800) = 1600
-        assert np.isclose(c[0], 1600.0)
+        assert c[0] == pytest.approx(1600.0, rel=1e-15)
+
+
+def softplus_exact(x: float) -> float:
+    """log(1 + e^x) in closed form with math's correctly rounded exp and log1p."""
+    return x + math.log1p(math.exp(-x)) if x > 0 else math.log1p(math.exp(x))
+
+
+def sigmoid_exact(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+Z_GRID = np.concatenate([np.linspace(0.0, 800.0, 1601), -np.linspace(0.0, 800.0, 1601)])
+LOG2 = math.log(2.0)
+# per z: the loss of one output (mse, bce: logit z; softmax_ce: logits (z, 0, 0)) with the
+# target right when z is large (y = 1; softmax: class 0) and wrong when z is large (y = 0; class 1)
+EXACT = {
+    "mse": lambda z, right: 0.5 * (sigmoid_exact(-z) if right else sigmoid_exact(z)) ** 2,
+    "bce": lambda z, right: softplus_exact(-z) if right else softplus_exact(z),
+    # −log(e^z/(e^z + 2)) = log1p(2e^(−z)); −log(1/(e^z + 2)) = log 2 + softplus(z − log 2)
+    "softmax_ce": lambda z, right: (math.log1p(2 * math.exp(-z)) if z > -700 else LOG2 + softplus_exact(z - LOG2) - z)
+    if right else LOG2 + softplus_exact(z - LOG2),
+}
+
+
+@pytest.mark.parametrize("right", [True, False], ids=["confidently right", "confidently wrong"])
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_every_loss_is_relatively_accurate_at_every_z(name, right):
+    """Against closed forms, for z in ±[0, 800]: relative error ≤ 4 ulp, including confidently
+    right outputs (where the loss is ~e^(−z) and 1 − a rounds to 0 long before; the loss
+    itself underflows to 0 only where its true value is below the smallest double)."""
+    loss = get_loss(name)
+    if name == "softmax_ce":
+        z = np.column_stack([Z_GRID, np.zeros_like(Z_GRID), np.zeros_like(Z_GRID)])
+        y = np.tile([1.0, 0.0, 0.0] if right else [0.0, 1.0, 0.0], (len(Z_GRID), 1))
+    else:
+        z, y = Z_GRID[:, None], np.full((len(Z_GRID), 1), 1.0 if right else 0.0)
+    with np.errstate(over="ignore"):
+        got = loss.fn(z, loss.output(z), y)
+    exact = np.array([EXACT[name](float(v), right) for v in Z_GRID])
+    representable = exact > 0
+    assert (got[~representable] == 0).all()
+    rel = np.abs(got[representable] - exact[representable]) / exact[representable]
+    assert rel.max() <= 4 * np.finfo(float).eps, f"worst at z = {Z_GRID[representable][rel.argmax()]}"
+    if right:  # deep in the confidently right regime the loss is e^(−z) (times K − 1), not 0
+        far = np.abs(Z_GRID - 700.0).argmin()
+        assert got[far] == pytest.approx((2.0 if name == "softmax_ce" else 1.0) * math.exp(-700.0) ** (2 if name == "mse" else 1) / (2 if name == "mse" else 1), rel=1e-12)
 
 
 def test_sigmoid_is_stable_and_accurate_for_any_z():

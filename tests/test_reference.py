@@ -18,6 +18,10 @@ sys.path.insert(0, str(DATA))
 import make_reference as ref  # noqa: E402
 
 RTOL = 1e-12
+# The loss values have been evaluated since by formulas that stay relatively accurate at
+# saturation (the numbers move by rounding): 1e-12 in float64, float32's own precision there.
+LOSS_COLUMNS = {"final_loss", "final_test_loss", "loss", "test_loss", "batch_loss"}
+FLOAT32_LOSS_RTOL = 1e-6
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +32,12 @@ def fresh():
 def assert_close(got: pd.DataFrame, want: pd.DataFrame, what: str):
     assert list(got.columns) == list(want.columns), what
     assert len(got) == len(want), what
+    f32 = (want["case"] == "float32").to_numpy()
     for c in want.columns:
         a, b = got[c].to_numpy(), want[c].to_numpy()
+        if c in LOSS_COLUMNS and f32.any():  # float32 losses at float32 precision, the rest at RTOL
+            np.testing.assert_allclose(a[f32], b[f32], rtol=FLOAT32_LOSS_RTOL, err_msg=f"{what}.{c} (float32)")
+            a, b = a[~f32], b[~f32]
         if np.issubdtype(b.dtype, np.floating):
             a, b = a.astype(np.float64), b.astype(np.float64)
             same_nan = np.isnan(a) == np.isnan(b)
@@ -61,4 +69,7 @@ def test_plain_gradients_match_the_reference():
     got = ref.gradient_table()
     assert list(got[["case", "kind", "layer"]].itertuples(index=False)) == list(want[["case", "kind", "layer"]].itertuples(index=False))
     for a, b, case, kind in zip(got["values"], want["values"], want["case"], want["kind"]):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=f"{case} {kind}")
+        if kind == "loss":  # evaluated by a more accurate formula since
+            np.testing.assert_allclose(a, b, rtol=RTOL, err_msg=case)
+        else:
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=f"{case} {kind}")
