@@ -124,10 +124,27 @@ class ResultsError(ValueError):
 
 
 # -- writing ---------------------------------------------------------------------------------
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+FILE_MODE = 0o666 & ~_umask()  # what open() would give: colleagues sharing a folder can read it
+
+
+def _temporary(path: Path) -> tuple[int, str]:
+    """A hidden temporary file beside ``path`` (readers skip names starting with '.'), with
+    the mode of a normally created file (mkstemp's is 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, FILE_MODE)
+    return fd, tmp
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    fd, tmp = _temporary(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -140,8 +157,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 def atomic_write_table(table: pa.Table, path: Path) -> None:
     """Write ``table`` as parquet to ``path`` via a hidden temporary file and a rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _temporary(path)
     os.close(fd)
     try:
         pq.write_table(table, tmp, compression="zstd")

@@ -1,6 +1,8 @@
 """Results on disk: readable by any parquet tool, atomic, and refused when they cannot be trusted."""
 
 import json
+import os
+import stat
 
 import pandas as pd
 import pyarrow.dataset as ds
@@ -98,3 +100,14 @@ def test_a_truncated_file_is_named_and_the_rerun_repairs_it(folder, table):
         run(spec, folder, sweep="t", force=True)
     assert pq.read_table(path).equals(good) if table != "runs" else pq.read_table(path).num_rows == 1
     assert len(load_results(folder).runs) == 2
+
+
+def test_result_files_get_the_umask_mode(tmp_path):
+    """mkstemp makes 0600 files; results are written with the mode open() would give, so a
+    group sharing a results folder can read them."""
+    path = tmp_path / "t" / "a.parquet"
+    res.atomic_write_bytes(path, b"x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+    assert stat.S_IMODE(path.stat().st_mode) & 0o044 == 0o044 & ~mask  # readable by group and others
