@@ -63,8 +63,8 @@ STEPS_SCHEMA = pa.schema(
         ("run_id", _cat),
         ("step", pa.int32()),
         ("epoch", pa.int32()),
-        ("loss", pa.float64()),
-        ("accuracy", pa.float32()),
+        ("train_loss", pa.float64()),
+        ("train_accuracy", pa.float32()),
         ("test_loss", pa.float64()),
         ("test_accuracy", pa.float32()),
         ("batch_loss", pa.float64()),
@@ -237,15 +237,15 @@ class Results:
     steps: pd.DataFrame
     layers: pd.DataFrame
     path: Path
+    for_analysis: bool = False  # prepared by mlplab.analysis.load (plain strings, norm "none")
 
     def __iter__(self):
         return iter((self.runs, self.steps, self.layers))
 
 
-# config columns joined onto steps and layers by load_results; the runs table's ``loss`` (the
-# loss function's name) is joined as ``loss_name``, since ``steps.loss`` is the loss value
+# config columns joined onto steps and layers by load_results (every name is unique across the
+# three tables: ``loss`` is the loss function, ``train_loss`` and ``test_loss`` its values)
 JOIN_COLUMNS = ["sweep"] + list(CONFIG_TYPES) + ["status"]
-JOIN_RENAME = {"loss": "loss_name"}
 
 
 def _files(folder: Path) -> list[Path]:
@@ -292,8 +292,7 @@ def load_results(path, join: bool = True) -> Results:
     Only committed runs are returned (a ``steps``/``layers`` file without its ``runs`` row is
     ignored) and leftover temporary files are skipped. Folders that mix result schema versions
     are refused. With ``join``, the config columns of ``runs`` are joined onto ``steps`` and
-    ``layers`` so each row says which depth, activation... it belongs to (the loss function's
-    name as ``loss_name``: ``steps.loss`` is the loss value).
+    ``layers`` so each row says which depth, activation, loss... it belongs to.
     """
     root = check_results_folder(path)
     run_files = _files(root / "runs")
@@ -315,7 +314,7 @@ def load_results(path, join: bool = True) -> Results:
     steps = _read([f for f in _files(root / "steps") if f.stem in done], STEPS_SCHEMA)
     layers = _read([f for f in _files(root / "layers") if f.stem in done], LAYERS_SCHEMA)
     if join and len(runs):
-        cfg = runs[["run_id"] + JOIN_COLUMNS].rename(columns=JOIN_RENAME)
+        cfg = runs[["run_id"] + JOIN_COLUMNS]
         steps = steps.merge(cfg, on="run_id", how="left")
         layers = layers.merge(cfg, on="run_id", how="left")
     return Results(runs, steps, layers, root)

@@ -224,8 +224,8 @@ class Record:
             wn = lay["weight_norm"][i, l]
             step_norm = safe_norm(scale * g + wd * W if wd else g) * (1.0 if wd else scale)
             lay["update_ratio"][i, l] = lr * step_norm / wn if wn > 0 else math.inf
-        (st["loss"][i], st["accuracy"][i]), (st["test_loss"][i], st["test_accuracy"][i]) = evaluation
-        return float(st["loss"][i])
+        (st["train_loss"][i], st["train_accuracy"][i]), (st["test_loss"][i], st["test_accuracy"][i]) = evaluation
+        return float(st["train_loss"][i])
 
     def divergence(self, norms: dict, gnorm: float, s: int) -> str:
         """The reason a gradient is not finite: the first array with a NaN or Inf."""

@@ -28,7 +28,7 @@ def make_results(runs: list[dict], curves: dict, profiles: dict) -> Results:
             layers.append(pd.DataFrame({"run_id": rid, "step": step, "layer": np.arange(1, len(g) + 1), "grad_b_norm": g}))
     st = pd.concat(steps, ignore_index=True).merge(cfg, on="run_id")
     lay = pd.concat(layers, ignore_index=True).merge(cfg, on="run_id") if layers else pd.DataFrame(columns=["step", "layer", "grad_b_norm"] + list(cfg.columns))
-    return Results(r, st, lay, Path("synthetic"))
+    return Results(r, st, lay, Path("synthetic"), for_analysis=True)
 
 
 def convergence_data(speed: dict, depths=(1, 4), seeds=(0, 1, 2)) -> Results:
@@ -88,7 +88,7 @@ def test_steps_to_target_is_inf_when_never_reached():
     reach = claims.steps_to_target(st, 0.5, 0.9).set_index("run_id")
     assert math.isinf(reach.loc["mse-1-0", "steps_loss"])
     assert reach.loc["bce-1-0", "steps_loss"] == 30  # 2^(-k/3) <= 1/2 first at k = 3, step 30
-    conv = claims.claim_convergence(Results(res.runs, st, res.layers, res.path))
+    conv = claims.claim_convergence(Results(res.runs, st, res.layers, res.path, for_analysis=True))
     row = conv[(conv["target"] == "train loss") & (conv["loss"] == "mse")].iloc[0]
     assert (row["n"], row["n_reached"]) == (3, 2)
 
@@ -156,7 +156,7 @@ def test_missing_data_gives_not_enough_data():
     # only mse runs, no relu, nothing explodes: no error, and the claims that need more say so
     res = convergence_data({(l, d): 3 for l in ("mse", "bce", "softmax_ce") for d in (1, 4)})
     runs = res.runs[res.runs["loss"] == "mse"]
-    only_mse = Results(runs, res.steps[res.steps["run_id"].isin(runs["run_id"])], res.layers, res.path)
+    only_mse = Results(runs, res.steps[res.steps["run_id"].isin(runs["run_id"])], res.layers, res.path, for_analysis=True)
     v = claims.verdicts(only_mse)
     assert list(v["claim"]) == ["1a", "1b", "2", "3", "4a", "4b"]
     assert set(v["verdict"]) == {claims.NOT_ENOUGH}

@@ -38,7 +38,8 @@ def test_column_types_are_compact_and_documented(folder):
     assert r.layers.layer.dtype == "int16" and r.layers.act_mean.dtype == "float32"
     assert r.layers.grad_w_norm.dtype == "float64"  # norms keep float64: exploding runs overflow float32
     assert list(r.steps.columns[:10]) == [f.name for f in res.STEPS_SCHEMA]
-    assert "loss_name" in r.steps.columns and "loss_name" in r.layers.columns
+    assert "loss" in r.steps.columns and "loss" in r.layers.columns  # the loss function's name
+    assert "train_loss" in r.steps.columns and r.steps.train_loss.dtype.kind == "f"
 
 
 def test_leftover_temporary_and_orphan_files_are_ignored(folder):
@@ -56,7 +57,7 @@ def test_leftover_temporary_and_orphan_files_are_ignored(folder):
 
 
 def test_atomic_write_leaves_no_temporary_file(tmp_path):
-    t = res.to_table({"run_id": ["a"], "step": [0], "epoch": [0], "loss": [1.0], "accuracy": [0.5], "test_loss": [1.0],
+    t = res.to_table({"run_id": ["a"], "step": [0], "epoch": [0], "train_loss": [1.0], "train_accuracy": [0.5], "test_loss": [1.0],
                       "test_accuracy": [0.5], "batch_loss": [1.0], "grad_norm": [1.0], "clipped": [False]}, "steps")
     res.atomic_write_table(t, tmp_path / "steps" / "a.parquet")
     assert [p.name for p in (tmp_path / "steps").iterdir()] == ["a.parquet"]
@@ -111,3 +112,13 @@ def test_result_files_get_the_umask_mode(tmp_path):
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
     assert stat.S_IMODE(path.stat().st_mode) & 0o044 == 0o044 & ~mask  # readable by group and others
+
+
+def test_a_column_name_means_one_thing_across_the_tables():
+    """A SQL join of the three tables needs no renaming: the runs table shares only run_id with
+    steps and layers, and steps and layers share only their keys (run_id, step, epoch)."""
+    names = {t: set(res.SCHEMAS[t].names) for t in res.TABLES}
+    assert names["runs"] & names["steps"] == {"run_id"}
+    assert names["runs"] & names["layers"] == {"run_id"}
+    assert names["steps"] & names["layers"] == {"run_id", "step", "epoch"}
+    assert "loss" in names["runs"] and {"train_loss", "test_loss"} <= names["steps"]

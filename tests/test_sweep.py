@@ -47,7 +47,7 @@ def test_multirun_writes_tables_with_progress_and_summary(tmp_path):
     assert len(r.layers) == sum(len(r.steps[r.steps.run_id == i]) * (d + 1) for i, d in zip(r.runs.run_id, r.runs.depth))
     for col in ["grad_w_norm", "grad_b_norm", "weight_norm", "update_ratio", "act_mean", "act_std", "sat_frac"]:
         assert r.layers.query("step == 0")[col].notna().all()
-    assert r.steps.query("step == 0")[["loss", "accuracy", "grad_norm"]].notna().all(axis=None)
+    assert r.steps.query("step == 0")[["train_loss", "train_accuracy", "grad_norm"]].notna().all(axis=None)
     # Hydra's own files sit beside the tables, not inside them
     assert (tmp_path / "smoke" / "hydra").is_dir()
     assert all(p.suffix == ".parquet" for t in res.TABLES for p in (tmp_path / "smoke" / t).iterdir())

@@ -30,7 +30,7 @@ def test_run_writes_three_tables_with_at_least_50_points(tmp_path):
     layers0 = r.layers.query("step == 0")
     assert layers0[["grad_gamma_norm", "grad_beta_norm"]].isna().all(axis=None)  # no γ, β: null
     assert not layers0.drop(columns=not_applicable + ["grad_gamma_norm", "grad_beta_norm"]).isna().any(axis=None)
-    assert r.runs.final_loss[0] < r.steps.loss.iloc[0]  # SGD made progress
+    assert r.runs.final_loss[0] < r.steps.train_loss.iloc[0]  # SGD made progress
 
 
 def test_step_zero_norms_are_the_gradient_of_the_first_minibatch(tmp_path):
@@ -80,7 +80,7 @@ def test_divergence_is_recorded_as_data_without_warnings(tmp_path):
     assert r.runs.status[0] == "diverged"
     assert r.steps.step.max() == row["diverged_step"] < row["n_steps"]
     last = r.steps[r.steps.step == row["diverged_step"]]
-    assert not np.isfinite(last.grad_norm).all() or not np.isfinite(last.loss).all()
+    assert not np.isfinite(last.grad_norm).all() or not np.isfinite(last.train_loss).all()
     assert np.isfinite(r.steps.query("step == 0").grad_norm).all()
 
 
@@ -147,8 +147,8 @@ def test_batch_norm_evaluates_with_running_estimates(tmp_path):
     rng_data, rng_init, _ = rngs(spec.seed)
     data = load_data(spec, rng_data)
     net = build_network(spec, data, rng_init)  # step 0: running mean 0, variance 1
-    assert steps.loss.iloc[0] == net.evaluate(data.X_train, data.Y_train)[0]
-    assert steps.loss.iloc[0] != net.loss_value(data.X_train, data.Y_train)
+    assert steps.train_loss.iloc[0] == net.evaluate(data.X_train, data.Y_train)[0]
+    assert steps.train_loss.iloc[0] != net.loss_value(data.X_train, data.Y_train)
 
 
 @pytest.mark.parametrize("batch_size,steps_per_epoch", [(1, 160), ("full", 1), (50, 4)])
@@ -163,7 +163,7 @@ def test_full_batch_gradient_descent_and_float32(tmp_path):
     r = load_results(tmp_path)
     assert row["status"] == "ok" and row["batch_size"] == 160 and r.runs.full_batch[0]
     assert r.runs.dtype[0] == "float32" and len(r.steps) == 60
-    assert (np.diff(r.steps.loss) < 0).mean() > 0.9  # full-batch GD at a small lr descends
+    assert (np.diff(r.steps.train_loss) < 0).mean() > 0.9  # full-batch GD at a small lr descends
 
 
 def test_weight_decay_shrinks_weights(tmp_path):

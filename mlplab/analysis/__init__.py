@@ -2,8 +2,7 @@
 
 Everything here reads the parquet tables through ``mlplab.load_results`` and never touches
 training objects. ``load`` gives the three tables with the run configuration joined onto
-``steps`` and ``layers``; in ``steps`` the training-set loss is called ``train_loss`` so that it
-cannot be confused with the config column ``loss`` (the loss function's name).
+``steps`` and ``layers``.
 """
 
 from __future__ import annotations
@@ -32,17 +31,14 @@ def _decat(df: pd.DataFrame) -> pd.DataFrame:
 def load(source) -> Results:
     """A ``Results`` (runs, steps, layers) from a folder path or an already loaded ``Results``.
 
-    The config columns are joined onto ``steps`` and ``layers`` (``load_results``), with the loss
-    function's name back under ``loss``, the training-set loss in ``steps`` as ``train_loss``, and
+    The config columns are joined onto ``steps`` and ``layers`` (``load_results``), with
     ``norm`` = "none" for networks without normalisation.
     Idempotent: a result of ``load`` passes through.
     """
-    if isinstance(source, Results) and "train_loss" in source.steps.columns:
+    if isinstance(source, Results) and source.for_analysis:
         return source
     raw = load_results(Path(source.path if isinstance(source, Results) else source))
-    steps = raw.steps.rename(columns={"loss": "train_loss", "loss_name": "loss"})
-    layers = raw.layers.rename(columns={"loss_name": "loss"})
-    return Results(*(_plain_norm(_decat(t)) for t in (raw.runs, steps, layers)), Path(raw.path))
+    return Results(*(_plain_norm(_decat(t)) for t in (raw.runs, raw.steps, raw.layers)), Path(raw.path), for_analysis=True)
 
 
 def _plain_norm(df: pd.DataFrame) -> pd.DataFrame:

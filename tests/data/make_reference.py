@@ -40,6 +40,8 @@ CASES += [
     ("auto-log", dict(log_every=None, epochs=3)),
 ]
 
+# columns renamed since the reference was written (schema 3): today's name -> the reference's
+RENAMED = {"train_loss": "loss", "train_accuracy": "accuracy"}
 METRIC_COLUMNS = {
     "runs": ["status", "diverged_step", "reason", "n_steps", "steps_done", "final_loss", "final_accuracy",
              "final_test_loss", "final_test_accuracy"],
@@ -58,7 +60,7 @@ def sweep_metrics() -> dict[str, pd.DataFrame]:
             run(spec, root)
             r = load_results(root, join=False)
             for t in METRIC_COLUMNS:
-                df = getattr(r, t)[METRIC_COLUMNS[t]].copy()
+                df = getattr(r, t).rename(columns=RENAMED)[METRIC_COLUMNS[t]].copy()
                 df.insert(0, "case", label)
                 for c in ("status", "reason"):
                     if c in df:
