@@ -23,9 +23,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from mlplab import results as res
-from mlplab.config import to_spec
+from mlplab.config import CLI_KEYS, Config, to_spec
+from mlplab.results import ResultsError
 from mlplab.spec import ConfigError, RunSpec
-from mlplab.train import check_data, make_data, run
+from mlplab.train import check_targets, make_data, prepare, run
 
 log = logging.getLogger("mlplab")
 
@@ -43,12 +44,18 @@ def fail(msg: str, code: int = 2):
     sys.exit(code)
 
 
+# what an interrupted command reports: the results folder and the run ids it set out to make
+CONTEXT: dict = {"root": None, "run_ids": []}
+
+
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> None:
     multirun = HydraConfig.get().mode.name == "MULTIRUN"
     root = sweep_root(cfg)
     try:
-        spec = to_spec(cfg)
+        spec = prepare(to_spec(cfg))
+        if not multirun:
+            CONTEXT.update(root=root, run_ids=[spec.run_id])
         row = run(spec, root, sweep=cfg.sweep_name, force=cfg.force)
     except Exception as e:  # noqa: BLE001 - one run's fault must not stop the sweep
         # run() records faults inside training as status 'failed'; what reaches here is bad
@@ -58,7 +65,7 @@ def main(cfg: DictConfig) -> None:
         if multirun:
             log.error(f"run with overrides {' '.join(HydraConfig.get().overrides.task)} failed: {one_line(e)}")
             return
-        fail(one_line(e), 2 if isinstance(e, ConfigError) else 1)
+        fail(one_line(e), exit_code(e))
     what = "already done" if row["skipped"] else f"{row['status']} in {row['wall_time_s']:.2f}s"
     label = f"{spec.run_id} depth={spec.depth} {spec.activation} {spec.loss} clip={spec.clip} seed={spec.seed}"
     if row["status"] != "ok" and not row["skipped"]:
@@ -67,6 +74,8 @@ def main(cfg: DictConfig) -> None:
         plan = json.loads((root / "hydra" / PLAN).read_text())
         done = len(set(plan["run_ids"]) & res.committed_ids(root))
         log.info(f"[{done}/{len(plan['run_ids'])}] {label}: {what}")
+    elif row["status"] == "failed":
+        fail(f"run {label} failed: {row['reason']} -> {root}", 1)
     else:
         log.info(f"{label}: {what} -> {root}")
 
@@ -80,28 +89,133 @@ def one_line(exc: BaseException) -> str:
     return ": ".join(" ".join(p.split()) for p in parts if p.strip())
 
 
+def exit_code(exc: BaseException) -> int:
+    """2 for bad input (a config value, Hydra's unknown option or wrong type, an unusable
+    results folder), 1 for anything else."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    return 2 if isinstance(exc, (ConfigError, PlanError, ResultsError, HydraException, OmegaConfBaseException)) else 1
+
+
 def debug_requested(argv: list[str]) -> bool:
     return os.environ.get("MLPLAB_DEBUG", "") not in ("", "0") or any(
         a.lower() in ("debug=true", "debug=1", "+debug=true") for a in argv
     )
 
 
+def refuse_added_keys(argv: list[str]) -> None:
+    """``+key=value`` adds a key that the schema does not have: refused like any unknown key
+    (Hydra would add it and the run would ignore it). Hydra's own ``hydra.*`` keys may be added."""
+    for arg in argv:
+        if not arg.startswith("+") or "=" not in arg:
+            continue
+        key = arg.lstrip("+").split("=", 1)[0]
+        if key.split(".")[0].split("/")[0] != "hydra" and not schema_has(key):
+            raise PlanError(f"Could not add '{key}': there is no such key in mlplab's config "
+                            "(python -m mlplab --help lists them)")
+
+
+def schema_has(key: str) -> bool:
+    """Whether the dotted ``key`` (or group, ``a/b``) names a field of the config schema."""
+    import dataclasses
+
+    node = Config
+    for part in key.replace("/", ".").split("."):
+        fields = {f.name: f for f in dataclasses.fields(node)} if dataclasses.is_dataclass(node) else {}
+        if part not in fields:
+            return part == "sweep" and node is Config  # the sweep group has no schema node
+        f = fields[part]
+        node = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+    return True
+
+
+def interrupted() -> None:
+    """Ctrl-C: one line on how far the command got, exit code 130. Every committed run stays;
+    the temporary files of the runs in flight are removed as their writes unwind."""
+    root, ids = CONTEXT["root"], CONTEXT["run_ids"]
+    done = len(set(ids) & res.committed_ids(root)) if root is not None else 0
+    total = len(set(ids)) or 1
+    print(f"mlplab: interrupted: {done} of {total} runs committed; rerun the same command to resume",
+          file=sys.stderr, flush=True)
+    sys.exit(130)
+
+
 def entry() -> None:
     """``python -m mlplab``: errors become one line on stderr, with exit code 2 for bad input
     (Hydra's unknown option or wrong type included) and 1 for anything else (e.g. a sweep worker
-    killed); ``debug=true`` (or MLPLAB_DEBUG=1) shows the full traceback."""
-    debug = debug_requested(sys.argv[1:])
+    killed); Ctrl-C exits 130 with one line; ``debug=true`` (or MLPLAB_DEBUG=1) shows the full
+    traceback; ``--help`` prints the usage."""
+    argv = sys.argv[1:]
+    if "--help" in argv or "-h" in argv:
+        print(usage())
+        sys.exit(0)
+    debug = debug_requested(argv)
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
     try:
+        refuse_added_keys(argv)
         main()
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        interrupted()
     except Exception as e:  # noqa: BLE001 - every error leaves as one line unless debugging
         if debug:
             raise
-        from hydra.errors import HydraException
-        from omegaconf.errors import OmegaConfBaseException
+        fail(one_line(e), exit_code(e))
 
-        bad_input = isinstance(e, (ConfigError, HydraException, OmegaConfBaseException))
-        fail(one_line(e), 2 if bad_input else 1)
+
+def usage() -> str:
+    """``--help``: how to call, every config group with its options, every key with its default
+    and meaning, examples and the exit codes."""
+    from hydra import compose, initialize_config_dir
+
+    from mlplab.spec import FIELDS
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="config")
+    groups = sorted(p.name for p in Path(CONF_DIR).iterdir() if p.is_dir())
+    options = {g: ", ".join(sorted(q.stem for q in (Path(CONF_DIR) / g).glob("*.yaml"))) for g in groups}
+    docs = {f.metadata["key"]: f.metadata["doc"] for f in FIELDS if f.metadata["config"]}
+    docs.update({name: doc for name, _, _, doc in CLI_KEYS})
+    keys = []
+    for f in FIELDS:
+        if f.metadata["config"] and not f.metadata["group"]:
+            keys.append(f.metadata["key"])
+    keys += [name for name, *_ in CLI_KEYS]
+    lines = [
+        "usage: python -m mlplab [KEY=VALUE ...]              one run",
+        "       python -m mlplab -m [KEY=V1,V2,... ...]       a sweep: every combination of the values",
+        "       python -m mlplab -m sweep=NAME [KEY=... ...]  a sweep declared in conf/sweep/NAME.yaml",
+        "",
+        "Trains multilayer perceptrons by exact backprop and records per-layer gradient norms as",
+        "parquet tables in <results_dir>/<sweep_name>/ (runs/, steps/, layers/). A run already",
+        "done is skipped: rerun a command to resume it.",
+        "",
+        "config groups (GROUP=OPTION; default in brackets):",
+    ]
+    for g in groups:
+        chosen = OmegaConf.select(cfg, f"{g}.name") if g != "sweep" else None
+        opts = ", ".join(f"[{o}]" if o == chosen else o for o in options[g].split(", "))
+        lines.append(f"  {g:<12}{opts}")
+    lines += ["", "keys (KEY=VALUE; default in brackets):"]
+    for k in keys:
+        default = OmegaConf.select(cfg, k)
+        default = "null" if default is None else str(default).lower() if isinstance(default, bool) else default
+        lines.append(f"  {k:<20}{'[' + str(default) + ']':<10} {docs.get(k, '')}".rstrip())
+    lines += [
+        "",
+        "examples:",
+        "  python -m mlplab depth=8 activation=relu loss=bce train.lr=0.1",
+        "  python -m mlplab residual=true norm=batch depth=16 init=orthogonal",
+        "  python -m mlplab -m depth=1,4,16 norm=null,batch seed=0,1,2 sweep_name=mine",
+        "  python -m mlplab -m sweep=default hydra.launcher.n_jobs=2",
+        "",
+        "exit codes: 0 every run ok or diverged (divergence is data), 1 a run failed or is missing,",
+        "2 bad input (nothing is run), 130 interrupted (rerun to resume). debug=true shows tracebacks;",
+        "--hydra-help shows Hydra's own options.",
+    ]
+    return "\n".join(lines)
 
 
 class PlanError(ValueError):
@@ -146,8 +260,9 @@ def plan(config: DictConfig) -> list[RunSpec]:
     Jobs are expanded as Hydra's BasicSweeper expands them. Composing a config costs ~50 ms,
     so each distinct set of group choices (loss=..., activation=...) is composed once and the
     job's value overrides (depth=..., seed=...) are applied to a copy, exactly as Hydra applies
-    them after composition. Each distinct data set (``RunSpec.data_key``) is built once and
-    checked against every job that uses it. Raises PlanError, naming the job, on the first bad one.
+    them after composition. Each job is ``prepare``d (validated, its data files read and
+    digested, its sizes and memory checked); each distinct data set (``RunSpec.data_key``) is
+    built once and its targets checked against every job's loss. Raises PlanError, naming the job, on the first bad one.
     """
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -171,11 +286,11 @@ def plan(config: DictConfig) -> list[RunSpec]:
             cfg = composed[choice].copy()
             OmegaConf.set_struct(cfg, True)
             apply_overrides(cfg, [o for o, g in zip(parsed, is_group) if not g and not o.key_or_group.startswith("hydra.")])
-            spec = to_spec(cfg)
+            spec = prepare(to_spec(cfg))
             key = spec.data_key()
             if key not in datasets:
                 datasets[key] = make_data(spec)
-            check_data(spec, datasets[key])
+            check_targets(spec, datasets[key])
         except Exception as e:  # noqa: BLE001 - any composition or validation error of any job
             raise PlanError(f"{one_line(e)} (in job {' '.join(overrides)})") from e
         planned.append(spec)
@@ -183,21 +298,28 @@ def plan(config: DictConfig) -> list[RunSpec]:
 
 
 class SweepCallback(Callback):
-    """Plans, validates and summarises a multirun (runs in the launching process)."""
+    """Checks the results folder before a run; plans, validates and summarises a multirun (in
+    the launching process). Every fault leaves as one line and an exit code: Hydra would turn
+    an exception in a callback into a warning and go on."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        guarded(config, lambda: res.prepare_folder(sweep_root(config), "results_dir"))
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        guarded(config, lambda: self._plan(config))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        guarded(config, lambda: self._summary(config))
+
+    def _plan(self, config: DictConfig) -> None:
         from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
         self.t0 = time.perf_counter()
-        try:
-            planned = plan(config)
-        except PlanError as e:
-            if config.debug:
-                raise
-            fail(str(e))
         root = sweep_root(config)
+        res.prepare_folder(root, "results_dir")
+        planned = plan(config)
         self.run_ids = [spec.run_id for spec in planned]
-        res.mark_folder(root)
+        CONTEXT.update(root=root, run_ids=self.run_ids)
         res.atomic_write_bytes(root / "hydra" / PLAN, json.dumps({"run_ids": self.run_ids}).encode())
         unique = set(self.run_ids)
         done = sum(res.is_done(root, r) for r in unique & res.committed_ids(root))
@@ -207,19 +329,18 @@ class SweepCallback(Callback):
             flush=True,
         )
         if done == len(unique) and not config.force:
-            self.on_multirun_end(config)  # nothing to launch
+            self._summary(config)  # nothing to launch
             sys.exit(0)
         # Every job's config was composed and validated above; Hydra's BasicSweeper would
         # compose each one again, one after another in this process, before launching (its
         # own comment calls this slow for large sweeps): skip that repetition.
         BasicSweeper.validate_batch_is_legal = lambda self, batch: None
 
-    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+    def _summary(self, config: DictConfig) -> None:
         root = sweep_root(config)
         status = res.completed_statuses(root)
-        planned = set(self.run_ids)
         counts = {"ok": 0, "diverged": 0, "failed": 0, "missing": 0}
-        for rid in planned:
+        for rid in set(self.run_ids):
             counts[status.get(rid, "missing")] += 1
         print(
             f"mlplab: sweep '{config.sweep_name}' done in {time.perf_counter() - self.t0:.1f}s: "
@@ -229,3 +350,13 @@ class SweepCallback(Callback):
         )
         if counts["failed"] or counts["missing"]:
             sys.exit(1)
+
+
+def guarded(config: DictConfig, action) -> None:
+    """Run a callback's work; any error leaves as one line with its exit code (unless debug)."""
+    try:
+        action()
+    except Exception as e:  # noqa: BLE001
+        if config.debug:
+            raise
+        fail(one_line(e), exit_code(e))

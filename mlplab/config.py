@@ -49,7 +49,7 @@ def _schema() -> type:
     hints = typing.get_type_hints(RunSpec)
     groups: dict[str, list] = {}
     top = []
-    for f in FIELDS:
+    for f in CONFIGURED:
         path = config_path(f)
         typ = str if f.metadata["group"] else _omegaconf_type(hints[f.name])
         default = MISSING if f.metadata["group"] else f.default
@@ -67,6 +67,7 @@ def _schema() -> type:
     return dataclasses.make_dataclass("Config", fields)
 
 
+CONFIGURED = [f for f in FIELDS if f.metadata["config"]]  # the fields a user sets
 Config = _schema()
 
 
@@ -77,7 +78,7 @@ def register() -> None:
 
 def to_spec(cfg: DictConfig) -> RunSpec:
     """The composed config as a validated ``RunSpec`` (``ConfigError`` names the config key)."""
-    values = {f.name: OmegaConf.select(cfg, config_path(f)) for f in FIELDS}
+    values = {f.name: OmegaConf.select(cfg, config_path(f)) for f in CONFIGURED}
     return validate(RunSpec(**values))
 
 

@@ -7,7 +7,11 @@ training split's mean and standard deviation.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import io
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -67,27 +71,141 @@ def digits(rng, n_samples, n_features, n_classes, noise):
     return X, labels
 
 
-def load_npz(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """Your own data: an .npz with ``X`` (samples, features) and either ``Y`` (samples, outputs,
-    used as the targets as they are) or ``labels`` (integers 0..K-1, one-hot encoded)."""
+class DataError(ValueError):
+    """Data that cannot be used; ``str(err)`` is one line naming the config key and its value
+    (the file), what is wrong and what is expected."""
+
+    def __init__(self, problem: str, value, field: str = "data.path"):
+        self.field, self.value, self.problem = field, value, problem
+        super().__init__(f"{field}={str(value)!r}: {problem}")
+
+
+NPZ_EXPECTED = "an .npz with X (samples, features) and Y (samples, outputs) or labels (samples,)"
+
+
+@dataclass(frozen=True)
+class FileData:
+    """A checked data file: ``X`` (float64), ``targets`` (``Y`` as float64, 2-D, or ``labels``,
+    1-D int64) and the sha256 of the file's bytes."""
+
+    X: np.ndarray
+    targets: np.ndarray
+    digest: str
+
+    @property
+    def shape(self) -> dict:
+        """n_samples, n_features, n_classes (the columns of Y, or max(labels) + 1)."""
+        k = self.targets.shape[1] if self.targets.ndim == 2 else int(self.targets.max()) + 1
+        return dict(n_samples=len(self.X), n_features=self.X.shape[1], n_classes=k)
+
+
+def _real(name: str, a: np.ndarray, path) -> np.ndarray:
+    """``a`` as finite float64, or DataError."""
+    if a.dtype.kind not in "iuf":
+        raise DataError(f"{name} has dtype {a.dtype}; expected real numbers (float or int)", path)
+    a = a.astype(np.float64)
+    bad = ~np.isfinite(a)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise DataError(f"{name} has {int(bad.sum())} NaN or infinite entries (the first at index "
+                        f"{first}); expected finite numbers", path)
+    return a
+
+
+def read_npz(path) -> FileData:
+    """Your own data, read once and checked: an .npz with ``X`` (samples, features; finite real
+    numbers) and either ``Y`` (samples, outputs; finite, used as the targets as they are) or
+    ``labels`` (samples,; integers 0..K-1, one-hot encoded). DataError otherwise."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"no such file; expected {NPZ_EXPECTED}", path)
+    if not p.is_file():
+        raise DataError(f"not a regular file; expected {NPZ_EXPECTED}", path)
     try:
-        with np.load(path) as f:
-            X = np.asarray(f["X"], dtype=np.float64)
-            if "Y" in f:
-                return X, np.asarray(f["Y"], dtype=np.float64)
-            return X, np.asarray(f["labels"]).astype(np.int64)
-    except (OSError, KeyError, ValueError) as e:
-        raise ValueError(f"data_path={path!r}: cannot read X and Y (or labels) from it ({e})") from None
+        raw = p.read_bytes()
+    except OSError as e:
+        raise DataError(f"cannot be read ({e.strerror})", path) from None
+    digest = hashlib.sha256(raw).hexdigest()
+    try:
+        f = np.load(io.BytesIO(raw), allow_pickle=False)
+        if not isinstance(f, np.lib.npyio.NpzFile):
+            raise DataError(f"holds a single array, not named arrays; expected {NPZ_EXPECTED}", path)
+        with f:
+            names = set(f.files)
+            if "X" not in names or ("Y" in names) == ("labels" in names):
+                raise DataError(f"holds {sorted(names)}; expected {NPZ_EXPECTED} (exactly one of Y and labels)", path)
+            X, T = f["X"], f["Y" if "Y" in names else "labels"]
+    except DataError:
+        raise
+    except Exception as e:  # noqa: BLE001 - zip, header and pickle errors alike: not a usable .npz
+        raise DataError(f"is not a readable .npz file ({' '.join(str(e).split()) or type(e).__name__}); "
+                        f"expected {NPZ_EXPECTED}", path) from None
+    if X.ndim != 2 or X.shape[1] < 1:
+        raise DataError(f"X has shape {X.shape}; expected 2-D (samples, features)", path)
+    if len(X) < 2:
+        raise DataError(f"X has {len(X)} samples; expected at least 2 (a training and a test sample)", path)
+    X = _real("X", X, path)
+    if "Y" in names:
+        if T.ndim != 2 or T.shape[0] != len(X):
+            raise DataError(f"Y has shape {T.shape}; expected 2-D with one row per sample of X ({len(X)}, outputs)", path)
+        if T.shape[1] < 2:
+            raise DataError(f"Y has {T.shape[1]} column; expected at least 2 outputs (accuracy compares argmaxes)", path)
+        T = _real("Y", T, path)
+    else:
+        if T.ndim != 1 or len(T) != len(X):
+            raise DataError(f"labels has shape {T.shape}; expected 1-D with one label per sample of X ({len(X)},)", path)
+        if T.dtype.kind not in "iu":
+            raise DataError(f"labels has dtype {T.dtype}; expected integers 0..K-1 (e.g. labels.astype(int))", path)
+        if T.min() < 0:
+            raise DataError(f"labels has the value {int(T.min())}; expected integers 0..K-1", path)
+        if T.max() < 1:
+            raise DataError(f"labels has only class 0; expected integers 0..K-1 with K >= 2", path)
+        T = T.astype(np.int64)
+    return FileData(X, T, digest)
 
 
-def file(rng, n_samples, n_features, n_classes, noise, path=None):
-    """Placeholder in the registry for ``dataset='file'`` (read by ``make_dataset``)."""
-    return load_npz(path)
+@functools.lru_cache(maxsize=64)
+def _file_facts(path: str, size: int, mtime_ns: int) -> dict:
+    data = read_npz(path)
+    return {**data.shape, "data_digest": data.digest}
+
+
+def file_facts(path) -> dict:
+    """The shape and sha256 of a data file (read and checked once per file version)."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return read_npz(path).shape  # raises the DataError that says why
+    return _file_facts(str(path), st.st_size, st.st_mtime_ns)
+
+
+def file(rng, n_samples, n_features, n_classes, noise, data_path=None):
+    """``dataset='file'``: your own .npz (``read_npz``)."""
+    data = read_npz(data_path)
+    return data.X, data.targets
 
 
 DATASETS = {f.__name__: f for f in (blobs, spirals, digits, file)}
-# data sets whose shape is fixed by the data rather than by the config
-FIXED_SHAPE = {"digits": (64, 10)}
+DIGITS_SIZE = 1797
+
+# what a data set says about itself, recorded in the run's spec (and so in its run id and its
+# runs row): name -> (n_samples, data_path) -> fields. Other data sets take the config's values.
+FACTS = {
+    "digits": lambda n_samples, data_path: dict(n_samples=min(n_samples, DIGITS_SIZE), n_features=64, n_classes=10),
+    "file": lambda n_samples, data_path: file_facts(data_path),
+}
+
+
+def facts(dataset: str, n_samples: int, data_path: str | None) -> dict:
+    """The fields a data set fixes itself (its real shape; a file's digest), or {}."""
+    f = FACTS.get(dataset)
+    return f(n_samples, data_path) if f else {}
+
+
+def split_sizes(n_samples: int, test_fraction: float) -> tuple[int, int]:
+    """(training, test) samples of a data set of ``n_samples``."""
+    n_test = int(round(test_fraction * n_samples))
+    return n_samples - n_test, n_test
 
 
 def one_hot(labels: np.ndarray, n_classes: int, dtype="float64") -> np.ndarray:
@@ -107,26 +225,34 @@ def make_dataset(
     dtype="float64",
     standardise: bool = True,
     data_path: str | None = None,
+    data_digest: str | None = None,
 ) -> Dataset:
     """Generate (or read) the data set, shuffle it, split off ``test_fraction`` for testing.
-    The keywords are the RunSpec fields that feed the data (``RunSpec.used_by("data")``)."""
-    name = dataset
+    The keywords are the RunSpec fields that feed the data (``RunSpec.used_by("data")``); a
+    file whose sha256 is not ``data_digest`` (it changed since the run was planned) is refused."""
     try:
-        gen = DATASETS[name]
+        gen = DATASETS[dataset]
     except KeyError:
-        raise ValueError(f"dataset={name!r} is not registered; choose one of {sorted(DATASETS)}") from None
-    if name == "file":
-        X, labels = load_npz(data_path)
+        raise ValueError(f"dataset={dataset!r} is not registered; choose one of {sorted(DATASETS)}") from None
+    if dataset == "file":
+        data = read_npz(data_path)
+        if data_digest is not None and data.digest != data_digest:
+            raise DataError(f"the file changed since the run was planned (sha256 {data.digest[:12]}…, planned "
+                            f"{data_digest[:12]}…); run the command again", data_path)
+        X, labels = data.X, data.targets
     else:
         X, labels = gen(rng, n_samples, n_features, n_classes, noise)
     if labels.ndim == 2:  # targets given as they are
         Y = labels
     else:
-        n_classes = FIXED_SHAPE.get(name, (None, int(labels.max()) + 1 if name == "file" else n_classes))[1]
+        n_classes = facts(dataset, n_samples, data_path).get("n_classes", n_classes)
         Y = one_hot(labels, n_classes, dtype)
     order = rng.permutation(len(Y))
     X, Y = X[order], Y[order]
-    n_test = int(round(test_fraction * len(Y)))
+    n_train, n_test = split_sizes(len(Y), test_fraction)
+    if n_train < 1 or n_test < 1:
+        raise DataError(f"splits the {len(Y)} samples into {n_train} for training and {n_test} for testing; "
+                        "expected at least 1 of each", test_fraction, "data.test_fraction")
     Xtr, Xte = X[n_test:], X[:n_test]
     if standardise:
         mu, sd = Xtr.mean(axis=0), Xtr.std(axis=0)

@@ -21,16 +21,17 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import typing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlplab.spec import FIELDS, SCHEMA_VERSION, RunSpec
+from mlplab.spec import COLUMN_TYPES, SCHEMA_VERSION
+
+if TYPE_CHECKING:  # pandas is imported when results are read (to_pandas), not to write them
+    import pandas as pd
 
 TABLES = ("runs", "steps", "layers")
 MARKER = "mlplab.json"
@@ -43,7 +44,7 @@ LAYERS_SCHEMA = pa.schema(
         ("run_id", _cat),
         ("step", pa.int32()),
         ("epoch", pa.int32()),
-        ("layer", pa.int16()),
+        ("layer", pa.int32()),
         ("fan_in", pa.int32()),
         ("fan_out", pa.int32()),
         ("grad_w_norm", pa.float64()),
@@ -73,24 +74,12 @@ STEPS_SCHEMA = pa.schema(
     ]
 )
 
-# runs-table column types by name (RunSpec fields declare a name where the Python type does not say it)
+# runs-table column types by name (mlplab.spec.COLUMN_TYPES)
 ARROW_TYPES = {"bool": pa.bool_(), "int16": pa.int16(), "int32": pa.int32(), "int64": pa.int64(),
                "float64": pa.float64(), "category": _cat, "string": pa.string()}
-PY_COLUMN = {bool: "bool", int: "int32", float: "float64", str: "category"}
-
-
-def _config_types() -> dict[str, pa.DataType]:
-    """The config columns of the runs table: one per RunSpec field (batch_size and log_every
-    resolved to numbers), typed by the field's declaration."""
-    hints = typing.get_type_hints(RunSpec)
-    out = {}
-    for f in FIELDS:
-        py = next(t for t in (typing.get_args(hints[f.name]) or (hints[f.name],)) if t is not type(None))
-        out[f.name] = ARROW_TYPES[f.metadata["column"] or PY_COLUMN[py]]
-    return out
-
-
-CONFIG_TYPES = _config_types()
+# the config columns of the runs table: one per RunSpec field (batch_size and log_every resolved
+# to numbers), typed by the field's declaration
+CONFIG_TYPES = {name: ARROW_TYPES[t] for name, t in COLUMN_TYPES.items()}
 
 RUNS_SCHEMA = pa.schema(
     [("run_id", _cat), ("sweep", _cat)]
@@ -112,7 +101,7 @@ RUNS_SCHEMA = pa.schema(
         ("write_time_s", pa.float64()),
         ("mlplab_version", _cat),
         ("numpy_version", _cat),
-        ("schema_version", pa.int16()),
+        ("schema_version", pa.int32()),
     ]
 )
 
@@ -167,6 +156,22 @@ def atomic_write_table(table: pa.Table, path: Path) -> None:
         raise
 
 
+def prepare_folder(root: Path, key: str = "results_dir") -> Path:
+    """Create the results folder ``root`` (and its marker) if needed: ResultsError, one line
+    naming ``key``, when it cannot be written (a regular file in the way, no permission...)."""
+    root = Path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        mark_folder(root)
+        probe = root / f".write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        where = f" ({e.filename})" if e.filename and str(e.filename) != str(root) else ""
+        raise ResultsError(f"{key}: the results folder {str(root)!r} cannot be written: {e.strerror}{where}") from None
+    return root
+
+
 def mark_folder(root: Path) -> None:
     """Create ``root/mlplab.json`` (once) so readers can tell an mlplab results folder."""
     marker = Path(root) / MARKER
@@ -196,6 +201,8 @@ def run_path(root: Path, table: str, run_id: str) -> Path:
 def committed_status(root: Path, run_id: str) -> str | None:
     """The status of a committed run (``ok``, ``diverged``, ``failed``), or None if not done."""
     path = run_path(root, "runs", run_id)
+    if not path.is_file():
+        return None
     try:
         return str(pq.read_table(path, columns=["status"]).column("status")[0])
     except FileNotFoundError:

@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import typing
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -72,18 +73,19 @@ def boolean() -> Check:
 
 
 def param(default, key: str, check: Check, *, group: bool = False, use: tuple = (), column: str | None = None,
-          doc: str = ""):
+          doc: str = "", config: bool = True):
     """A RunSpec field: ``key`` is the config key (``group``: the choice of a config group, e.g.
     ``activation=relu``); ``column`` the runs-table type where the Python type does not say
-    it; ``doc`` one line for the config schema and --help."""
-    meta = dict(key=key, check=check, group=group, use=use, column=column, doc=doc)
+    it; ``doc`` one line for the config schema and --help; ``config=False``: not set by the
+    user but filled in from the data (``resolve``)."""
+    meta = dict(key=key, check=check, group=group, use=use, column=column, doc=doc, config=config)
     return dataclasses.field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
 class RunSpec:
     # network
-    depth: int = param(2, "depth", integer(0), column="int16", doc="hidden layers; L = depth + 1 weight layers")
+    depth: int = param(2, "depth", integer(0), doc="hidden layers; L = depth + 1 weight layers")
     width: int = param(32, "width", integer(1), doc="units per hidden layer")
     activation: str = param("sigmoid", "activation", one_of(ACTIVATIONS), group=True, use=("net",))
     alpha: float = param(0.01, "activation.alpha", inside(0, 1), use=("net",), doc="leaky_relu's slope for z < 0")
@@ -97,28 +99,31 @@ class RunSpec:
     norm: str | None = param(None, "norm", one_of(NORMS, null=True), use=("net",),
                              doc="normalise every hidden layer's z before σ: null, batch or layer")
     # training
-    lr: float = param(0.5, "train.lr", finite(above=0))
+    lr: float = param(0.5, "train.lr", finite(above=0), doc="learning rate η")
     batch_size: int | str = param(32, "train.batch_size", integer(1, also=("full",), extra=" or 'full'"), column="int32",
                                   doc="an integer >= 1, or 'full' (batch gradient descent)")
-    epochs: int = param(20, "train.epochs", integer(1))
+    epochs: int = param(20, "train.epochs", integer(1), doc="passes over the training set")
     weight_decay: float = param(0.0, "train.weight_decay", finite(at_least=0), doc="L2 on weights: W <- (1 - lr*weight_decay) W - lr*grad")
     clip: str = param("none", "clip", one_of(CLIPS), group=True)
-    clip_threshold: float = param(1.0, "clip.threshold", finite(above=0))
+    clip_threshold: float = param(1.0, "clip.threshold", finite(above=0), doc="norm: the largest ‖g‖; value: the largest |g_i|")
     log_every: int | None = param(None, "train.log_every", integer(1, also=(None,), extra=" or null (auto: >= 50 points)"),
                                   column="int32", doc="null: often enough for >= 50 logged points")
     # data
     dataset: str = param("blobs", "data", one_of(DATASETS), group=True, use=("data",))
-    n_samples: int = param(1000, "data.n_samples", integer(2), use=("data",))
-    n_features: int = param(8, "data.n_features", integer(1), use=("data",))
-    n_classes: int = param(3, "data.n_classes", integer(2), use=("data",))
-    noise: float = param(1.0, "data.noise", finite(at_least=0), use=("data",))
-    test_fraction: float = param(0.2, "data.test_fraction", inside(0, 1), use=("data",))
-    standardise: bool = param(True, "data.standardise", boolean(), use=("data",))
+    n_samples: int = param(1000, "data.n_samples", integer(2), use=("data",), doc="samples (digits: at most 1797; file: the file's)")
+    n_features: int = param(8, "data.n_features", integer(1), use=("data",), doc="inputs n_0 (blobs, spirals)")
+    n_classes: int = param(3, "data.n_classes", integer(2), use=("data",), doc="classes, outputs n_L (blobs, spirals)")
+    noise: float = param(1.0, "data.noise", finite(at_least=0), use=("data",), doc="spread of the clusters or arms")
+    test_fraction: float = param(0.2, "data.test_fraction", inside(0, 1), use=("data",), doc="share of samples held out for testing")
+    standardise: bool = param(True, "data.standardise", boolean(), use=("data",), doc="scale features by the training split's mean and std")
     data_path: str | None = param(None, "data.path", Check(lambda v: v is None or isinstance(v, str), "must be a path"),
                                   use=("data",), column="string", doc="dataset 'file': an .npz with X and Y (or labels)")
+    data_digest: str | None = param(None, "data.digest", Check(lambda v: v is None or isinstance(v, str), "must be a sha256"),
+                                    use=("data",), column="string", config=False,
+                                    doc="sha256 of the data file's bytes: a run's id covers what it reads")
     # run
     seed: int = param(0, "seed", integer(0), column="int64", doc="draws the data, the initial weights and the batch order")
-    dtype: str = param("float64", "dtype", one_of(("float32", "float64")), use=("net", "data"))
+    dtype: str = param("float64", "dtype", one_of(("float32", "float64")), use=("net", "data"), doc="float64 or float32")
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -141,6 +146,22 @@ class RunSpec:
 FIELDS: tuple[dataclasses.Field, ...] = dataclasses.fields(RunSpec)
 CONFIG_KEYS: dict[str, str] = {f.name: f.metadata["key"] for f in FIELDS}  # RunSpec field -> config key
 
+PY_COLUMN = {bool: "bool", int: "int32", float: "float64", str: "category"}
+INT_MAX = {"int16": 2**15 - 1, "int32": 2**31 - 1, "int64": 2**63 - 1}
+
+
+def column_types() -> dict[str, str]:
+    """The runs-table column type of every field: its declared ``column``, or by its Python type."""
+    hints = typing.get_type_hints(RunSpec)
+    out = {}
+    for f in FIELDS:
+        py = next(t for t in (typing.get_args(hints[f.name]) or (hints[f.name],)) if t is not type(None))
+        out[f.name] = f.metadata["column"] or PY_COLUMN[py]
+    return out
+
+
+COLUMN_TYPES = column_types()
+
 
 class ConfigError(ValueError):
     """A bad input value. ``str(err)`` is the one-line message shown to the user."""
@@ -152,11 +173,15 @@ class ConfigError(ValueError):
 
 
 def validate(spec: RunSpec) -> RunSpec:
-    """Check every value that needs no data; raise ``ConfigError`` on the first bad one."""
+    """Check every value that needs no data; raise ``ConfigError`` on the first bad one. An
+    integer must also fit its column in the runs table."""
     for f in FIELDS:
         value, check = getattr(spec, f.name), f.metadata["check"]
         if not check.ok(value):
             raise ConfigError(f.name, value, check.allowed)
+        top = INT_MAX.get(COLUMN_TYPES[f.name])
+        if top is not None and _is_int(value) and value > top:
+            raise ConfigError(f.name, value, f"{check.allowed} and <= {top}")
     if spec.dataset == "file" and not spec.data_path:
         raise ConfigError("data_path", spec.data_path, "must name an .npz file when dataset is 'file'")
     return spec

@@ -13,6 +13,7 @@ Bad input (``ConfigError``) is raised before any training starts and writes noth
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -20,10 +21,12 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from mlplab import resources
 from mlplab import results as res
 from mlplab.clipping import get_clip
-from mlplab.data import Dataset, make_dataset
-from mlplab.losses import check_targets, get_loss
+from mlplab.data import DataError, Dataset, facts, make_dataset, split_sizes
+from mlplab.losses import check_targets as loss_targets
+from mlplab.losses import get_loss
 from mlplab.network import MLP, sgd_step
 from mlplab.spec import ConfigError, RunSpec, validate
 
@@ -39,10 +42,49 @@ def rngs(seed: int) -> tuple[np.random.Generator, np.random.Generator, np.random
     return tuple(np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
 
 
+def resolve(spec: RunSpec) -> RunSpec:
+    """The spec completed by what its data say about themselves (``mlplab.data.facts``): a
+    data file's real shape and the sha256 of its bytes — so a run is identified by the data's
+    content, not its path — and a fixed-size data set's shape. ConfigError for a data file that
+    cannot be used, or one that changed since ``spec`` was resolved."""
+    try:
+        found = facts(spec.dataset, spec.n_samples, spec.data_path)
+    except DataError as e:
+        raise ConfigError(e.field, e.value, e.problem) from None
+    digest = found.get("data_digest")
+    if spec.data_digest is not None and digest != spec.data_digest:
+        raise ConfigError("data_path", spec.data_path, f"the file changed since the run was planned (sha256 "
+                          f"{(digest or '-')[:12]}…, planned {spec.data_digest[:12]}…); run the command again")
+    return dataclasses.replace(spec, **found) if found else spec
+
+
+def prepare(spec: RunSpec) -> RunSpec:
+    """The spec validated, resolved and checked for everything that needs no data values:
+    a non-empty training and test split, the batch size, batch norm's batches, the memory the
+    run needs. ConfigError (exit code 2) before anything is trained or written."""
+    spec = resolve(validate(spec))
+    n_train, n_test = split_sizes(spec.n_samples, spec.test_fraction)
+    if n_train < 1 or n_test < 1:
+        raise ConfigError("test_fraction", spec.test_fraction, f"splits the {spec.n_samples} samples into {n_train} "
+                          f"for training and {n_test} for testing; expected at least 1 of each")
+    if spec.batch_size != "full" and spec.batch_size > n_train:
+        raise ConfigError("batch_size", spec.batch_size, f"must be <= the {n_train} training samples (or 'full')")
+    if spec.norm == "batch":
+        bs = n_train if spec.batch_size == "full" else spec.batch_size
+        if bs < 2 or n_train % bs == 1:
+            raise ConfigError(
+                "batch_size", spec.batch_size,
+                f"with norm=batch every mini-batch needs >= 2 samples; {n_train} training samples in batches of {bs} "
+                f"leave {'a batch' if bs < 2 else 'a last batch'} of 1",
+            )
+    resources.check(spec)
+    return spec
+
+
 def load_data(spec: RunSpec, rng: np.random.Generator | None = None) -> Dataset:
-    """The run's data set, checked against the rest of the spec (ConfigError if it does not fit)."""
+    """The data set of a prepared spec, its targets checked against the loss (ConfigError)."""
     data = make_data(spec, rng)
-    check_data(spec, data)
+    check_targets(spec, data)
     return data
 
 
@@ -51,26 +93,17 @@ def make_data(spec: RunSpec, rng: np.random.Generator | None = None) -> Dataset:
     rng = rng if rng is not None else rngs(spec.seed)[0]
     try:
         return make_dataset(rng=rng, **spec.used_by("data"))
+    except DataError as e:
+        raise ConfigError(e.field, e.value, e.problem) from None
     except ValueError as e:
         raise ConfigError("dataset", spec.dataset, str(e)) from None
 
 
-def check_data(spec: RunSpec, data: Dataset) -> None:
-    """ConfigError unless the data fit the batch size, the loss and the normalisation."""
-    n = len(data.X_train)
-    if spec.batch_size != "full" and spec.batch_size > n:
-        raise ConfigError("batch_size", spec.batch_size, f"must be <= the {n} training samples (or 'full')")
-    if spec.norm == "batch":
-        bs = n if spec.batch_size == "full" else spec.batch_size
-        if bs < 2 or n % bs == 1:
-            raise ConfigError(
-                "batch_size", spec.batch_size,
-                f"with norm=batch every mini-batch needs >= 2 samples; {n} training samples in batches of {bs} "
-                f"leave {'a batch' if bs < 2 else 'a last batch'} of 1",
-            )
+def check_targets(spec: RunSpec, data: Dataset) -> None:
+    """ConfigError unless the targets are the kind the loss is defined for."""
     try:
-        check_targets(get_loss(spec.loss), data.Y_train)
-        check_targets(get_loss(spec.loss), data.Y_test)
+        for Y in (data.Y_train, data.Y_test):
+            loss_targets(get_loss(spec.loss), Y)
     except ValueError as e:
         raise ConfigError("loss", spec.loss, str(e)) from None
 
@@ -243,7 +276,7 @@ class Record:
         layers["run_id"] = [run_id] * (n * L)
         layers["step"] = np.repeat(steps["step"], L)
         layers["epoch"] = np.repeat(steps["epoch"], L)
-        layers["layer"] = np.tile(np.arange(1, L + 1, dtype=np.int16), n)
+        layers["layer"] = np.tile(np.arange(1, L + 1, dtype=np.int32), n)
         layers["fan_in"] = np.tile(np.asarray(self.sizes[:-1], np.int32), n)
         layers["fan_out"] = np.tile(np.asarray(self.sizes[1:], np.int32), n)
         nulls = {k: np.tile(v, n) for k, v in self.nulls.items()}
@@ -303,17 +336,19 @@ def run(spec: RunSpec, root, sweep: str = "", force: bool = False) -> dict:
 
     A run already committed as ``ok`` or ``diverged`` is skipped (its row is read back) unless
     ``force``; a ``failed`` run is done again.
-    Raises ``ConfigError`` for bad input before anything is trained or written.
+    Raises ``ConfigError`` for bad input, and ``ResultsError`` for a folder that cannot be
+    written, before anything is trained or written.
     """
     from mlplab import __version__
 
     t0 = time.perf_counter()
-    validate(spec)
+    spec = prepare(spec)
     run_id = spec.run_id
     if not force and res.is_done(root, run_id):
         row = res.pq.read_table(res.run_path(root, "runs", run_id)).to_pylist()[0]
         row["skipped"] = True
         return row
+    res.prepare_folder(root)  # before training: an unusable folder is bad input, not a lost run
     rng_data, rng_init, rng_shuffle = rngs(spec.seed)
     data = load_data(spec, rng_data)
     sched = Schedule.of(spec, len(data.X_train))
@@ -347,7 +382,6 @@ def run(spec: RunSpec, root, sweep: str = "", force: bool = False) -> dict:
     row.update(steps_done=rec.steps_done, setup_time_s=t1 - t0, train_time_s=t2 - t1)
     # write_time_s covers the two large tables; the one-row runs file (the commit) comes last
     t3 = time.perf_counter()
-    res.mark_folder(root)
     res.atomic_write_table(layers, res.run_path(root, "layers", run_id))
     res.atomic_write_table(steps, res.run_path(root, "steps", run_id))
     t4 = time.perf_counter()

@@ -26,3 +26,21 @@ def central_differences(net, X, Y, P, h=1e-6):
 def numerical():
     """The finite-difference gradient of a parameter array: ``numerical(net, X, Y, P)``."""
     return central_differences
+
+
+# ``python -c FAULTY ...`` is ``python -m mlplab ...`` with a fault injected into every run whose
+# first hidden layer has 5 units: its 3rd backward pass raises. For runs in this process (a
+# single run, or hydra/launcher=basic): a genuine failure inside a run, not bad input.
+FAULTY = """
+import mlplab.network as network
+original = network.MLP.backward_
+def faulty(self, *args, **kwargs):
+    if self.sizes[1] == 5:
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls == 3:
+            raise FloatingPointError("injected fault")
+    return original(self, *args, **kwargs)
+network.MLP.backward_ = faulty
+from mlplab.cli import entry
+entry()
+"""

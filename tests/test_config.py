@@ -13,7 +13,7 @@ from omegaconf.errors import OmegaConfBaseException, ValidationError
 from mlplab.cli import CONF_DIR
 from mlplab.config import to_spec
 from mlplab.spec import ConfigError, RunSpec
-from mlplab.train import load_data
+from mlplab.train import load_data, prepare
 
 GROUPS = ["activation", "loss", "init", "clip", "data", "train"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((Path(CONF_DIR) / g).glob("*.yaml"))]
@@ -91,17 +91,17 @@ def test_batch_norm_refuses_a_mini_batch_of_one(batch_size, n_last):
     normalise; batches of 1 likewise. Full batch is fine."""
     spec = to_spec(make(["norm=batch", f"train.batch_size={batch_size}"]))
     if n_last is None:
-        load_data(spec)
+        prepare(spec)
         return
     with pytest.raises(ConfigError, match=rf"^invalid config: train.batch_size={batch_size}: with norm=batch every mini-batch needs >= 2"):
-        load_data(spec)
-    load_data(to_spec(make(["norm=layer", f"train.batch_size={batch_size}"])))  # layer norm: fine
+        prepare(spec)
+    prepare(to_spec(make(["norm=layer", f"train.batch_size={batch_size}"])))  # layer norm: fine
 
 
 def test_batch_larger_than_the_training_set_fails_before_training():
     spec = to_spec(make(["train.batch_size=801"]))  # 1000 samples, 20 % held out
     with pytest.raises(ConfigError, match=r"^invalid config: train.batch_size=801: must be <= the 800 training samples"):
-        load_data(spec)
+        prepare(spec)
 
 
 @pytest.mark.parametrize(

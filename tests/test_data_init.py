@@ -35,7 +35,7 @@ def test_file_data_keeps_targets_or_one_hot_encodes_labels(tmp_path, rng):
     np.savez(tmp_path / "a.npz", X=X, labels=np.arange(30) % 3)
     d = make_dataset("file", rng, test_fraction=0.1, data_path=str(tmp_path / "a.npz"))
     assert d.Y_train.shape == (27, 3) and np.all(d.Y_train.sum(axis=1) == 1)
-    with pytest.raises(ValueError, match="cannot read X and Y"):
+    with pytest.raises(ValueError, match="no such file; expected an .npz with X"):
         make_dataset("file", rng, data_path=str(tmp_path / "missing.npz"))
 
 

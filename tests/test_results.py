@@ -35,7 +35,7 @@ def test_tables_are_plain_parquet_datasets(folder):
 def test_column_types_are_compact_and_documented(folder):
     r = load_results(folder)
     assert str(r.layers.run_id.dtype) == "category" and str(r.runs.activation.dtype) == "category"
-    assert r.layers.layer.dtype == "int16" and r.layers.act_mean.dtype == "float32"
+    assert r.layers.layer.dtype == "int32" and r.layers.act_mean.dtype == "float32"
     assert r.layers.grad_w_norm.dtype == "float64"  # norms keep float64: exploding runs overflow float32
     assert list(r.steps.columns[:10]) == [f.name for f in res.STEPS_SCHEMA]
     assert "loss" in r.steps.columns and "loss" in r.layers.columns  # the loss function's name

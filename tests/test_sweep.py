@@ -10,6 +10,7 @@ import time
 import pandas as pd
 import pytest
 
+from conftest import FAULTY
 from mlplab import load_results
 from mlplab import results as res
 
@@ -95,13 +96,15 @@ def test_remedies_are_sweep_axes(tmp_path):
 
 
 def test_a_failing_run_does_not_stop_the_sweep(tmp_path):
-    # width 10^9 passes validation but cannot be allocated: a genuine fault inside one run
-    p = sweep(tmp_path, "depth=1", "loss=mse", "seed=0", "width=4,1000000000")
+    # a genuine fault inside one run (injected into the runs of width 5, in this process)
+    cmd = [sys.executable, "-c", FAULTY, "-m", *TINY, f"results_dir={tmp_path}", "depth=1", "loss=mse", "seed=0",
+           "width=4,5", "hydra/launcher=basic"]
+    p = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert p.returncode == 1
     assert "1 ok, 0 diverged, 1 failed, 0 missing" in p.stdout
     r = load_results(tmp_path / "smoke")
     failed = r.runs[r.runs.status == "failed"]
-    assert len(failed) == 1 and "MemoryError" in failed.reason.iloc[0]
+    assert len(failed) == 1 and failed.reason.iloc[0] == "FloatingPointError: injected fault"
 
 
 def test_a_bad_value_stops_the_whole_sweep_before_any_training(tmp_path):
@@ -170,3 +173,46 @@ def test_sigkill_mid_sweep_then_rerun_recovers_every_run_exactly_once(tmp_path, 
     assert set(got[0].run_id) == set(want[0].run_id)
     for a, b in zip(got, want):
         pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_ctrl_c_mid_sweep_is_one_line_exit_130_and_a_rerun_resumes(tmp_path):
+    """SIGINT to the sweep's process group (what Ctrl-C sends): one line saying how far it got,
+    exit code 130, no temporary file left; the same command then finishes the set, with the
+    metrics of an uninterrupted sweep."""
+    killed = tmp_path / "killed"
+    killed.mkdir()
+    cmd = [sys.executable, "-m", "mlplab", "-m", *TINY, f"results_dir={killed}", *GRID, "hydra.launcher.n_jobs=2"]
+    proc = subprocess.Popen(cmd, cwd=killed, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    runs_dir = killed / "smoke" / "runs"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(runs_dir.glob("*.parquet")) if runs_dir.is_dir() else []) < 3:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    done = len(list(runs_dir.glob("*.parquet")))
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == [f"mlplab: interrupted: {done} of 12 runs committed; rerun the same command to resume"]
+    assert 3 <= done < 12 and not list(killed.rglob(".*.tmp"))
+    p = subprocess.run(cmd, cwd=killed, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and f"12 runs, {done} already done" in p.stdout, p.stderr
+    clean = tmp_path / "clean"
+    assert sweep(clean, *GRID, "hydra/launcher=basic").returncode == 0
+    got, want = metrics(killed / "smoke"), metrics(clean / "smoke")
+    assert len(got[0]) == 12
+    for a, b in zip(got, want):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_ctrl_c_during_a_single_run(tmp_path):
+    cmd = [sys.executable, "-m", "mlplab", f"results_dir={tmp_path}", "sweep_name=one", "depth=12", "width=64",
+           "train.epochs=200", "train.batch_size=8"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not list((tmp_path / "one").rglob("config.yaml")):
+        time.sleep(0.02)  # Hydra writes the job's config just before the run starts
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == ["mlplab: interrupted: 0 of 1 runs committed; rerun the same command to resume"]
+    assert not (tmp_path / "one" / "runs").exists() and not list(tmp_path.rglob(".*.tmp"))

@@ -25,7 +25,7 @@ def test_run_writes_three_tables_with_at_least_50_points(tmp_path):
     assert list(r.layers.layer.unique()) == [1, 2, 3]
     assert list(r.layers.query("step == 0").fan_in) == [8, 8, 8]
     assert list(r.layers.query("step == 0").fan_out) == [8, 8, 3]
-    not_applicable = ["data_path", "norm"]  # no file, no normalisation
+    not_applicable = ["data_path", "data_digest", "norm"]  # no file, no normalisation
     assert not r.steps.query("step == 0").drop(columns=not_applicable).isna().any(axis=None)
     layers0 = r.layers.query("step == 0")
     assert layers0[["grad_gamma_norm", "grad_beta_norm"]].isna().all(axis=None)  # no γ, β: null
@@ -203,3 +203,36 @@ def test_a_finite_gradient_too_large_to_square_is_recorded_truly(clip):
     assert np.sqrt((scaled**2).sum()) == pytest.approx(1.0, rel=1e-9)  # the global norm is theirs
     if clip == "norm":  # clipping scaled the step to the threshold
         assert rec.layers["update_ratio"][0, -2] < 1.0
+
+
+def test_a_data_file_is_identified_by_its_content_and_recorded_with_its_shape(tmp_path, rng):
+    """Overwrite the .npz with other data and rerun: a new run, not the old results served as
+    the new ones. The runs row records the file's sha256 and its real shape."""
+    import hashlib
+
+    path = tmp_path / "my.npz"
+    np.savez(path, X=rng.standard_normal((60, 5)), labels=np.arange(60) % 4)
+    spec = RunSpec(dataset="file", data_path=str(path), depth=1, width=4, epochs=1, batch_size=8)
+    first = run(spec, tmp_path / "r")
+    assert not first["skipped"] and first["data_digest"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert (first["n_samples"], first["n_features"], first["n_classes"]) == (60, 5, 4)  # not the 1000/8/3 defaults
+    assert run(spec, tmp_path / "r")["skipped"]  # same content: already done
+    np.savez(path, X=rng.standard_normal((70, 5)), labels=np.arange(70) % 3)
+    second = run(spec, tmp_path / "r")
+    assert not second["skipped"] and second["run_id"] != first["run_id"]
+    assert (second["n_samples"], second["n_classes"]) == (70, 3)
+    runs = load_results(tmp_path / "r").runs
+    assert len(runs) == 2 and runs.data_digest.nunique() == 2
+
+
+def test_a_file_changed_after_planning_is_refused(tmp_path, rng):
+    from mlplab.spec import ConfigError
+    from mlplab.train import prepare
+
+    path = tmp_path / "my.npz"
+    np.savez(path, X=rng.standard_normal((60, 5)), labels=np.arange(60) % 4)
+    planned = prepare(RunSpec(dataset="file", data_path=str(path), batch_size=8))
+    np.savez(path, X=rng.standard_normal((60, 5)), labels=np.arange(60) % 4)
+    with pytest.raises(ConfigError, match="the file changed since the run was planned"):
+        run(planned, tmp_path / "r")
+    assert not (tmp_path / "r" / "runs").exists()

@@ -7,6 +7,7 @@ training objects. ``load`` gives the three tables with the run configuration joi
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Callable
@@ -49,16 +50,27 @@ def _plain_norm(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line on stderr, exit code 2
+        self.exit(2, f"mlplab: {self.prog}: {message} (--help shows the usage)\n")
+
+
 def command(action: Callable[[str], str], argv: list[str] | None, default: str) -> int:
     """The shared entry of the analysis commands: ``action(folder)`` on one results folder
-    (``default`` when none is given), its text printed; a folder that is missing or not mlplab's
-    gives one line on stderr and exit code 2."""
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) > 1:
-        print(f"usage: python -m {action.__module__} [{default}]", file=sys.stderr)
-        return 2
+    (``default`` when none is given), its text printed; ``--help`` prints the usage (the
+    command module's docstring); bad arguments, or a folder that is missing or not mlplab's,
+    give one line on stderr and exit code 2."""
+    module = sys.modules[action.__module__]
+    name = module.__spec__.name if module.__spec__ else action.__module__
+    doc = (module.__doc__ or "").strip()
+    parser = _Parser(prog=f"python -m {name}", description=doc.split("\n")[0],
+                     epilog="\n".join(doc.split("\n")[1:]).strip() or None,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", nargs="?", default=default,
+                        help=f"an mlplab results folder, <results_dir>/<sweep_name> (default: {default})")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        print(action(args[0] if args else default))
+        print(action(args.results))
     except ResultsError as e:
         print(f"mlplab: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,117 @@
+"""How much memory a run needs, estimated from its spec before anything is allocated.
+
+A run holds its parameters and their gradients, the buffers of every batch size it forwards
+(the training mini-batches, the last smaller one, and the whole training and test sets for
+evaluation), its data set (generated in float64, shuffled, split and cast) and the rows it logs.
+``estimate`` adds these up from the same formulas the code allocates by; ``check`` refuses a run
+whose estimate exceeds the memory available to this process (the system's MemAvailable, or the
+cgroup's limit when a container or a batch scheduler sets a lower one).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from mlplab.data import split_sizes
+from mlplab.spec import ConfigError, RunSpec
+
+FLAT_NORMS_MAX = 16384  # mlplab.layout.SquaredNorms.FLAT_MAX: a squares buffer below this size
+LOGGED_COLUMNS = 16  # metric arrays per layer and per step in a run's Record, 8 bytes or less each
+BASELINE = 64 * 2**20  # temporaries of evaluation and writing, on top of what is counted
+
+
+def estimate(spec: RunSpec, min_log_points: int = 50) -> dict[str, int]:
+    """Bytes a run needs, by part: parameters (with gradients), activations (every batch
+    size's buffers), data, records. ``spec`` must be resolved (a file's or data set's real
+    shape in n_samples, n_features, n_classes)."""
+    item = 4 if spec.dtype == "float32" else 8
+    sizes = [spec.n_features] + [spec.width] * spec.depth + [spec.n_classes]
+    L = len(sizes) - 1
+    n_params = sum(n_in * n_out + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
+    if spec.norm:
+        n_params += 2 * spec.width * spec.depth  # γ, β
+    params = (2 + (n_params <= FLAT_NORMS_MAX)) * n_params * item  # params, grads (+ their squares)
+    # per sample, the arrays a forward and backward pass keep: z/h/a per hidden layer (one array
+    # for a plain layer, one more for a normalised one, one more for a skip), z and a^L of the
+    # output, two alternating δ buffers and two scratch buffers of the widest layer, ones
+    per_layer = 1 + (spec.norm is not None) + spec.residual
+    per_sample = spec.width * spec.depth * per_layer + 2 * spec.n_classes + 4 * max(sizes[1:]) + L
+    n_train, n_test = split_sizes(spec.n_samples, spec.test_fraction)
+    batch = n_train if spec.batch_size == "full" else min(spec.batch_size, max(n_train, 1))
+    last = n_train % batch or batch
+    activations = per_sample * sum({batch, last, n_train, n_test}) * item
+    columns = spec.n_features + spec.n_classes
+    data = spec.n_samples * columns * (8 + 8 + item)  # generated (float64), shuffled, cast
+    steps_per_epoch = math.ceil(n_train / batch)
+    n_steps = steps_per_epoch * spec.epochs
+    log_every = spec.log_every or max(1, n_steps // min_log_points)
+    rows = n_steps // log_every + 2
+    records = 2 * rows * (L + 1) * LOGGED_COLUMNS * 8  # the arrays, then the tables made from them
+    return {"parameters": params, "activations": activations, "data": data, "records": records}
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().split()[0]
+    except (OSError, IndexError):
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def available() -> int | None:
+    """Bytes of memory this process may still use: MemAvailable, lowered to the room left
+    under a cgroup (v2 or v1) limit; None where the system does not tell."""
+    avail = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                avail = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    if avail is None and hasattr(os, "sysconf"):
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError):
+            pass
+    for limit, usage in [("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")]:
+        cap, used = _read_int(Path(limit)), _read_int(Path(usage))
+        if cap is not None and used is not None and cap < 2**60:
+            room = max(cap - used, 0)
+            avail = room if avail is None else min(avail, room)
+    return avail
+
+
+UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+
+
+def size(n: float) -> str:
+    """Bytes in binary units: '1.5 GiB' (beyond EiB in EiB)."""
+    for unit in UNITS:
+        if n < 1024 or unit == UNITS[-1]:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+class ResourceError(ConfigError):
+    """A run too large for this machine's memory: bad input, refused before anything runs."""
+
+    def __init__(self, spec: RunSpec, need: dict[str, int], avail: int):
+        parts = ", ".join(f"{k} {size(v)}" for k, v in need.items())
+        total = sum(need.values()) + BASELINE
+        msg = (f"invalid config: depth={spec.depth}, width={spec.width}, n_samples={spec.n_samples}: a run needs "
+               f"about {size(total)} of memory ({parts}); {size(avail)} is available")
+        self.field, self.value, self.allowed = "depth, width", (spec.depth, spec.width), msg
+        ValueError.__init__(self, msg)
+
+
+def check(spec: RunSpec, avail: int | None = None) -> None:
+    """ResourceError when the run's estimate (plus a baseline for temporaries) exceeds the
+    memory available."""
+    avail = available() if avail is None else avail
+    need = estimate(spec)
+    if avail is not None and sum(need.values()) + BASELINE > avail:
+        raise ResourceError(spec, need, avail)

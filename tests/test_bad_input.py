@@ -1,0 +1,230 @@
+"""Every bad input through the command line: exit code 2 (1 for a run that fails), exactly one
+line on stderr starting 'mlplab:', and nothing already written changed.
+
+Each case runs ``python -m mlplab`` (or an analysis command) against a copy of a results folder
+that already holds a committed run; the digests of its files before and after must be equal and
+no table file may appear.
+"""
+
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mlplab
+from conftest import FAULTY
+
+pytestmark = pytest.mark.slow
+
+TINY = ["data.n_samples=100", "width=4", "train.epochs=1"]
+
+
+def _npz(path, **arrays):
+    np.savez(path, **arrays)
+
+
+def _rng():
+    return np.random.default_rng(0)
+
+
+# name -> writes the file data/<name> (in the case's folder)
+DATA_FILES = {
+    "good.npz": lambda p: _npz(p, X=_rng().standard_normal((50, 3)), labels=np.arange(50) % 3),
+    "nan.npz": lambda p: _npz(p, X=np.where(np.eye(50, 3) > 0, np.nan, 1.0), labels=np.arange(50) % 3),
+    "inf.npz": lambda p: _npz(p, X=np.full((50, 3), np.inf), labels=np.arange(50) % 3),
+    "x3d.npz": lambda p: _npz(p, X=np.ones((50, 3, 2)), labels=np.arange(50) % 3),
+    "x1d.npz": lambda p: _npz(p, X=np.ones(50), labels=np.arange(50) % 3),
+    "xstr.npz": lambda p: _npz(p, X=np.array([["a", "b"]] * 50), labels=np.arange(50) % 2),
+    "one_sample.npz": lambda p: _npz(p, X=np.ones((1, 3)), labels=np.array([1])),
+    "empty.npz": lambda p: _npz(p, X=np.ones((0, 3)), labels=np.zeros(0, int)),
+    "short_y.npz": lambda p: _npz(p, X=np.ones((50, 3)), Y=np.eye(2)[np.arange(49) % 2]),
+    "y1d.npz": lambda p: _npz(p, X=np.ones((50, 3)), Y=np.arange(50) % 2),
+    "y1col.npz": lambda p: _npz(p, X=np.ones((50, 3)), Y=np.ones((50, 1))),
+    "ynan.npz": lambda p: _npz(p, X=np.ones((50, 3)), Y=np.full((50, 2), np.nan)),
+    "neg_label.npz": lambda p: _npz(p, X=np.ones((50, 3)), labels=np.arange(50) % 3 - 1),
+    "float_label.npz": lambda p: _npz(p, X=np.ones((50, 3)), labels=(np.arange(50) % 3).astype(float)),
+    "one_class.npz": lambda p: _npz(p, X=np.ones((50, 3)), labels=np.zeros(50, int)),
+    "short_labels.npz": lambda p: _npz(p, X=np.ones((50, 3)), labels=np.arange(40) % 3),
+    "no_x.npz": lambda p: _npz(p, features=np.ones((50, 3)), labels=np.arange(50) % 3),
+    "y_and_labels.npz": lambda p: _npz(p, X=np.ones((50, 3)), Y=np.eye(2)[np.arange(50) % 2], labels=np.arange(50) % 2),
+    "object.npz": lambda p: _npz(p, X=np.array([object()] * 50, dtype=object).reshape(50, 1), labels=np.arange(50) % 2),
+    "soft_y.npz": lambda p: _npz(p, X=_rng().standard_normal((50, 3)), Y=np.full((50, 2), 0.5)),
+    "corrupt.npz": lambda p: p.write_bytes(b"PK\x03\x04 this is not a zip archive"),
+    "array.npy": lambda p: np.save(p, np.ones((50, 3))),
+    "a_folder.npz": lambda p: p.mkdir(),
+}
+
+
+def file_case(name, words, loss=None):
+    args = ["data=file", f"data.path=data/{name}", "train.batch_size=8"] + ([f"loss={loss}"] if loss else [])
+    return (args, 2, words)
+
+
+CASES = {
+    # config values: field, value, what is allowed
+    "negative depth": (["depth=-1"], 2, ["depth=-1", "integer >= 0"]),
+    "zero width": (["width=0"], 2, ["width=0", ">= 1"]),
+    "zero lr": (["train.lr=0"], 2, ["train.lr=0.0", "finite number > 0"]),
+    "nan lr": (["train.lr=nan"], 2, ["train.lr=nan", "finite"]),
+    "inf lr": (["train.lr=inf"], 2, ["train.lr=inf", "finite"]),
+    "negative lr": (["train.lr=-0.5"], 2, ["train.lr=-0.5"]),
+    "zero clip threshold": (["clip=norm", "clip.threshold=0"], 2, ["clip.threshold=0.0"]),
+    "zero batch": (["train.batch_size=0"], 2, ["train.batch_size=0", "'full'"]),
+    "text batch": (["train.batch_size=abc"], 2, ["train.batch_size='abc'"]),
+    "batch above the training set": (["train.batch_size=500"], 2, ["train.batch_size=500", "80 training samples"]),
+    "zero log_every": (["train.log_every=0"], 2, ["train.log_every=0"]),
+    "zero epochs": (["train.epochs=0"], 2, ["train.epochs=0"]),
+    "negative decay": (["train.weight_decay=-1"], 2, ["train.weight_decay=-1.0", ">= 0"]),
+    "float16": (["dtype=float16"], 2, ["dtype='float16'", "float32"]),
+    "test fraction above 1": (["data.test_fraction=1.5"], 2, ["data.test_fraction=1.5"]),
+    "empty test split": (["data.test_fraction=0.001"], 2, ["data.test_fraction=0.001", "0 for testing"]),
+    "zero sigma_w": (["init.sigma_w=0"], 2, ["init.sigma_w=0.0"]),
+    "negative sigma_b": (["init.sigma_b=-1"], 2, ["init.sigma_b=-1.0"]),
+    "leaky slope above 1": (["activation=leaky_relu", "activation.alpha=2"], 2, ["activation.alpha=2.0", "(0, 1)"]),
+    "unknown norm": (["norm=group"], 2, ["norm='group'", "batch", "layer"]),
+    "residual not a bool": (["residual=maybe"], 2, ["residual=maybe", "bool"]),
+    "negative seed": (["seed=-1"], 2, ["seed=-1"]),
+    "seed beyond int64": ([f"seed={2**63}"], 2, [f"seed={2**63}", "<= 9223372036854775807"]),
+    "depth beyond int32": ([f"depth={2**31}"], 2, [f"depth={2**31}", "<= 2147483647"]),
+    "one sample": (["data.n_samples=1"], 2, ["data.n_samples=1", ">= 2"]),
+    "one class": (["data.n_classes=1"], 2, ["data.n_classes=1", ">= 2"]),
+    "negative noise": (["data.noise=-1"], 2, ["data.noise=-1.0"]),
+    "batch norm with a last batch of one": (["norm=batch", "train.batch_size=79"], 2, ["train.batch_size=79", "last batch of 1"]),
+    "batch norm with batches of one": (["norm=batch", "train.batch_size=1"], 2, ["train.batch_size=1", "norm=batch"]),
+    # Hydra: types, options, keys
+    "text depth": (["depth=abc"], 2, ["depth=abc", "Integer"]),
+    "unknown activation": (["activation=swish"], 2, ["activation/swish", "sigmoid"]),
+    "unknown key": (["nosuchkey=1"], 2, ["nosuchkey"]),
+    "added unknown key": (["+nosuchkey=1"], 2, ["nosuchkey", "no such key"]),
+    "force-added unknown key": (["++nosuchkey=1"], 2, ["nosuchkey", "no such key"]),
+    "added known key": (["+depth=3"], 2, ["depth"]),
+    # sizes that cannot fit: refused with the estimate, before anything is allocated
+    "width beyond memory": (["width=1000000000"], 2, ["width=1000000000", "of memory", "available"]),
+    "depth beyond memory": (["depth=1000000", "width=32"], 2, ["depth=1000000", "of memory", "available"]),
+    "samples beyond memory": (["data.n_samples=2000000000", "data.n_features=1000"], 2, ["n_samples=2000000000", "of memory"]),
+    # data files
+    "missing data file": file_case("missing.npz", ["data.path='data/missing.npz'", "no such file"]),
+    "a folder as data file": file_case("a_folder.npz", ["a_folder.npz", "not a regular file"]),
+    "corrupt data file": file_case("corrupt.npz", ["corrupt.npz", "not a readable .npz"]),
+    "a .npy array": file_case("array.npy", ["array.npy", "single array"]),
+    "no X": file_case("no_x.npz", ["no_x.npz", "'features'", "X (samples, features)"]),
+    "both Y and labels": file_case("y_and_labels.npz", ["exactly one of Y and labels"]),
+    "NaN in X": file_case("nan.npz", ["nan.npz", "X has", "NaN or infinite", "finite"]),
+    "Inf in X": file_case("inf.npz", ["inf.npz", "X has 150 NaN or infinite"]),
+    "3-D X": file_case("x3d.npz", ["X has shape (50, 3, 2)", "2-D"]),
+    "1-D X": file_case("x1d.npz", ["X has shape (50,)", "2-D"]),
+    "text X": file_case("xstr.npz", ["X has dtype", "real numbers"]),
+    "object X": file_case("object.npz", ["object.npz", "not a readable .npz"]),
+    "one sample in the file": file_case("one_sample.npz", ["X has 1 samples", "at least 2"]),
+    "empty file data": file_case("empty.npz", ["X has 0 samples"]),
+    "Y with fewer rows": file_case("short_y.npz", ["Y has shape (49, 2)", "one row per sample"]),
+    "1-D Y": file_case("y1d.npz", ["Y has shape (50,)"]),
+    "one-column Y": file_case("y1col.npz", ["Y has 1 column"]),
+    "NaN in Y": file_case("ynan.npz", ["Y has 100 NaN"]),
+    "negative label": file_case("neg_label.npz", ["labels has the value -1", "0..K-1"]),
+    "float labels": file_case("float_label.npz", ["labels has dtype float64", "integers"]),
+    "one class in the file": file_case("one_class.npz", ["only class 0"]),
+    "fewer labels than samples": file_case("short_labels.npz", ["labels has shape (40,)"]),
+    "soft targets for cross-entropy": file_case("soft_y.npz", ["loss='softmax_ce'", "0/1"], loss="softmax_ce"),
+    # the results folder
+    "results folder is a file": (["results_dir=a_file"], 2, ["results_dir", "a_file", "Not a directory"]),
+    "results folder under a file": (["results_dir=a_file/deeper"], 2, ["results_dir", "Not a directory"]),
+}
+SWEEP_CASES = {
+    "bad value among good ones": (["depth=1,-1"], 2, ["depth=-1", "in job"]),
+    "unknown option among good ones": (["activation=relu,swish"], 2, ["activation/swish", "in job"]),
+    "missing data file in a sweep": (["data=file", "data.path=data/missing.npz", "depth=1,2"], 2, ["no such file", "in job"]),
+    "bad data file in a sweep": (["data=file", "data.path=data/nan.npz", "depth=1,2"], 2, ["NaN or infinite", "in job"]),
+    "memory in a sweep": (["width=8,1000000000"], 2, ["width=1000000000", "of memory", "in job"]),
+    "results folder is a file (sweep)": (["results_dir=a_file", "depth=1,2"], 2, ["results_dir", "Not a directory"]),
+    "added unknown key (sweep)": (["+nosuchkey=1", "depth=1,2"], 2, ["nosuchkey"]),
+    "unknown key (sweep)": (["nosuchkey=1,2"], 2, ["nosuchkey"]),
+}
+ANALYSIS_CASES = {
+    "report on a missing folder": (["mlplab.analysis.report", "results/none"], 2, ["no such folder"]),
+    "report with two folders": (["mlplab.analysis.report", "results/base", "x"], 2, ["unrecognized arguments: x"]),
+    "table on a folder not mlplab's": (["mlplab.analysis.table", "data"], 2, ["not an mlplab results folder"]),
+    "figures with an unknown option": (["mlplab.analysis.figures", "--nope"], 2, ["--nope"]),
+}
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """A folder with results/base holding one committed run, and the data files."""
+    root = tmp_path_factory.mktemp("base")
+    mlplab.run(mlplab.RunSpec(depth=1, width=4, n_samples=100, epochs=1), root / "results" / "base", sweep="base")
+    (root / "data").mkdir()
+    for name, write in DATA_FILES.items():
+        write(root / "data" / name)
+    (root / "a_file").write_text("not a folder")
+    return root
+
+
+def digests(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def tables(folder: Path) -> set:
+    return {str(p.relative_to(folder)) for t in ("runs", "steps", "layers") for p in folder.rglob(f"{t}/*")}
+
+
+def invoke(base, tmp_path, args, module="mlplab", command=None):
+    case = tmp_path / "case"
+    shutil.copytree(base, case)
+    before, before_tables = digests(case / "results"), tables(case / "results")
+    cmd = [sys.executable, *(command or ["-m", module]), *args]
+    p = subprocess.run(cmd, cwd=case, capture_output=True, text=True, timeout=120)
+    after = digests(case / "results")
+    assert {k: after.get(k) for k in before} == before, "a file already written was changed"
+    return p, case, before_tables
+
+
+def check(p, code, words):
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mlplab: "), p.stderr
+    assert p.returncode == code, (p.returncode, p.stderr)
+    assert "Traceback" not in p.stdout
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_a_bad_run_is_one_line_and_changes_nothing(base, tmp_path, name):
+    args, code, words = CASES[name]
+    p, case, before_tables = invoke(base, tmp_path, ["results_dir=results", "sweep_name=base", *TINY, *args])
+    check(p, code, words)
+    assert tables(case / "results") == before_tables, "bad input wrote a table file"
+
+
+def test_a_run_that_fails_exits_1_with_one_line_and_is_recorded(base, tmp_path):
+    """Not bad input: a fault inside the run. It is recorded as failed, its line on stderr."""
+    p, case, _ = invoke(base, tmp_path, ["results_dir=results", "sweep_name=base", *TINY, "width=5"],
+                        command=["-c", FAULTY])
+    check(p, 1, ["run", "failed: FloatingPointError: injected fault", "results/base"])
+    r = mlplab.load_results(case / "results" / "base")
+    assert sorted(r.runs.status) == ["failed", "ok"]
+    assert r.runs.set_index("status").loc["failed", "steps_done"] == 2
+
+
+@pytest.mark.parametrize("name", list(SWEEP_CASES))
+def test_a_bad_sweep_is_one_line_and_changes_nothing(base, tmp_path, name):
+    args, code, words = SWEEP_CASES[name]
+    p, case, before_tables = invoke(base, tmp_path, ["-m", "results_dir=results", "sweep_name=base", *TINY, *args])
+    check(p, code, words)
+    assert tables(case / "results") == before_tables
+
+
+@pytest.mark.parametrize("name", list(ANALYSIS_CASES))
+def test_a_bad_analysis_command_is_one_line(base, tmp_path, name):
+    module, *args = ANALYSIS_CASES[name][0]
+    p, _, _ = invoke(base, tmp_path, args, module=module)
+    check(p, *ANALYSIS_CASES[name][1:])
+
+
+def test_the_table_covers_forty_bad_inputs():
+    assert len(CASES) + len(SWEEP_CASES) + len(ANALYSIS_CASES) >= 40
