@@ -47,8 +47,8 @@ bench-torch: $(STAMP) ## install the optional comparison (PyTorch 2.13.0, CPU bu
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[$(EXTRAS),bench]'
 	$(BIN)/python experiments/bench/bench.py $(ARGS)
 
-test: $(STAMP) ## run the test suite
-	$(BIN)/python -m pytest $(ARGS)
+test: $(STAMP) ## run the test suite, in parallel on every core
+	$(BIN)/python -m pytest -n auto $(ARGS)
 
 clean: ## remove the virtual environment and caches (results stay)
 	rm -rf $(VENV) .pytest_cache *.egg-info
