@@ -78,8 +78,54 @@ def register() -> None:
 
 def to_spec(cfg: DictConfig) -> RunSpec:
     """The composed config as a validated ``RunSpec`` (``ConfigError`` names the config key)."""
-    values = {f.name: OmegaConf.select(cfg, config_path(f)) for f in CONFIGURED}
-    return validate(RunSpec(**values))
+    return validate(spec_of(cfg))
+
+
+def spec_of(cfg: DictConfig) -> RunSpec:
+    """The composed config's values as a ``RunSpec``, not validated."""
+    return RunSpec(**{f.name: OmegaConf.select(cfg, config_path(f)) for f in CONFIGURED})
+
+
+def plain(cfg: DictConfig) -> bool:
+    """True when no run field of ``cfg`` is an interpolation: setting one field then changes
+    no other, so a value override can go straight into the RunSpec (``override_value``)."""
+    for f in CONFIGURED:
+        parent, _, key = config_path(f).rpartition(".")
+        if OmegaConf.is_interpolation(OmegaConf.select(cfg, parent) if parent else cfg, key):
+            return False
+    return True
+
+
+FIELD_AT = {config_path(f): f for f in CONFIGURED if not f.metadata["group"]}  # config key -> field
+_HINTS = typing.get_type_hints(RunSpec)
+
+
+def override_value(key: str, value):
+    """(field name, value) of a value override ``key=value`` as OmegaConf would store it in the
+    run's config, for the plain cases: None, a bool, an int (an int for a float field becomes a
+    float), a float, a string, each where the field's type admits it. LookupError otherwise
+    (an unknown key, or a value OmegaConf would convert or refuse): the caller then applies the
+    override to the config itself."""
+    f = FIELD_AT.get(key)
+    if f is None:
+        raise LookupError(key)
+    types = typing.get_args(_HINTS[f.name]) or (_HINTS[f.name],)
+    if value is None and type(None) in types:
+        return f.name, None
+    if isinstance(value, bool):
+        if bool in types:
+            return f.name, value
+    elif isinstance(value, int):
+        if int in types:
+            return f.name, value
+        if float in types:
+            return f.name, float(value)
+    elif isinstance(value, float):
+        if float in types:
+            return f.name, value
+    elif isinstance(value, str) and str in types:
+        return f.name, value
+    raise LookupError(key)
 
 
 register()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from pathlib import Path
 
 from mlplab.data import split_sizes
@@ -60,9 +61,21 @@ def _read_int(path: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def available() -> int | None:
+_LAST: list = [0.0, None]  # (time, bytes) of the last reading
+
+
+def available(max_age: float = 1.0) -> int | None:
     """Bytes of memory this process may still use: MemAvailable, lowered to the room left
-    under a cgroup (v2 or v1) limit; None where the system does not tell."""
+    under a cgroup (v2 or v1) limit; None where the system does not tell. A reading younger
+    than ``max_age`` seconds is reused (a sweep checks every run)."""
+    now = time.monotonic()
+    if now - _LAST[0] < max_age:
+        return _LAST[1]
+    _LAST[:] = [now, _read_available()]
+    return _LAST[1]
+
+
+def _read_available() -> int | None:
     avail = None
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():

@@ -18,14 +18,18 @@ run is done again.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from mlplab.spec import COLUMN_TYPES, SCHEMA_VERSION
@@ -156,10 +160,16 @@ def atomic_write_table(table: pa.Table, path: Path) -> None:
         raise
 
 
+_PREPARED: set[str] = set()  # folders this process has created or checked
+
+
 def prepare_folder(root: Path, key: str = "results_dir") -> Path:
     """Create the results folder ``root`` (and its marker) if needed: ResultsError, one line
-    naming ``key``, when it cannot be written (a regular file in the way, no permission...)."""
+    naming ``key``, when it cannot be written (a regular file in the way, no permission...).
+    Checked once per process and folder."""
     root = Path(root)
+    if str(root) in _PREPARED and (root / MARKER).is_file():
+        return root
     try:
         root.mkdir(parents=True, exist_ok=True)
         mark_folder(root)
@@ -169,6 +179,7 @@ def prepare_folder(root: Path, key: str = "results_dir") -> Path:
     except OSError as e:
         where = f" ({e.filename})" if e.filename and str(e.filename) != str(root) else ""
         raise ResultsError(f"{key}: the results folder {str(root)!r} cannot be written: {e.strerror}{where}") from None
+    _PREPARED.add(str(root))
     return root
 
 
@@ -198,17 +209,102 @@ def run_path(root: Path, table: str, run_id: str) -> Path:
     return Path(root) / table / f"{run_id}.parquet"
 
 
-def committed_status(root: Path, run_id: str) -> str | None:
-    """The status of a committed run (``ok``, ``diverged``, ``failed``), or None if not done."""
-    path = run_path(root, "runs", run_id)
-    if not path.is_file():
-        return None
+# -- where each committed run is: its own files, or a compacted generation -----------------------
+COMPACT = "compact-"  # compacted files: <table>/compact-<generation>.parquet
+
+
+def _is_generation(p: Path) -> bool:
+    return p.name.startswith(COMPACT)
+
+
+def _status_of(path: Path) -> str | None:
     try:
         return str(pq.read_table(path, columns=["status"]).column("status")[0])
-    except FileNotFoundError:
-        return None
     except (OSError, pa.ArrowException, KeyError, IndexError):
         return None  # unreadable (e.g. truncated by hand): the run is done again, overwriting it
+
+
+@functools.lru_cache(maxsize=16)
+def _generation_index(path: str, mtime_ns: int, size: int) -> dict[str, str]:
+    """run_id -> status of a compacted generation's runs file (read once per file version)."""
+    t = pq.read_table(path, columns=["run_id", "status"])
+    return dict(zip(t.column("run_id").to_pylist(), t.column("status").to_pylist()))
+
+
+def generation_index(path: Path) -> dict[str, str]:
+    st = path.stat()
+    return _generation_index(str(path), st.st_mtime_ns, st.st_size)
+
+
+@dataclass
+class Catalogue:
+    """The committed runs of a results folder and where each one's rows are: ``own[run_id]``
+    its own ``runs/<run_id>.parquet`` (and steps/layers files), or ``compacted[run_id]`` the
+    newest compacted generation that holds it. A run's own files win over a generation (they
+    are newer: a failed run done again after compaction), a newer generation over an older
+    one; a generation counts once its runs file exists (it is written last)."""
+
+    root: Path
+    own: dict[str, Path]
+    compacted: dict[str, str]
+    generations: list[Path]  # their runs files, newest first
+
+    @classmethod
+    def of(cls, root) -> "Catalogue":
+        folder = Path(root) / "runs"
+        files = _files(folder) if folder.is_dir() else []
+        own = {p.stem: p for p in files if not _is_generation(p)}
+        generations = sorted((p for p in files if _is_generation(p)), key=lambda p: p.name, reverse=True)
+        compacted: dict[str, str] = {}
+        for g in generations:
+            for rid in generation_index(g):
+                if rid not in own and rid not in compacted:
+                    compacted[rid] = g.stem
+        return cls(Path(root), own, compacted, generations)
+
+    def ids(self) -> set[str]:
+        return set(self.own) | set(self.compacted)
+
+    def statuses(self) -> dict[str, str]:
+        out = {}
+        for g in reversed(self.generations):  # oldest first: newer generations overwrite
+            out.update(generation_index(g))
+        for rid, path in self.own.items():
+            status = _status_of(path)
+            if status is None:
+                out.pop(rid, None)
+            else:
+                out[rid] = status
+        return out
+
+
+MARKERS = "compacted"  # <root>/compacted/<generation>: the committed generations, for fast lookups
+
+
+def _hinted_generations(root: Path) -> list[Path]:
+    """The runs files of the compacted generations marked in ``<root>/compacted/``, newest
+    first (no listing of the big table folders). A marker is written after its generation's
+    runs file and before any file the generation replaces is removed, so a run that no marker
+    leads to still has its older files."""
+    try:
+        names = sorted(os.listdir(Path(root) / MARKERS), reverse=True)
+    except OSError:
+        return []
+    return [p for p in (Path(root) / "runs" / n for n in names) if p.is_file()]
+
+
+def committed_status(root: Path, run_id: str) -> str | None:
+    """The status of a committed run (``ok``, ``diverged``, ``failed``), or None if not done.
+    A run's own file is looked for first, then the compacted generations (no folder listing:
+    this runs before every run of a sweep, in folders of many thousand files)."""
+    path = run_path(root, "runs", run_id)
+    if path.is_file():
+        return _status_of(path)
+    for g in _hinted_generations(root):
+        status = generation_index(g).get(run_id)
+        if status is not None:
+            return status
+    return None
 
 
 def is_done(root: Path, run_id: str) -> bool:
@@ -218,21 +314,87 @@ def is_done(root: Path, run_id: str) -> bool:
 
 
 def committed_ids(root: Path) -> set[str]:
-    """Ids of the runs committed in ``root`` (one directory listing)."""
-    folder = Path(root) / "runs"
-    return {p.stem for p in _files(folder)} if folder.is_dir() else set()
+    """Ids of the runs committed in ``root``."""
+    return Catalogue.of(root).ids()
 
 
 def completed_statuses(root: Path) -> dict[str, str]:
     """run_id -> status of every committed run in ``root`` (reads only the status column)."""
-    folder = Path(root) / "runs"
-    if not folder.is_dir():
-        return {}
-    out = {}
-    for f in folder.glob("*.parquet"):
-        t = pq.read_table(f, columns=["status"])
-        out[f.stem] = str(t.column("status")[0])
-    return out
+    return Catalogue.of(root).statuses()
+
+
+def check_versions(cat: Catalogue, path) -> None:
+    """ResultsError unless every committed file of the folder has this mlplab's schema version."""
+    versions: dict[str, list[str]] = {}
+    for f in list(cat.own.values()) + cat.generations:
+        try:
+            meta = pq.read_schema(f).metadata or {}
+        except (OSError, pa.ArrowException) as e:
+            raise _unreadable(f, e) from None
+        versions.setdefault(meta.get(META_KEY, b"?").decode(), []).append(f.name)
+    if len(versions) > 1 or (versions and str(SCHEMA_VERSION) not in versions):
+        found = ", ".join(f"{v} ({len(fs)} files)" for v, fs in sorted(versions.items()))
+        raise ResultsError(
+            f"results path={str(path)!r}: result schema versions {found}; this mlplab reads "
+            f"version {SCHEMA_VERSION} only (rerun the sweep into a new folder)"
+        )
+
+
+def compact(root) -> dict[str, int]:
+    """Gather every committed run's rows of each table into one file per table, a new
+    *generation* ``<table>/compact-<time>-<pid>.parquet``, then remove the files it replaces
+    (``commit_generation``). Readers take each run from one place (``Catalogue``); files of a
+    generation that never got its runs file (a kill while it was written) are removed. Do not
+    compact a folder while a sweep writes into it (sweeps compact when they end); leftover
+    temporary files (``.*.tmp``, from a process killed mid-write) are removed too. Returns how
+    many runs were compacted and files removed."""
+    root = check_results_folder(root)
+    cat = Catalogue.of(root)
+    check_versions(cat, root)
+    leftovers = [p for t in ("steps", "layers") for p in _files(root / t)
+                 if _is_generation(p) and not (root / "runs" / p.name).exists()]
+    # temporary files of writes that never finished (a process killed mid-write)
+    stale = sum(_unlink(p) for t in TABLES if (root / t).is_dir() for p in (root / t).glob(".*.tmp"))
+    if not cat.own and len(cat.generations) <= 1 and not leftovers:
+        return {"runs": len(cat.compacted), "removed": stale}
+    tables = {t: _read_table(cat, t, SCHEMAS[t]) for t in ("steps", "layers", "runs")}
+    removed = commit_generation(root, tables, own=list(cat.own), generations=[g.name for g in cat.generations])
+    for p in leftovers:
+        removed += _unlink(p)
+    return {"runs": len(cat.ids()), "removed": removed + stale}
+
+
+def commit_generation(root, tables: dict[str, pa.Table], own: list[str], generations: list[str] = ()) -> int:
+    """Write ``tables`` (steps, layers, runs) as a new compacted generation and remove what it
+    replaces: the runs' own files (``own``, run ids) and older ``generations`` (file names).
+
+    Crash-safe at every step: the generation's steps and layers files are written first and its
+    runs file last (each atomically: it counts only once whole), then its marker; only then are
+    the replaced files removed, a runs file before its steps and layers. A kill loses nothing,
+    and the next ``compact`` finishes the job. Returns the number of files removed."""
+    root = Path(root)
+    name = f"{COMPACT}{time.time_ns():020d}-{os.getpid()}.parquet"
+    meta = {META_KEY: str(SCHEMA_VERSION).encode()}
+    for table in ("steps", "layers", "runs"):  # runs last: it commits the generation
+        atomic_write_table(tables[table].replace_schema_metadata(meta), root / table / name)
+    atomic_write_bytes(root / MARKERS / name, b"")
+    removed = 0
+    for g in generations:
+        for table in ("runs", "steps", "layers"):
+            removed += _unlink(root / table / g)
+        _unlink(root / MARKERS / g)
+    for rid in own:
+        for table in ("runs", "steps", "layers"):
+            removed += _unlink(run_path(root, table, rid))
+    return removed
+
+
+def _unlink(p: Path) -> int:
+    try:
+        p.unlink()
+        return 1
+    except FileNotFoundError:
+        return 0
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -273,12 +435,28 @@ def _read_file(f: Path, schema: pa.Schema) -> pa.Table:
         raise _unreadable(f, e) from None
 
 
-def _read(files: list[Path], schema: pa.Schema) -> pd.DataFrame:
-    if not files:
-        return schema.empty_table().to_pandas()
-    tables = [_read_file(f, schema) for f in files]
-    table = pa.concat_tables(tables).unify_dictionaries().combine_chunks()
-    return table.to_pandas()
+def _read_table(cat: Catalogue, table: str, schema: pa.Schema) -> pa.Table:
+    """The rows of ``table`` of every committed run, each from where the catalogue says (many
+    small files are read together, on several threads)."""
+    root = cat.root
+    own = [run_path(root, table, rid) for rid in sorted(cat.own)]
+    own = [f for f in own if table == "runs" or f.is_file()]
+    parts = []
+    if own:
+        try:
+            parts.append(ds.dataset([str(f) for f in own], schema=schema, format="parquet").to_table())
+        except (OSError, pa.ArrowException):
+            parts += [_read_file(f, schema) for f in own]  # the slow way, to name the file that fails
+    by_generation: dict[str, list[str]] = {}
+    for rid, g in cat.compacted.items():
+        by_generation.setdefault(g, []).append(rid)
+    for g, rids in sorted(by_generation.items()):
+        t = _read_file(root / table / f"{g}.parquet", schema)
+        parts.append(t.filter(pc.is_in(t.column("run_id").cast(pa.string()), pa.array(rids, pa.string()))))
+    meta = {META_KEY: str(SCHEMA_VERSION).encode()}
+    if not parts:
+        return schema.with_metadata(meta).empty_table()
+    return pa.concat_tables(parts).unify_dictionaries().combine_chunks().replace_schema_metadata(meta)
 
 
 def check_results_folder(path) -> Path:
@@ -302,24 +480,9 @@ def load_results(path, join: bool = True) -> Results:
     ``layers`` so each row says which depth, activation, loss... it belongs to.
     """
     root = check_results_folder(path)
-    run_files = _files(root / "runs")
-    versions: dict[str, list[str]] = {}
-    for f in run_files:
-        try:
-            meta = pq.read_schema(f).metadata or {}
-        except (OSError, pa.ArrowException) as e:
-            raise _unreadable(f, e) from None
-        versions.setdefault(meta.get(META_KEY, b"?").decode(), []).append(f.name)
-    if len(versions) > 1 or (versions and str(SCHEMA_VERSION) not in versions):
-        found = ", ".join(f"{v} ({len(fs)} runs)" for v, fs in sorted(versions.items()))
-        raise ResultsError(
-            f"results path={str(path)!r}: result schema versions {found}; this mlplab reads "
-            f"version {SCHEMA_VERSION} only (rerun the sweep into a new folder)"
-        )
-    runs = _read(run_files, RUNS_SCHEMA)
-    done = {f.stem for f in run_files}
-    steps = _read([f for f in _files(root / "steps") if f.stem in done], STEPS_SCHEMA)
-    layers = _read([f for f in _files(root / "layers") if f.stem in done], LAYERS_SCHEMA)
+    cat = Catalogue.of(root)
+    check_versions(cat, path)
+    runs, steps, layers = (_read_table(cat, t, SCHEMAS[t]).to_pandas() for t in ("runs", "steps", "layers"))
     if join and len(runs):
         cfg = runs[["run_id"] + JOIN_COLUMNS]
         steps = steps.merge(cfg, on="run_id", how="left")

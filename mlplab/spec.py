@@ -13,6 +13,7 @@ its YAML default, and using it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -128,7 +129,7 @@ class RunSpec:
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    @property
+    @functools.cached_property
     def run_id(self) -> str:
         """sha256 of the canonical JSON of every field plus the result schema version."""
         blob = json.dumps({"schema": SCHEMA_VERSION, **self.as_dict()}, sort_keys=True)

@@ -14,12 +14,13 @@ Bad input (``ConfigError``) is raised before any training starts and writes noth
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from mlplab import resources
 from mlplab import results as res
@@ -31,6 +32,12 @@ from mlplab.network import MLP, sgd_step
 from mlplab.spec import ConfigError, RunSpec, validate
 
 MIN_LOG_POINTS = 50
+
+
+@functools.lru_cache(maxsize=1)
+def blas() -> ThreadpoolController:
+    """This process's BLAS libraries, found once (finding them reads the process's memory map)."""
+    return ThreadpoolController()
 
 
 class Diverged(Exception):
@@ -331,11 +338,12 @@ def train(net: MLP, data: Dataset, spec: RunSpec, shuffle_rng: np.random.Generat
             rec.steps_done = s
 
 
-def run(spec: RunSpec, root, sweep: str = "", force: bool = False) -> dict:
+def run(spec: RunSpec, root, sweep: str = "", force: bool = False, tables: list | None = None) -> dict:
     """Do one run and write its tables under ``root``; return its ``runs`` row as a dict.
 
     A run already committed as ``ok`` or ``diverged`` is skipped (its row is read back) unless
-    ``force``; a ``failed`` run is done again.
+    ``force``; a ``failed`` run is done again. With ``tables``, the run's three tables, once
+    committed, are appended to it as a dict.
     Raises ``ConfigError`` for bad input, and ``ResultsError`` for a folder that cannot be
     written, before anything is trained or written.
     """
@@ -361,7 +369,7 @@ def run(spec: RunSpec, root, sweep: str = "", force: bool = False) -> dict:
     )
     rec = Record(layer_sizes(spec, data), sched.n_steps // sched.log_every + 2, spec.norm is not None)
     t1 = time.perf_counter()
-    with threadpool_limits(limits=1), np.errstate(over="ignore", invalid="ignore"):
+    with blas().limit(limits=1), np.errstate(over="ignore", invalid="ignore"):
         # overflow and inf-inf are expected in exploding runs; they are caught as divergence
         # (non-finite norms and losses) right where they arise, not silenced elsewhere.
         try:
@@ -386,6 +394,9 @@ def run(spec: RunSpec, root, sweep: str = "", force: bool = False) -> dict:
     res.atomic_write_table(steps, res.run_path(root, "steps", run_id))
     t4 = time.perf_counter()
     row.update(write_time_s=t4 - t3, wall_time_s=t4 - t0)
-    res.atomic_write_table(res.to_table({k: [v] for k, v in row.items()}, "runs"), res.run_path(root, "runs", run_id))
+    runs = res.to_table({k: [v] for k, v in row.items()}, "runs")
+    res.atomic_write_table(runs, res.run_path(root, "runs", run_id))
+    if tables is not None:  # the caller gathers them (a sweep's chunk, to compact it)
+        tables.append({"runs": runs, "steps": steps, "layers": layers})
     row["skipped"] = False
     return row

@@ -173,3 +173,29 @@ def test_nan_lr_is_not_finite():
     assert math.isnan(float("nan"))  # guard: the parametrised 'nan' case really is NaN
     with pytest.raises(ConfigError):
         to_spec(make(["train.lr=nan"]))
+
+
+def test_the_planner_gives_each_job_the_spec_hydra_composes():
+    """The planner sets plain values straight on a RunSpec; that must be exactly the spec of the
+    job's config composed by Hydra (ints for float keys, null, booleans, 'full', groups)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from mlplab.cli import plan_jobs
+    from mlplab.train import prepare
+
+    from omegaconf import open_dict
+
+    params = {"depth": "0,3", "train.lr": "1,0.25", "norm": "null,layer", "residual": "true",
+              "train.batch_size": "full,16", "activation": "relu,tanh", "init.sigma_b": "0",
+              "data.n_samples": "200", "train.log_every": "null,7"}
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", return_hydra_config=True)
+        with open_dict(cfg):
+            cfg.hydra.sweeper.params = params
+        HydraConfig.instance().set_config(cfg)
+        jobs = plan_jobs(cfg)
+        assert len(jobs) == 2 ** 6
+        for job, spec in jobs:
+            composed = prepare(to_spec(compose(config_name="config", overrides=job)))
+            assert spec == composed and spec.run_id == composed.run_id, job
+        assert {type(s.lr) for _, s in jobs} == {float} and {s.norm for _, s in jobs} == {None, "layer"}

@@ -68,7 +68,7 @@ def test_mixed_schema_versions_are_refused(folder):
     path = next((folder / "runs").glob("*.parquet"))
     t = pq.read_table(path)
     pq.write_table(t.replace_schema_metadata({res.META_KEY: b"0"}), path)
-    with pytest.raises(res.ResultsError, match=rf"schema versions 0 \(1 runs\), {res.SCHEMA_VERSION} \(1 runs\)"):
+    with pytest.raises(res.ResultsError, match=rf"schema versions 0 \(1 files\), {res.SCHEMA_VERSION} \(1 files\)"):
         load_results(folder)
 
 

@@ -1,0 +1,56 @@
+"""The plugins' configs, registered in Hydra's ConfigStore: ``hydra/sweeper=mlplab`` (the
+default of mlplab's config) and ``hydra/launcher=dask``."""
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+
+
+@dataclass
+class MlplabSweeperConf:
+    _target_: str = "hydra_plugins.mlplab_sweeps.sweeper.MlplabSweeper"
+    # KEY: VALUES of the sweep, as in Hydra's basic sweeper (values comma-separated)
+    params: Optional[Dict[str, str]] = None
+
+
+@dataclass
+class SlurmConf:
+    """A SLURM allocation of pilot jobs, each running Dask workers (dask_jobqueue.SLURMCluster):
+    SLURM schedules the workers, Dask schedules the runs on them."""
+
+    queue: Optional[str] = None  # the partition (#SBATCH -p)
+    account: Optional[str] = None  # #SBATCH -A
+    cores: int = 1  # cores per job: one single-threaded worker per core
+    memory: str = "4GB"  # memory per job
+    walltime: str = "01:00:00"  # per job
+    jobs: int = 1  # how many jobs to ask for
+    python: Optional[str] = None  # the Python of the workers (default: the one running the sweep)
+    job_extra_directives: List[str] = field(default_factory=list)  # more #SBATCH lines
+    job_script_prologue: List[str] = field(default_factory=list)  # shell lines before the worker starts
+    log_directory: Optional[str] = None  # where SLURM writes the jobs' output (default: the sweep's hydra folder)
+
+
+@dataclass
+class DaskLauncherConf:
+    _target_: str = "hydra_plugins.mlplab_sweeps.dask_launcher.DaskLauncher"
+    # where the workers are: null = a LocalCluster on this machine; tcp://host:8786 = an existing
+    # Dask scheduler (cluster is then ignored)
+    address: Optional[str] = None
+    cluster: str = "local"  # local or slurm (with address null)
+    n_workers: Optional[int] = None  # local: worker processes (null: one per core)
+    chunks_per_worker: int = 8  # runs go in chunks: about this many per worker, longest first
+    slurm: SlurmConf = field(default_factory=SlurmConf)
+
+
+@dataclass
+class LocalLauncherConf:
+    _target_: str = "hydra_plugins.mlplab_sweeps.local_launcher.LocalLauncher"
+    n_workers: Optional[int] = None  # worker processes (null: one per core)
+    chunks_per_worker: int = 8  # runs go in chunks: about this many per worker, longest first
+
+
+cs = ConfigStore.instance()
+cs.store(group="hydra/sweeper", name="mlplab", node=MlplabSweeperConf, provider="mlplab")
+cs.store(group="hydra/launcher", name="dask", node=DaskLauncherConf, provider="mlplab")
+cs.store(group="hydra/launcher", name="local", node=LocalLauncherConf, provider="mlplab")

@@ -1,0 +1,50 @@
+"""``hydra/launcher=local``: a sweep's runs on this machine's cores, in worker processes forked
+from the sweep's own process (so they start at once, with everything imported), through
+Python's ``concurrent.futures`` — the same chunks, progress line and sweep log as the Dask
+launcher, without a cluster to start.
+
+A worker killed by the system ends the pool: the runs it had not finished are reported
+missing (exit code 1) and the next run of the command does them. The Dask launcher survives
+it instead, sending the chunk to another worker.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Optional, Sequence
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
+
+
+class LocalLauncher(Launcher):
+    def __init__(self, n_workers: Optional[int] = None, chunks_per_worker: int = 8) -> None:
+        self.n_workers, self.chunks_per_worker = n_workers, chunks_per_worker
+        self.config: Optional[DictConfig] = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config, self.hydra_context = config, hydra_context
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        from hydra_plugins.mlplab_sweeps.dask_launcher import planned_specs
+        from mlplab.cli import CONTEXT, sweep_root
+        from mlplab.sweep import execute
+
+        config = self.config
+        specs = planned_specs(self, job_overrides)
+        n = self.n_workers or os.cpu_count() or 1
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
+            outcomes = execute(pool.submit, as_completed, specs, sweep_root(config), config.sweep_name,
+                               bool(config.force), n, log_path=sweep_dir / "sweep.log",
+                               per_worker=self.chunks_per_worker)
+        CONTEXT["outcomes"] = outcomes
+        return [JobReturn(overrides=list(o), status=JobStatus.COMPLETED,
+                          _return_value=outcomes[s.run_id].status if s.run_id in outcomes else "missing")
+                for o, s in zip(job_overrides, specs)]

@@ -1,0 +1,165 @@
+"""Running a planned sweep's runs on a pool of workers: chunks, progress, the sweep log.
+
+The runs of a sweep are ``RunSpec``s, planned and validated beforehand (``mlplab.cli.plan``).
+This module sends them to workers in chunks — the longest runs first, and chunks of many short
+runs, so that scheduling costs little beside the work and the last workers are not left waiting
+for one long run — and follows them to the end. It never imports Hydra: the Hydra plugins in
+``hydra_plugins/mlplab_sweeps`` are thin adapters over it, and any engine with a
+``concurrent.futures``-like interface (``submit`` returning futures, here Dask's ``Client``)
+can run it.
+
+Each worker calls ``mlplab.train.run`` for every spec of its chunk; the results are committed
+per run as always (atomic files, the ``runs`` row last), so a worker that dies loses at most the
+run it was doing, and the engine sends the unfinished chunk to another worker, where the runs
+already committed are skipped.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlplab.data import split_sizes
+from mlplab.spec import RunSpec
+
+RUN_OVERHEAD_S = 0.004  # fixed seconds per run (setup, data, writing): measured 2–4 ms
+FLOPS = 2e9  # a rough rate to turn the arithmetic of a run into seconds (only ratios matter)
+
+
+def cost(spec: RunSpec, min_log_points: int = 50) -> float:
+    """A rough estimate of a run's seconds, to order and group the runs (not a promise): the
+    multiply-adds of its training steps and its logged whole-set evaluations, plus a fixed
+    overhead."""
+    sizes = [spec.n_features] + [spec.width] * spec.depth + [spec.n_classes]
+    macs = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))  # per sample, forward
+    n_train, n_test = split_sizes(spec.n_samples, spec.test_fraction)
+    batch = n_train if spec.batch_size == "full" else min(int(spec.batch_size), max(n_train, 1))
+    n_steps = math.ceil(n_train / max(batch, 1)) * spec.epochs
+    logged = n_steps // (spec.log_every or max(1, n_steps // min_log_points)) + 1
+    flops = 6 * macs * n_train * spec.epochs + 2 * macs * (n_train + n_test) * logged
+    return RUN_OVERHEAD_S + flops / FLOPS
+
+
+def chunks(specs: list[RunSpec], workers: int, per_worker: int = 8, min_seconds: float = 0.2) -> list[list[RunSpec]]:
+    """The runs grouped into chunks of about equal estimated cost, longest runs first:
+    ``per_worker`` chunks per worker, none under ``min_seconds`` (so that a chunk's scheduling
+    is a small fraction of it) unless a single run is that short."""
+    if not specs:
+        return []
+    order = sorted(specs, key=cost, reverse=True)
+    total = sum(cost(s) for s in order)
+    target = max(total / (max(workers, 1) * per_worker), min_seconds)
+    out, current, acc = [], [], 0.0
+    for s in order:
+        current.append(s)
+        acc += cost(s)
+        if acc >= target:
+            out.append(current)
+            current, acc = [], 0.0
+    if current:
+        out.append(current)
+    return out
+
+
+@dataclass
+class Outcome:
+    """One run as a worker reports it."""
+
+    run_id: str
+    status: str  # ok, diverged, failed, skipped (already committed)
+    seconds: float
+    reason: str | None = None
+
+
+def run_chunk(specs: list[RunSpec], root: str, sweep: str, force: bool) -> list[Outcome]:
+    """What a worker does with a chunk: each run in turn (a run already committed is skipped,
+    so a chunk sent again after a worker died does only what is missing), each committed in
+    its own files; then the chunk's runs are compacted into one generation from the tables
+    still in memory, so that a sweep never reads its thousands of small files back."""
+    import pyarrow as pa
+
+    from mlplab import results as res
+    from mlplab.train import run
+
+    out, tables = [], []
+    for spec in specs:
+        t0 = time.perf_counter()
+        try:
+            row = run(spec, root, sweep=sweep, force=force, tables=tables)
+            status = "skipped" if row["skipped"] else row["status"]
+            out.append(Outcome(spec.run_id, status, time.perf_counter() - t0, row.get("reason")))
+        except Exception as e:  # noqa: BLE001 - bad input or a write fault: recorded, the sweep goes on
+            out.append(Outcome(spec.run_id, "failed", time.perf_counter() - t0, f"{type(e).__name__}: {e}"))
+    if tables:
+        merged = {t: pa.concat_tables([x[t] for x in tables]).unify_dictionaries().combine_chunks()
+                  for t in ("runs", "steps", "layers")}
+        res.commit_generation(root, merged, own=[r.as_py() for r in merged["runs"].column("run_id")])
+    return out
+
+
+class Progress:
+    """Runs done / total, rate, ETA: one line rewritten in place on a terminal, else a line
+    every ``every`` seconds (and the last)."""
+
+    def __init__(self, total: int, stream=None, note: str = "", every: float = 5.0):
+        self.total, self.done, self.note, self.every = total, 0, note, every
+        self.stream = stream or sys.stdout
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.t0 = self.last = time.perf_counter()
+
+    def line(self) -> str:
+        dt = max(time.perf_counter() - self.t0, 1e-9)
+        rate = self.done / dt
+        eta = (self.total - self.done) / rate if rate > 0 else math.inf
+        eta_s = "?" if math.isinf(eta) else f"{eta:.0f}s"
+        pct = 100 * self.done / max(self.total, 1)
+        return f"mlplab: {self.done}/{self.total} runs ({pct:.0f}%), {rate:.1f} runs/s, ETA {eta_s}{self.note}"
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        now = time.perf_counter()
+        if self.tty:
+            print("\r" + self.line(), end="", file=self.stream, flush=True)
+        elif now - self.last >= self.every or self.done == self.total:
+            print(self.line(), file=self.stream, flush=True)
+            self.last = now
+
+    def close(self) -> None:
+        if self.tty:
+            print(file=self.stream, flush=True)
+
+
+def execute(submit, as_completed, specs: list[RunSpec], root, sweep: str, force: bool, workers: int,
+            log_path: Path | None = None, note: str = "", per_worker: int = 8) -> dict[str, Outcome]:
+    """Run ``specs`` through an engine: ``submit(fn, *args)`` returns a future, and
+    ``as_completed(futures)`` yields them as they finish (Dask's ``Client.submit`` and
+    ``distributed.as_completed``; ``concurrent.futures`` alike). Returns run_id -> Outcome; a
+    chunk whose every attempt failed (e.g. its workers were killed) leaves its runs out, to be
+    counted as missing."""
+    parts = chunks(specs, workers, per_worker)
+    futures = {submit(run_chunk, part, str(root), sweep, force): part for part in parts}
+    progress = Progress(len(specs), note=note)
+    outcomes: dict[str, Outcome] = {}
+    log = open(log_path, "a", buffering=1) if log_path else None
+    try:
+        for future in as_completed(list(futures)):
+            part = futures[future]
+            try:
+                results = future.result()
+            except Exception as e:  # noqa: BLE001 - e.g. every worker that tried it died
+                results = []
+                if log:
+                    log.write(f"chunk of {len(part)} runs lost: {type(e).__name__}: {e}\n")
+            for o in results:
+                outcomes[o.run_id] = o
+                if log:
+                    log.write(f"{o.run_id} {o.status} {o.seconds:.3f}s" + (f" {o.reason}" if o.reason else "") + "\n")
+            progress.advance(len(part))
+    finally:
+        progress.close()
+        if log:
+            log.close()
+    return outcomes
