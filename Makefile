@@ -8,7 +8,7 @@ SWEEP  ?= default
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv sweep sweep-smoke blog table report nielsen bench bench-torch test clean
+.PHONY: help venv sweep sweep-smoke blog table report nielsen bench bench-torch test test-slurm clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ bench-torch: $(STAMP) ## install the optional comparison (PyTorch 2.13.0, CPU bu
 
 test: $(STAMP) ## run the test suite, in parallel on every core
 	$(BIN)/python -m pytest -n auto $(ARGS)
+
+test-slurm: $(STAMP) ## opt-in, as root: install SLURM from Debian, run a sweep through it, check it, stop it
+	$(BIN)/python tests/slurm/check_slurm.py
 
 clean: ## remove the virtual environment and caches (results stay)
 	rm -rf $(VENV) .pytest_cache *.egg-info

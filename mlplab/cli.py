@@ -348,6 +348,7 @@ def start_sweep(config: DictConfig) -> list[tuple[list[str], RunSpec]]:
     """Plan the multirun ``config`` (``plan_jobs``), record the plan, say how much is left to
     run; return the jobs to launch (none when everything is done and ``force`` is off). Called
     by mlplab's sweeper; a bad job ends the command with one line and exit code 2."""
+    t0 = time.perf_counter()
     try:
         jobs = plan_jobs(config)
     except PlanError as e:
@@ -368,7 +369,7 @@ def start_sweep(config: DictConfig) -> list[tuple[list[str], RunSpec]]:
     CONTEXT["todo"] = todo
     already = sum(done.get(r) in ("ok", "diverged") for r in set(run_ids))
     print(f"mlplab: sweep '{config.sweep_name}': {len(run_ids)} runs, {already} already done, "
-          f"{'all' if config.force else len(todo)} to run -> {root}", flush=True)
+          f"{'all' if config.force else len(todo)} to run -> {root} (planned in {time.perf_counter() - t0:.1f}s)", flush=True)
     return todo
 
 

@@ -293,6 +293,18 @@ def _hinted_generations(root: Path) -> list[Path]:
     return [p for p in (Path(root) / "runs" / n for n in names) if p.is_file()]
 
 
+def committed_row(root: Path, run_id: str) -> dict | None:
+    """The ``runs`` row of a committed run, from its own file or its compacted generation."""
+    path = run_path(root, "runs", run_id)
+    if path.is_file():
+        return pq.read_table(path).to_pylist()[0]
+    for g in _hinted_generations(root):
+        if run_id in generation_index(g):
+            t = pq.read_table(g)
+            return t.filter(pc.equal(t.column("run_id").cast(pa.string()), run_id)).to_pylist()[0]
+    return None
+
+
 def committed_status(root: Path, run_id: str) -> str | None:
     """The status of a committed run (``ok``, ``diverged``, ``failed``), or None if not done.
     A run's own file is looked for first, then the compacted generations (no folder listing:
@@ -351,8 +363,11 @@ def compact(root) -> dict[str, int]:
     root = check_results_folder(root)
     cat = Catalogue.of(root)
     check_versions(cat, root)
+    # files no committed run owns: a generation that never got its runs file, a run's steps and
+    # layers without its runs file (a run killed before its commit, or a compaction killed
+    # between removals)
     leftovers = [p for t in ("steps", "layers") for p in _files(root / t)
-                 if _is_generation(p) and not (root / "runs" / p.name).exists()]
+                 if not (root / "runs" / p.name).exists() and (_is_generation(p) or p.stem not in cat.own)]
     # temporary files of writes that never finished (a process killed mid-write)
     stale = sum(_unlink(p) for t in TABLES if (root / t).is_dir() for p in (root / t).glob(".*.tmp"))
     if not cat.own and len(cat.generations) <= 1 and not leftovers:

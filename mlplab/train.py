@@ -353,7 +353,7 @@ def run(spec: RunSpec, root, sweep: str = "", force: bool = False, tables: list 
     spec = prepare(spec)
     run_id = spec.run_id
     if not force and res.is_done(root, run_id):
-        row = res.pq.read_table(res.run_path(root, "runs", run_id)).to_pylist()[0]
+        row = res.committed_row(root, run_id)
         row["skipped"] = True
         return row
     res.prepare_folder(root)  # before training: an unusable folder is bad input, not a lost run

@@ -62,3 +62,34 @@ def test_gemm_replay_matches_the_step(bench, kind):
     g = fresh.gradients(X, Y)
     np.testing.assert_array_equal(calls[-2][2], g.dW[0])
     np.testing.assert_array_equal(calls[-1][2], g.db[0])
+
+
+def test_the_engine_report_checks_every_goal(bench):
+    import engine
+
+    notes = {"engine": {"cores": 2, "sweep": "default", "cases": [
+        dict(case="default sweep, local", runs=180, wall=12.0, work=21.6, table=19.0, efficiency=0.9, peak_mb=250, plan_s=0.9)],
+        "resume": dict(runs=180, wall=7.5, missing_work=11.0, overhead=2.0),
+        "tiny": dict(runs=10000, wall=58.0, work=101.5, table=60.0, efficiency=0.875, peak_mb=250, plan_s=3.0, load_s=0.1, files=1)}}
+    verdicts = []
+    md = "\n".join(engine.report_engine(notes, verdicts, bench.ok))
+    assert verdicts == [True] * 7
+    assert "| default sweep, local | 180 | 12.0 s | 21.6 s | 19.0 s | 90 % | ≥ 90 % | yes |" in md
+    notes["engine"]["tiny"]["files"] = 11  # more than 1 per 1,000 runs
+    notes["engine"]["resume"]["overhead"] = 2.5
+    verdicts = []
+    engine.report_engine(notes, verdicts, bench.ok)
+    assert verdicts == [True, False, True, True, True, True, False]
+
+
+def test_the_engine_reads_the_work_of_a_sweep_from_its_log(tmp_path):
+    import engine
+
+    import mlplab
+
+    root = tmp_path / "s"
+    mlplab.run(mlplab.RunSpec(depth=1, width=4, n_samples=100, epochs=1), root)
+    (root / "hydra" / "x").mkdir(parents=True)
+    (root / "hydra" / "x" / "sweep.log").write_text("a ok 0.250s\nb skipped 0.001s\nc diverged 0.5s reason\n")
+    logged, table, n = engine.work(root)
+    assert logged == 0.75 and n == 1 and table > 0

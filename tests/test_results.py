@@ -122,3 +122,100 @@ def test_a_column_name_means_one_thing_across_the_tables():
     assert names["runs"] & names["layers"] == {"run_id"}
     assert names["steps"] & names["layers"] == {"run_id", "step", "epoch"}
     assert "loss" in names["runs"] and {"train_loss", "test_loss"} <= names["steps"]
+
+
+# -- compaction ------------------------------------------------------------------------------------
+def sorted_tables(root):
+    r = load_results(root, join=False)
+    out = []
+    for df, key in ((r.runs, ["run_id"]), (r.steps, ["run_id", "step"]), (r.layers, ["run_id", "step", "layer"])):
+        df = df.astype({c: object for c in df if isinstance(df[c].dtype, pd.CategoricalDtype)})
+        out.append(df.sort_values(key).reset_index(drop=True))
+    return out
+
+
+def assert_same(a, b):
+    for x, y in zip(a, b):
+        pd.testing.assert_frame_equal(x, y, check_exact=True)
+
+
+def table_files(root):
+    return {t: sorted(p.name for p in (root / t).iterdir()) for t in res.TABLES}
+
+
+@pytest.fixture
+def many(tmp_path):
+    root = tmp_path / "many"
+    for seed in range(6):
+        run(RunSpec(**SMALL, seed=seed), root, sweep="t")
+    return root
+
+
+def test_compaction_leaves_one_file_per_table_and_the_same_rows(many):
+    before = sorted_tables(many)
+    (many / "layers" / ".x.parquet.123.tmp").write_bytes(b"half a file")  # a write killed midway
+    done = res.compact(many)
+    assert done["runs"] == 6 and done["removed"] == 6 * 3 + 1
+    files = table_files(many)
+    assert all(len(v) == 1 and v[0].startswith("compact-") for v in files.values()), files
+    assert_same(before, sorted_tables(many))
+    for table in res.TABLES:  # plain parquet readers see each row once
+        assert len(pd.read_parquet(many / table)) == len(before[res.TABLES.index(table)])
+    assert res.compact(many) == {"runs": 6, "removed": 0}  # nothing left to do
+    # a run in the compacted files is done: run() skips it, the planner counts it
+    assert run(RunSpec(**SMALL, seed=3), many)["skipped"]
+    assert set(res.completed_statuses(many).values()) == {"ok"} and len(res.committed_ids(many)) == 6
+
+
+def test_a_run_done_again_after_compaction_wins_over_its_compacted_rows(many):
+    res.compact(many)
+    spec = RunSpec(**SMALL, seed=2)
+    again = run(spec, many, force=True)  # its own files now, newer than the compacted ones
+    assert not again["skipped"]
+    runs = load_results(many).runs
+    assert len(runs) == 6 and runs.set_index("run_id").loc[spec.run_id, "wall_time_s"] == again["wall_time_s"]
+    res.compact(many)
+    assert load_results(many).runs.set_index("run_id").loc[spec.run_id, "wall_time_s"] == again["wall_time_s"]
+
+
+@pytest.mark.parametrize("step", range(12))
+def test_a_compaction_killed_at_any_step_loses_nothing_and_the_next_one_finishes(many, monkeypatch, step):
+    """Every write and removal of a compaction, interrupted in turn (as by a kill): the folder
+    reads the same rows at once, and the next compaction leaves it clean."""
+    res.compact(many)  # one generation ...
+    for seed in (6, 7):  # ... plus runs in their own files
+        run(RunSpec(**SMALL, seed=seed), many)
+    before = sorted_tables(many)
+    calls = {"n": 0}
+
+    def interrupt(original):
+        def f(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == step + 1:
+                raise KeyboardInterrupt("killed")
+            return original(*args, **kwargs)
+        return f
+
+    for name in ("atomic_write_table", "atomic_write_bytes", "_unlink"):
+        monkeypatch.setattr(res, name, interrupt(getattr(res, name)))
+    try:
+        res.compact(many)
+    except KeyboardInterrupt:
+        pass
+    else:
+        assert step >= 10, "the compaction has fewer steps than the test thinks"
+    monkeypatch.undo()
+    assert_same(before, sorted_tables(many))
+    assert set(res.completed_statuses(many)) == set(before[0].run_id)
+    res.compact(many)
+    files = table_files(many)
+    assert all(len(v) == 1 for v in files.values()), files
+    assert_same(before, sorted_tables(many))
+
+
+def test_the_compact_command(many, capsys):
+    from mlplab.compact import main
+
+    assert main([str(many)]) == 0
+    assert "compacted 6 runs" in capsys.readouterr().out
+    assert main([str(many / "nope")]) == 2

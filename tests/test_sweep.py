@@ -251,3 +251,32 @@ def test_ctrl_c_during_a_single_run(tmp_path):
     assert proc.returncode == 130, err
     assert err.strip().splitlines() == ["mlplab: interrupted: 0 of 1 runs committed; rerun the same command to resume"]
     assert not (tmp_path / "one" / "runs").exists() and not list(tmp_path.rglob(".*.tmp"))
+
+
+def test_a_sweep_on_an_existing_dask_scheduler(tmp_path):
+    """hydra.launcher.address: the runs go to the workers of a Dask scheduler that is already
+    running (here one started for the test, with two single-threaded workers)."""
+    import json
+
+    sched_file = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", "0", "--no-dashboard",
+                               "--scheduler-file", str(sched_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.time() + 60
+        while not sched_file.exists() and time.time() < deadline:
+            time.sleep(0.1)
+        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file", str(sched_file),
+                                       "--nworkers", "2", "--nthreads", "1", "--no-dashboard"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        address = json.loads(sched_file.read_text())["address"]
+        grid = ["depth=1,3", "loss=bce,softmax_ce", "seed=0"]
+        p = sweep(tmp_path / "remote", *grid, "hydra/launcher=dask", f"hydra.launcher.address={address}")
+        assert p.returncode == 0, p.stderr
+        assert "4 ok, 0 diverged, 0 failed, 0 missing" in p.stdout
+        assert sweep(tmp_path / "basic", *grid, "hydra/launcher=basic").returncode == 0
+        for a, b in zip(metrics(tmp_path / "remote" / "smoke"), metrics(tmp_path / "basic" / "smoke")):
+            pd.testing.assert_frame_equal(a, b, check_exact=True)
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(timeout=30)

@@ -17,9 +17,9 @@ Writes ``<out>/bench.md`` (the tables below, with the targets) and ``<out>/bench
    threads and dtype) timed bare, their share of the step, and the machine's GEMM peak.
 4. **blocks**: the step of residual, batch-norm and layer-norm networks against the plain one at
    (20, 128, 256).
-5. **sweep**: ``python -m mlplab -m sweep=default`` with ``hydra.launcher.n_jobs=1`` and ``-1``
-   (``sweep=smoke`` with --quick): wall time, parallel speed-up and the runs' own split of time
-   into setup, training and writing.
+5. **engine** (``engine.py``): sweeps end to end — the default sweep on each launcher
+   (``sweep=smoke`` with --quick), resuming it from half done, 10,000 tiny runs (1,000 with
+   --quick): parallel efficiency, driver memory, planning, compaction and loading.
 
 Every number is the median over repeats; runs of mlplab and PyTorch alternate so that a noisy
 neighbour hurts both alike.
@@ -42,6 +42,9 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_info, threadpool_limits
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's modules, however bench.py is loaded
+from engine import engine_section, report_engine  # noqa: E402
+
 from mlplab.network import MLP
 from mlplab.spec import RunSpec
 from mlplab.train import Record, Schedule, Step, build_network, load_data, rngs, train
@@ -54,8 +57,6 @@ LR, CLIP = 0.0, 1.0  # lr = 0: every repeat does the same arithmetic on the same
 TARGET_RATIO = {(2, 32, 32): 0.25, (5, 32, 64): 0.25, (10, 64, 128): 0.5, (20, 128, 256): 0.8, (50, 256, 256): 0.9}
 TARGET_GEMM = 1.25  # step / bare matrix products on (50, 256, 256)
 TARGET_NORMS = 5.0  # per-layer norms every step, % of the step
-TARGET_SPEEDUP = 1.8  # sweep on 2 cores vs 1
-TARGET_WRITE = 5.0  # writing results, % of the sweep's wall time
 PAUSE = 0.1  # seconds between timed turns with several threads (see race)
 INIT = {"sigmoid": "normal", "relu": "he_normal"}
 BLOCK_SHAPE = (20, 128, 256)  # where residual and normalised steps are compared with the plain one
@@ -336,79 +337,6 @@ def peak_section(dtypes, threads, repeats, n, rows):
                                  depth=0, width=n, batch=n, rep=r, seconds=t, flops=2.0 * n**3))
 
 
-# -- sweep: parallel efficiency and where a run's time goes -------------------------------------
-def sweep_section(sweep: str, rows, notes):
-    import mlplab
-
-    for n_jobs in (1, -1):
-        with tempfile.TemporaryDirectory() as tmp:
-            cmd = [sys.executable, "-m", "mlplab", "-m", f"sweep={sweep}", f"results_dir={tmp}",
-                   f"hydra.launcher.n_jobs={n_jobs}"]
-            t0 = time.perf_counter()
-            proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-            wall = time.perf_counter() - t0
-            if proc.returncode not in (0, 1):  # 1: some run diverged/failed, still timed
-                raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr[-2000:]}")
-            runs = mlplab.load_results(Path(tmp) / sweep).runs
-        cores = os.cpu_count() if n_jobs == -1 else 1
-        notes.setdefault("sweep", {})[cores] = dict(n_runs=len(runs))
-        rows.append(dict(section="sweep", impl="wall", threads=cores, rep=0, seconds=wall))
-        for col in ("setup_time_s", "train_time_s", "write_time_s", "wall_time_s"):
-            rows.append(dict(section="sweep", impl=col, threads=cores, rep=0, seconds=float(runs[col].sum())))
-        print(f"sweep={sweep} n_jobs={n_jobs}: {wall:.1f}s for {len(runs)} runs", flush=True)
-
-
-def sweep_specs(sweep: str) -> list[RunSpec]:
-    """The RunSpecs of ``conf/sweep/<sweep>.yaml``: each distinct choice of config groups is
-    composed once; plain values (depth=..., seed=...) are set on its RunSpec."""
-    import dataclasses
-    import itertools
-
-    from hydra import compose, initialize_config_dir
-
-    from mlplab.config import to_spec
-
-    conf = REPO / "conf"
-    with initialize_config_dir(str(conf), version_base="1.3"):
-        params = compose("config", overrides=[f"sweep={sweep}"], return_hydra_config=True).hydra.sweeper.params
-        keys = list(params)
-        values = [str(params[k]).split(",") for k in keys]
-        composed = {}
-        specs = []
-        for combo in itertools.product(*values):
-            groups = tuple(f"{k}={v}" for k, v in zip(keys, combo) if (conf / k).is_dir())
-            if groups not in composed:
-                composed[groups] = to_spec(compose("config", overrides=[f"sweep={sweep}", *groups]))
-            plain = {k: type(getattr(composed[groups], k))(v) for k, v in zip(keys, combo) if not (conf / k).is_dir()}
-            specs.append(dataclasses.replace(composed[groups], **plain))
-    return specs
-
-
-def _run_one(spec, root):
-    from mlplab.train import run
-
-    return run(spec, root)["wall_time_s"]
-
-
-def runs_only_section(sweep: str, rows):
-    """The sweep's runs without Hydra: ``mlplab.train.run`` for each RunSpec through joblib, on
-    1 core and on every core: what the runs themselves scale to. Two pools: loky (fresh worker
-    processes that import mlplab again, as Hydra's joblib launcher uses) and multiprocessing
-    (workers forked from this process, nothing to import)."""
-    from joblib import Parallel, delayed
-
-    specs = sweep_specs(sweep)
-    for backend in ("loky", "multiprocessing"):
-        for n_jobs in (1, -1):
-            with tempfile.TemporaryDirectory() as tmp:
-                t0 = time.perf_counter()
-                Parallel(n_jobs=n_jobs, backend=backend)(delayed(_run_one)(s, tmp) for s in specs)
-                wall = time.perf_counter() - t0
-            cores = os.cpu_count() if n_jobs == -1 else 1
-            rows.append(dict(section="runs_only", impl=backend, threads=cores, rep=0, seconds=wall))
-            print(f"runs only ({len(specs)} runs) {backend} n_jobs={n_jobs}: {wall:.1f}s", flush=True)
-
-
 # -- report ------------------------------------------------------------------------------------
 def med(df: pd.DataFrame, **where) -> float:
     sel = df
@@ -524,47 +452,6 @@ def report(df: pd.DataFrame, info: dict, notes: dict) -> str:
             L.append(f"| {k.width} | {k.dtype} | {k.threads} | {2 * k.width**3 / s / 1e9:.1f} |")
         L.append("")
 
-    sw = df[df.section == "sweep"]
-    if len(sw):
-        cores = sorted(set(sw.threads))
-        L += [f"## 4. Sweep `{info['sweep']}`: parallel efficiency", "",
-              "`python -m mlplab -m sweep=... hydra.launcher.n_jobs=1` (1 core) and `=-1` (every core); "
-              "each run uses one BLAS thread. Sums of the runs table's timings over all runs:", "",
-              "| cores | sweep wall | runs | Σ setup | Σ train | Σ write | Σ run wall | outside runs per run |",
-              "|---|---|---|---|---|---|---|---|"]
-        for c in cores:
-            g = lambda i: med(sw, impl=i, threads=c)  # noqa: E731
-            n = notes["sweep"][c]["n_runs"]
-            outside = (g("wall") * c - g("wall_time_s")) / max(n, 1)
-            L.append(f"| {c} | {g('wall'):.1f} s | {n} | {g('setup_time_s'):.2f} s | {g('train_time_s'):.2f} s | "
-                     f"{g('write_time_s'):.2f} s | {g('wall_time_s'):.2f} s | {outside * 1e3:.0f} ms |")
-        L.append("")
-        if len(cores) == 2:
-            w1, wn = med(sw, impl="wall", threads=cores[0]), med(sw, impl="wall", threads=cores[1])
-            sp = w1 / wn
-            wr = 100 * med(sw, impl="write_time_s", threads=cores[0]) / w1
-            verdicts += [sp >= TARGET_SPEEDUP, wr < TARGET_WRITE]
-            L += [f"Speed-up on {cores[1]} cores: {sp:.2f}× (parallel efficiency {100 * sp / cores[1]:.0f} %; "
-                  f"target ≥ {TARGET_SPEEDUP}× on 2 cores: {ok(sp >= TARGET_SPEEDUP)}). Writing results: "
-                  f"{wr:.1f} % of the 1-core sweep's wall time (target < {TARGET_WRITE:g} %: {ok(wr < TARGET_WRITE)}). "
-                  "'Outside runs per run' is the time per run spent outside `mlplab.train.run` (process "
-                  "start, Hydra composing, launching and logging), times the number of cores.", ""]
-
-    ro = df[df.section == "runs_only"]
-    if len(ro) and len(sw):
-        c = sorted(set(ro.threads))
-        L += ["Without Hydra: the same runs (the same run ids), `mlplab.train.run` on each RunSpec "
-              "through joblib. The gap to the sweep's times above is Hydra's per-job work (composing "
-              "the job's config, `run_job`'s output folder, config files and logging); the gap between "
-              "the two pools is the start of fresh worker processes that import everything again.", "",
-              "| pool | 1 core | " + " | ".join(f"{x} cores" for x in c[1:]) + " | speed-up |",
-              "|---|---|" + "---|" * len(c[1:]) + "---|"]
-        for backend, label in [("loky", "loky (fresh processes, as Hydra's joblib launcher)"),
-                               ("multiprocessing", "multiprocessing (forked workers)")]:
-            t = [med(ro, impl=backend, threads=x) for x in c]
-            L.append(f"| {label} | " + " | ".join(f"{v:.1f} s" for v in t) + f" | {t[0] / t[-1]:.2f}× |")
-        L.append("")
-
     bl = df[df.section == "blocks"]
     if len(bl):
         L += ["## 5. Residual and normalised networks", "",
@@ -577,6 +464,7 @@ def report(df: pd.DataFrame, info: dict, notes: dict) -> str:
             cells = [fmt_us(plain)] + [f"{fmt_us(med(bl, impl=b, **w))} ({med(bl, impl=b, **w) / plain:.2f}×)" for b in list(BLOCKS)[1:]]
             L.append(f"| {k.depth}×{k.width}×{k.batch} | {k.activation} | " + " | ".join(cells) + " |")
         L.append("")
+    L += report_engine(notes, verdicts, ok)
     if notes.get("load"):
         L += ["## Machine load", "",
               f"1-minute load average before and after each section ({os.cpu_count()} CPUs). Anything "
@@ -588,12 +476,23 @@ def report(df: pd.DataFrame, info: dict, notes: dict) -> str:
     return "\n".join(L)
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.platform()
+
+
 def machine_info(torch, sweep: str | None) -> dict:
     blas = "; ".join(f"{d.get('internal_api')} {d.get('version')} ({d.get('architecture')}, {d.get('num_threads')} threads)"
                      for d in threadpool_info() if d.get("user_api") == "blas")
     return {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs, {platform.processor() or platform.platform()}",
+        "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs, {cpu_model()}",
         "python": platform.python_version(),
         "numpy": f"{np.__version__}; BLAS: {blas}",
         "pytorch": torch.__version__ if torch is not None else "not installed",
@@ -639,8 +538,7 @@ def main(argv=None) -> Path:
         ("peak", lambda: peak_section(dtypes, threads, repeats, 512 if args.quick or args.shapes else 2048, rows)),
     ]
     if sweep:
-        sections.append(("sweep", lambda: sweep_section(sweep, rows, notes)))
-        sections.append(("runs_only", lambda: runs_only_section(sweep, rows)))
+        sections.append(("engine", lambda: engine_section(args.quick, notes)))
     load = notes["load"] = {}
     for name, run_section in sections:
         before = os.getloadavg()[0]

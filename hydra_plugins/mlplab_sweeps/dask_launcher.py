@@ -47,6 +47,7 @@ def slurm_cluster(conf, log_directory: str):
         job_extra_directives=list(conf.job_extra_directives),
         job_script_prologue=list(conf.job_script_prologue),
         log_directory=conf.log_directory or log_directory,
+        job_name="mlplab",
         silence_logs="error",
     )
 
@@ -64,9 +65,11 @@ class DaskLauncher(Launcher):
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config, self.hydra_context = config, hydra_context
-        # start the workers now, while the sweeper plans the sweep
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="mlplab-dask")
-        self._starting = self._pool.submit(self._connect)
+        if self.address is None and self.cluster == "local":
+            # start the local workers now, while the sweeper plans the sweep (dask_jobqueue
+            # installs signal handlers, which only the main thread may: SLURM starts in launch)
+            self._starting = self._pool.submit(self._connect)
 
     def _connect(self):
         """(client, cluster we started or None, expected worker count)."""
@@ -96,7 +99,7 @@ class DaskLauncher(Launcher):
 
         specs = planned_specs(self, job_overrides)
         config = self.config
-        client, cluster, workers = self._starting.result()
+        client, cluster, workers = self._starting.result() if self._starting else self._connect()
         note = f"; dashboard {client.dashboard_link}" if self.dashboard else ""
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
