@@ -368,8 +368,7 @@ def compact(root) -> dict[str, int]:
     # between removals)
     leftovers = [p for t in ("steps", "layers") for p in _files(root / t)
                  if not (root / "runs" / p.name).exists() and (_is_generation(p) or p.stem not in cat.own)]
-    # temporary files of writes that never finished (a process killed mid-write)
-    stale = sum(_unlink(p) for t in TABLES if (root / t).is_dir() for p in (root / t).glob(".*.tmp"))
+    stale = remove_temporaries(root)
     if not cat.own and len(cat.generations) <= 1 and not leftovers:
         return {"runs": len(cat.compacted), "removed": stale}
     tables = {t: _read_table(cat, t, SCHEMAS[t]) for t in ("steps", "layers", "runs")}
@@ -402,6 +401,13 @@ def commit_generation(root, tables: dict[str, pa.Table], own: list[str], generat
         for table in ("runs", "steps", "layers"):
             removed += _unlink(run_path(root, table, rid))
     return removed
+
+
+def remove_temporaries(root) -> int:
+    """Remove the temporary files of writes that never finished (a process killed mid-write)
+    from the table folders; only when nothing writes into the folder. Returns how many."""
+    root = Path(root)
+    return sum(_unlink(p) for t in (*TABLES, MARKERS) if (root / t).is_dir() for p in (root / t).glob(".*.tmp"))
 
 
 def _unlink(p: Path) -> int:

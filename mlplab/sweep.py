@@ -25,39 +25,42 @@ from pathlib import Path
 from mlplab.data import split_sizes
 from mlplab.spec import RunSpec
 
-RUN_OVERHEAD_S = 0.004  # fixed seconds per run (setup, data, writing): measured 2–4 ms
-FLOPS = 2e9  # a rough rate to turn the arithmetic of a run into seconds (only ratios matter)
+# a run's seconds ≈ fixed + per step (Python's work per layer and per step dominates small
+# networks) + its arithmetic; fitted to the default sweep's runs on one core (only ratios matter)
+RUN_S, STEP_S, LAYER_STEP_S, LAYER_LOG_S, FLOPS = 0.005, 30e-6, 50e-6, 5e-6, 1e10
 
 
 def cost(spec: RunSpec, min_log_points: int = 50) -> float:
-    """A rough estimate of a run's seconds, to order and group the runs (not a promise): the
-    multiply-adds of its training steps and its logged whole-set evaluations, plus a fixed
-    overhead."""
+    """A rough estimate of a run's seconds, to order and group the runs (not a promise)."""
     sizes = [spec.n_features] + [spec.width] * spec.depth + [spec.n_classes]
+    L = len(sizes) - 1
     macs = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))  # per sample, forward
     n_train, n_test = split_sizes(spec.n_samples, spec.test_fraction)
     batch = n_train if spec.batch_size == "full" else min(int(spec.batch_size), max(n_train, 1))
     n_steps = math.ceil(n_train / max(batch, 1)) * spec.epochs
     logged = n_steps // (spec.log_every or max(1, n_steps // min_log_points)) + 1
     flops = 6 * macs * n_train * spec.epochs + 2 * macs * (n_train + n_test) * logged
-    return RUN_OVERHEAD_S + flops / FLOPS
+    return RUN_S + n_steps * (STEP_S + LAYER_STEP_S * L) + logged * L * LAYER_LOG_S + flops / FLOPS
 
 
-def chunks(specs: list[RunSpec], workers: int, per_worker: int = 8, min_seconds: float = 0.2) -> list[list[RunSpec]]:
-    """The runs grouped into chunks of about equal estimated cost, longest runs first:
-    ``per_worker`` chunks per worker, none under ``min_seconds`` (so that a chunk's scheduling
-    is a small fraction of it) unless a single run is that short."""
+def chunks(specs: list[RunSpec], workers: int, per_worker: int = 8, min_seconds: float = 0.3) -> list[list[RunSpec]]:
+    """The runs grouped into chunks, longest runs first, each chunk about 1/(``per_worker`` ×
+    workers) of the estimated work still to hand out (guided scheduling): big chunks first,
+    smaller and smaller ones last, so that an estimate that is off leaves little for the last
+    worker to finish alone. No chunk under ``min_seconds`` (its scheduling stays a small part
+    of it) unless a single run is that short."""
     if not specs:
         return []
     order = sorted(specs, key=cost, reverse=True)
-    total = sum(cost(s) for s in order)
-    target = max(total / (max(workers, 1) * per_worker), min_seconds)
+    remaining = sum(cost(s) for s in order)
+    share = max(workers, 1) * per_worker
     out, current, acc = [], [], 0.0
     for s in order:
         current.append(s)
         acc += cost(s)
-        if acc >= target:
+        if acc >= max(remaining / share, min_seconds):
             out.append(current)
+            remaining -= acc
             current, acc = [], 0.0
     if current:
         out.append(current)

@@ -199,3 +199,37 @@ def test_the_planner_gives_each_job_the_spec_hydra_composes():
             composed = prepare(to_spec(compose(config_name="config", overrides=job)))
             assert spec == composed and spec.run_id == composed.run_id, job
         assert {type(s.lr) for _, s in jobs} == {float} and {s.norm for _, s in jobs} == {None, "layer"}
+
+
+def test_planning_the_same_sweep_again_reuses_its_compositions(tmp_path, monkeypatch):
+    """The second plan of a sweep (a resume) takes each group choice's RunSpec from the sweep
+    folder's cache instead of composing it; the specs are the same."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    import mlplab.cli as cli
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"results_dir={tmp_path}"], return_hydra_config=True)
+        with open_dict(cfg):
+            cfg.hydra.sweeper.params = {"loss": "mse,bce", "activation": "relu,tanh", "depth": "1,2"}
+        HydraConfig.instance().set_config(cfg)
+        composed = {"n": 0}
+        original = cli.compose
+
+        def counting(*args):
+            composed["n"] += 1
+            return original(*args)
+
+        monkeypatch.setattr(cli, "compose", counting)
+        first = cli.plan_jobs(cfg)
+        assert composed["n"] == 4 and (tmp_path / "runs" / "hydra" / "compositions.json").is_file()
+        again = cli.plan_jobs(cfg)
+        assert composed["n"] == 4  # nothing composed the second time
+        assert [(j, s, s.run_id) for j, s in first] == [(j, s, s.run_id) for j, s in again]
+        from omegaconf import read_write
+
+        with read_write(cfg.hydra.overrides), open_dict(cfg.hydra.overrides):  # other overrides: other compositions
+            cfg.hydra.overrides.task = ["train.lr=0.1"]
+        cli.plan_jobs(cfg)
+        assert composed["n"] == 8

@@ -33,6 +33,7 @@ class LocalLauncher(Launcher):
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from hydra_plugins.mlplab_sweeps.dask_launcher import planned_specs
         from mlplab.cli import CONTEXT, sweep_root
+        from mlplab.results import remove_temporaries
         from mlplab.sweep import execute
 
         config = self.config
@@ -40,10 +41,20 @@ class LocalLauncher(Launcher):
         n = self.n_workers or os.cpu_count() or 1
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
+        pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"))
+        try:
             outcomes = execute(pool.submit, as_completed, specs, sweep_root(config), config.sweep_name,
                                bool(config.force), n, log_path=sweep_dir / "sweep.log",
                                per_worker=self.chunks_per_worker)
+        except BaseException:
+            # Ctrl-C (or any fault): stop the workers now — a run in flight is not committed and
+            # is done again by the next sweep — and drop the chunks not started
+            for worker in multiprocessing.active_children():
+                worker.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
+            remove_temporaries(sweep_root(config))  # of the writes the workers were killed in
+            raise
+        pool.shutdown(wait=True)
         CONTEXT["outcomes"] = outcomes
         return [JobReturn(overrides=list(o), status=JobStatus.COMPLETED,
                           _return_value=outcomes[s.run_id].status if s.run_id in outcomes else "missing")
