@@ -153,6 +153,12 @@ def worker_pids(pid):
 GRID = ["depth=2,4,6", "loss=mse,bce", "seed=0,1", "width=32", "data.n_samples=1000", "train.epochs=12", "train.batch_size=8"]
 
 
+def interruptible():
+    """Run a child with SIGINT at its default: a test run in the background (where the shell
+    ignores SIGINT, and children inherit that) still sees what a user's Ctrl-C does."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def committed(root) -> int:
     return len(res.committed_ids(root)) if (root / "runs").is_dir() else 0
 
@@ -217,7 +223,8 @@ def test_ctrl_c_mid_sweep_is_one_line_exit_130_and_a_rerun_resumes(tmp_path):
     killed = tmp_path / "killed"
     killed.mkdir()
     cmd = [sys.executable, "-m", "mlplab", "-m", *TINY, f"results_dir={killed}", *GRID]
-    proc = subprocess.Popen(cmd, cwd=killed, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=killed, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=interruptible)
     root = killed / "smoke"
     deadline = time.time() + 120
     while time.time() < deadline and committed(root) < 3:
@@ -241,7 +248,8 @@ def test_ctrl_c_mid_sweep_is_one_line_exit_130_and_a_rerun_resumes(tmp_path):
 def test_ctrl_c_during_a_single_run(tmp_path):
     cmd = [sys.executable, "-m", "mlplab", f"results_dir={tmp_path}", "sweep_name=one", "depth=12", "width=64",
            "train.epochs=200", "train.batch_size=8"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=interruptible)
     deadline = time.time() + 60
     while time.time() < deadline and not list((tmp_path / "one").rglob("config.yaml")):
         time.sleep(0.02)  # Hydra writes the job's config just before the run starts

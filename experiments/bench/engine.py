@@ -59,7 +59,8 @@ def interrupt(args: list[str], results: Path, after: float) -> None:
     import signal
 
     cmd = [sys.executable, "-m", "mlplab", "-m", *args, f"results_dir={results}"]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # even from a background shell
     try:
         proc.wait(timeout=after)
     except subprocess.TimeoutExpired:
