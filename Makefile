@@ -3,12 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= dev,digits
+EXTRAS ?= dev
 SWEEP  ?= default
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv sweep sweep-smoke blog table report nielsen bench bench-torch test test-slurm clean
+.PHONY: help venv sweep sweep-smoke blog table report remedies nielsen bench bench-torch test test-slurm clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -35,6 +35,11 @@ table: blog ## the post's comparison table, checked: results/blog_table.{md,parq
 
 report: $(STAMP) ## report.md + self-contained report.html + figures/ for results/$(SWEEP)/ (run its sweep first)
 	$(BIN)/python -m mlplab.analysis.report results/$(SWEEP)
+
+remedies: $(STAMP) ## every remedy against its plain twin, sigmoid/tanh at depth 8-32 (285 runs, a few minutes) + its report
+	$(BIN)/python -m mlplab -m sweep=remedies $(ARGS)
+	$(BIN)/python -m mlplab -m sweep=remedies_relu $(ARGS)
+	$(BIN)/python -m mlplab.analysis.report results/remedies
 
 nielsen: $(STAMP) ## Nielsen's speed of learning per hidden layer on the 8x8 digits (30 runs), side by side
 	$(BIN)/python -m mlplab -m sweep=nielsen $(ARGS)

@@ -95,6 +95,7 @@ RUNS_SCHEMA = pa.schema(
         ("reason", pa.string()),
         ("n_steps", pa.int32()),
         ("steps_done", pa.int32()),
+        ("max_grad_norm", pa.float64()),
         ("final_loss", pa.float64()),
         ("final_accuracy", pa.float32()),
         ("final_test_loss", pa.float64()),

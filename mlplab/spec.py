@@ -28,7 +28,7 @@ from mlplab.init import INITS
 from mlplab.layers import NORMS
 from mlplab.losses import LOSSES
 
-SCHEMA_VERSION = 3  # of the result tables; part of every run id
+SCHEMA_VERSION = 4  # of the result tables; part of every run id
 
 
 # -- checks: (predicate, what is allowed) --------------------------------------------------------

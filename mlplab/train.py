@@ -222,6 +222,7 @@ class Record:
     def __init__(self, sizes: list[int], capacity: int, normalised: bool = False):
         L = len(sizes) - 1
         self.L, self.sizes, self.n_steps_rows, self.steps_done = L, list(sizes), 0, 0
+        self.max_grad_norm = 0.0  # the largest finite global gradient norm of every step, logged or not
         self.steps = {"step": np.zeros(capacity, np.int32), "epoch": np.zeros(capacity, np.int32)}
         self.steps.update(_metric_arrays(res.STEPS_SCHEMA, capacity))
         self.layers = _metric_arrays(res.LAYERS_SCHEMA, (capacity, L))
@@ -323,6 +324,8 @@ def train(net: MLP, data: Dataset, spec: RunSpec, shuffle_rng: np.random.Generat
                 evaluation = net.evaluate(data.X_train, data.Y_train), net.evaluate(data.X_test, data.Y_test)
             gnorm = step.gradients(Xb, Yb)
             finite = math.isfinite(gnorm)
+            if gnorm > rec.max_grad_norm and finite:
+                rec.max_grad_norm = gnorm
             if logged or not finite:
                 i = rec.log_gradients(s, epoch, net, step, gnorm, Yb)
                 if not finite:
@@ -387,7 +390,7 @@ def run(spec: RunSpec, root, sweep: str = "", force: bool = False, tables: list 
             row.update(status="failed", reason=f"{type(e).__name__}: {e}")
         t2 = time.perf_counter()
     layers, steps = rec.tables(run_id)
-    row.update(steps_done=rec.steps_done, setup_time_s=t1 - t0, train_time_s=t2 - t1)
+    row.update(steps_done=rec.steps_done, max_grad_norm=rec.max_grad_norm, setup_time_s=t1 - t0, train_time_s=t2 - t1)
     # write_time_s covers the two large tables; the one-row runs file (the commit) comes last
     t3 = time.perf_counter()
     res.atomic_write_table(layers, res.run_path(root, "layers", run_id))

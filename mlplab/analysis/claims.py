@@ -1,10 +1,4 @@
-"""The blog post's empirical claims, checked on a results folder: numbers and computed verdicts.
-
-Each ``claim_*`` function takes a results folder (or a ``Results``) and returns a DataFrame of
-measurements; ``verdicts`` turns them into one row per claim with a verdict string computed from
-*cases* (one per depth, loss, phase...): "reproduced" when the claim holds in every case that the
-data decide, "not reproduced" when in none, "reproduced only when ..." naming the cases where it
-holds, and "not enough data" when the sweep lacks the runs a claim needs.
+"""The blog post's empirical claims, checked on a results folder with matched comparisons.
 
 The post's claims (see the seed post's summary):
   1. cross-entropy converges faster than MSE with a sigmoid output (its δ^L lacks σ');
@@ -12,8 +6,27 @@ The post's claims (see the seed post's summary):
   3. gradients explode when the per-layer factor exceeds 1;
   4. remedies: ReLU (derivative 1), gradient clipping.
 
-"Speed of learning" of layer l is Nielsen's ‖∂C/∂b^l‖ (``grad_b_norm``); layer 1 is the first
-hidden layer, layer L = depth + 1 the output layer.
+Every comparison is **matched**: the arms are runs whose config differs only in the factor
+under test (loss, activation, clip rule) and they are paired by seed (same data, same initial
+weights where the shapes agree). Each case turns its pairs into per-seed effects and gets an
+interval and a decision (``mlplab.analysis.verdicts``); the claim's verdict names the cases.
+
+What is measured, the same for every arm a claim compares:
+
+* claim 1: steps until the test accuracy (1a) and the training accuracy (1b) reach a target,
+  ``ACC_FRAC`` × the best median final accuracy of the compared losses at that depth and
+  setting (accuracy means the same for every loss; a loss value does not: 10-class BCE starts
+  near 7 nats, MSE near 1.2, softmax-CE near ln 10). A run that never reaches it counts as one
+  logged step past its end.
+* claims 2, 3, 4a: the first-to-last gradient ratio ‖∂C/∂b^1‖/‖∂C/∂b^L‖ (Nielsen's speeds of
+  learning; ‖∂C/∂W‖ under batch norm, where ∂C/∂b = 0), at step 0 and after training.
+* claim 3 is the post's mechanism: a per-layer factor above 1 from the start. Its cases are the
+  settings whose mean-field factor √χ1 exceeds 1 (``mlplab.theory``); the check is whether the
+  gradient grows toward the input at initialisation. Divergence during training is reported
+  beside it ("non-finite at step s"), not taken for the mechanism.
+* claim 4b: in those settings, norm-clipped runs against their unclipped twins: a pair scores
+  +1 when only the unclipped run diverges (−1 the other way), else the log10 ratio of their
+  final training losses.
 """
 
 from __future__ import annotations
@@ -25,21 +38,18 @@ import pandas as pd
 
 from mlplab import theory
 from mlplab.analysis import load
+from mlplab.analysis.verdicts import NOT_ENOUGH, NOT_TESTED, cases_table, describe_level, evidence, fmt, verdict  # noqa: F401
+from mlplab.results import CONFIG_TYPES
 
-NOT_ENOUGH = "not enough data"
-# config values that define a "setting" besides the network shape, loss, clip rule and seed
-SETTING = [
-    "residual", "norm", "init", "sigma_w", "sigma_b", "lr", "width", "batch_size", "epochs", "weight_decay",
-    "dataset", "n_samples", "n_features", "n_classes", "noise", "dtype",
-]
-CONFIG = ["activation", "alpha", "depth", "loss"] + SETTING
 PHASES = ("initialisation", "after training")
 CE_LOSSES = ("bce", "softmax_ce")
-LOSS_FRAC = 0.5  # claim 1: steps until the training loss is at most this fraction of its initial value
-ACC_FRAC = 0.9  # claim 1: test-accuracy target = this fraction of the best median final test accuracy
-VANISH_BELOW = 0.1  # claim 2: first-to-last gradient ratio below this = the first layer learns >= 10x slower
-EXPLODE_FACTOR = 100.0  # claim 3: a setting explodes if unclipped runs diverge or their max gradient norm
-#                         grows this many times over its initial value
+ACC_FRAC = 0.9  # claim 1: accuracy target = this fraction of the best median final accuracy
+VANISH_BELOW = 0.1  # claim 2: first-to-last ratio below this = the first layer learns >= 10x slower
+CONFIG = list(CONFIG_TYPES)  # every field of a run's config
+# config values that define a "setting" besides the network shape, loss, clip rule and seed
+SETTING = ["residual", "norm", "init", "sigma_w", "sigma_b", "lr", "width", "batch_size", "epochs", "weight_decay",
+           "dataset", "n_samples", "n_features", "n_classes", "noise", "dtype"]
+DESCRIBE = ["dataset", "activation", "loss", "depth", "phase", "sigma_w", "init", "lr"]  # how cases are named
 
 
 # -- selections ---------------------------------------------------------------------------------
@@ -47,12 +57,12 @@ def present(df: pd.DataFrame, cols) -> list[str]:
     return [c for c in cols if c in df.columns]
 
 
-def main_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """The main grid: unclipped runs in the most common setting (init, σ_w, σ_b, lr, data...).
+def varying(df: pd.DataFrame, cols) -> list[str]:
+    return [c for c in cols if c in df and df[c].nunique(dropna=False) > 1]
 
-    Claims 1 and 2 compare losses, depths and activations at one learning rate and one
-    initialisation; runs of other settings (e.g. the exploding study) are left out.
-    """
+
+def main_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Unclipped runs in the most common setting (for the figures that show one setting)."""
     r = runs[runs["clip"] == "none"]
     if r.empty:
         return r
@@ -70,168 +80,23 @@ def setting_values(runs: pd.DataFrame, cols=("lr", "init", "sigma_w", "sigma_b")
     return ", ".join(parts)
 
 
-def fmt(x) -> str:
-    """Short human form of a number (or a value)."""
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
-        return str(x)
-    if isinstance(x, (int, np.integer)):
-        return str(int(x))
-    if math.isnan(x):
-        return "n/a"
-    if math.isinf(x):
-        return "never" if x > 0 else "-inf"
-    if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e5):
-        return f"{x:.1e}"
-    return f"{x:.3g}"
+def plain(runs: pd.DataFrame) -> pd.Series:
+    """Runs of plain networks: no skips, no normalisation."""
+    return ~runs["residual"].astype(bool) & (runs["norm"] == "none")
 
 
-# -- verdicts -------------------------------------------------------------------------------------
-def _describe(values: list, holding: set) -> str:
-    """How the holding values of one column read: 'depth ≤ 4', 'loss ∈ {bce, softmax_ce}'."""
-    vals = sorted(values, key=lambda v: (str(type(v)), v))
-    if all(isinstance(v, (int, float, np.integer, np.floating)) for v in vals) and len(vals) > 2:
-        flags = [v in holding for v in vals]
-        if flags == sorted(flags, reverse=True):
-            return f"≤ {fmt(max(holding))}"
-        if flags == sorted(flags):
-            return f"≥ {fmt(min(holding))}"
-    inside = [fmt(v) for v in vals if v in holding]
-    return f"= {inside[0]}" if len(inside) == 1 else "∈ {" + ", ".join(inside) + "}"
+def twins(per_run: pd.DataFrame, factor: str, a, b) -> pd.DataFrame:
+    """Pairs of runs whose configs differ only in ``factor`` (``a`` against ``b``), matched on
+    every other config field, the seed included: one row per pair, the shared config columns and
+    the measures of each arm suffixed ``_a`` and ``_b``."""
+    keys = [c for c in CONFIG if c != factor and c in per_run]
+    A = per_run[per_run[factor] == a]
+    B = per_run[per_run[factor] == b]
+    measures = [c for c in per_run.columns if c not in CONFIG]
+    return A.merge(B[keys + measures], on=keys, suffixes=("_a", "_b"))
 
 
-def _where(cases: pd.DataFrame, conds: list[str]) -> str:
-    """The conditions under which ``cases.holds`` is True, as short text."""
-    for c in conds:
-        yes = set(cases.loc[cases["holds"], c])
-        no = set(cases.loc[~cases["holds"], c])
-        if yes and not yes & no:
-            return f"{c} {_describe(list(yes | no), yes)}"
-    if not conds:
-        return "in some cases"
-    c, parts = conds[0], []
-    for v, g in cases.groupby(c, sort=True):
-        if g["holds"].all():
-            parts.append(f"{c} = {fmt(v)}")
-        elif g["holds"].any():
-            parts.append(f"{c} = {fmt(v)} and {_where(g, conds[1:])}")
-    return "; or ".join(parts)
-
-
-def verdict(cases: pd.DataFrame, conds: list[str]) -> str:
-    """'reproduced', 'not reproduced', 'reproduced only when ...' or 'not enough data'.
-
-    ``cases`` has a ``holds`` column (True, False, or None/NaN when the data cannot decide)
-    and the condition columns ``conds`` that tell the cases apart. Undecided cases are named
-    in parentheses.
-    """
-    if cases is None or cases.empty or "holds" not in cases:
-        return NOT_ENOUGH
-    decided = cases[cases["holds"].notna()].copy()
-    if decided.empty:
-        return NOT_ENOUGH
-    decided["holds"] = decided["holds"].astype(bool)
-    if decided["holds"].all():
-        out = "reproduced"
-    elif not decided["holds"].any():
-        out = "not reproduced"
-    else:
-        out = "reproduced only when " + _where(decided, conds)
-    if len(decided) < len(cases):
-        undecided = cases.assign(holds=cases["holds"].isna())
-        out += f" (undecided when {_where(undecided, conds)})"
-    return out
-
-
-# -- claim 1: cross-entropy converges faster than MSE ---------------------------------------------
-def steps_to_target(steps: pd.DataFrame, loss_frac: float, acc_target: float) -> pd.DataFrame:
-    """Per run: the first logged step with training loss ≤ loss_frac × its step-0 value, and the
-    first with test accuracy ≥ acc_target (inf when never reached, e.g. a diverged run)."""
-    s = steps.sort_values(["run_id", "step"])
-    loss0 = s[s["step"] == 0].set_index("run_id")["train_loss"]
-    hit_loss = s["train_loss"] <= s["run_id"].map(loss0) * loss_frac
-    hit_acc = s["test_accuracy"] >= acc_target
-    out = pd.DataFrame(index=pd.Index(s["run_id"].unique(), name="run_id"))
-    out["steps_loss"] = s[hit_loss].groupby("run_id")["step"].min()
-    out["steps_accuracy"] = s[hit_acc].groupby("run_id")["step"].min()
-    return out.astype(float).fillna(math.inf).reset_index()
-
-
-def _spread(x: pd.Series) -> pd.Series:
-    v = np.sort(x.to_numpy(float))
-    return pd.Series({
-        "n": len(v),
-        "n_reached": int(np.isfinite(v).sum()),
-        "median": float(np.median(v)),
-        "q25": float(np.quantile(v, 0.25, method="nearest")),
-        "q75": float(np.quantile(v, 0.75, method="nearest")),
-    })
-
-
-def accuracy_target(runs: pd.DataFrame, frac: float = ACC_FRAC) -> float:
-    """``frac`` × the best median final test accuracy over (activation, depth, loss), 2 decimals."""
-    ok = runs[runs["status"] == "ok"]
-    if ok.empty:
-        return math.nan
-    best = ok.groupby(["activation", "depth", "loss"])["final_test_accuracy"].median().max()
-    return round(float(frac * best), 2)
-
-
-def claim_convergence(source, loss_frac: float = LOSS_FRAC, acc_target: float | None = None) -> pd.DataFrame:
-    """Steps to reach a training-loss target and a test-accuracy target, per activation, depth
-    and loss, in the main grid (one lr for all losses): median and quartiles over seeds."""
-    res = load(source)
-    runs = main_runs(res.runs)
-    cols = ["target", "target_value", "lr", "activation", "depth", "loss", "n", "n_reached", "median", "q25", "q75"]
-    if runs.empty:
-        return pd.DataFrame(columns=cols)
-    acc_target = accuracy_target(runs) if acc_target is None else acc_target
-    steps = res.steps[res.steps["run_id"].isin(runs["run_id"])]
-    reach = steps_to_target(steps, loss_frac, acc_target).merge(
-        runs[["run_id", "lr", "activation", "depth", "loss"]], on="run_id"
-    )
-    frames = []
-    for kind, col, value in [("train loss", "steps_loss", loss_frac), ("test accuracy", "steps_accuracy", acc_target)]:
-        g = reach.groupby(["lr", "activation", "depth", "loss"])[col].apply(_spread).unstack().reset_index()
-        g.insert(0, "target_value", value)
-        g.insert(0, "target", kind)
-        frames.append(g)
-    out = pd.concat(frames, ignore_index=True)
-    out[["n", "n_reached"]] = out[["n", "n_reached"]].astype(int)
-    return out[cols]
-
-
-def convergence_cases(conv: pd.DataFrame, target: str, activation: str = "sigmoid") -> pd.DataFrame:
-    """One case per (depth, cross-entropy loss): does it reach the target in fewer median steps
-    than MSE? Undecided (None) when neither reaches it."""
-    d = conv[(conv["target"] == target) & (conv["activation"] == activation)]
-    rows = []
-    for (lr, depth), g in d.groupby(["lr", "depth"]):
-        med = g.set_index("loss")["median"]
-        if "mse" not in med:
-            continue
-        for ce in CE_LOSSES:
-            if ce in med:
-                undecided = math.isinf(med[ce]) and math.isinf(med["mse"])
-                rows.append({"lr": lr, "depth": depth, "loss": ce, "holds": None if undecided else bool(med[ce] < med["mse"])})
-    return pd.DataFrame(rows, columns=["lr", "depth", "loss", "holds"])
-
-
-def _convergence_evidence(conv: pd.DataFrame, target: str, activation: str = "sigmoid") -> str:
-    d = conv[(conv["target"] == target) & (conv["activation"] == activation)]
-    parts = []
-    for depth, g in d.groupby("depth"):
-        if (g["n_reached"] == 0).all():
-            parts.append(f"depth {depth}: no loss reaches it")
-            continue
-        meds = ", ".join(
-            f"{r.loss} {fmt(r.median)}" + ("" if r.n_reached == r.n else f" ({r.n_reached}/{r.n} reach)")
-            for r in g.sort_values("loss", key=lambda s: s.map({"mse": 0, "bce": 1, "softmax_ce": 2})).itertuples()
-        )
-        parts.append(f"depth {depth}: {meds}")
-    return "; ".join(parts)
-
-
-# -- claim 2: vanishing gradients ---------------------------------------------------------------
+# -- per-run measures -------------------------------------------------------------------------------
 def gradient_ratios(layers: pd.DataFrame) -> pd.DataFrame:
     """Per run and phase: ‖∂C/∂b^1‖/‖∂C/∂b^L‖ at step 0 ('initialisation') and at the last
     logged step of an ok run ('after training'). Networks without hidden layers are skipped.
@@ -276,23 +141,437 @@ def predicted_ratio(activation: str, init: str, sigma_w: float, sigma_b: float, 
         return math.nan
 
 
-def claim_vanishing(source) -> pd.DataFrame:
-    """First-to-last gradient ratio by activation, depth and phase over the unclipped runs of
-    each setting: median, quartiles, per-layer factor (median^(1/depth)) and the mean-field
-    prediction."""
+def predicted_factor(activation: str, init: str, sigma_w: float, sigma_b: float, width: int) -> float:
+    """The mean-field per-layer factor √χ1 of a plain network's hidden layers (NaN without one)."""
+    try:
+        sw, sb = theory.effective_sigmas(init, width, width, sigma_w, sigma_b)
+        return math.sqrt(theory.chi1(activation, sw, sb))
+    except (ValueError, RuntimeError):
+        return math.nan
+
+
+def steps_to(steps: pd.DataFrame, column: str, targets: pd.Series, beyond: pd.Series) -> pd.Series:
+    """Per run: the first logged step whose ``column`` reaches its run's target (``targets``,
+    by run_id); runs that never do get ``beyond`` (one logged step past their end)."""
+    s = steps[["run_id", "step", column]].copy()
+    s["target"] = s["run_id"].map(targets)
+    hit = s[s[column] >= s["target"]].groupby("run_id")["step"].min()
+    return hit.reindex(targets.index).fillna(beyond).astype(float)
+
+
+def per_run(res) -> pd.DataFrame:
+    """One row per run: its config, status, and the measures the claims compare (the
+    accuracy targets of claim 1, the steps to reach them, the gradient ratios)."""
+    runs = res.runs.copy()
+    runs = runs.set_index("run_id", drop=False)
+    ratios = gradient_ratios(res.layers)
+    for phase, name in zip(PHASES, ("ratio_init", "ratio_end")):
+        runs[name] = ratios[ratios["phase"] == phase].set_index("run_id")["ratio"].reindex(runs.index)
+    runs["diverged"] = runs["status"] == "diverged"
+    runs["beyond"] = runs["n_steps"] + runs["log_every"]
+    # claim 1's targets: ACC_FRAC × the best median final accuracy over the losses compared at
+    # that depth and setting (every config field but loss and seed)
+    # (a target the runs already meet at initialisation — nothing learns — is no target: NaN)
+    group = [c for c in CONFIG if c not in ("loss", "seed") and c in runs]
+    step0 = res.steps[res.steps["step"] == 0].set_index("run_id")
+    for column, final in (("test_accuracy", "final_test_accuracy"), ("train_accuracy", "final_accuracy")):
+        ok = runs[runs["status"] == "ok"]
+        best = ok.groupby(group + ["loss"], dropna=False)[final].median().groupby(level=group, dropna=False).max()
+        runs["initial"] = step0[column].reindex(runs.index)
+        initial = runs.groupby(group, dropna=False)["initial"].transform("max")
+        target = runs[group].merge(best.rename("t").reset_index(), on=group, how="left")["t"].to_numpy()
+        target = np.round(ACC_FRAC * target, 4)
+        runs[f"target_{column}"] = np.where(target > initial.to_numpy(), target, np.nan)
+        runs[f"steps_{column}"] = steps_to(res.steps, column, runs[f"target_{column}"], runs["beyond"])
+        runs.loc[runs[f"target_{column}"].isna(), f"steps_{column}"] = np.nan
+    runs = runs.drop(columns="initial")
+    return runs.reset_index(drop=True)
+
+
+# -- the claims -------------------------------------------------------------------------------------
+def log_ratio(a, b) -> np.ndarray:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log10(np.asarray(a, float) / np.asarray(b, float))
+
+
+def _cases(pairs: pd.DataFrame, conds: list[str], effect) -> pd.DataFrame:
+    """One case per value of ``conds`` and of any other config field that varies among the pairs
+    (a case is one setting; its pairs differ only by seed): its effects' evidence. The case
+    columns are in ``cases.attrs["conds"]``."""
+    rows = []
+    if not pairs.empty:
+        extra = [c for c in CONFIG if c not in conds and c != "seed" and c in pairs and pairs[c].nunique(dropna=False) > 1]
+        conds = conds + extra
+        for key, g in pairs.groupby(conds, dropna=False, sort=True):
+            key = key if isinstance(key, tuple) else (key,)
+            ev = evidence(effect(g))
+            if ev.n:  # a setting where no pair has a measurable effect is not a case
+                rows.append({**dict(zip(conds, key)), **ev.row()})
+    out = cases_table(rows, conds)
+    out.attrs["conds"] = conds
+    return out
+
+
+def steps_effect(g: pd.DataFrame, column: str) -> np.ndarray:
+    """Per pair (a against b): log10(steps_a / steps_b), > 0 when b is faster; NaN when neither
+    run reaches the target (the pair says nothing about speed)."""
+    a, b = g[f"{column}_a"].to_numpy(float), g[f"{column}_b"].to_numpy(float)
+    neither = (a >= g["beyond_a"].to_numpy(float)) & (b >= g["beyond_b"].to_numpy(float))
+    return np.where(neither, np.nan, log_ratio(a, b))
+
+
+def convergence_cases(pr: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Claim 1, on the post's networks (plain sigmoid nets, no clipping): per (data set, depth,
+    cross-entropy loss), MSE's steps to the target over the cross-entropy twin's, log10 (> 0:
+    cross-entropy is faster)."""
+    pr = pr[(pr["activation"] == "sigmoid") & plain(pr) & (pr["clip"] == "none")]
+    frames = []
+    for ce in CE_LOSSES:
+        p = twins(pr, "loss", "mse", ce)
+        if not p.empty:
+            frames.append(p.assign(loss=ce))
+    pairs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    conds = ["dataset", "depth", "loss"]
+    return _cases(pairs, conds, lambda g: steps_effect(g, f"steps_{column}"))
+
+
+def _phase_rows(pr: pd.DataFrame) -> pd.DataFrame:
+    """Each run twice, once per phase, with that phase's ratio as ``ratio``."""
+    return pd.concat([pr.assign(phase=ph, ratio=pr[col]) for ph, col in zip(PHASES, ("ratio_init", "ratio_end"))],
+                     ignore_index=True)
+
+
+def vanishing_cases(pr: pd.DataFrame, activation: str = "sigmoid") -> pd.DataFrame:
+    """Claim 2: per (data set, phase, depth) of plain unclipped ``activation`` networks,
+    log10(VANISH_BELOW / ratio) over seeds (> 0: the first layer learns ≥ 10× slower)."""
+    d = pr[(pr["activation"] == activation) & plain(pr) & (pr["clip"] == "none") & (pr["depth"] >= 1)]
+    d = _phase_rows(d)
+    d = d[d["ratio"].notna()]
+    return _cases(d, ["dataset", "phase", "depth"], lambda g: log_ratio(VANISH_BELOW, g["ratio"]))
+
+
+def exploding_settings(pr: pd.DataFrame) -> pd.DataFrame:
+    """Plain runs whose mean-field per-layer factor √χ1 exceeds 1 (the post's exploding case)."""
+    d = pr[plain(pr) & (pr["depth"] >= 1)].copy()
+    if d.empty:
+        return d.assign(factor=[])
+    keys = ["activation", "init", "sigma_w", "sigma_b", "width"]
+    factors = {k: predicted_factor(*k) for k in d[keys].drop_duplicates().itertuples(index=False, name=None)}
+    d["factor"] = [factors[k] for k in d[keys].itertuples(index=False, name=None)]
+    return d[d["factor"] > 1]
+
+
+def explode_cases(pr: pd.DataFrame) -> pd.DataFrame:
+    """Claim 3: per setting with √χ1 > 1 (data set, activation, σ_w, init, depth), unclipped,
+    the step-0 first-to-last ratio, log10 (> 0: the gradient grows toward the input)."""
+    d = exploding_settings(pr)
+    d = d[(d["clip"] == "none") & d["ratio_init"].notna()]
+    return _cases(d, ["dataset", "activation", "sigma_w", "init", "depth"], lambda g: np.log10(g["ratio_init"].to_numpy(float)))
+
+
+def relu_cases(pr: pd.DataFrame) -> pd.DataFrame:
+    """Claim 4a: relu against its sigmoid twin, per (data set, phase, depth, loss): how much
+    closer to 1 the first-to-last ratio is, |log10 r_sigmoid| − |log10 r_relu| (> 0: relu's
+    lower layers are less starved)."""
+    pr = pr[plain(pr) & (pr["clip"] == "none") & (pr["depth"] >= 1)]
+    pairs = _phase_rows_pairs(twins(pr, "activation", "relu", "sigmoid"))
+    return _cases(pairs, ["dataset", "phase", "depth", "loss"],
+                  lambda g: np.abs(np.log10(g["ratio_b"].to_numpy(float))) - np.abs(np.log10(g["ratio_a"].to_numpy(float))))
+
+
+def _phase_rows_pairs(p: pd.DataFrame) -> pd.DataFrame:
+    if p.empty:
+        return p.assign(phase=[], ratio_a=[], ratio_b=[])
+    out = pd.concat([p.assign(phase=ph, ratio_a=p[f"{col}_a"], ratio_b=p[f"{col}_b"])
+                     for ph, col in zip(PHASES, ("ratio_init", "ratio_end"))], ignore_index=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return out[(out["ratio_a"] > 0) & (out["ratio_b"] > 0)]
+
+
+def clip_effect(g: pd.DataFrame) -> np.ndarray:
+    """Per pair (a: norm-clipped, b: unclipped): +1 when only the unclipped run diverged, −1
+    when only the clipped one did, else log10 of final training loss unclipped / clipped (0
+    when both diverged)."""
+    da, db = g["diverged_a"].to_numpy(bool), g["diverged_b"].to_numpy(bool)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        losses = np.log10(g["final_loss_b"].to_numpy(float) / g["final_loss_a"].to_numpy(float))
+    return np.where(db & ~da, 1.0, np.where(da & ~db, -1.0, np.where(da & db, 0.0, losses)))
+
+
+def clipping_cases(pr: pd.DataFrame) -> pd.DataFrame:
+    """Claim 4b: in the settings with √χ1 > 1, norm clipping against its unclipped twin, per
+    (data set, activation, σ_w, depth, loss)."""
+    d = exploding_settings(pr)
+    pairs = twins(d, "clip", "norm", "none") if not d.empty else pd.DataFrame()
+    return _cases(pairs, ["dataset", "activation", "sigma_w", "depth", "loss"], clip_effect)
+
+
+# -- evidence text -----------------------------------------------------------------------------------
+MAX_LISTED = 6  # cases named one by one in a verdict's evidence; beyond that, a summary
+
+
+def _case_name(r, conds: list[str]) -> str:
+    return ", ".join(f"{c} {fmt(getattr(r, c))}" for c in conds)
+
+
+def _effects_text(cases: pd.DataFrame, conds: list[str], unit: str) -> str:
+    """The evidence of a verdict: each case's median effect [interval] (n), or, with many cases,
+    how many hold, fail and are undecided and the range of their medians."""
+    if cases.empty:
+        return "no case"
+    conds = [c for c in conds if c in cases and cases[c].nunique(dropna=False) > 1]
+    if len(cases) <= MAX_LISTED:
+        parts = [f"{_case_name(r, conds) or 'one case'}: {fmt(r.effect)} [{fmt(r.low)}, {fmt(r.high)}] (n={r.n})"
+                 for r in cases.itertuples(index=False)]
+        return f"median {unit} [interval] per case — " + "; ".join(parts)
+    s = case_summary(cases)
+    seeds = f"{s['min_seeds']}" if s["min_seeds"] == cases["n"].max() else f"{s['min_seeds']}–{cases['n'].max()}"
+    return (f"{len(cases)} cases ({seeds} seeds each): {s['n_holds']} hold, {s['n_fails']} fail, {s['n_undecided']} "
+            f"undecided; median {unit} from {fmt(s['effect_min'])} to {fmt(s['effect_max'])} (every case: the claim-cases table)")
+
+
+CASE_SUMMARY = ["n_cases", "n_holds", "n_fails", "n_undecided", "min_seeds", "effect_min", "effect_max"]
+
+
+def case_summary(cases: pd.DataFrame) -> dict:
+    """Counts and ranges over a claim's cases (the numeric columns of the blog table)."""
+    if cases is None or cases.empty:
+        return {"n_cases": 0, "n_holds": 0, "n_fails": 0, "n_undecided": 0, "min_seeds": 0,
+                "effect_min": math.nan, "effect_max": math.nan}
+    h = cases["holds"]
+    return {"n_cases": len(cases), "n_holds": int((h == True).sum()), "n_fails": int((h == False).sum()),  # noqa: E712
+            "n_undecided": int(h.isna().sum()), "min_seeds": int(cases["n"].min()),
+            "effect_min": float(cases["effect"].min()), "effect_max": float(cases["effect"].max())}
+
+
+def case_table(source) -> pd.DataFrame:
+    """Every case of every claim, one row each: claim, data set, a description of the case (its
+    other conditions), the statistics of ``mlplab.analysis.verdicts`` and the decision."""
+    rows = []
+    for cid, c in all_cases(load(source)).items():
+        conds = [x for x in c.attrs.get("conds", CONDS[cid]) if x != "dataset"]
+        for r in c.itertuples(index=False):
+            rows.append({"claim": cid, "dataset": getattr(r, "dataset", ""), "case": _case_name(r, conds),
+                         "n": r.n, "effect": r.effect, "low": r.low, "high": r.high, "coverage": r.coverage, "p": r.p,
+                         "decision": {True: "holds", False: "fails"}.get(r.holds, "undecided"), "unit": UNITS[cid]})
+    return pd.DataFrame(rows, columns=["claim", "dataset", "case", "n", "effect", "low", "high", "coverage", "p",
+                                       "decision", "unit"])
+
+
+def divergence_text(pr: pd.DataFrame) -> str:
+    """How the runs of the exploding settings ended: divergence counts and where."""
+    d = exploding_settings(pr)
+    if d.empty:
+        return ""
+    out = []
+    for clip, g in d.groupby("clip"):
+        div = g[g["diverged"]]
+        where = ""
+        if len(div):
+            where = f", non-finite at step {fmt(div['diverged_step'].median())} (median)"
+        out.append(f"clip={clip}: {len(div)}/{len(g)} runs diverged{where}; largest finite gradient norm "
+                   f"{fmt(g['max_grad_norm'].median())} (median)")
+    return "; ".join(out)
+
+
+# -- all claims ---------------------------------------------------------------------------------------
+VERDICT_COLUMNS = ["claim", "post_claim", "check", "verdict", "evidence"]
+CONDS = {"1a": ["dataset", "depth", "loss"], "1b": ["dataset", "depth", "loss"],
+         "2": ["dataset", "phase", "depth"], "3": ["dataset", "activation", "sigma_w", "init", "depth"],
+         "4a": ["dataset", "phase", "depth", "loss"], "4b": ["dataset", "activation", "sigma_w", "depth", "loss"]}
+POST = {
+    "1a": "cross-entropy converges faster than MSE (δ^L has no σ' factor)",
+    "1b": "cross-entropy converges faster than MSE (δ^L has no σ' factor)",
+    "2": "gradients vanish toward the lower layers of a sigmoid network (σ' ≤ 1/4)",
+    "3": "gradients explode when the per-layer factor exceeds 1",
+    "4a": "ReLU (derivative 1) is a remedy for vanishing gradients",
+    "4b": "gradient clipping is a remedy for exploding gradients",
+}
+CHECK = {
+    "1a": f"plain sigmoid nets, no clipping: steps until the test accuracy reaches {ACC_FRAC:g} × the best median final "
+          "test accuracy of the compared losses; MSE over each cross-entropy twin, log10 per seed (> 0: cross-entropy faster)",
+    "1b": f"the same with the training accuracy (target {ACC_FRAC:g} × the best median final training accuracy)",
+    "2": f"plain sigmoid nets, no clipping: log10({VANISH_BELOW:g} / ‖∂C/∂b^1‖/‖∂C/∂b^L‖) per seed "
+         f"(> 0: the first layer learns ≥ {1 / VANISH_BELOW:g}× slower), at step 0 and after training",
+    "3": "settings with mean-field factor √χ1 > 1: log10 of the step-0 first-to-last ratio per seed (> 0: the "
+         "gradient grows toward the input)",
+    "4a": "relu against its sigmoid twin: |log10 r_sigmoid| − |log10 r_relu| per seed (> 0: relu's ratio closer to 1)",
+    "4b": "settings with √χ1 > 1: norm clipping against its unclipped twin, per seed +1 if only the unclipped run "
+          "diverges (−1 the other way), else log10 of the final training losses unclipped / clipped",
+}
+UNTESTED = {
+    "1a": "no pair of plain, unclipped sigmoid runs that differ only in loss (mse against bce or softmax_ce) "
+          "where either run reaches a test-accuracy target",
+    "1b": "no pair of plain, unclipped sigmoid runs that differ only in loss (mse against bce or softmax_ce) "
+          "where either run reaches a training-accuracy target",
+    "2": "no plain, unclipped sigmoid network with a hidden layer",
+    "3": "no setting has a per-layer factor above 1: √χ1 ≤ 1 everywhere (e.g. relu needs σ_w > √2)",
+    "4a": "no relu run with a sigmoid twin",
+    "4b": "no setting with √χ1 > 1 has runs with and without norm clipping",
+}
+UNITS = {"1a": "log10 steps ratio", "1b": "log10 steps ratio", "2": "effect", "3": "log10 ratio", "4a": "effect",
+         "4b": "score"}
+
+
+def all_cases(source) -> dict[str, pd.DataFrame]:
+    """The cases of every claim, by claim id."""
+    pr = per_run(load(source))
+    return {
+        "1a": convergence_cases(pr, "test_accuracy"),
+        "1b": convergence_cases(pr, "train_accuracy"),
+        "2": vanishing_cases(pr),
+        "3": explode_cases(pr),
+        "4a": relu_cases(pr),
+        "4b": clipping_cases(pr),
+    }
+
+
+def verdicts(source, by_dataset: bool = False) -> pd.DataFrame:
+    """One row per checked claim: claim id, what the post says, how it is checked (with the
+    decision rule), the computed verdict, the numbers behind it as text and as columns
+    (``CASE_SUMMARY``). With ``by_dataset``, one row per claim and data set (``dataset``
+    column; "all" for the overall verdict)."""
     res = load(source)
-    cols = ["activation", "residual", "norm", "init", "sigma_w", "sigma_b", "lr", "depth", "phase", "n", "median", "q25", "q75", "per_layer", "predicted", "predicted_per_layer", "main"]
+    pr = per_run(res)
+    cases = all_cases(res)
+    rows = []
+    datasets = sorted(pr["dataset"].unique()) if by_dataset else []
+    for cid, c in cases.items():
+        conds = c.attrs.get("conds", CONDS[cid])
+        evidence_text = _effects_text(c, conds, UNITS[cid])
+        if cid in ("3", "4b"):
+            div = divergence_text(pr)
+            evidence_text = (div + "; " if div else "") + evidence_text
+        base = {"claim": cid, "post_claim": POST[cid], "check": CHECK[cid] + "; " + describe_level()}
+        rows.append({**base, "dataset": "all", "verdict": verdict(c, conds, UNTESTED[cid]), "evidence": evidence_text,
+                     **case_summary(c)})
+        for d in datasets:
+            sub = c[c["dataset"] == d] if not c.empty else c
+            inner = [x for x in conds if x != "dataset"]
+            rows.append({**base, "dataset": d, "verdict": verdict(sub, inner, UNTESTED[cid]),
+                         "evidence": _effects_text(sub, inner, UNITS[cid]), **case_summary(sub)})
+    cols = VERDICT_COLUMNS + (["dataset"] if by_dataset else []) + CASE_SUMMARY
+    out = pd.DataFrame(rows)
+    if not by_dataset:
+        out = out[out["dataset"] == "all"]
+    return out[cols].reset_index(drop=True)
+
+
+# -- for the report: how claims are decided, where data sets disagree --------------------------------
+def method_notes() -> list[str]:
+    """How the claims are measured and decided, for the report (one item per point)."""
+    return [
+        "**Matched comparisons.** Every comparison pairs runs whose configs differ only in the factor under test "
+        "(loss, activation, clip rule), seed by seed: same data, same initial weights where the shapes agree. "
+        "Runs without such a twin are not compared.",
+        f"**Decision rule.** Each case (a data set, depth, loss, …) turns its pairs into one effect per seed; {describe_level()}. "
+        "A case whose interval straddles no effect is undecided and named in the verdict.",
+        "**Claim 1 uses accuracy, not the loss.** The three losses start at different values and scales (a 10-class BCE near "
+        "7 nats, MSE near 1.2, softmax-CE near ln 10), so \"the loss halves\" is easy for one and real learning for another. "
+        f"The target is {ACC_FRAC:g} × the best median final accuracy of the compared losses in the same setting and depth, "
+        "the same number for every arm; a run that never reaches it counts as one logged step past its end, a pair where "
+        "neither run reaches it says nothing about speed and is left out, and a target already met at step 0 (nothing to "
+        "learn) is no target.",
+        "**Claims 2 and 4a** read Nielsen's speeds of learning: the first-to-last ratio ‖∂C/∂b^1‖/‖∂C/∂b^L‖ "
+        f"(‖∂C/∂W‖ under batch norm, where ∂C/∂b = 0), at step 0 and after training. Claim 2 holds in a case when the ratio "
+        f"is below {VANISH_BELOW:g} (the first layer learns ≥ {1 / VANISH_BELOW:g}× slower).",
+        "**Claim 3 is the post's mechanism**: a per-layer factor above 1 from the start. It is tested only in settings whose "
+        "mean-field factor √χ1 exceeds 1, on the step-0 ratio; whether runs later go non-finite is reported beside it, "
+        "not taken for the mechanism (any gradient can grow during training).",
+    ]
+
+
+def _kind(verdict_text: str) -> str:
+    """The kind of a verdict: 'reproduced', 'not reproduced', 'only when', 'undecided', 'not tested'."""
+    for k, word in (("not tested", NOT_TESTED), ("undecided", NOT_ENOUGH), ("only when", "reproduced only when"),
+                    ("not reproduced", "not reproduced"), ("reproduced", "reproduced")):
+        if verdict_text.startswith(word):
+            return k
+    return verdict_text
+
+
+def disagreements(source, by_dataset: pd.DataFrame | None = None) -> list[str]:
+    """Where the per-data-set verdicts of a claim differ, one line each: the verdicts, each data
+    set's median effects (over its cases) and the context that explains them (the accuracy
+    targets and steps of claim 1, the first-to-last ratios of claims 2 and 4a)."""
+    res = load(source)
+    v = verdicts(res, by_dataset=True) if by_dataset is None else by_dataset
+    cases, pr = all_cases(res), per_run(res)
+    out = []
+    for cid, g in v[v["dataset"] != "all"].groupby("claim", sort=False):
+        kinds = {d: _kind(t) for d, t in zip(g["dataset"], g["verdict"]) if _kind(t) != "not tested"}
+        if len(set(kinds.values())) < 2:
+            continue
+        said = "; ".join(f"{d}: {t}" for d, t in zip(g["dataset"], g["verdict"]) if d in kinds)
+        c = cases[cid]
+        why = []
+        for d in kinds:
+            mine = c[c["dataset"] == d]
+            e = mine["effect"].dropna()
+            span = f"{fmt(e.min())} to {fmt(e.max())}" if len(e) > 1 else fmt(e.iloc[0]) if len(e) else "n/a"
+            undecided = int(mine["holds"].isna().sum())
+            ctx = _context(cid, pr[pr["dataset"] == d])
+            why.append(f"{d}: median {UNITS[cid]} {span} over {len(mine)} case(s)"
+                       + (f", {undecided} undecided (the seeds disagree)" if undecided else "") + (f"; {ctx}" if ctx else ""))
+        out.append(f"**Claim {cid}** differs between data sets — {said}. In numbers: " + "; ".join(why) + ".")
+    return out
+
+
+def _context(cid: str, pr: pd.DataFrame) -> str:
+    """The numbers behind a claim on one data set, for ``disagreements``."""
+    if cid in ("1a", "1b"):
+        col = "test_accuracy" if cid == "1a" else "train_accuracy"
+        s = pr[(pr["activation"] == "sigmoid") & plain(pr) & (pr["clip"] == "none")]
+        t = s[f"target_{col}"].dropna()
+        med = s.groupby("loss")[f"steps_{col}"].median()
+        target = f"targets {fmt(t.min())}–{fmt(t.max())}" if len(t) else "no target"
+        return target + ", median steps " + ", ".join(f"{k} {fmt(x)}" for k, x in med.items())
+    if cid in ("2", "4a"):
+        s = pr[plain(pr) & (pr["clip"] == "none") & (pr["depth"] >= 1)]
+        if s.empty:
+            return ""
+        deepest = s[s["depth"] == s["depth"].max()]
+        med = deepest.groupby("activation")["ratio_init"].median()
+        return f"step-0 first/last ratio at depth {fmt(s['depth'].max())}: " + ", ".join(f"{k} {fmt(x)}" for k, x in med.items())
+    return ""
+
+
+# -- tables for the report and figures ------------------------------------------------------------------
+def claim_convergence(source) -> pd.DataFrame:
+    """Steps to the accuracy targets per data set, activation, depth and loss, over the plain
+    unclipped runs (claim 1's): median and quartiles over seeds, how many runs reach it, the
+    target."""
+    pr = per_run(load(source))
+    pr = pr[plain(pr) & (pr["clip"] == "none")]  # the runs claim 1 compares
+    rows = []
+    for target, column in (("test accuracy", "test_accuracy"), ("train accuracy", "train_accuracy")):
+        g = pr.groupby(["dataset", "activation", "depth", "loss"])
+        for key, d in g:
+            v = d[f"steps_{column}"].to_numpy(float)
+            reached = v < d["beyond"].to_numpy(float)
+            rows.append({"target": target, "dataset": key[0], "activation": key[1], "depth": key[2], "loss": key[3],
+                         "target_value": float(d[f"target_{column}"].median()), "n": len(v), "n_reached": int(reached.sum()),
+                         "median": float(np.median(np.where(reached, v, np.inf))),
+                         "q25": float(np.quantile(np.where(reached, v, np.inf), 0.25, method="nearest")),
+                         "q75": float(np.quantile(np.where(reached, v, np.inf), 0.75, method="nearest"))})
+    return pd.DataFrame(rows, columns=["target", "dataset", "activation", "depth", "loss", "target_value", "n",
+                                       "n_reached", "median", "q25", "q75"])
+
+
+def claim_vanishing(source) -> pd.DataFrame:
+    """First-to-last gradient ratio by setting, depth and phase over the unclipped runs:
+    median, quartiles, per-layer factor (median^(1/depth)) and the mean-field prediction."""
+    res = load(source)
+    cols = ["dataset", "activation", "residual", "norm", "init", "sigma_w", "sigma_b", "lr", "depth", "phase", "n", "median",
+            "q25", "q75", "per_layer", "predicted", "predicted_per_layer", "main"]
     runs = res.runs[res.runs["clip"] == "none"]
     ratios = gradient_ratios(res.layers[res.layers["run_id"].isin(runs["run_id"])])
     if ratios.empty:
         return pd.DataFrame(columns=cols)
-    keys = ["activation", "residual", "norm", "init", "sigma_w", "sigma_b", "lr", "width", "depth"]
+    keys = ["dataset", "activation", "residual", "norm", "init", "sigma_w", "sigma_b", "lr", "width", "depth"]
     d = ratios.merge(runs[["run_id"] + keys], on="run_id")
     g = d.groupby(keys + ["phase"])["ratio"]
-    out = pd.DataFrame({
-        "n": g.size(), "median": g.median(),
-        "q25": g.quantile(0.25), "q75": g.quantile(0.75),
-    }).reset_index()
+    out = pd.DataFrame({"n": g.size(), "median": g.median(), "q25": g.quantile(0.25), "q75": g.quantile(0.75)}).reset_index()
     with np.errstate(divide="ignore", invalid="ignore"):
         out["per_layer"] = out["median"] ** (1.0 / out["depth"])
     pred = {k: predicted_ratio(k.activation, k.init, k.sigma_w, k.sigma_b, k.width, k.depth, k.residual, k.norm)
@@ -301,182 +580,38 @@ def claim_vanishing(source) -> pd.DataFrame:
     out["predicted_per_layer"] = out["predicted"] ** (1.0 / out["depth"])
     out["main"] = _is_main(out, main_runs(res.runs))
     out["phase"] = pd.Categorical(out["phase"], PHASES, ordered=True)
-    return out.sort_values(["main", "activation", "residual", "norm", "init", "sigma_w", "phase", "depth"],
-                           ascending=[False, True, True, True, True, True, True, True])[cols].reset_index(drop=True)
+    return out.sort_values(["main", "dataset", "activation", "residual", "norm", "init", "sigma_w", "phase", "depth"],
+                           ascending=[False] + [True] * 8)[cols].reset_index(drop=True)
 
 
 def _is_main(table: pd.DataFrame, main: pd.DataFrame) -> pd.Series:
-    """Rows of ``table`` whose (residual, norm, init, σ_w, σ_b, lr) setting is in the main grid."""
-    keys = ["residual", "norm", "init", "sigma_w", "sigma_b", "lr"]
+    """Rows of ``table`` whose setting is in the main grid."""
+    keys = ["dataset", "residual", "norm", "init", "sigma_w", "sigma_b", "lr"]
     if main.empty:
         return pd.Series(False, index=table.index)
     ref = main[keys].drop_duplicates().astype(str).agg("|".join, axis=1)
     return table[keys].astype(str).agg("|".join, axis=1).isin(set(ref))
 
 
-def vanishing_cases(van: pd.DataFrame, activation: str = "sigmoid", below: float = VANISH_BELOW) -> pd.DataFrame:
-    """One case per (phase, depth) of the main grid: is the median ratio below ``below``?"""
-    d = van[van["main"] & (van["activation"] == activation)]
-    return pd.DataFrame({
-        "phase": d["phase"].astype(str), "depth": d["depth"],
-        "holds": [None if math.isnan(m) else bool(m < below) for m in d["median"]],
-    })
-
-
-def relu_cases(van: pd.DataFrame) -> pd.DataFrame:
-    """One case per (phase, depth): is ReLU's median ratio above the sigmoid's?"""
-    d = van[van["main"]]
+def claim_exploding(source) -> pd.DataFrame:
+    """Per plain setting and clip rule: divergence, the largest finite gradient norm (every step,
+    from the runs table), the median step-0 first-to-last ratio, and the mean-field factor √χ1
+    (``exploding``: √χ1 > 1)."""
+    pr = per_run(load(source))
+    d = pr[plain(pr) & (pr["depth"] >= 1)].copy()
+    keys = ["dataset", "activation", "init", "sigma_w", "sigma_b", "width", "depth", "loss"]
+    cols = keys + ["clip", "n", "n_diverged", "diverged_step", "max_grad_norm", "final_loss", "ratio_step0", "factor",
+                   "exploding"]
     if d.empty:
-        return pd.DataFrame(columns=["phase", "depth", "holds"])
-    piv = d.pivot_table(index=["phase", "depth"], columns="activation", values="median", observed=True)
-    if "relu" not in piv or "sigmoid" not in piv:
-        return pd.DataFrame(columns=["phase", "depth", "holds"])
-    piv = piv.dropna(subset=["relu", "sigmoid"])
-    return pd.DataFrame({
-        "phase": piv.index.get_level_values("phase").astype(str),
-        "depth": piv.index.get_level_values("depth"),
-        "holds": (piv["relu"] > piv["sigmoid"]).to_numpy(),
-    })
-
-
-def _ratio_evidence(van: pd.DataFrame, activations) -> str:
-    d = van[van["main"] & van["activation"].isin(activations)]
-    parts = []
-    for (phase, act), g in d.groupby(["phase", "activation"], observed=True, sort=True):
-        vals = ", ".join(f"{r.depth}: {fmt(r.median)}" for r in g.sort_values("depth").itertuples())
-        parts.append(f"{act}, {phase} (depth: ratio) {vals}")
-    return "; ".join(parts) or f"no {' or '.join(activations)} runs with hidden layers in the main grid"
-
-
-# -- claims 3 and 4: exploding gradients and clipping ---------------------------------------------
-def claim_exploding(source, factor: float = EXPLODE_FACTOR) -> pd.DataFrame:
-    """Per setting (config without clip rule and seed) and clip rule: divergence rate, median
-    final loss of the runs that finished, median of the per-run maximum (pre-clip) gradient norm,
-    median step-0 first-to-last ratio. ``exploding`` marks settings whose unclipped runs diverge
-    or whose gradient norm grows ``factor``-fold."""
-    res = load(source)
-    runs = res.runs
-    keys = present(runs, CONFIG)
-    cols = keys + ["clip", "clip_threshold", "n", "n_diverged", "diverged_rate", "final_loss", "max_grad_norm", "growth", "ratio_step0", "exploding"]
-    if runs.empty:
         return pd.DataFrame(columns=cols)
-    st = res.steps
-    per_run = pd.DataFrame({
-        "max_grad_norm": st.groupby("run_id")["grad_norm"].max(),
-        "grad_norm0": st[st["step"] == 0].groupby("run_id")["grad_norm"].first(),
-    })
-    ratios = gradient_ratios(res.layers)
-    r0 = ratios[ratios["phase"] == PHASES[0]].set_index("run_id")["ratio"].rename("ratio_step0")
-    d = runs.merge(per_run.join(r0, how="left"), left_on="run_id", right_index=True, how="left")
-    d["diverged"] = d["status"] == "diverged"
-    with np.errstate(divide="ignore", invalid="ignore"):
-        d["growth"] = d["max_grad_norm"] / d["grad_norm0"]
-    clip_key = ["clip", "clip_threshold"]
-    g = d.groupby(keys + clip_key, dropna=False)
+    fk = ["activation", "init", "sigma_w", "sigma_b", "width"]
+    factors = {k: predicted_factor(*k) for k in d[fk].drop_duplicates().itertuples(index=False, name=None)}
+    d["factor"] = [factors[k] for k in d[fk].itertuples(index=False, name=None)]
+    g = d.groupby(keys + ["clip"], dropna=False)
     out = pd.DataFrame({
-        "n": g.size(), "n_diverged": g["diverged"].sum(),
-        "final_loss": g["final_loss"].median(), "max_grad_norm": g["max_grad_norm"].median(),
-        "growth": g["growth"].median(), "ratio_step0": g["ratio_step0"].median(),
+        "n": g.size(), "n_diverged": g["diverged"].sum(), "diverged_step": g["diverged_step"].median(),
+        "max_grad_norm": g["max_grad_norm"].median(), "final_loss": g["final_loss"].median(),
+        "ratio_step0": g["ratio_init"].median(), "factor": g["factor"].first(),
     }).reset_index()
-    out["diverged_rate"] = out["n_diverged"] / out["n"]
-    unclipped = out[out["clip"] == "none"]
-    boom = unclipped[(unclipped["n_diverged"] > 0) | (unclipped["growth"] >= factor)]
-    sig = lambda df: df[keys].astype(str).agg("|".join, axis=1)  # noqa: E731
-    out["exploding"] = sig(out).isin(set(sig(boom))) if len(boom) else False
-    return out.sort_values(["exploding"] + keys + clip_key, ascending=[False] + [True] * (len(keys) + 2))[cols].reset_index(drop=True)
-
-
-def varying(df: pd.DataFrame, cols) -> list[str]:
-    return [c for c in cols if c in df and df[c].nunique(dropna=False) > 1]
-
-
-def explode_cases(exp: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """One case per exploding unclipped setting: did the gradient grow toward the input
-    (step-0 first-to-last ratio > 1)?"""
-    d = exp[exp["exploding"] & (exp["clip"] == "none")]
-    conds = varying(d, ["activation", "loss", "depth", "sigma_w", "init", "lr"])
-    cases = d[conds].copy()
-    cases["holds"] = [None if math.isnan(r) else bool(r > 1) for r in d["ratio_step0"]]
-    return cases, conds
-
-
-def clipping_cases(exp: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """One case per exploding setting with both unclipped and norm-clipped runs: does norm
-    clipping lower the divergence rate (or, when neither diverges, the final loss)?"""
-    d = exp[exp["exploding"]]
-    keys = present(d, CONFIG)
-    none = d[d["clip"] == "none"].set_index(keys)
-    norm = d[d["clip"] == "norm"].groupby(keys).first()
-    both = none.index.intersection(norm.index)
-    rows = []
-    for k in both:
-        a, b = none.loc[k], norm.loc[k]
-        a = a.iloc[0] if isinstance(a, pd.DataFrame) else a
-        if a["diverged_rate"] > 0 or b["diverged_rate"] > 0:
-            holds = bool(b["diverged_rate"] < a["diverged_rate"])
-        else:
-            holds = bool(b["final_loss"] < a["final_loss"])
-        rows.append(dict(zip(keys, k if isinstance(k, tuple) else (k,)), holds=holds))
-    cases = pd.DataFrame(rows, columns=keys + ["holds"])
-    conds = varying(cases, ["activation", "loss", "depth", "sigma_w", "init", "lr"])
-    return cases[conds + ["holds"]], conds
-
-
-def _explode_evidence(exp: pd.DataFrame) -> str:
-    d = exp[exp["exploding"]]
-    if d.empty:
-        return "no setting explodes"
-    parts = []
-    for clip, g in d.groupby("clip"):
-        parts.append(
-            f"clip={clip}: {int(g['n_diverged'].sum())}/{int(g['n'].sum())} runs diverge, "
-            f"median final loss {fmt(g['final_loss'].median())}, "
-            f"median max gradient norm {fmt(g['max_grad_norm'].median())}, "
-            f"step-0 ratio {fmt(g['ratio_step0'].median())}"
-        )
-    where = varying(d, ["activation", "loss", "depth", "sigma_w", "init", "lr"])
-    n_set = len(d[d["clip"] == "none"])
-    what = f"{n_set} exploding setting" + ("s" if n_set != 1 else "") + (f" (varying {', '.join(where)})" if where else "")
-    return f"{what}: " + "; ".join(parts)
-
-
-# -- all claims -----------------------------------------------------------------------------------
-VERDICT_COLUMNS = ["claim", "post_claim", "check", "verdict", "evidence"]
-
-
-def verdicts(source, loss_frac: float = LOSS_FRAC, acc_target: float | None = None) -> pd.DataFrame:
-    """One row per checked claim: claim id, what the post says, how it is checked, the computed
-    verdict and the numbers behind it."""
-    res = load(source)
-    main = main_runs(res.runs)
-    setting = setting_values(main) if not main.empty else "no main grid"
-    acc = accuracy_target(main) if acc_target is None else acc_target
-    conv = claim_convergence(res, loss_frac, acc)
-    van = claim_vanishing(res)
-    exp = claim_exploding(res)
-    rows = []
-
-    def add(cid, post, check, cases, conds, evidence):
-        v = verdict(cases, conds)
-        rows.append({"claim": cid, "post_claim": post, "check": check, "verdict": v, "evidence": evidence})
-
-    post1 = "cross-entropy converges faster than MSE (δ^L has no σ' factor)"
-    for cid, target, what in [("1a", "train loss", f"training loss ≤ {loss_frac:g} × its initial value"), ("1b", "test accuracy", f"test accuracy ≥ {fmt(acc)}")]:
-        add(cid, post1, f"sigmoid, {setting}: median steps (over seeds) until {what}; bce and softmax_ce vs mse at each depth",
-            convergence_cases(conv, target), ["depth", "loss"], _convergence_evidence(conv, target))
-    add("2", "gradients vanish toward the lower layers of a sigmoid network (σ' ≤ 1/4)",
-        f"sigmoid, {setting}: median ‖∂C/∂b^1‖/‖∂C/∂b^L‖ < {VANISH_BELOW:g} (first layer learns ≥ {1 / VANISH_BELOW:g}× slower)",
-        vanishing_cases(van), ["phase", "depth"], _ratio_evidence(van, ["sigmoid"]))
-    add("4a", "ReLU (derivative 1) is a remedy for vanishing gradients",
-        f"{setting}: median first-to-last ratio of relu > sigmoid at each depth and phase",
-        relu_cases(van), ["phase", "depth"], _ratio_evidence(van, ["relu"]))
-    cases, conds = explode_cases(exp)
-    add("3", "gradients explode when the per-layer factor exceeds 1",
-        f"settings whose unclipped runs diverge or whose gradient norm grows ≥ {EXPLODE_FACTOR:g}×: step-0 first-to-last ratio > 1",
-        cases, conds, _explode_evidence(exp))
-    cases, conds = clipping_cases(exp)
-    add("4b", "gradient clipping is a remedy for exploding gradients",
-        "exploding settings: norm clipping lowers the divergence rate (or the final loss when neither diverges)",
-        cases, conds, _explode_evidence(exp) if not cases.empty else "no exploding setting has both clip=none and clip=norm runs")
-    order = {"1a": 0, "1b": 1, "2": 2, "3": 3, "4a": 4, "4b": 5}
-    return pd.DataFrame(rows, columns=VERDICT_COLUMNS).sort_values("claim", key=lambda s: s.map(order)).reset_index(drop=True)
+    out["exploding"] = out["factor"] > 1
+    return out.sort_values(["exploding"] + keys + ["clip"], ascending=[False] + [True] * (len(keys) + 1))[cols].reset_index(drop=True)

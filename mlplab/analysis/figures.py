@@ -10,6 +10,7 @@ ordered values (depth, layer).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from pathlib import Path
@@ -33,7 +34,7 @@ TITLES = {
     "ratio_vs_depth": "2. First-to-last layer gradient ratio vs depth, with the mean-field prediction",
     "curves": "3. Training loss and test accuracy at one learning rate, per loss",
     "exploding": "4. Per-layer gradient norm of exploding runs, unclipped vs norm-clipped",
-    "steps_heatmap": "5. Steps to reach the targets, depth × loss, per activation",
+    "steps_heatmap": "5. Steps to reach the accuracy targets, depth × loss, per data set",
 }
 
 
@@ -57,18 +58,53 @@ def ordered_colors(values) -> dict:
     return dict(zip(vals, sns.color_palette(ORDERED, max(len(vals), 1))))
 
 
+REPORT_WIDTH_PX = 1040  # the widest an image is shown in the HTML report (its CSS)
+MIN_TEXT_PX = 9  # the smallest text a figure may show at that width
+
+
+@contextlib.contextmanager
+def style():
+    """The look of every mlplab figure: white grid, text ≥ 8.5 pt (≥ 9 px at the report's width
+    for figures up to 10 in wide at ``DPI``)."""
+    rc = {"font.size": 9.5, "axes.titlesize": 10, "axes.labelsize": 9.5, "xtick.labelsize": 9, "ytick.labelsize": 9,
+          "legend.fontsize": 9, "legend.title_fontsize": 9.5, "figure.titlesize": 10.5}
+    with sns.axes_style("whitegrid"), sns.plotting_context("paper", rc=rc), np.errstate(divide="ignore", invalid="ignore"):
+        yield
+
+
+def smallest_text_pt(fig) -> float:
+    """The smallest font size (pt) of any visible, non-empty text of ``fig``."""
+    sizes = [t.get_fontsize() for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
+    return min(sizes) if sizes else math.inf
+
+
+def text_px_in_report(png: Path) -> float:
+    """The smallest text of a figure saved by ``save``, in pixels as the HTML report shows it
+    (scaled down to ``REPORT_WIDTH_PX`` when wider)."""
+    from PIL import Image
+
+    with Image.open(png) as im:
+        width, pt = im.width, float(im.text["smallest text pt"])
+    return pt / 72 * DPI * min(1.0, REPORT_WIDTH_PX / width)
+
+
 def save(fig, outdir: Path, name: str) -> list[Path]:
-    """Write ``fig`` as ``name``.png and ``name``.svg in ``outdir``; close it."""
+    """Write ``fig`` as ``name``.png and ``name``.svg in ``outdir``; close it. The PNG records
+    its smallest font size (``text_px_in_report`` reads it back)."""
     outdir.mkdir(parents=True, exist_ok=True)
     paths = [outdir / f"{name}.png", outdir / f"{name}.svg"]
-    fig.savefig(paths[0], dpi=DPI, bbox_inches="tight")
+    fig.savefig(paths[0], dpi=DPI, bbox_inches="tight", metadata={"smallest text pt": f"{smallest_text_pt(fig):g}"})
     fig.savefig(paths[1], bbox_inches="tight")
     plt.close(fig)
     return paths
 
 
+MAX_WIDTH_IN = 8.8  # panels; a legend outside adds about an inch: the PNG stays ≤ ~10 in
+
+
 def _grid(nrows: int, ncols: int, w: float = 3.6, h: float = 3.0, **kw):
-    fig, axes = plt.subplots(nrows, ncols, figsize=(w * ncols + 1.2, h * nrows + 0.6), squeeze=False, **kw)
+    width = min(w * ncols + 1.2, MAX_WIDTH_IN)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width, h * nrows + 0.6), squeeze=False, **kw)
     return fig, axes
 
 
@@ -183,7 +219,7 @@ def fig_ratio_vs_depth(res) -> plt.Figure:
         ax.axhline(1.0, color="0.5", lw=0.8)
         if (p["ratio"] <= 0).any():
             ax.axhline(floor, color="0.6", lw=0.6, ls="--")
-            ax.annotate("exactly 0 (dead first layer)", (0.02, floor), xycoords=("axes fraction", "data"), xytext=(0, 3), textcoords="offset points", fontsize=7, color="0.4")
+            ax.annotate("exactly 0 (dead first layer)", (0.02, floor), xycoords=("axes fraction", "data"), xytext=(0, 3), textcoords="offset points", fontsize=8, color="0.4")
         ax.set_yscale("log")
         ax.set_xticks(depths)
         ax.set_xlabel("depth (hidden layers)")
@@ -234,14 +270,14 @@ def fig_curves(res) -> plt.Figure:
 
 # -- 4. exploding runs, clipped vs not ---------------------------------------------------------------
 def exploding_examples(res, n: int = 2) -> pd.DataFrame:
-    """Up to ``n`` exploding settings with both clip rules (deepest and most often diverging
-    first), with the lowest seed present in both."""
+    """Up to ``n`` settings with a per-layer factor above 1 (√χ1 > 1) run with both clip rules
+    (most often diverging, then deepest, first), with the lowest seed present in both."""
     exp = claims.claim_exploding(res)
-    cases, _ = claims.clipping_cases(exp)
-    if cases.empty:
-        raise Skip("no exploding setting with both clip=none and clip=norm runs")
-    e = exp[exp["exploding"] & (exp["clip"] == "none")].sort_values(["diverged_rate", "depth", "ratio_step0"], ascending=False)
-    keys = claims.present(res.runs, claims.CONFIG)
+    e = exp[exp["exploding"] & (exp["clip"] == "none")]
+    if e.empty:
+        raise Skip("no setting has a per-layer factor above 1 (mean-field √χ1 > 1)")
+    e = e.sort_values(["n_diverged", "depth", "ratio_step0"], ascending=False)
+    keys = ["dataset", "activation", "init", "sigma_w", "sigma_b", "width", "depth", "loss"]
     picked = []
     for row in e.itertuples(index=False):
         sel = res.runs
@@ -258,7 +294,7 @@ def exploding_examples(res, n: int = 2) -> pd.DataFrame:
         if len(picked) == n:
             break
     if not picked:
-        raise Skip("no seed with both clip rules in an exploding setting")
+        raise Skip("no setting with √χ1 > 1 has runs with both clip=none and clip=norm")
     return pd.concat(picked)
 
 
@@ -296,7 +332,7 @@ def fig_exploding(res) -> plt.Figure:
             if i == settings.ngroups - 1:
                 ax.set_xlabel("step (symmetric log scale)")
         axes[i, 0].set_ylabel(r"$\|\partial C/\partial b^l\|$ (before clipping)")
-        axes[i, 1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=7, ncol=1 + (len(colors) > 10))
+        axes[i, 1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8, ncol=1 + (len(colors) > 10))
     fig.suptitle(TITLES["exploding"] + "\nnorms are measured before clipping; clipping rescales the whole update to norm ≤ threshold", fontsize=11)
     fig.tight_layout()
     return fig
@@ -315,42 +351,42 @@ def _cell_text(median: float, reached: float, n: float) -> str:
 
 def fig_steps_heatmap(res) -> plt.Figure:
     conv = claims.claim_convergence(res)
+    conv = conv[conv["activation"] == "sigmoid"] if (conv["activation"] == "sigmoid").any() else conv
     if conv.empty:
-        raise Skip("no unclipped runs")
+        raise Skip("no runs")
     targets = list(pd.unique(conv["target"]))
-    acts = _order(conv["activation"], ACT_ORDER)
+    datasets = sorted(conv["dataset"].unique())
     losses = _order(conv["loss"], LOSS_ORDER)
-    fig, axes = _grid(len(targets), len(acts), w=3.4, h=3.0)
+    fig, axes = _grid(len(targets), len(datasets), w=3.4, h=3.0)
     finite = conv.loc[np.isfinite(conv["median"]) & (conv["median"] > 0), "median"]
     vmin, vmax = (finite.min(), finite.max()) if len(finite) else (1, 10)
     norm = matplotlib.colors.LogNorm(vmin=max(vmin, 1), vmax=max(vmax, vmin * 10, 2))
     cmap = sns.color_palette(ORDERED + "_r", as_cmap=True).with_extremes(bad="0.88")
     for i, target in enumerate(targets):
-        for j, act in enumerate(acts):
-            d = conv[(conv["target"] == target) & (conv["activation"] == act)]
+        for j, dataset in enumerate(datasets):
+            d = conv[(conv["target"] == target) & (conv["dataset"] == dataset)]
+            d = d.groupby(["depth", "loss"], as_index=False).first()
             med = d.pivot(index="depth", columns="loss", values="median").reindex(columns=losses)
             reached = d.pivot(index="depth", columns="loss", values="n_reached").reindex(columns=losses)
             n = d.pivot(index="depth", columns="loss", values="n").reindex(columns=losses)
             text = med.copy().astype(object)
             for r in med.index:
                 for c in med.columns:
-                    m, k, t = med.loc[r, c], reached.loc[r, c], n.loc[r, c]
-                    text.loc[r, c] = _cell_text(m, k, t)
+                    text.loc[r, c] = _cell_text(med.loc[r, c], reached.loc[r, c], n.loc[r, c])
             val = med.replace([np.inf], np.nan).astype(float)
             ax = axes[i, j]
-            sns.heatmap(val, ax=ax, annot=text.to_numpy(), fmt="", cmap=cmap, norm=norm, vmin=norm.vmin, vmax=norm.vmax, cbar=j == len(acts) - 1,
-                        cbar_kws={"label": "median steps"}, linewidths=0.5, linecolor="white", annot_kws={"fontsize": 7.5})
-            tv = d["target_value"].iloc[0]
-            what = f"train loss ≤ {tv:g} × initial" if target == "train loss" else f"test accuracy ≥ {tv:g}"
+            sns.heatmap(val, ax=ax, annot=text.to_numpy(), fmt="", cmap=cmap, norm=norm, vmin=norm.vmin, vmax=norm.vmax,
+                        cbar=j == len(datasets) - 1, cbar_kws={"label": "median steps"}, linewidths=0.5, linecolor="white",
+                        annot_kws={"fontsize": 8})
             for (r, c), t in np.ndenumerate(text.to_numpy()):
                 if pd.isna(val.iloc[r, c]) and t:
-                    ax.text(c + 0.5, r + 0.5, t, ha="center", va="center", fontsize=7.5, color="0.35")
-            ax.set_title(f"{act}: {what}", fontsize=9.5)
+                    ax.text(c + 0.5, r + 0.5, t, ha="center", va="center", fontsize=8, color="0.35")
+            ax.set_title(f"{dataset}: {target} ≥ {claims.ACC_FRAC:g} × best", fontsize=10)
             ax.set_xlabel("loss")
             ax.set_ylabel("depth (hidden layers)")
-    every = claims.setting_values(claims.main_runs(res.runs), ["log_every"]).replace("log_every=", "")
-    fig.suptitle(TITLES["steps_heatmap"] + "\nmedian over seeds of the first logged step that reaches the target"
-                 + (f" (logged every {every} steps)" if every else "") + "; grey: the median run never reaches it", fontsize=11)
+    fig.suptitle(TITLES["steps_heatmap"] + "\nsigmoid nets: median over seeds of the first logged step that reaches the "
+                 "target (the same accuracy target for every loss); grey: the median run never reaches it; blank: "
+                 "no loss learns", fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -372,7 +408,7 @@ def make_figures(source, outdir=None) -> dict[str, list[Path] | str]:
     res = load(source)
     outdir = Path(outdir) if outdir is not None else Path(res.path) / "figures"
     out: dict[str, list[Path] | str] = {}
-    with sns.axes_style("whitegrid"), sns.plotting_context("paper"), np.errstate(divide="ignore", invalid="ignore"):
+    with style():
         for i, (name, draw) in enumerate(FIGURES.items(), start=1):
             try:
                 fig = draw(res)

@@ -18,14 +18,14 @@ import html
 import math
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 import mlplab
-from mlplab.analysis import claims, command, figures, load, table
+from mlplab.analysis import claims, command, figures, load, remedies, table
+from mlplab.analysis.blocks import Block
 from mlplab.results import CONFIG_TYPES, ResultsError
 
 SECTIONS = [
@@ -38,30 +38,24 @@ SECTIONS = [
 ]
 
 
-@dataclass
-class Block:
-    kind: str  # h1, h2, p, list, table, figure, code
-    body: object
-    caption: str = ""
-
-
 # -- sections -------------------------------------------------------------------------------------
 POST = [
     "The post (2019, after Nielsen's *Neural Networks and Deep Learning*) derives backpropagation for "
-    "an MLP with sigmoid units: `z^l = W^l a^(l−1) + b^l`, `a^l = σ(z^l)`, `δ^l = ∂C/∂z^l`, "
-    "`δ^l = (W^(l+1))^T δ^(l+1) ⊙ σ'(z^l)`, `∂C/∂W^l = δ^l (a^(l−1))^T`, `∂C/∂b^l = δ^l`, and tabulates "
-    "the output error δ^L for three losses: MSE, binary cross-entropy (BCE) and softmax cross-entropy.",
+    r"an MLP with sigmoid units: $z^l = W^l a^{l-1} + b^l$, $a^l = \sigma(z^l)$, $\delta^l = \partial C/\partial z^l$, "
+    r"$\delta^l = (W^{l+1})^T \delta^{l+1} \odot \sigma'(z^l)$, $\partial C/\partial W^l = \delta^l (a^{l-1})^T$, "
+    r"$\partial C/\partial b^l = \delta^l$, and tabulates the output error $\delta^L$ for three losses: MSE, binary "
+    "cross-entropy (BCE) and softmax cross-entropy.",
     "From that table it draws four claims:",
 ]
 CLAIMS = [
-    "**1. Cross-entropy converges faster than MSE** with a sigmoid output: its δ^L = a^L − y lacks MSE's factor σ'(z^L).",
-    "**2. Vanishing gradients**: each layer down the recursion multiplies δ by another σ'(z) ≤ 1/4, so lower layers barely train.",
-    "**3. Exploding gradients**: when the per-layer factor exceeds 1, δ grows toward the input.",
+    r"**1. Cross-entropy converges faster than MSE** with a sigmoid output: its $\delta^L = a^L - y$ lacks MSE's factor $\sigma'(z^L)$.",
+    r"**2. Vanishing gradients**: each layer down the recursion multiplies $\delta$ by another $\sigma'(z) \le 1/4$, so lower layers barely train.",
+    r"**3. Exploding gradients**: when the per-layer factor exceeds 1, $\delta$ grows toward the input.",
     "**4. Remedies**: ReLU (derivative 1), gradient clipping, weight regularisation, residual connections, batch normalisation "
-    "(this study checks ReLU and norm clipping).",
+    "(claims 4a and 4b check ReLU and norm clipping; `make remedies` measures every remedy against its plain twin).",
 ]
 ERRATA = (
-    "A careful reading also finds four errata (the sigmoid's sign, the bias update, the softmax δ^L, "
+    r"A careful reading also finds four errata (the sigmoid's sign, the bias update, the softmax $\delta^L$, "
     "a summed rather than averaged batch gradient); they are checked numerically below."
 )
 FIGURE_NOTES = {
@@ -69,7 +63,7 @@ FIGURE_NOTES = {
     "ratio_vs_depth": "The first layer's speed over the output layer's, one dot per run. Below 1 the first layer learns more slowly than the output layer. The dotted lines are the mean-field prediction at initialisation (σ_w, σ_b of each setting), against which the left panel is read.",
     "curves": "Claim 1 at one learning rate: the loss whose curve falls (top) or rises (bottom) first converges faster. Training losses are divided by their step-0 value so the three losses share one axis.",
     "exploding": "The exploding setting whose unclipped runs diverge most often (deepest first), one seed, without and with norm clipping. Norms are measured before clipping; a cross marks the step at which the unclipped run diverged.",
-    "steps_heatmap": "Claim 1 at every depth: median steps to halve the training loss and to reach the test-accuracy target. The verdicts of claims 1a and 1b are computed from these numbers.",
+    "steps_heatmap": "Claim 1 at every depth and data set: median steps to reach the accuracy targets (the same for every loss). The verdicts of claims 1a and 1b compare these steps seed by seed.",
 }
 
 
@@ -78,25 +72,55 @@ def section_post() -> list[Block]:
 
 
 def section_checks(res, tab: pd.DataFrame) -> list[Block]:
-    """The claims first (with their details), then the errata and the formula table."""
+    """The claims first (how they are decided, per data set, in detail), then the errata and
+    the formula table."""
     out = [Block("h2", SECTIONS[1]), Block("p", "Verdicts at a glance: " + verdict_summary(tab) + ".")]
 
     def rows(section):
-        d = tab[tab["section"] == section].drop(columns="section")
+        d = tab[tab["section"] == section][table.TEXT_COLUMNS].drop(columns="section")
         return [Block("h3", table.SECTION_TITLES[section]), Block("table", d)] if not d.empty else []
 
+    out += [Block("h3", "How the claims are decided"), Block("list", claims.method_notes())]
+    claim_rows = tab[tab["section"] == "claim"]
+    untested = claim_rows[claim_rows["verdict"].str.startswith(claims.NOT_TESTED)]
+    if len(untested):
+        out.append(Block("p", "This folder cannot test claim(s) " + ", ".join(untested["item"]) +
+                         ": the verdict names what a sweep would need (e.g. `make blog`)."))
     out += rows("claim")
+    by_data = claims.verdicts(res, by_dataset=True)
+    if by_data["dataset"].nunique() > 2:  # "all" and at least two data sets
+        grid = by_data.pivot(index="claim", columns="dataset", values="verdict")
+        grid = grid[["all"] + [c for c in grid.columns if c != "all"]].reset_index().rename_axis(columns=None)
+        out += [Block("h3", "The claims per data set"), Block("table", grid)]
+        notes = claims.disagreements(res, by_data)
+        out.append(Block("list", notes) if notes else Block("p", "The data sets agree on every claim they can decide."))
+    tested = set(claim_rows.loc[~claim_rows["verdict"].str.startswith(claims.NOT_TESTED), "item"])
     conv = claims.claim_convergence(res)
-    if not conv.empty:
-        d = conv[conv["activation"] == "sigmoid"] if (conv["activation"] == "sigmoid").any() else conv
-        out += [Block("h3", "Claim 1 in detail: steps to target, median [quartiles] over seeds (k/n: runs that reach it)"),
-                Block("table", convergence_grid(d))]
+    conv = conv[conv["activation"] == "sigmoid"]
+    if not conv.empty and tested & {"1a", "1b"}:
+        out += [Block("h3", "Claim 1 in detail: steps to the accuracy target (sigmoid), median [quartiles] over seeds "
+                            "(k/n: runs that reach it)"),
+                Block("table", convergence_grid(conv))]
     exp = claims.claim_exploding(res)
     exp = exp[exp["exploding"]]
-    if not exp.empty:
-        keep = claims.varying(exp, ["activation", "loss", "depth", "sigma_w", "init", "lr"]) + [
-            "clip", "n", "n_diverged", "final_loss", "max_grad_norm", "ratio_step0"]
-        out += [Block("h3", "Claims 3 and 4b in detail: exploding settings, unclipped vs clipped"), Block("table", _pretty(exp[keep]))]
+    if not exp.empty and tested & {"3", "4b"}:
+        keep = ["activation"] + [c for c in claims.varying(exp, ["dataset", "loss", "depth", "sigma_w", "init"])] + [
+            "factor", "clip", "n", "n_diverged", "diverged_step", "max_grad_norm", "final_loss", "ratio_step0"]
+        d = exp[keep].rename(columns={"factor": "√χ1", "diverged_step": "non-finite at step (median)",
+                                      "max_grad_norm": "largest finite ‖∇‖ (median)", "ratio_step0": "first/last at step 0"})
+        out += [Block("h3", "Claims 3 and 4b in detail: the settings with √χ1 > 1, unclipped vs norm-clipped twins"),
+                Block("table", d)]
+    cases = claims.case_table(res)
+    if len(cases):
+        cases = cases.assign(interval=[f"[{claims.fmt(lo)}, {claims.fmt(hi)}]" for lo, hi in zip(cases["low"], cases["high"])])
+        keep = ["claim"] + (["dataset"] if cases["dataset"].nunique() > 1 else []) + [
+            "case", "n", "effect", "interval", "coverage", "p", "decision"]
+        out += [Block("h3", "Every case behind the verdicts"),
+                Block("p", "One row per case: the median effect over its seeds (the unit of each claim is in its check), "
+                           "the distribution-free interval of that median and its exact coverage, the one-sided sign-test "
+                           "p-value for a positive effect, and the decision. Also in `<folder>_claim_cases.{parquet,csv}` "
+                           "(`python -m mlplab.analysis.table`)."),
+                Block("table", cases[keep])]
     return out + rows("erratum") + rows("formula")
 
 
@@ -107,7 +131,9 @@ def verdict_summary(tab: pd.DataFrame) -> str:
     """'formulas: 17 holds, 4 ...; claims: 3 reproduced, 2 reproduced only when ...'."""
     parts = []
     for section, v in tab.groupby("section", sort=False)["verdict"]:
-        kinds = v.str.replace(r" \(undecided when .*\)$", "", regex=True).str.replace(r" only when .*", " only when (conditions)", regex=True)
+        kinds = (v.str.replace(r" \(undecided when .*\)$", "", regex=True)
+                 .str.replace(r" only when .*", " only when (conditions)", regex=True)
+                 .str.replace(r"^(not tested|not enough data) \(.*\)$", r"\1", regex=True))
         parts.append(f"{SECTION_NAMES.get(section, section)}: " + ", ".join(f"{n} {k}" for k, n in kinds.value_counts().items()))
     return "; ".join(parts)
 
@@ -121,10 +147,12 @@ def _steps_cell(r) -> str:
 
 
 def convergence_grid(conv: pd.DataFrame) -> pd.DataFrame:
-    """claims.claim_convergence as one row per (target, activation, depth), one column per loss."""
+    """claims.claim_convergence as one row per (target, data set, activation, depth), one column
+    per loss."""
     d = conv.assign(cell=[_steps_cell(r) for r in conv.itertuples()])
-    d["target"] = [f"{t} ({'≤ %g × initial' % v if t == 'train loss' else '≥ %g' % v})" for t, v in zip(d["target"], d["target_value"])]
-    g = d.pivot_table(index=["target", "lr", "activation", "depth"], columns="loss", values="cell", aggfunc="first", sort=False)
+    d["target"] = [f"{t} ≥ {v:.3g}" if v == v else f"{t}: none (met at step 0)" for t, v in zip(d["target"], d["target_value"])]
+    g = d.pivot_table(index=["target", "dataset", "activation", "depth"], columns="loss", values="cell",
+                      aggfunc="first", sort=False)
     order = [c for c in figures.LOSS_ORDER if c in g.columns] + [c for c in g.columns if c not in figures.LOSS_ORDER]
     return g[order].reset_index().rename_axis(columns=None)
 
@@ -242,19 +270,35 @@ def section_config(res) -> list[Block]:
     return out
 
 
+def blog_testable(tab: pd.DataFrame) -> bool:
+    """Whether the folder can test any of the post's claims."""
+    verdicts = tab.loc[tab["section"] == "claim", "verdict"]
+    return bool(len(verdicts)) and not verdicts.str.startswith(claims.NOT_TESTED).all()
+
+
 def build(source) -> list[Block]:
-    """Every block of the report, in order."""
+    """Every block of the report, in order, framed by what the folder holds: the blog study
+    where its claims can be tested, the remedies, Nielsen and edge-of-chaos studies where their
+    runs are present, then the configuration."""
     res = load(source)
     folder = Path(res.path)
     tab = table.blog_table(res)
-    made = figures.make_figures(res)
     head = [
         Block("h1", f"mlplab report: {folder.name}"),
         Block("p", f"Results folder `{folder.name}`: {len(res.runs)} runs. Rebuild with "
                    f"`make report SWEEP={folder.name}` (or `python -m mlplab.analysis.report <folder>`)."),
     ]
-    return (head + section_post() + section_checks(res, tab) + section_figures(made)
-            + section_theory(res) + section_nielsen(folder) + section_config(res))
+    blocks = head
+    if blog_testable(tab):
+        made = figures.make_figures(res)
+        blocks += section_post() + section_checks(res, tab) + section_figures(made) + section_theory(res)
+    else:
+        blocks.append(Block("p", "This folder cannot test any of the blog post's claims (it has no matched pair or "
+                                 "setting for them; `make blog` runs the study that can), so the report shows its own "
+                                 "studies only."))
+    blocks += remedies.report_blocks(res)
+    blocks += section_nielsen(folder)
+    return blocks + section_config(res)
 
 
 # -- rendering ------------------------------------------------------------------------------------
@@ -291,18 +335,35 @@ def to_markdown(blocks: list[Block], folder: Path) -> str:
     return "\n\n".join(out) + "\n"
 
 
+def _maths(tex: str) -> str:
+    """LaTeX to inline MathML (self-contained HTML: no script, no font download)."""
+    from latex2mathml.converter import convert
+
+    return convert(tex)
+
+
 def _inline(text: str) -> str:
-    """Escape, then `code`, **bold** and *italic* to HTML."""
-    s = html.escape(text)
-    s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
-    s = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", s)
-    return re.sub(r"(?<![\w*])\*([^*\s][^*]*)\*(?![\w*])", r"<em>\1</em>", s)
+    """Escape, then $maths$ to MathML, `code`, **bold** and *italic* to HTML."""
+    parts = re.split(r"\$([^$]+)\$", text)  # odd items are maths
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2:
+            out.append(_maths(part))
+            continue
+        s = html.escape(part)
+        s = re.sub(r"`([^`]+)`", r"<code>\1</code>", s)
+        s = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", s)
+        out.append(re.sub(r"(?<![\w*])\*([^*\s][^*]*)\*(?![\w*])", r"<em>\1</em>", s))
+    return "".join(out)
 
 
-CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;line-height:1.45;color:#222}
+CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 30px;line-height:1.45;color:#222}
 table{border-collapse:collapse;font-size:0.82em;margin:0.8em 0}td,th{border:1px solid #ccc;padding:3px 6px;vertical-align:top;text-align:left}
-th{background:#f3f3f3}code,pre{background:#f6f6f6;font-size:0.9em}pre{padding:0.6em;overflow-x:auto}
-figure{margin:1.2em 0}img{max-width:100%}figcaption{font-size:0.9em;color:#444}"""
+th{background:#f3f3f3}code,pre{background:#f6f6f6;font-size:0.9em}pre{padding:0.6em;overflow-x:auto;white-space:pre-wrap}
+figure{margin:1.2em 0}img{max-width:100%;height:auto}figcaption{font-size:0.9em;color:#444}math{font-size:1.05em}
+@media print{body{max-width:none;margin:0;padding:0;font-size:10pt}figure,table,pre{break-inside:avoid;page-break-inside:avoid}
+tr,img{break-inside:avoid;page-break-inside:avoid}h1,h2,h3{break-after:avoid;page-break-after:avoid}
+figcaption{break-before:avoid;page-break-before:avoid}a{color:inherit;text-decoration:none}}"""
 
 
 def to_html(blocks: list[Block]) -> str:

@@ -3,7 +3,8 @@
     python -m mlplab.analysis.table [results/blog]
 
 writes ``results/blog_table.md``, ``results/blog_table.parquet`` and ``results/blog_table.csv``
-(next to the results folder, named after it). One row per checked item, columns:
+(next to the results folder, named after it), and every case behind the claims' verdicts in
+``results/blog_claim_cases.{parquet,csv}``. One row per checked item, columns:
 
     section    formula | erratum | claim
     item       what is checked (the table cell, the erratum, the claim id)
@@ -11,7 +12,9 @@ writes ``results/blog_table.md``, ``results/blog_table.parquet`` and ``results/b
     check      the corrected formula or how the claim is measured
     verdict    computed: holds / does not hold, erratum confirmed, reproduced / not reproduced /
                reproduced only when ... / not enough data
-    evidence   the numbers behind the verdict
+    evidence   the numbers behind the verdict, as text
+    max_rel_error, n_cases, n_holds, n_fails, n_undecided, min_seeds, effect_min, effect_max
+               the same numbers as columns (``NUMERIC_COLUMNS``)
 
 Formula and erratum rows come from ``mlplab.analysis.formulas`` (checked by central
 differences, no results needed); claim rows from ``mlplab.analysis.claims`` on the results folder.
@@ -26,7 +29,13 @@ import pandas as pd
 
 from mlplab.analysis import claims, command, formulas, load
 
-COLUMNS = ["section", "item", "post_says", "check", "verdict", "evidence"]
+TEXT_COLUMNS = ["section", "item", "post_says", "check", "verdict", "evidence"]
+# the numbers behind the verdicts, next to the prose: for formulas and errata the largest
+# relative error and the number of random networks checked; for claims the counts and range of
+# their cases (``claims.CASE_SUMMARY``; every case: ``<name>_claim_cases.{parquet,csv}``)
+NUMERIC_COLUMNS = ["max_rel_error", "n_cases", "n_holds", "n_fails", "n_undecided", "min_seeds", "effect_min",
+                   "effect_max"]
+COLUMNS = TEXT_COLUMNS + NUMERIC_COLUMNS
 SECTION_TITLES = {
     "formula": "The post's comparison table, entry by entry (central differences)",
     "erratum": "The post's errata",
@@ -56,7 +65,8 @@ def formula_rows() -> pd.DataFrame:
             evidence += f"; {r['note']}"
         check = r["correct_formula"] if r["correct_formula"] != r["post_formula"] else "same"
         rows.append({"section": "formula", "item": f"{r['column']}: {r['entry']}", "post_says": r["post_formula"],
-                     "check": check, "verdict": verdict, "evidence": evidence})
+                     "check": check, "verdict": verdict, "evidence": evidence,
+                     "max_rel_error": float(r["max_rel_error"]), "n_cases": int(r["n_cases"])})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -74,7 +84,8 @@ def erratum_rows() -> pd.DataFrame:
         if r.get("note"):
             evidence += f"; {r['note']}"
         rows.append({"section": "erratum", "item": f"{r['erratum']}. {r['title']}", "post_says": r["post_formula"],
-                     "check": r["correct_formula"], "verdict": verdict, "evidence": evidence})
+                     "check": r["correct_formula"], "verdict": verdict, "evidence": evidence,
+                     "max_rel_error": float(r["max_rel_error"])})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -84,13 +95,15 @@ def claim_rows(source) -> pd.DataFrame:
     return pd.DataFrame({
         "section": "claim", "item": v["claim"], "post_says": v["post_claim"],
         "check": v["check"], "verdict": v["verdict"], "evidence": v["evidence"],
+        **{c: v[c] for c in claims.CASE_SUMMARY},
     }, columns=COLUMNS)
 
 
 def blog_table(source) -> pd.DataFrame:
     """Formula, erratum and claim rows in one table (``COLUMNS``)."""
     res = load(source)
-    return pd.concat([formula_rows(), erratum_rows(), claim_rows(res)], ignore_index=True)
+    t = pd.concat([formula_rows(), erratum_rows(), claim_rows(res)], ignore_index=True)
+    return t.astype({c: "Int64" for c in NUMERIC_COLUMNS if c.startswith(("n_", "min_"))})
 
 
 # -- Markdown -------------------------------------------------------------------------------------
@@ -119,7 +132,7 @@ def table_markdown(table: pd.DataFrame, folder: Path) -> str:
         "Rebuild with `python -m mlplab.analysis.table " + f"{folder.parent.name}/{folder.name}`.",
     ]
     for section, title in SECTION_TITLES.items():
-        d = table[table["section"] == section].drop(columns="section")
+        d = table[table["section"] == section][TEXT_COLUMNS].drop(columns="section")
         if d.empty:
             continue
         parts += ["", f"## {title}", "", markdown_table(d, FORMULA_COLUMNS if section != "claim" else ())]
@@ -130,7 +143,9 @@ def table_paths(folder) -> dict[str, Path]:
     """``<parent>/<name>_table.{md,parquet,csv}`` for the results folder ``<parent>/<name>``."""
     folder = Path(folder)
     stem = folder.parent / f"{folder.name}_table"
-    return {ext: stem.with_suffix(f".{ext}") for ext in ("md", "parquet", "csv")}
+    paths = {ext: stem.with_suffix(f".{ext}") for ext in ("md", "parquet", "csv")}
+    cases = folder.parent / f"{folder.name}_claim_cases"
+    return paths | {f"cases_{ext}": cases.with_suffix(f".{ext}") for ext in ("parquet", "csv")}
 
 
 def write_table(source) -> dict[str, Path]:
@@ -141,6 +156,9 @@ def write_table(source) -> dict[str, Path]:
     paths["md"].write_text(table_markdown(table, Path(res.path)), encoding="utf-8")
     table.to_parquet(paths["parquet"], index=False)
     table.to_csv(paths["csv"], index=False)
+    cases = claims.case_table(res)
+    cases.to_parquet(paths["cases_parquet"], index=False)
+    cases.to_csv(paths["cases_csv"], index=False)
     return paths
 
 

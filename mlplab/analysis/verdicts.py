@@ -1,0 +1,166 @@
+"""Verdicts that state their evidence: per-case statistics and the words a claim gets.
+
+A claim is checked on *cases* (one per depth, loss, data set...). Each case compares matched
+runs — the arms differ only in the factor under test and are paired by seed — through one
+number per pair, its *effect*, signed so that a positive effect is what the claim says (e.g.
+log10 of MSE's steps over cross-entropy's). A case then
+
+* **holds** when the interval of the median effect lies above the no-effect value,
+* **fails** when it lies below,
+* is **undecided** otherwise, or when it has fewer than ``MIN_SEEDS`` pairs.
+
+The interval is distribution-free: order statistics of the per-seed effects that cover the
+median with probability ≥ 90 % (two-sided; the binomial distribution of how many effects fall
+below it), so "the interval excludes no effect" is a one-sided sign test at 5 %. With 5 seeds
+the interval is [smallest, largest] (93.8 %): a case decides only when every seed agrees.
+
+A claim's verdict over its cases: ``reproduced``, ``not reproduced``, ``reproduced only when
+…`` (naming the conditions), ``not tested (…)`` when the sweep has no case that could decide
+it (named), ``not enough data (…)`` when cases exist but none decides.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+LEVEL = 0.90  # two-sided coverage of the median's interval: a one-sided test at 5 %
+MIN_SEEDS = 5  # pairs a case needs before it can decide
+NOT_ENOUGH = "not enough data"
+NOT_TESTED = "not tested"
+STAT_COLUMNS = ["n", "effect", "low", "high", "coverage", "p", "holds"]
+
+
+def describe_level() -> str:
+    return (f"a case decides when the {100 * LEVEL:.0f} % distribution-free interval of the median effect over seeds "
+            f"(order statistics; a one-sided sign test at {50 * (1 - LEVEL):.0f} %) excludes no effect, with ≥ {MIN_SEEDS} seeds")
+
+
+@dataclass
+class Evidence:
+    """One case's numbers: pairs, median effect, its interval (and coverage), the one-sided
+    sign-test p-value for a positive effect, and the decision."""
+
+    n: int
+    effect: float
+    low: float
+    high: float
+    coverage: float
+    p: float
+    holds: bool | None
+
+    def row(self) -> dict:
+        return {k: getattr(self, k) for k in STAT_COLUMNS}
+
+
+def binom_cdf(k: int, n: int) -> float:
+    """P(Binomial(n, 1/2) ≤ k)."""
+    return sum(math.comb(n, i) for i in range(0, k + 1)) / 2**n if k >= 0 else 0.0
+
+
+def median_interval(x: np.ndarray, level: float = LEVEL) -> tuple[float, float, float]:
+    """(low, high, coverage): order statistics x(k) ≤ median ≤ x(n−k+1) with the largest k
+    whose coverage 1 − 2 P(Bin(n, ½) ≤ k − 1) is still ≥ ``level`` (k = 1, the range, when even
+    that falls short: its coverage is returned)."""
+    x = np.sort(np.asarray(x, float))
+    n = len(x)
+    k = 1
+    while k + 1 <= (n + 1) // 2 and 1 - 2 * binom_cdf(k, n) >= level:
+        k += 1
+    return float(x[k - 1]), float(x[n - k]), 1 - 2 * binom_cdf(k - 1, n)
+
+
+def evidence(effects, zero: float = 0.0, min_n: int = MIN_SEEDS) -> Evidence:
+    """The statistics of one case from its per-pair effects (NaN pairs dropped): a positive
+    effect is the claim's direction; ``zero`` is "no effect"."""
+    x = np.asarray([e for e in effects if not (isinstance(e, float) and math.isnan(e))], float)
+    n = len(x)
+    if n == 0:
+        return Evidence(0, math.nan, math.nan, math.nan, math.nan, math.nan, None)
+    low, high, cov = median_interval(x)
+    above, below = int((x > zero).sum()), int((x < zero).sum())
+    p = 1 - binom_cdf(above - 1, above + below) if above + below else 1.0  # P(≥ above | no effect)
+    holds = None
+    if n >= min_n:
+        holds = True if low > zero else False if high < zero else None
+    return Evidence(n, float(np.median(x)), low, high, cov, p, holds)
+
+
+# -- a claim's verdict over its cases ------------------------------------------------------------
+def fmt(x) -> str:
+    """Short human form of a number (or a value)."""
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
+        return str(x)
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    if math.isnan(x):
+        return "n/a"
+    if math.isinf(x):
+        return "never" if x > 0 else "-inf"
+    if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e5):
+        return f"{x:.1e}"
+    return f"{x:.3g}"
+
+
+def _describe(values: list, holding: set) -> str:
+    """How the holding values of one column read: 'depth ≤ 4', 'loss ∈ {bce, softmax_ce}'."""
+    vals = sorted(values, key=lambda v: (str(type(v)), v))
+    if all(isinstance(v, (int, float, np.integer, np.floating)) for v in vals) and len(vals) > 2:
+        flags = [v in holding for v in vals]
+        if flags == sorted(flags, reverse=True):
+            return f"≤ {fmt(max(holding))}"
+        if flags == sorted(flags):
+            return f"≥ {fmt(min(holding))}"
+    inside = [fmt(v) for v in vals if v in holding]
+    return f"= {inside[0]}" if len(inside) == 1 else "∈ {" + ", ".join(inside) + "}"
+
+
+def where(cases: pd.DataFrame, conds: list[str]) -> str:
+    """The conditions under which ``cases.holds`` is True, as short text."""
+    for c in conds:
+        yes = set(cases.loc[cases["holds"], c])
+        no = set(cases.loc[~cases["holds"], c])
+        if yes and not yes & no:
+            return f"{c} {_describe(list(yes | no), yes)}"
+    if not conds:
+        return "in some cases"
+    c, parts = conds[0], []
+    for v, g in cases.groupby(c, sort=True):
+        if g["holds"].all():
+            parts.append(f"{c} = {fmt(v)}")
+        elif g["holds"].any():
+            parts.append(f"{c} = {fmt(v)} and {where(g, conds[1:])}")
+    return "; or ".join(parts)
+
+
+def verdict(cases: pd.DataFrame | None, conds: list[str], untested: str = "the sweep has no case for it") -> str:
+    """The claim's verdict from its cases (a ``holds`` column: True, False, or None/NaN when the
+    case cannot decide, and an ``n`` column of pairs). ``untested`` says what is missing when
+    there is no case at all."""
+    if cases is None or cases.empty or "holds" not in cases:
+        return f"{NOT_TESTED} ({untested})"
+    conds = [c for c in conds if c in cases and cases[c].nunique(dropna=False) > 1]  # what tells cases apart
+    decided = cases[cases["holds"].notna()].copy()
+    if decided.empty:
+        if "n" in cases and (cases["n"] < MIN_SEEDS).any():
+            return f"{NOT_ENOUGH} ({int(cases['n'].min())} seeds in a case; a case needs ≥ {MIN_SEEDS})"
+        return f"{NOT_ENOUGH} (no case's interval excludes no effect)"
+    decided["holds"] = decided["holds"].astype(bool)
+    if decided["holds"].all():
+        out = "reproduced"
+    elif not decided["holds"].any():
+        out = "not reproduced"
+    else:
+        out = "reproduced only when " + where(decided, conds)
+    if len(decided) < len(cases):
+        undecided = cases.assign(holds=cases["holds"].isna())
+        out += f" (undecided when {where(undecided, conds)})"
+    return out
+
+
+def cases_table(rows: list[dict], conds: list[str]) -> pd.DataFrame:
+    """Cases as a DataFrame: the condition columns, then the statistics."""
+    return pd.DataFrame(rows, columns=conds + STAT_COLUMNS)

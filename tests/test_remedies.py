@@ -1,0 +1,122 @@
+"""The remedies study (mlplab.analysis.remedies): labels, exact twins, verdicts with known
+answers, its report section, and the conf/remedy group."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from synthetic import LOG_EVERY, accuracy_curve, make_results
+from test_config import make
+
+import mlplab
+from mlplab.analysis import remedies
+from mlplab.analysis.figures import MIN_TEXT_PX, text_px_in_report
+from mlplab.analysis.verdicts import MIN_SEEDS
+from mlplab.config import to_spec
+
+# remedy -> config fields of a run carrying it, and the plain twin's
+ARMS = {"plain": {}, "residual": {"residual": True}, "batch norm": {"norm": "batch"}, "layer norm": {"norm": "layer"},
+        "He init": {"init": "he_normal"}, "weight decay": {"weight_decay": 0.001}, "norm clipping": {"clip": "norm"}}
+
+
+def remedy_data(ratio: dict, speed: dict, depths=(8, 16)):
+    """Sigmoid runs per remedy: first-to-last ratio ``ratio[remedy] ** depth`` (a little different
+    per seed) and accuracy rising 0.1 every ``speed[remedy]`` logged steps."""
+    runs, curves, profiles = [], {}, {}
+    for name, fields in ARMS.items():
+        for depth in depths:
+            for seed in range(MIN_SEEDS):
+                rid = f"{name}-{depth}-{seed}"
+                runs.append({"run_id": rid, "depth": depth, "seed": seed, "loss": "softmax_ce", **fields})
+                curves[rid] = accuracy_curve(speed[name] * (1 + 0.02 * seed), n=40)
+                per_layer = ratio[name] * (1 + 0.01 * seed)
+                g = per_layer ** np.arange(depth, -1, -1.0)
+                profiles[rid] = {0: g, LOG_EVERY * 39: g}
+    return make_results(runs, curves, profiles)
+
+
+def test_labels_name_the_one_remedy_a_run_carries():
+    pr = remedies.per_run(remedy_data({k: 0.5 for k in ARMS}, {k: 3 for k in ARMS}))
+    assert set(pr["remedy"]) == set(ARMS)
+    both = next(pr.head(1).assign(residual=True, norm="batch").itertuples(index=False))
+    assert remedies.label(both) == "several"
+
+
+def test_pairs_are_exact_twins_by_seed():
+    pr = remedies.per_run(remedy_data({k: 0.5 for k in ARMS}, {k: 3 for k in ARMS}))
+    p = remedies.pairs(pr, "batch norm")
+    assert len(p) == 2 * MIN_SEEDS
+    assert (p["run_id_a"].str.startswith("batch norm") & p["run_id_b"].str.startswith("plain")).all()
+    assert (p["run_id_a"].str[-1] == p["run_id_b"].str[-1]).all()
+    # a residual run is never a batch-norm run's twin
+    assert not p["run_id_b"].str.startswith("residual").any()
+    assert len(remedies.pairs(pr, "weight decay")) == 2 * MIN_SEEDS  # any positive decay against 0
+
+
+def test_verdicts_follow_the_data():
+    ratio = {"plain": 0.3, "residual": 0.95, "batch norm": 0.9, "layer norm": 0.2, "He init": 0.3, "weight decay": 0.3,
+             "norm clipping": 0.3}
+    speed = {"plain": 4, "residual": 2, "batch norm": 2, "layer norm": 7, "He init": 4, "weight decay": 4, "norm clipping": 4}
+    v = remedies.verdicts(remedy_data(ratio, speed)).set_index(["remedy", "claim"])["verdict"]
+    for claim in remedies.CLAIMS:
+        assert v[("residual", claim)] == "reproduced"
+        assert v[("batch norm", claim)] == "reproduced"
+        assert v[("layer norm", claim)] == "not reproduced"
+    # no effect at all: the interval never excludes it
+    assert v[("He init", "toward 1 at initialisation")].startswith("not enough data")
+    # remedies the folder does not hold are not tested
+    assert v[("Xavier init", "faster")].startswith("not tested (no Xavier init run")
+    assert v[("relu", "toward 1 at initialisation")].startswith("not tested")
+
+
+def test_a_pair_where_neither_run_reaches_the_target_says_nothing():
+    speed = {k: 1000 for k in ARMS}  # nobody reaches the target
+    speed["plain"] = 3  # ... but the plain twin: it sets the target
+    c = remedies.cases(remedy_data({k: 0.5 for k in ARMS}, speed))
+    faster = c[c["claim"] == "faster"]
+    assert set(faster["holds"].dropna()) == {False}  # the plain twin is faster wherever a pair can say
+    speed = {k: 1000 for k in ARMS}
+    v = remedies.verdicts(remedy_data({k: 0.5 for k in ARMS}, speed)).set_index(["remedy", "claim"])["verdict"]
+    # the target (0.9 × the best median final accuracy) is reached by no run: nothing to compare
+    assert v[("residual", "faster")].startswith("not tested (no residual run or plain twin that reaches the target")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results") / "remedies"
+    for fields in ({}, {"residual": True}, {"norm": "batch"}):
+        for seed in range(MIN_SEEDS):
+            mlplab.run(mlplab.RunSpec(depth=3, width=8, epochs=2, n_samples=200, seed=seed, **fields), root, sweep="remedies")
+    return root
+
+
+def test_report_section_on_a_real_sweep(folder):
+    blocks = remedies.report_blocks(folder)
+    assert blocks[0].body == remedies.SECTION
+    figs = [b.body for b in blocks if b.kind == "figure"]
+    assert len(figs) == 2 and all(p.read_bytes()[:4] == b"\x89PNG" for p in figs)
+    assert all(text_px_in_report(p) >= MIN_TEXT_PX for p in figs)
+    grid = next(b.body for b in blocks if b.kind == "table")
+    assert list(grid["remedy"]) == ["residual", "batch norm"]
+    assert set(grid.columns) == {"remedy", *remedies.CLAIMS}
+    assert grid.drop(columns="remedy").map(lambda t: isinstance(t, str) and len(t) > 0).all().all()
+
+
+def test_no_section_without_remedies_beyond_the_blog_claims(tmp_path):
+    root = tmp_path / "blog"
+    for act in ("sigmoid", "relu"):
+        for seed in range(2):
+            mlplab.run(mlplab.RunSpec(depth=2, width=8, epochs=1, n_samples=200, seed=seed, activation=act), root, sweep="b")
+    assert remedies.report_blocks(root) == []
+
+
+@pytest.mark.parametrize("remedy,field,value", [("residual", "residual", True), ("batch_norm", "norm", "batch"),
+                                                ("layer_norm", "norm", "layer"), ("orthogonal", "init", "orthogonal"),
+                                                ("he", "init", "he_normal"), ("xavier", "init", "xavier_normal"),
+                                                ("clipping", "clip", "norm"), ("weight_decay", "weight_decay", 0.001)])
+def test_each_remedy_config_changes_one_field_of_the_plain_twin(remedy, field, value):
+    plain, cured = to_spec(make(["remedy=plain"])), to_spec(make([f"remedy={remedy}"]))
+    assert getattr(cured, field) == value
+    differ = {k for k in plain.__dataclass_fields__ if getattr(plain, k) != getattr(cured, k)}
+    assert differ <= {field, "sigma_b"}  # He and Xavier set b = 0 as their papers do
+    row = next(pd.DataFrame([cured.__dict__]).itertuples(index=False))
+    assert remedies.label(row) != "plain"
