@@ -8,7 +8,7 @@ SWEEP  ?= default
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv sweep sweep-smoke blog table report remedies nielsen bench bench-torch test test-slurm clean
+.PHONY: help venv sweep sweep-smoke blog table report remedies nielsen chaos bench bench-torch test test-slurm clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## create or refresh the virtual environment in .venv
 
-sweep: $(STAMP) ## run the default sweep (180 runs) on all cores; ARGS="train.lr=0.1" adds overrides
+sweep: $(STAMP) ## run the default sweep (300 runs) on all cores; ARGS="train.lr=0.1" adds overrides
 	$(BIN)/python -m mlplab -m sweep=$(SWEEP) $(ARGS)
 
 sweep-smoke: $(STAMP) ## run a tiny sweep (8 runs, seconds)
@@ -41,9 +41,19 @@ remedies: $(STAMP) ## every remedy against its plain twin, sigmoid/tanh at depth
 	$(BIN)/python -m mlplab -m sweep=remedies_relu $(ARGS)
 	$(BIN)/python -m mlplab.analysis.report results/remedies
 
-nielsen: $(STAMP) ## Nielsen's speed of learning per hidden layer on the 8x8 digits (30 runs), side by side
+nielsen: $(STAMP) ## Nielsen's speed of learning per hidden layer: MNIST (300 + 15 runs, ~2 min), 8x8 digits (30 runs)
+	$(BIN)/python -m mlplab -m sweep=nielsen_mnist $(ARGS)
+	$(BIN)/python -m mlplab -m sweep=nielsen_mnist_training $(ARGS)
 	$(BIN)/python -m mlplab -m sweep=nielsen $(ARGS)
+	$(BIN)/python -m mlplab.analysis.nielsen results/nielsen_mnist
 	$(BIN)/python -m mlplab.analysis.nielsen results/nielsen
+	$(BIN)/python -m mlplab.analysis.report results/nielsen_mnist
+
+chaos: $(STAMP) ## the edge of chaos (Schoenholz et al. 2017): decay per layer over σ_w² × σ_b², trainable depth vs 6 ξ_c (600 runs, ~5 min)
+	$(BIN)/python -m mlplab -m sweep=chaos $(ARGS)
+	$(BIN)/python -m mlplab -m sweep=chaos_train $(ARGS)
+	$(BIN)/python -m mlplab.analysis.chaos results/chaos
+	$(BIN)/python -m mlplab.analysis.report results/chaos
 
 bench: $(STAMP) ## time the core against PyTorch (if installed), instrumentation, sweep scaling -> results/bench/bench.md
 	$(BIN)/python experiments/bench/bench.py $(ARGS)

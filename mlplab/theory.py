@@ -279,3 +279,207 @@ def chi1_table(width: int = 32, sigma_w: float = 1.0, sigma_b: float = 1.0) -> p
                  "q_star": q_star(name, sw, sb), "chi1": c, "ratio": math.sqrt(c)}
             )
     return pd.DataFrame(rows)
+
+
+# -- two inputs: the correlation map and the depth scales (Schoenholz et al. 2017) -------------
+#
+# Two inputs x, x' give pre-activations (z_i, z'_i) that are jointly Gaussian in the wide limit,
+# with variance q each and correlation c. At the fixed point q* the *correlation map* is
+#
+#     c^(l+1) = [σ_w² E[φ(u1) φ(u2)] + σ_b²] / q*,
+#     u1 = √q* z1,  u2 = √q* (c z1 + √(1 − c²) z2),  z1, z2 ~ N(0, 1) independent,
+#
+# with slope dc^(l+1)/dc^l = σ_w² E[φ'(u1) φ'(u2)] (Price's theorem), which is χ1 at c = 1.
+# χ1 < 1 (ordered): c = 1 is the stable fixed point, c* = 1, every pair of inputs ends up
+# identical. χ1 > 1 (chaotic): c = 1 is unstable and the map has a second, stable fixed point
+# c* < 1 (the map is convex on [0, 1], with c ↦ c crossed at most twice). The distance to the
+# fixed point shrinks per layer by χ_c = σ_w² E[φ'(u1) φ'(u2)] at c*, i.e. as exp(−l/ξ_c) with
+#
+#     ξ_c = −1/ln χ_c        (= −1/ln χ1 in the ordered phase, where c* = 1),
+#
+# which diverges on the critical line χ1 = 1 from both sides. Backwards, E‖δ^l‖² = χ1 E‖δ^(l+1)‖²,
+# so ‖δ^l‖² ∝ exp(−(L − l)/ξ_∇) with ξ_∇ = −1/ln χ1.
+
+PHASES = ("ordered", "critical", "chaotic")
+
+
+def gaussian_nodes(q: float, n: int = N_NODES) -> tuple[np.ndarray, np.ndarray]:
+    """Points u_k and weights w_k with Σ_k w_k f(u_k) ≈ E_z[f(√q z)], z ~ N(0, 1): the rule of
+    ``gaussian_expectation`` (Gauss–Hermite for q <= Q_GH, the midpoint rule in u = √q z with
+    step H_MID out to 12√q above), as arrays, so that one rule can be nested in another."""
+    q = max(float(q), Q_TINY)
+    if q <= Q_GH:
+        z, w = gauss_hermite(n)
+        return math.sqrt(q) * z, np.asarray(w)
+    k = math.ceil(12.0 * math.sqrt(q) / H_MID)
+    u = (np.arange(-k, k) + 0.5) * H_MID
+    return u, np.exp(-0.5 * u * u / q) * (H_MID / math.sqrt(2.0 * math.pi * q))
+
+
+def gaussian_expectation2(f, q: float, c: float, n: int = N_NODES) -> float:
+    """E[f(u1, u2)] for (u1, u2) Gaussian with variances q and correlation c:
+    u1 = √q z1, u2 = c u1 + √(q (1 − c²)) z2. The outer integral over u1 and the inner one over
+    v = u2 − c u1 (variance q(1 − c²)) each use the rule of ``gaussian_nodes``."""
+    c = float(np.clip(c, -1.0, 1.0))
+    u1, w1 = gaussian_nodes(q, n)
+    v, w2 = gaussian_nodes(q * (1.0 - c * c), n)
+    with np.errstate(over="ignore"):
+        values = f(u1[:, None], c * u1[:, None] + v[None, :])
+    return float(w1 @ values @ w2)
+
+
+def _bounded_q_star(act: Activation, sigma_w: float, sigma_b: float, n: int) -> float:
+    """q* of a bounded φ; NaN for ReLU-like φ whose q* is 0 or infinite (no correlation map)."""
+    q = q_star(act, sigma_w, sigma_b, n=n)
+    if _is_homogeneous(act) and not (0.0 < q < math.inf):
+        return math.nan
+    return q
+
+
+def correlation_map(
+    c: float, activation: str | Activation, sigma_w: float, sigma_b: float, q: float | None = None, n: int = N_NODES
+) -> float:
+    """One layer of the correlation map, c ↦ [σ_w² E[φ(u1) φ(u2)] + σ_b²] / q at the fixed point
+    q = q* (or the given q, where it is then q' = q the next layer's variance only if q = q*)."""
+    act = _act(activation)
+    q = _bounded_q_star(act, sigma_w, sigma_b, n) if q is None else float(q)
+    if not q > 0.0:
+        return math.nan
+    return (sigma_w**2 * gaussian_expectation2(lambda a, b: act.fn(a) * act.fn(b), q, c, n) + sigma_b**2) / q
+
+
+def chi_c(
+    c: float, activation: str | Activation, sigma_w: float, sigma_b: float, q: float | None = None, n: int = N_NODES
+) -> float:
+    """The slope of the correlation map at c, σ_w² E[φ'(u1) φ'(u2)] (at q*, or the given q);
+    at c = 1 it is χ1."""
+    act = _act(activation)
+    q = _bounded_q_star(act, sigma_w, sigma_b, n) if q is None else float(q)
+    if math.isnan(q):
+        return math.nan
+    return sigma_w**2 * gaussian_expectation2(lambda a, b: act.grad(a) * act.grad(b), q, c, n)
+
+
+def c_star(activation: str | Activation, sigma_w: float, sigma_b: float, tol: float = 1e-12, n: int = N_NODES) -> float:
+    """The stable fixed point c* in [0, 1] of the correlation map, the correlation that any two
+    (non-identical, non-anticorrelated) inputs approach with depth.
+
+    Ordered phase (χ1 <= 1): c* = 1. Chaotic phase: the root of g(c) = c_map(c) − c in
+    [0, 1), where g(0) = c_map(0) >= 0 and g < 0 just below 1 (slope χ1 > 1 there); the map is
+    convex, so that root is unique and is what iterating the map converges to. It is found by
+    bisection to ``tol``. NaN where q* is 0 or infinite (ReLU-like φ with σ_w²E[φ²] >= 1).
+    """
+    act = _act(activation)
+    q = _bounded_q_star(act, sigma_w, sigma_b, n)
+    if math.isnan(q):
+        return math.nan
+    if chi(q, act, sigma_w, n) <= 1.0 or q == 0.0:
+        return 1.0
+    g = lambda c: correlation_map(c, act, sigma_w, sigma_b, q, n) - c  # noqa: E731
+    lo, hi = 0.0, 1.0
+    if g(lo) <= 0.0:
+        return 0.0  # e.g. an odd φ with σ_b = 0: c = 0 is the fixed point
+    # g(1) = 0 up to rounding; step below 1 until g is clearly negative
+    step = 1e-6
+    while g(1.0 - step) >= 0.0:
+        step *= 4.0
+        if step >= 1.0:  # pragma: no cover - only if χ1 is 1 to rounding
+            return 1.0
+    hi = 1.0 - step
+    while hi - lo > tol:
+        mid = 0.5 * (lo + hi)
+        if g(mid) > 0.0:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def _depth_scale(slope: float) -> float:
+    """−1/ln(slope): the number of layers over which a deviation shrinks by e (inf at slope 1;
+    negative for slope > 1, where −ξ is the number of layers over which it grows by e)."""
+    if not slope > 0.0:
+        return 0.0 if slope == 0.0 else math.nan
+    if slope == 1.0:
+        return math.inf
+    return -1.0 / math.log(slope)
+
+
+def xi_grad(activation: str | Activation, sigma_w: float, sigma_b: float, n: int = N_NODES) -> float:
+    """ξ_∇ = −1/ln χ1: E‖δ^l‖² ∝ exp(−(L − l)/ξ_∇), counting layers down from the output.
+
+    Signed: positive in the ordered phase (χ1 < 1, the gradient shrinks by e every ξ_∇ layers
+    toward the input), ``inf`` on the critical line, negative in the chaotic phase (χ1 > 1, it
+    grows by e every |ξ_∇| layers)."""
+    return _depth_scale(chi1(activation, sigma_w, sigma_b, n))
+
+
+def xi_c(activation: str | Activation, sigma_w: float, sigma_b: float, n: int = N_NODES) -> float:
+    """ξ_c = −1/ln(σ_w² E[φ'(u1) φ'(u2)]) at the fixed point (q*, c*): the depth over which the
+    correlation of two inputs approaches c*. Positive in both phases, ``inf`` on the critical
+    line; in the ordered phase (c* = 1) it equals ξ_∇."""
+    act = _act(activation)
+    c = c_star(act, sigma_w, sigma_b, n=n)
+    if math.isnan(c):
+        return math.nan
+    slope = chi1(act, sigma_w, sigma_b, n) if c == 1.0 else chi_c(c, act, sigma_w, sigma_b, n=n)
+    return _depth_scale(slope)
+
+
+def phase(chi_1: float) -> str:
+    """'ordered' (χ1 < 1), 'critical' (χ1 = 1) or 'chaotic' (χ1 > 1); NaN gives 'unknown'."""
+    if math.isnan(chi_1):
+        return "unknown"
+    return PHASES[0] if chi_1 < 1.0 else PHASES[2] if chi_1 > 1.0 else PHASES[1]
+
+
+def critical_sigma_w(
+    activation: str | Activation, sigma_b: float, lo: float = 0.5, hi: float = 4.0, tol: float = 1e-10, n: int = N_NODES
+) -> float:
+    """The σ_w with χ1(σ_w, σ_b) = 1 (the edge of chaos at this σ_b), by bisection on
+    [lo, hi] (χ1 grows with σ_w); NaN when χ1 − 1 has the same sign at both ends.
+
+    With σ_b = 0 and φ(0) = 0 (tanh), q* = 0 while σ_w |φ'(0)| <= 1, where χ1 = σ_w² φ'(0)²:
+    the edge is σ_w = 1/|φ'(0)| if χ1 crosses 1 there (checked 0.1% to either side), which
+    avoids the slow, algebraic approach of q^l to 0 right at it."""
+    act = _act(activation)
+    f = lambda s: chi1(act, s, sigma_b, n) - 1.0  # noqa: E731
+    slope0 = abs(float(act.grad(np.zeros(1))[0]))
+    if sigma_b == 0.0 and float(act.fn(np.zeros(1))[0]) == 0.0 and slope0 > 0.0 and not _is_homogeneous(act):
+        s = 1.0 / slope0
+        if lo < s < hi and f(s * 0.999) < 0.0 < f(s * 1.001):
+            return s
+    f_lo, f_hi = f(lo), f(hi)
+    if f_lo == 0.0:
+        return lo
+    if f_lo > 0.0 or f_hi < 0.0:
+        return math.nan
+    while hi - lo > tol:
+        mid = 0.5 * (lo + hi)
+        if f(mid) < 0.0:
+            lo = mid
+        else:
+            hi = mid
+    return 0.5 * (lo + hi)
+
+
+def chaos_grid(activation: str | Activation, sigma_w2, sigma_b2, n: int = N_NODES) -> pd.DataFrame:
+    """The mean-field quantities over a grid of σ_w² × σ_b², one row per pair, with columns
+    sigma_w2, sigma_b2, sigma_w, sigma_b, q_star, chi1, log_chi1 (ln χ1, the predicted change
+    of ln‖δ‖² per layer toward the input), xi_grad, c_star, chi_c (the correlation map's slope
+    at c*), xi_c and phase."""
+    act = _act(activation)
+    rows = []
+    for sw2 in np.atleast_1d(np.asarray(sigma_w2, float)):
+        for sb2 in np.atleast_1d(np.asarray(sigma_b2, float)):
+            sw, sb = math.sqrt(sw2), math.sqrt(sb2)
+            q = q_star(act, sw, sb, n=n)
+            c1 = chi1(act, sw, sb, n)
+            cs = c_star(act, sw, sb, n=n)
+            slope = c1 if cs == 1.0 else chi_c(cs, act, sw, sb, n=n) if not math.isnan(cs) else math.nan
+            rows.append({
+                "sigma_w2": sw2, "sigma_b2": sb2, "sigma_w": sw, "sigma_b": sb, "q_star": q, "chi1": c1,
+                "log_chi1": math.log(c1) if c1 > 0 else -math.inf, "xi_grad": _depth_scale(c1),
+                "c_star": cs, "chi_c": slope, "xi_c": _depth_scale(slope), "phase": phase(c1),
+            })
+    return pd.DataFrame(rows)

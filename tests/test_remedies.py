@@ -120,3 +120,12 @@ def test_each_remedy_config_changes_one_field_of_the_plain_twin(remedy, field, v
     assert differ <= {field, "sigma_b"}  # He and Xavier set b = 0 as their papers do
     row = next(pd.DataFrame([cured.__dict__]).itertuples(index=False))
     assert remedies.label(row) != "plain"
+
+
+def test_the_report_of_a_remedies_folder_is_framed_by_its_study(folder):
+    from mlplab.analysis import report
+
+    md = report.write_report(folder)["md"].read_text()
+    assert f"## {report.BRIEF}" in md and f"## {remedies.SECTION}" in md
+    assert not any(f"## {t}" in md for t in report.SECTIONS)  # no full blog framing
+    assert "## Edge of chaos" not in md and "## Nielsen" not in md

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import mlplab
-from mlplab.analysis import figures, report, table
+from mlplab.analysis import figures, load, report, table
 
 TINY = dict(width=8, epochs=2, n_samples=200)
 
@@ -38,6 +38,18 @@ def test_every_figure_is_written_as_png_and_svg(sweep, built):
         png, svg = sweep / "figures" / f"{i}_{name}.png", sweep / "figures" / f"{i}_{name}.svg"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
         assert "<svg" in svg.read_text()[:2000], name
+        # legible in the report: its smallest text, at the width the report shows it
+        assert figures.text_px_in_report(png) >= figures.MIN_TEXT_PX, name
+
+
+def test_a_folder_that_cannot_test_the_post_gets_no_blog_sections(tmp_path):
+    root = tmp_path / "tanh"
+    for seed in (0, 1):
+        mlplab.run(mlplab.RunSpec(activation="tanh", depth=2, seed=seed, **TINY), root, sweep="tanh")
+    md = report.write_report(root)["md"].read_text()
+    assert "cannot test any of the blog post's claims" in md
+    assert not any(f"## {t}" in md for t in report.SECTIONS)
+    assert f"## {report.CONFIG_SECTION}" in md
 
 
 def test_a_figure_without_data_is_skipped_with_a_note(tmp_path):
@@ -61,7 +73,9 @@ def test_report_has_every_section_and_embeds_the_figures(sweep, built):
         assert f"figures/{list(figures.FIGURES).index(name) + 1}_{name}.png" in md
     assert page.count('src="data:image/png;base64,') == len(figures.FIGURES)
     assert 'src="figures/' not in page  # self-contained
-    assert "sweep=nielsen" in md  # no nielsen sweep next to it: says how to make one
+    assert "make nielsen" in md and "## Nielsen" not in md  # no Nielsen runs here: a pointer, not a section
+    assert "<math" in page and "$" not in page.split("<body>")[1]  # maths rendered as MathML
+    assert "break-inside:avoid" in page  # printing keeps figures with their captions
     for cid in ("1a", "1b", "2", "3", "4a", "4b"):
         assert f"| {cid} |" in md
 
@@ -107,16 +121,14 @@ def test_theory_speaks_of_plain_networks_only(tmp_path):
     plain = (~van.residual.astype(bool)) & (van.norm == "none")
     assert van[plain].predicted.notna().all() and van[~plain].predicted.isna().all()
     assert len(van[~plain]) == 2 * 2 * 2  # two remedies x two depths x two phases
-    md = report.write_report(root)["md"].read_text()
-    theory = md.split(f"## {report.SECTIONS[3]}")[1].split("\n## ")[0]
+    blocks = report.section_theory(load(root))
+    theory = report.to_markdown(blocks, root)
     assert "predicts plain networks only: the runs with batch norm, residual (2 setting(s))" in theory
     assert "| sigmoid |" in theory  # the plain setting's row is there
     assert claims.predicted_ratio("sigmoid", "normal", 1.0, 1.0, 32, 3) > 0
     assert math.isnan(claims.predicted_ratio("sigmoid", "normal", 1.0, 1.0, 32, 3, residual=True))
     assert math.isnan(claims.predicted_ratio("sigmoid", "normal", 1.0, 1.0, 32, 3, norm="layer"))
     # ∂C/∂b^l = 0 under batch norm: its first-to-last ratio is that of the weight gradients
-    from mlplab.analysis import load
-
     res = load(root)
     ratios = claims.gradient_ratios(res.layers).merge(res.runs[["run_id", "norm", "depth"]], on="run_id")
     bn = ratios[ratios.norm == "batch"]

@@ -339,10 +339,13 @@ def fig_exploding(res) -> plt.Figure:
 
 
 # -- 5. steps-to-target heatmaps ------------------------------------------------------------------------
-def _cell_text(median: float, reached: float, n: float) -> str:
-    """'40', '480\n3/5 reach', 'never' (no run reaches it) or 'median never\n2/5 reach'."""
+def _cell_text(median: float, reached: float, n: float, target: float = 1.0) -> str:
+    """'40', '480\n3/5 reach', 'never' (no run reaches it), 'median never\n2/5 reach', or
+    'no target' (already met at step 0: nothing to learn)."""
     if pd.isna(n):
         return ""
+    if pd.isna(target):
+        return "no target"
     if reached == 0:
         return "never"
     head = "median never" if math.isinf(median) else f"{median:.0f}"
@@ -357,36 +360,33 @@ def fig_steps_heatmap(res) -> plt.Figure:
     targets = list(pd.unique(conv["target"]))
     datasets = sorted(conv["dataset"].unique())
     losses = _order(conv["loss"], LOSS_ORDER)
-    fig, axes = _grid(len(targets), len(datasets), w=3.4, h=3.0)
+    fig, axes = _grid(len(datasets), len(targets), w=3.6, h=2.9)
     finite = conv.loc[np.isfinite(conv["median"]) & (conv["median"] > 0), "median"]
     vmin, vmax = (finite.min(), finite.max()) if len(finite) else (1, 10)
     norm = matplotlib.colors.LogNorm(vmin=max(vmin, 1), vmax=max(vmax, vmin * 10, 2))
     cmap = sns.color_palette(ORDERED + "_r", as_cmap=True).with_extremes(bad="0.88")
-    for i, target in enumerate(targets):
-        for j, dataset in enumerate(datasets):
+    for i, dataset in enumerate(datasets):
+        for j, target in enumerate(targets):
             d = conv[(conv["target"] == target) & (conv["dataset"] == dataset)]
             d = d.groupby(["depth", "loss"], as_index=False).first()
-            med = d.pivot(index="depth", columns="loss", values="median").reindex(columns=losses)
-            reached = d.pivot(index="depth", columns="loss", values="n_reached").reindex(columns=losses)
-            n = d.pivot(index="depth", columns="loss", values="n").reindex(columns=losses)
-            text = med.copy().astype(object)
-            for r in med.index:
-                for c in med.columns:
-                    text.loc[r, c] = _cell_text(med.loc[r, c], reached.loc[r, c], n.loc[r, c])
-            val = med.replace([np.inf], np.nan).astype(float)
+            grid = {c: d.pivot(index="depth", columns="loss", values=c).reindex(columns=losses)
+                    for c in ("median", "n_reached", "n", "target_value")}
+            med = grid["median"]
+            text = np.array([[_cell_text(med.loc[r, c], grid["n_reached"].loc[r, c], grid["n"].loc[r, c],
+                                         grid["target_value"].loc[r, c]) for c in med.columns] for r in med.index], dtype=object)
+            val = med.where(grid["target_value"].notna()).replace([np.inf], np.nan).astype(float)
             ax = axes[i, j]
-            sns.heatmap(val, ax=ax, annot=text.to_numpy(), fmt="", cmap=cmap, norm=norm, vmin=norm.vmin, vmax=norm.vmax,
-                        cbar=j == len(datasets) - 1, cbar_kws={"label": "median steps"}, linewidths=0.5, linecolor="white",
-                        annot_kws={"fontsize": 8})
-            for (r, c), t in np.ndenumerate(text.to_numpy()):
+            sns.heatmap(val, ax=ax, annot=text, fmt="", cmap=cmap, norm=norm, vmin=norm.vmin, vmax=norm.vmax,
+                        cbar=j == len(targets) - 1, cbar_kws={"label": "median steps"}, linewidths=0.5, linecolor="white",
+                        annot_kws={"fontsize": 8.5})
+            for (r, c), t in np.ndenumerate(text):
                 if pd.isna(val.iloc[r, c]) and t:
-                    ax.text(c + 0.5, r + 0.5, t, ha="center", va="center", fontsize=8, color="0.35")
+                    ax.text(c + 0.5, r + 0.5, t, ha="center", va="center", fontsize=8.5, color="0.35")
             ax.set_title(f"{dataset}: {target} ≥ {claims.ACC_FRAC:g} × best", fontsize=10)
-            ax.set_xlabel("loss")
-            ax.set_ylabel("depth (hidden layers)")
+            ax.set_xlabel("loss" if i == len(datasets) - 1 else "")
+            ax.set_ylabel("depth (hidden layers)" if j == 0 else "")
     fig.suptitle(TITLES["steps_heatmap"] + "\nsigmoid nets: median over seeds of the first logged step that reaches the "
-                 "target (the same accuracy target for every loss); grey: the median run never reaches it; blank: "
-                 "no loss learns", fontsize=11)
+                 "target (the same\naccuracy target for every loss); grey: the median run never reaches it", fontsize=10.5)
     fig.tight_layout()
     return fig
 

@@ -24,18 +24,20 @@ import numpy as np
 import pandas as pd
 
 import mlplab
-from mlplab.analysis import claims, command, figures, load, remedies, table
+from mlplab.analysis import chaos, claims, command, figures, load, nielsen, remedies, table
 from mlplab.analysis.blocks import Block
 from mlplab.results import CONFIG_TYPES, ResultsError
 
-SECTIONS = [
+SECTIONS = [  # the blog study's sections, when the folder can test its claims
     "What the post claims",
     "Checks: claims, errata and formulas",
     "Figures",
     "Theory: predicted vs measured decay per layer",
-    "Nielsen's speeds of learning",
-    "Configuration and versions",
 ]
+CONFIG_SECTION = "Configuration and versions"
+OTHER_STUDIES = ("Other studies write their own folders and reports: `make blog` (the post's study on four data sets), "
+                 "`make remedies` (every remedy against its plain twin), `make nielsen` (Nielsen's ch. 5 on real MNIST "
+                 "and the 8×8 digits), `make chaos` (the edge of chaos).")
 
 
 # -- sections -------------------------------------------------------------------------------------
@@ -202,31 +204,16 @@ def section_theory(res) -> list[Block]:
     return out + note
 
 
-def section_nielsen(folder: Path) -> list[Block]:
-    out = [Block("h2", SECTIONS[4])]
-    nfolder = folder.parent / "nielsen"
-    how = (f"Make it with `python -m mlplab -m sweep=nielsen results_dir={folder.parent.name}` "
-           f"(conf/sweep/nielsen.yaml), then rebuild this report.")
-    if folder.name == "nielsen":
-        nfolder = folder
-    try:
-        from mlplab.analysis.nielsen import nielsen_table
-    except ImportError:
-        return out + [Block("p", "mlplab.analysis.nielsen is not available.")]
-    try:
-        res = load(nfolder)
-    except ResultsError:
-        return out + [Block("p", f"No `nielsen` sweep next to this one ({nfolder.name}/ not found). {how}")]
-    try:
-        t = nielsen_table(res)
-    except (ValueError, KeyError) as e:
-        return out + [Block("p", f"The `nielsen` sweep cannot be compared: {e}. {how}")]
-    out.append(Block("p",
-        "Nielsen (ch. 5) measured the speed of learning ‖∂C/∂b^l‖ of each hidden layer of sigmoid networks at "
-        "initialisation on MNIST; the `nielsen` sweep repeats it on the 8×8 digits. His numbers next to ours "
-        "(mean ± std over seeds), and each layer's speed over the next layer's:"))
-    out.append(Block("table", _pretty(t)))
-    return out
+def section_nielsen(res) -> list[Block]:
+    """Nielsen's speeds of learning, in the report of a Nielsen folder (``nielsen``,
+    ``nielsen_mnist``) or of any folder holding runs with his configuration."""
+    folder = Path(res.path)
+    if folder.name not in nielsen.FOLDERS:
+        try:
+            nielsen.speeds_at_init(res)
+        except (ValueError, KeyError):
+            return []
+    return nielsen.report_blocks(folder)
 
 
 def _multiruns(folder: Path) -> list[tuple[str, str]]:
@@ -250,7 +237,7 @@ def _multiruns(folder: Path) -> list[tuple[str, str]]:
 
 def section_config(res) -> list[Block]:
     runs = res.runs
-    out = [Block("h2", SECTIONS[5])]
+    out = [Block("h2", CONFIG_SECTION)]
     status = runs["status"].value_counts()
     out.append(Block("p", f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in status.items()) + "."))
     cfg = [c for c in CONFIG_TYPES if c in runs]
@@ -270,6 +257,19 @@ def section_config(res) -> list[Block]:
     return out
 
 
+BRIEF = "The blog post's claims on these runs"
+
+
+def section_claims_brief(tab: pd.DataFrame) -> list[Block]:
+    """The post's claims as this folder's runs decide them: the verdicts table alone (the full
+    blog framing belongs to the folders of the blog study)."""
+    d = tab[tab["section"] == "claim"][["item", "post_says", "verdict", "evidence"]]
+    return [Block("h2", BRIEF),
+            Block("p", "These runs belong to a study of their own (below); where they can also decide one of the post's "
+                       "claims, the verdict is here. " + claims.method_notes()[1]),
+            Block("table", d)]
+
+
 def blog_testable(tab: pd.DataFrame) -> bool:
     """Whether the folder can test any of the post's claims."""
     verdicts = tab.loc[tab["section"] == "claim", "verdict"]
@@ -286,18 +286,20 @@ def build(source) -> list[Block]:
     head = [
         Block("h1", f"mlplab report: {folder.name}"),
         Block("p", f"Results folder `{folder.name}`: {len(res.runs)} runs. Rebuild with "
-                   f"`make report SWEEP={folder.name}` (or `python -m mlplab.analysis.report <folder>`)."),
+                   f"`make report SWEEP={folder.name}` (or `python -m mlplab.analysis.report <folder>`). " + OTHER_STUDIES),
     ]
     blocks = head
-    if blog_testable(tab):
-        made = figures.make_figures(res)
-        blocks += section_post() + section_checks(res, tab) + section_figures(made) + section_theory(res)
-    else:
+    studies = remedies.report_blocks(res) + section_nielsen(res) + chaos.report_blocks(res)
+    if not blog_testable(tab):
         blocks.append(Block("p", "This folder cannot test any of the blog post's claims (it has no matched pair or "
                                  "setting for them; `make blog` runs the study that can), so the report shows its own "
                                  "studies only."))
-    blocks += remedies.report_blocks(res)
-    blocks += section_nielsen(folder)
+    elif studies:  # a study of its own: the post's claims on its runs, in brief
+        blocks += section_claims_brief(tab)
+    else:
+        made = figures.make_figures(res)
+        blocks += section_post() + section_checks(res, tab) + section_figures(made) + section_theory(res)
+    blocks += studies
     return blocks + section_config(res)
 
 
