@@ -26,12 +26,15 @@ sweep: $(STAMP) ## run the default sweep (300 runs) on all cores; ARGS="train.lr
 sweep-smoke: $(STAMP) ## run a tiny sweep (8 runs, seconds)
 	$(BIN)/python -m mlplab -m sweep=smoke $(ARGS)
 
-blog: $(STAMP) ## the blog post's study (240 runs, two sweep files) into results/blog/
+blog: $(STAMP) ## the blog post's study on 4 data sets (960 runs, four sweep files, ~5 min on 2 cores) into results/blog/
 	$(BIN)/python -m mlplab -m sweep=blog $(ARGS)
 	$(BIN)/python -m mlplab -m sweep=blog_explode $(ARGS)
+	$(BIN)/python -m mlplab -m sweep=blog_data $(ARGS)
+	$(BIN)/python -m mlplab -m sweep=blog_data_explode $(ARGS)
 
-table: blog ## the post's comparison table, checked: results/blog_table.{md,parquet,csv}
+table: blog ## the post's comparison table, checked: results/blog_table.{md,parquet,csv}, and results/blog/report.html
 	$(BIN)/python -m mlplab.analysis.table results/blog
+	$(BIN)/python -m mlplab.analysis.report results/blog
 
 report: $(STAMP) ## report.md + self-contained report.html + figures/ for results/$(SWEEP)/ (run its sweep first)
 	$(BIN)/python -m mlplab.analysis.report results/$(SWEEP)

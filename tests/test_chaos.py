@@ -270,7 +270,7 @@ def test_report_blocks(sweep):
     text = " ".join(" ".join(b.body) if b.kind == "list" else str(b.body) for b in blocks if b.kind in ("p", "list"))
     t = chaos.decay_table(load(sweep))
     assert f"Over {len(t)} (σ_w², σ_b²) cells" in text
-    assert "6 ξ_c" in text and "could not be read" in text
+    assert "6 ξ_c" in text and "has not been checked" in text
 
 
 def test_report_blocks_without_chaos_runs(tmp_path):

@@ -107,6 +107,11 @@ def test_verdict_per_dataset_and_where_they_disagree():
     one = v[v["claim"] == "1a"].set_index("dataset")["verdict"]
     assert one["blobs"] == "reproduced" and one["digits"] == "not reproduced"
     assert one["all"] == "reproduced only when dataset = blobs"
+    notes = claims.disagreements(convergence_data(sp, datasets=("blobs", "digits")))
+    assert len(notes) == 2 and notes[0].startswith("**Claim 1a**: the data sets disagree in 4 case(s)")
+    assert "depth 1, loss bce: holds on blobs, fails on digits" in notes[0]
+    assert "blobs target 0.855, steps bce 140, mse 410" in notes[0]  # the numbers behind it
+    assert "not marginal" in notes[0]
 
 
 # -- claims 2 and 4a --------------------------------------------------------------------------------

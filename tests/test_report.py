@@ -88,6 +88,13 @@ def test_blog_table_files_and_rows(sweep):
     assert list(t.loc[t["section"] == "claim", "item"]) == ["1a", "1b", "2", "3", "4a", "4b"]
     assert t["verdict"].str.len().gt(0).all()
     assert len(pd.read_csv(paths["csv"])) == len(t)
+    # the numbers behind the verdicts, as columns next to the prose
+    claims_rows = t[t["section"] == "claim"]
+    assert t["max_rel_error"].dtype.kind == "f" and t.loc[t["section"] == "formula", "max_rel_error"].notna().all()
+    assert (claims_rows["n_holds"] + claims_rows["n_fails"] + claims_rows["n_undecided"] == claims_rows["n_cases"]).all()
+    cases = pd.read_parquet(paths["cases_parquet"])
+    assert len(cases) == claims_rows["n_cases"].sum() and set(cases["decision"]) <= {"holds", "fails", "undecided"}
+    assert (cases["low"] <= cases["effect"]).all() and (cases["effect"] <= cases["high"]).all()
     assert "## The post's claims, measured on the sweep" in paths["md"].read_text()
 
 

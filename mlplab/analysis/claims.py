@@ -200,7 +200,12 @@ def _cases(pairs: pd.DataFrame, conds: list[str], effect) -> pd.DataFrame:
     columns are in ``cases.attrs["conds"]``."""
     rows = []
     if not pairs.empty:
-        extra = [c for c in CONFIG if c not in conds and c != "seed" and c in pairs and pairs[c].nunique(dropna=False) > 1]
+        # other config fields that vary among the pairs make cases too, unless the conditions
+        # already fix them (n_features, n_samples... follow from the data set)
+        present_conds = [c for c in conds if c in pairs]
+        grouped = pairs.groupby(present_conds, dropna=False) if present_conds else None
+        extra = [c for c in CONFIG if c not in conds and c != "seed" and c in pairs and pairs[c].nunique(dropna=False) > 1
+                 and (grouped is None or grouped[c].nunique(dropna=False).max() > 1)]
         conds = conds + extra
         for key, g in pairs.groupby(conds, dropna=False, sort=True):
             key = key if isinstance(key, tuple) else (key,)
@@ -481,59 +486,70 @@ def method_notes() -> list[str]:
     ]
 
 
-def _kind(verdict_text: str) -> str:
-    """The kind of a verdict: 'reproduced', 'not reproduced', 'only when', 'undecided', 'not tested'."""
-    for k, word in (("not tested", NOT_TESTED), ("undecided", NOT_ENOUGH), ("only when", "reproduced only when"),
-                    ("not reproduced", "not reproduced"), ("reproduced", "reproduced")):
-        if verdict_text.startswith(word):
-            return k
-    return verdict_text
-
-
 def disagreements(source, by_dataset: pd.DataFrame | None = None) -> list[str]:
-    """Where the per-data-set verdicts of a claim differ, one line each: the verdicts, each data
-    set's median effects (over its cases) and the context that explains them (the accuracy
-    targets and steps of claim 1, the first-to-last ratios of claims 2 and 4a)."""
+    """Where data sets disagree on a claim, one line each: the cases (the same conditions but
+    the data set) decided one way on some data sets and the other way on others, with each data
+    set's median effect and the measured numbers behind it (``_case_numbers``)."""
     res = load(source)
-    v = verdicts(res, by_dataset=True) if by_dataset is None else by_dataset
     cases, pr = all_cases(res), per_run(res)
     out = []
-    for cid, g in v[v["dataset"] != "all"].groupby("claim", sort=False):
-        kinds = {d: _kind(t) for d, t in zip(g["dataset"], g["verdict"]) if _kind(t) != "not tested"}
-        if len(set(kinds.values())) < 2:
+    for cid, c in cases.items():
+        if c.empty or c["dataset"].nunique() < 2:
             continue
-        said = "; ".join(f"{d}: {t}" for d, t in zip(g["dataset"], g["verdict"]) if d in kinds)
-        c = cases[cid]
-        why = []
-        for d in kinds:
-            mine = c[c["dataset"] == d]
-            e = mine["effect"].dropna()
-            span = f"{fmt(e.min())} to {fmt(e.max())}" if len(e) > 1 else fmt(e.iloc[0]) if len(e) else "n/a"
-            undecided = int(mine["holds"].isna().sum())
-            ctx = _context(cid, pr[pr["dataset"] == d])
-            why.append(f"{d}: median {UNITS[cid]} {span} over {len(mine)} case(s)"
-                       + (f", {undecided} undecided (the seeds disagree)" if undecided else "") + (f"; {ctx}" if ctx else ""))
-        out.append(f"**Claim {cid}** differs between data sets — {said}. In numbers: " + "; ".join(why) + ".")
+        conds = [x for x in c.attrs.get("conds", CONDS[cid]) if x != "dataset"]
+        decided = c[c["holds"].notna()]
+        split, split_effects = [], []
+        for key, g in decided.groupby(conds, dropna=False, sort=True) if conds else [((), decided)]:
+            holds = set(g.loc[g["holds"].astype(bool), "dataset"])
+            fails = set(g.loc[~g["holds"].astype(bool), "dataset"])
+            if holds and fails:
+                key = dict(zip(conds, key if isinstance(key, tuple) else (key,)))
+                name = ", ".join(f"{k} {fmt(v)}" for k, v in key.items()) or "every case"
+                effects = ", ".join(f"{d} {fmt(e)}" for d, e in zip(g["dataset"], g["effect"]))
+                numbers = _case_numbers(cid, pr, key, sorted(holds | fails))
+                split_effects += list(g["effect"])
+                split.append(f"{name}: holds on {', '.join(sorted(holds))}, fails on {', '.join(sorted(fails))} "
+                             f"(median {UNITS[cid]}: {effects}" + (f"; {numbers}" if numbers else "") + ")")
+        if split:
+            shown = split[:4] + ([f"and {len(split) - 4} more"] if len(split) > 4 else [])
+            why = (f" Those cases are marginal: their median |effect| is {fmt(np.median(np.abs(split_effects)))} against "
+                   f"{fmt(decided['effect'].abs().median())} over all {len(decided)} decided cases of the claim, so a different "
+                   "data set tips them across no effect." if np.median(np.abs(split_effects)) < decided["effect"].abs().median()
+                   else " Those cases are not marginal (their |effect| is as large as the claim's typical one): the data set "
+                        "changes the outcome itself.")
+            out.append(f"**Claim {cid}**: the data sets disagree in {len(split)} case(s) — " + "; ".join(shown) + "." + why)
     return out
 
 
-def _context(cid: str, pr: pd.DataFrame) -> str:
-    """The numbers behind a claim on one data set, for ``disagreements``."""
-    if cid in ("1a", "1b"):
-        col = "test_accuracy" if cid == "1a" else "train_accuracy"
-        s = pr[(pr["activation"] == "sigmoid") & plain(pr) & (pr["clip"] == "none")]
-        t = s[f"target_{col}"].dropna()
-        med = s.groupby("loss")[f"steps_{col}"].median()
-        target = f"targets {fmt(t.min())}–{fmt(t.max())}" if len(t) else "no target"
-        return target + ", median steps " + ", ".join(f"{k} {fmt(x)}" for k, x in med.items())
-    if cid in ("2", "4a"):
-        s = pr[plain(pr) & (pr["clip"] == "none") & (pr["depth"] >= 1)]
-        if s.empty:
-            return ""
-        deepest = s[s["depth"] == s["depth"].max()]
-        med = deepest.groupby("activation")["ratio_init"].median()
-        return f"step-0 first/last ratio at depth {fmt(s['depth'].max())}: " + ", ".join(f"{k} {fmt(x)}" for k, x in med.items())
-    return ""
+def _case_numbers(cid: str, pr: pd.DataFrame, key: dict, datasets: list) -> str:
+    """The measured numbers of one case on each data set: what the claim's effect is made of
+    (median first-to-last ratio for claims 2, 3, 4a; the accuracy target and median steps per
+    loss for claim 1; divergence counts for claim 4b)."""
+    d = pr[pr["dataset"].isin(datasets) & plain(pr)]
+    for k, v in key.items():
+        if k in d and k != "phase":
+            d = d[d[k] == v]
+    col = "ratio_end" if key.get("phase") == PHASES[1] else "ratio_init"
+    parts = []
+    for ds, g in d.groupby("dataset"):
+        if cid in ("2", "3"):
+            g = g[g["activation"] == "sigmoid"] if cid == "2" else g
+            parts.append(f"{ds} {fmt(g[col].median())}")
+        elif cid == "4a":
+            m = g.groupby("activation")[col].median()
+            parts.append(f"{ds} " + " vs ".join(f"{a} {fmt(x)}" for a, x in m.items()))
+        elif cid in ("1a", "1b"):
+            column = "test_accuracy" if cid == "1a" else "train_accuracy"
+            g = pr[(pr["dataset"] == ds) & plain(pr) & (pr["activation"] == "sigmoid") & (pr["clip"] == "none")
+                   & (pr["depth"] == key.get("depth"))]
+            steps = g.groupby("loss")[f"steps_{column}"].median()
+            parts.append(f"{ds} target {fmt(g[f'target_{column}'].median())}, steps " +
+                         ", ".join(f"{k} {fmt(x)}" for k, x in steps.items()))
+        elif cid == "4b":
+            parts.append(f"{ds} diverged " + ", ".join(f"{k} {int(x.sum())}/{len(x)}" for k, x in g.groupby("clip")["diverged"]))
+    what = {"2": "median first/last ratio", "3": "median step-0 first/last ratio", "4a": "median first/last ratio",
+            "1a": "", "1b": "", "4b": ""}[cid]
+    return (f"{what} " if what else "") + "; ".join(parts) if parts else ""
 
 
 # -- tables for the report and figures ------------------------------------------------------------------

@@ -21,6 +21,7 @@ it (named), ``not enough data (…)`` when cases exist but none decides.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -108,7 +109,7 @@ def fmt(x) -> str:
 def _describe(values: list, holding: set) -> str:
     """How the holding values of one column read: 'depth ≤ 4', 'loss ∈ {bce, softmax_ce}'."""
     vals = sorted(values, key=lambda v: (str(type(v)), v))
-    if all(isinstance(v, (int, float, np.integer, np.floating)) for v in vals) and len(vals) > 2:
+    if all(isinstance(v, (int, float, np.integer, np.floating)) for v in vals) and len(vals) > 2 and len(holding) > 1:
         flags = [v in holding for v in vals]
         if flags == sorted(flags, reverse=True):
             return f"≤ {fmt(max(holding))}"
@@ -118,8 +119,25 @@ def _describe(values: list, holding: set) -> str:
     return f"= {inside[0]}" if len(inside) == 1 else "∈ {" + ", ".join(inside) + "}"
 
 
+MAX_WHERE = 160  # longer descriptions of the undecided cases become a count
+MAX_ORDERINGS = 120  # orderings of the condition columns tried for the shortest description
+
+
 def where(cases: pd.DataFrame, conds: list[str]) -> str:
-    """The conditions under which ``cases.holds`` is True, as short text."""
+    """The conditions under which ``cases.holds`` is True, as short text: the shortest of the
+    descriptions over the orderings of ``conds`` (``_where``)."""
+    best = None
+    for order in itertools.islice(itertools.permutations(conds), MAX_ORDERINGS):
+        text = _where(cases, list(order))
+        if best is None or len(text) < len(best):
+            best = text
+    return best if best is not None else "in some cases"
+
+
+def _where(cases: pd.DataFrame, conds: list[str]) -> str:
+    """One description: a single column that separates holding from failing cases if there is
+    one; else split on the first column, grouping its values whose cases read the same
+    ("dataset ∈ {blobs, mnist} and (…)")."""
     for c in conds:
         yes = set(cases.loc[cases["holds"], c])
         no = set(cases.loc[~cases["holds"], c])
@@ -127,12 +145,18 @@ def where(cases: pd.DataFrame, conds: list[str]) -> str:
             return f"{c} {_describe(list(yes | no), yes)}"
     if not conds:
         return "in some cases"
-    c, parts = conds[0], []
+    c, rest = conds[0], conds[1:]
+    groups: dict[str, list] = {}
     for v, g in cases.groupby(c, sort=True):
         if g["holds"].all():
-            parts.append(f"{c} = {fmt(v)}")
+            groups.setdefault("", []).append(v)
         elif g["holds"].any():
-            parts.append(f"{c} = {fmt(v)} and {where(g, conds[1:])}")
+            groups.setdefault(_where(g, rest), []).append(v)
+    values = list(cases[c].unique())
+    parts = []
+    for sub, vals in groups.items():
+        head = f"{c} {_describe(values, set(vals))}"
+        parts.append(head + (f" and ({sub})" if "; or " in sub else f" and {sub}" if sub else ""))
     return "; or ".join(parts)
 
 
@@ -157,7 +181,9 @@ def verdict(cases: pd.DataFrame | None, conds: list[str], untested: str = "the s
         out = "reproduced only when " + where(decided, conds)
     if len(decided) < len(cases):
         undecided = cases.assign(holds=cases["holds"].isna())
-        out += f" (undecided when {where(undecided, conds)})"
+        text = where(undecided, conds)
+        n = len(cases) - len(decided)
+        out += f" (undecided when {text})" if len(text) <= MAX_WHERE else f" (undecided in {n} of {len(cases)} cases)"
     return out
 
 
