@@ -14,6 +14,7 @@ import mlplab
 from mlplab import theory
 from mlplab.activations import get_activation
 from mlplab.analysis import chaos, load
+from mlplab.analysis.figures import MIN_TEXT_PX, text_px_in_report
 from mlplab.cli import CONF_DIR
 from mlplab.config import to_spec
 from mlplab.train import prepare
@@ -266,6 +267,7 @@ def test_report_blocks(sweep):
     figs = [b for b in blocks if b.kind == "figure"]
     assert len(figs) == 2 and all(b.caption for b in figs)
     assert all(Path(b.body).exists() and Path(b.body).suffix == ".png" for b in figs)
+    assert all(text_px_in_report(b.body) >= MIN_TEXT_PX for b in figs)  # legible at the report's width
     assert sum(b.kind == "table" for b in blocks) == 2
     text = " ".join(" ".join(b.body) if b.kind == "list" else str(b.body) for b in blocks if b.kind in ("p", "list"))
     t = chaos.decay_table(load(sweep))

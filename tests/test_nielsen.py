@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 
 import mlplab
 from mlplab.analysis import nielsen as N
-from mlplab.analysis.figures import Skip, save
+from mlplab.analysis.figures import MIN_TEXT_PX, Skip, save, text_px_in_report
 from mlplab.cli import CONF_DIR
 from mlplab.config import to_spec
 from mlplab.train import build_network, load_data, rngs
@@ -284,6 +284,7 @@ def test_report_blocks(mnist_root, tmp_path):
     figures = [b for b in blocks if b.kind == "figure"]
     assert [f.body.name for f in figures] == ["nielsen_mnist_init.png", "nielsen_mnist_training.png"]
     assert all(f.body.exists() and f.body.with_suffix(".svg").exists() and f.caption for f in figures)
+    assert all(text_px_in_report(f.body) >= MIN_TEXT_PX for f in figures)  # legible at the report's width
     tables = [b.body for b in blocks if b.kind == "table"]
     pct = N.percentiles(mlplab.load_results(mnist_root))
     assert np.allclose(tables[0]["percentile of his"], pct.percentile)

@@ -66,6 +66,9 @@ def test_verdicts_follow_the_data():
     # remedies the folder does not hold are not tested
     assert v[("Xavier init", "faster")].startswith("not tested (no Xavier init run")
     assert v[("relu", "toward 1 at initialisation")].startswith("not tested")
+    # clipping and decay change nothing before the first update
+    assert v[("norm clipping", "toward 1 at initialisation")] == (
+        "not tested (it acts only during training: at step 0 the run is its twin)")
 
 
 def test_a_pair_where_neither_run_reaches_the_target_says_nothing():

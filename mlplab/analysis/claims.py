@@ -70,7 +70,7 @@ def main_runs(runs: pd.DataFrame) -> pd.DataFrame:
     return r[key == key.value_counts().idxmax()]
 
 
-def setting_values(runs: pd.DataFrame, cols=("lr", "init", "sigma_w", "sigma_b")) -> str:
+def setting_values(runs: pd.DataFrame, cols=("dataset", "lr", "init", "sigma_w", "sigma_b")) -> str:
     """'lr=0.5, init=normal, ...' for the values shared by ``runs``."""
     parts = []
     for c in present(runs, cols):

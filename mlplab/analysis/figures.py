@@ -230,7 +230,9 @@ def fig_ratio_vs_depth(res) -> plt.Figure:
     theory = r"dotted: mean-field $\prod_l \sqrt{\chi^l}$ (mlplab.theory)" if have_theory else "no mean-field prediction for these settings"
     if have_theory and pred["predicted"].isna().any():
         theory += " (plain networks only)"
-    fig.suptitle(TITLES["ratio_vs_depth"] + f"\nUnclipped runs, one dot per run; {theory}.", fontsize=11)
+    data = sorted(runs["dataset"].unique())
+    pooled = f" ({', '.join(data)} pooled)" if len(data) > 1 else f" ({data[0]})" if data else ""
+    fig.suptitle(TITLES["ratio_vs_depth"] + f"\nUnclipped runs{pooled}, one dot per run; {theory}.", fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -276,8 +278,11 @@ def exploding_examples(res, n: int = 2) -> pd.DataFrame:
     e = exp[exp["exploding"] & (exp["clip"] == "none")]
     if e.empty:
         raise Skip("no setting has a per-layer factor above 1 (mean-field √χ1 > 1)")
-    e = e.sort_values(["n_diverged", "depth", "ratio_step0"], ascending=False)
     keys = ["dataset", "activation", "init", "sigma_w", "sigma_b", "width", "depth", "loss"]
+    # densely logged runs first (the steps before a blow-up are drawn), then the most diverging
+    log_every = res.runs.groupby(keys)["log_every"].min().rename("log_every")
+    e = e.merge(log_every.reset_index(), on=keys, how="left")
+    e = e.sort_values(["log_every", "n_diverged", "depth", "ratio_step0"], ascending=[True, False, False, False])
     picked = []
     for row in e.itertuples(index=False):
         sel = res.runs
@@ -300,10 +305,10 @@ def exploding_examples(res, n: int = 2) -> pd.DataFrame:
 
 def fig_exploding(res) -> plt.Figure:
     ex = exploding_examples(res)
-    settings = ex.groupby(["depth", "loss", "activation", "sigma_w", "init", "lr"], sort=False)
+    settings = ex.groupby(["depth", "loss", "activation", "sigma_w", "init", "lr", "dataset"], sort=False)
     fig, axes = _grid(settings.ngroups, 2, w=4.6, h=3.2)
     for i, (key, g) in enumerate(settings):
-        depth, loss, act, sw, init, lr = key
+        depth, loss, act, sw, init, lr, dataset = key
         lay = res.layers[res.layers["run_id"].isin(g["run_id"])]
         colors = ordered_colors(lay["layer"])
         for j, clip in enumerate(["none", "norm"]):
@@ -312,7 +317,8 @@ def fig_exploding(res) -> plt.Figure:
             d = lay[lay["run_id"] == run["run_id"]]
             for layer, h in d.groupby("layer"):
                 y = h["grad_b_norm"].to_numpy()
-                ax.plot(h["step"], np.where((y > 0) & np.isfinite(y), y, np.nan), color=colors[layer], lw=1.1, label=f"layer {layer}")
+                ax.plot(h["step"], np.where((y > 0) & np.isfinite(y), y, np.nan), color=colors[layer], lw=1.1,
+                        marker="o" if len(h) <= 12 else None, ms=2.5, label=f"layer {layer}")
             if run["status"] == "diverged":
                 last = d[d["step"] == d["step"].max()]
                 finite = last["grad_b_norm"].replace([np.inf], np.nan).dropna()
@@ -328,7 +334,7 @@ def fig_exploding(res) -> plt.Figure:
             rule = "no clipping" if clip == "none" else f"norm clipping, threshold {run['clip_threshold']:g}"
             if clip == "none":
                 rule += f" ({run['unclipped_diverged']} seeds diverge)"
-            ax.set_title(f"{act}, σ_w={sw:g}, depth {depth}, {loss}, seed {run['seed']}\n{rule}", fontsize=8.5)
+            ax.set_title(f"{dataset}: {act}, σ_w={sw:g}, depth {depth}, {loss}, seed {run['seed']}\n{rule}", fontsize=8.5)
             if i == settings.ngroups - 1:
                 ax.set_xlabel("step (symmetric log scale)")
         axes[i, 0].set_ylabel(r"$\|\partial C/\partial b^l\|$ (before clipping)")
