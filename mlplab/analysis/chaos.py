@@ -254,8 +254,6 @@ def trainable_depths(tt: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- figures ------------------------------------------------------------------------------------------
-FONTS = {"font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10, "xtick.labelsize": 9, "ytick.labelsize": 9,
-         "legend.fontsize": 9, "legend.title_fontsize": 9}
 
 
 def _edges(values) -> np.ndarray:
@@ -418,14 +416,14 @@ def make_figures(source, outdir=None, decay: pd.DataFrame | None = None, train: 
     svg], or name -> a note when the folder lacks the runs a figure needs."""
     import seaborn as sns
 
-    from mlplab.analysis.figures import save
+    from mlplab.analysis.figures import save, style
 
     res = load(source)
     outdir = Path(outdir) if outdir is not None else Path(res.path) / "figures"
     decay = decay_table(res) if decay is None else decay
     train = trainability_table(res) if train is None else train
     out = {}
-    with sns.axes_style("whitegrid"), sns.plotting_context("paper", rc=FONTS):
+    with style():
         for name, draw, table in (("chaos_heatmap", fig_chaos_heatmap, decay), ("chaos_trainability", fig_trainability, train)):
             if table.empty:
                 out[name] = "skipped: no runs for it"

@@ -78,8 +78,6 @@ DATASET_NAMES = {"mnist": "MNIST", "digits": "the 8×8 digits"}
 STEP0_KEYS = ("dataset", "n_samples", "test_fraction", "standardise", "data_path", "data_digest",
               "batch_size", "dtype", "seed", "depth")
 
-FONT = {"font.size": 10, "axes.titlesize": 10, "axes.labelsize": 10, "xtick.labelsize": 9,
-        "ytick.labelsize": 9, "legend.fontsize": 9, "figure.titlesize": 10}
 NIELSEN_COLOR = sns.color_palette("colorblind")[3]
 
 
@@ -442,12 +440,14 @@ def fig_init(res) -> plt.Figure:
     """Our ‖∂C/∂b^l‖ at initialisation, one dot per network and a box (quartiles, whiskers at
     5 % and 95 %) per hidden layer, one panel per depth (rows: data sets), his value marked with
     its percentile in ours."""
+    from mlplab.analysis.figures import style
+
     speeds = speeds_at_init(res)
     pct = percentile_table(speeds)
     datasets, depths = sorted(speeds.dataset.unique()), sorted(speeds.depth.unique())
     colors = _layer_colors(depths)
     rng = np.random.default_rng(0)
-    with plt.rc_context(FONT), sns.axes_style("whitegrid"):
+    with style():
         ncol = 3 if len(depths) >= 3 else 1  # the legend: one line, or one entry per line
         legend_h = 0.4 if ncol == 3 else 0.8  # inches
         height = 3.3 * len(datasets) + 0.5 + legend_h
@@ -491,7 +491,7 @@ def fig_training(res) -> plt.Figure:
     """‖∂C/∂b^l‖ of each hidden layer over the epochs of training (log y), one panel per depth
     (rows: training protocols): median over seeds, band from the lowest to the highest seed;
     his curves (dashed) where the protocol is his. ``figures.Skip`` without training runs."""
-    from mlplab.analysis.figures import Skip
+    from mlplab.analysis.figures import Skip, style
 
     try:
         curves = training_curves(res)
@@ -502,7 +502,7 @@ def fig_training(res) -> plt.Figure:
     protocols = _protocols(curves)
     depths = sorted(curves.depth.unique())
     colors = _layer_colors(depths)
-    with plt.rc_context(FONT), sns.axes_style("whitegrid"):
+    with style():
         height = 3.1 * len(protocols) + 1.2  # 0.65 inch for the legend (two lines)
         fig, axes = plt.subplots(len(protocols), len(depths), figsize=(min(3.1 * len(depths) + 0.6, 10), height),
                                  squeeze=False, sharey=True)

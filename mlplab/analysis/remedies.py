@@ -151,18 +151,6 @@ def verdicts(source) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def ratio_table(source) -> pd.DataFrame:
-    """Median first-to-last ‖∂C/∂W‖ ratio per remedy, activation, depth and phase (for the figure)."""
-    pr = per_run(load(source))
-    rows = []
-    for (remedy, act, depth), g in pr.groupby(["remedy", "activation", "depth"]):
-        for phase, col in zip(PHASES, ("w_init", "w_end")):
-            v = g[col].dropna()
-            rows.append({"remedy": remedy, "activation": act, "depth": depth, "phase": phase, "n": len(v),
-                         "median": float(v.median()) if len(v) else math.nan})
-    return pd.DataFrame(rows)
-
-
 def steps_table(source) -> pd.DataFrame:
     """Median steps to the target per remedy, activation and depth (never reached: inf)."""
     pr = per_run(load(source))
@@ -172,14 +160,6 @@ def steps_table(source) -> pd.DataFrame:
         rows.append({"remedy": remedy, "activation": act, "depth": depth, "n": len(v), "n_reached": int(np.isfinite(v).sum()),
                      "median": float(np.median(v)), "target": float(g["target"].median())})
     return pd.DataFrame(rows)
-
-
-def present(source) -> bool:
-    """Whether the folder holds remedy runs with plain twins."""
-    try:
-        return not cases(source).empty
-    except (KeyError, ValueError):
-        return False
 
 
 LEVEL_TEXT = describe_level()
