@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -28,19 +30,14 @@ def numerical():
     return central_differences
 
 
-# ``python -c FAULTY ...`` is ``python -m mlplab ...`` with a fault injected into every run whose
-# first hidden layer has 5 units: its 3rd backward pass raises. For runs in this process (a
-# single run, or hydra/launcher=basic): a genuine failure inside a run, not bad input.
-FAULTY = """
-import mlplab.network as network
-original = network.MLP.backward_
-def faulty(self, *args, **kwargs):
-    if self.sizes[1] == 5:
-        self.calls = getattr(self, "calls", 0) + 1
-        if self.calls == 3:
-            raise FloatingPointError("injected fault")
-    return original(self, *args, **kwargs)
-network.MLP.backward_ = faulty
+# ``python -c FAULTY ...`` is ``python -m mlplab ...`` with the fault of tests/faults/sitecustomize.py
+# (MLPLAB_FAULT=backward: the 3rd backward pass of every run whose first hidden layer has 5 units
+# raises) injected in this process. For runs in this process (a single run, or
+# hydra/launcher=basic): a genuine failure inside a run, not bad input.
+FAULTY = f"""
+import os, runpy
+os.environ["MLPLAB_FAULT"] = "backward"
+runpy.run_path({str(Path(__file__).parent / "faults" / "sitecustomize.py")!r})
 from mlplab.cli import entry
 entry()
 """
