@@ -97,12 +97,13 @@ def twins(per_run: pd.DataFrame, factor: str, a, b) -> pd.DataFrame:
 
 
 # -- per-run measures -------------------------------------------------------------------------------
-def gradient_ratios(layers: pd.DataFrame) -> pd.DataFrame:
+def gradient_ratios(layers: pd.DataFrame, column: str | None = None) -> pd.DataFrame:
     """Per run and phase: ‖∂C/∂b^1‖/‖∂C/∂b^L‖ at step 0 ('initialisation') and at the last
     logged step of an ok run ('after training'). Networks without hidden layers are skipped.
 
     Under batch norm ∂C/∂b^l = 1ᵀ δ^l = 0 in every hidden layer (the bias is redundant), so
-    for those runs the ratio is ‖∂C/∂W^1‖/‖∂C/∂W^L‖ instead; ``measure`` names the column used."""
+    for those runs the ratio is ‖∂C/∂W^1‖/‖∂C/∂W^L‖ instead; ``measure`` names the column used.
+    ``column`` ("grad_w_norm" or "grad_b_norm") imposes one column on every run."""
     lay = layers[layers["depth"] >= 1]
     if lay.empty:
         return pd.DataFrame(columns=["run_id", "phase", "step", "ratio", "measure"])
@@ -115,12 +116,13 @@ def gradient_ratios(layers: pd.DataFrame) -> pd.DataFrame:
     for phase, d in picks.items():
         first = d[d["layer"] == 1].set_index("run_id")
         last = d[d["layer"] == d["depth"] + 1].set_index("run_id").reindex(first.index)
-        batch_norm = (first["norm"] == "batch") if "norm" in first else pd.Series(False, index=first.index)
-        measure = np.where(batch_norm, "grad_w_norm", "grad_b_norm")
+        if column is not None:
+            use_w = pd.Series(column == "grad_w_norm", index=first.index)
+        else:
+            use_w = (first["norm"] == "batch") if "norm" in first else pd.Series(False, index=first.index)
+        measure = np.where(use_w, "grad_w_norm", "grad_b_norm")
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = first["grad_b_norm"] / last["grad_b_norm"]
-            if batch_norm.any():
-                ratio = ratio.where(~batch_norm, first["grad_w_norm"] / last["grad_w_norm"])
+            ratio = (first["grad_b_norm"] / last["grad_b_norm"]).where(~use_w, first["grad_w_norm"] / last["grad_w_norm"])
         frames.append(pd.DataFrame({"run_id": first.index, "phase": phase, "step": first["step"].to_numpy(),
                                     "ratio": ratio.to_numpy(), "measure": measure}))
     return pd.concat(frames, ignore_index=True)

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from mlplab.analysis import load
-from mlplab.analysis.claims import ACC_FRAC, PHASES, steps_effect, steps_to, twins
+from mlplab.analysis.claims import ACC_FRAC, PHASES, gradient_ratios, steps_effect, steps_to, twins
 from mlplab.analysis.verdicts import cases_table, describe_level, evidence, fmt, verdict
 
 # remedy -> (field, its value, the plain value); relu's twins are the saturating activations
@@ -56,16 +56,9 @@ CLAIMS = {
 def weight_ratios(layers: pd.DataFrame) -> pd.DataFrame:
     """Per run: ‖∂C/∂W^1‖/‖∂C/∂W^L‖ at step 0 (``w_init``) and at the last logged step of an
     ok run (``w_end``)."""
-    lay = layers[layers["depth"] >= 1]
-    out = {}
-    for name, d in (("w_init", lay[lay["step"] == 0]),
-                    ("w_end", lay[(lay["step"] == lay.groupby("run_id")["step"].transform("max")) & (lay["status"] == "ok")
-                                  & (lay["step"] > 0)])):
-        first = d[d["layer"] == 1].set_index("run_id")["grad_w_norm"]
-        last = d[d["layer"] == d["depth"] + 1].set_index("run_id")["grad_w_norm"]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[name] = first / last.reindex(first.index)
-    return pd.DataFrame(out)
+    r = gradient_ratios(layers, column="grad_w_norm")
+    return r.pivot(index="run_id", columns="phase", values="ratio").reindex(columns=list(PHASES)).set_axis(
+        ["w_init", "w_end"], axis=1)
 
 
 def per_run(res) -> pd.DataFrame:

@@ -26,7 +26,7 @@ import pandas as pd
 import mlplab
 from mlplab.analysis import chaos, claims, command, figures, load, nielsen, remedies, table
 from mlplab.analysis.blocks import Block
-from mlplab.results import CONFIG_TYPES, ResultsError
+from mlplab.results import CONFIG_TYPES
 
 SECTIONS = [  # the blog study's sections, when the folder can test its claims
     "What the post claims",
