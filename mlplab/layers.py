@@ -62,9 +62,10 @@ class Dense:
         self.W, self.b, self.WT = params["W"], params["b"], params["W"].T
         self.dW, self.db = grads["W"], grads["b"]
 
-    def buffers(self, m: int, s: np.ndarray, t: np.ndarray) -> Buffers:
-        h = np.empty((m, self.n_out), self.W.dtype)
-        return Buffers(z=h, h=h, a=h, s=s, t=t, ones=np.ones(m, h.dtype))
+    def buffers(self, m: int, s: np.ndarray, t: np.ndarray, a: np.ndarray) -> Buffers:
+        """``a``: the (m, n_out) array the layer's output goes to (the workspace lays every
+        layer's output out in one block, for statistics over all layers at once)."""
+        return Buffers(z=a, h=a, a=a, s=s, t=t, ones=np.ones(m, a.dtype))
 
     def forward_(self, a_prev, c: Buffers, stats: str, track: bool):
         z = dot(a_prev, self.WT, out=c.z)
@@ -109,8 +110,8 @@ class Normalised(Dense):
         self.dgamma, self.dbeta = grads["gamma"], grads["beta"]
         self.gamma[...], self.beta[...] = 1.0, 0.0   # γ starts at 1, β at 0
 
-    def buffers(self, m, s, t):
-        c = super().buffers(m, s, t)
+    def buffers(self, m, s, t, a):
+        c = super().buffers(m, s, t, a)
         c.z = np.empty_like(c.h)                     # z, then ẑ in place; h = σ(u) apart
         c.r = np.empty(self.n_out if self.axis == 0 else (m, 1), c.h.dtype)
         return c
@@ -213,9 +214,9 @@ class Skip:
             raise AttributeError(name)
         return getattr(self.f, name)
 
-    def buffers(self, m, s, t):
-        c = self.f.buffers(m, s, t)
-        c.a = np.empty_like(c.h)
+    def buffers(self, m, s, t, a):
+        c = self.f.buffers(m, s, t, np.empty_like(a))  # h = f(a^(l-1)) apart from a^l
+        c.a = a
         return c
 
     def forward_(self, a_prev, c, stats, track):
@@ -236,8 +237,8 @@ class Output(Dense):
         super().__init__(n_in, n_out, None)
         self.loss = loss
 
-    def buffers(self, m, s, t):
-        c = super().buffers(m, s, t)
+    def buffers(self, m, s, t, a):
+        c = super().buffers(m, s, t, a)
         c.z = np.empty_like(c.h)                     # z^L is kept: the losses are evaluated from it
         return c
 

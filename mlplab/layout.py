@@ -82,28 +82,39 @@ class SquaredNorms:
     * ``slots[i]`` — (gradient view, index into ``sums``) of layer i, for the backward pass to
       fill with ``vdot`` right after it computes that layer's gradients (large networks: the
       gradient is still in cache).
+
+    ``fill_()`` takes whichever is faster for the network's size.
     """
 
     FLAT_MAX = 16384  # gradients up to this many numbers: from_flat_ (measured faster)
 
     def __init__(self, layout: FlatLayout, n_layers: int):
-        self.layout = layout
+        self.layout, self.array = layout, layout.grads
         self.sums = np.zeros(len(layout.segments))  # float64: reduceat accumulates in its out's dtype
         self.by_kind: dict[str, np.ndarray] = {}
         for kind in KINDS:
             idx = [j for j, (k, _, _) in enumerate(layout.segments) if k == kind]
             self.by_kind[kind] = self.sums[idx[0] : idx[-1] + 1] if idx else self.sums[:0]
-        self.flat = layout.grads.size <= self.FLAT_MAX
+        self.flat = self.array.size <= self.FLAT_MAX
         self._starts = np.array([start for _, _, start in layout.segments], np.intp)
-        self._sq = np.zeros(layout.grads.size, layout.dtype) if self.flat else None
+        self._sq = np.zeros(self.array.size, layout.dtype) if self.flat else None
         self.slots: list[list[tuple[np.ndarray, int]]] = [[] for _ in range(n_layers)]
         for j, (kind, i, _) in enumerate(layout.segments):
             self.slots[i].append((layout.grad_views(i)[kind], j))
 
     def from_flat_(self) -> None:
-        g, sq = self.layout.grads, self._sq
+        g, sq = self.array, self._sq
         np.multiply(g, g, out=sq)
         np.add.reduceat(sq, self._starts, out=self.sums)
+
+    def fill_(self) -> None:
+        if self.flat:
+            self.from_flat_()
+            return
+        vdot, sums = np.vdot, self.sums
+        for slots in self.slots:
+            for x, j in slots:
+                sums[j] = vdot(x, x)
 
     def total(self) -> float:
         """‖g‖² over all parameters: the per-kind sums added kind by kind (W, b, γ, β)."""

@@ -135,11 +135,11 @@ class SoftmaxCE(Loss):
         return out
 
     def fn(self, z, a, y):
-        m = z.argmax(axis=-1)[:, None]
-        M = np.take_along_axis(z, m, axis=-1)
-        e = np.exp(z - M)
-        np.put_along_axis(e, m, 0.0, axis=-1)  # Σ over k ≠ m
-        return np.einsum("ij,ij->i", y, M - z) + np.log1p(e.sum(axis=-1))
+        rows, m = np.arange(len(z)), z.argmax(axis=-1)
+        d = z[rows, m][:, None] - z                  # M − z ≥ 0
+        e = np.exp(np.negative(d))                   # e^{z − M}
+        e[rows, m] = 0.0                             # Σ over k ≠ m
+        return np.einsum("ij,ij->i", y, d) + np.log1p(e.sum(axis=-1))
 
     def delta_(self, z, a, y, out):
         return np.subtract(a, y, out=out)

@@ -64,9 +64,10 @@ class Views(list):
 
 
 class Workspace:
-    """The buffers of one batch size m: each layer's ``Buffers``; ∂C/∂a^l and δ^l in two
-    alternating arrays (layer l writes ∂C/∂a^(l-1) into the one layer l+1 did not use); two
-    scratch arrays shared by all layers."""
+    """The buffers of one batch size m: each layer's ``Buffers``; every layer's output a^l in
+    one block (``outputs``, layer after layer, for statistics over all layers in a few calls);
+    ∂C/∂a^l and δ^l in two alternating arrays (layer l writes ∂C/∂a^(l-1) into the one layer
+    l+1 did not use); two scratch arrays shared by all layers."""
 
     def __init__(self, layers: list, m: int, dtype):
         n = [layer.n_out for layer in layers]
@@ -74,9 +75,14 @@ class Workspace:
         d = [np.empty(size, dtype), np.empty(size, dtype)]
         s, t = np.empty(size, dtype), np.empty(size, dtype)
         self.m = m
+        self.counts = np.array([m * k for k in n], np.intp)  # numbers in each a^l
+        self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.intp)
+        self.outputs = np.empty(int(self.counts.sum()), dtype)
+        out = [self.outputs[i : i + c].reshape(m, k) for i, c, k in zip(self.starts, self.counts, n)]
         self.buffers: list[Buffers] = [
-            layer.buffers(m, s[: m * k].reshape(m, k), t[: m * k].reshape(m, k)) for layer, k in zip(layers, n)
+            layer.buffers(m, s[: m * k].reshape(m, k), t[: m * k].reshape(m, k), a) for layer, k, a in zip(layers, n, out)
         ]
+        self.skips = [i for i, c in enumerate(self.buffers) if c.h is not c.a]  # layers whose h is apart from a^l
         # g[l-1] holds ∂C/∂a^l, then δ^l in place: buffer (L − l) % 2
         self.g = [d[(L - 1 - i) % 2][: m * k].reshape(m, k) for i, k in enumerate(n)]
         self.buffers[-1].delta = self.g[-1]  # δ^L
@@ -206,6 +212,15 @@ class MLP:
         """Mean loss C of the last ``forward_`` against the targets Y."""
         c = self._last[0].buffers[-1]
         return float(self.loss.fn(c.z, c.a, Y).mean())
+
+    @property
+    def last_workspace(self) -> Workspace:
+        """The workspace (buffers) of the last ``forward_``."""
+        return self._last[0]
+
+    def layer_buffers(self) -> list[Buffers]:
+        """Every layer's ``Buffers`` of the last ``forward_`` (z, h, a, ...)."""
+        return self._last[0].buffers
 
     def layer_outputs(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """(a^l, h^l) of every layer l = 1..L in the last ``forward_`` (buffers): the layer's

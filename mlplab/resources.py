@@ -16,14 +16,14 @@ import time
 from pathlib import Path
 
 from mlplab.data import split_sizes
-from mlplab.spec import ConfigError, RunSpec
+from mlplab.spec import ConfigError, RunSpec, cadence
 
 FLAT_NORMS_MAX = 16384  # mlplab.layout.SquaredNorms.FLAT_MAX: a squares buffer below this size
 LOGGED_COLUMNS = 16  # metric arrays per layer and per step in a run's Record, 8 bytes or less each
 BASELINE = 64 * 2**20  # temporaries of evaluation and writing, on top of what is counted
 
 
-def estimate(spec: RunSpec, min_log_points: int = 50) -> dict[str, int]:
+def estimate(spec: RunSpec) -> dict[str, int]:
     """Bytes a run needs, by part: parameters (with gradients), activations (every batch
     size's buffers), data, records. ``spec`` must be resolved (a file's or data set's real
     shape in n_samples, n_features, n_classes)."""
@@ -47,8 +47,7 @@ def estimate(spec: RunSpec, min_log_points: int = 50) -> dict[str, int]:
     data = spec.n_samples * columns * (8 + 8 + item)  # generated (float64), shuffled, cast
     steps_per_epoch = math.ceil(n_train / batch)
     n_steps = steps_per_epoch * spec.epochs
-    log_every = spec.log_every or max(1, n_steps // min_log_points)
-    rows = n_steps // log_every + 2
+    rows = cadence(n_steps, spec.log_every, spec.eval_every)[2]
     records = 2 * rows * (L + 1) * LOGGED_COLUMNS * 8  # the arrays, then the tables made from them
     return {"parameters": params, "activations": activations, "data": data, "records": records}
 

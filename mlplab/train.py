@@ -29,9 +29,8 @@ from mlplab.data import DataError, Dataset, facts, make_dataset, split_sizes
 from mlplab.losses import check_targets as loss_targets
 from mlplab.losses import get_loss
 from mlplab.network import MLP, sgd_step
-from mlplab.spec import ConfigError, RunSpec, validate
-
-MIN_LOG_POINTS = 50
+from mlplab.record import Record, safe_norm
+from mlplab.spec import ConfigError, RunSpec, cadence, validate
 
 
 @functools.lru_cache(maxsize=1)
@@ -126,28 +125,23 @@ def build_network(spec: RunSpec, data: Dataset, rng) -> MLP:
 
 @dataclass
 class Schedule:
+    """When a run logs: gradient metrics every ``log_every`` steps, a whole-set evaluation every
+    ``eval_every`` steps (each also a logged step); ``rows``: the most rows it can write."""
+
     n_train: int
     batch_size: int
     steps_per_epoch: int
     n_steps: int
     log_every: int
+    eval_every: int
+    rows: int
 
     @classmethod
     def of(cls, spec: RunSpec, n_train: int) -> "Schedule":
         bs = n_train if spec.batch_size == "full" else int(spec.batch_size)
         spe = math.ceil(n_train / bs)
         n_steps = spe * spec.epochs
-        log_every = spec.log_every or max(1, n_steps // MIN_LOG_POINTS)
-        return cls(n_train, bs, spe, n_steps, log_every)
-
-
-def safe_norm(g: np.ndarray) -> float:
-    """‖g‖ without overflow: max|g| · ‖g / max|g|‖ (NaN or inf when an entry is)."""
-    m = float(np.abs(g).max(initial=0.0))
-    if m == 0.0 or not math.isfinite(m):
-        return m
-    x = g / m
-    return m * math.sqrt(np.vdot(x, x))
+        return cls(n_train, bs, spe, n_steps, *cadence(n_steps, spec.log_every, spec.eval_every))
 
 
 class Step:
@@ -201,96 +195,6 @@ class Step:
         return gnorm
 
 
-KEY_COLUMNS = ("run_id", "step", "epoch", "layer", "fan_in", "fan_out")
-NORM_COLUMNS = {"W": "grad_w_norm", "b": "grad_b_norm", "gamma": "grad_gamma_norm", "beta": "grad_beta_norm"}
-
-
-def _metric_arrays(schema, shape) -> dict[str, np.ndarray]:
-    """One preallocated array per metric column of ``schema``: NaN (floats) or zeros."""
-    out = {}
-    for f in schema:
-        if f.name not in KEY_COLUMNS:
-            dt = np.dtype(f.type.to_pandas_dtype())
-            out[f.name] = np.full(shape, np.nan, dt) if dt.kind == "f" else np.zeros(shape, dt)
-    return out
-
-
-class Record:
-    """Rows accumulated in preallocated arrays during a run, turned into tables once: one
-    array per metric column of the steps and layers tables (``mlplab.results``)."""
-
-    def __init__(self, sizes: list[int], capacity: int, normalised: bool = False):
-        L = len(sizes) - 1
-        self.L, self.sizes, self.n_steps_rows, self.steps_done = L, list(sizes), 0, 0
-        self.max_grad_norm = 0.0  # the largest finite global gradient norm of every step, logged or not
-        self.steps = {"step": np.zeros(capacity, np.int32), "epoch": np.zeros(capacity, np.int32)}
-        self.steps.update(_metric_arrays(res.STEPS_SCHEMA, capacity))
-        self.layers = _metric_arrays(res.LAYERS_SCHEMA, (capacity, L))
-        # the layers each kind of parameter lives in (γ, β: every hidden layer of a normalised net)
-        hidden = list(range(L - 1)) if normalised else []
-        self.kind_layers = {"W": list(range(L)), "b": list(range(L)), "gamma": hidden, "beta": hidden}
-        self.nulls = {}
-        for kind in ("gamma", "beta"):
-            null = np.ones(L, bool)
-            null[self.kind_layers[kind]] = False
-            self.nulls[NORM_COLUMNS[kind]] = null
-
-    def log_gradients(self, s: int, epoch: int, net: MLP, step: Step, gnorm: float, Yb) -> int:
-        """A new row for step ``s``: gradient norms, weights and activations of the mini-batch
-        about to be applied (before clipping). Returns the row's index."""
-        i = self.n_steps_rows
-        self.n_steps_rows += 1
-        st, lay = self.steps, self.layers
-        st["step"][i], st["epoch"][i], st["grad_norm"][i] = s, epoch, gnorm
-        st["batch_loss"][i] = net.loss_(Yb)
-        for kind, norms in step.norms().items():
-            lay[NORM_COLUMNS[kind]][i, self.kind_layers[kind]] = norms
-        outputs = net.layer_outputs()
-        for l, ((a, h), W) in enumerate(zip(outputs, net.weights)):
-            sat = net.loss.saturated(a) if l == self.L - 1 else net.activation.saturated(h)
-            lay["weight_norm"][i, l] = math.sqrt(np.vdot(W, W))
-            lay["act_mean"][i, l] = a.mean()
-            lay["act_std"][i, l] = a.std()
-            lay["sat_frac"][i, l] = sat.mean()
-        return i
-
-    def log_update(self, i: int, net: MLP, step: Step, scale: float, clipped: bool, evaluation) -> float:
-        """The rest of row i: whether clipping acted, ‖ΔW^l‖/‖W^l‖ of the update about to be made,
-        and ``evaluation`` ((loss, accuracy) on the whole training and test sets). Returns the
-        training loss."""
-        st, lay = self.steps, self.layers
-        st["clipped"][i] = clipped
-        lr, wd = step.lr, step.weight_decay
-        for l, (W, g) in enumerate(zip(net.weights, net.dW)):  # ΔW^l = −η (scale · g + λ W)
-            wn = lay["weight_norm"][i, l]
-            step_norm = safe_norm(scale * g + wd * W if wd else g) * (1.0 if wd else scale)
-            lay["update_ratio"][i, l] = lr * step_norm / wn if wn > 0 else math.inf
-        (st["train_loss"][i], st["train_accuracy"][i]), (st["test_loss"][i], st["test_accuracy"][i]) = evaluation
-        return float(st["train_loss"][i])
-
-    def divergence(self, norms: dict, gnorm: float, s: int) -> str:
-        """The reason a gradient is not finite: the first array with a NaN or Inf."""
-        for kind, values in norms.items():
-            for l, v in zip(self.kind_layers[kind], values):
-                if not math.isfinite(v):
-                    return f"{NORM_COLUMNS[kind]} of layer {l + 1} is {v} at step {s}"
-        return f"gradient norm is {gnorm} at step {s}"
-
-    def tables(self, run_id: str):
-        n, L = self.n_steps_rows, self.L
-        steps = {k: v[:n] for k, v in self.steps.items()}
-        steps["run_id"] = [run_id] * n
-        layers = {k: v[:n].reshape(-1) for k, v in self.layers.items()}
-        layers["run_id"] = [run_id] * (n * L)
-        layers["step"] = np.repeat(steps["step"], L)
-        layers["epoch"] = np.repeat(steps["epoch"], L)
-        layers["layer"] = np.tile(np.arange(1, L + 1, dtype=np.int32), n)
-        layers["fan_in"] = np.tile(np.asarray(self.sizes[:-1], np.int32), n)
-        layers["fan_out"] = np.tile(np.asarray(self.sizes[1:], np.int32), n)
-        nulls = {k: np.tile(v, n) for k, v in self.nulls.items()}
-        return res.to_table(layers, "layers", nulls), res.to_table(steps, "steps")
-
-
 def batches(data: Dataset, sched: Schedule, rng: np.random.Generator):
     """The mini-batches of one epoch, in a fresh random order (the whole set when full batch)."""
     X, Y = data.X_train, data.Y_train
@@ -303,36 +207,62 @@ def batches(data: Dataset, sched: Schedule, rng: np.random.Generator):
         yield X[idx], Y[idx]
 
 
+class Evaluation:
+    """(loss, accuracy) on the whole training and test sets, in evaluation mode (batch norm:
+    running estimates): what ``MLP.evaluate`` gives for each set, from one forward pass over
+    both (each sample's output is its own in evaluation mode), without its input checks (the
+    sets are checked once, here) and with the labels taken once."""
+
+    def __init__(self, net: MLP, data: Dataset):
+        self.net, self.n = net, len(data.X_train)
+        self.X = net._as_input(np.concatenate([data.X_train, data.X_test]))
+        self.Y = net._as_targets(self.X, np.concatenate([data.Y_train, data.Y_test]))
+        self.labels = self.Y.argmax(axis=1)
+
+    def __call__(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        net, n = self.net, self.n
+        aL = net.forward_(self.X, "running")
+        c = net.layer_buffers()[-1]
+        loss = net.loss.fn(c.z, c.a, self.Y)
+        hit = aL.argmax(axis=1) == self.labels
+        return tuple((float(loss[part].mean()), np.count_nonzero(hit[part]) / len(hit[part]))
+                     for part in (slice(0, n), slice(n, None)))
+
+
 def train(net: MLP, data: Dataset, spec: RunSpec, shuffle_rng: np.random.Generator, sched: Schedule, rec: Record) -> None:
     """Plain mini-batch SGD with per-layer instrumentation; fills ``rec``.
 
     Update (weights only decay): W ← W − η (clip(∂C/∂W) + λ W),  θ ← θ − η clip(∂C/∂θ) for b, γ, β.
-    At every logged step s (s updates done; s = 0 is the initialisation) it records, for the
-    mini-batch about to be applied: per layer the pre-clip gradient norms ‖∂C/∂W^l‖_F,
-    ‖∂C/∂b^l‖ (and ‖∂C/∂γ^l‖, ‖∂C/∂β^l‖), ‖W^l‖_F, ‖ΔW^l‖/‖W^l‖, and the mean, std and saturated
-    fraction of the layer's output; per step the training and test loss and accuracy (whole
-    sets, evaluation mode), the mini-batch loss, the pre-clip global norm and whether clipping
-    acted. A non-finite gradient (checked every step) or loss (checked at every logged step)
-    raises ``Diverged``, with that step's row kept in ``rec``.
+    At every logged step s (s updates done; s = 0 is the initialisation; every ``log_every``-th
+    and every ``eval_every``-th step) it records, for the mini-batch about to be applied: per
+    layer the pre-clip gradient norms ‖∂C/∂W^l‖_F, ‖∂C/∂b^l‖ (and ‖∂C/∂γ^l‖, ‖∂C/∂β^l‖),
+    ‖W^l‖_F, ‖ΔW^l‖/‖W^l‖, and the mean, std and saturated fraction of the layer's output; per
+    step the mini-batch loss, the pre-clip global norm and whether clipping acted. At every
+    ``eval_every``-th step also the training and test loss and accuracy (whole sets, evaluation
+    mode); NaN at the other rows. A non-finite gradient (checked every step) or training loss
+    (every evaluation) raises ``Diverged``, with that step's row kept in ``rec``. (A non-finite
+    mini-batch loss needs a non-finite z^L, whose gradient is not finite either.)
     """
     step = Step(net, spec.clip, spec.clip_threshold, spec.lr, spec.weight_decay)
+    evaluate = Evaluation(net, data)
+    log_every, eval_every = sched.log_every, sched.eval_every
     s = 0
     for epoch in range(spec.epochs):
         for Xb, Yb in batches(data, sched, shuffle_rng):
-            logged = s % sched.log_every == 0
-            if logged:  # the network after s updates (batch norm: running estimates of s batches)
-                evaluation = net.evaluate(data.X_train, data.Y_train), net.evaluate(data.X_test, data.Y_test)
+            evaluated = s % eval_every == 0
+            # the network after s updates (batch norm: running estimates of s batches)
+            evaluation = evaluate() if evaluated else None
             gnorm = step.gradients(Xb, Yb)
             finite = math.isfinite(gnorm)
             if gnorm > rec.max_grad_norm and finite:
                 rec.max_grad_norm = gnorm
-            if logged or not finite:
+            if evaluated or not finite or s % log_every == 0:
                 i = rec.log_gradients(s, epoch, net, step, gnorm, Yb)
                 if not finite:
                     raise Diverged(rec.divergence(step.norms(), gnorm, s))
                 scale, clipped = step.clip(gnorm)
                 train_loss = rec.log_update(i, net, step, scale, clipped, evaluation)
-                if not math.isfinite(train_loss):
+                if evaluated and not math.isfinite(train_loss):
                     raise Diverged(f"training loss is {train_loss} at step {s}")
             else:
                 scale, clipped = step.clip(gnorm)
@@ -366,11 +296,11 @@ def run(spec: RunSpec, root, sweep: str = "", force: bool = False, tables: list 
     row = {k: v for k, v in spec.as_dict().items() if k in res.CONFIG_TYPES}
     row.update(
         run_id=run_id, sweep=sweep, batch_size=sched.batch_size, full_batch=spec.batch_size == "full",
-        log_every=sched.log_every, n_steps=sched.n_steps, diverged_step=None, reason=None,
+        log_every=sched.log_every, eval_every=sched.eval_every, n_steps=sched.n_steps, diverged_step=None, reason=None,
         final_loss=math.nan, final_accuracy=math.nan, final_test_loss=math.nan, final_test_accuracy=math.nan,
         mlplab_version=__version__, numpy_version=np.__version__, schema_version=res.SCHEMA_VERSION,
     )
-    rec = Record(layer_sizes(spec, data), sched.n_steps // sched.log_every + 2, spec.norm is not None)
+    rec = Record(layer_sizes(spec, data), sched.rows, spec.norm is not None)
     t1 = time.perf_counter()
     with blas().limit(limits=1), np.errstate(over="ignore", invalid="ignore"):
         # overflow and inf-inf are expected in exploding runs; they are caught as divergence

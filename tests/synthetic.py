@@ -18,7 +18,7 @@ LOG_EVERY = 10
 BASE = {
     "depth": 2, "width": 32, "activation": "sigmoid", "alpha": 0.01, "loss": "bce", "init": "normal", "sigma_w": 1.0,
     "sigma_b": 1.0, "residual": False, "norm": "none", "lr": 0.5, "batch_size": 32, "epochs": 10, "weight_decay": 0.0,
-    "clip": "none", "clip_threshold": 1.0, "log_every": LOG_EVERY, "dataset": "blobs", "n_samples": 1000,
+    "clip": "none", "clip_threshold": 1.0, "log_every": LOG_EVERY, "eval_every": LOG_EVERY, "dataset": "blobs", "n_samples": 1000,
     "n_features": 2, "n_classes": 3, "noise": 0.1, "test_fraction": 0.2, "standardise": True, "data_path": "none",
     "data_digest": "none", "seed": 0, "dtype": "float64",
 }

@@ -159,7 +159,7 @@ def test_batch_sizes(batch_size, steps_per_epoch):
 
 
 def test_full_batch_gradient_descent_and_float32(tmp_path):
-    row = run(RunSpec(**{**SMALL, "batch_size": "full", "dtype": "float32", "epochs": 60}), tmp_path)
+    row = run(RunSpec(**{**SMALL, "batch_size": "full", "dtype": "float32", "epochs": 60, "eval_every": 1}), tmp_path)
     r = load_results(tmp_path)
     assert row["status"] == "ok" and row["batch_size"] == 160 and r.runs.full_batch[0]
     assert r.runs.dtype[0] == "float32" and len(r.steps) == 60

@@ -154,7 +154,7 @@ def predicted_factor(activation: str, init: str, sigma_w: float, sigma_b: float,
 
 def steps_to(steps: pd.DataFrame, column: str, targets: pd.Series, beyond: pd.Series) -> pd.Series:
     """Per run: the first logged step whose ``column`` reaches its run's target (``targets``,
-    by run_id); runs that never do get ``beyond`` (one logged step past their end)."""
+    by run_id); runs that never do get ``beyond`` (one evaluation past their end)."""
     s = steps[["run_id", "step", column]].copy()
     s["target"] = s["run_id"].map(targets)
     hit = s[s[column] >= s["target"]].groupby("run_id")["step"].min()
@@ -170,7 +170,7 @@ def per_run(res) -> pd.DataFrame:
     for phase, name in zip(PHASES, ("ratio_init", "ratio_end")):
         runs[name] = ratios[ratios["phase"] == phase].set_index("run_id")["ratio"].reindex(runs.index)
     runs["diverged"] = runs["status"] == "diverged"
-    runs["beyond"] = runs["n_steps"] + runs["log_every"]
+    runs["beyond"] = runs["n_steps"] + runs["eval_every"]
     # claim 1's targets: ACC_FRAC × the best median final accuracy over the losses compared at
     # that depth and setting (every config field but loss and seed)
     # (a target the runs already meet at initialisation — nothing learns — is no target: NaN)

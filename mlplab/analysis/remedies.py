@@ -66,7 +66,7 @@ def per_run(res) -> pd.DataFrame:
     runs = res.runs.set_index("run_id", drop=False)
     runs = runs.join(weight_ratios(res.layers))
     runs["remedy"] = [label(r) for r in runs.itertuples(index=False)]
-    runs["beyond"] = runs["n_steps"] + runs["log_every"]
+    runs["beyond"] = runs["n_steps"] + runs["eval_every"]
     ok = runs[runs["status"] == "ok"]
     best = ok.groupby(["dataset", "depth", "remedy", "activation"])["final_test_accuracy"].median().groupby(level=["dataset", "depth"]).max()
     runs["target"] = np.round(ACC_FRAC * runs.set_index(["dataset", "depth"]).index.map(best).to_numpy(float), 4)

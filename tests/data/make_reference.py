@@ -19,7 +19,8 @@ import pandas as pd
 from mlplab import MLP, RunSpec, load_results, run
 
 HERE = Path(__file__).resolve().parent
-BASE = dict(depth=2, width=8, n_samples=120, epochs=2, batch_size=16, log_every=1)
+# eval_every=1: the whole sets evaluated at every logged step, as every run was then
+BASE = dict(depth=2, width=8, n_samples=120, epochs=2, batch_size=16, log_every=1, eval_every=1)
 
 # (label, RunSpec overrides): every activation x loss, and each training option on its own
 CASES = [(f"{a}-{l}", dict(activation=a, loss=l)) for a in ("sigmoid", "tanh", "relu", "leaky_relu")

@@ -1,0 +1,221 @@
+"""What a run records at its logged steps, and how it stays cheap.
+
+``Record`` holds one preallocated array per metric column of the ``steps`` and ``layers`` tables
+(``mlplab.results``) and turns them into tables once, at the end. At each logged step it takes
+what only that moment has: the per-layer gradient norms (already summed by the backward pass),
+the weight norms, and — kept raw in ``Pending`` — the mini-batch's layer outputs a^1..a^L, z^L
+and targets. The statistics of the outputs (mean, standard deviation, saturated fraction) and
+the mini-batch loss are computed from those raw copies for all rows at once, when the tables
+are made: a few array operations per run instead of a few dozen per logged step. A run whose
+raw copies would exceed ``Pending.MAX_BYTES`` computes them at each step instead; the numbers
+are the same either way.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from mlplab import results as res
+
+KEY_COLUMNS = ("run_id", "step", "epoch", "layer", "fan_in", "fan_out")
+NORM_COLUMNS = {"W": "grad_w_norm", "b": "grad_b_norm", "gamma": "grad_gamma_norm", "beta": "grad_beta_norm"}
+
+
+def safe_norm(g: np.ndarray) -> float:
+    """‖g‖ without overflow: max|g| · ‖g / max|g|‖ (NaN or inf when an entry is)."""
+    m = float(np.abs(g).max(initial=0.0))
+    if m == 0.0 or not math.isfinite(m):
+        return m
+    x = g / m
+    return m * math.sqrt(np.vdot(x, x))
+
+
+def block_stats(x: np.ndarray, starts: np.ndarray, counts: np.ndarray, output: np.ndarray, activation, loss):
+    """Mean, standard deviation (two passes: the mean, then the squared deviations from it) and
+    saturated fraction of every segment of the flat array ``x`` (segment k: ``counts[k]``
+    numbers from ``starts[k]``, the segments back to back), in float64. A segment with
+    ``output[k]`` set is an output layer's a^L, saturated by the loss's rule; the others are
+    hidden outputs, saturated by the activation's. Overwrites ``x`` (with the squared deviations)."""
+    sat = np.add.reduceat(activation.saturated(x).view(np.uint8).astype(np.intp), starts)
+    if output.any():
+        by_loss = np.add.reduceat(loss.saturated(x).view(np.uint8).astype(np.intp), starts)
+        sat = np.where(output, by_loss, sat)
+    mean = np.add.reduceat(x, starts, dtype=np.float64) / counts
+    x -= np.repeat(mean, counts).astype(x.dtype, copy=False)
+    np.multiply(x, x, out=x)
+    std = np.sqrt(np.add.reduceat(x, starts, dtype=np.float64) / counts)
+    return mean, std, sat / counts
+
+
+class Pending:
+    """The raw copies of logged mini-batches whose statistics are computed at the end.
+
+    Per row: the workspace's block of layer outputs (``mlplab.network.Workspace.outputs``:
+    a^1..a^L back to back), z^L, a^L and the targets Y — each in a flat store, rows back to
+    back. With residual layers, σ's output h^l is apart from a^l; their saturated fractions are
+    counted at once (``skip_sat``)."""
+
+    MAX_BYTES = 32 * 2**20  # raw copies of a run beyond this: statistics at each logged step
+
+    def __init__(self, net, capacity: int, m: int):
+        ws = net.last_workspace
+        n_out = net.sizes[-1]
+        self.block, self.m, self.n_out = ws.outputs.size // ws.m, m, n_out  # numbers per sample
+        self.base = ws.starts // ws.m  # each layer's start within a sample-block of the outputs
+        self.widths = np.asarray(net.sizes[1:], np.intp)
+        size = capacity * m * (self.block + 3 * n_out) * net.dtype.itemsize
+        self.deferred = size <= self.MAX_BYTES
+        if self.deferred:
+            self.out = np.empty(capacity * m * self.block, net.dtype)
+            self.zaY = np.empty((3, capacity * m, n_out), net.dtype)
+        self.rows: list[tuple[int, int]] = []  # (row, samples) of each deferred row
+        self.used = 0  # samples stored
+        self.skip_sat = np.full((capacity, net.L), np.nan)
+
+    def add(self, rec: Record, i: int, net, Yb: np.ndarray) -> None:
+        ws = net.last_workspace
+        m = ws.m
+        for l in ws.skips:
+            self.skip_sat[i, l] = np.count_nonzero(net.activation.saturated(ws.buffers[l].h)) / ws.counts[l]
+        if not self.deferred or m > self.m:  # too large to keep: now
+            output = np.zeros(net.L, bool)
+            output[-1] = True
+            stats = block_stats(ws.outputs.copy(), ws.starts, ws.counts, output, net.activation, net.loss)
+            rec.put_stats(i, *stats)
+            rec.steps["batch_loss"][i] = net.loss_(Yb)
+            return
+        u = self.used
+        self.out[u * self.block : (u + m) * self.block] = ws.outputs
+        c = ws.buffers[-1]
+        z, a, Y = self.zaY[:, u : u + m]
+        z[...], a[...], Y[...] = c.z, c.a, Yb
+        self.rows.append((i, m))
+        self.used += m
+
+    def flush(self, rec: Record, activation, loss) -> None:
+        """The statistics and mini-batch losses of every deferred row, into ``rec``."""
+        if self.rows:
+            rows, ms = (np.asarray(v, np.intp) for v in zip(*self.rows))
+            first = np.concatenate([[0], np.cumsum(ms)[:-1]])  # each row's first sample
+            L = len(self.widths)
+            starts = (first[:, None] * self.block + ms[:, None] * self.base[None, :]).ravel()
+            counts = (ms[:, None] * self.widths[None, :]).ravel()
+            output = np.tile(np.arange(L) == L - 1, len(rows))
+            x = self.out[: self.used * self.block]
+            mean, std, sat = (v.reshape(len(rows), L) for v in block_stats(x, starts, counts, output, activation, loss))
+            rec.put_stats(rows, mean, std, sat)
+            z, a, Y = self.zaY[:, : self.used]
+            rec.steps["batch_loss"][rows] = np.add.reduceat(loss.fn(z, a, Y), first, dtype=np.float64) / ms
+            self.rows.clear()
+            self.used = 0
+        has = ~np.isnan(self.skip_sat)
+        rec.layers["sat_frac"][has] = self.skip_sat[has]
+        self.skip_sat[has] = np.nan
+
+
+def _metric_arrays(schema, shape) -> dict[str, np.ndarray]:
+    """One preallocated array per metric column of ``schema``: NaN (floats) or zeros."""
+    out = {}
+    for f in schema:
+        if f.name not in KEY_COLUMNS:
+            dt = np.dtype(f.type.to_pandas_dtype())
+            out[f.name] = np.full(shape, np.nan, dt) if dt.kind == "f" else np.zeros(shape, dt)
+    return out
+
+
+class Record:
+    """Rows accumulated in preallocated arrays during a run, turned into tables once: one
+    array per metric column of the steps and layers tables (``mlplab.results``)."""
+
+    def __init__(self, sizes: list[int], capacity: int, normalised: bool = False):
+        L = len(sizes) - 1
+        self.L, self.sizes, self.capacity, self.n_steps_rows, self.steps_done = L, list(sizes), capacity, 0, 0
+        self.max_grad_norm = 0.0  # the largest finite global gradient norm of every step, logged or not
+        self.steps = {"step": np.zeros(capacity, np.int32), "epoch": np.zeros(capacity, np.int32)}
+        self.steps.update(_metric_arrays(res.STEPS_SCHEMA, capacity))
+        self.layers = _metric_arrays(res.LAYERS_SCHEMA, (capacity, L))
+        # the layers each kind of parameter lives in (γ, β: every hidden layer of a normalised net)
+        hidden = np.arange(L - 1) if normalised else np.arange(0)
+        self.kind_layers = {"W": slice(None), "b": slice(None), "gamma": hidden, "beta": hidden}
+        self.nulls = {}
+        for kind in ("gamma", "beta"):
+            null = np.ones(L, bool)
+            null[self.kind_layers[kind]] = False
+            self.nulls[NORM_COLUMNS[kind]] = null
+        self.pending: Pending | None = None
+        self._rules = None  # the network's activation and loss, for the pending statistics
+
+    def log_gradients(self, s: int, epoch: int, net, step, gnorm: float, Yb) -> int:
+        """A new row for step ``s``: gradient norms, weights and activations of the mini-batch
+        about to be applied (before clipping). Returns the row's index."""
+        i = self.n_steps_rows
+        self.n_steps_rows += 1
+        st, lay = self.steps, self.layers
+        st["step"][i], st["epoch"][i], st["grad_norm"][i] = s, epoch, gnorm
+        for kind, norms in step.norms().items():
+            lay[NORM_COLUMNS[kind]][i, self.kind_layers[kind]] = norms
+        if self.pending is None:
+            self.pending = Pending(net, self.capacity, len(Yb))
+            self._rules = (net.activation, net.loss)
+        wn, vdot = lay["weight_norm"][i], np.vdot
+        for l, W in enumerate(net.weights):
+            wn[l] = vdot(W, W)
+        np.sqrt(wn, out=wn)
+        self.pending.add(self, i, net, Yb)
+        return i
+
+    def put_stats(self, i: int, mean, std, sat) -> None:
+        lay = self.layers
+        lay["act_mean"][i], lay["act_std"][i], lay["sat_frac"][i] = mean, std, sat
+
+    def log_update(self, i: int, net, step, scale: float, clipped: bool, evaluation=None) -> float:
+        """The rest of row i: whether clipping acted, ‖ΔW^l‖/‖W^l‖ of the update about to be made,
+        and ``evaluation`` ((loss, accuracy) on the whole training and test sets; None: not
+        evaluated at this step, NaN). Returns the training loss (NaN when not evaluated)."""
+        st, lay = self.steps, self.layers
+        st["clipped"][i] = clipped
+        lr, wd = step.lr, step.weight_decay
+        wn, ratio = lay["weight_norm"][i], lay["update_ratio"][i]
+        if wd or (clipped and not step.rule.scales):
+            # ΔW^l = −η (scale · g + λ W), g as clipped in place: its norm from the arrays
+            # (decay: no cancellation between the two terms)
+            step_norm = np.array([safe_norm(scale * g + wd * W) for W, g in zip(net.weights, net.dW)])
+        else:  # ΔW^l = −η · scale · g: from the gradient norms already logged
+            step_norm = scale * lay["grad_w_norm"][i]
+        np.multiply(step_norm, lr, out=ratio)
+        np.divide(ratio, wn, out=ratio, where=wn > 0)
+        ratio[wn <= 0] = math.inf
+        if evaluation is not None:
+            (st["train_loss"][i], st["train_accuracy"][i]), (st["test_loss"][i], st["test_accuracy"][i]) = evaluation
+        return float(st["train_loss"][i])
+
+    def divergence(self, norms: dict, gnorm: float, s: int) -> str:
+        """The reason a gradient is not finite: the first array with a NaN or Inf."""
+        for kind, values in norms.items():
+            for l, v in zip(np.arange(self.L)[self.kind_layers[kind]], values):
+                if not math.isfinite(v):
+                    return f"{NORM_COLUMNS[kind]} of layer {l + 1} is {v} at step {s}"
+        return f"gradient norm is {gnorm} at step {s}"
+
+    def flush(self) -> None:
+        """Compute what the logged rows kept raw (``Pending``)."""
+        if self.pending is not None:
+            with np.errstate(over="ignore", invalid="ignore"):
+                self.pending.flush(self, *self._rules)
+
+    def tables(self, run_id: str):
+        self.flush()
+        n, L = self.n_steps_rows, self.L
+        steps = {k: v[:n] for k, v in self.steps.items()}
+        steps["run_id"] = [run_id] * n
+        layers = {k: v[:n].reshape(-1) for k, v in self.layers.items()}
+        layers["run_id"] = [run_id] * (n * L)
+        layers["step"] = np.repeat(steps["step"], L)
+        layers["epoch"] = np.repeat(steps["epoch"], L)
+        layers["layer"] = np.tile(np.arange(1, L + 1, dtype=np.int32), n)
+        layers["fan_in"] = np.tile(np.asarray(self.sizes[:-1], np.int32), n)
+        layers["fan_out"] = np.tile(np.asarray(self.sizes[1:], np.int32), n)
+        nulls = {k: np.tile(v, n) for k, v in self.nulls.items()}
+        return res.to_table(layers, "layers", nulls), res.to_table(steps, "steps")
