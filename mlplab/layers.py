@@ -41,7 +41,7 @@ class Buffers:
     buffers of the network's workspace, reused by every layer), ``ones`` (m,) for sums over the
     batch, and ``delta``, the δ of the last backward pass."""
 
-    __slots__ = ("z", "h", "a", "r", "s", "t", "ones", "delta")
+    __slots__ = ("z", "h", "a", "r", "s", "t", "ones", "ones_n", "delta")
 
     def __init__(self, **arrays):
         for k in self.__slots__:
@@ -90,13 +90,15 @@ class Normalised(Dense):
     """Hidden layer with normalisation between the affine map and σ (Ioffe & Szegedy 2015;
     Ba et al. 2016):
 
-        z = a^(l-1) Wᵀ + b,   ẑ = (z − μ) / √(v + ε),   u = γ ⊙ ẑ + β,   h = σ(u),   a^l = h
+        z = a^(l-1) Wᵀ + b,   x = z − μ,   ẑ = x r,  r = 1/√(v + ε),   u = γ ⊙ ẑ + β,   h = σ(u),   a^l = h
 
-    μ and v (biased) are taken over ``axis`` (0: per unit over the batch; 1: per sample over the
-    units). The backward pass is exact through μ and v:
+    μ and v = mean(x²) (biased) are taken over ``axis`` (0: per unit over the batch; 1: per
+    sample over the units). The backward pass is exact through μ and v:
 
         g_u = g ⊙ σ'(u),   ∂C/∂γ = 1ᵀ (g_u ⊙ ẑ),   ∂C/∂β = 1ᵀ g_u,   g_ẑ = g_u ⊙ γ,
-        δ = ∂C/∂z = (g_ẑ − mean(g_ẑ) − ẑ ⊙ mean(g_ẑ ⊙ ẑ)) / √(v + ε)
+        δ = ∂C/∂z = r ⊙ (g_ẑ − mean(g_ẑ) − ẑ ⊙ mean(g_ẑ ⊙ ẑ))
+
+    (the subclasses evaluate it in the fewest passes their axis allows).
     """
 
     axis = 0
@@ -112,46 +114,10 @@ class Normalised(Dense):
 
     def buffers(self, m, s, t, a):
         c = super().buffers(m, s, t, a)
-        c.z = np.empty_like(c.h)                     # z, then ẑ in place; h = σ(u) apart
+        c.z = np.empty_like(c.h)                     # z, then x or ẑ in place; h = σ(u) apart
         c.r = np.empty(self.n_out if self.axis == 0 else (m, 1), c.h.dtype)
+        c.ones_n = np.ones(self.n_out, c.h.dtype)
         return c
-
-    def moments_(self, z, c: Buffers):
-        """μ and the biased variance v of z over ``axis``; leaves z − μ in z."""
-        keep = self.axis == 1
-        mu = z.mean(axis=self.axis, keepdims=keep)
-        z -= mu
-        v = multiply(z, z, out=c.t).mean(axis=self.axis, keepdims=keep)
-        return mu, v
-
-    def statistics_(self, z, c: Buffers, stats: str, track: bool):
-        """z − μ in z, and r = 1/√(v + ε) in c.r."""
-        mu, v = self.moments_(z, c)
-        return np.divide(1.0, np.sqrt(v + EPS), out=c.r)
-
-    def forward_(self, a_prev, c, stats, track):
-        z = dot(a_prev, self.WT, out=c.z)
-        z += self.b                                  # z = a^(l-1) Wᵀ + b
-        r = self.statistics_(z, c, stats, track)
-        zhat = multiply(z, r, out=z)                 # ẑ = (z − μ)/√(v + ε), over z in place
-        u = multiply(zhat, self.gamma, out=c.h)
-        u += self.beta                               # u = γ ⊙ ẑ + β
-        return self.act.fn_(u, c.h)                  # a^l = h = σ(u)
-
-    def backward_(self, g, a_prev, c, out, keep_g=False):
-        zhat, t, axis = c.z, c.t, self.axis
-        s = self.act.grad_a_(c.h, c.s)               # σ'(u), from h = σ(u)
-        gu = multiply(g, s, out=s if keep_g else g)  # g_u = ∂C/∂u = g ⊙ σ'(u)
-        dot(c.ones, multiply(gu, zhat, out=t), out=self.dgamma)  # ∂C/∂γ = 1ᵀ (g_u ⊙ ẑ)
-        dot(c.ones, gu, out=self.dbeta)              # ∂C/∂β = 1ᵀ g_u
-        gz = multiply(gu, self.gamma, out=gu)        # g_ẑ = g_u ⊙ γ
-        t *= self.gamma                              # g_ẑ ⊙ ẑ
-        keep = axis == 1
-        mean_gz, mean_gzz = gz.mean(axis=axis, keepdims=keep), t.mean(axis=axis, keepdims=keep)
-        gz -= mean_gz
-        gz -= multiply(zhat, mean_gzz, out=t)
-        delta = multiply(gz, c.r, out=gz)            # δ = (g_ẑ − mean(g_ẑ) − ẑ ⊙ mean(g_ẑ ⊙ ẑ)) r
-        return self.backward_z_(delta, a_prev, c, out)
 
 
 class BatchNormalised(Normalised):
@@ -160,6 +126,12 @@ class BatchNormalised(Normalised):
     (``track=True``) updates them, PyTorch's convention:
 
         running_mean ← 0.9 running_mean + 0.1 μ,   running_var ← 0.9 running_var + 0.1 v m/(m − 1)
+
+    r, γ and β are per unit, so they factor out of the batch means: with S = 1ᵀ (g_u ⊙ x),
+
+        ∂C/∂γ = r ⊙ S,   ∂C/∂β = 1ᵀ g_u,   δ = γ r ⊙ (g_u − ∂C/∂β / m − x ⊙ r² S / m)
+
+    and c.z keeps x = z − μ (ẑ = x r is never stored).
     """
 
     axis = 0
@@ -169,31 +141,82 @@ class BatchNormalised(Normalised):
         self.running_mean = np.zeros(self.n_out, self.W.dtype)
         self.running_var = np.ones(self.n_out, self.W.dtype)
 
-    def statistics_(self, z, c, stats, track):
+    def forward_(self, a_prev, c, stats, track):
+        z = dot(a_prev, self.WT, out=c.z)
+        z += self.b                                  # z = a^(l-1) Wᵀ + b
+        m = z.shape[0]
         if stats == "running":
             z -= self.running_mean
             v = self.running_var
         else:
-            m = z.shape[0]
             if m < 2:
                 raise ValueError(
                     f"batch norm needs a mini-batch of at least 2 samples, got {m} "
                     "(one sample has no variance to normalise by)"
                 )
-            mu, v = self.moments_(z, c)
+            mu = dot(c.ones, z) / m                  # μ = 1ᵀ z / m
+            z -= mu                                  # x = z − μ, over z in place
+            v = dot(c.ones, multiply(z, z, out=c.t)) / m   # v = 1ᵀ (x ⊙ x) / m
             if track:
                 self.running_mean *= 1.0 - MOMENTUM
                 self.running_mean += MOMENTUM * mu
                 self.running_var *= 1.0 - MOMENTUM
                 self.running_var += MOMENTUM * v * (m / (m - 1))
-        return np.divide(1.0, np.sqrt(v + EPS), out=c.r)
+        r = np.divide(1.0, np.sqrt(v + EPS), out=c.r)
+        u = multiply(z, self.gamma * r, out=c.h)
+        u += self.beta                               # u = γ ⊙ x r + β
+        return self.act.fn_(u, c.h)                  # a^l = h = σ(u)
+
+    def backward_(self, g, a_prev, c, out, keep_g=False):
+        x, t, r, m = c.z, c.t, c.r, len(c.z)
+        s = self.act.grad_a_(c.h, c.s)               # σ'(u), from h = σ(u)
+        gu = multiply(g, s, out=s if keep_g else g)  # g_u = g ⊙ σ'(u)
+        S = dot(c.ones, multiply(gu, x, out=t))      # S = 1ᵀ (g_u ⊙ x)
+        multiply(r, S, out=self.dgamma)              # ∂C/∂γ = r ⊙ S
+        dot(c.ones, gu, out=self.dbeta)              # ∂C/∂β = 1ᵀ g_u
+        gu -= multiply(x, r * r * S / m, out=t)
+        gu -= self.dbeta / m
+        delta = multiply(gu, self.gamma * r, out=gu)  # δ = γ r ⊙ (g_u − ∂C/∂β/m − x ⊙ r² S/m)
+        return self.backward_z_(delta, a_prev, c, out)
 
 
 class LayerNormalised(Normalised):
     """Layer normalisation: μ, v per sample over the layer's units; no running state, the same
-    in training and evaluation."""
+    in training and evaluation. c.z keeps ẑ. γ is per unit, so the means over the units that
+    the backward pass needs are matrix-vector products with γ:
+
+        mean(g_ẑ) = (g_u γ) / n,   mean(g_ẑ ⊙ ẑ) = ((g_u ⊙ ẑ) γ) / n
+    """
 
     axis = 1
+
+    def forward_(self, a_prev, c, stats, track):
+        z = dot(a_prev, self.WT, out=c.z)
+        z += self.b                                  # z = a^(l-1) Wᵀ + b
+        n = z.shape[1]
+        mu = dot(z, c.ones_n)[:, None] / n           # μ = z 1 / n, per sample
+        z -= mu                                      # x = z − μ
+        v = dot(multiply(z, z, out=c.t), c.ones_n)[:, None] / n   # v = (x ⊙ x) 1 / n
+        r = np.divide(1.0, np.sqrt(v + EPS), out=c.r)
+        zhat = multiply(z, r, out=z)                 # ẑ = x r, over z in place
+        u = multiply(zhat, self.gamma, out=c.h)
+        u += self.beta                               # u = γ ⊙ ẑ + β
+        return self.act.fn_(u, c.h)                  # a^l = h = σ(u)
+
+    def backward_(self, g, a_prev, c, out, keep_g=False):
+        zhat, t, n = c.z, c.t, c.z.shape[1]
+        s = self.act.grad_a_(c.h, c.s)               # σ'(u), from h = σ(u)
+        gu = multiply(g, s, out=s if keep_g else g)  # g_u = g ⊙ σ'(u)
+        guz = multiply(gu, zhat, out=t)
+        dot(c.ones, guz, out=self.dgamma)            # ∂C/∂γ = 1ᵀ (g_u ⊙ ẑ)
+        dot(c.ones, gu, out=self.dbeta)              # ∂C/∂β = 1ᵀ g_u
+        mean_gz = dot(gu, self.gamma)[:, None] / n   # mean(g_ẑ), per sample
+        mean_gzz = dot(guz, self.gamma)[:, None] / n  # mean(g_ẑ ⊙ ẑ)
+        gz = multiply(gu, self.gamma, out=gu)        # g_ẑ = g_u ⊙ γ
+        gz -= multiply(zhat, mean_gzz, out=t)
+        gz -= mean_gz
+        delta = multiply(gz, c.r, out=gz)            # δ = r ⊙ (g_ẑ − mean(g_ẑ) − ẑ ⊙ mean(g_ẑ ⊙ ẑ))
+        return self.backward_z_(delta, a_prev, c, out)
 
 
 NORMS: dict[str, type[Normalised]] = {"batch": BatchNormalised, "layer": LayerNormalised}

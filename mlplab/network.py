@@ -25,6 +25,7 @@ Two ways in:
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -152,6 +153,7 @@ class MLP:
         for W, b in zip(self.weights, self.biases):
             W[...], b[...] = initf(rng, W.shape[1], W.shape[0], sigma_w, sigma_b)
         self._workspaces: dict[int, Workspace] = {}
+        self._results: dict[int, list] = {}  # gradients()' arrays per batch size (two), reused once let go
         self._last: tuple[Workspace, str] | None = None  # the last forward_'s workspace and statistics
 
     def _hidden(self, l: int):
@@ -189,8 +191,8 @@ class MLP:
     def backward_(self, Y: np.ndarray, norms: bool = False, keep: list | None = None) -> None:
         """Backward pass for the targets Y of the last ``forward_``: fills ``net.grads`` (the
         views ``dW``, ``db``, ``dgamma``, ``dbeta``) and, with ``norms``, the squared norm of
-        every gradient array in ``net.sq``. With ``keep``, a copy of every δ^l goes into
-        keep[l-1] (the hot path keeps only two alternating δ buffers)."""
+        every gradient array in ``net.sq``. With ``keep`` (arrays of the shapes of δ^1..δ^L),
+        every δ^l is copied into keep[l-1] (the hot path keeps only two alternating δ buffers)."""
         ws, stats = self._last
         if stats != "batch" and self.norm == "batch":
             raise ValueError("backward_ needs a forward_ with stats='batch' (the running estimates have no gradient)")
@@ -201,7 +203,7 @@ class MLP:
         for backward, i, c, out in ws.backward:
             g = backward(g, inputs[i], c, out)
             if keep is not None:
-                keep[i] = c.delta.copy()
+                np.copyto(keep[i], c.delta)
             if per_layer:
                 for grad, j in sq.slots[i]:
                     sq.sums[j] = vdot(grad, grad)
@@ -278,18 +280,24 @@ class MLP:
 
         Returns ``Gradients(loss, dW, db, delta, dgamma, dbeta)``: dW[l-1] = ∂C/∂W^l (shape of
         W^l), db[l-1] = ∂C/∂b^l, delta[l-1] = δ^l = ∂C/∂z^l (batch, n_l), and with ``norm`` set
-        dgamma[l-1] = ∂C/∂γ^l, dbeta[l-1] = ∂C/∂β^l for the hidden layers. The arrays are copies.
-        Batch norm uses the mini-batch's statistics and leaves the running estimates alone.
+        dgamma[l-1] = ∂C/∂γ^l, dbeta[l-1] = ∂C/∂β^l for the hidden layers. The arrays are the
+        caller's: no later call changes them. (Their memory is reused by a later call once
+        nothing refers to them any more, so a loop over batches allocates nothing.) Batch norm
+        uses the mini-batch's statistics and leaves the running estimates alone.
         """
         X = self._as_input(X)
         Y = self._as_targets(X, Y)
-        deltas: list[np.ndarray] = [None] * self.L  # type: ignore[list-item]
+        pool = self._results.setdefault(len(X), [])
+        out = next((r for r in pool if not r.held()), None)
+        if out is None:  # two: `g = net.gradients(...)` in a loop holds the last result during the call
+            out = _ResultArrays(self, len(X))
+            pool[:] = pool[-1:] + [out]
         with np.errstate(over="ignore"):
             self.forward_(X)
             loss = self.loss_(Y)
-            self.backward_(Y, keep=deltas)
-        copies = lambda views: None if views is None else [v.copy() for v in views]  # noqa: E731
-        return Gradients(loss, copies(self.dW), copies(self.db), deltas, copies(self.dgamma), copies(self.dbeta))
+            self.backward_(Y, keep=out.delta)
+        np.copyto(out.grads, self.grads)
+        return out.result(loss)
 
     def __repr__(self) -> str:
         extra = (", residual=True" if self.residual else "") + (f", norm={self.norm!r}" if self.norm else "")
@@ -297,6 +305,41 @@ class MLP:
             f"MLP(sizes={self.sizes}, activation={self.activation.name!r}, "
             f"loss={self.loss.name!r}{extra}, dtype={self.dtype.name!r})"
         )
+
+
+class _ResultArrays:
+    """The arrays of one ``gradients`` result: one block laid out as the network's flat
+    gradient, then δ^1..δ^L, and views of it. ``held()`` tells whether anything outside still
+    refers to them (a returned list or array, or a view of one): CPython's reference counts
+    of the block and of every view are then above what they were when the views were made."""
+
+    def __init__(self, net: MLP, m: int):
+        n_grads = net.grads.size
+        self.block = np.empty(n_grads + m * sum(net.sizes[1:]), net.dtype)
+        self.grads = self.block[:n_grads]
+        lay = net.layout
+        views = {k: [self.grads[s : s + v.size].reshape(v.shape) for (kind, _, s), v in
+                     zip(lay.segments, (lay.grad_views(i)[kind] for kind, i, _ in lay.segments)) if kind == k]
+                 for k in ("W", "b", "gamma", "beta")}
+        self.dW, self.db, self.dgamma, self.dbeta = views["W"], views["b"], views["gamma"], views["beta"]
+        at, self.delta = n_grads, []
+        for n in net.sizes[1:]:
+            self.delta.append(self.block[at : at + m * n].reshape(m, n))
+            at += m * n
+        self.norm = net.norm is not None
+        self._views = [*self.dW, *self.db, *self.dgamma, *self.dbeta, *self.delta]
+        self._counts = self._refcounts()
+
+    def _refcounts(self) -> list[int]:
+        return [sys.getrefcount(self.block)] + [sys.getrefcount(v) for v in self._views]
+
+    def held(self) -> bool:
+        return self._refcounts() != self._counts
+
+    def result(self, loss: float) -> Gradients:
+        norm = self.norm
+        return Gradients(loss, list(self.dW), list(self.db), list(self.delta),
+                         list(self.dgamma) if norm else None, list(self.dbeta) if norm else None)
 
 
 def sgd_step(net: MLP, lr: float, scale: float = 1.0, weight_decay: float = 0.0) -> None:

@@ -111,8 +111,9 @@ class RunSpec:
     clip_threshold: float = param(1.0, "clip.threshold", finite(above=0), doc="norm: the largest ‖g‖; value: the largest |g_i|")
     log_every: int | None = param(None, "train.log_every", integer(1, also=(None,), extra=" or null (auto: >= 50 points)"),
                                   column="int32", doc="null: often enough for >= 50 logged points")
-    eval_every: int | None = param(None, "train.eval_every", integer(1, also=(None,), extra=" or null (auto: 5 points)"),
-                                   column="int32", doc="steps between whole-set evaluations; null: 5, on logged steps")
+    eval_every: int | str | None = param(None, "train.eval_every",
+                                         integer(1, also=(None, "log"), extra=", 'log' (every logged step) or null (auto: 5 points)"),
+                                         column="int32", doc="steps between whole-set evaluations; 'log': every logged step; null: 5, on logged steps")
     # data
     dataset: str = param("blobs", "data", one_of(DATASETS), group=True, use=("data",))
     n_samples: int = param(1000, "data.n_samples", integer(2), use=("data",), doc="samples (digits: at most 1797; file: the file's)")
@@ -148,15 +149,16 @@ class RunSpec:
         return (self.seed, *self.used_by("data").items())
 
 
-def cadence(n_steps: int, log_every: int | None, eval_every: int | None) -> tuple[int, int, int]:
+def cadence(n_steps: int, log_every: int | None, eval_every: int | str | None) -> tuple[int, int, int]:
     """(log_every, eval_every, rows) of a run of ``n_steps`` updates: the steps between rows of
-    gradient metrics and between whole-set evaluations (null: auto), and the most rows the run
-    writes (a step is a row when it is logged, evaluated, or where training diverged).
+    gradient metrics and between whole-set evaluations (null: auto; eval_every "log": the
+    same as log_every), and the most rows the run writes (a step is a row when it is logged,
+    evaluated, or where training diverged).
 
     Auto: a row at least every ``n_steps // MIN_LOG_POINTS`` steps; an evaluation at every k-th
     of them, k such that there are ``EVAL_POINTS`` evaluations (step 0 included)."""
     log = log_every or max(1, n_steps // MIN_LOG_POINTS)
-    ev = eval_every or log * max(1, (n_steps // log) // EVAL_POINTS)
+    ev = log if eval_every == "log" else eval_every or log * max(1, (n_steps // log) // EVAL_POINTS)
     rows = -(-n_steps // log) + (0 if ev % log == 0 else -(-n_steps // ev))  # steps 0, log, 2 log, ... < n_steps
     return log, ev, rows + 1
 

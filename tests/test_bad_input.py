@@ -77,6 +77,8 @@ CASES = {
     "text batch": (["train.batch_size=abc"], 2, ["train.batch_size='abc'"]),
     "batch above the training set": (["train.batch_size=500"], 2, ["train.batch_size=500", "80 training samples"]),
     "zero log_every": (["train.log_every=0"], 2, ["train.log_every=0"]),
+    "zero eval_every": (["train.eval_every=0"], 2, ["train.eval_every=0", "'log'"]),
+    "word eval_every": (["train.eval_every=often"], 2, ["train.eval_every='often'"]),
     "zero epochs": (["train.epochs=0"], 2, ["train.epochs=0"]),
     "negative decay": (["train.weight_decay=-1"], 2, ["train.weight_decay=-1.0", ">= 0"]),
     "float16": (["dtype=float16"], 2, ["dtype='float16'", "float32"]),

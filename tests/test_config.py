@@ -61,6 +61,7 @@ def test_every_sweep_file_composes(sweep):
         ("train.batch_size=0", "train.batch_size", "0"),
         ("train.batch_size=abc", "train.batch_size", "'abc'"),
         ("train.log_every=0", "train.log_every", "0"),
+        ("train.eval_every=0", "train.eval_every", "0"),
         ("train.epochs=0", "train.epochs", "0"),
         ("dtype=float16", "dtype", "'float16'"),
         ("data.test_fraction=1.5", "data.test_fraction", "1.5"),

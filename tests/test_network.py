@@ -117,3 +117,26 @@ def test_sgd_step_is_the_update_formula(rng):
     for l in range(net.L):
         np.testing.assert_allclose(net.weights[l], (1 - lr * wd) * W0[l] - lr * s * g.dW[l], rtol=1e-14, atol=1e-15)
         np.testing.assert_allclose(net.biases[l], b0[l] - lr * s * g.db[l], rtol=1e-14, atol=1e-15)
+
+
+def test_gradients_belong_to_the_caller_and_their_memory_is_reused(rng):
+    """A result is never changed by a later call; once let go, its memory serves the next one
+    (a loop over batches allocates nothing after the first two calls)."""
+    net = MLP([5, 7, 7, 4], "sigmoid", "softmax_ce", seed=1, norm="batch")
+    X, Y = rng.standard_normal((9, 5)), np.eye(4)[rng.integers(0, 4, 9)]
+    first = net.gradients(X, Y)
+    kept = [a.copy() for a in first.dW + first.db + first.delta + first.dgamma]
+    net.weights[0][...] *= 2.0
+    second = net.gradients(X, Y)
+    for a, b in zip(first.dW + first.db + first.delta + first.dgamma, kept):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(second.dW[0], first.dW[0])
+    one_array, a_view = second.delta[1], second.dW[0].T  # the result object dropped, arrays kept
+    del first, second
+    blocks = set()
+    for _ in range(6):
+        g = net.gradients(X, Y)
+        blocks.add(id(g.dW[0].base))
+    assert len(blocks) <= 2
+    assert one_array.base is not g.dW[0].base and a_view.base is not g.dW[0].base
+    np.testing.assert_array_equal(a_view.T, net.gradients(X, Y).dW[0])  # same weights: the same numbers

@@ -18,6 +18,9 @@ SMALL = dict(depth=2, width=8, n_samples=200, epochs=6, batch_size=16)  # 10 ste
     (7, None, None, (1, 1)),  # fewer steps than evaluation points: every step
     (500, 10, 10, (10, 10)),
     (500, 4, 6, (4, 6)),
+    (500, None, "log", (10, 10)),  # at every logged step, whatever the run's length
+    (900, None, "log", (18, 18)),
+    (500, 25, "log", (25, 25)),
 ])
 def test_cadence(n_steps, log_every, eval_every, want):
     log, ev, rows = cadence(n_steps, log_every, eval_every)
