@@ -58,7 +58,7 @@ chaos: $(STAMP) ## the edge of chaos (Schoenholz et al. 2017): decay per layer o
 	$(BIN)/python -m mlplab.analysis.chaos results/chaos
 	$(BIN)/python -m mlplab.analysis.report results/chaos
 
-bench: $(STAMP) ## time the core against PyTorch (if installed), instrumentation, sweep scaling -> results/bench/bench.md
+bench: $(STAMP) ## every speed goal as a ratio measured in one run, with ✔/✘ and the machine -> results/bench/bench.md
 	$(BIN)/python experiments/bench/bench.py $(ARGS)
 
 bench-torch: $(STAMP) ## install the optional comparison (PyTorch 2.13.0, CPU build), then make bench

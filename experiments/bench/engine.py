@@ -127,7 +127,7 @@ def report_engine(notes: dict, verdicts: list, ok) -> list[str]:
     if not e:
         return []
     c = e["cores"]
-    L = ["## 6. Sweeps: the engine", "",
+    L = ["## Sweeps: the engine", "",
          f"Parallel efficiency = Σ per-run wall time ÷ (sweep wall time × {c} workers); the sweep timed from the "
          "command's start to its exit. Per-run time from the sweep log (the whole run, its last file included); "
          "`Σ wall_time_s` is the runs table's (it stops before the run's last file is written).", "",

@@ -1,0 +1,103 @@
+"""The speed goals, each a ratio measured in one run on one machine, with its target."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+# the first performance round: mlplab's step / PyTorch's, float64, both activations and thread settings
+STEP_VS_TORCH = {(2, 32, 32): 0.25, (5, 32, 64): 0.25, (10, 64, 128): 0.5, (20, 128, 256): 0.8, (50, 256, 256): 0.9}
+NORMS_SHARE = 0.05  # per-layer norms every step, of the step
+# the second
+INSTRUMENTATION = 0.15  # of a default run's training, every depth
+API = 1.10  # gradients() / the same arithmetic in place, every shape
+GEMM = 1.15  # step / its own matrix products, 1 thread
+GEMM_SHAPES = [(20, 128, 256), (50, 256, 256)]
+API_VS_TORCH = {(5, 32, 64): 0.25, (10, 64, 128): 0.5}  # gradients() / PyTorch forward + backward, 1 thread
+FLOAT32 = 0.6  # float32 step / float64 step
+FLOAT32_SHAPES = [(20, 128, 256), (50, 256, 256)]
+FLOAT32_ERROR = 1e-4  # float32 gradients against float64 on the oracle nets, relative
+BLOCKS = 1.3  # residual / normalised step over the plain one
+BLOCK_SHAPE = (20, 128, 256)
+
+
+def med(df: pd.DataFrame, **where) -> float:
+    sel = df
+    for k, v in where.items():
+        sel = sel[sel[k] == v]
+    return float(sel["seconds"].median()) if len(sel) else math.nan
+
+
+def shape_of(k) -> tuple[int, int, int]:
+    return (int(k.depth), int(k.width), int(k.batch))
+
+
+def fmt_shape(s) -> str:
+    return "×".join(map(str, s))
+
+
+def goals(df: pd.DataFrame, notes: dict) -> list[tuple[str, str, float, str, bool | None]]:
+    """(goal, case, measured, target, met) for every goal the run measured."""
+    out = []
+
+    def add(goal, case, value, target, op="≤", applies=True):
+        """``applies``: the case is the one the goal is set for (else its ratio is shown, unjudged)."""
+        met = None if not (applies and math.isfinite(value)) else (value <= target if op == "≤" else value >= target)
+        out.append((goal, case, value, f"{op} {target:g}" if applies else "", met))
+
+    ins = df[df.section == "instrumentation"]
+    for d in sorted(set(ins.depth)):
+        a, b = med(ins, impl="default", depth=d), med(ins, impl="step 0 only", depth=d)
+        add("instrumentation share of a default run", f"depth {d}", (a - b) / a, INSTRUMENTATION,
+            applies=notes.get("default_runs", True))
+    api = df[df.section == "api"]
+    for k in api[["depth", "width", "batch"]].drop_duplicates().itertuples(index=False):
+        w = dict(depth=k.depth, width=k.width, batch=k.batch)
+        add("gradients() / in-place forward, loss, backward", fmt_shape(shape_of(k)), med(api, impl="gradients", **w) / med(api, impl="in-place", **w), API)
+    for k in api[["depth", "width", "batch"]].drop_duplicates().itertuples(index=False):
+        if shape_of(k) in API_VS_TORCH and "pytorch" in set(api.impl):
+            w = dict(depth=k.depth, width=k.width, batch=k.batch)
+            add("gradients() / PyTorch forward + backward", fmt_shape(shape_of(k)), med(api, impl="gradients", **w) / med(api, impl="pytorch", **w),
+                API_VS_TORCH[shape_of(k)])
+    gm = df[(df.section == "gemm") & (df.threads == 1) & (df.dtype == "float64")]
+    for k in gm[["depth", "width", "batch", "activation"]].drop_duplicates().itertuples(index=False):
+        if shape_of(k) in GEMM_SHAPES:
+            w = dict(depth=k.depth, width=k.width, batch=k.batch, activation=k.activation)
+            add("step / its matrix products", f"{fmt_shape(shape_of(k))} {k.activation}", med(gm, impl="step", **w) / med(gm, impl="gemm_bare", **w), GEMM)
+    st = df[(df.section == "step") & (df.impl == "mlplab") & (df.threads == 1)]
+    for k in st[["depth", "width", "batch", "activation"]].drop_duplicates().itertuples(index=False):
+        if shape_of(k) in FLOAT32_SHAPES:
+            w = dict(depth=k.depth, width=k.width, batch=k.batch, activation=k.activation)
+            add("float32 step / float64 step", f"{fmt_shape(shape_of(k))} {k.activation}", med(st, dtype="float32", **w) / med(st, dtype="float64", **w), FLOAT32)
+    if "float32_error" in notes:
+        add("float32 gradients against float64 (oracle nets, relative)", "12 nets", notes["float32_error"], FLOAT32_ERROR)
+    bl = df[df.section == "blocks"]
+    for k in bl[["depth", "width", "batch", "activation"]].drop_duplicates().itertuples(index=False):
+        w = dict(depth=k.depth, width=k.width, batch=k.batch, activation=k.activation)
+        plain = med(bl, impl="plain", **w)
+        for b in sorted(set(bl.impl) - {"plain"}):
+            add("block step / plain step", f"{b}, {fmt_shape(shape_of(k))} {k.activation}", med(bl, impl=b, **w) / plain, BLOCKS,
+                applies=shape_of(k) == BLOCK_SHAPE)
+    sv = df[(df.section == "step") & (df.dtype == "float64")]
+    if "pytorch" in set(sv.impl):
+        for k in sv[["depth", "width", "batch", "activation", "threads"]].drop_duplicates().itertuples(index=False):
+            if shape_of(k) in STEP_VS_TORCH:
+                w = dict(depth=k.depth, width=k.width, batch=k.batch, activation=k.activation, threads=k.threads)
+                add("step / PyTorch step (round 1)", f"{fmt_shape(shape_of(k))} {k.activation} {k.threads}t",
+                    med(sv, impl="mlplab", **w) / med(sv, impl="pytorch", **w), STEP_VS_TORCH[shape_of(k)])
+    nm = df[df.section == "norms"]
+    for k in nm[["depth", "width", "batch", "dtype"]].drop_duplicates().itertuples(index=False):
+        w = dict(depth=k.depth, width=k.width, batch=k.batch, dtype=k.dtype)
+        add("per-layer norms / step (round 1)", f"{fmt_shape(shape_of(k))} {k.dtype}", med(nm, impl="norms_bare", **w) / med(nm, impl="step", **w), NORMS_SHARE)
+    for case, value, target in notes.get("engine_goals", []):
+        add("sweep efficiency (round 1)", case, value, target, "≥")
+    return out
+
+
+def table(rows) -> list[str]:
+    L = ["| goal | case | measured | target | met |", "|---|---|---|---|---|"]
+    for goal, case, value, target, met in rows:
+        v = f"{value:.2e}" if abs(value) < 1e-2 and value != 0 else f"{value:.3f}"
+        L.append(f"| {goal} | {case} | {v} | {target} | {'–' if met is None else ('✔' if met else '✘')} |")
+    return L
