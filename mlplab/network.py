@@ -317,21 +317,21 @@ class _ResultArrays:
         n_grads = net.grads.size
         self.block = np.empty(n_grads + m * sum(net.sizes[1:]), net.dtype)
         self.grads = self.block[:n_grads]
-        lay = net.layout
-        views = {k: [self.grads[s : s + v.size].reshape(v.shape) for (kind, _, s), v in
-                     zip(lay.segments, (lay.grad_views(i)[kind] for kind, i, _ in lay.segments)) if kind == k]
-                 for k in ("W", "b", "gamma", "beta")}
+        lay, views = net.layout, {k: [] for k in ("W", "b", "gamma", "beta")}
+        for kind, i, start in lay.segments:  # the network's gradient layout, in this block
+            shape = lay.grad_views(i)[kind].shape
+            views[kind].append(self.grads[start : start + int(np.prod(shape))].reshape(shape))
         self.dW, self.db, self.dgamma, self.dbeta = views["W"], views["b"], views["gamma"], views["beta"]
         at, self.delta = n_grads, []
         for n in net.sizes[1:]:
             self.delta.append(self.block[at : at + m * n].reshape(m, n))
             at += m * n
         self.norm = net.norm is not None
-        self._views = [*self.dW, *self.db, *self.dgamma, *self.dbeta, *self.delta]
+        self._all = (self.block, *self.dW, *self.db, *self.dgamma, *self.dbeta, *self.delta)
         self._counts = self._refcounts()
 
-    def _refcounts(self) -> list[int]:
-        return [sys.getrefcount(self.block)] + [sys.getrefcount(v) for v in self._views]
+    def _refcounts(self) -> tuple[int, ...]:
+        return tuple(map(sys.getrefcount, self._all))
 
     def held(self) -> bool:
         return self._refcounts() != self._counts

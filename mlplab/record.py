@@ -38,15 +38,30 @@ def block_stats(x: np.ndarray, starts: np.ndarray, counts: np.ndarray, output: n
     numbers from ``starts[k]``, the segments back to back), in float64. A segment with
     ``output[k]`` set is an output layer's a^L, saturated by the loss's rule; the others are
     hidden outputs, saturated by the activation's. Overwrites ``x`` (with the squared deviations)."""
-    sat = np.add.reduceat(activation.saturated(x).view(np.uint8).astype(np.intp), starts)
+    count = np.int32 if len(x) < 2**31 else np.int64  # saturated units per segment
+    sat = np.add.reduceat(activation.saturated(x).view(np.uint8), starts, dtype=count)
     if output.any():
-        by_loss = np.add.reduceat(loss.saturated(x).view(np.uint8).astype(np.intp), starts)
+        by_loss = np.add.reduceat(loss.saturated(x).view(np.uint8), starts, dtype=count)
         sat = np.where(output, by_loss, sat)
     mean = np.add.reduceat(x, starts, dtype=np.float64) / counts
     x -= np.repeat(mean, counts).astype(x.dtype, copy=False)
     np.multiply(x, x, out=x)
     std = np.sqrt(np.add.reduceat(x, starts, dtype=np.float64) / counts)
     return mean, std, sat / counts
+
+
+_FREE: dict[str, np.ndarray] = {}  # a finished run's store, per dtype, for the next run of this process
+
+
+def _take(n: int, dtype) -> np.ndarray:
+    """n numbers of memory for a run's store: the last finished run's when it is large enough
+    (a sweep's worker runs one run after another; fresh memory would fault its pages in on
+    every run), else new. Taken out of ``_FREE`` while in use, so no two runs share it."""
+    dtype = np.dtype(dtype)
+    buf = _FREE.pop(dtype.char, None)
+    if buf is None or buf.size < n:
+        buf = np.empty(max(n, 0 if buf is None else buf.size), dtype)
+    return buf[:n]
 
 
 class Pending:
@@ -68,8 +83,10 @@ class Pending:
         size = capacity * m * (self.block + 3 * n_out) * net.dtype.itemsize
         self.deferred = size <= self.MAX_BYTES
         if self.deferred:
-            self.out = np.empty(capacity * m * self.block, net.dtype)
-            self.zaY = np.empty((3, capacity * m, n_out), net.dtype)
+            n = capacity * m * self.block
+            self.memory = _take(n + 3 * capacity * m * n_out, net.dtype)
+            self.out = self.memory[:n]
+            self.zaY = self.memory[n:].reshape(3, capacity * m, n_out)
         self.rows: list[tuple[int, int]] = []  # (row, samples) of each deferred row
         self.used = 0  # samples stored
         self.skip_sat = np.full((capacity, net.L), np.nan)
@@ -93,6 +110,12 @@ class Pending:
         z[...], a[...], Y[...] = c.z, c.a, Yb
         self.rows.append((i, m))
         self.used += m
+
+    def release(self) -> None:
+        """Hand the store back for the next run of this process (see ``_take``)."""
+        if self.deferred:
+            _FREE[self.memory.dtype.char] = self.memory.base if self.memory.base is not None else self.memory
+            self.deferred, self.out = False, None
 
     def flush(self, rec: Record, activation, loss) -> None:
         """The statistics and mini-batch losses of every deferred row, into ``rec``."""
@@ -205,8 +228,14 @@ class Record:
             with np.errstate(over="ignore", invalid="ignore"):
                 self.pending.flush(self, *self._rules)
 
-    def tables(self, run_id: str):
+    def close(self) -> None:
+        """The run is over: compute what is pending and hand its store on."""
         self.flush()
+        if self.pending is not None:
+            self.pending.release()
+
+    def tables(self, run_id: str):
+        self.close()
         n, L = self.n_steps_rows, self.L
         steps = {k: v[:n] for k, v in self.steps.items()}
         steps["run_id"] = [run_id] * n

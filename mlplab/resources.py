@@ -19,6 +19,7 @@ from mlplab.data import split_sizes
 from mlplab.spec import ConfigError, RunSpec, cadence
 
 FLAT_NORMS_MAX = 16384  # mlplab.layout.SquaredNorms.FLAT_MAX: a squares buffer below this size
+PENDING_MAX = 32 * 2**20  # mlplab.record.Pending.MAX_BYTES
 LOGGED_COLUMNS = 16  # metric arrays per layer and per step in a run's Record, 8 bytes or less each
 BASELINE = 64 * 2**20  # temporaries of evaluation and writing, on top of what is counted
 
@@ -49,6 +50,8 @@ def estimate(spec: RunSpec) -> dict[str, int]:
     n_steps = steps_per_epoch * spec.epochs
     rows = cadence(n_steps, spec.log_every, spec.eval_every)[2]
     records = 2 * rows * (L + 1) * LOGGED_COLUMNS * 8  # the arrays, then the tables made from them
+    # the logged mini-batches' outputs kept raw until the run ends (mlplab.record.Pending)
+    records += min(PENDING_MAX, rows * batch * (sum(sizes[1:]) + 3 * spec.n_classes) * item)
     return {"parameters": params, "activations": activations, "data": data, "records": records}
 
 

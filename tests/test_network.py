@@ -140,3 +140,20 @@ def test_gradients_belong_to_the_caller_and_their_memory_is_reused(rng):
     assert len(blocks) <= 2
     assert one_array.base is not g.dW[0].base and a_view.base is not g.dW[0].base
     np.testing.assert_array_equal(a_view.T, net.gradients(X, Y).dW[0])  # same weights: the same numbers
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_float32_gradients_agree_with_float64_on_the_oracle_nets(activation, loss):
+    """The gradient oracle's networks (tests/data/make_reference.py) in float32: every gradient
+    array within 1e-4 of float64, relative to its norm."""
+    rng = np.random.default_rng(7)
+    X, Y = rng.standard_normal((9, 5)), np.eye(4)[rng.integers(0, 4, 9)]
+
+    def make(dtype):
+        return MLP([5, 7, 7, 6, 4], activation, loss, "normal", seed=3, sigma_w=1.5, sigma_b=0.5, dtype=dtype)
+
+    g64, g32 = make("float64").gradients(X, Y), make("float32").gradients(X, Y)
+    for a, b in zip(g32.dW + g32.db + g32.delta, g64.dW + g64.db + g64.delta):
+        assert a.dtype == np.float32
+        assert np.linalg.norm(a - b) <= 1e-4 * np.linalg.norm(b)

@@ -65,7 +65,8 @@ def report(df: pd.DataFrame, info: dict, notes: dict) -> str:
     L = [f"# mlplab benchmark ({info['date']})", ""]
     L += ["| machine | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in info.items() if k != "date"] + [""]
     rows = G.goals(df, notes)
-    L += ["## Goals", "", "Every figure is a ratio of two timings taken in this run (medians over interleaved repeats); "
+    L += ["## Goals", "", "Every figure is a ratio of two timings taken in this run: the median over repeats of the ratio "
+          "of the two functions' times in the same repeat (they take turns); "
           "float64 and 1 thread unless the case says otherwise.", ""] + G.table(rows) + [""]
     met = [m for *_, m in rows if m is not None]
     L += [f"{sum(met)} of {len(met)} goals met.", ""]

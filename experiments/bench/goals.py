@@ -29,6 +29,22 @@ def med(df: pd.DataFrame, **where) -> float:
     return float(sel["seconds"].median()) if len(sel) else math.nan
 
 
+def ratio(df: pd.DataFrame, a: dict, b: dict, **where) -> float:
+    """The median over repeats of time(a) / time(b), paired by repeat: the two took turns, so
+    each pair ran under the same conditions (a drifting machine cancels out of the ratio)."""
+    sel = df
+    for k, v in where.items():
+        sel = sel[sel[k] == v]
+    x = sel
+    for k, v in a.items():
+        x = x[x[k] == v]
+    y = sel
+    for k, v in b.items():
+        y = y[y[k] == v]
+    pairs = x.set_index("rep")["seconds"] / y.set_index("rep")["seconds"]
+    return float(pairs.median()) if pairs.notna().any() else math.nan
+
+
 def shape_of(k) -> tuple[int, int, int]:
     return (int(k.depth), int(k.width), int(k.batch))
 
@@ -48,36 +64,35 @@ def goals(df: pd.DataFrame, notes: dict) -> list[tuple[str, str, float, str, boo
 
     ins = df[df.section == "instrumentation"]
     for d in sorted(set(ins.depth)):
-        a, b = med(ins, impl="default", depth=d), med(ins, impl="step 0 only", depth=d)
-        add("instrumentation share of a default run", f"depth {d}", (a - b) / a, INSTRUMENTATION,
+        share = 1.0 - ratio(ins, dict(impl="step 0 only"), dict(impl="default"), depth=d)
+        add("instrumentation share of a default run", f"depth {d}", share, INSTRUMENTATION,
             applies=notes.get("default_runs", True))
     api = df[df.section == "api"]
     for k in api[["depth", "width", "batch"]].drop_duplicates().itertuples(index=False):
         w = dict(depth=k.depth, width=k.width, batch=k.batch)
-        add("gradients() / in-place forward, loss, backward", fmt_shape(shape_of(k)), med(api, impl="gradients", **w) / med(api, impl="in-place", **w), API)
+        add("gradients() / in-place forward, loss, backward", fmt_shape(shape_of(k)), ratio(api, dict(impl="gradients"), dict(impl="in-place"), **w), API)
     for k in api[["depth", "width", "batch"]].drop_duplicates().itertuples(index=False):
         if shape_of(k) in API_VS_TORCH and "pytorch" in set(api.impl):
             w = dict(depth=k.depth, width=k.width, batch=k.batch)
-            add("gradients() / PyTorch forward + backward", fmt_shape(shape_of(k)), med(api, impl="gradients", **w) / med(api, impl="pytorch", **w),
+            add("gradients() / PyTorch forward + backward", fmt_shape(shape_of(k)), ratio(api, dict(impl="gradients"), dict(impl="pytorch"), **w),
                 API_VS_TORCH[shape_of(k)])
     gm = df[(df.section == "gemm") & (df.threads == 1) & (df.dtype == "float64")]
     for k in gm[["depth", "width", "batch", "activation"]].drop_duplicates().itertuples(index=False):
         if shape_of(k) in GEMM_SHAPES:
             w = dict(depth=k.depth, width=k.width, batch=k.batch, activation=k.activation)
-            add("step / its matrix products", f"{fmt_shape(shape_of(k))} {k.activation}", med(gm, impl="step", **w) / med(gm, impl="gemm_bare", **w), GEMM)
+            add("step / its matrix products", f"{fmt_shape(shape_of(k))} {k.activation}", ratio(gm, dict(impl="step"), dict(impl="gemm_bare"), **w), GEMM)
     st = df[(df.section == "step") & (df.impl == "mlplab") & (df.threads == 1)]
     for k in st[["depth", "width", "batch", "activation"]].drop_duplicates().itertuples(index=False):
         if shape_of(k) in FLOAT32_SHAPES:
             w = dict(depth=k.depth, width=k.width, batch=k.batch, activation=k.activation)
-            add("float32 step / float64 step", f"{fmt_shape(shape_of(k))} {k.activation}", med(st, dtype="float32", **w) / med(st, dtype="float64", **w), FLOAT32)
+            add("float32 step / float64 step", f"{fmt_shape(shape_of(k))} {k.activation}", ratio(st, dict(dtype="float32"), dict(dtype="float64"), **w), FLOAT32)
     if "float32_error" in notes:
         add("float32 gradients against float64 (oracle nets, relative)", "12 nets", notes["float32_error"], FLOAT32_ERROR)
     bl = df[df.section == "blocks"]
     for k in bl[["depth", "width", "batch", "activation"]].drop_duplicates().itertuples(index=False):
         w = dict(depth=k.depth, width=k.width, batch=k.batch, activation=k.activation)
-        plain = med(bl, impl="plain", **w)
         for b in sorted(set(bl.impl) - {"plain"}):
-            add("block step / plain step", f"{b}, {fmt_shape(shape_of(k))} {k.activation}", med(bl, impl=b, **w) / plain, BLOCKS,
+            add("block step / plain step", f"{b}, {fmt_shape(shape_of(k))} {k.activation}", ratio(bl, dict(impl=b), dict(impl="plain"), **w), BLOCKS,
                 applies=shape_of(k) == BLOCK_SHAPE)
     sv = df[(df.section == "step") & (df.dtype == "float64")]
     if "pytorch" in set(sv.impl):
@@ -85,11 +100,11 @@ def goals(df: pd.DataFrame, notes: dict) -> list[tuple[str, str, float, str, boo
             if shape_of(k) in STEP_VS_TORCH:
                 w = dict(depth=k.depth, width=k.width, batch=k.batch, activation=k.activation, threads=k.threads)
                 add("step / PyTorch step (round 1)", f"{fmt_shape(shape_of(k))} {k.activation} {k.threads}t",
-                    med(sv, impl="mlplab", **w) / med(sv, impl="pytorch", **w), STEP_VS_TORCH[shape_of(k)])
+                    ratio(sv, dict(impl="mlplab"), dict(impl="pytorch"), **w), STEP_VS_TORCH[shape_of(k)])
     nm = df[df.section == "norms"]
     for k in nm[["depth", "width", "batch", "dtype"]].drop_duplicates().itertuples(index=False):
         w = dict(depth=k.depth, width=k.width, batch=k.batch, dtype=k.dtype)
-        add("per-layer norms / step (round 1)", f"{fmt_shape(shape_of(k))} {k.dtype}", med(nm, impl="norms_bare", **w) / med(nm, impl="step", **w), NORMS_SHARE)
+        add("per-layer norms / step (round 1)", f"{fmt_shape(shape_of(k))} {k.dtype}", ratio(nm, dict(impl="norms_bare"), dict(impl="step"), **w), NORMS_SHARE)
     for case, value, target in notes.get("engine_goals", []):
         add("sweep efficiency (round 1)", case, value, target, "≥")
     return out

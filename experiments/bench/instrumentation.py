@@ -24,7 +24,7 @@ def training(spec: RunSpec):
         rec = Record(net.sizes, sched.rows, spec.norm is not None)
         with np.errstate(over="ignore", invalid="ignore"):
             train(net, data, spec, np.random.default_rng(spec.seed), sched, rec)
-            rec.flush()
+            rec.close()  # the statistics computed when a run ends
 
     return go
 
