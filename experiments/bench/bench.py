@@ -220,7 +220,7 @@ def main(argv=None) -> Path:
         load[name] = (before, os.getloadavg()[0], time.perf_counter() - t0)
     eng = notes.get("engine")
     if eng and eng.get("sweep") == "default":
-        notes["engine_goals"] = [(f"default sweep, {k['case']}", k["efficiency"], 0.9) for k in eng["cases"] if k["case"].endswith("local")]
+        notes["engine_goals"] = [(k["case"], k["efficiency"], 0.9) for k in eng["cases"] if k["case"].endswith("local")]
 
     df = pd.DataFrame(rows)
     for col, fill in [("dtype", ""), ("activation", ""), ("depth", 0), ("width", 0), ("batch", 0), ("flops", math.nan)]:

@@ -36,17 +36,22 @@ def sweep(args: list[str], results: Path) -> dict:
     import psutil
 
     cmd = [sys.executable, "-m", "mlplab", "-m", *args, f"results_dir={results}"]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    driver, peak = psutil.Process(proc.pid), 0
-    while proc.poll() is None:
-        try:
-            peak = max(peak, driver.memory_info().rss)
-        except psutil.Error:
-            pass
-        time.sleep(0.05)
-    wall = time.perf_counter() - t0
-    out, err = proc.communicate()
+    # the output goes to files, not pipes: a sweep writes more than a pipe holds, and nothing
+    # reads the pipes while the driver's memory is polled (a full pipe would stop the sweep)
+    with tempfile.TemporaryFile("w+") as fout, tempfile.TemporaryFile("w+") as ferr:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=fout, stderr=ferr, text=True)
+        driver, peak = psutil.Process(proc.pid), 0
+        while proc.poll() is None:
+            try:
+                peak = max(peak, driver.memory_info().rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+        wall = time.perf_counter() - t0
+        fout.seek(0)
+        ferr.seek(0)
+        out, err = fout.read(), ferr.read()
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {err.strip()[-500:]}")
     planned = re.search(r"planned in ([0-9.]+)s", out)
