@@ -190,6 +190,17 @@ def test_exploding_is_not_tested_where_nothing_can_explode():
     assert claims.claim_exploding(vanishing_data({"sigmoid": 0.2}))["exploding"].sum() == 0
 
 
+def test_a_setting_that_grows_without_diverging_counts_as_exploding():
+    """The mechanism, not the divergence: √χ1 > 1 and a gradient growing toward the input make
+    an exploding setting even when no run goes non-finite; √χ1 < 1 does not."""
+    res = exploding_data(clipped_diverges=False, unclipped_diverges=False)
+    t = claims.claim_exploding(res)
+    hot, cold = t[t["exploding"]], t[~t["exploding"]]
+    assert len(hot) == 2 and (hot["n_diverged"] == 0).all() and (hot["ratio_step0"] > 1).all()
+    assert len(cold) == 1 and (cold["factor"] < 1).all() and (cold["ratio_step0"] < 1).all()
+    assert claim(claims.verdicts(res), "3") == "reproduced"
+
+
 def test_claim_exploding_table_names_the_activation_and_the_factor():
     t = claims.claim_exploding(exploding_data(clipped_diverges=False))
     hot = t[t["exploding"]]

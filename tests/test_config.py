@@ -42,9 +42,17 @@ def test_every_group_option_composes(group, option):
 
 @pytest.mark.parametrize("sweep", sorted(p.stem for p in (Path(CONF_DIR) / "sweep").glob("*.yaml")))
 def test_every_sweep_file_composes(sweep):
-    cfg = make([f"sweep={sweep}"])
-    assert cfg.sweep_name
-    assert cfg.hydra.sweeper.params if "hydra" in cfg else True
+    """Each sweep file composes, names its folder, and sweeps config keys that exist."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=[f"sweep={sweep}"], return_hydra_config=True)
+    assert cfg.sweep_name and cfg.sweep_name != "runs"
+    params = cfg.hydra.sweeper.params
+    assert params and all(str(v) for v in params.values())
+    groups = {p.name for p in Path(CONF_DIR).iterdir() if p.is_dir()}
+    for key in params:
+        head = key.split(".")[0]
+        assert head in groups or head in cfg, f"{sweep}: sweeps unknown key {key}"
+    to_spec(cfg)  # the composed base run is a valid run
 
 
 @pytest.mark.parametrize(
@@ -170,10 +178,13 @@ def test_cli_debug_flag_shows_the_traceback(tmp_path):
     assert p.returncode != 0 and "Traceback" in p.stderr and "ConfigError" in p.stderr
 
 
-def test_nan_lr_is_not_finite():
-    assert math.isnan(float("nan"))  # guard: the parametrised 'nan' case really is NaN
-    with pytest.raises(ConfigError):
-        to_spec(make(["train.lr=nan"]))
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_learning_rate_that_is_not_finite_is_refused(value):
+    """NaN compares false with every bound, so "lr > 0" alone would let it through."""
+    with pytest.raises(ConfigError) as err:
+        to_spec(make([f"train.lr={value}"]))
+    assert err.value.field == "train.lr" and math.isnan(err.value.value) == (value == "nan")
+    assert "finite" in str(err.value) and str(err.value).startswith("invalid config: train.lr=")
 
 
 def test_the_planner_gives_each_job_the_spec_hydra_composes():

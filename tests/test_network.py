@@ -119,6 +119,29 @@ def test_sgd_step_is_the_update_formula(rng):
         np.testing.assert_allclose(net.biases[l], b0[l] - lr * s * g.db[l], rtol=1e-14, atol=1e-15)
 
 
+@pytest.mark.parametrize("norm", [None, "batch", "layer"])
+def test_weight_decay_shrinks_the_weights_only(norm):
+    """With no gradient, an SGD step with decay scales every W by (1 − ηλ) and leaves the
+    biases, γ and β exactly as they were."""
+    net = MLP([3, 4, 4, 2], "tanh", "mse", seed=1, norm=norm, sigma_b=1.0)
+    if norm:
+        for g, b in zip(net.gamma, net.beta):
+            g[...], b[...] = 1.5, -0.5
+    before = net.params.copy()
+    W0, b0 = [w.copy() for w in net.weights], [b.copy() for b in net.biases]
+    net.grads[...] = 0.0
+    sgd_step(net, 0.5, weight_decay=0.1)
+    for W, w in zip(net.weights, W0):
+        np.testing.assert_array_equal(W, 0.95 * w)
+    for b, c in zip(net.biases, b0):
+        np.testing.assert_array_equal(b, c)
+        assert np.abs(c).min() > 0  # a bias that decay would have changed
+    if norm:
+        assert all((g == 1.5).all() and (b == -0.5).all() for g, b in zip(net.gamma, net.beta))
+    changed = net.params != before
+    assert changed[net.layout.decayed].any() and not changed[net.layout.decayed.stop :].any()
+
+
 def test_gradients_belong_to_the_caller_and_their_memory_is_reused(rng):
     """A result is never changed by a later call; once let go, its memory serves the next one
     (a loop over batches allocates nothing after the first two calls)."""

@@ -1,5 +1,7 @@
 """Results on disk: readable by any parquet tool, atomic, and refused when they cannot be trusted."""
 
+import dataclasses
+import hashlib
 import json
 import os
 import stat
@@ -28,7 +30,15 @@ def test_tables_are_plain_parquet_datasets(folder):
         direct = pd.read_parquet(folder / table)
         dataset = ds.dataset(folder / table, format="parquet").to_table()
         assert len(direct) == dataset.num_rows > 0
-    assert set(pd.read_parquet(folder / "runs").run_id) == {RunSpec(**SMALL, seed=s).run_id for s in (0, 1)}
+    # the ids, computed here from the config (sha256 of the sorted-key JSON with the schema version)
+    def run_id(seed):
+        blob = json.dumps({"schema": res.SCHEMA_VERSION, **dataclasses.asdict(RunSpec(**SMALL, seed=seed))}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    runs = pd.read_parquet(folder / "runs")
+    assert set(runs.run_id) == {run_id(0), run_id(1)} and set(runs.seed) == {0, 1}
+    for table in ("steps", "layers"):
+        assert set(pd.read_parquet(folder / table).run_id) == set(runs.run_id)
     assert json.loads((folder / "mlplab.json").read_text())["schema_version"] == res.SCHEMA_VERSION
 
 

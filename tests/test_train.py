@@ -85,12 +85,15 @@ def test_divergence_is_recorded_as_data_without_warnings(tmp_path):
 
 
 def test_norm_clipping_tames_the_same_run(tmp_path):
-    row = run(RunSpec(**EXPLODING, clip="norm", clip_threshold=1.0), tmp_path)
-    steps = load_results(tmp_path).steps
-    assert steps.clipped.any()
-    assert row["status"] in ("ok", "diverged")
-    if row["status"] == "ok":
-        assert np.isfinite(row["final_loss"])
+    """The exploding run diverges unclipped; its norm-clipped twin trains to the end, and no
+    logged update moves a weight matrix by more than η × threshold."""
+    wild = run(RunSpec(**EXPLODING), tmp_path / "none")
+    tame = run(RunSpec(**EXPLODING, clip="norm", clip_threshold=1.0), tmp_path / "norm")
+    assert wild["status"] == "diverged" and tame["status"] == "ok" and np.isfinite(tame["final_loss"])
+    r = load_results(tmp_path / "norm")
+    assert r.steps.clipped.mean() > 0.5 and (r.steps.grad_norm[r.steps.clipped] > 1.0).all()
+    moved = r.layers.update_ratio * r.layers.weight_norm  # ‖ΔW^l‖ = η · scale · ‖∂C/∂W^l‖ ≤ η · threshold
+    assert (moved <= 1.0 * 1.0 * (1 + 1e-12)).all() and moved.max() > 0.1
 
 
 def test_an_exception_in_a_run_is_recorded_as_failed_with_rows_kept(tmp_path, monkeypatch):
@@ -236,3 +239,30 @@ def test_a_file_changed_after_planning_is_refused(tmp_path, rng):
     with pytest.raises(ConfigError, match="the file changed since the run was planned"):
         run(planned, tmp_path / "r")
     assert not (tmp_path / "r" / "runs").exists()
+
+
+@pytest.mark.parametrize("fail_at", ["layers", "steps"])
+def test_a_crash_between_the_table_writes_leaves_the_run_uncommitted(tmp_path, monkeypatch, fail_at):
+    """The one-row runs file is the commit and is written last: a crash while the large tables
+    are written leaves no runs file, so the run counts as not done and the next command redoes
+    it in full."""
+    from mlplab import results as res
+
+    spec = RunSpec(**SMALL)
+    real = res.atomic_write_table
+
+    def crashing(table, path):
+        if f"/{fail_at}/" in str(path).replace("\\", "/"):
+            raise OSError("disk full (injected)")
+        return real(table, path)
+
+    monkeypatch.setattr(res, "atomic_write_table", crashing)
+    with pytest.raises(OSError, match="injected"):
+        run(spec, tmp_path)
+    assert not res.run_path(tmp_path, "runs", spec.run_id).exists()
+    assert not res.is_done(tmp_path, spec.run_id)
+    monkeypatch.setattr(res, "atomic_write_table", real)
+    row = run(spec, tmp_path)
+    assert not row["skipped"] and row["status"] == "ok"
+    r = load_results(tmp_path)
+    assert len(r.runs) == 1 and len(r.steps) == row["n_steps"] // row["log_every"] + (row["n_steps"] % row["log_every"] > 0)
