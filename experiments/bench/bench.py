@@ -177,6 +177,8 @@ def main(argv=None) -> Path:
     p.add_argument("--no-torch", action="store_true", help="do not compare with PyTorch")
     p.add_argument("--no-sweep", action="store_true", help="skip the sweep timings")
     p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--sections", default=None,
+                   help="run only these, comma-separated: instrumentation, api, step, float32, gemm, blocks, norms, peak, engine")
     args = p.parse_args(argv)
 
     torch = None
@@ -211,6 +213,12 @@ def main(argv=None) -> Path:
     ]
     if sweep:
         sections.append(("engine", lambda: engine_section(args.quick, notes)))
+    if args.sections:
+        wanted = set(args.sections.split(","))
+        unknown = wanted - {name for name, _ in sections} - {"engine"}
+        if unknown:
+            p.error(f"--sections: unknown {sorted(unknown)}; choose from {[name for name, _ in sections]}")
+        sections = [(name, f) for name, f in sections if name in wanted]
     notes["default_runs"] = not custom  # --shapes: 2-epoch runs, not the default run the goal is set for
     load = notes["load"] = {}
     for name, run_section in sections:
