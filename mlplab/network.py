@@ -220,10 +220,6 @@ class MLP:
         """The workspace (buffers) of the last ``forward_``."""
         return self._last[0]
 
-    def layer_buffers(self) -> list[Buffers]:
-        """Every layer's ``Buffers`` of the last ``forward_`` (z, h, a, ...)."""
-        return self._last[0].buffers
-
     def layer_outputs(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """(a^l, h^l) of every layer l = 1..L in the last ``forward_`` (buffers): the layer's
         output, and σ's output h^l (= a^l but where a skip adds a^(l-1))."""

@@ -222,7 +222,7 @@ class Evaluation:
     def __call__(self) -> tuple[tuple[float, float], tuple[float, float]]:
         net, n = self.net, self.n
         aL = net.forward_(self.X, "running")
-        c = net.layer_buffers()[-1]
+        c = net.last_workspace.buffers[-1]
         loss = net.loss.fn(c.z, c.a, self.Y)
         hit = aL.argmax(axis=1) == self.labels
         return tuple((float(loss[part].mean()), np.count_nonzero(hit[part]) / len(hit[part]))
