@@ -226,13 +226,16 @@ class MLP:
         return [(c.a, c.h) for c in self._last[0].buffers]
 
     # -- the copying API ------------------------------------------------------------------------
-    def _as_input(self, X) -> np.ndarray:
+    def as_input(self, X) -> np.ndarray:
+        """X as the in-place API wants it (C-contiguous, the network's dtype); ValueError for
+        a shape that is not (batch, n_0). The copying API's input check."""
         X = np.ascontiguousarray(X, dtype=self.dtype)
         if X.ndim != 2 or X.shape[1] != self.sizes[0]:
             raise ValueError(f"X has shape {X.shape}; expected (batch, {self.sizes[0]})")
         return X
 
-    def _as_targets(self, X, Y) -> np.ndarray:
+    def as_targets(self, X, Y) -> np.ndarray:
+        """Y likewise, checked against the batch X: shape (batch, n_L)."""
         Y = np.ascontiguousarray(Y, dtype=self.dtype)
         if Y.shape != (X.shape[0], self.sizes[-1]):
             raise ValueError(f"Y has shape {Y.shape}; expected ({X.shape[0]}, {self.sizes[-1]})")
@@ -242,7 +245,7 @@ class MLP:
         """Activations [a^0 = X, a^1, ..., a^L] for the batch X (copies)."""
         if stats not in STATS:
             raise ValueError(f"stats={stats!r}: choose one of {list(STATS)}")
-        X = self._as_input(X)
+        X = self.as_input(X)
         with np.errstate(over="ignore"):
             self.forward_(X, stats)
         return [X] + [a.copy() for a, _ in self.layer_outputs()]
@@ -254,8 +257,8 @@ class MLP:
     def loss_value(self, X, Y) -> float:
         """Batch-mean loss C on (X, Y), with the mini-batch's statistics: the C whose gradient
         ``gradients`` returns."""
-        X = self._as_input(X)
-        Y = self._as_targets(X, Y)
+        X = self.as_input(X)
+        Y = self.as_targets(X, Y)
         with np.errstate(over="ignore"):
             self.forward_(X)
             return self.loss_(Y)
@@ -265,8 +268,8 @@ class MLP:
         accuracy is argmax of a^L against argmax of Y. NaN, NaN for an empty set."""
         if len(X) == 0:
             return float("nan"), float("nan")
-        X = self._as_input(X)
-        Y = self._as_targets(X, Y)
+        X = self.as_input(X)
+        Y = self.as_targets(X, Y)
         with np.errstate(over="ignore"):
             aL = self.forward_(X, "running")
             return self.loss_(Y), float((aL.argmax(axis=1) == Y.argmax(axis=1)).mean())
@@ -281,8 +284,8 @@ class MLP:
         nothing refers to them any more, so a loop over batches allocates nothing.) Batch norm
         uses the mini-batch's statistics and leaves the running estimates alone.
         """
-        X = self._as_input(X)
-        Y = self._as_targets(X, Y)
+        X = self.as_input(X)
+        Y = self.as_targets(X, Y)
         pool = self._results.setdefault(len(X), [])
         out = next((r for r in pool if not r.held()), None)
         if out is None:  # two: `g = net.gradients(...)` in a loop holds the last result during the call

@@ -215,8 +215,8 @@ class Evaluation:
 
     def __init__(self, net: MLP, data: Dataset):
         self.net, self.n = net, len(data.X_train)
-        self.X = net._as_input(np.concatenate([data.X_train, data.X_test]))
-        self.Y = net._as_targets(self.X, np.concatenate([data.Y_train, data.Y_test]))
+        self.X = net.as_input(np.concatenate([data.X_train, data.X_test]))
+        self.Y = net.as_targets(self.X, np.concatenate([data.Y_train, data.Y_test]))
         self.labels = self.Y.argmax(axis=1)
 
     def __call__(self) -> tuple[tuple[float, float], tuple[float, float]]:
