@@ -26,7 +26,7 @@ sweep: $(STAMP) ## run the default sweep (300 runs) on all cores; ARGS="train.lr
 sweep-smoke: $(STAMP) ## run a tiny sweep (8 runs, seconds)
 	$(BIN)/python -m mlplab -m sweep=smoke $(ARGS)
 
-blog: $(STAMP) ## the blog post's study on 4 data sets (960 runs, four sweep files, ~5 min on 2 cores) into results/blog/
+blog: $(STAMP) ## the blog post's study on 4 data sets (960 runs, four sweep files, ~2.5 min on 2 cores) into results/blog/
 	$(BIN)/python -m mlplab -m sweep=blog $(ARGS)
 	$(BIN)/python -m mlplab -m sweep=blog_explode $(ARGS)
 	$(BIN)/python -m mlplab -m sweep=blog_data $(ARGS)
