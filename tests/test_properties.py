@@ -8,6 +8,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import central_differences
+
 from mlplab import MLP
 from mlplab.clipping import clip_gradients
 from mlplab.spec import RunSpec
@@ -37,21 +39,9 @@ def test_every_gradient_is_the_finite_difference_of_the_loss(case):
     """Every entry of every parameter's gradient against a central difference of C, float64."""
     net, X, Y = case
     g = net.gradients(X, Y)
-    analytic = np.concatenate([a.ravel() for a in g.dW + g.db + (g.dgamma or []) + (g.dbeta or [])])
-    flat = np.concatenate([p.ravel() for p in [*net.weights, *net.biases, *(net.gamma or []), *(net.beta or [])]])
     views = [*net.weights, *net.biases, *(net.gamma or []), *(net.beta or [])]
-    numeric, h = np.empty_like(flat), 1e-6
-    k = 0
-    for v in views:
-        for i in np.ndindex(v.shape):
-            old = v[i]
-            v[i] = old + h
-            up = net.loss_value(X, Y)
-            v[i] = old - h
-            down = net.loss_value(X, Y)
-            v[i] = old
-            numeric[k] = (up - down) / (2 * h)
-            k += 1
+    analytic = np.concatenate([a.ravel() for a in g.dW + g.db + (g.dgamma or []) + (g.dbeta or [])])
+    numeric = np.concatenate([central_differences(net, X, Y, v).ravel() for v in views])
     scale = max(np.abs(numeric).max(), 1e-3)
     assert np.abs(analytic - numeric).max() <= 1e-6 * scale
 
