@@ -3,13 +3,20 @@ line on stderr starting 'mlplab:', and nothing already written changed.
 
 Each case runs ``python -m mlplab`` (or an analysis command) against a copy of a results folder
 that already holds a committed run; the digests of its files before and after must be equal and
-no table file may appear.
+no table file may appear. The command runs in a forked child of the test process (``forked``):
+the module's ``__main__``, its exit code, stdout and stderr as from a new interpreter, without a
+new interpreter's start-up. A few cases also run in a new interpreter (``SPAWNED``).
 """
 
 import hashlib
+import os
+import runpy
 import shutil
 import subprocess
 import sys
+import threading
+import traceback
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -175,12 +182,69 @@ def tables(folder: Path) -> set:
     return {str(p.relative_to(folder)) for t in ("runs", "steps", "layers") for p in folder.rglob(f"{t}/*")}
 
 
-def invoke(base, tmp_path, args, module="mlplab", command=None):
+def forked(module: str, args: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    """``python -m module args`` run in a forked child of this process (already importing
+    NumPy, Hydra and mlplab): stdout and stderr go to pipes, the exit code is the child's."""
+    import mlplab.cli  # noqa: F401  (imported once here, not in every child)
+
+    pipes = [os.pipe(), os.pipe()]
+    pid = os.fork()
+    if pid == 0:  # the child: becomes the command, never returns
+        code = 1
+        try:
+            for (r, w), fd in zip(pipes, (1, 2)):
+                os.close(r)
+                os.dup2(w, fd)
+            sys.stdout = open(1, "w", buffering=1, closefd=False)
+            sys.stderr = open(2, "w", buffering=1, closefd=False)
+            os.chdir(cwd)
+            sys.argv = [module, *args]
+            warnings.resetwarnings()  # a new interpreter's warning filters, not the test run's
+            for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+                warnings.simplefilter("ignore", category)
+            sys.modules.pop(module, None)  # run as __main__, as `python -m` does, not the imported copy
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as e:
+            if isinstance(e.code, str):
+                print(e.code, file=sys.stderr)
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    out = {}
+
+    def drain(fd, key):
+        with open(fd, "r", closefd=True) as f:
+            out[key] = f.read()
+
+    readers = []
+    for (r, w), key in zip(pipes, ("stdout", "stderr")):
+        os.close(w)
+        readers.append(threading.Thread(target=drain, args=(r, key)))
+        readers[-1].start()
+    for t in readers:
+        t.join(timeout)
+    _, status = os.waitpid(pid, 0)
+    return subprocess.CompletedProcess([module, *args], os.waitstatus_to_exitcode(status), out["stdout"], out["stderr"])
+
+
+# cases that run in a new interpreter as well: the command's own start-up, one of each kind
+SPAWNED = {"negative depth", "bad value among good ones", "report on a missing folder"}
+
+
+def invoke(base, tmp_path, args, module="mlplab", command=None, spawn=False):
     case = tmp_path / "case"
     shutil.copytree(base, case)
     before, before_tables = digests(case / "results"), tables(case / "results")
-    cmd = [sys.executable, *(command or ["-m", module]), *args]
-    p = subprocess.run(cmd, cwd=case, capture_output=True, text=True, timeout=120)
+    if command or spawn:
+        cmd = [sys.executable, *(command or ["-m", module]), *args]
+        p = subprocess.run(cmd, cwd=case, capture_output=True, text=True, timeout=120)
+    else:
+        p = forked(module, args, case)
     after = digests(case / "results")
     assert {k: after.get(k) for k in before} == before, "a file already written was changed"
     return p, case, before_tables
@@ -198,9 +262,11 @@ def check(p, code, words):
 @pytest.mark.parametrize("name", list(CASES))
 def test_a_bad_run_is_one_line_and_changes_nothing(base, tmp_path, name):
     args, code, words = CASES[name]
-    p, case, before_tables = invoke(base, tmp_path, ["results_dir=results", "sweep_name=base", *TINY, *args])
-    check(p, code, words)
-    assert tables(case / "results") == before_tables, "bad input wrote a table file"
+    for spawn in {False, name in SPAWNED}:
+        p, case, before_tables = invoke(base, tmp_path / str(spawn), ["results_dir=results", "sweep_name=base", *TINY, *args],
+                                        spawn=spawn)
+        check(p, code, words)
+        assert tables(case / "results") == before_tables, "bad input wrote a table file"
 
 
 def test_a_run_that_fails_exits_1_with_one_line_and_is_recorded(base, tmp_path):
@@ -216,17 +282,21 @@ def test_a_run_that_fails_exits_1_with_one_line_and_is_recorded(base, tmp_path):
 @pytest.mark.parametrize("name", list(SWEEP_CASES))
 def test_a_bad_sweep_is_one_line_and_changes_nothing(base, tmp_path, name):
     args, code, words = SWEEP_CASES[name]
-    p, case, before_tables = invoke(base, tmp_path, ["-m", "results_dir=results", "sweep_name=base", *TINY, *args])
-    check(p, code, words)
-    assert tables(case / "results") == before_tables
+    for spawn in {False, name in SPAWNED}:
+        p, case, before_tables = invoke(base, tmp_path / str(spawn), ["-m", "results_dir=results", "sweep_name=base", *TINY, *args],
+                                        spawn=spawn)
+        check(p, code, words)
+        assert tables(case / "results") == before_tables
 
 
 @pytest.mark.parametrize("name", list(ANALYSIS_CASES))
 def test_a_bad_analysis_command_is_one_line(base, tmp_path, name):
     module, *args = ANALYSIS_CASES[name][0]
-    p, _, _ = invoke(base, tmp_path, args, module=module)
-    check(p, *ANALYSIS_CASES[name][1:])
+    for spawn in {False, name in SPAWNED}:
+        p, _, _ = invoke(base, tmp_path / str(spawn), args, module=module, spawn=spawn)
+        check(p, *ANALYSIS_CASES[name][1:])
 
 
 def test_the_table_covers_forty_bad_inputs():
     assert len(CASES) + len(SWEEP_CASES) + len(ANALYSIS_CASES) >= 40
+    assert SPAWNED <= set(CASES) | set(SWEEP_CASES) | set(ANALYSIS_CASES)
