@@ -77,7 +77,8 @@ class Pending:
     def __init__(self, net, capacity: int, m: int):
         ws = net.last_workspace
         n_out = net.sizes[-1]
-        self.block, self.m, self.n_out = ws.outputs.size // ws.m, m, n_out  # numbers per sample
+        self.activation, self.loss = net.activation, net.loss  # the saturation rules and the loss
+        self.block, self.m = ws.outputs.size // ws.m, m  # numbers per sample in the outputs block
         self.base = ws.starts // ws.m  # each layer's start within a sample-block of the outputs
         self.widths = np.asarray(net.sizes[1:], np.intp)
         size = capacity * m * (self.block + 3 * n_out) * net.dtype.itemsize
@@ -114,11 +115,12 @@ class Pending:
     def release(self) -> None:
         """Hand the store back for the next run of this process (see ``_take``)."""
         if self.deferred:
-            _FREE[self.memory.dtype.char] = self.memory.base if self.memory.base is not None else self.memory
+            _FREE[self.memory.dtype.char] = self.memory.base  # the whole buffer _take sliced
             self.deferred, self.out = False, None
 
-    def flush(self, rec: Record, activation, loss) -> None:
+    def flush(self, rec: Record) -> None:
         """The statistics and mini-batch losses of every deferred row, into ``rec``."""
+        activation, loss = self.activation, self.loss
         if self.rows:
             rows, ms = (np.asarray(v, np.intp) for v in zip(*self.rows))
             first = np.concatenate([[0], np.cumsum(ms)[:-1]])  # each row's first sample
@@ -168,7 +170,6 @@ class Record:
             null[self.kind_layers[kind]] = False
             self.nulls[NORM_COLUMNS[kind]] = null
         self.pending: Pending | None = None
-        self._rules = None  # the network's activation and loss, for the pending statistics
 
     def log_gradients(self, s: int, epoch: int, net, step, gnorm: float, Yb) -> int:
         """A new row for step ``s``: gradient norms, weights and activations of the mini-batch
@@ -181,7 +182,6 @@ class Record:
             lay[NORM_COLUMNS[kind]][i, self.kind_layers[kind]] = norms
         if self.pending is None:
             self.pending = Pending(net, self.capacity, len(Yb))
-            self._rules = (net.activation, net.loss)
         wn, vdot = lay["weight_norm"][i], np.vdot
         for l, W in enumerate(net.weights):
             wn[l] = vdot(W, W)
@@ -226,7 +226,7 @@ class Record:
         """Compute what the logged rows kept raw (``Pending``)."""
         if self.pending is not None:
             with np.errstate(over="ignore", invalid="ignore"):
-                self.pending.flush(self, *self._rules)
+                self.pending.flush(self)
 
     def close(self) -> None:
         """The run is over: compute what is pending and hand its store on."""
