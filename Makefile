@@ -8,7 +8,7 @@ SWEEP  ?= default
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv sweep sweep-smoke blog table report remedies nielsen chaos bench bench-torch test test-slurm clean
+.PHONY: help venv sweep sweep-smoke blog table report remedies nielsen chaos bench bench-torch mutation test test-slurm clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -64,6 +64,10 @@ bench: $(STAMP) ## every speed goal as a ratio measured in one run, with ✔/✘
 bench-torch: $(STAMP) ## install the optional comparison (PyTorch 2.13.0, CPU build), then make bench
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[$(EXTRAS),bench]'
 	$(BIN)/python experiments/bench/bench.py $(ARGS)
+
+mutation: $(STAMP) ## do the tests fail when the code is wrong? mutmut over the core and the commit path -> results/mutation/
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[$(EXTRAS),mutation]'
+	$(BIN)/python experiments/mutation/mutation.py $(ARGS)
 
 test: $(STAMP) ## run the test suite, in parallel on every core
 	$(BIN)/python -m pytest -n auto $(ARGS)

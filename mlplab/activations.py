@@ -38,6 +38,12 @@ def full_like(value: float, x: np.ndarray) -> np.ndarray:
     return c
 
 
+def as_float(z) -> np.ndarray:
+    """``z`` as an array of its own floating dtype; integers become float64."""
+    z = np.asarray(z)
+    return z if np.issubdtype(z.dtype, np.floating) else z.astype(np.float64)
+
+
 class Activation:
     name: str = ""
 
@@ -54,9 +60,7 @@ class Activation:
         raise NotImplementedError
 
     def fn(self, z: np.ndarray) -> np.ndarray:
-        z = np.asarray(z)
-        if not np.issubdtype(z.dtype, np.floating):
-            z = z.astype(np.float64)
+        z = as_float(z)
         with np.errstate(over="ignore"):
             return self.fn_(z, np.empty_like(z))
 
@@ -126,7 +130,8 @@ class ReLU(Activation):
         return np.greater(a, 0.0, out=out)  # a > 0  <=>  z > 0
 
     def grad(self, z):
-        return (np.asarray(z) > 0).astype(np.result_type(z, np.float64))
+        z = as_float(z)
+        return (z > 0).astype(z.dtype)
 
     def saturated(self, a):
         return a <= 0.0
@@ -150,7 +155,8 @@ class LeakyReLU(Activation):
         return out
 
     def grad(self, z):
-        return np.where(np.asarray(z) > 0, 1.0, self.alpha)
+        z = as_float(z)
+        return np.where(z > 0, 1.0, self.alpha).astype(z.dtype)
 
     def saturated(self, a):
         return a <= 0.0

@@ -35,17 +35,11 @@ def softplus(z: np.ndarray) -> np.ndarray:
     return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
 
 
-def logsumexp(z: np.ndarray) -> np.ndarray:
-    """log Σ_j e^{z_j} along the last axis, shifted by the row maximum."""
-    m = z.max(axis=-1, keepdims=True)
-    return (m + np.log(np.exp(z - m).sum(axis=-1, keepdims=True)))[..., 0]
-
-
 def sigmoid_minus(z: np.ndarray, y: np.ndarray) -> np.ndarray:
     """σ(z) − y, relatively accurate for y ∈ {0, 1}: as (1 − y) − σ(−z) where z > 0 (so that
-    σ(z) − 1 = −σ(−z) is never the difference of two numbers near 1)."""
-    with np.errstate(over="ignore"):
-        return np.where(z > 0, (1.0 - y) - _sigmoid.fn(-z), _sigmoid.fn(z) - y)
+    σ(z) − 1 = −σ(−z) is never the difference of two numbers near 1). At z = 0 this is 0.5 − y,
+    one rounding for any y."""
+    return np.where(z > 0, (1.0 - y) - _sigmoid.fn(-z), _sigmoid.fn(z) - y)
 
 
 class Loss:
@@ -108,7 +102,7 @@ class BCE(Loss):
         return _sigmoid.fn_(z, out)
 
     def fn(self, z, a, y):
-        return ((1.0 - y) * softplus(z) + y * softplus(-z)).sum(axis=-1)
+        return ((1.0 - y) * softplus(z) + y * softplus(-z)).sum(axis=1)
 
     def delta_(self, z, a, y, out):
         return np.subtract(a, y, out=out)
@@ -135,11 +129,11 @@ class SoftmaxCE(Loss):
         return out
 
     def fn(self, z, a, y):
-        rows, m = np.arange(len(z)), z.argmax(axis=-1)
+        rows, m = np.arange(len(z)), z.argmax(axis=1)
         d = z[rows, m][:, None] - z                  # M − z ≥ 0
         e = np.exp(np.negative(d))                   # e^{z − M}
         e[rows, m] = 0.0                             # Σ over k ≠ m
-        return np.einsum("ij,ij->i", y, d) + np.log1p(e.sum(axis=-1))
+        return np.einsum("ij,ij->i", y, d) + np.log1p(e.sum(axis=1))
 
     def delta_(self, z, a, y, out):
         return np.subtract(a, y, out=out)

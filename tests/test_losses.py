@@ -160,3 +160,87 @@ def test_sigmoid_derivative_is_at_most_a_quarter(rng):
 )
 def test_saturation_rules(name, a, sat):
     assert list(get_activation(name).saturated(np.array(a))) == sat
+
+
+# --- the registries' contracts: dtypes, in-place buffers, boundaries, error messages ---------
+
+from mlplab.activations import SAT_EPS, full_like  # noqa: E402
+from mlplab.losses import sigmoid_minus  # noqa: E402
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_activations_keep_a_floating_dtype_and_turn_integers_into_float64(name):
+    act = get_activation(name)
+    zi = np.array([-3, -1, 0, 2, 5])
+    for f in (act.fn, act.grad):
+        assert f(zi).dtype == np.float64
+        assert np.array_equal(f(zi), f(zi.astype(np.float64)))
+        z32 = np.array([-3.5, -1.0, 0.25, 2.0], dtype=np.float32)
+        assert f(z32).dtype == np.float32, f"{name}.{f.__name__} changed float32"
+    a32 = act.fn(np.array([-3.5, 0.25, 2.0], dtype=np.float32))
+    assert act.grad_a(a32).dtype == np.float32
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATIONS))
+def test_in_place_activation_methods_write_into_out_and_return_it(name, rng):
+    act = get_activation(name)
+    z = rng.standard_normal((5, 4)) * 3
+    out = np.empty_like(z)
+    assert act.fn_(z, out) is out and np.array_equal(out, act.fn(z))
+    a = act.fn(z)
+    out = np.empty_like(z)
+    assert act.grad_a_(a, out) is out and np.array_equal(out, act.grad_a(a))
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_in_place_loss_methods_write_into_out_and_return_it(name, rng):
+    loss = get_loss(name)
+    z = rng.standard_normal((6, 3)) * 3
+    y = np.eye(3)[rng.integers(0, 3, 6)]
+    out = np.empty_like(z)
+    assert loss.output_(z, out) is out and np.array_equal(out, loss.output(z))
+    a = loss.output(z)
+    out = np.empty_like(z)
+    assert loss.delta_(z, a, y, out) is out and np.array_equal(out, loss.delta(z, a, y))
+
+
+def test_kinks_take_the_documented_side():
+    """relu'(0) = 0 and leaky_relu'(0) = α: z ≤ 0 is the flat side, and counts as saturated."""
+    zero = np.zeros(1)
+    assert get_activation("relu").grad(zero)[0] == 0.0
+    assert get_activation("leaky_relu").grad(zero)[0] == 0.01
+    assert get_activation("leaky_relu").saturated(zero)[0]
+
+
+@pytest.mark.parametrize("name,edge", [("sigmoid", SAT_EPS), ("sigmoid", 1.0 - SAT_EPS), ("tanh", 1.0 - SAT_EPS),
+                                       ("tanh", -(1.0 - SAT_EPS))])
+def test_saturation_is_strictly_within_the_margin(name, edge):
+    """A unit exactly SAT_EPS from an asymptote is not saturated; one a hair closer is."""
+    sat = get_activation(name).saturated
+    inward = np.nextafter(edge, 0.5 if name == "sigmoid" else 0.0)
+    outward = np.nextafter(edge, 2 * edge - inward)
+    assert list(sat(np.array([inward, edge, outward]))) == [False, False, True]
+    if name == "sigmoid":
+        for loss in LOSSES.values():
+            assert list(loss().saturated(np.array([inward, edge, outward]))) == [False, False, True]
+
+
+def test_full_like_is_one_cached_read_only_array_of_the_same_shape_and_dtype():
+    x = np.zeros((3, 7), dtype=np.float32)
+    c = full_like(0.25, x)
+    assert c.shape == x.shape and c.dtype == np.float32 and np.all(c == 0.25)
+    assert full_like(0.25, x) is c
+    with pytest.raises(ValueError):
+        c[0, 0] = 1.0
+
+
+def test_sigmoid_minus_at_zero_is_one_rounding_for_any_target():
+    y = np.array([0.0, 0.3, 1.0, 0.7])
+    assert np.array_equal(sigmoid_minus(np.zeros(4), y), 0.5 - y)
+
+
+@pytest.mark.parametrize("lookup,registry,bad", [(get_activation, ACTIVATIONS, "swish"), (get_loss, LOSSES, "hinge")])
+def test_unknown_names_are_refused_with_the_choices(lookup, registry, bad):
+    with pytest.raises(ValueError) as e:
+        lookup(bad)
+    assert repr(bad) in str(e.value) and str(sorted(registry)) in str(e.value)
