@@ -49,7 +49,8 @@ def _is_real(v) -> bool:
 
 
 def integer(at_least: int, also: tuple = (), extra: str = "") -> Check:
-    return Check(lambda v: (_is_int(v) and v >= at_least) or (v in also and not isinstance(v, bool)),
+    """An integer >= ``at_least`` (a bool is not an integer here), or one of the words ``also``."""
+    return Check(lambda v: (_is_int(v) and v >= at_least) or v in also,
                  f"must be an integer >= {at_least}{extra}")
 
 

@@ -56,3 +56,91 @@ def test_the_run_id_is_the_same_in_another_process():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONHASHSEED": "123"})
     assert out.stdout.strip() == RunSpec(depth=3, activation="relu", seed=11).run_id
+
+
+# --- validation: every field's accepted edge values, rejected ones and its exact message ------------
+
+from mlplab.spec import ConfigError, validate  # noqa: E402
+
+INT = "must be an integer >= {}"
+POS = "must be a finite number > 0"
+NONNEG = "must be a finite number >= 0"
+OPEN01 = "must be a number in (0, 1)"
+BOOL = "must be true or false"
+I32, I64 = 2**31 - 1, 2**63 - 1
+
+# field: (accepted, rejected, the rule the message states)
+RULES = {
+    "depth": ([0, 3, I32], [-1, True, 1.0, "2"], INT.format(0)),
+    "width": ([1, I32], [0, False, 2.5], INT.format(1)),
+    "activation": (sorted(ACTIVATIONS), ["swish", None, 1], f"must be one of {sorted(ACTIVATIONS)}"),
+    "alpha": ([1e-12, 0.5, 1 - 1e-12], [0, 1.0, -0.1, True, "0.1"], OPEN01),
+    "loss": (sorted(LOSSES), ["hinge", None], f"must be one of {sorted(LOSSES)}"),
+    "init": (sorted(INITS), ["zeros"], f"must be one of {sorted(INITS)}"),
+    "sigma_w": ([5e-324, 2], [0, 0.0, -1.0, float("inf"), float("nan"), True, "1"], POS),
+    "sigma_b": ([0, 0.0, 3.5], [-5e-324, float("inf"), float("nan"), False], NONNEG),
+    "residual": ([True, False], [1, 0, "true", None], BOOL),
+    "norm": ([None, *sorted(NORMS)], ["group", ""], f"must be null or one of {sorted(NORMS)}"),
+    "lr": ([5e-324, 10], [0, -0.5, float("inf"), float("-inf"), float("nan"), True], POS),
+    "batch_size": ([1, "full", I32], [0, "half", True, 1.0, None], INT.format(1) + " or 'full'"),
+    "epochs": ([1], [0, -3, True], INT.format(1)),
+    "weight_decay": ([0, 0.0, 1e-4], [-1e-12, float("nan")], NONNEG),
+    "clip": (sorted(CLIPS), ["soft", None], f"must be one of {sorted(CLIPS)}"),
+    "clip_threshold": ([5e-324, 1], [0, -1, float("inf")], POS),
+    "log_every": ([None, 1, I32], [0, "log", True, 2.0], INT.format(1) + " or null (auto: >= 50 points)"),
+    "eval_every": ([None, "log", 1, I32], [0, "often", "LOG", True, False],
+                   INT.format(1) + ", 'log' (every logged step) or null (auto: 5 points)"),
+    "dataset": (sorted(set(DATASETS) - {"file"}), ["cifar", None], f"must be one of {sorted(DATASETS)}"),
+    "n_samples": ([2, I32], [1, 0, True], INT.format(2)),
+    "n_features": ([1], [0], INT.format(1)),
+    "n_classes": ([2], [1], INT.format(2)),
+    "noise": ([0, 0.0, 2.5], [-1e-9], NONNEG),
+    "test_fraction": ([1e-9, 0.5, 1 - 1e-9], [0, 0.0, 1, 1.0], OPEN01),
+    "standardise": ([True, False], [1, "yes"], BOOL),
+    "data_path": ([None, "x.npz", ""], [3, b"x.npz"], "must be a path"),
+    "data_digest": ([None, "0" * 64], [3], "must be a sha256"),
+    "seed": ([0, I64], [-1, True, 0.0], INT.format(0)),
+    "dtype": (["float32", "float64"], ["float16", None], "must be one of ['float32', 'float64']"),
+}
+
+
+def test_every_field_has_its_rules_listed():
+    assert set(RULES) == {f.name for f in FIELDS}
+
+
+@pytest.mark.parametrize("field", sorted(RULES))
+def test_each_field_accepts_its_edges_and_refuses_the_values_beyond(field):
+    accepted, rejected, rule = RULES[field]
+    key = {f.name: f.metadata["key"] for f in FIELDS}[field]
+    for v in accepted:
+        assert getattr(validate(RunSpec(**{field: v})), field) == v
+    for v in rejected:
+        with pytest.raises(ConfigError) as e:
+            validate(RunSpec(**{field: v}))
+        assert str(e.value) == f"invalid config: {key}={v!r}: {rule}"
+        assert (e.value.field, e.value.allowed) == (key, rule) and e.value.value is v
+
+
+@pytest.mark.parametrize("field,top", [("depth", I32), ("batch_size", I32), ("log_every", I32), ("seed", I64),
+                                       ("n_samples", I32)])
+def test_an_integer_beyond_its_column_is_refused_with_the_column_limit(field, top):
+    key = {f.name: f.metadata["key"] for f in FIELDS}[field]
+    with pytest.raises(ConfigError) as e:
+        validate(RunSpec(**{field: top + 1}))
+    assert str(e.value).startswith(f"invalid config: {key}={top + 1}: must be an integer >= ")
+    assert str(e.value).endswith(f" and <= {top}")
+
+
+def test_a_file_dataset_needs_a_path():
+    with pytest.raises(ConfigError) as e:
+        validate(RunSpec(dataset="file"))
+    assert str(e.value) == "invalid config: data.path=None: must name an .npz file when dataset is 'file'"
+    for empty in (None, ""):
+        with pytest.raises(ConfigError):
+            validate(RunSpec(dataset="file", data_path=empty))
+    assert validate(RunSpec(dataset="file", data_path="d.npz")).data_path == "d.npz"
+
+
+def test_a_config_error_keeps_a_name_that_is_not_a_field():
+    e = ConfigError("data.rows", 3, "must be more")
+    assert (e.field, e.value, e.allowed, str(e)) == ("data.rows", 3, "must be more", "invalid config: data.rows=3: must be more")
