@@ -19,7 +19,7 @@ import json
 import math
 import typing
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from mlplab.activations import ACTIVATIONS
 from mlplab.clipping import CLIPS
@@ -33,11 +33,17 @@ MIN_LOG_POINTS = 50  # auto log_every: at least this many logged steps (the grad
 EVAL_POINTS = 5  # auto eval_every: this many whole-set evaluations (steps 0, n/5, ..., on logged steps)
 
 
-# -- checks: (predicate, what is allowed) --------------------------------------------------------
-@dataclass(frozen=True)
+# -- checks: ok(value) and the words of the one-line error ------------------------------------------
+# Each rule is evaluated when a value is checked (not when the fields are declared), so that
+# mutation testing, which swaps functions at call time, reaches it.
 class Check:
-    ok: Callable[[Any], bool]
-    allowed: str
+    """A rule a field's value must pass: ``ok(v)``, and ``allowed()``, what the error says is allowed."""
+
+    def ok(self, v) -> bool:
+        raise NotImplementedError
+
+    def allowed(self) -> str:
+        raise NotImplementedError
 
 
 def _is_int(v) -> bool:
@@ -48,32 +54,85 @@ def _is_real(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def integer(at_least: int, also: tuple = (), extra: str = "") -> Check:
+@dataclass(frozen=True, eq=False)
+class Integer(Check):
     """An integer >= ``at_least`` (a bool is not an integer here), or one of the words ``also``."""
-    return Check(lambda v: (_is_int(v) and v >= at_least) or v in also,
-                 f"must be an integer >= {at_least}{extra}")
+
+    at_least: int
+    also: tuple = ()
+    extra: str = ""
+
+    def ok(self, v) -> bool:
+        return (_is_int(v) and v >= self.at_least) or v in self.also
+
+    def allowed(self) -> str:
+        return f"must be an integer >= {self.at_least}{self.extra}"
 
 
-def finite(at_least: float | None = None, above: float | None = None) -> Check:
-    def ok(v):
-        return _is_real(v) and math.isfinite(v) and (at_least is None or v >= at_least) and (above is None or v > above)
+@dataclass(frozen=True, eq=False)
+class Finite(Check):
+    """A finite real number >= ``at_least``, or > ``above``."""
 
-    bound = f" >= {at_least:g}" if at_least is not None else f" > {above:g}"
-    return Check(ok, f"must be a finite number{bound}")
+    at_least: float | None = None
+    above: float | None = None
 
+    def ok(self, v) -> bool:
+        return (_is_real(v) and math.isfinite(v) and (self.at_least is None or v >= self.at_least)
+                and (self.above is None or v > self.above))
 
-def inside(lo: float, hi: float) -> Check:
-    return Check(lambda v: _is_real(v) and lo < v < hi, f"must be a number in ({lo:g}, {hi:g})")
-
-
-def one_of(choices, null: bool = False) -> Check:
-    names = sorted(choices)
-    return Check(lambda v: (v is None and null) or (isinstance(v, str) and v in names),
-                 f"must be {'null or ' if null else ''}one of {names}")
+    def allowed(self) -> str:
+        bound = f" >= {self.at_least:g}" if self.at_least is not None else f" > {self.above:g}"
+        return f"must be a finite number{bound}"
 
 
-def boolean() -> Check:
-    return Check(lambda v: isinstance(v, bool), "must be true or false")
+@dataclass(frozen=True, eq=False)
+class Inside(Check):
+    """A real number strictly between ``lo`` and ``hi``."""
+
+    lo: float
+    hi: float
+
+    def ok(self, v) -> bool:
+        return _is_real(v) and self.lo < v < self.hi
+
+    def allowed(self) -> str:
+        return f"must be a number in ({self.lo:g}, {self.hi:g})"
+
+
+@dataclass(frozen=True, eq=False)
+class OneOf(Check):
+    """One of the names ``choices`` (a registry's keys), or None when ``null``."""
+
+    choices: Any
+    null: bool = False
+
+    def ok(self, v) -> bool:
+        return (v is None and self.null) or (isinstance(v, str) and v in self.choices)
+
+    def allowed(self) -> str:
+        return f"must be {'null or ' if self.null else ''}one of {sorted(self.choices)}"
+
+
+@dataclass(frozen=True, eq=False)
+class Boolean(Check):
+    def ok(self, v) -> bool:
+        return isinstance(v, bool)
+
+    def allowed(self) -> str:
+        return "must be true or false"
+
+
+@dataclass(frozen=True, eq=False)
+class Text(Check):
+    """A string, or None; ``what`` it must be."""
+
+    what: str
+
+    def ok(self, v) -> bool:
+        return v is None or isinstance(v, str)
+
+    def allowed(self) -> str:
+        return self.what
 
 
 def param(default, key: str, check: Check, *, group: bool = False, use: tuple = (), column: str | None = None,
@@ -89,48 +148,48 @@ def param(default, key: str, check: Check, *, group: bool = False, use: tuple = 
 @dataclass(frozen=True)
 class RunSpec:
     # network
-    depth: int = param(2, "depth", integer(0), doc="hidden layers; L = depth + 1 weight layers")
-    width: int = param(32, "width", integer(1), doc="units per hidden layer")
-    activation: str = param("sigmoid", "activation", one_of(ACTIVATIONS), group=True, use=("net",))
-    alpha: float = param(0.01, "activation.alpha", inside(0, 1), use=("net",), doc="leaky_relu's slope for z < 0")
-    loss: str = param("softmax_ce", "loss", one_of(LOSSES), group=True, use=("net",))
-    init: str = param("normal", "init", one_of(INITS), group=True, use=("net",))
-    sigma_w: float = param(1.0, "init.sigma_w", finite(above=0), use=("net",),
+    depth: int = param(2, "depth", Integer(0), doc="hidden layers; L = depth + 1 weight layers")
+    width: int = param(32, "width", Integer(1), doc="units per hidden layer")
+    activation: str = param("sigmoid", "activation", OneOf(ACTIVATIONS), group=True, use=("net",))
+    alpha: float = param(0.01, "activation.alpha", Inside(0, 1), use=("net",), doc="leaky_relu's slope for z < 0")
+    loss: str = param("softmax_ce", "loss", OneOf(LOSSES), group=True, use=("net",))
+    init: str = param("normal", "init", OneOf(INITS), group=True, use=("net",))
+    sigma_w: float = param(1.0, "init.sigma_w", Finite(above=0), use=("net",),
                            doc="normal: W ~ N(0, sigma_w²/fan_in); orthogonal: W = sigma_w Q")
-    sigma_b: float = param(1.0, "init.sigma_b", finite(at_least=0), use=("net",), doc="normal, orthogonal: b ~ N(0, sigma_b²)")
-    residual: bool = param(False, "residual", boolean(), use=("net",),
+    sigma_b: float = param(1.0, "init.sigma_b", Finite(at_least=0), use=("net",), doc="normal, orthogonal: b ~ N(0, sigma_b²)")
+    residual: bool = param(False, "residual", Boolean(), use=("net",),
                            doc="a^l = a^(l-1) + σ(·) in hidden layers l >= 2 of unchanged width")
-    norm: str | None = param(None, "norm", one_of(NORMS, null=True), use=("net",),
+    norm: str | None = param(None, "norm", OneOf(NORMS, null=True), use=("net",),
                              doc="normalise every hidden layer's z before σ: null, batch or layer")
     # training
-    lr: float = param(0.5, "train.lr", finite(above=0), doc="learning rate η")
-    batch_size: int | str = param(32, "train.batch_size", integer(1, also=("full",), extra=" or 'full'"), column="int32",
+    lr: float = param(0.5, "train.lr", Finite(above=0), doc="learning rate η")
+    batch_size: int | str = param(32, "train.batch_size", Integer(1, also=("full",), extra=" or 'full'"), column="int32",
                                   doc="an integer >= 1, or 'full' (batch gradient descent)")
-    epochs: int = param(20, "train.epochs", integer(1), doc="passes over the training set")
-    weight_decay: float = param(0.0, "train.weight_decay", finite(at_least=0), doc="L2 on weights: W <- (1 - lr*weight_decay) W - lr*grad")
-    clip: str = param("none", "clip", one_of(CLIPS), group=True)
-    clip_threshold: float = param(1.0, "clip.threshold", finite(above=0), doc="norm: the largest ‖g‖; value: the largest |g_i|")
-    log_every: int | None = param(None, "train.log_every", integer(1, also=(None,), extra=" or null (auto: >= 50 points)"),
+    epochs: int = param(20, "train.epochs", Integer(1), doc="passes over the training set")
+    weight_decay: float = param(0.0, "train.weight_decay", Finite(at_least=0), doc="L2 on weights: W <- (1 - lr*weight_decay) W - lr*grad")
+    clip: str = param("none", "clip", OneOf(CLIPS), group=True)
+    clip_threshold: float = param(1.0, "clip.threshold", Finite(above=0), doc="norm: the largest ‖g‖; value: the largest |g_i|")
+    log_every: int | None = param(None, "train.log_every", Integer(1, also=(None,), extra=" or null (auto: >= 50 points)"),
                                   column="int32", doc="null: often enough for >= 50 logged points")
     eval_every: int | str | None = param(None, "train.eval_every",
-                                         integer(1, also=(None, "log"), extra=", 'log' (every logged step) or null (auto: 5 points)"),
+                                         Integer(1, also=(None, "log"), extra=", 'log' (every logged step) or null (auto: 5 points)"),
                                          column="int32", doc="steps between whole-set evaluations; 'log': every logged step; null: 5, on logged steps")
     # data
-    dataset: str = param("blobs", "data", one_of(DATASETS), group=True, use=("data",))
-    n_samples: int = param(1000, "data.n_samples", integer(2), use=("data",), doc="samples (digits: at most 1797; file: the file's)")
-    n_features: int = param(8, "data.n_features", integer(1), use=("data",), doc="inputs n_0 (blobs, spirals)")
-    n_classes: int = param(3, "data.n_classes", integer(2), use=("data",), doc="classes, outputs n_L (blobs, spirals)")
-    noise: float = param(1.0, "data.noise", finite(at_least=0), use=("data",), doc="spread of the clusters or arms")
-    test_fraction: float = param(0.2, "data.test_fraction", inside(0, 1), use=("data",), doc="share of samples held out for testing")
-    standardise: bool = param(True, "data.standardise", boolean(), use=("data",), doc="scale features by the training split's mean and std")
-    data_path: str | None = param(None, "data.path", Check(lambda v: v is None or isinstance(v, str), "must be a path"),
+    dataset: str = param("blobs", "data", OneOf(DATASETS), group=True, use=("data",))
+    n_samples: int = param(1000, "data.n_samples", Integer(2), use=("data",), doc="samples (digits: at most 1797; file: the file's)")
+    n_features: int = param(8, "data.n_features", Integer(1), use=("data",), doc="inputs n_0 (blobs, spirals)")
+    n_classes: int = param(3, "data.n_classes", Integer(2), use=("data",), doc="classes, outputs n_L (blobs, spirals)")
+    noise: float = param(1.0, "data.noise", Finite(at_least=0), use=("data",), doc="spread of the clusters or arms")
+    test_fraction: float = param(0.2, "data.test_fraction", Inside(0, 1), use=("data",), doc="share of samples held out for testing")
+    standardise: bool = param(True, "data.standardise", Boolean(), use=("data",), doc="scale features by the training split's mean and std")
+    data_path: str | None = param(None, "data.path", Text("must be a path"),
                                   use=("data",), column="string", doc="dataset 'file': an .npz with X and Y (or labels)")
-    data_digest: str | None = param(None, "data.digest", Check(lambda v: v is None or isinstance(v, str), "must be a sha256"),
+    data_digest: str | None = param(None, "data.digest", Text("must be a sha256"),
                                     use=("data",), column="string", config=False,
                                     doc="sha256 of the data file's bytes: a run's id covers what it reads")
     # run
-    seed: int = param(0, "seed", integer(0), column="int64", doc="draws the data, the initial weights and the batch order")
-    dtype: str = param("float64", "dtype", one_of(("float32", "float64")), use=("net", "data"), doc="float64 or float32")
+    seed: int = param(0, "seed", Integer(0), column="int64", doc="draws the data, the initial weights and the batch order")
+    dtype: str = param("float64", "dtype", OneOf(("float32", "float64")), use=("net", "data"), doc="float64 or float32")
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -199,10 +258,10 @@ def validate(spec: RunSpec) -> RunSpec:
     for f in FIELDS:
         value, check = getattr(spec, f.name), f.metadata["check"]
         if not check.ok(value):
-            raise ConfigError(f.name, value, check.allowed)
+            raise ConfigError(f.name, value, check.allowed())
         top = INT_MAX.get(COLUMN_TYPES[f.name])
         if top is not None and _is_int(value) and value > top:
-            raise ConfigError(f.name, value, f"{check.allowed} and <= {top}")
+            raise ConfigError(f.name, value, f"{check.allowed()} and <= {top}")
     if spec.dataset == "file" and not spec.data_path:
         raise ConfigError("data_path", spec.data_path, "must name an .npz file when dataset is 'file'")
     return spec

@@ -229,3 +229,13 @@ def test_the_compact_command(many, capsys):
     assert main([str(many)]) == 0
     assert "compacted 6 runs" in capsys.readouterr().out
     assert main([str(many / "nope")]) == 2
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o077])
+def test_the_umask_is_read_without_changing_it(mask):
+    old = os.umask(mask)
+    try:
+        assert res._umask() == mask
+        assert os.umask(mask) == mask  # still in force after reading it
+    finally:
+        os.umask(old)

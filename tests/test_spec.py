@@ -144,3 +144,30 @@ def test_a_file_dataset_needs_a_path():
 def test_a_config_error_keeps_a_name_that_is_not_a_field():
     e = ConfigError("data.rows", 3, "must be more")
     assert (e.field, e.value, e.allowed, str(e)) == ("data.rows", 3, "must be more", "invalid config: data.rows=3: must be more")
+
+
+def test_column_types_follow_the_declared_python_types():
+    """The runs table's column per field: bool, int32, float64, category for names; int64 for the
+    seed; nullable strings for paths and digests (written out here, not derived)."""
+    from mlplab.spec import column_types
+
+    expected = {f: "int32" for f in ("depth", "width", "batch_size", "epochs", "log_every", "eval_every", "n_samples",
+                                     "n_features", "n_classes")}
+    expected |= {f: "float64" for f in ("alpha", "sigma_w", "sigma_b", "lr", "weight_decay", "clip_threshold", "noise",
+                                        "test_fraction")}
+    expected |= {f: "category" for f in ("activation", "loss", "init", "norm", "clip", "dataset", "dtype")}
+    expected |= {"residual": "bool", "standardise": "bool", "data_path": "string", "data_digest": "string", "seed": "int64"}
+    assert column_types() == expected
+
+
+def test_param_declares_a_field_with_its_metadata():
+    from mlplab.spec import Integer, param
+
+    check = Integer(0)
+    f = param(3, "train.k", check, group=True, use=("net",), column="int16", doc="what k is", config=False)
+    assert f.default == 3
+    assert dict(f.metadata) == {"key": "train.k", "check": check, "group": True, "use": ("net",), "column": "int16",
+                                "doc": "what k is", "config": False}
+    g = param("x", "k", check)
+    assert dict(g.metadata) == {"key": "k", "check": check, "group": False, "use": (), "column": None, "doc": "",
+                                "config": True}
