@@ -146,7 +146,10 @@ class LeakyReLU(Activation):
         self.alpha = float(alpha)
 
     def fn_(self, z, out):
-        return np.maximum(z, z * self.alpha, out=out)  # valid for 0 < α < 1; out may be z
+        # max(z, αz) for 0 < α < 1, without a temporary: z, scaled by α where negative (out may be z)
+        if out is not z:
+            np.copyto(out, z)
+        return np.multiply(out, self.alpha, out=out, where=out < 0.0)
 
     def grad_a_(self, a, out):
         np.greater(a, 0.0, out=out)  # αz has the sign of z

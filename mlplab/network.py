@@ -57,10 +57,11 @@ class Views(list):
     values into the view, so the network keeps using them."""
 
     def __setitem__(self, i, value):
-        view = list.__getitem__(self, i)
-        value = np.asarray(value)
-        if isinstance(i, slice) or value.shape != view.shape:
-            raise ValueError(f"cannot replace an entry of shape {np.shape(view)} by one of shape {value.shape}")
+        if isinstance(i, slice):
+            raise ValueError("assign one entry at a time (net.weights[l] = W): a slice of the list is not the network's")
+        view, value = list.__getitem__(self, i), np.asarray(value)
+        if value.shape != view.shape:
+            raise ValueError(f"cannot replace an entry of shape {view.shape} by one of shape {value.shape}")
         view[...] = value
 
 

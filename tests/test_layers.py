@@ -200,3 +200,45 @@ def test_float32_normalised_network_agrees_with_float64(norm, rng):
     assert g32.dW[0].dtype == np.float32 and g32.dgamma[0].dtype == np.float32
     for a, b in zip(g32.dW + g32.dgamma, g64.dW + g64.dgamma):
         assert np.abs(a - b).max() <= 1e-4 * np.abs(b).max()
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_evaluation_normalises_by_the_running_estimates(residual, rng):
+    """predict() with running estimates away from 0 and 1, and a width change so that only some
+    layers have a skip: a^l against the definition with μ, v the running mean and variance."""
+    net, X, _ = make("sigmoid", "softmax_ce", residual, "batch", rng, m=5)
+    for mu, v in zip(net.running_mean, net.running_var):
+        mu[:] = rng.normal(0.0, 1.0, mu.shape)
+        v[:] = rng.uniform(0.2, 3.0, v.shape)
+    np.testing.assert_allclose(net.predict(X), reference_forward(net, X, "running")[-1], rtol=1e-12)
+    np.testing.assert_allclose(net.forward(X)[-1], reference_forward(net, X, "batch")[-1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_running_estimates_start_at_zero_and_one_in_the_networks_dtype(dtype, rng):
+    net, _, _ = make("tanh", "mse", False, "batch", rng, dtype=dtype)
+    for mu, v in zip(net.running_mean, net.running_var):
+        assert mu.dtype == v.dtype == np.dtype(dtype)
+        assert (mu == 0).all() and (v == 1).all()
+
+
+def test_batch_norm_trains_on_two_samples_and_refuses_one_with_the_reason(rng):
+    net, X, Y = make("tanh", "softmax_ce", False, "batch", rng, m=2)
+    assert np.isfinite(net.gradients(X, Y).loss)
+    with pytest.raises(ValueError) as e:
+        net.gradients(X[:1], Y[:1])
+    assert str(e.value) == ("batch norm needs a mini-batch of at least 2 samples, got 1 "
+                            "(one sample has no variance to normalise by)")
+
+
+def test_a_skip_exposes_its_blocks_parameters_but_not_a_missing_block():
+    from mlplab.activations import get_activation
+    from mlplab.layers import Dense
+
+    f = Dense(3, 3, get_activation("tanh"))
+    s = Skip(f)
+    assert s.n_in == 3 and s.n_out == 3 and s.act is f.act and s.shapes() == f.shapes()
+    bare = Skip.__new__(Skip)  # no block yet (e.g. while unpickling): no endless lookup of f
+    with pytest.raises(AttributeError) as e:
+        bare.n_out
+    assert e.value.args == ("f",)

@@ -180,3 +180,103 @@ def test_float32_gradients_agree_with_float64_on_the_oracle_nets(activation, los
     for a, b in zip(g32.dW + g32.db + g32.delta, g64.dW + g64.db + g64.delta):
         assert a.dtype == np.float32
         assert np.linalg.norm(a - b) <= 1e-4 * np.linalg.norm(b)
+
+
+# --- the in-place step allocates no batch-sized array --------------------------------------------
+
+import tracemalloc  # noqa: E402
+
+from mlplab.train import Step  # noqa: E402
+
+
+def step_peak_bytes(net, X, Y, clip="norm"):
+    """The most memory NumPy held at once during one training step (after a first one)."""
+    step = Step(net, clip, 1.0, 0.1, 1e-4)
+    step(X, Y)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        step(X, Y)
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("norm", [None, "batch", "layer"])
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("activation", sorted(ACTIVATIONS))
+def test_a_training_step_allocates_no_batch_sized_array(activation, residual, norm, rng):
+    """layers.py: every array of a step goes into buffers made once per batch size. What NumPy
+    still allocates (its 8,192-number ufunc buffer, boolean masks) stays well below one (m, n)
+    array; a step computing any (m, n) array into a fresh one instead of its buffer would not."""
+    m, n = 128, 512
+    net = MLP([16, n, n, 4], activation, "softmax_ce", residual=residual, norm=norm)
+    X, Y = rng.standard_normal((m, 16)), np.eye(4)[rng.integers(0, 4, m)]
+    assert step_peak_bytes(net, X, Y) < m * n * 8 / 4
+
+
+@pytest.mark.parametrize("clip", ["none", "norm", "value"])
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_the_output_layer_and_clipping_allocate_no_batch_sized_array(loss, clip, rng):
+    m, n = 1024, 256  # a wide output layer: its (m, n_L) arrays are the large ones
+    net = MLP([8, 16, n], "tanh", loss)
+    X, Y = rng.standard_normal((m, 8)), np.eye(n)[rng.integers(0, n, m)]
+    temporaries = {"mse": 1}.get(loss, 0)  # MSE's δ^L = (a − y) ⊙ a ⊙ (1 − a) makes 1 − a apart
+    assert step_peak_bytes(net, X, Y, clip) < (temporaries + 1 / 4) * m * n * 8
+
+
+@pytest.mark.parametrize("clip,threshold", [("none", 1.0), ("norm", 0.05), ("value", 0.01)])
+def test_a_step_updates_every_parameter_by_the_clipped_gradient(clip, threshold, rng):
+    """Step()(X, Y) = gradients, the clipping rule, then θ ← θ − η s ∂C/∂θ (W also decayed)."""
+    from mlplab.clipping import clip_gradients
+
+    net = MLP([4, 6, 3], "tanh", "softmax_ce", seed=3)
+    X, Y = rng.standard_normal((10, 4)), np.eye(3)[rng.integers(0, 3, 10)]
+    g = net.gradients(X, Y)
+    grads = [w.copy() for w in g.dW] + [b.copy() for b in g.db]
+    norm, clipped = clip_gradients(grads, clip, threshold)
+    assert clipped == (clip != "none")
+    lr, decay = 0.3, 0.01
+    W = [w - lr * decay * w - lr * d for w, d in zip(net.weights, grads[:2])]
+    b = [b - lr * d for b, d in zip(net.biases, grads[2:])]
+    gnorm = Step(net, clip, threshold, lr, decay)(X, Y)
+    assert gnorm == pytest.approx(norm, rel=1e-12)
+    for got, want in zip([*net.weights, *net.biases], [*W, *b]):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+
+
+def test_a_step_with_a_non_finite_gradient_raises_diverged_with_the_norm(rng):
+    from mlplab.train import Diverged
+
+    net = MLP([2, 3, 2], "relu", "mse", seed=0)
+    X, Y = np.array([[np.nan, 1.0]] * 4), np.eye(2)[[0, 1, 0, 1]]
+    before = net.params.copy()
+    with pytest.raises(Diverged, match=r"^gradient norm is nan$"):
+        Step(net, "none", 1.0, 0.1, 0.0)(X, Y)
+    assert np.array_equal(net.params, before)  # no update from a non-finite gradient
+
+
+def test_a_parameter_list_entry_is_replaced_only_by_an_array_of_its_shape():
+    net = MLP([3, 4, 2], seed=0)
+    net.weights[0] = np.ones((4, 3))
+    assert (net.params[: 12] == 1).all() and (net.weights[0] == 1).all()  # written into the flat array
+    with pytest.raises(ValueError, match=r"^cannot replace an entry of shape \(4, 3\) by one of shape \(3, 4\)$"):
+        net.weights[0] = np.ones((3, 4))
+    with pytest.raises(ValueError, match=r"^assign one entry at a time \(net.weights\[l\] = W\)"):
+        net.weights[0:1] = [np.ones((4, 3))]
+
+
+def test_forward_names_the_allowed_statistics_and_overflows_quietly():
+    net = MLP([2, 3, 2], "sigmoid", "softmax_ce", seed=0, sigma_w=1e3)
+    with pytest.raises(ValueError, match=r"^stats='train': choose one of \['batch', 'running'\]$"):
+        net.forward(np.ones((2, 2)), stats="train")
+    a = net.forward(np.array([[1e3, -1e3], [-1e3, 1e3]]))  # σ(z) for z far below −709: exp overflows
+    assert all(np.isfinite(x).all() for x in a)
+
+
+@pytest.mark.parametrize("residual,norm,text", [
+    (False, None, "MLP(sizes=[3, 4, 2], activation='tanh', loss='mse', dtype='float32')"),
+    (True, "layer", "MLP(sizes=[3, 4, 2], activation='tanh', loss='mse', residual=True, norm='layer', dtype='float32')"),
+])
+def test_repr_names_what_makes_the_network(residual, norm, text):
+    assert repr(MLP([3, 4, 2], "tanh", "mse", residual=residual, norm=norm, dtype="float32")) == text
