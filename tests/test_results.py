@@ -7,6 +7,7 @@ import os
 import stat
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
@@ -80,6 +81,11 @@ def test_mixed_schema_versions_are_refused(folder):
     pq.write_table(t.replace_schema_metadata({res.META_KEY: b"0"}), path)
     with pytest.raises(res.ResultsError, match=rf"schema versions 0 \(1 files\), {res.SCHEMA_VERSION} \(1 files\)"):
         load_results(folder)
+    before = table_files(folder)
+    with pytest.raises(res.ResultsError) as e:  # compaction refuses too, naming the folder, and touches nothing
+        res.compact(folder)
+    assert str(e.value).startswith(f"results path={str(folder)!r}: result schema versions 0 (1 files)")
+    assert table_files(folder) == before
 
 
 @pytest.mark.parametrize("make", ["missing", "empty", "file"])
@@ -102,7 +108,10 @@ def test_a_truncated_file_is_named_and_the_rerun_repairs_it(folder, table):
     path.write_bytes(path.read_bytes()[:40])  # truncated, e.g. copied from a full disk
     with pytest.raises(res.ResultsError) as e:
         load_results(folder)
-    assert str(path) in str(e.value) and "rerun the sweep" in str(e.value) and "\n" not in str(e.value)
+    msg = str(e.value)
+    assert msg.startswith(f"results file={str(path)!r} cannot be read (") and "\n" not in msg
+    assert "magic bytes not found" in msg  # the reader's reason, on one line
+    assert msg.endswith(f"): rerun the sweep to redo run {spec.run_id}, or delete the file")
     row = run(spec, folder, sweep="t")
     if table == "runs":  # an unreadable commit record means "not done": the run is redone
         assert not row["skipped"]
@@ -239,3 +248,74 @@ def test_the_umask_is_read_without_changing_it(mask):
         assert os.umask(mask) == mask  # still in force after reading it
     finally:
         os.umask(old)
+
+
+def test_unlink_counts_only_what_it_removed(tmp_path):
+    p = tmp_path / "f"
+    p.write_bytes(b"x")
+    assert res._unlink(p) == 1 and not p.exists()
+    assert res._unlink(p) == 0
+
+
+def test_results_unpack_as_runs_steps_layers(folder):
+    r = load_results(folder)
+    runs, steps, layers = r
+    assert runs is r.runs and steps is r.steps and layers is r.layers
+
+
+def test_two_generations_and_leftovers_compact_into_one_and_are_counted(many):
+    """A compaction killed after its new generation was committed leaves two; files of a run
+    killed before its commit are leftovers. The next compaction keeps one generation, removes
+    the other's 3 files and the 2 leftovers, and says so."""
+    res.compact(many)
+    (old,) = [p.name for p in (many / "runs").iterdir()]
+    new = old.replace(res.COMPACT, res.COMPACT + "9")  # sorts after: the newer generation
+    for t in res.TABLES:
+        (many / t / new).write_bytes((many / t / old).read_bytes())
+    (many / res.MARKERS / new).write_bytes(b"")
+    before = sorted_tables(many)
+    assert res.compact(many) == {"runs": 6, "removed": 6}  # a third generation replaces both (3 files each)
+    assert all(len(v) == 1 for v in table_files(many).values())
+    assert_same(before, sorted_tables(many))
+    (gen,) = [p.name for p in (many / "runs").iterdir()]
+    for t in ("steps", "layers"):
+        (many / t / ("f" * 16 + ".parquet")).write_bytes((many / t / gen).read_bytes())
+    assert res.compact(many) == {"runs": 6, "removed": 3 + 2}  # a new generation replaces the old, + the leftovers
+    assert all(len(v) == 1 for v in table_files(many).values())
+    assert_same(before, sorted_tables(many))
+
+
+def test_statuses_prefer_a_runs_own_file_and_drop_an_unreadable_one(many):
+    res.compact(many)
+    ids = sorted(res.committed_ids(many))
+    redo, broken = RunSpec(**SMALL, seed=1), RunSpec(**SMALL, seed=2)
+    gen = next((many / "runs").iterdir())
+    t = pq.read_table(gen)
+    status = ["failed" if r == redo.run_id else s for r, s in zip(t.column("run_id").to_pylist(), t.column("status").to_pylist())]
+    pq.write_table(t.set_column(t.schema.get_field_index("status"), "status", pa.array(status, t.schema.field("status").type)), gen)
+    run(redo, many, force=True)  # its own file: ok, newer than the generation's "failed"
+    res.run_path(many, "runs", broken.run_id).write_bytes(b"PAR1 cut")  # an own file nobody can read
+    got = res.Catalogue.of(many).statuses()
+    assert got[redo.run_id] == "ok"
+    assert broken.run_id not in got  # unreadable: not done, whatever the generation says
+    assert set(got) == set(ids) - {broken.run_id}
+
+
+def test_a_generations_index_is_read_again_when_its_file_changes(tmp_path):
+    """The index is cached per (path, mtime, size): a rewrite of the same size, or of another
+    size with the old mtime put back, is still seen."""
+    path = tmp_path / "g.parquet"
+
+    def write(ids):
+        pq.write_table(pa.table({"run_id": ids, "status": ["ok"] * len(ids)}), path)
+
+    write(["a" * 16])
+    assert res.generation_index(path) == {"a" * 16: "ok"}
+    st = path.stat()
+    write(["b" * 16])
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+    assert path.stat().st_size == st.st_size and res.generation_index(path) == {"b" * 16: "ok"}
+    st = path.stat()
+    write(["c" * 16, "d" * 16])
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_size != st.st_size and res.generation_index(path) == {"c" * 16: "ok", "d" * 16: "ok"}
