@@ -71,3 +71,27 @@ def test_clip_effect_scores_each_pair():
     np.testing.assert_array_equal(claims.clip_effect(g), [1.0, -1.0, 0.0, 1.0, -1.0])
     g2 = g.assign(final_loss_a=[3.0, 3.0, 3.0, 0.5, 4.0], final_loss_b=[6.0, 6.0, 6.0, 2.0, 1.0])
     np.testing.assert_allclose(claims.clip_effect(g2), [1.0, -1.0, 0.0, math.log10(4.0), math.log10(0.25)], rtol=1e-15)
+
+
+def test_log_ratio_takes_zeros_and_object_columns_quietly():
+    """Steps and losses may be 0 (a target met at step 0) and arrive as object columns after a
+    merge: log10(a/b) is then ±inf or NaN, with no warning (the suite turns warnings into errors)."""
+    a, b = np.array([10, 0, 1, 0], dtype=object), np.array([1, 1, 0, 0], dtype=object)
+    got = claims.log_ratio(a, b)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, [1.0, -np.inf, np.inf, np.nan])
+
+
+def test_steps_effect_is_nan_only_when_neither_run_reaches_its_target():
+    """A run that never reaches the target is given ``beyond`` steps exactly."""
+    g = pd.DataFrame({"steps_x_a": [100.0, 100.0, 40.0, 10.0], "beyond_a": [100.0, 100.0, 100.0, 100.0],
+                      "steps_x_b": [50.0, 50.0, 50.0, 100.0], "beyond_b": [50.0, 60.0, 60.0, 100.0]})
+    got = claims.steps_effect(g.astype(object), "steps_x")
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, [np.nan, math.log10(2.0), math.log10(0.8), -1.0], rtol=1e-15)
+
+
+def test_clip_effect_on_object_columns_with_zero_losses():
+    g = pd.DataFrame({"diverged_a": [False, True, True, False], "diverged_b": [True, False, True, False],
+                      "final_loss_a": [0.0, 1.0, 0.0, 0.0], "final_loss_b": [0.0, 0.0, 0.0, 2.0]}).astype(object)
+    np.testing.assert_array_equal(claims.clip_effect(g), [1.0, -1.0, 0.0, np.inf])

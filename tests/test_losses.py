@@ -244,3 +244,8 @@ def test_unknown_names_are_refused_with_the_choices(lookup, registry, bad):
     with pytest.raises(ValueError) as e:
         lookup(bad)
     assert repr(bad) in str(e.value) and str(sorted(registry)) in str(e.value)
+
+
+def test_reprs_name_the_class_and_its_parameter():
+    assert repr(get_activation("tanh")) == "Tanh()" and repr(get_loss("mse")) == "MSE()"
+    assert repr(get_activation("leaky_relu", alpha=0.2)) == "LeakyReLU(alpha=0.2)"

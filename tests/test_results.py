@@ -299,6 +299,10 @@ def test_statuses_prefer_a_runs_own_file_and_drop_an_unreadable_one(many):
     assert got[redo.run_id] == "ok"
     assert broken.run_id not in got  # unreadable: not done, whatever the generation says
     assert set(got) == set(ids) - {broken.run_id}
+    lone = RunSpec(**SMALL, seed=9)  # in no generation, and unreadable too
+    run(lone, many)
+    res.run_path(many, "runs", lone.run_id).write_bytes(b"PAR1 cut")
+    assert set(res.Catalogue.of(many).statuses()) == set(ids) - {broken.run_id}
 
 
 def test_a_generations_index_is_read_again_when_its_file_changes(tmp_path):

@@ -171,3 +171,14 @@ def test_param_declares_a_field_with_its_metadata():
     g = param("x", "k", check)
     assert dict(g.metadata) == {"key": "k", "check": check, "group": False, "use": (), "column": None, "doc": "",
                                 "config": True}
+
+
+def test_the_data_key_is_the_seed_and_the_data_fields_only():
+    """Runs that share a data key share one data set in a sweep: a data field or the seed must
+    change it, a network or training field must not."""
+    base = RunSpec()
+    assert base.data_key() == (0, *{f.name: getattr(base, f.name) for f in FIELDS if "data" in f.metadata["use"]}.items())
+    for field in ("n_samples", "noise", "dataset", "dtype", "seed"):
+        assert dataclasses.replace(base, **{field: other_value(next(f for f in FIELDS if f.name == field))}).data_key() != base.data_key()
+    for field in ("lr", "depth", "activation", "clip_threshold"):
+        assert dataclasses.replace(base, **{field: other_value(next(f for f in FIELDS if f.name == field))}).data_key() == base.data_key()

@@ -83,3 +83,44 @@ def test_verdict_names_the_conditions_across_two_columns():
                                      (math.inf, "never"), (math.nan, "n/a"), ("relu", "relu"), (True, "True")])
 def test_fmt(x, text):
     assert v.fmt(x) == text
+
+
+# --- how the conditions of a partial verdict read --------------------------------------------------
+
+def table(rows, cols):
+    return pd.DataFrame(rows, columns=[*cols, "holds"])
+
+
+@pytest.mark.parametrize("values,holding,text", [
+    ([1, 2, 3], {1, 2}, "≤ 2"),
+    ([3, 1, 2], {2, 3}, "≥ 2"),
+    ([1, 2, 3], {1}, "= 1"),            # one value: named, not a bound
+    ([1, 2, 3], {1, 3}, "∈ {1, 3}"),    # not one side of a threshold
+    ([1, 2], {1, 2}, "∈ {1, 2}"),       # two values: a bound would say no more
+    (["c", "a", "b"], {"a", "b"}, "∈ {a, b}"),  # words have no order to bound
+    ([2, "x", 1], {"x", 1}, "∈ {1, x}"),  # mixed types: numbers first, each sorted
+])
+def test_describe_reads_the_holding_values_of_a_column(values, holding, text):
+    assert v._describe(values, holding) == text
+
+
+def test_a_column_that_separates_the_cases_alone_is_the_description():
+    cases = table([("mse", 2, True), ("bce", 2, True), ("mse", 8, False), ("bce", 8, False)], ["loss", "depth"])
+    assert v._where(cases, ["loss", "depth"]) == "depth = 2"
+
+
+def test_nested_descriptions_are_grouped_sorted_and_bracketed():
+    rows = [("b", "mse", 2, True), ("b", "mse", 4, False), ("b", "mse", 8, False), ("b", "bce", 2, True), ("b", "bce", 4, True),
+            ("b", "bce", 8, False), ("a", "mse", 2, True), ("a", "mse", 4, True), ("a", "mse", 8, False),
+            ("a", "bce", 2, False), ("a", "bce", 8, False), ("c", "mse", 2, False), ("c", "bce", 2, False)]
+    cases = table(rows, ["dataset", "loss", "depth"])
+    assert v._where(cases, ["dataset", "loss", "depth"]) == (
+        "dataset = a and loss = mse and depth ≤ 4; "
+        "or dataset = b and (loss = bce and depth ≤ 4; or loss = mse and depth = 2)")
+    assert v._where(cases[cases["dataset"] == "b"], []) == "in some cases"
+
+
+def test_where_is_the_shortest_reading_over_the_orders_of_the_columns():
+    cases = table([("mse", 2, True), ("bce", 2, True), ("mse", 8, False), ("bce", 4, True)], ["loss", "depth"])
+    assert v.where(cases, ["loss", "depth"]) == "depth ≤ 4"
+    assert v.where(cases.assign(holds=[True, False, False, True]), []) == "in some cases"

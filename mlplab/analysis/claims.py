@@ -135,8 +135,7 @@ def predicted_ratio(activation: str, init: str, sigma_w: float, sigma_b: float, 
     residual or normalised networks, which ``mlplab.theory`` does not model."""
     if residual or norm not in ("none", None):
         return math.nan
-    if init != "normal":
-        sigma_w, sigma_b = theory.effective_sigmas(init, width, width, sigma_w, sigma_b)
+    sigma_w, sigma_b = theory.effective_sigmas(init, width, sigma_w=sigma_w, sigma_b=sigma_b)  # normal: as given
     try:
         return float(theory.profile(activation, sigma_w, sigma_b, int(depth))["ratio"].prod())
     except (ValueError, RuntimeError):

@@ -126,12 +126,8 @@ MAX_ORDERINGS = 120  # orderings of the condition columns tried for the shortest
 def where(cases: pd.DataFrame, conds: list[str]) -> str:
     """The conditions under which ``cases.holds`` is True, as short text: the shortest of the
     descriptions over the orderings of ``conds`` (``_where``)."""
-    best = None
-    for order in itertools.islice(itertools.permutations(conds), MAX_ORDERINGS):
-        text = _where(cases, list(order))
-        if best is None or len(text) < len(best):
-            best = text
-    return best if best is not None else "in some cases"
+    orders = itertools.islice(itertools.permutations(conds), MAX_ORDERINGS)  # one, () , when conds is empty
+    return min((_where(cases, list(order)) for order in orders), key=len)
 
 
 def _where(cases: pd.DataFrame, conds: list[str]) -> str:
