@@ -23,7 +23,9 @@ Writes to ``--out``:
 * ``mutants.csv``: one row per mutant (module, function, name, status).
 
 ``--keep`` reuses ``mutants/`` from an earlier run: mutmut then tests only mutants of functions
-whose source changed (it does not see changes to the tests). Without it every mutant is tested.
+whose source changed (it does not see changes to the tests). ``--survivors`` also tests again
+every mutant the earlier run did not kill (after new tests). Without either, every mutant is
+tested from scratch.
 """
 
 from __future__ import annotations
@@ -118,7 +120,7 @@ def classify(mutants: list[Mutant]) -> list[str]:
     listed = equivalents()
     stale = []
     for m in mutants:
-        if m.status in ("survived", "no tests", "not run"):
+        if m.status in ("survived", "no tests"):
             m.diff = diff_of(m.name, m.module)
             e = listed.get(m.name)
             if e is not None:
@@ -157,7 +159,7 @@ def markdown(t: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for module, r in t.iterrows():
         cells = [f"**{module}**" if module == "all" else f"`{module}`"]
-        cells += [f"{r[c]:.1%}" if c == "score" else str(r[c]) for c in t.columns]
+        cells += [f"{r[c]:.1%}" if c == "score" else str(int(r[c])) for c in t.columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -178,8 +180,8 @@ def write(out: Path, mutants: list[Mutant], stale: list[str], seconds: float | N
         f"mutmut {version('mutmut')}, {took}.",
         "",
         "Score = killed / (mutants − equivalent). A timeout counts as killed; a mutant no selected test "
-        "reaches (*no tests*) counts as a survivor. Survivors: `survivors.md`; equivalent mutants and "
-        "why: `equivalent.md`.",
+        "reaches (*no tests*) counts as a survivor, and so does one the run did not get to (*not run*: "
+        "an interrupted run). Survivors: `survivors.md`; equivalent mutants and why: `equivalent.md`.",
         "",
         markdown(t),
         "",
@@ -193,7 +195,7 @@ def write(out: Path, mutants: list[Mutant], stale: list[str], seconds: float | N
     surv = ["# Surviving mutants", "",
             "Each is a change to the code that every test calling it lets pass. `mutmut show NAME` prints one; "
             "`mutmut apply NAME` writes it into the source to try by hand.", ""]
-    for module, g in df[df["status"].isin(["survived", "no tests", "not run"])].groupby("module"):
+    for module, g in df[df["status"].isin(["survived", "no tests"])].groupby("module"):
         surv += [f"## `{module}`", ""]
         for m in g.itertuples():
             surv += [f"### {m.function}: `{m.name}` ({m.status})", "", "```diff", m.diff.strip(), "```", ""]
@@ -214,17 +216,26 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="mutants tested at once (default: all cores)")
     p.add_argument("--keep", action="store_true", help="reuse mutants/ and its verdicts from an earlier run")
+    p.add_argument("--survivors", action="store_true",
+                   help="with --keep: also test again the mutants the earlier run did not kill")
     p.add_argument("--report-only", action="store_true", help="write the report from mutants/ without running mutmut")
     p.add_argument("--out", type=Path, default=ROOT / "results" / "mutation")
     args = p.parse_args(argv)
     if args.jobs < 1:
         p.error(f"--jobs={args.jobs}: must be at least 1")
+    if args.survivors and not args.keep:
+        p.error("--survivors needs --keep (it tests again the survivors of the kept run)")
     seconds = None
     if not args.report_only:
         if not args.keep:
             shutil.rmtree(ROOT / "mutants", ignore_errors=True)
         t0 = time.perf_counter()
-        r = subprocess.run([sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs)], cwd=ROOT)
+        cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", str(args.jobs)]
+        r = subprocess.run(cmd, cwd=ROOT)
+        if args.keep and args.survivors and r.returncode == 0:
+            again = [m.name for m in read_mutants() if m.status in ("survived", "no tests", "not run")]
+            if again:  # named mutants are tested again even when their verdict is known
+                r = subprocess.run(cmd + again, cwd=ROOT)
         seconds = time.perf_counter() - t0
         if r.returncode != 0:
             print(f"mutmut run exited with {r.returncode}; its verdicts so far are reported", file=sys.stderr)
