@@ -95,3 +95,95 @@ def test_clip_effect_on_object_columns_with_zero_losses():
     g = pd.DataFrame({"diverged_a": [False, True, True, False], "diverged_b": [True, False, True, False],
                       "final_loss_a": [0.0, 1.0, 0.0, 0.0], "final_loss_b": [0.0, 0.0, 0.0, 2.0]}).astype(object)
     np.testing.assert_array_equal(claims.clip_effect(g), [1.0, -1.0, 0.0, np.inf])
+
+
+# --- which runs each claim compares ------------------------------------------------------------------
+
+def per_run(rows):
+    """A per-run table: every config column at a plain default, then ``rows``' values."""
+    base = {"depth": 2, "width": 8, "activation": "sigmoid", "alpha": 0.01, "loss": "mse", "init": "normal",
+            "sigma_w": 1.0, "sigma_b": 0.0, "residual": False, "norm": "none", "lr": 0.5, "batch_size": 10,
+            "epochs": 1, "weight_decay": 0.0, "clip": "none", "clip_threshold": 1.0, "log_every": 1,
+            "eval_every": 1, "dataset": "blobs", "n_samples": 100, "n_features": 2, "n_classes": 2,
+            "noise": 1.0, "test_fraction": 0.2, "standardise": True, "data_path": None, "data_digest": None,
+            "seed": 0, "dtype": "float64"}
+    assert set(base) == set(claims.CONFIG)
+    return pd.DataFrame([{**base, **r} for r in rows])
+
+
+def test_phase_rows_repeat_each_run_once_per_phase():
+    pr = pd.DataFrame({"run_id": ["a", "b"], "ratio_init": [0.1, 0.2], "ratio_end": [0.3, 0.4]})
+    out = claims._phase_rows(pr)
+    assert list(out["phase"]) == [claims.PHASES[0]] * 2 + [claims.PHASES[1]] * 2
+    assert list(out["ratio"]) == [0.1, 0.2, 0.3, 0.4] and list(out["run_id"]) == ["a", "b", "a", "b"]
+
+
+def test_phase_pairs_keep_only_positive_ratios_on_both_sides():
+    p = pd.DataFrame({"ratio_init_a": [0.5, 0.0, 0.5, -1.0], "ratio_init_b": [0.2, 0.2, 0.0, 0.2],
+                      "ratio_end_a": [0.5, 0.5, 0.5, 0.5], "ratio_end_b": [0.2, 0.2, 0.2, 0.2]})
+    out = claims._phase_rows_pairs(p)
+    assert list(out["phase"]) == [claims.PHASES[0]] + [claims.PHASES[1]] * 4
+    assert list(out["ratio_a"]) == [0.5, 0.5, 0.5, 0.5, 0.5]
+    empty = claims._phase_rows_pairs(p.iloc[:0])
+    assert empty.empty and {"phase", "ratio_a", "ratio_b"} <= set(empty.columns)
+
+
+def test_exploding_settings_are_plain_networks_with_a_factor_above_one(monkeypatch):
+    factor = {"tanh": 1.5, "relu": 1.0, "sigmoid": 0.5}
+    monkeypatch.setattr(claims, "predicted_factor", lambda activation, *rest: factor[activation])
+    pr = per_run([{"activation": "tanh", "depth": 1}, {"activation": "tanh", "depth": 0},
+                  {"activation": "relu"}, {"activation": "sigmoid"},
+                  {"activation": "tanh", "residual": True}, {"activation": "tanh", "norm": "batch"}])
+    got = claims.exploding_settings(pr)
+    assert list(got.index) == [0] and list(got["factor"]) == [1.5]
+    assert claims.exploding_settings(pr.iloc[:0]).empty
+
+
+def test_claim_3_takes_unclipped_runs_with_a_measured_ratio(monkeypatch):
+    monkeypatch.setattr(claims, "predicted_factor", lambda *a: 2.0)
+    rows = [{"seed": s, "ratio_init": 10.0 ** (1 + s)} for s in range(5)]
+    rows += [{"seed": 9, "clip": "norm", "ratio_init": 1e-9}, {"seed": 8, "ratio_init": np.nan}]
+    cases = claims.explode_cases(per_run(rows))
+    assert len(cases) == 1 and cases["n"].iloc[0] == 5 and cases["effect"].iloc[0] == 3.0
+
+
+def test_claim_1_compares_plain_unclipped_sigmoid_twins():
+    rows = []
+    for seed in range(5):
+        for loss, steps in (("mse", 100.0), ("bce", 10.0)):
+            rows.append({"seed": seed, "loss": loss, "steps_test_accuracy": steps, "beyond": 1000.0})
+            for other in ({"activation": "relu"}, {"clip": "norm"}, {"residual": True}):
+                rows.append({"seed": seed, "loss": loss, **other, "steps_test_accuracy": 10.0 if loss == "mse" else 100.0,
+                             "beyond": 1000.0})
+    cases = claims.convergence_cases(per_run(rows), "test_accuracy")
+    assert len(cases) == 1 and cases["n"].iloc[0] == 5 and cases["effect"].iloc[0] == 1.0
+    assert cases["loss"].iloc[0] == "bce"
+
+
+def test_claim_4a_pairs_relu_with_its_sigmoid_twin_at_every_depth_from_one():
+    rows = []
+    for seed in range(5):
+        for depth in (1, 3):
+            rows.append({"seed": seed, "depth": depth, "activation": "relu", "ratio_init": 0.5, "ratio_end": 0.5})
+            rows.append({"seed": seed, "depth": depth, "activation": "sigmoid", "ratio_init": 1e-3, "ratio_end": 1e-3})
+        rows.append({"seed": seed, "depth": 3, "residual": True, "activation": "relu", "ratio_init": 1.0, "ratio_end": 1.0})
+        rows.append({"seed": seed, "depth": 3, "residual": True, "activation": "sigmoid", "ratio_init": 1.0, "ratio_end": 1.0})
+    cases = claims.relu_cases(per_run(rows))
+    assert sorted(set(cases["depth"])) == [1, 3] and (cases["n"] == 5).all()
+    np.testing.assert_allclose(cases["effect"], 3 - math.log10(2), rtol=1e-12)
+
+
+def test_a_config_field_that_varies_within_a_condition_makes_cases_too():
+    """lr varies among the pairs of one dataset: a case per lr. n_features differs between the data
+    sets but is fixed within each: no case of its own. data_path None is a value like any other."""
+    rows = []
+    for seed in range(5):
+        for lr in (0.1, 0.5):
+            rows.append({"seed": seed, "dataset": "blobs", "lr": lr, "n_features": 2, "e": 1.0 + lr})
+        rows.append({"seed": seed, "dataset": "file", "data_path": "d.npz", "n_features": 7, "e": -1.0})
+        rows.append({"seed": seed, "dataset": "file", "data_path": None, "n_features": 7, "e": 2.0})
+    cases = claims._cases(per_run(rows), ["dataset"], lambda g: g["e"].to_numpy())
+    assert cases.attrs["conds"] == ["dataset", "lr", "data_path"]
+    paths = [p if isinstance(p, str) else None for p in cases["data_path"]]
+    assert list(zip(cases["dataset"], cases["lr"], paths, cases["effect"])) == [
+        ("blobs", 0.1, None, 1.1), ("blobs", 0.5, None, 1.5), ("file", 0.5, "d.npz", -1.0), ("file", 0.5, None, 2.0)]

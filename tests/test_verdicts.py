@@ -124,3 +124,40 @@ def test_where_is_the_shortest_reading_over_the_orders_of_the_columns():
     cases = table([("mse", 2, True), ("bce", 2, True), ("mse", 8, False), ("bce", 4, True)], ["loss", "depth"])
     assert v.where(cases, ["loss", "depth"]) == "depth ≤ 4"
     assert v.where(cases.assign(holds=[True, False, False, True]), []) == "in some cases"
+
+
+def test_evidence_of_no_pairs_is_all_nan():
+    e = v.evidence([np.nan, float("nan")])
+    assert e.n == 0 and e.holds is None
+    assert all(math.isnan(getattr(e, k)) for k in ("effect", "low", "high", "coverage", "p"))
+
+
+def test_evidence_counts_ties_with_no_effect_on_neither_side():
+    e = v.evidence([0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    assert (e.n, e.effect, e.low, e.high, e.p, e.holds) == (6, 0.0, 0.0, 0.0, 1.0, None)
+    e = v.evidence([1, 1, 1, -1, -1, -1, 0])  # 3 above, 3 below, 1 tie: P(Bin(6, 1/2) ≥ 3) = 42/64
+    assert e.p == 42 / 64 and e.n == 7 and e.holds is None
+    e = v.evidence([2.0, 3.0, 4.0, 5.0, 6.0, 0.0])  # 5 above, 0 below: P(≥ 5 of 5) = 1/32
+    assert e.p == 1 / 32
+    low, high, cov = v.median_interval(np.array([2.0, 3.0, 4.0, 5.0, 6.0, 0.0]))
+    assert (e.low, e.high, e.coverage) == (low, high, cov) and isinstance(e.low, float)
+
+
+@pytest.mark.parametrize("x,text", [(0.0, "0"), (1e-3, "0.001"), (9.99e-4, "1.0e-03"), (1e5, "1.0e+05"),
+                                    (99999.0, "1e+05"), (-1e5, "-1.0e+05"), (float("-inf"), "-inf"),
+                                    (float("inf"), "never"), (float("nan"), "n/a")])
+def test_fmt_boundaries(x, text):
+    assert v.fmt(x) == text
+
+
+def test_the_decision_rule_is_described_with_its_numbers():
+    assert v.describe_level() == (
+        "a case decides when the 90 % distribution-free interval of the median effect over seeds "
+        "(order statistics; a one-sided sign test at 5 %) excludes no effect, with ≥ 5 seeds")
+
+
+def test_an_empty_case_table_has_its_columns():
+    t = v.cases_table([], ["dataset", "depth"])
+    assert list(t.columns) == ["dataset", "depth", *v.STAT_COLUMNS] and t.empty
+    t = v.cases_table([{"holds": True, "depth": 2, "n": 5, "dataset": "a"}], ["dataset", "depth"])
+    assert list(t.columns) == ["dataset", "depth", *v.STAT_COLUMNS]
