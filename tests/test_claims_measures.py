@@ -187,3 +187,49 @@ def test_a_config_field_that_varies_within_a_condition_makes_cases_too():
     paths = [p if isinstance(p, str) else None for p in cases["data_path"]]
     assert list(zip(cases["dataset"], cases["lr"], paths, cases["effect"])) == [
         ("blobs", 0.1, None, 1.1), ("blobs", 0.5, None, 1.5), ("file", 0.5, "d.npz", -1.0), ("file", 0.5, None, 2.0)]
+
+
+# --- claim 2's measure: first-to-last gradient ratios -------------------------------------------------
+
+def layers_table():
+    """Three runs: 'p' plain depth 2 (ok, steps 0 and 10), 'bn' batch norm depth 1 (ok, 0 and 5),
+    'bad' plain depth 1 diverged (0 and 3), 'lin' depth 0 (no hidden layer). ‖∂C/∂b^l‖ = l·(step+1),
+    ‖∂C/∂W^l‖ = 10·l·(step+1) except the last layer's, 2·(step+1)."""
+    rows = []
+    for rid, depth, norm, status, steps in (("p", 2, "none", "ok", (0, 10)), ("bn", 1, "batch", "ok", (0, 5)),
+                                            ("bad", 1, "none", "diverged", (0, 3)), ("lin", 0, "none", "ok", (0, 2))):
+        for step in steps:
+            for layer in range(1, depth + 2):
+                last = layer == depth + 1
+                rows.append({"run_id": rid, "depth": depth, "norm": norm, "status": status, "step": step,
+                             "layer": layer, "grad_b_norm": layer * (step + 1.0),
+                             "grad_w_norm": (2.0 if last else 10.0 * layer) * (step + 1)})
+    return pd.DataFrame(rows)
+
+
+def test_gradient_ratios_per_phase_with_the_measure_each_run_needs():
+    got = claims.gradient_ratios(layers_table()).set_index(["run_id", "phase"])
+    init, end = claims.PHASES
+    assert sorted(got.index) == sorted([("p", init), ("bn", init), ("bad", init), ("p", end), ("bn", end)])
+    assert got.loc[("p", init)].tolist() == [0, 1 / 3, "grad_b_norm"]   # b^1 / b^3
+    assert got.loc[("p", end)].tolist() == [10, 1 / 3, "grad_b_norm"]
+    assert got.loc[("bn", init)].tolist() == [0, 5.0, "grad_w_norm"]   # batch norm: W^1 / W^2 = 10 / 2
+    assert got.loc[("bn", end)].tolist() == [5, 5.0, "grad_w_norm"]
+    assert got.loc[("bad", init)].tolist() == [0, 0.5, "grad_b_norm"]  # a diverged run has no "after training"
+
+
+@pytest.mark.parametrize("column,ratios", [("grad_w_norm", {"p": 5.0, "bn": 5.0}), ("grad_b_norm", {"p": 1 / 3, "bn": 0.5})])
+def test_gradient_ratios_can_impose_one_measure(column, ratios):
+    got = claims.gradient_ratios(layers_table(), column).set_index(["run_id", "phase"])
+    for rid, r in ratios.items():
+        assert got.loc[(rid, claims.PHASES[0]), "ratio"] == pytest.approx(r) and got.loc[(rid, claims.PHASES[0]), "measure"] == column
+
+
+def test_gradient_ratios_without_a_hidden_layer_are_an_empty_table():
+    got = claims.gradient_ratios(layers_table().query("run_id == 'lin'"))
+    assert got.empty and list(got.columns) == ["run_id", "phase", "step", "ratio", "measure"]
+
+
+def test_plain_means_no_skips_and_no_normalisation():
+    runs = pd.DataFrame({"residual": [False, True, False, True], "norm": ["none", "none", "layer", "batch"]})
+    assert claims.plain(runs).tolist() == [True, False, False, False]

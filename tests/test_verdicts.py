@@ -161,3 +161,21 @@ def test_an_empty_case_table_has_its_columns():
     assert list(t.columns) == ["dataset", "depth", *v.STAT_COLUMNS] and t.empty
     t = v.cases_table([{"holds": True, "depth": 2, "n": 5, "dataset": "a"}], ["dataset", "depth"])
     assert list(t.columns) == ["dataset", "depth", *v.STAT_COLUMNS]
+
+
+def test_a_verdict_names_only_the_conditions_that_tell_cases_apart():
+    cases = pd.DataFrame({"dataset": ["a"] * 4, "gap": [np.nan, np.nan, 1.0, 1.0], "depth": [2, 4, 8, 16],
+                          "holds": [True, True, False, False], "n": [5] * 4})
+    assert v.verdict(cases, ["dataset", "depth", "gap", "absent"]) == "reproduced only when depth ≤ 4"
+    assert v.verdict(cases.assign(holds=[True, True, None, None]), ["dataset", "depth"]) == \
+        "reproduced (undecided when depth ≥ 8)"
+
+
+def test_an_undecided_part_too_long_to_name_is_counted(monkeypatch):
+    n = 40
+    cases = pd.DataFrame({"depth": range(n), "holds": [None if d % 2 else True for d in range(n)], "n": [5] * n})
+    where = "depth ∈ {" + ", ".join(str(d) for d in range(1, n, 2)) + "}"
+    monkeypatch.setattr(v, "MAX_WHERE", len(where))
+    assert v.verdict(cases, ["depth"]) == f"reproduced (undecided when {where})"
+    monkeypatch.setattr(v, "MAX_WHERE", len(where) - 1)
+    assert v.verdict(cases, ["depth"]) == f"reproduced (undecided in {n // 2} of {n} cases)"
