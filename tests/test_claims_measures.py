@@ -233,3 +233,22 @@ def test_gradient_ratios_without_a_hidden_layer_are_an_empty_table():
 def test_plain_means_no_skips_and_no_normalisation():
     runs = pd.DataFrame({"residual": [False, True, False, True], "norm": ["none", "none", "layer", "batch"]})
     assert claims.plain(runs).tolist() == [True, False, False, False]
+
+
+def test_case_summary_counts_and_ranges():
+    empty = claims.case_summary(pd.DataFrame())
+    assert {k: v for k, v in empty.items() if not k.startswith("effect")} == {
+        "n_cases": 0, "n_holds": 0, "n_fails": 0, "n_undecided": 0, "min_seeds": 0}
+    assert math.isnan(empty["effect_min"]) and math.isnan(empty["effect_max"]) and claims.case_summary(None) == empty | {
+        "effect_min": empty["effect_min"], "effect_max": empty["effect_max"]}
+    cases = pd.DataFrame({"holds": [True, True, False, None], "n": [5, 7, 6, 9], "effect": [0.5, 2.0, -1.0, 0.0]})
+    assert claims.case_summary(cases) == {"n_cases": 4, "n_holds": 2, "n_fails": 1, "n_undecided": 1, "min_seeds": 5,
+                                          "effect_min": -1.0, "effect_max": 2.0}
+
+
+def test_a_run_reaches_its_target_at_the_first_step_at_or_above_it():
+    steps = pd.DataFrame({"run_id": ["a"] * 4 + ["b"] * 2, "step": [0, 10, 20, 30, 0, 10],
+                          "acc": [0.1, 0.5, 0.8, 0.9, 0.1, 0.2]})
+    targets = pd.Series({"a": 0.8, "b": 0.8})
+    got = claims.steps_to(steps, "acc", targets, pd.Series({"a": 40, "b": 20}))
+    assert got.to_dict() == {"a": 20.0, "b": 20.0} and got.dtype == np.float64

@@ -323,3 +323,28 @@ def test_a_generations_index_is_read_again_when_its_file_changes(tmp_path):
     write(["c" * 16, "d" * 16])
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert path.stat().st_size != st.st_size and res.generation_index(path) == {"c" * 16: "ok", "d" * 16: "ok"}
+
+
+def test_a_runs_rows_come_from_the_newest_generation_that_holds_it(many):
+    """Two generations hold the same runs (a compaction killed before it removed the older):
+    the newer one's rows are read, and compaction keeps them."""
+    res.compact(many)
+    (old,) = [p.name for p in (many / "runs").iterdir()]
+    new = old.replace(res.COMPACT, res.COMPACT + "9")
+    for t in res.TABLES:
+        tab = pq.read_table(many / t / old)
+        if t == "runs":
+            i = tab.schema.get_field_index("wall_time_s")
+            tab = tab.set_column(i, "wall_time_s", pa.array([123.0] * tab.num_rows, tab.schema.field(i).type))
+        pq.write_table(tab, many / t / new)
+    (many / res.MARKERS / new).write_bytes(b"")
+    assert (load_results(many).runs["wall_time_s"] == 123.0).all()
+    res.compact(many)
+    assert (load_results(many).runs["wall_time_s"] == 123.0).all()
+
+
+def test_a_run_missing_its_own_steps_file_still_loads(folder):
+    spec = RunSpec(**SMALL, seed=0)
+    res.run_path(folder, "steps", spec.run_id).unlink()
+    r = load_results(folder)
+    assert len(r.runs) == 2 and spec.run_id not in set(r.steps["run_id"]) and len(set(r.steps["run_id"])) == 1
