@@ -8,6 +8,7 @@ import os
 import re
 import runpy
 import sys
+import traceback
 import warnings
 
 import numpy as np
@@ -16,6 +17,7 @@ import pytest
 
 import mlplab
 from mlplab.analysis import claims, figures, load, report, table
+from mlplab.results import CONFIG_TYPES
 
 TINY = dict(width=8, epochs=2, n_samples=200)
 
@@ -133,12 +135,12 @@ def test_report_checks_state_the_blog_tables_rows_and_counts(sweep):
     checks = sections(md)[report.SECTIONS[1]]
     tab = pd.read_parquet(sweep.parent / "tiny_table.parquet")
     # the summary: per section, in the table's order, how many rows got each kind of verdict
+    names = {"formula": "formulas", "erratum": "errata", "claim": "claims"}
     parts = []
     for section, rows in tab.groupby("section", sort=False):
         kinds = rows["verdict"].map(lambda v: "not enough data" if v.startswith("not enough data") else
                                     "not tested" if v.startswith("not tested") else v)
-        parts.append(f"{ {'formula': 'formulas', 'erratum': 'errata', 'claim': 'claims'}[section]}: " +
-                     ", ".join(f"{n} {k}" for k, n in kinds.value_counts().items()))
+        parts.append(f"{names[section]}: " + ", ".join(f"{n} {k}" for k, n in kinds.value_counts().items()))
     assert f"Verdicts at a glance: {'; '.join(parts)}." in checks
     sub = sections(checks, "### ")
     # the claims first (how they are decided, their verdicts, the details), then errata and formulas
@@ -163,6 +165,19 @@ def test_report_checks_state_the_blog_tables_rows_and_counts(sweep):
         shows(b, hi, f"interval of {s.claim} {s.case}")
 
 
+def steps_text(x: float) -> str:
+    return "never" if math.isinf(x) else f"{x:.3g}"
+
+
+def steps_cell(steps: np.ndarray) -> str:
+    """'median [q25–q75]' of the steps over seeds (inf: never), '(k/n)' when not all reach."""
+    k, n = int(np.isfinite(steps).sum()), len(steps)
+    if k == 0:
+        return f"never (0/{n})"
+    q = [steps_text(float(np.quantile(steps, p, method="nearest"))) for p in (0.25, 0.75)]
+    return f"{steps_text(float(np.median(steps)))} [{q[0]}–{q[1]}]" + ("" if k == n else f" ({k}/{n})")
+
+
 def test_report_claim_1_grid_states_the_median_steps_per_loss(sweep):
     """Median [quartiles] of the steps to the accuracy target over the seeds, per depth and loss,
     from the per-run steps (pandas groupby; a run that never reaches it counts as never)."""
@@ -182,12 +197,7 @@ def test_report_claim_1_grid_states_the_median_steps_per_loss(sweep):
             assert row["target"].iloc[0] == (f"{target} ≥ {t:.3g}" if t == t else f"{target}: none (met at step 0)")
             for loss, g in d.groupby("loss"):
                 steps = np.where(g[f"steps_{column}"] < g["beyond"], g[f"steps_{column}"], np.inf)
-                k, n = int(np.isfinite(steps).sum()), len(steps)
-                text = lambda x: "never" if math.isinf(x) else f"{x:.3g}"  # noqa: E731
-                q = lambda p: text(float(np.quantile(steps, p, method="nearest")))  # noqa: E731
-                want = f"never (0/{n})" if k == 0 else f"{text(float(np.median(steps)))} [{q(0.25)}–{q(0.75)}]" + (
-                    "" if k == n else f" ({k}/{n})")
-                assert row[loss].iloc[0] == want, (target, depth, loss)
+                assert row[loss].iloc[0] == steps_cell(steps), (target, depth, loss)
     assert rows == len(grid)
 
 
@@ -232,11 +242,13 @@ def test_report_configuration_counts_the_runs_and_their_values(sweep):
     t = md_tables(config)[0]
     kind = dict(zip(t["key"], t[""]))
     values = dict(zip(t["key"], t["value"]))
-    for key in ("activation", "loss", "depth", "seed", "sigma_w", "clip", "epochs"):
-        assert kind[key] == "varied", key
-        assert values[key].split(", ") == [report._fmt_cell(v) for v in sorted(runs[key].unique())], key
-    for key in ("init", "lr", "dataset", "residual", "dtype"):
-        assert kind[key] == "fixed" and values[key] == report._fmt_cell(runs[key].iloc[0]), key
+    varied = {"activation": "relu, sigmoid", "loss": "mse, softmax_ce", "depth": "1, 3, 8", "seed": "0, 1",
+              "sigma_w": "1, 2", "clip": "none, norm", "epochs": "1, 2", "width": "8, 32"}  # as make_sweep runs them
+    assert {k: values[k] for k in varied} == varied and all(kind[k] == "varied" for k in varied)
+    for key in ("init", "lr", "dataset", "residual", "dtype", "alpha", "n_classes"):
+        v = runs[key].iloc[0]
+        assert kind[key] == "fixed" and values[key] == (f"{v:g}" if isinstance(v, float) else str(v)), key
+    assert set(kind) == set(runs.columns) & set(CONFIG_TYPES)
     assert f"- numpy_version: {np.__version__}" in config
 
 
@@ -366,6 +378,8 @@ def forked(module: str, args: list[str], tmp_path):
             code = 0
         except SystemExit as e:
             code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        except BaseException:
+            traceback.print_exc()
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
