@@ -284,7 +284,14 @@ def test_missing_data_gives_not_tested():
     v = claims.verdicts(Results(only_mse, res.steps[res.steps["run_id"].isin(only_mse["run_id"])], res.layers,
                                 res.path, for_analysis=True))
     assert list(v["claim"]) == ["1a", "1b", "2", "3", "4a", "4b"]
-    assert v["verdict"].str.startswith("not tested (").all()
+    # each names what its claim would need: an mse run without its cross-entropy twin, no
+    # gradient norms, no relu, no exploding setting
+    needs = {"1a": "differ only in loss (mse against bce or softmax_ce)", "1b": "differ only in loss (mse against bce or softmax_ce)",
+             "2": "sigmoid network with a hidden layer", "3": "no setting has a per-layer factor above 1",
+             "4a": "no relu run with a sigmoid twin", "4b": "no setting with √χ1 > 1 has runs with and without norm clipping"}
+    for cid, verdict in zip(v["claim"], v["verdict"]):
+        assert verdict.startswith("not tested (") and needs[cid] in verdict, (cid, verdict)
+    assert (v["n_cases"] == 0).all() and v["evidence"].str.endswith("no case").all()
 
 
 # -- the blog table's claim rows ---------------------------------------------------------------------
