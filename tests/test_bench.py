@@ -245,7 +245,7 @@ def test_bench_writes_its_files_and_sections_in_order(bench, tiny):
     at = [lines.index(h) if h in lines else -1 for h in SECTION_ORDER]
     assert -1 not in at and at == sorted(at), dict(zip(SECTION_ORDER, at))
     machine = dict(md_table(md).values)
-    assert machine["PyTorch"] == "not installed" and machine["sweep"] == "(skipped)", machine
+    assert machine["PyTorch"] == "not used (--no-torch)" and machine["sweep"] == "(skipped)", machine
     assert re.search(r"\(\w+, \d+ logical CPUs\)$", machine["CPU"]) and " kernels, " in machine["NumPy"], machine
     assert "PyTorch is not installed" in section_text(md, "## Training step against PyTorch")
     csv = pd.read_csv(out / "bench.csv", keep_default_na=False)
@@ -410,6 +410,9 @@ def test_bench_against_pytorch(bench, G, tmp_path):
                           "--out", str(tmp_path)])
     md = (out / "bench.md").read_text()
     df = pd.read_parquet(out / "bench.parquet")
+    import torch
+
+    assert dict(md_table(md).values)["PyTorch"].startswith(f"{torch.__version__} (")
     assert {"mlplab", "pytorch"} == set(df[df.section == "step"].impl)
     assert {"gradients", "in-place", "pytorch"} == set(df[df.section == "api"].impl)
     agree = re.search(r"per-layer gradient norms differ by at most ([0-9.e+-]+) \(relative\)", md)

@@ -201,6 +201,8 @@ def main(argv=None) -> Path:
     rows: list[dict] = []
     notes: dict = {}
     info = machine(torch, sweep)
+    if args.no_torch:  # installed or not, it was not asked for
+        info["PyTorch"] = "not used (--no-torch)"
 
     sections = [
         ("instrumentation", lambda: instrumentation_section(depths, max(repeats, 5), rows, 2 if custom else None)),
