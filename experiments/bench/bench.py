@@ -43,6 +43,7 @@ from instrumentation import DEPTHS, instrumentation_section  # noqa: E402
 from timing import machine  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
+COLUMNS = ["section", "impl", "dtype", "activation", "threads", "depth", "width", "batch", "rep", "seconds", "flops"]
 SHAPES = [(2, 32, 32), (5, 32, 64), (10, 64, 128), (20, 128, 256), (50, 256, 256)]  # depth, width, batch
 
 
@@ -200,6 +201,8 @@ def main(argv=None) -> Path:
     rows: list[dict] = []
     notes: dict = {}
     info = machine(torch, sweep)
+    if args.no_torch:  # installed or not, it was not asked for
+        info["PyTorch"] = "not used (--no-torch)"
 
     sections = [
         ("instrumentation", lambda: instrumentation_section(depths, max(repeats, 5), rows, 2 if custom else None)),
@@ -230,7 +233,7 @@ def main(argv=None) -> Path:
     if eng and eng.get("sweep") == "default":
         notes["engine_goals"] = [(k["case"], k["efficiency"], 0.9) for k in eng["cases"] if k["case"].endswith("local")]
 
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(rows, columns=COLUMNS)  # every column, even when the sections run gave no timings (float32)
     for col, fill in [("dtype", ""), ("activation", ""), ("depth", 0), ("width", 0), ("batch", 0), ("flops", math.nan)]:
         df[col] = df[col].fillna(fill) if col in df else fill
     df = df.astype({"depth": int, "width": int, "batch": int, "threads": int, "rep": int})
