@@ -280,3 +280,13 @@ def test_forward_names_the_allowed_statistics_and_overflows_quietly():
 ])
 def test_repr_names_what_makes_the_network(residual, norm, text):
     assert repr(MLP([3, 4, 2], "tanh", "mse", residual=residual, norm=norm, dtype="float32")) == text
+
+
+def test_evaluate_an_empty_set_is_nan_and_a_single_sample_is_scored(rng):
+    net = MLP([3, 4, 2], "tanh", "softmax_ce", seed=0)
+    loss, acc = net.evaluate(np.zeros((0, 3)), np.zeros((0, 2)))
+    assert np.isnan(loss) and np.isnan(acc)
+    X, Y = rng.standard_normal((1, 3)), np.array([[0.0, 1.0]])
+    loss, acc = net.evaluate(X, Y)
+    a = net.predict(X)[0]
+    assert loss == pytest.approx(-np.log(a[1]), rel=1e-12) and acc == float(a.argmax() == 1)
