@@ -2,7 +2,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
+# One BLAS thread in each test process, as mlplab.run has in each run: the test run has a
+# process per core already (pytest -n auto), and more threads only wait on each other (the
+# tests' matrices are small; OpenBLAS's threads cost more than they save, many times more
+# when the cores are busy).
+threadpool_limits(limits=1, user_api="blas")
 
 @pytest.fixture
 def rng():
