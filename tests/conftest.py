@@ -180,3 +180,64 @@ def forked(module, args, cwd, timeout=120, **kw) -> subprocess.CompletedProcess:
     p = Forked(module, args, cwd, **kw)
     out, err = p.communicate(timeout)
     return subprocess.CompletedProcess(p.args, p.returncode, out, err)
+
+
+# -- scheduling on xdist's workers ---------------------------------------------------------------
+# With -n and no --dist, tests are distributed as with --dist loadgroup: each test to the next
+# free worker, but the tests of a group (an xdist_group mark) to one worker together. A module's
+# tests that use one of its module-scoped fixtures (results folders made by real runs) form a
+# group, so that the fixture is made once, not once per worker. The slow tests start first, so
+# that no long test is left for the end while the other worker is idle.
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") == "no":
+        config.option.dist = "loadgroup"
+
+
+def _module_fixtures(item) -> bool:
+    """Whether ``item`` uses a module-scoped fixture of its own module."""
+    info = getattr(item, "_fixtureinfo", None)
+    module = item.nodeid.split("::")[0]
+    return info is not None and any(d.scope == "module" and d.baseid == module
+                                    for defs in info.name2fixturedefs.values() for d in defs)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if _module_fixtures(item) and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: slow ones first
+
+
+class _Groups:
+    """The groups to xdist's workers. A worker learns from the controller that the run is
+    distributed by group (a worker parses the command line itself, without the --dist chosen
+    above), and tells the controller each test's group by the suffix ``@group`` of its node id.
+    pytest-xdist's worker adds that suffix, but through an attribute that pytest >= 9.2 no
+    longer reads (pytest-xdist issue #1386), and only for a --dist given on the command line:
+    this adds it where it is missing."""
+
+    def pytest_configure_node(self, node):  # on the controller
+        node.workerinput["loadgroup"] = node.config.getvalue("dist") == "loadgroup"
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config, items):  # on a worker, after xdist's own
+        if not getattr(config, "workerinput", {}).get("loadgroup"):
+            return
+        for item in items:
+            names = {str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")}
+            suffix = "@" + "_".join(sorted(names))
+            if not names or item.nodeid.endswith(suffix):
+                continue
+            try:
+                from _pytest.nodeid import NodeId  # pytest >= 9.2: structured node ids
+            except ImportError:
+                item._nodeid = item.nodeid + suffix
+            else:
+                item._id = NodeId.parse(item.nodeid + suffix)
+
+
+def pytest_configure(config):
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_Groups(), "mlplab-xdist-groups")
