@@ -1,9 +1,9 @@
 """Real multirun sweeps through ``python -m mlplab -m``: progress, resume, launchers, faults.
 
-Each sweep runs the command in a forked child of the test process (``conftest.Forked``): a new
-interpreter's behaviour without its start-up. The worker processes of the launchers are the
-real ones (forked by the local launcher, spawned by Dask and joblib). ``test_a_sweep_in_a_new_
-interpreter`` runs one in a new interpreter."""
+The sweeps run the command in a forked child of the test process (``conftest.Forked``): a new
+interpreter's behaviour without its start-up; the worker processes of the launchers are the
+real ones (forked by the local launcher, spawned by Dask and joblib). The first test runs its
+sweep in a new interpreter, as a user does."""
 
 import os
 import re
@@ -25,12 +25,15 @@ pytestmark = pytest.mark.slow
 TINY = ["sweep=smoke", "data.n_samples=120", "width=6", "train.epochs=2", "train.batch_size=24"]
 
 
-def sweep(tmp_path, *args, faulty=False, timeout=300):
+def sweep(tmp_path, *args, faulty=False, spawn=False, timeout=300):
     """``python -m mlplab -m TINY results_dir=tmp_path args``, run in ``tmp_path``; ``faulty``:
     with the fault of tests/faults/sitecustomize.py in the command's process and in every
-    worker process it starts (``FAULT_ENV``)."""
+    worker process it starts (``FAULT_ENV``); ``spawn``: in a new interpreter."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     argv = ["-m", *TINY, f"results_dir={tmp_path}", *args]
+    if spawn:
+        return subprocess.run([sys.executable, "-m", "mlplab", *argv], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=timeout)
     if faulty:
         return forked(None, argv, tmp_path, timeout=timeout, code=FAULTY, env=FAULT_ENV)
     return forked("mlplab", argv, tmp_path, timeout=timeout)
@@ -53,8 +56,8 @@ def assert_same_metrics(got, want):
 
 
 def test_multirun_writes_tables_with_progress_and_summary(tmp_path):
-    p = sweep(tmp_path, "depth=0,2", "loss=mse,softmax_ce", "seed=0")
-    assert p.returncode == 0, p.stderr
+    p = sweep(tmp_path, "depth=0,2", "loss=mse,softmax_ce", "seed=0", spawn=True)  # the command's own start-up too
+    assert p.returncode == 0 and p.stderr == "", p.stderr
     assert "sweep 'smoke': 4 runs, 0 already done, 4 to run" in p.stdout
     assert re.search(r"4/4 runs \(100%\)", p.stdout) and "4 ok, 0 diverged, 0 failed, 0 missing" in p.stdout
     r = load_results(tmp_path / "smoke")
@@ -67,15 +70,6 @@ def test_multirun_writes_tables_with_progress_and_summary(tmp_path):
     # Hydra's own files sit beside the tables, not inside them
     assert (tmp_path / "smoke" / "hydra").is_dir()
     assert all(p.suffix == ".parquet" for t in res.TABLES for p in (tmp_path / "smoke" / t).iterdir())
-
-
-def test_a_sweep_in_a_new_interpreter(tmp_path):
-    """The command's own start-up: ``python -m mlplab -m`` in a new interpreter, as a user runs it."""
-    cmd = [sys.executable, "-m", "mlplab", "-m", *TINY, f"results_dir={tmp_path}", "depth=1", "loss=mse", "seed=0,1"]
-    p = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr
-    assert "2 ok, 0 diverged, 0 failed, 0 missing" in p.stdout and p.stderr == ""
-    assert len(load_results(tmp_path / "smoke").runs) == 2
 
 
 def test_rerun_skips_done_runs_and_extending_runs_only_new_points(tmp_path):
