@@ -5,25 +5,20 @@ Each case runs ``python -m mlplab`` (or an analysis command) against a copy of a
 that already holds a committed run; the digests of its files before and after must be equal and
 no table file may appear. The command runs in a forked child of the test process (``forked``):
 the module's ``__main__``, its exit code, stdout and stderr as from a new interpreter, without a
-new interpreter's start-up. A few cases also run in a new interpreter (``SPAWNED``).
+new interpreter's start-up. A few cases run in a new interpreter instead (``SPAWNED``).
 """
 
 import hashlib
-import os
-import runpy
 import shutil
 import subprocess
 import sys
-import threading
-import traceback
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import mlplab
-from conftest import FAULTY
+from conftest import FAULTY, forked
 
 pytestmark = pytest.mark.slow
 
@@ -161,9 +156,10 @@ ANALYSIS_CASES = {
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def base(tmp_path_factory):
-    """A folder with results/base holding one committed run, and the data files."""
+    """A folder with results/base holding one committed run, and the data files (each case
+    works on a copy; made once per worker, so that the cases need not share one)."""
     root = tmp_path_factory.mktemp("base")
     mlplab.run(mlplab.RunSpec(depth=1, width=4, n_samples=100, epochs=1), root / "results" / "base", sweep="base")
     (root / "data").mkdir()
@@ -182,69 +178,20 @@ def tables(folder: Path) -> set:
     return {str(p.relative_to(folder)) for t in ("runs", "steps", "layers") for p in folder.rglob(f"{t}/*")}
 
 
-def forked(module: str, args: list[str], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    """``python -m module args`` run in a forked child of this process (already importing
-    NumPy, Hydra and mlplab): stdout and stderr go to pipes, the exit code is the child's."""
-    import mlplab.cli  # noqa: F401  (imported once here, not in every child)
-
-    pipes = [os.pipe(), os.pipe()]
-    pid = os.fork()
-    if pid == 0:  # the child: becomes the command, never returns
-        code = 1
-        try:
-            for (r, w), fd in zip(pipes, (1, 2)):
-                os.close(r)
-                os.dup2(w, fd)
-            sys.stdout = open(1, "w", buffering=1, closefd=False)
-            sys.stderr = open(2, "w", buffering=1, closefd=False)
-            os.chdir(cwd)
-            sys.argv = [module, *args]
-            warnings.resetwarnings()  # a new interpreter's warning filters, not the test run's
-            for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
-                warnings.simplefilter("ignore", category)
-            sys.modules.pop(module, None)  # run as __main__, as `python -m` does, not the imported copy
-            runpy.run_module(module, run_name="__main__", alter_sys=True)
-            code = 0
-        except SystemExit as e:
-            if isinstance(e.code, str):
-                print(e.code, file=sys.stderr)
-            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-    out = {}
-
-    def drain(fd, key):
-        with open(fd, "r", closefd=True) as f:
-            out[key] = f.read()
-
-    readers = []
-    for (r, w), key in zip(pipes, ("stdout", "stderr")):
-        os.close(w)
-        readers.append(threading.Thread(target=drain, args=(r, key)))
-        readers[-1].start()
-    for t in readers:
-        t.join(timeout)
-    _, status = os.waitpid(pid, 0)
-    return subprocess.CompletedProcess([module, *args], os.waitstatus_to_exitcode(status), out["stdout"], out["stderr"])
+# cases that run in a new interpreter instead: the command's own start-up, one of each kind (the
+# analysis one a command that does not import the plotting libraries)
+SPAWNED = {"negative depth", "bad value among good ones", "table on a folder not mlplab's"}
 
 
-# cases that run in a new interpreter as well: the command's own start-up, one of each kind
-SPAWNED = {"negative depth", "bad value among good ones", "report on a missing folder"}
-
-
-def invoke(base, tmp_path, args, module="mlplab", command=None, spawn=False):
+def invoke(base, tmp_path, args, module="mlplab", code=None, spawn=False):
+    """``python -m module args`` (``python -c code args`` if ``code``) in a copy of ``base``."""
     case = tmp_path / "case"
     shutil.copytree(base, case)
     before, before_tables = digests(case / "results"), tables(case / "results")
-    if command or spawn:
-        cmd = [sys.executable, *(command or ["-m", module]), *args]
-        p = subprocess.run(cmd, cwd=case, capture_output=True, text=True, timeout=120)
+    if spawn:
+        p = subprocess.run([sys.executable, "-m", module, *args], cwd=case, capture_output=True, text=True, timeout=120)
     else:
-        p = forked(module, args, case)
+        p = forked(module, args, case, code=code)
     after = digests(case / "results")
     assert {k: after.get(k) for k in before} == before, "a file already written was changed"
     return p, case, before_tables
@@ -262,17 +209,16 @@ def check(p, code, words):
 @pytest.mark.parametrize("name", list(CASES))
 def test_a_bad_run_is_one_line_and_changes_nothing(base, tmp_path, name):
     args, code, words = CASES[name]
-    for spawn in {False, name in SPAWNED}:
-        p, case, before_tables = invoke(base, tmp_path / str(spawn), ["results_dir=results", "sweep_name=base", *TINY, *args],
-                                        spawn=spawn)
-        check(p, code, words)
-        assert tables(case / "results") == before_tables, "bad input wrote a table file"
+    p, case, before_tables = invoke(base, tmp_path, ["results_dir=results", "sweep_name=base", *TINY, *args],
+                                    spawn=name in SPAWNED)
+    check(p, code, words)
+    assert tables(case / "results") == before_tables, "bad input wrote a table file"
 
 
 def test_a_run_that_fails_exits_1_with_one_line_and_is_recorded(base, tmp_path):
     """Not bad input: a fault inside the run. It is recorded as failed, its line on stderr."""
     p, case, _ = invoke(base, tmp_path, ["results_dir=results", "sweep_name=base", *TINY, "width=5"],
-                        command=["-c", FAULTY])
+                        code=FAULTY)
     check(p, 1, ["run", "failed: FloatingPointError: injected fault", "results/base"])
     r = mlplab.load_results(case / "results" / "base")
     assert sorted(r.runs.status) == ["failed", "ok"]
@@ -282,19 +228,17 @@ def test_a_run_that_fails_exits_1_with_one_line_and_is_recorded(base, tmp_path):
 @pytest.mark.parametrize("name", list(SWEEP_CASES))
 def test_a_bad_sweep_is_one_line_and_changes_nothing(base, tmp_path, name):
     args, code, words = SWEEP_CASES[name]
-    for spawn in {False, name in SPAWNED}:
-        p, case, before_tables = invoke(base, tmp_path / str(spawn), ["-m", "results_dir=results", "sweep_name=base", *TINY, *args],
-                                        spawn=spawn)
-        check(p, code, words)
-        assert tables(case / "results") == before_tables
+    p, case, before_tables = invoke(base, tmp_path, ["-m", "results_dir=results", "sweep_name=base", *TINY, *args],
+                                    spawn=name in SPAWNED)
+    check(p, code, words)
+    assert tables(case / "results") == before_tables
 
 
 @pytest.mark.parametrize("name", list(ANALYSIS_CASES))
 def test_a_bad_analysis_command_is_one_line(base, tmp_path, name):
     module, *args = ANALYSIS_CASES[name][0]
-    for spawn in {False, name in SPAWNED}:
-        p, _, _ = invoke(base, tmp_path / str(spawn), args, module=module, spawn=spawn)
-        check(p, *ANALYSIS_CASES[name][1:])
+    p, _, _ = invoke(base, tmp_path, args, module=module, spawn=name in SPAWNED)
+    check(p, *ANALYSIS_CASES[name][1:])
 
 
 def test_the_table_covers_forty_bad_inputs():

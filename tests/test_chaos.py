@@ -2,6 +2,8 @@
 independent computations, the analysis on a tiny real sweep, its figures, report section,
 command line, and the two sweep files."""
 
+import contextlib
+import io
 import math
 from pathlib import Path
 
@@ -249,8 +251,24 @@ def test_trainability_table_counts_the_runs(sweep):
     assert len(d) == 2 and set(d.deepest) <= {0, 1, 6}
 
 
-def test_figures_are_written(sweep, tmp_path):
-    made = chaos.make_figures(sweep, outdir=tmp_path)
+@pytest.fixture(scope="module")
+def command(sweep):
+    """``python -m mlplab.analysis.chaos <sweep>`` (its ``main``), once: (its exit code, what it
+    printed, the figures it wrote as ``make_figures`` returned them to it)."""
+    original, made, out = chaos.make_figures, [], io.StringIO()
+
+    def recorded(*args, **kwargs):
+        made.append(original(*args, **kwargs))
+        return made[-1]
+
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
+        mp.setattr(chaos, "make_figures", recorded)
+        code = chaos.main([str(sweep)])
+    return code, out.getvalue(), made
+
+
+def test_figures_are_written(sweep, command):
+    (made,) = command[2]
     for name in ("chaos_heatmap", "chaos_trainability"):
         png, svg = made[name]
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "<svg" in svg.read_text()[:2000]
@@ -282,10 +300,10 @@ def test_report_blocks_without_chaos_runs(tmp_path):
     assert not chaos.present(root)
 
 
-def test_command_line(sweep, tmp_path, capsys):
-    assert chaos.main([str(sweep)]) == 0
+def test_command_line(sweep, command, tmp_path):
+    assert command[0] == 0
     md = (sweep / "chaos_table.md").read_text()
-    assert md.startswith("# Edge of chaos") and capsys.readouterr().out.startswith("# Edge of chaos")
+    assert md.startswith("# Edge of chaos") and command[1].startswith("# Edge of chaos")
     assert len(pd.read_csv(sweep / "chaos_table.csv")) == len(INIT_GRID)
     assert chaos.main([str(tmp_path / "missing")]) == 2
 

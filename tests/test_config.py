@@ -1,11 +1,11 @@
 """Hydra configs: every group option composes; bad values fail with one line naming the field."""
 
+import itertools
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import forked
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import OmegaConfBaseException, ValidationError
@@ -150,7 +150,8 @@ def test_targets_must_suit_the_loss(tmp_path, rng):
 
 
 def cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "mlplab", *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    """``python -m mlplab args`` (in a forked child of the test process: conftest.forked)."""
+    return forked("mlplab", list(args), cwd)
 
 
 @pytest.mark.parametrize(
@@ -187,9 +188,26 @@ def test_a_learning_rate_that_is_not_finite_is_refused(value):
     assert "finite" in str(err.value) and str(err.value).startswith("invalid config: train.lr=")
 
 
+def covering(jobs):
+    """Jobs (lists of overrides) among ``jobs`` such that every pair of overrides of two keys
+    that some job has is in one of them (a pairwise covering set, chosen greedily)."""
+    def pairs(job):
+        return set(itertools.combinations(sorted(job), 2))
+
+    todo, chosen = set().union(*map(pairs, jobs)), []
+    while todo:
+        best = max(jobs, key=lambda job: len(pairs(job) & todo))
+        chosen.append(best)
+        todo -= pairs(best)
+    return chosen
+
+
 def test_the_planner_gives_each_job_the_spec_hydra_composes():
     """The planner sets plain values straight on a RunSpec; that must be exactly the spec of the
-    job's config composed by Hydra (ints for float keys, null, booleans, 'full', groups)."""
+    job's config composed by Hydra (ints for float keys, null, booleans, 'full', groups). Hydra
+    composes the jobs of a covering set (~70 ms each): every value of every key, and every pair
+    of values of two keys, is in a job compared; the other jobs are the planner's products of
+    the same values."""
     from hydra.core.hydra_config import HydraConfig
 
     from mlplab.cli import plan_jobs
@@ -206,8 +224,12 @@ def test_the_planner_gives_each_job_the_spec_hydra_composes():
             cfg.hydra.sweeper.params = params
         HydraConfig.instance().set_config(cfg)
         jobs = plan_jobs(cfg)
-        assert len(jobs) == 2 ** 6
-        for job, spec in jobs:
+        assert len(jobs) == 2 ** 6 and len({spec.run_id for _, spec in jobs}) == 2 ** 6
+        planned = {tuple(job): spec for job, spec in jobs}
+        checked = covering([list(job) for job, _ in jobs])
+        assert len(checked) < 16
+        for job in checked:
+            spec = planned[tuple(job)]
             composed = prepare(to_spec(compose(config_name="config", overrides=job)))
             assert spec == composed and spec.run_id == composed.run_id, job
         assert {type(s.lr) for _, s in jobs} == {float} and {s.norm for _, s in jobs} == {None, "layer"}

@@ -9,7 +9,7 @@ from hydra import compose, initialize_config_dir
 
 import mlplab
 from mlplab.analysis import nielsen as N
-from mlplab.analysis.figures import MIN_TEXT_PX, Skip, save, text_px_in_report
+from mlplab.analysis.figures import MIN_TEXT_PX, Skip, text_px_in_report
 from mlplab.cli import CONF_DIR
 from mlplab.config import to_spec
 from mlplab.train import build_network, load_data, rngs
@@ -260,14 +260,24 @@ def test_training_on_mnist_against_his_curves(mnist):
     assert (cp[cp.epoch == 10]["median"] < cp[cp.epoch == 0]["median"].to_numpy()).all()  # learning slows
 
 
-def test_figures_are_written(mnist, tmp_path):
+@pytest.fixture(scope="module")
+def written(mnist_root):
+    """``write_tables`` on the MNIST folder: its Markdown; the tables and both figures (PNG and
+    SVG, drawn by ``fig_init`` and ``fig_training``) are in the folder."""
+    return N.write_tables(mnist_root)
+
+
+def test_figures_are_written(mnist, mnist_root, written):
+    import matplotlib.pyplot as plt
+
     for name, draw in (("init", N.fig_init), ("training", N.fig_training)):
         fig = draw(mnist)
         assert fig.get_size_inches()[0] <= 10
         panels = [ax for ax in fig.axes if ax.get_title()]
         assert len(panels) == 2 and all(ax.get_yscale() == "log" for ax in panels)  # one panel per depth
-        png, svg = save(fig, tmp_path, f"nielsen_mnist_{name}")
-        assert png.stat().st_size > 10_000 and svg.exists()
+        plt.close(fig)
+        png, svg = (mnist_root / "figures" / f"nielsen_mnist_{name}{ext}" for ext in (".png", ".svg"))
+        assert png.stat().st_size > 10_000 and "<svg" in svg.read_text()[:2000]
 
 
 def test_no_training_figure_without_training(tmp_path):
@@ -299,8 +309,8 @@ def test_report_blocks_without_runs(tmp_path):
     assert "make nielsen" in blocks[1].body
 
 
-def test_write_tables(mnist_root):
-    md = N.write_tables(mnist_root)
+def test_write_tables(mnist_root, written):
+    md = written
     assert "Where his values fall" in md and "During training" in md
     pct = pd.read_csv(mnist_root / "nielsen_percentiles.csv")
     assert list(pct.depth) == [2, 2, 3, 3, 3] and (pct.n == len(INIT_SEEDS)).all()

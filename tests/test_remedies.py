@@ -92,8 +92,27 @@ def folder(tmp_path_factory):
     return root
 
 
-def test_report_section_on_a_real_sweep(folder):
-    blocks = remedies.report_blocks(folder)
+@pytest.fixture(scope="module")
+def reported(folder):
+    """``report.write_report`` on the folder: (its files, the remedies section it is built with,
+    as ``remedies.report_blocks`` returned it to the report)."""
+    from mlplab.analysis import report
+
+    original, sections = remedies.report_blocks, []
+
+    def recorded(source):
+        sections.append(original(source))
+        return sections[-1]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(remedies, "report_blocks", recorded)
+        paths = report.write_report(folder)
+    assert len(sections) == 1
+    return paths, sections[0]
+
+
+def test_report_section_on_a_real_sweep(reported):
+    blocks = reported[1]
     assert blocks[0].body == remedies.SECTION
     figs = [b.body for b in blocks if b.kind == "figure"]
     assert len(figs) == 2 and all(p.read_bytes()[:4] == b"\x89PNG" for p in figs)
@@ -125,10 +144,10 @@ def test_each_remedy_config_changes_one_field_of_the_plain_twin(remedy, field, v
     assert remedies.label(row) != "plain"
 
 
-def test_the_report_of_a_remedies_folder_is_framed_by_its_study(folder):
+def test_the_report_of_a_remedies_folder_is_framed_by_its_study(reported):
     from mlplab.analysis import report
 
-    md = report.write_report(folder)["md"].read_text()
+    md = reported[0]["md"].read_text()
     assert f"## {report.BRIEF}" in md and f"## {remedies.SECTION}" in md
     assert not any(f"## {t}" in md for t in report.SECTIONS)  # no full blog framing
     assert "## Edge of chaos" not in md and "## Nielsen" not in md

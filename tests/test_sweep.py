@@ -1,4 +1,9 @@
-"""Real multirun sweeps through ``python -m mlplab -m``: progress, resume, launchers, faults."""
+"""Real multirun sweeps through ``python -m mlplab -m``: progress, resume, launchers, faults.
+
+The sweeps run the command in a forked child of the test process (``conftest.Forked``): a new
+interpreter's behaviour without its start-up; the worker processes of the launchers are the
+real ones (forked by the local launcher, spawned by Dask and joblib). The first test runs its
+sweep in a new interpreter, as a user does."""
 
 import os
 import re
@@ -10,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import FAULTY, Forked, forked
 
 from mlplab import load_results
 from mlplab import results as res
@@ -19,10 +25,18 @@ pytestmark = pytest.mark.slow
 TINY = ["sweep=smoke", "data.n_samples=120", "width=6", "train.epochs=2", "train.batch_size=24"]
 
 
-def sweep(tmp_path, *args, timeout=300):
+def sweep(tmp_path, *args, faulty=False, spawn=False, timeout=300):
+    """``python -m mlplab -m TINY results_dir=tmp_path args``, run in ``tmp_path``; ``faulty``:
+    with the fault of tests/faults/sitecustomize.py in the command's process and in every
+    worker process it starts (``FAULT_ENV``); ``spawn``: in a new interpreter."""
     tmp_path.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "mlplab", "-m", *TINY, f"results_dir={tmp_path}", *args]
-    return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=timeout)
+    argv = ["-m", *TINY, f"results_dir={tmp_path}", *args]
+    if spawn:
+        return subprocess.run([sys.executable, "-m", "mlplab", *argv], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=timeout)
+    if faulty:
+        return forked(None, argv, tmp_path, timeout=timeout, code=FAULTY, env=FAULT_ENV)
+    return forked("mlplab", argv, tmp_path, timeout=timeout)
 
 
 def metrics(path):
@@ -36,9 +50,14 @@ def metrics(path):
     return tables
 
 
+def assert_same_metrics(got, want):
+    for a, b in zip(got, want):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
 def test_multirun_writes_tables_with_progress_and_summary(tmp_path):
-    p = sweep(tmp_path, "depth=0,2", "loss=mse,softmax_ce", "seed=0")
-    assert p.returncode == 0, p.stderr
+    p = sweep(tmp_path, "depth=0,2", "loss=mse,softmax_ce", "seed=0", spawn=True)  # the command's own start-up too
+    assert p.returncode == 0 and p.stderr == "", p.stderr
     assert "sweep 'smoke': 4 runs, 0 already done, 4 to run" in p.stdout
     assert re.search(r"4/4 runs \(100%\)", p.stdout) and "4 ok, 0 diverged, 0 failed, 0 missing" in p.stdout
     r = load_results(tmp_path / "smoke")
@@ -69,26 +88,103 @@ def test_rerun_skips_done_runs_and_extending_runs_only_new_points(tmp_path):
     assert "1 runs, 1 already done, all to run" in p.stdout and "1/1 runs (100%)" in p.stdout
 
 
+# -- the launchers: one sweep each, with a genuine fault in some runs ------------------------------
+# Each launcher runs the same sweep once, shared by the tests of the group "launchers" (one
+# worker of the test run): 4 runs (a group axis and a value axis), of which the 2 of width 5
+# fail by the injected fault (the 3rd backward pass of a network whose first hidden layer has 5
+# units raises), in whichever process runs them. These runs are one chunk, which one worker
+# runs: the worker counts that split a sweep into chunks on several workers are those of GRID
+# below (local and dask, 2 workers each).
 LAUNCHERS = {
     "basic": ["hydra/launcher=basic"],
     "joblib, 2 jobs": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
-    "local, 1 worker": ["hydra/launcher=local", "hydra.launcher.n_workers=1"],
     "local, 2 workers": ["hydra/launcher=local", "hydra.launcher.n_workers=2"],
-    "dask, 2 workers": ["hydra/launcher=dask", "hydra.launcher.n_workers=2"],
+    "dask, 1 worker": ["hydra/launcher=dask", "hydra.launcher.n_workers=1"],
+    "dask, existing scheduler": ["hydra/launcher=dask"],  # + hydra.launcher.address of the scheduler
 }
+LAUNCH_GRID = ["depth=2", "loss=bce,softmax_ce", "activation=relu", "width=5,6", "seed=0"]
+FAULT_ENV = {"PYTHONPATH": str(Path(__file__).resolve().parent / "faults"), "MLPLAB_FAULT": "backward"}
 
 
-def test_launchers_and_worker_counts_give_bit_identical_metrics(tmp_path):
-    grid = ["depth=1,3", "loss=bce,softmax_ce", "activation=sigmoid,relu", "seed=0"]
+def dask_scheduler(folder):
+    """A Dask scheduler and a single-threaded worker, started as a user starts them (their
+    processes see the fault too): (its address, its processes)."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    sched_file = folder / "scheduler.json"
+    env = {**os.environ, **FAULT_ENV}
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", "0", "--no-dashboard",
+                               "--scheduler-file", str(sched_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env=env)]
+    procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file", str(sched_file),
+                                   "--nworkers", "1", "--nthreads", "1", "--no-nanny", "--no-dashboard"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
+    deadline = time.time() + 60
+    while not sched_file.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    return json.loads(sched_file.read_text())["address"], procs
+
+
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory):
+    """launcher name -> (the finished sweep's process, its results folder): each launcher's
+    sweep of LAUNCH_GRID, run when a test first asks for it."""
+    done, procs = {}, []
+
+    def launch(name):
+        if name not in done:
+            folder = tmp_path_factory.mktemp(re.sub(r"\W+", "_", name))
+            args = list(LAUNCHERS[name])
+            if name == "dask, existing scheduler":
+                address, started = dask_scheduler(folder / "scheduler")
+                procs.extend(started)
+                args.append(f"hydra.launcher.address={address}")
+            if "hydra/launcher=dask" in args:
+                import distributed  # noqa: F401  (imported once here, not in the forked command)
+            done[name] = (sweep(folder, *LAUNCH_GRID, *args, faulty=True), folder / "smoke")
+        return done[name]
+
+    yield launch
+    for proc in reversed(procs):
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.xdist_group("launchers")
+def test_launchers_and_worker_counts_give_bit_identical_metrics(launched):
     outs = {}
-    for name, launcher in LAUNCHERS.items():
-        p = sweep(tmp_path / name.replace(" ", "_").replace(",", ""), *grid, *launcher)
-        assert p.returncode == 0, p.stderr
-        assert "8 ok, 0 diverged, 0 failed, 0 missing" in p.stdout
-        outs[name] = metrics(tmp_path / name.replace(" ", "_").replace(",", "") / "smoke")
+    for name in LAUNCHERS:
+        p, root = launched(name)
+        assert "2 ok, 0 diverged, 2 failed, 0 missing" in p.stdout, (name, p.stdout, p.stderr)
+        outs[name] = metrics(root)
     for name in list(LAUNCHERS)[1:]:
-        for a, b in zip(outs["basic"], outs[name]):
-            pd.testing.assert_frame_equal(a, b, check_exact=True)
+        assert_same_metrics(outs[name], outs["basic"])
+
+
+@pytest.mark.xdist_group("launchers")
+@pytest.mark.parametrize("launcher", ["basic", "local, 2 workers", "dask, 1 worker"])
+def test_a_failing_run_does_not_stop_the_sweep(launched, launcher):
+    """A genuine fault inside some runs (injected into the runs of width 5, in whichever process
+    runs them): recorded as failed, the sweep goes on, one line on stderr, exit code 1."""
+    p, root = launched(launcher)
+    assert p.returncode == 1
+    assert "2 ok, 0 diverged, 2 failed, 0 missing" in p.stdout
+    assert p.stderr.strip().splitlines() == [
+        f"mlplab: sweep 'smoke': 2 failed, 0 missing of 4 runs; rerun the same command to retry them -> {root}"]
+    r = load_results(root)
+    failed = r.runs[r.runs.status == "failed"]
+    assert set(failed.width) == {5} and set(r.runs[r.runs.status == "ok"].width) == {6}
+    assert set(failed.reason) == {"FloatingPointError: injected fault"}
+
+
+@pytest.mark.xdist_group("launchers")
+def test_a_sweep_on_an_existing_dask_scheduler(launched):
+    """hydra.launcher.address: the runs go to the workers of a Dask scheduler that is already
+    running (here one started for the test, with a single-threaded worker)."""
+    p, root = launched("dask, existing scheduler")
+    assert p.returncode == 1 and "2 ok, 0 diverged, 2 failed, 0 missing" in p.stdout, p.stderr
+    assert_same_metrics(metrics(root), metrics(launched("basic")[1]))
 
 
 def test_remedies_are_sweep_axes(tmp_path):
@@ -104,25 +200,6 @@ def test_remedies_are_sweep_axes(tmp_path):
     assert hidden.norm.isna().sum() == hidden.norm.notna().sum() / 2 == 6
 
 
-FAULTS = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent / "faults"), "MLPLAB_FAULT": "backward"}
-
-
-@pytest.mark.parametrize("launcher", ["basic", "local, 2 workers", "dask, 2 workers"])
-def test_a_failing_run_does_not_stop_the_sweep(tmp_path, launcher):
-    """A genuine fault inside one run (injected into the runs of width 5, in whichever process
-    runs them): recorded as failed, the sweep goes on, one line on stderr, exit code 1."""
-    cmd = [sys.executable, "-m", "mlplab", "-m", *TINY, f"results_dir={tmp_path}", "depth=1", "loss=mse", "seed=0",
-           "width=4,5", *LAUNCHERS[launcher]]
-    p = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300, env=FAULTS)
-    assert p.returncode == 1
-    assert "1 ok, 0 diverged, 1 failed, 0 missing" in p.stdout
-    assert p.stderr.strip().splitlines() == [
-        f"mlplab: sweep 'smoke': 1 failed, 0 missing of 2 runs; rerun the same command to retry them -> {tmp_path / 'smoke'}"]
-    r = load_results(tmp_path / "smoke")
-    failed = r.runs[r.runs.status == "failed"]
-    assert len(failed) == 1 and failed.reason.iloc[0] == "FloatingPointError: injected fault"
-
-
 def test_a_bad_value_stops_the_whole_sweep_before_any_training(tmp_path):
     p = sweep(tmp_path, "depth=1,-2", "loss=mse", "seed=0")
     assert p.returncode == 2
@@ -130,6 +207,7 @@ def test_a_bad_value_stops_the_whole_sweep_before_any_training(tmp_path):
     assert not (tmp_path / "smoke" / "runs").exists()
 
 
+# -- interrupted sweeps ----------------------------------------------------------------------------
 def children(pid):
     """Child process ids of ``pid`` (Linux /proc)."""
     out = []
@@ -150,35 +228,57 @@ def worker_pids(pid):
     return pids
 
 
-GRID = ["depth=2,4,6", "loss=mse,bce", "seed=0,1", "width=32", "data.n_samples=1000", "train.epochs=12", "train.batch_size=8"]
+# 12 runs of about 0.1-0.3 s: a sweep on 2 workers is interrupted once 3 are committed, with
+# several still to run
+GRID = ["depth=2,4,6", "loss=mse,bce", "seed=0,1", "width=32", "data.n_samples=1000", "train.epochs=8", "train.batch_size=8"]
 
 
-def interruptible():
-    """Run a child with SIGINT at its default: a test run in the background (where the shell
-    ignores SIGINT, and children inherit that) still sees what a user's Ctrl-C does."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+def start(folder, *args):
+    """The sweep of GRID in the background, the leader of its own process group (what a
+    terminal's Ctrl-C or a kill of the group reaches)."""
+    return Forked("mlplab", ["-m", *TINY, f"results_dir={folder}", *GRID, *args], folder, new_session=True)
 
 
 def committed(root) -> int:
-    return len(res.committed_ids(root)) if (root / "runs").is_dir() else 0
+    for _ in range(50):
+        try:
+            return len(res.committed_ids(root)) if (root / "runs").is_dir() else 0
+        except FileNotFoundError:  # a chunk's compaction replaced a file while it was listed
+            time.sleep(0.01)
+    raise AssertionError(f"{root}: cannot list the committed runs")
 
 
-@pytest.mark.parametrize("launcher,victim", [("local", "whole sweep"), ("local", "one worker"),
-                                             ("dask", "whole sweep"), ("dask", "one worker")])
-def test_sigkill_mid_sweep_then_rerun_recovers_every_run_exactly_once(tmp_path, launcher, victim):
+def wait_for_commits(root, n, proc):
+    deadline = time.time() + 120
+    while time.time() < deadline and committed(root) < n and proc.poll() is None:
+        time.sleep(0.01)
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory):
+    """The metrics of GRID swept without interruption, for the group "grid"."""
+    folder = tmp_path_factory.mktemp("clean")
+    p = sweep(folder, *GRID, "hydra/launcher=local", "hydra.launcher.n_workers=2")
+    assert p.returncode == 0, p.stderr
+    return metrics(folder / "smoke")
+
+
+@pytest.mark.xdist_group("grid")
+@pytest.mark.parametrize("launcher,victim", [("local", "whole sweep"), ("local", "one worker"), ("dask", "one worker")])
+def test_sigkill_mid_sweep_then_rerun_recovers_every_run_exactly_once(tmp_path, clean, launcher, victim):
     """kill -9 of the whole sweep, or of one worker process: a dask sweep finishes anyway (the
     lost chunk goes to the restarted worker); a local one stops with one line and exit code 1.
     Either way the folder reads as it is, holds no temporary file once the sweep is over, and
-    the same command then finishes exactly the missing runs, with the metrics of a clean sweep."""
+    the same command then finishes exactly the missing runs, with the metrics of a clean sweep.
+    (The kill of a whole dask sweep is that of a local one: every process of the group dies,
+    and what the next sweep does with the folder does not depend on the launcher.)"""
     killed = tmp_path / "killed"
     killed.mkdir()
-    cmd = [sys.executable, "-m", "mlplab", "-m", *TINY, f"results_dir={killed}", *GRID, f"hydra/launcher={launcher}",
-           "hydra.launcher.n_workers=2"]
-    proc = subprocess.Popen(cmd, cwd=killed, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    if launcher == "dask":
+        import distributed  # noqa: F401  (imported once here, not in the forked command)
+    proc = start(killed, f"hydra/launcher={launcher}", "hydra.launcher.n_workers=2")
     root = killed / "smoke"
-    deadline = time.time() + 120
-    while time.time() < deadline and committed(root) < 3:
-        time.sleep(0.02)
+    wait_for_commits(root, 3, proc)
     if victim == "whole sweep":
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
@@ -202,54 +302,44 @@ def test_sigkill_mid_sweep_then_rerun_recovers_every_run_exactly_once(tmp_path, 
     assert committed(root) == done_at_kill  # nothing runs on after the kill
     load_results(root)  # a killed sweep's folder is readable as it is
 
-    p = sweep(killed, *GRID, f"hydra/launcher={launcher}")
-    assert p.returncode == 0, p.stderr
-    assert f"12 runs, {done_at_kill} already done, {12 - done_at_kill} to run" in p.stdout
-    assert not list(killed.rglob(".*.tmp"))
+    if done_at_kill < 12:  # (a dask sweep that survived its worker has nothing left to do)
+        p = sweep(killed, *GRID, f"hydra/launcher={launcher}")
+        assert p.returncode == 0, p.stderr
+        assert f"12 runs, {done_at_kill} already done, {12 - done_at_kill} to run" in p.stdout
+        assert not list(killed.rglob(".*.tmp"))
 
-    clean = tmp_path / "clean"
-    assert sweep(clean, *GRID, "hydra/launcher=basic").returncode == 0
-    got, want = metrics(root), metrics(clean / "smoke")
+    got = metrics(root)
     assert got[0].run_id.is_unique and len(got[0]) == 12
-    assert set(got[0].run_id) == set(want[0].run_id)
-    for a, b in zip(got, want):
-        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert set(got[0].run_id) == set(clean[0].run_id)
+    assert_same_metrics(got, clean)
 
 
-def test_ctrl_c_mid_sweep_is_one_line_exit_130_and_a_rerun_resumes(tmp_path):
+@pytest.mark.xdist_group("grid")
+def test_ctrl_c_mid_sweep_is_one_line_exit_130_and_a_rerun_resumes(tmp_path, clean):
     """SIGINT to the sweep's process group (what Ctrl-C sends): one line saying how far it got,
     exit code 130, no temporary file left; the same command then finishes the set, with the
     metrics of an uninterrupted sweep."""
     killed = tmp_path / "killed"
     killed.mkdir()
-    cmd = [sys.executable, "-m", "mlplab", "-m", *TINY, f"results_dir={killed}", *GRID]
-    proc = subprocess.Popen(cmd, cwd=killed, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=interruptible)
+    proc = start(killed)
     root = killed / "smoke"
-    deadline = time.time() + 120
-    while time.time() < deadline and committed(root) < 3:
-        time.sleep(0.02)
+    wait_for_commits(root, 3, proc)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     done = committed(root)
     assert proc.returncode == 130, err
     assert err.strip().splitlines() == [f"mlplab: interrupted: {done} of 12 runs committed; rerun the same command to resume"]
     assert 3 <= done < 12 and not list(killed.rglob(".*.tmp"))
-    p = subprocess.run(cmd, cwd=killed, capture_output=True, text=True, timeout=300)
+    p = sweep(killed, *GRID)
     assert p.returncode == 0 and f"12 runs, {done} already done" in p.stdout, p.stderr
-    clean = tmp_path / "clean"
-    assert sweep(clean, *GRID, "hydra/launcher=basic").returncode == 0
-    got, want = metrics(killed / "smoke"), metrics(clean / "smoke")
+    got = metrics(root)
     assert len(got[0]) == 12
-    for a, b in zip(got, want):
-        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert_same_metrics(got, clean)
 
 
 def test_ctrl_c_during_a_single_run(tmp_path):
-    cmd = [sys.executable, "-m", "mlplab", f"results_dir={tmp_path}", "sweep_name=one", "depth=12", "width=64",
-           "train.epochs=200", "train.batch_size=8"]
-    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=interruptible)
+    args = [f"results_dir={tmp_path}", "sweep_name=one", "depth=12", "width=64", "train.epochs=200", "train.batch_size=8"]
+    proc = Forked("mlplab", args, tmp_path, new_session=True)
     deadline = time.time() + 60
     while time.time() < deadline and not list((tmp_path / "one").rglob("config.yaml")):
         time.sleep(0.02)  # Hydra writes the job's config just before the run starts
@@ -259,32 +349,3 @@ def test_ctrl_c_during_a_single_run(tmp_path):
     assert proc.returncode == 130, err
     assert err.strip().splitlines() == ["mlplab: interrupted: 0 of 1 runs committed; rerun the same command to resume"]
     assert not (tmp_path / "one" / "runs").exists() and not list(tmp_path.rglob(".*.tmp"))
-
-
-def test_a_sweep_on_an_existing_dask_scheduler(tmp_path):
-    """hydra.launcher.address: the runs go to the workers of a Dask scheduler that is already
-    running (here one started for the test, with two single-threaded workers)."""
-    import json
-
-    sched_file = tmp_path / "scheduler.json"
-    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", "0", "--no-dashboard",
-                               "--scheduler-file", str(sched_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    try:
-        deadline = time.time() + 60
-        while not sched_file.exists() and time.time() < deadline:
-            time.sleep(0.1)
-        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file", str(sched_file),
-                                       "--nworkers", "2", "--nthreads", "1", "--no-dashboard"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        address = json.loads(sched_file.read_text())["address"]
-        grid = ["depth=1,3", "loss=bce,softmax_ce", "seed=0"]
-        p = sweep(tmp_path / "remote", *grid, "hydra/launcher=dask", f"hydra.launcher.address={address}")
-        assert p.returncode == 0, p.stderr
-        assert "4 ok, 0 diverged, 0 failed, 0 missing" in p.stdout
-        assert sweep(tmp_path / "basic", *grid, "hydra/launcher=basic").returncode == 0
-        for a, b in zip(metrics(tmp_path / "remote" / "smoke"), metrics(tmp_path / "basic" / "smoke")):
-            pd.testing.assert_frame_equal(a, b, check_exact=True)
-    finally:
-        for proc in reversed(procs):
-            proc.terminate()
-            proc.wait(timeout=30)
