@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import stat
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -348,3 +349,85 @@ def test_a_run_missing_its_own_steps_file_still_loads(folder):
     res.run_path(folder, "steps", spec.run_id).unlink()
     r = load_results(folder)
     assert len(r.runs) == 2 and spec.run_id not in set(r.steps["run_id"]) and len(set(r.steps["run_id"])) == 1
+
+
+# --- the folder and its files, called directly ---------------------------------------------------
+
+def test_prepare_folder_creates_nested_folders_once_and_names_what_blocks_it(tmp_path):
+    root = tmp_path / "a" / "b" / "sweep"
+    assert res.prepare_folder(root) == root and (root / res.MARKER).is_file()
+    assert str(root) in res._PREPARED
+    (root / res.MARKER).unlink()  # checked again when its marker is gone
+    res.prepare_folder(root)
+    assert (root / res.MARKER).is_file()
+    blocked = tmp_path / "file"
+    blocked.write_text("x")
+    with pytest.raises(res.ResultsError) as e:
+        res.prepare_folder(blocked / "sub", key="hydra.sweep.dir")
+    assert str(e.value) == (f"hydra.sweep.dir: the results folder {str(blocked / 'sub')!r} cannot be written: "
+                            f"Not a directory")
+    with pytest.raises(res.ResultsError) as e:
+        res.prepare_folder(blocked)
+    assert str(e.value).startswith(f"results_dir: the results folder {str(blocked)!r} cannot be written: File exists")
+
+
+@pytest.mark.parametrize("write", ["bytes", "table"])
+def test_an_atomic_write_makes_folders_and_leaves_nothing_when_it_fails(tmp_path, write):
+    path = tmp_path / "x" / "y" / "f.parquet"
+    table = pa.table({"a": [1, 2]})
+    (res.atomic_write_bytes(path, b"abc") if write == "bytes" else res.atomic_write_table(table, path))
+    assert path.is_file()
+    if write == "table":
+        assert pq.read_table(path).equals(table)
+        assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "ZSTD"
+    bad = b"" if write == "table" else object()  # not a table / not bytes: the write raises
+    with pytest.raises(Exception):
+        res.atomic_write_bytes(path, bad) if write == "bytes" else res.atomic_write_table(bad, path)
+    assert sorted(p.name for p in path.parent.iterdir()) == ["f.parquet"]  # no temporary left
+    fd, tmp = res._temporary(path)
+    os.close(fd)
+    assert Path(tmp).name.startswith(".f.parquet.") and Path(tmp).name.endswith(".tmp")
+
+
+def test_done_means_ok_or_diverged_and_failed_runs_are_redone(folder):
+    rid = RunSpec(**SMALL, seed=0).run_id
+    path = res.run_path(folder, "runs", rid)
+    t = pq.read_table(path)
+    for status, done in (("ok", True), ("diverged", True), ("failed", False)):
+        i = t.schema.get_field_index("status")
+        pq.write_table(t.set_column(i, "status", pa.array([status], t.schema.field(i).type)), path)
+        assert res.is_done(folder, rid) is done
+    assert res.is_done(folder, "0" * 16) is False
+
+
+def test_hinted_generations_are_newest_first(tmp_path):
+    for name in ("compact-1.parquet", "compact-3.parquet", "compact-2.parquet"):
+        (tmp_path / "runs").mkdir(exist_ok=True)
+        (tmp_path / "runs" / name).write_bytes(b"")
+        (tmp_path / res.MARKERS).mkdir(exist_ok=True)
+        (tmp_path / res.MARKERS / name).write_bytes(b"")
+    (tmp_path / res.MARKERS / "compact-4.parquet").write_bytes(b"")  # its runs file is gone: no hint
+    assert [p.name for p in res._hinted_generations(tmp_path)] == ["compact-3.parquet", "compact-2.parquet", "compact-1.parquet"]
+    assert res._hinted_generations(tmp_path / "nope") == []
+
+
+def test_table_files_skip_hidden_and_underscored_names(tmp_path):
+    for name in ("b.parquet", "a.parquet", ".x.parquet", "_common_metadata.parquet", "c.txt"):
+        (tmp_path / name).write_bytes(b"")
+    assert [p.name for p in res._files(tmp_path)] == ["a.parquet", "b.parquet"]
+
+
+@pytest.mark.parametrize("has", ["marker", "runs"])
+def test_a_results_folder_is_one_with_a_marker_or_a_runs_folder(tmp_path, has):
+    (tmp_path / res.MARKER).write_text("{}") if has == "marker" else (tmp_path / "runs").mkdir()
+    assert res.check_results_folder(tmp_path) == tmp_path
+    with pytest.raises(res.ResultsError, match=r"not an mlplab results folder \(expected mlplab.json and runs/"):
+        res.check_results_folder(tmp_path / "runs" if has == "runs" else (tmp_path / "e").mkdir() or tmp_path / "e")
+
+
+def test_files_without_a_version_are_named_with_their_count(folder):
+    path = next((folder / "runs").glob("*.parquet"))
+    t = pq.read_table(path)
+    pq.write_table(t.replace_schema_metadata({}), path)
+    with pytest.raises(res.ResultsError, match=rf"schema versions {res.SCHEMA_VERSION} \(1 files\), \? \(1 files\);"):
+        res.check_versions(res.Catalogue.of(folder), folder)
