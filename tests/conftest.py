@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import traceback
+import types
 import warnings
 from pathlib import Path
 
@@ -147,9 +148,11 @@ def _become(module, code, args, cwd, env, new_session, pipes):
             logging.root.removeHandler(handler)
         logging.root.setLevel(logging.WARNING)
         atexit._clear()  # the test run's exit handlers are not the command's
-        if code is not None:
+        if code is not None:  # as `python -c`: a __main__ module of its own, without a file
             sys.argv = ["-c", *args]
-            exec(compile(code, "<string>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
+            main = types.ModuleType("__main__")
+            sys.modules["__main__"] = main
+            exec(compile(code, "<string>", "exec"), main.__dict__)
         else:
             sys.argv = [module, *args]
             sys.modules.pop(module, None)  # run as __main__, as `python -m` does, not the imported copy
