@@ -107,48 +107,54 @@ FAULT_ENV = {"PYTHONPATH": str(Path(__file__).resolve().parent / "faults"), "MLP
 
 
 def dask_scheduler(folder):
-    """A Dask scheduler and a single-threaded worker, started as a user starts them (their
-    processes see the fault too): (its address, its processes)."""
+    """A Dask scheduler and a single-threaded worker, started as a user starts them (the worker
+    sees the fault too): (its address, its processes)."""
     import json
 
     folder.mkdir(parents=True, exist_ok=True)
     sched_file = folder / "scheduler.json"
-    env = {**os.environ, **FAULT_ENV}
+    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", "0", "--no-dashboard",
-                               "--scheduler-file", str(sched_file)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env=env)]
-    procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file", str(sched_file),
-                                   "--nworkers", "1", "--nthreads", "1", "--no-nanny", "--no-dashboard"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env))
-    deadline = time.time() + 60
-    while not sched_file.exists() and time.time() < deadline:
-        time.sleep(0.05)
-    return json.loads(sched_file.read_text())["address"], procs
+                               "--scheduler-file", str(sched_file)], **quiet)]
+    try:
+        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file",
+                                       str(sched_file), "--nworkers", "1", "--nthreads", "1", "--no-nanny",
+                                       "--no-dashboard"], env={**os.environ, **FAULT_ENV}, **quiet))
+        deadline = time.time() + 60
+        while not sched_file.exists() and time.time() < deadline:
+            time.sleep(0.05)
+        return json.loads(sched_file.read_text())["address"], procs
+    except BaseException:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+        raise
 
 
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory):
     """launcher name -> (the finished sweep's process, its results folder): each launcher's
     sweep of LAUNCH_GRID, run when a test first asks for it."""
-    done, procs = {}, []
+    done = {}
 
     def launch(name):
         if name not in done:
             folder = tmp_path_factory.mktemp(re.sub(r"\W+", "_", name))
-            args = list(LAUNCHERS[name])
-            if name == "dask, existing scheduler":
-                address, started = dask_scheduler(folder / "scheduler")
-                procs.extend(started)
-                args.append(f"hydra.launcher.address={address}")
+            args, procs = list(LAUNCHERS[name]), []
             if "hydra/launcher=dask" in args:
                 import distributed  # noqa: F401  (imported once here, not in the forked command)
-            done[name] = (sweep(folder, *LAUNCH_GRID, *args, faulty=True), folder / "smoke")
+            try:
+                if name == "dask, existing scheduler":
+                    address, procs = dask_scheduler(folder / "scheduler")
+                    args.append(f"hydra.launcher.address={address}")
+                done[name] = (sweep(folder, *LAUNCH_GRID, *args, faulty=True), folder / "smoke")
+            finally:  # the scheduler and its worker end with their sweep
+                for proc in reversed(procs):
+                    proc.terminate()
+                    proc.wait(timeout=30)
         return done[name]
 
-    yield launch
-    for proc in reversed(procs):
-        proc.terminate()
-        proc.wait(timeout=30)
+    return launch
 
 
 @pytest.mark.xdist_group("launchers")
