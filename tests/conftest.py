@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 # when the cores are busy).
 threadpool_limits(limits=1, user_api="blas")
 
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)

@@ -57,7 +57,7 @@ def assert_same_metrics(got, want):
 
 def test_multirun_writes_tables_with_progress_and_summary(tmp_path):
     p = sweep(tmp_path, "depth=0,2", "loss=mse,softmax_ce", "seed=0", spawn=True)  # the command's own start-up too
-    assert p.returncode == 0 and p.stderr == "", p.stderr
+    assert p.returncode == 0, p.stderr
     assert "sweep 'smoke': 4 runs, 0 already done, 4 to run" in p.stdout
     assert re.search(r"4/4 runs \(100%\)", p.stdout) and "4 ok, 0 diverged, 0 failed, 0 missing" in p.stdout
     r = load_results(tmp_path / "smoke")
