@@ -67,30 +67,19 @@ def file_case(name, words, loss=None):
 
 
 CASES = {
-    # config values: field, value, what is allowed
+    # config values: field, value, what is allowed. A value refused by the same rule as one of
+    # test_config's out-of-range values and wrong types (checked there: ConfigError or Hydra's,
+    # one line naming field, value and rule) has one case here per kind of rule: int, float
+    # (NaN), 'full' or int, Hydra's type, option and key
     "negative depth": (["depth=-1"], 2, ["depth=-1", "integer >= 0"]),
-    "zero width": (["width=0"], 2, ["width=0", ">= 1"]),
-    "zero lr": (["train.lr=0"], 2, ["train.lr=0.0", "finite number > 0"]),
     "nan lr": (["train.lr=nan"], 2, ["train.lr=nan", "finite"]),
-    "inf lr": (["train.lr=inf"], 2, ["train.lr=inf", "finite"]),
-    "negative lr": (["train.lr=-0.5"], 2, ["train.lr=-0.5"]),
-    "zero clip threshold": (["clip=norm", "clip.threshold=0"], 2, ["clip.threshold=0.0"]),
-    "zero batch": (["train.batch_size=0"], 2, ["train.batch_size=0", "'full'"]),
     "text batch": (["train.batch_size=abc"], 2, ["train.batch_size='abc'"]),
     "batch above the training set": (["train.batch_size=500"], 2, ["train.batch_size=500", "80 training samples"]),
-    "zero log_every": (["train.log_every=0"], 2, ["train.log_every=0"]),
-    "zero eval_every": (["train.eval_every=0"], 2, ["train.eval_every=0", "'log'"]),
     "word eval_every": (["train.eval_every=often"], 2, ["train.eval_every='often'"]),
-    "zero epochs": (["train.epochs=0"], 2, ["train.epochs=0"]),
     "negative decay": (["train.weight_decay=-1"], 2, ["train.weight_decay=-1.0", ">= 0"]),
-    "float16": (["dtype=float16"], 2, ["dtype='float16'", "float32"]),
-    "test fraction above 1": (["data.test_fraction=1.5"], 2, ["data.test_fraction=1.5"]),
     "empty test split": (["data.test_fraction=0.001"], 2, ["data.test_fraction=0.001", "0 for testing"]),
-    "zero sigma_w": (["init.sigma_w=0"], 2, ["init.sigma_w=0.0"]),
     "negative sigma_b": (["init.sigma_b=-1"], 2, ["init.sigma_b=-1.0"]),
     "leaky slope above 1": (["activation=leaky_relu", "activation.alpha=2"], 2, ["activation.alpha=2.0", "(0, 1)"]),
-    "unknown norm": (["norm=group"], 2, ["norm='group'", "batch", "layer"]),
-    "residual not a bool": (["residual=maybe"], 2, ["residual=maybe", "bool"]),
     "negative seed": (["seed=-1"], 2, ["seed=-1"]),
     "seed beyond int64": ([f"seed={2**63}"], 2, [f"seed={2**63}", "<= 9223372036854775807"]),
     "depth beyond int32": ([f"depth={2**31}"], 2, [f"depth={2**31}", "<= 2147483647"]),
