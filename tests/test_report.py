@@ -2,12 +2,10 @@
 tables; bad folders on the command line."""
 
 import base64
-import fcntl
 import math
 import os
 import re
 import runpy
-import shutil
 import sys
 import traceback
 import warnings
@@ -36,23 +34,15 @@ def make_sweep(root):
                    root, sweep="tiny")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
-    """The tiny sweep with its report (figures included) and its blog table, built once per test
-    session: under pytest-xdist the first worker to need it builds it, under a lock, in the
-    session's shared temporary folder, and the others read it. Tests only read it."""
-    shared = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        shared = shared.parent  # the session's folder, above each worker's own
-    root = shared / "report_sweep" / "tiny"
-    with open(shared / "report_sweep.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (root.parent / "complete").exists():
-            shutil.rmtree(root, ignore_errors=True)  # what a worker that failed half way left
-            make_sweep(root)
-            report.write_report(root)
-            table.write_table(root)
-            (root.parent / "complete").touch()
+    """The tiny sweep with its report (figures included) and its blog table, built once; the
+    tests that read it run on one worker together (tests/conftest.py), not waiting for it on
+    two. Tests only read it."""
+    root = tmp_path_factory.mktemp("report_sweep") / "tiny"
+    make_sweep(root)
+    report.write_report(root)
+    table.write_table(root)
     return root
 
 

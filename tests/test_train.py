@@ -266,3 +266,167 @@ def test_a_crash_between_the_table_writes_leaves_the_run_uncommitted(tmp_path, m
     assert not row["skipped"] and row["status"] == "ok"
     r = load_results(tmp_path)
     assert len(r.runs) == 1 and len(r.steps) == row["n_steps"] // row["log_every"] + (row["n_steps"] % row["log_every"] > 0)
+
+
+# --- prepare and resolve: every refusal names its field, value and rule; the edges pass -------
+
+def _refusal(**fields):
+    from mlplab.spec import ConfigError
+    from mlplab.train import prepare
+
+    with pytest.raises(ConfigError) as e:
+        prepare(RunSpec(**fields))
+    return e.value.field, e.value.value, e.value.allowed
+
+
+@pytest.mark.parametrize("fields", [
+    dict(n_samples=2, test_fraction=0.5, batch_size=1),       # 1 training and 1 test sample
+    dict(n_samples=10, test_fraction=0.9, batch_size=1),      # 1 training sample
+    dict(n_samples=200, batch_size=160),                      # a batch of every training sample
+    dict(n_samples=200, batch_size=1),                        # no batch norm: batches of 1 are fine
+    dict(n_samples=200, batch_size=1, norm="layer"),          # layer norm normalises each sample
+    dict(n_samples=200, batch_size=2, norm="batch"),
+    dict(n_samples=200, batch_size=79, norm="batch"),         # a last batch of 2
+    dict(n_samples=200, batch_size=160, norm="batch"),        # one batch of all 160
+    dict(n_samples=200, batch_size="full", norm="batch"),
+])
+def test_prepare_accepts_the_edge_cases(fields):
+    from mlplab.train import prepare
+
+    spec = prepare(RunSpec(**fields))
+    assert spec == RunSpec(**fields)  # a generated data set adds nothing to the spec
+
+
+@pytest.mark.parametrize("fields,refusal", [
+    (dict(n_samples=2, test_fraction=0.2), ("data.test_fraction", 0.2,
+     "splits the 2 samples into 2 for training and 0 for testing; expected at least 1 of each")),
+    (dict(n_samples=10, test_fraction=0.95), ("data.test_fraction", 0.95,
+     "splits the 10 samples into 0 for training and 10 for testing; expected at least 1 of each")),
+    (dict(n_samples=200, batch_size=161), ("train.batch_size", 161, "must be <= the 160 training samples (or 'full')")),
+    (dict(n_samples=200, batch_size=1, norm="batch"), ("train.batch_size", 1,
+     "with norm=batch every mini-batch needs >= 2 samples; 160 training samples in batches of 1 leave a batch of 1")),
+    (dict(n_samples=200, batch_size=53, norm="batch"), ("train.batch_size", 53,
+     "with norm=batch every mini-batch needs >= 2 samples; 160 training samples in batches of 53 leave a last batch of 1")),
+])
+def test_prepare_refuses_with_the_field_the_value_and_the_rule(fields, refusal):
+    assert _refusal(**fields) == refusal
+
+
+def test_resolve_fills_in_what_a_fixed_data_set_says_of_itself():
+    from mlplab.data import DIGITS_SIZE
+    from mlplab.train import resolve
+
+    small = RunSpec(dataset="digits", n_samples=100)
+    assert resolve(small) == RunSpec(dataset="digits", n_samples=100, n_features=64, n_classes=10)
+    assert resolve(RunSpec(dataset="digits", n_samples=5000)).n_samples == DIGITS_SIZE
+    assert resolve(RunSpec(dataset="blobs", n_samples=100)) == RunSpec(dataset="blobs", n_samples=100)
+
+
+def test_resolve_passes_a_data_error_on_as_a_config_error(tmp_path):
+    from mlplab.data import DataError, read_npz
+    from mlplab.spec import ConfigError
+    from mlplab.train import resolve
+
+    missing = str(tmp_path / "nowhere.npz")
+    with pytest.raises(DataError) as data_error:
+        read_npz(missing)
+    with pytest.raises(ConfigError) as e:
+        resolve(RunSpec(dataset="file", data_path=missing))
+    d = data_error.value
+    assert (e.value.field, e.value.value, e.value.allowed) == (d.field, d.value, d.problem) == ("data.path", missing, d.problem)
+    assert d.problem.startswith("no such file")
+
+
+def test_resolve_refuses_a_file_changed_since_planning_naming_both_digests(tmp_path, rng):
+    import hashlib
+
+    from mlplab.spec import ConfigError
+    from mlplab.train import resolve
+
+    path = tmp_path / "my.npz"
+    np.savez(path, X=rng.standard_normal((20, 3)), labels=np.arange(20) % 2)
+    now = hashlib.sha256(path.read_bytes()).hexdigest()
+    planned = "ab" * 32
+    with pytest.raises(ConfigError) as e:
+        resolve(RunSpec(dataset="file", data_path=str(path), data_digest=planned))
+    assert (e.value.field, e.value.value) == ("data.path", str(path))
+    assert e.value.allowed == (f"the file changed since the run was planned (sha256 {now[:12]}…, planned "
+                               f"{planned[:12]}…); run the command again")
+    # a digest planned for a data set that has none (not a file) is refused the same way
+    with pytest.raises(ConfigError) as e:
+        resolve(RunSpec(dataset="blobs", data_digest=planned))
+    assert e.value.allowed.startswith(f"the file changed since the run was planned (sha256 -…, planned {planned[:12]}…)")
+
+
+def test_load_data_draws_with_the_generator_it_is_given():
+    from mlplab.train import make_data
+
+    spec = RunSpec(**SMALL)
+    own = load_data(spec)
+    assert np.array_equal(own.X_train, make_data(spec, rngs(spec.seed)[0]).X_train)  # the data stream
+    assert not np.array_equal(own.X_train, make_data(spec, rngs(spec.seed)[1]).X_train)
+    other = load_data(spec, np.random.default_rng(12345))
+    assert np.array_equal(other.X_train, make_data(spec, np.random.default_rng(12345)).X_train)
+    assert not np.array_equal(other.X_train, own.X_train)
+
+
+# --- the runs row ---------------------------------------------------------------------------
+
+def test_the_runs_row_records_versions_timings_and_the_largest_gradient(tmp_path):
+    import time
+
+    from mlplab import results as res
+
+    tables = []
+    t0 = time.perf_counter()
+    row = run(RunSpec(**{**SMALL, "log_every": 1}), tmp_path, tables=tables)
+    elapsed = time.perf_counter() - t0
+    assert row["skipped"] is False
+    assert row["numpy_version"] == np.__version__ and row["schema_version"] == res.SCHEMA_VERSION
+    parts = [row["setup_time_s"], row["train_time_s"], row["write_time_s"]]
+    assert all(0 < t for t in parts) and sum(parts) <= row["wall_time_s"] <= elapsed
+    r = load_results(tmp_path)
+    assert row["max_grad_norm"] == r.steps.grad_norm.max() > 0  # every step logged
+    assert [sorted(t) for t in tables] == [["layers", "runs", "steps"]]
+    for name in ("runs", "steps", "layers"):
+        pd.testing.assert_frame_equal(tables[0][name].to_pandas(), getattr(r, name).iloc[:, :tables[0][name].num_columns].pipe(
+            lambda df: df[tables[0][name].column_names]), check_dtype=False, check_categorical=False)
+
+
+def test_a_run_that_fails_before_training_keeps_nan_results_and_its_setup_time(tmp_path, monkeypatch):
+    import mlplab.train as tr
+
+    def broken(*a, **k):
+        raise RuntimeError("no network (injected)")
+
+    monkeypatch.setattr(tr, "build_network", broken)
+    row = run(RunSpec(**SMALL), tmp_path)
+    assert row["status"] == "failed" and row["reason"] == "RuntimeError: no network (injected)"
+    for k in ("final_loss", "final_accuracy", "final_test_loss", "final_test_accuracy"):
+        assert isinstance(row[k], float) and math.isnan(row[k]), k
+    assert row["setup_time_s"] >= 0 and row["train_time_s"] >= 0 and row["steps_done"] == 0
+
+
+def test_a_non_finite_final_loss_marks_the_run_diverged_at_its_last_step(tmp_path, monkeypatch):
+    monkeypatch.setattr(MLP, "evaluate", lambda self, X, Y: (math.inf, 0.0))
+    row = run(RunSpec(**SMALL), tmp_path)
+    assert (row["status"], row["diverged_step"], row["reason"]) == ("diverged", row["n_steps"], "final training loss is inf")
+    r = load_results(tmp_path)
+    assert (r.runs.status[0], r.runs.diverged_step[0]) == ("diverged", row["n_steps"])
+
+
+def test_training_runs_on_one_blas_thread(tmp_path, monkeypatch):
+    """Runs are the unit of parallelism: each trains on one BLAS thread, whatever the process had."""
+    import mlplab.train as tr
+
+    seen = []
+    real = tr.train
+
+    def spy(*a, **k):
+        seen.append({d["internal_api"]: d["num_threads"] for d in tr.blas().info()})
+        return real(*a, **k)
+
+    monkeypatch.setattr(tr, "train", spy)
+    with tr.blas().limit(limits=2):
+        run(RunSpec(**SMALL), tmp_path)
+    assert seen and seen[0] and all(n == 1 for n in seen[0].values())
