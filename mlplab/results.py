@@ -253,7 +253,7 @@ class Catalogue:
     @classmethod
     def of(cls, root) -> "Catalogue":
         folder = Path(root) / "runs"
-        files = _files(folder) if folder.is_dir() else []
+        files = _files(folder)  # none when there is no such folder
         own = {p.stem: p for p in files if not _is_generation(p)}
         generations = sorted((p for p in files if _is_generation(p)), key=lambda p: p.name, reverse=True)
         compacted: dict[str, str] = {}
@@ -338,15 +338,16 @@ def completed_statuses(root: Path) -> dict[str, str]:
 
 def check_versions(cat: Catalogue, path) -> None:
     """ResultsError unless every committed file of the folder has this mlplab's schema version."""
-    versions: dict[str, list[str]] = {}
+    versions: dict[str, int] = {}  # version -> number of files
     for f in list(cat.own.values()) + cat.generations:
         try:
             meta = pq.read_schema(f).metadata or {}
         except (OSError, pa.ArrowException) as e:
             raise _unreadable(f, e) from None
-        versions.setdefault(meta.get(META_KEY, b"?").decode(), []).append(f.name)
+        version = meta.get(META_KEY, b"?").decode()
+        versions[version] = versions.get(version, 0) + 1
     if len(versions) > 1 or (versions and str(SCHEMA_VERSION) not in versions):
-        found = ", ".join(f"{v} ({len(fs)} files)" for v, fs in sorted(versions.items()))
+        found = ", ".join(f"{v} ({n} files)" for v, n in sorted(versions.items()))
         raise ResultsError(
             f"results path={str(path)!r}: result schema versions {found}; this mlplab reads "
             f"version {SCHEMA_VERSION} only (rerun the sweep into a new folder)"
@@ -474,11 +475,10 @@ def _read_table(cat: Catalogue, table: str, schema: pa.Schema) -> pa.Table:
         by_generation.setdefault(g, []).append(rid)
     for g, rids in sorted(by_generation.items()):
         t = _read_file(root / table / f"{g}.parquet", schema)
-        parts.append(t.filter(pc.is_in(t.column("run_id").cast(pa.string()), pa.array(rids, pa.string()))))
-    meta = {META_KEY: str(SCHEMA_VERSION).encode()}
+        parts.append(t.filter(pc.is_in(t.column("run_id").cast(pa.string()), pa.array(rids))))
     if not parts:
-        return schema.with_metadata(meta).empty_table()
-    return pa.concat_tables(parts).unify_dictionaries().combine_chunks().replace_schema_metadata(meta)
+        return schema.empty_table()
+    return pa.concat_tables(parts).unify_dictionaries().combine_chunks()
 
 
 def check_results_folder(path) -> Path:

@@ -6,7 +6,7 @@ import pytest
 
 from mlplab import MLP
 from mlplab.activations import ACTIVATIONS
-from mlplab.layers import EPS, NORMS, Normalised, Skip
+from mlplab.layers import EPS, NORMS, Buffers, Normalised, Skip
 from mlplab.losses import LOSSES
 from mlplab.train import Step
 
@@ -242,3 +242,21 @@ def test_a_skip_exposes_its_blocks_parameters_but_not_a_missing_block():
     with pytest.raises(AttributeError) as e:
         bare.n_out
     assert e.value.args == ("f",)
+
+
+@pytest.mark.parametrize("norm", [None, "batch", "layer"])
+@pytest.mark.parametrize("residual", [False, True])
+def test_a_float32_network_keeps_every_buffer_in_float32(norm, residual):
+    """No array of a float32 network's workspace is float64: a float64 scratch array would
+    promote (and slow) each operation it takes part in, though the outputs are cast back."""
+    rng = np.random.default_rng(4)
+    net = MLP([3, 5, 5, 2], "tanh", "softmax_ce", seed=0, norm=norm, residual=residual, dtype="float32")
+    X, Y = rng.standard_normal((6, 3)), np.eye(2)[rng.integers(0, 2, 6)]
+    net.gradients(X, Y)
+    net.evaluate(X, Y)
+    for ws in (net.last_workspace,):
+        for l, c in enumerate(ws.buffers, 1):
+            for k in Buffers.__slots__:
+                arr = getattr(c, k)
+                if isinstance(arr, np.ndarray):
+                    assert arr.dtype == np.float32, (l, k, arr.dtype)

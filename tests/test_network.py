@@ -290,3 +290,35 @@ def test_evaluate_an_empty_set_is_nan_and_a_single_sample_is_scored(rng):
     loss, acc = net.evaluate(X, Y)
     a = net.predict(X)[0]
     assert loss == pytest.approx(-np.log(a[1]), rel=1e-12) and acc == float(a.argmax() == 1)
+
+
+def test_the_public_methods_take_overflow_as_data():
+    """Weights of 1e200 overflow exp and products inside the network: that is the behaviour
+    under study, so forward, loss_value, evaluate and gradients ignore overflow even where the
+    caller asks numpy to raise on it (they return inf and 0 where they arise)."""
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((8, 3)), np.eye(2)[rng.integers(0, 2, 8)]
+    for norm in (None, "batch"):
+        net = MLP([3, 4, 2], "sigmoid", "mse", seed=1, norm=norm)
+        for W in net.weights:
+            W *= 1e200
+        with np.errstate(over="raise"):
+            net.forward(X)
+            loss = net.loss_value(X, Y)
+            net.evaluate(X, Y)
+            g = net.gradients(X, Y)
+        assert g.loss == loss
+
+
+def test_gradients_results_are_kept_per_batch_size_and_at_most_two():
+    """The arrays of ``gradients`` are reused once let go, but only for the same batch size;
+    however many results the caller holds, at most two blocks per batch size are kept."""
+    rng = np.random.default_rng(0)
+    net = MLP([3, 4, 2], "tanh", "softmax_ce", seed=1)
+    X, Y = rng.standard_normal((6, 3)), np.eye(2)[rng.integers(0, 2, 6)]
+    assert [d.shape for d in net.gradients(X[:4], Y[:4]).delta] == [(4, 4), (4, 2)]  # let go at once
+    assert [d.shape for d in net.gradients(X, Y).delta] == [(6, 4), (6, 2)]
+    held = [net.gradients(X, Y) for _ in range(4)]
+    assert len(net._results[6]) <= 2 and len(net._results[4]) == 1
+    fresh = net.gradients(X[:5], Y[:5])
+    assert fresh.delta[0].shape == (5, 4) and all(h.delta[0].shape == (6, 4) for h in held)

@@ -80,8 +80,10 @@ def test_mixed_schema_versions_are_refused(folder):
     path = next((folder / "runs").glob("*.parquet"))
     t = pq.read_table(path)
     pq.write_table(t.replace_schema_metadata({res.META_KEY: b"0"}), path)
-    with pytest.raises(res.ResultsError, match=rf"schema versions 0 \(1 files\), {res.SCHEMA_VERSION} \(1 files\)"):
+    with pytest.raises(res.ResultsError) as e:
         load_results(folder)
+    assert str(e.value).startswith(f"results path={str(folder)!r}: result schema versions 0 (1 files), "
+                                   f"{res.SCHEMA_VERSION} (1 files); ")
     before = table_files(folder)
     with pytest.raises(res.ResultsError) as e:  # compaction refuses too, naming the folder, and touches nothing
         res.compact(folder)
@@ -431,3 +433,73 @@ def test_files_without_a_version_are_named_with_their_count(folder):
     pq.write_table(t.replace_schema_metadata({}), path)
     with pytest.raises(res.ResultsError, match=rf"schema versions {res.SCHEMA_VERSION} \(1 files\), \? \(1 files\);"):
         res.check_versions(res.Catalogue.of(folder), folder)
+
+
+def test_a_runs_file_gone_after_listing_is_an_error_not_a_lost_run(folder):
+    """A committed run's runs file that disappears between listing and reading (another
+    process deleting it) stops the read, naming the file: it is never silently left out."""
+    cat = res.Catalogue.of(folder)
+    gone = next(iter(cat.own.values()))
+    gone.unlink()
+    with pytest.raises(res.ResultsError, match=f"results file={str(gone)!r} cannot be read"):
+        res._read_table(cat, "runs", res.SCHEMAS["runs"])
+
+
+def test_a_runs_own_files_are_read_in_one_scan(folder, monkeypatch):
+    """Many small files are read as one dataset; the file-by-file reader is only the fallback
+    that names a file that cannot be read."""
+    calls = []
+    real = res._read_file
+    monkeypatch.setattr(res, "_read_file", lambda f, schema: calls.append(f) or real(f, schema))
+    r = load_results(folder)
+    assert len(r.runs) == 2 and len(r.steps) > 0 and calls == []
+
+
+def test_load_results_joins_the_config_only_when_asked(folder):
+    plain = load_results(folder, join=False)
+    for name in res.TABLES:
+        assert list(getattr(plain, name).columns) == res.SCHEMAS[name].names
+    joined = load_results(folder)
+    assert {"depth", "activation", "seed"} <= set(joined.steps.columns) - set(plain.steps.columns)
+    assert len(joined.steps) == len(plain.steps) and (joined.steps.depth == 1).all()
+
+
+
+@pytest.mark.parametrize("write", ["bytes", "table"])
+def test_a_failed_atomic_write_raises_its_own_error_even_if_its_temporary_is_gone(tmp_path, monkeypatch, write):
+    """A write that fails after its temporary file was removed (by a compaction clearing
+    temporaries) raises the write's error, not one about the missing temporary."""
+    def replace(src, dst):
+        os.unlink(src)
+        raise OSError(28, "No space left on device (injected)")
+
+    monkeypatch.setattr(res.os, "replace", replace)
+    path = tmp_path / "f.parquet"
+    with pytest.raises(OSError, match="injected"):
+        res.atomic_write_bytes(path, b"abc") if write == "bytes" else res.atomic_write_table(pa.table({"a": [1]}), path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_prepare_folder_checks_a_folder_once_per_process_even_when_marked(tmp_path, monkeypatch):
+    """A folder another process made (its marker there already) is still checked for writing
+    the first time; the next calls trust the check."""
+    root = tmp_path / "theirs"
+    root.mkdir()
+    (root / res.MARKER).write_text("{}")
+    probes = []
+    real = res.mark_folder
+    monkeypatch.setattr(res, "mark_folder", lambda r: probes.append(r) or real(r))
+    res.prepare_folder(root)
+    res.prepare_folder(root)
+    assert probes == [root]
+
+
+def test_prepare_folder_names_the_file_that_blocks_it_when_not_the_folder(tmp_path):
+    root = tmp_path / "sweep"
+    res.prepare_folder(root)
+    res._PREPARED.discard(str(root))
+    probe = root / f".write-test-{os.getpid()}"
+    probe.mkdir()  # the write test cannot remove it
+    with pytest.raises(res.ResultsError) as e:
+        res.prepare_folder(root)
+    assert str(e.value) == f"results_dir: the results folder {str(root)!r} cannot be written: Is a directory ({probe})"

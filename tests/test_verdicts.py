@@ -179,3 +179,17 @@ def test_an_undecided_part_too_long_to_name_is_counted(monkeypatch):
     assert v.verdict(cases, ["depth"]) == f"reproduced (undecided when {where})"
     monkeypatch.setattr(v, "MAX_WHERE", len(where) - 1)
     assert v.verdict(cases, ["depth"]) == f"reproduced (undecided in {n // 2} of {n} cases)"
+
+
+@pytest.mark.parametrize("n_conds,tried", [(0, 1), (2, 2), (5, 120), (6, v.MAX_ORDERINGS)])
+def test_where_tries_at_most_max_orderings(monkeypatch, n_conds, tried):
+    """The orderings of the condition columns grow as n!; ``where`` reads at most
+    ``MAX_ORDERINGS`` of them (120: every ordering of 5 columns)."""
+    conds = [f"c{i}" for i in range(n_conds)]
+    rows = [(*(k >> i & 1 for i in range(n_conds)), k % 2 == 0) for k in range(2**n_conds)]  # c0 decides
+    cases = table(rows, conds)
+    calls = []
+    real = v._where
+    monkeypatch.setattr(v, "_where", lambda c, order: calls.append(len(order)) or real(c, order))
+    v.where(cases, conds)
+    assert calls.count(n_conds) == tried

@@ -143,7 +143,7 @@ def _where(cases: pd.DataFrame, conds: list[str]) -> str:
         return "in some cases"
     c, rest = conds[0], conds[1:]
     groups: dict[str, list] = {}
-    for v, g in cases.groupby(c, sort=True):
+    for v, g in cases.groupby(c):  # in sorted order of the values
         if g["holds"].all():
             groups.setdefault("", []).append(v)
         elif g["holds"].any():
