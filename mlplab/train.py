@@ -290,8 +290,8 @@ def run(spec: RunSpec, root, sweep: str = "", force: bool = False, tables: list 
         row["skipped"] = True
         return row
     res.prepare_folder(root)  # before training: an unusable folder is bad input, not a lost run
-    rng_data, rng_init, rng_shuffle = rngs(spec.seed)
-    data = load_data(spec, rng_data)
+    _, rng_init, rng_shuffle = rngs(spec.seed)
+    data = load_data(spec)  # drawn from the first of the three streams, as make_data says
     sched = Schedule.of(spec, len(data.X_train))
     row = {k: v for k, v in spec.as_dict().items() if k in res.CONFIG_TYPES}
     row.update(

@@ -249,3 +249,24 @@ def test_unknown_names_are_refused_with_the_choices(lookup, registry, bad):
 def test_reprs_name_the_class_and_its_parameter():
     assert repr(get_activation("tanh")) == "Tanh()" and repr(get_loss("mse")) == "MSE()"
     assert repr(get_activation("leaky_relu", alpha=0.2)) == "LeakyReLU(alpha=0.2)"
+
+
+def test_each_loss_checks_the_targets_it_is_defined_for():
+    """MSE takes any real targets; BCE 0/1 entries (several 1s in a row allowed: independent
+    outputs); softmax cross-entropy one-hot rows, a single target vector included."""
+    from mlplab.losses import check_targets
+
+    mse, bce, ce = (LOSSES[n]() for n in ("mse", "bce", "softmax_ce"))
+    soft = np.array([[0.3, 1.7], [-1.0, 0.0]])
+    check_targets(mse, soft)
+    check_targets(bce, np.array([[1, 1, 0], [0, 0, 0]]))
+    check_targets(ce, np.eye(3)[[2, 0, 1]])
+    check_targets(ce, np.array([0.0, 1.0, 0.0]))
+    for loss in (bce, ce):
+        with pytest.raises(ValueError) as e:
+            check_targets(loss, soft)
+        assert str(e.value) == f"targets for loss={loss.name!r} must be 0/1 (one-hot), got values outside {{0, 1}}"
+    for rows in ([[1, 1, 0], [0, 1, 0]], [[0, 0, 0], [0, 1, 0]]):
+        with pytest.raises(ValueError) as e:
+            check_targets(ce, np.array(rows))
+        assert str(e.value) == "targets for loss='softmax_ce' must be one-hot: every row must sum to 1"

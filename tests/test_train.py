@@ -381,7 +381,7 @@ def test_the_runs_row_records_versions_timings_and_the_largest_gradient(tmp_path
     t0 = time.perf_counter()
     row = run(RunSpec(**{**SMALL, "log_every": 1}), tmp_path, tables=tables)
     elapsed = time.perf_counter() - t0
-    assert row["skipped"] is False
+    assert row["skipped"] is False and row["sweep"] == ""
     assert row["numpy_version"] == np.__version__ and row["schema_version"] == res.SCHEMA_VERSION
     parts = [row["setup_time_s"], row["train_time_s"], row["write_time_s"]]
     assert all(0 < t for t in parts) and sum(parts) <= row["wall_time_s"] <= elapsed
@@ -430,3 +430,115 @@ def test_training_runs_on_one_blas_thread(tmp_path, monkeypatch):
     with tr.blas().limit(limits=2):
         run(RunSpec(**SMALL), tmp_path)
     assert seen and seen[0] and all(n == 1 for n in seen[0].values())
+
+
+# --- the data and targets of a run ------------------------------------------------------------
+
+def test_make_data_turns_data_errors_into_config_errors(tmp_path):
+    from mlplab.data import DataError, read_npz
+    from mlplab.spec import ConfigError
+    from mlplab.train import make_data
+
+    path = tmp_path / "nan.npz"
+    np.savez(path, X=np.full((20, 3), np.nan), labels=np.arange(20) % 2)
+    with pytest.raises(DataError) as data_error:
+        read_npz(str(path))
+    with pytest.raises(ConfigError) as e:
+        make_data(RunSpec(dataset="file", data_path=str(path)))
+    d = data_error.value
+    assert (e.value.field, e.value.value, e.value.allowed) == (d.field, d.value, d.problem)
+    with pytest.raises(ConfigError) as e:  # what validation would refuse first, refused here too
+        make_data(RunSpec(dataset="nosuch"))
+    assert (e.value.field, e.value.value) == ("data", "nosuch")  # the config group that picks it
+    assert e.value.allowed.startswith("dataset='nosuch' is not registered; choose one of ['blobs', ")
+
+
+@pytest.mark.parametrize("loss,Y,problem", [
+    ("bce", [[0.5, 0.5]] * 20, "targets for loss='bce' must be 0/1 (one-hot), got values outside {0, 1}"),
+    ("softmax_ce", [[1.0, 1.0]] * 20, "targets for loss='softmax_ce' must be one-hot: every row must sum to 1"),
+])
+def test_load_data_refuses_targets_the_loss_is_not_defined_for(tmp_path, rng, loss, Y, problem):
+    from mlplab.spec import ConfigError
+
+    path = tmp_path / "soft.npz"
+    np.savez(path, X=rng.standard_normal((20, 3)), Y=np.array(Y))
+    spec = RunSpec(dataset="file", data_path=str(path), loss=loss, batch_size=4)
+    with pytest.raises(ConfigError) as e:
+        load_data(spec)
+    assert (e.value.field, e.value.value, e.value.allowed) == ("loss", loss, problem)
+    assert load_data(RunSpec(dataset="file", data_path=str(path), loss="mse", batch_size=4)).Y_train.shape == (16, 2)
+
+
+@pytest.mark.parametrize("loss", ["mse", "bce", "softmax_ce"])
+@pytest.mark.parametrize("norm", [None, "batch"])
+def test_the_evaluation_of_both_sets_is_net_evaluate_on_each(loss, norm):
+    from mlplab.train import Evaluation
+
+    spec = RunSpec(**{**SMALL, "loss": loss, "norm": norm})
+    rng_data, rng_init, _ = rngs(spec.seed)
+    data = load_data(spec, rng_data)
+    net = build_network(spec, data, rng_init)
+    (train_loss, train_acc), (test_loss, test_acc) = Evaluation(net, data)()
+    want_train, want_test = net.evaluate(data.X_train, data.Y_train), net.evaluate(data.X_test, data.Y_test)
+    assert train_loss == pytest.approx(want_train[0], rel=1e-12) and train_acc == want_train[1]
+    assert test_loss == pytest.approx(want_test[0], rel=1e-12) and test_acc == want_test[1]
+    assert 0 < train_acc < 1 and 0 < test_acc < 1 and train_loss != test_loss
+
+
+@pytest.mark.parametrize("clip,threshold", [("norm", 0.05), ("value", 0.005)])
+def test_how_often_a_run_logs_does_not_change_its_training(tmp_path, clip, threshold):
+    """The steps between logged rows take the same path (clipping included) as logged ones."""
+    base = {**SMALL, "clip": clip, "clip_threshold": threshold, "eval_every": 10}
+    every = run(RunSpec(**base, log_every=1), tmp_path / "every")
+    sparse = run(RunSpec(**base, log_every=5), tmp_path / "sparse")
+    assert every["status"] == sparse["status"] == "ok"
+    assert every["final_loss"] == sparse["final_loss"] and every["final_test_loss"] == sparse["final_test_loss"]
+    a, b = load_results(tmp_path / "every").steps, load_results(tmp_path / "sparse").steps
+    assert a.clipped.all() and len(b) < len(a)
+    common = a[a.step.isin(b.step)].reset_index(drop=True)
+    for col in ("grad_norm", "batch_loss", "train_loss"):
+        np.testing.assert_array_equal(common[col], b[col])
+
+
+def test_a_global_norm_beyond_every_layers_is_named_as_such(tmp_path, monkeypatch):
+    """‖g‖ can overflow to inf though each layer's norm is finite (two of ~1e308): the reason
+    then names the global norm and the step."""
+    import mlplab.train as tr
+
+    real, calls = tr.Step.gradients, []
+
+    def overflowing(self, X, Y):
+        calls.append(1)
+        g = real(self, X, Y)
+        return math.inf if len(calls) == 4 else g
+
+    monkeypatch.setattr(tr.Step, "gradients", overflowing)
+    row = run(RunSpec(**{**SMALL, "log_every": 2}), tmp_path)
+    assert (row["status"], row["diverged_step"], row["reason"]) == ("diverged", 3, "gradient norm is inf at step 3")
+
+
+def test_a_non_finite_training_loss_at_an_evaluation_is_named_with_its_step(tmp_path, monkeypatch):
+    import mlplab.train as tr
+
+    real, calls = tr.Evaluation.__call__, []
+
+    def failing(self):
+        calls.append(1)
+        (loss, acc), test = real(self)
+        return ((math.nan if len(calls) == 3 else loss), acc), test
+
+    monkeypatch.setattr(tr.Evaluation, "__call__", failing)
+    row = run(RunSpec(**{**SMALL, "eval_every": 4}), tmp_path)
+    assert (row["status"], row["diverged_step"], row["reason"]) == ("diverged", 8, "training loss is nan at step 8")
+
+
+def test_one_batch_of_every_training_sample_is_full_batch_descent(tmp_path):
+    """batch_size = n_train and batch_size = 'full' train on the same batch, unshuffled: the
+    same numbers to the last bit (only the config differs)."""
+    whole = run(RunSpec(**{**SMALL, "batch_size": 160}), tmp_path / "a")
+    full = run(RunSpec(**{**SMALL, "batch_size": "full"}), tmp_path / "b")
+    assert whole["run_id"] != full["run_id"] and (whole["full_batch"], full["full_batch"]) == (False, True)
+    for k in ("final_loss", "final_accuracy", "final_test_loss", "max_grad_norm", "n_steps"):
+        assert whole[k] == full[k], k
+    a, b = load_results(tmp_path / "a").layers, load_results(tmp_path / "b").layers
+    np.testing.assert_array_equal(a.grad_w_norm, b.grad_w_norm)
