@@ -21,12 +21,18 @@ SMALL = dict(depth=2, width=8, n_samples=200, epochs=6, batch_size=16)  # 10 ste
     (500, None, "log", (10, 10)),  # at every logged step, whatever the run's length
     (900, None, "log", (18, 18)),
     (500, 25, "log", (25, 25)),
+    (500, 10, 21, (10, 21)),  # 21 % 10 == 1: evaluations off the logged steps
+    (500, 10, 30, (10, 30)),
 ])
 def test_cadence(n_steps, log_every, eval_every, want):
     log, ev, rows = cadence(n_steps, log_every, eval_every)
     assert (log, ev) == want
     logged = {s for s in range(n_steps) if s % log == 0 or s % ev == 0}
     assert len(logged) < rows <= len(range(0, n_steps, log)) + len(range(0, n_steps, ev)) + 1  # + a diverging step
+    if ev % log == 0:  # evaluations on logged steps: room for exactly those rows and a diverging step
+        assert rows == len(logged) + 1
+    else:
+        assert rows == len(range(0, n_steps, log)) + len(range(0, n_steps, ev)) + 1
     if eval_every is None:  # on logged steps, as many as asked for (or every logged step)
         assert ev % log == 0 and EVAL_POINTS <= len(range(0, n_steps, ev)) < 2 * EVAL_POINTS
 

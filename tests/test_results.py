@@ -389,6 +389,7 @@ def test_an_atomic_write_makes_folders_and_leaves_nothing_when_it_fails(tmp_path
     fd, tmp = res._temporary(path)
     os.close(fd)
     assert Path(tmp).name.startswith(".f.parquet.") and Path(tmp).name.endswith(".tmp")
+    assert Path(tmp).parent == path.parent  # beside its file: the rename stays on one file system
 
 
 def test_done_means_ok_or_diverged_and_failed_runs_are_redone(folder):

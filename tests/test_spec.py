@@ -136,8 +136,9 @@ def test_a_file_dataset_needs_a_path():
         validate(RunSpec(dataset="file"))
     assert str(e.value) == "invalid config: data.path=None: must name an .npz file when dataset is 'file'"
     for empty in (None, ""):
-        with pytest.raises(ConfigError):
+        with pytest.raises(ConfigError) as e:
             validate(RunSpec(dataset="file", data_path=empty))
+        assert (e.value.field, e.value.value) == ("data.path", empty)
     assert validate(RunSpec(dataset="file", data_path="d.npz")).data_path == "d.npz"
 
 

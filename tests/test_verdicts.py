@@ -193,3 +193,12 @@ def test_where_tries_at_most_max_orderings(monkeypatch, n_conds, tried):
     monkeypatch.setattr(v, "_where", lambda c, order: calls.append(len(order)) or real(c, order))
     v.where(cases, conds)
     assert calls.count(n_conds) == tried
+
+
+def test_evidence_drops_every_kind_of_missing_pair():
+    """None, and NaN of any float type (a float32 NaN is not a Python float), are pairs that
+    say nothing: dropped before counting."""
+    want = v.evidence([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    assert v.evidence([1.0, None, 2.0, np.float32("nan"), 3.0, float("nan"), 4.0, 5.0, np.nan, 6.0]) == want
+    assert v.evidence(np.array([1, 2, 3, 4, 5, 6], dtype=np.float32)) == want
+    assert v.evidence([None, np.float32("nan")]).n == 0

@@ -77,13 +77,14 @@ def median_interval(x: np.ndarray, level: float = LEVEL) -> tuple[float, float, 
 def evidence(effects, zero: float = 0.0, min_n: int = MIN_SEEDS) -> Evidence:
     """The statistics of one case from its per-pair effects (NaN pairs dropped): a positive
     effect is the claim's direction; ``zero`` is "no effect"."""
-    x = np.asarray([e for e in effects if not (isinstance(e, float) and math.isnan(e))], float)
+    x = np.asarray(effects, float).ravel()  # None and NaN of any float type become NaN, then dropped
+    x = x[~np.isnan(x)]
     n = len(x)
     if n == 0:
         return Evidence(0, math.nan, math.nan, math.nan, math.nan, math.nan, None)
     low, high, cov = median_interval(x)
     above, below = int((x > zero).sum()), int((x < zero).sum())
-    p = 1 - binom_cdf(above - 1, above + below) if above + below else 1.0  # P(≥ above | no effect)
+    p = 1 - binom_cdf(above - 1, above + below)  # P(≥ above | no effect); 1 when every pair is a tie
     holds = None
     if n >= min_n:
         holds = True if low > zero else False if high < zero else None
@@ -100,7 +101,7 @@ def fmt(x) -> str:
     if math.isnan(x):
         return "n/a"
     if math.isinf(x):
-        return "never" if x > 0 else "-inf"
+        return "never" if x == math.inf else "-inf"
     if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e5):
         return f"{x:.1e}"
     return f"{x:.3g}"
