@@ -167,9 +167,10 @@ def tables(folder: Path) -> set:
     return {str(p.relative_to(folder)) for t in ("runs", "steps", "layers") for p in folder.rglob(f"{t}/*")}
 
 
-# cases that run in a new interpreter instead: the command's own start-up, one of each kind (the
-# analysis one a command that does not import the plotting libraries)
-SPAWNED = {"negative depth", "bad value among good ones", "table on a folder not mlplab's"}
+# cases that run in a new interpreter instead: the command's own start-up, for a run and for an
+# analysis command that does not import the plotting libraries (a sweep's start-up in a new
+# interpreter is test_sweep's first test)
+SPAWNED = {"negative depth", "table on a folder not mlplab's"}
 
 
 def invoke(base, tmp_path, args, module="mlplab", code=None, spawn=False):
