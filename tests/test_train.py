@@ -307,6 +307,8 @@ def test_prepare_accepts_the_edge_cases(fields):
      "with norm=batch every mini-batch needs >= 2 samples; 160 training samples in batches of 1 leave a batch of 1")),
     (dict(n_samples=200, batch_size=53, norm="batch"), ("train.batch_size", 53,
      "with norm=batch every mini-batch needs >= 2 samples; 160 training samples in batches of 53 leave a last batch of 1")),
+    (dict(n_samples=201, batch_size=2, norm="batch"), ("train.batch_size", 2,
+     "with norm=batch every mini-batch needs >= 2 samples; 161 training samples in batches of 2 leave a last batch of 1")),
 ])
 def test_prepare_refuses_with_the_field_the_value_and_the_rule(fields, refusal):
     assert _refusal(**fields) == refusal
