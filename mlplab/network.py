@@ -149,7 +149,7 @@ class MLP:
             self.running_mean = [layer.running_mean for layer in self.layers[:-1]]
             self.running_var = [layer.running_var for layer in self.layers[:-1]]
         self.sq = SquaredNorms(self.layout, self.L)  # ‖∂C/∂θ‖² per array, filled by backward_(norms=True)
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        rng = np.random.default_rng(seed)  # a Generator is returned as it is: the caller's draws
         initf = get_init(init)
         for W, b in zip(self.weights, self.biases):
             W[...], b[...] = initf(rng, W.shape[1], W.shape[0], sigma_w, sigma_b)

@@ -7,7 +7,7 @@ from mlplab import MLP
 from mlplab.network import sgd_step
 from mlplab.activations import ACTIVATIONS
 from mlplab.init import INITS
-from mlplab.losses import LOSSES
+from mlplab.losses import LOSSES, Loss
 
 
 def numerical_gradients(net, X, Y, numerical):
@@ -322,3 +322,151 @@ def test_gradients_results_are_kept_per_batch_size_and_at_most_two():
     assert len(net._results[6]) <= 2 and len(net._results[4]) == 1
     fresh = net.gradients(X[:5], Y[:5])
     assert fresh.delta[0].shape == (5, 4) and all(h.delta[0].shape == (6, 4) for h in held)
+
+
+# --- the constructor's defaults and checks, the copying API's input checks ---------------------
+
+
+def test_the_default_network_is_nielsens_initialiser_drawn_from_seed_0():
+    """MLP(sizes) is the config's default network (seed 0, init.sigma_w = init.sigma_b = 1):
+    W^l ~ N(0, 1/n_(l-1)), b^l ~ N(0, 1), drawn layer by layer from default_rng(0)."""
+    net = MLP([5, 7, 3])
+    rng = np.random.default_rng(0)
+    for W, b in zip(net.weights, net.biases):
+        n_out, n_in = W.shape
+        np.testing.assert_allclose(W, rng.standard_normal((n_out, n_in)) / np.sqrt(n_in), rtol=1e-15, atol=0)
+        np.testing.assert_allclose(b, rng.standard_normal(n_out), rtol=1e-15, atol=0)
+
+
+def test_a_generator_seed_is_drawn_from_as_it_is():
+    """seed= a Generator: the initial weights are the generator's next draws (it advances), the
+    same as from the integer seed it was made with."""
+    gen = np.random.default_rng(5)
+    net = MLP([4, 6, 2], seed=gen)
+    np.testing.assert_array_equal(net.params, MLP([4, 6, 2], seed=5).params)
+    ref = np.random.default_rng(5)
+    for n_out, n_in in [(6, 4), (2, 6)]:
+        ref.standard_normal((n_out, n_in)), ref.standard_normal(n_out)
+    assert gen.standard_normal() == ref.standard_normal()
+
+
+@pytest.mark.parametrize("sizes", [[3], [], [3, 0, 2], [0, 2], [4, 3, -1]])
+def test_sizes_need_an_input_and_an_output_of_at_least_one_unit(sizes):
+    with pytest.raises(ValueError) as e:
+        MLP(sizes)
+    assert str(e.value) == f"sizes={sizes!r}: need at least [n_0, n_L], every size >= 1"
+
+
+def test_leaky_relu_uses_the_networks_alpha(rng):
+    """alpha= sets leaky_relu's slope for z < 0: a^1 = z^1 where z^1 > 0, alpha z^1 elsewhere."""
+    net = MLP([3, 6, 2], "leaky_relu", "mse", seed=2, alpha=0.25)
+    assert net.activation.alpha == 0.25
+    X = rng.standard_normal((8, 3))
+    z = X @ net.weights[0].T + net.biases[0]
+    assert (z < 0).any() and (z > 0).any()
+    np.testing.assert_allclose(net.forward(X)[1], np.where(z > 0, z, 0.25 * z), rtol=1e-14, atol=1e-15)
+    assert MLP([3, 6, 2], "tanh", alpha=0.25).activation.name == "tanh"  # the other activations ignore it
+
+
+@pytest.mark.parametrize("shape", [(3,), (4, 5), (4, 3, 1), (4, 2)])
+def test_as_input_refuses_any_shape_but_batch_by_n0_naming_both(shape):
+    net = MLP([3, 5, 2], seed=0)
+    with pytest.raises(ValueError) as e:
+        net.as_input(np.ones(shape))
+    assert str(e.value) == f"X has shape {shape}; expected (batch, 3)"
+    with pytest.raises(ValueError):
+        net.gradients(np.ones(shape), np.ones((shape[0], 2)))
+
+
+@pytest.mark.parametrize("shape", [(6,), (6, 4), (5, 2), (6, 2, 1), (2, 6)])
+def test_as_targets_refuses_any_shape_but_batch_by_nL_naming_both(shape):
+    net = MLP([3, 5, 4, 2], seed=0)
+    X = net.as_input(np.ones((6, 3)))
+    with pytest.raises(ValueError) as e:
+        net.as_targets(X, np.ones(shape))
+    assert str(e.value) == f"Y has shape {shape}; expected (6, 2)"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_as_targets_gives_a_contiguous_array_of_the_networks_dtype(dtype, rng):
+    """Integer (or other-precision, or Fortran-ordered) targets become what the in-place API
+    wants: C-contiguous, the network's dtype, the same values."""
+    net = MLP([3, 4, 3], seed=0, dtype=dtype)
+    X = net.as_input(rng.standard_normal((5, 3)))
+    for Y in (np.eye(3, dtype=np.int64)[[0, 2, 1, 1, 0]], np.asfortranarray(np.eye(3)[[2, 2, 0, 1, 0]])):
+        T = net.as_targets(X, Y)
+        assert T.dtype == np.dtype(dtype) and T.flags.c_contiguous
+        np.testing.assert_array_equal(T, Y)
+
+
+# --- the in-place step API ---------------------------------------------------------------------
+
+
+def test_sgd_step_defaults_to_plain_sgd(rng):
+    """sgd_step(net, lr): s = 1 (no clipping), λ = 0 (no decay): θ ← θ − η ∂C/∂θ for every parameter."""
+    net = MLP([3, 4, 2], "tanh", "softmax_ce", seed=1)
+    X, Y = rng.standard_normal((5, 3)), np.eye(2)[rng.integers(0, 2, 5)]
+    g = net.gradients(X, Y)
+    before = [p.copy() for p in net.weights + net.biases]
+    sgd_step(net, 0.3)
+    for p, p0, d in zip(net.weights + net.biases, before, g.dW + g.db):
+        np.testing.assert_allclose(p, p0 - 0.3 * d, rtol=1e-15, atol=1e-17)
+
+
+@pytest.mark.parametrize("sizes", [[4, 6, 3], [64, 128, 128, 4]], ids=["small", "large"])
+def test_backward_fills_the_squared_norms_only_when_asked(sizes, rng):
+    """backward_(Y, norms=True) puts ‖∂C/∂θ‖² of every array into net.sq — for a small network
+    (one pass over the flat gradient) and a large one (layer by layer, during the pass);
+    backward_(Y) leaves net.sq alone (the norms are work a step skips unless asked)."""
+    net = MLP(sizes, "tanh", "softmax_ce", seed=0)
+    X = rng.standard_normal((8, sizes[0]))
+    Y = np.eye(sizes[-1])[rng.integers(0, sizes[-1], 8)]
+    g = net.gradients(X, Y)
+    net.sq.sums[...] = -1.0
+    net.forward_(X)
+    net.backward_(Y)
+    assert (net.sq.sums == -1.0).all()
+    net.forward_(X)
+    net.backward_(Y, norms=True)
+    for kind, grads in (("W", g.dW), ("b", g.db)):
+        want = [float(np.sum(d.astype(np.float64) ** 2)) for d in grads]
+        np.testing.assert_allclose(net.sq.by_kind[kind], want, rtol=1e-12)
+    assert net.sq.flat == (sizes[0] == 4)  # both ways of filling the norms are covered
+
+
+class LinearMSE(Loss):
+    """A loss of the caller's (``MLP(loss=Loss instance)``): identity output a = z,
+    C_x = ½ ‖a − y‖², δ^L = z − y. Written to read a in ``fn`` and z in ``delta_``: the network
+    must hand every loss method both z^L and a^L, as the losses' signature promises."""
+
+    name = "linear_mse"
+
+    def output_(self, z, out):
+        np.copyto(out, z)
+        return out
+
+    def fn(self, z, a, y):
+        return 0.5 * ((a - y) ** 2).sum(axis=1)
+
+    def delta_(self, z, a, y, out):
+        return np.subtract(z, y, out=out)
+
+
+def test_a_callers_loss_gets_both_z_and_a(rng, numerical):
+    net = MLP([3, 4, 2], "tanh", LinearMSE(), seed=3)
+    X, Y = rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
+    z = np.tanh(X @ net.weights[0].T + net.biases[0]) @ net.weights[1].T + net.biases[1]
+    assert net.loss_value(X, Y) == pytest.approx(0.5 * ((z - Y) ** 2).sum(axis=1).mean(), rel=1e-13)
+    g = net.gradients(X, Y)
+    np.testing.assert_allclose(g.delta[-1], (z - Y) / len(X), rtol=1e-12)
+    for P, G in zip(net.weights + net.biases, g.dW + g.db):
+        assert rel_err(G, numerical(net, X, Y, P)) <= 1e-6
+
+
+def test_the_first_layer_computes_no_gradient_for_the_input(rng):
+    """Layer 1's backward pass returns nothing (the layer below is the input): a step on a wide
+    input allocates no (m, n_0) array for ∂C/∂X."""
+    m, n0 = 128, 1024
+    net = MLP([n0, 8, 4], "tanh", "softmax_ce")
+    X, Y = rng.standard_normal((m, n0)), np.eye(4)[rng.integers(0, 4, m)]
+    assert step_peak_bytes(net, X, Y) < m * n0 * 8 / 4
