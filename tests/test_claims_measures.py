@@ -252,3 +252,158 @@ def test_a_run_reaches_its_target_at_the_first_step_at_or_above_it():
     targets = pd.Series({"a": 0.8, "b": 0.8})
     got = claims.steps_to(steps, "acc", targets, pd.Series({"a": 40, "b": 20}))
     assert got.to_dict() == {"a": 20.0, "b": 20.0} and got.dtype == np.float64
+
+
+# --- the ratios' rows, columns and measure -------------------------------------------------------------
+
+def test_gradient_ratios_have_the_same_columns_with_rows_as_without():
+    full = claims.gradient_ratios(layers_table())
+    empty = claims.gradient_ratios(layers_table().query("run_id == 'lin'"))
+    assert list(full.columns) == list(empty.columns) == ["run_id", "phase", "step", "ratio", "measure"]
+
+
+def test_after_training_needs_a_logged_step_after_step_0():
+    """A run logged at step 0 only has not trained: no 'after training' ratio; a run whose last
+    logged step is 1 has one, at step 1."""
+    p = layers_table().query("run_id == 'p'")
+    short = pd.concat([p[p["step"] == 0].assign(run_id="p0"), p.assign(run_id="p1", step=p["step"].clip(upper=1))])
+    got = claims.gradient_ratios(short)
+    init, end = claims.PHASES
+    assert sorted(zip(got["run_id"], got["phase"], got["step"])) == [("p0", init, 0), ("p1", end, 1), ("p1", init, 0)]
+    np.testing.assert_allclose(got["ratio"], 1 / 3, rtol=1e-15)
+
+
+@pytest.mark.parametrize("order", ["reversed runs", "shuffled"])
+def test_gradient_ratios_do_not_depend_on_the_order_of_the_rows(order):
+    """Each run's ratio is its own whatever the order of the layers table (results files are
+    read in any order): here the last layers come in another run order than the first layers."""
+    t = layers_table()
+    if order == "reversed runs":
+        t = t.sort_values(["step", "layer", "run_id"], ascending=[True, True, False])
+    else:
+        t = t.iloc[np.random.default_rng(3).permutation(len(t))]
+    got = claims.gradient_ratios(t).set_index(["run_id", "phase"])["ratio"]
+    init, end = claims.PHASES
+    want = {("p", init): 1 / 3, ("p", end): 1 / 3, ("bn", init): 5.0, ("bn", end): 5.0, ("bad", init): 0.5}
+    assert got.sort_index().to_dict() == pytest.approx(dict(sorted(want.items())), rel=1e-15)
+
+
+def test_gradient_ratios_without_a_norm_column_read_the_bias_gradients():
+    """No norm column: no run is batch-normalised, every ratio is ‖∂C/∂b^1‖/‖∂C/∂b^L‖."""
+    got = claims.gradient_ratios(layers_table().drop(columns="norm")).set_index(["run_id", "phase"])
+    assert (got["measure"] == "grad_b_norm").all()
+    init, end = claims.PHASES
+    assert got.loc[("bn", init), "ratio"] == 0.5 and got.loc[("bn", end), "ratio"] == 0.5  # b^1 / b^2
+    assert got.loc[("p", init), "ratio"] == pytest.approx(1 / 3) and got.loc[("bad", init), "ratio"] == 0.5
+
+
+@pytest.mark.parametrize("activation,init,sigma_w,sigma_b,want", [
+    ("relu", "he_normal", 1.0, 0.0, 1.0),             # He: χ1 = σ_w² E[φ'²] = 2 · ½, the edge of chaos
+    ("relu", "normal", 3.0, 0.5, 3 / math.sqrt(2)),   # χ1 = σ_w² / 2 whatever σ_b
+    ("tanh", "normal", 0.5, 0.0, 0.5),                # σ_b = 0, σ_w < 1: q* = 0 and χ1 = σ_w² tanh'(0)²
+    ("tanh", "xavier_normal", 1.0, 0.3, 1.0),         # Xavier at constant width: σ_w = 1, σ_b = 0
+])
+def test_predicted_factor_is_the_mean_field_per_layer_factor(activation, init, sigma_w, sigma_b, want):
+    assert claims.predicted_factor(activation, init, sigma_w, sigma_b, 64) == pytest.approx(want, rel=1e-9)
+
+
+def test_predicted_factor_is_nan_without_a_theory():
+    assert math.isnan(claims.predicted_factor("swish", "normal", 1.0, 0.0, 8))
+    assert math.isnan(claims.predicted_factor("tanh", "no_such_init", 1.0, 0.0, 8))
+
+
+# --- claim 1's targets ---------------------------------------------------------------------------------
+
+def target_results(ends: dict, start: float = 0.1, **config):
+    """Three seeds per loss (mse, bce) whose accuracy rises from ``start`` to ``ends[loss][seed]``
+    over three logged steps; ``config`` over every run."""
+    from synthetic import make_results
+
+    runs, curves = [], {}
+    for loss, finals in ends.items():
+        for seed, end in enumerate(finals):
+            rid = f"{loss}-{seed}"
+            runs.append({"run_id": rid, "loss": loss, "seed": seed, **config})
+            curves[rid] = np.array([start, (start + end) / 2, end, end])
+    return make_results(runs, curves)
+
+
+def test_the_accuracy_target_is_the_best_median_over_seeds_of_the_losses():
+    """Medians over seeds: mse 0.6, bce 6/7 (a 7-sample test set); the target, 0.9 × 6/7 to 4
+    decimals, is the same for every run, seeds included. A config value that is missing (σ_w,
+    which He initialisation ignores) is a value like any other."""
+    res = target_results({"mse": [0.5, 0.6, 0.7], "bce": [0.8, 6 / 7, 0.95]}, init="he_normal", sigma_w=np.nan)
+    pr = claims.per_run(res).set_index("run_id")
+    for column in ("test_accuracy", "train_accuracy"):
+        assert pr[f"target_{column}"].tolist() == [0.7714] * 6
+    # reached at the third logged step (step 20) by the runs that end at or above it
+    assert pr["steps_test_accuracy"].to_dict() == {"mse-0": 40.0, "mse-1": 40.0, "mse-2": 40.0,
+                                                   "bce-0": 20.0, "bce-1": 20.0, "bce-2": 20.0}
+
+
+def test_a_target_equal_to_an_initial_accuracy_is_no_target():
+    """Every final accuracy 0.9: target 0.81. One run already has 0.81 at step 0: the target is
+    met before any learning, so the setting has none."""
+    res = target_results({"mse": [0.9] * 3, "bce": [0.9] * 3})
+    assert claims.per_run(res)["target_test_accuracy"].tolist() == [0.81] * 6
+    res.steps.loc[(res.steps["run_id"] == "bce-1") & (res.steps["step"] == 0), "test_accuracy"] = 0.81
+    pr = claims.per_run(res)
+    assert pr["target_test_accuracy"].isna().all() and pr["steps_test_accuracy"].isna().all()
+    assert pr["target_train_accuracy"].tolist() == [0.81] * 6
+
+
+# --- which fields make cases ---------------------------------------------------------------------------
+
+def test_without_conditions_the_cases_are_the_values_of_the_fields_that_vary():
+    rows = [{"seed": s, "lr": lr, "e": lr} for s in range(5) for lr in (0.1, 0.5)]
+    cases = claims._cases(per_run(rows), [], lambda g: g["e"].to_numpy())
+    assert cases.attrs["conds"] == ["lr"]
+    assert list(zip(cases["lr"], cases["effect"], cases["n"])) == [(0.1, 0.1, 5), (0.5, 0.5, 5)]
+
+
+def test_a_missing_condition_value_still_groups_the_pairs_that_share_it():
+    """σ_w is missing in every pair (an initialiser that ignores it): lr still varies among the
+    pairs of that one condition value, so it makes cases."""
+    rows = [{"seed": s, "sigma_w": np.nan, "lr": lr, "e": lr} for s in range(5) for lr in (0.1, 0.5)]
+    cases = claims._cases(per_run(rows), ["sigma_w"], lambda g: g["e"].to_numpy())
+    assert cases.attrs["conds"] == ["sigma_w", "lr"]
+    assert list(zip(cases["lr"], cases["effect"])) == [(0.1, 0.1), (0.5, 0.5)]
+
+
+# --- ratios arriving as object columns -----------------------------------------------------------------
+
+def test_claim_3_reads_ratios_from_an_object_column(monkeypatch):
+    """As the effects of claims 1 and 4b: a column of floats held as objects gives the same numbers."""
+    monkeypatch.setattr(claims, "predicted_factor", lambda *a: 2.0)
+    pr = per_run([{"seed": s, "ratio_init": 10.0 ** (1 + s)} for s in range(5)]).astype({"ratio_init": object})
+    cases = claims.explode_cases(pr)
+    assert cases["n"].tolist() == [5] and cases["effect"].tolist() == [3.0]
+
+
+def test_claim_4a_reads_ratios_from_object_columns():
+    rows = []
+    for seed in range(5):
+        rows.append({"seed": seed, "activation": "relu", "ratio_init": 0.5, "ratio_end": 2.0})
+        rows.append({"seed": seed, "activation": "sigmoid", "ratio_init": 1e-3, "ratio_end": 1e-2})
+    cases = claims.relu_cases(per_run(rows).astype({"ratio_init": object, "ratio_end": object}))
+    effects = dict(zip(cases["phase"], cases["effect"]))
+    init, end = claims.PHASES
+    assert effects == pytest.approx({init: 3 - math.log10(2), end: 2 - math.log10(2)}, rel=1e-12)
+
+
+def test_gradient_ratios_of_zero_norms_are_inf_or_nan_quietly():
+    """A last layer whose gradient is 0 (a dead or saturated output) gives an infinite ratio, 0/0
+    gives NaN, with no warning (the suite turns warnings into errors)."""
+    t = layers_table().query("run_id == 'p'")
+    last = t["layer"] == 3
+    t = pd.concat([t.assign(run_id="inf", grad_b_norm=t["grad_b_norm"].where(~last, 0.0)),
+                   t.assign(run_id="nan", grad_b_norm=0.0)])
+    got = claims.gradient_ratios(t).set_index(["run_id", "phase"])["ratio"]
+    assert (got.loc["inf"] == np.inf).all() and got.loc["nan"].isna().all() and len(got) == 4
+
+
+def test_phase_pairs_drop_missing_ratios_quietly():
+    p = pd.DataFrame({"ratio_init_a": [np.nan, 0.5], "ratio_init_b": [0.2, np.inf],
+                      "ratio_end_a": [0.5, np.nan], "ratio_end_b": [np.nan, np.nan]})
+    out = claims._phase_rows_pairs(p)
+    assert list(zip(out["phase"], out["ratio_a"], out["ratio_b"])) == [(claims.PHASES[0], 0.5, np.inf)]

@@ -202,3 +202,58 @@ def test_evidence_drops_every_kind_of_missing_pair():
     assert v.evidence([1.0, None, 2.0, np.float32("nan"), 3.0, float("nan"), 4.0, 5.0, np.nan, 6.0]) == want
     assert v.evidence(np.array([1, 2, 3, 4, 5, 6], dtype=np.float32)) == want
     assert v.evidence([None, np.float32("nan")]).n == 0
+
+
+@pytest.mark.parametrize("level,two_sided,one_sided", [(0.5, 50, 25), (0.8, 80, 10)])
+def test_the_decision_rule_is_a_one_sided_test_at_half_the_miss_of_the_interval(monkeypatch, level, two_sided, one_sided):
+    """A two-sided interval at ``LEVEL`` misses the median on either side with (1 − LEVEL)/2."""
+    monkeypatch.setattr(v, "LEVEL", level)
+    assert (f"the {two_sided} % distribution-free interval of the median effect over seeds "
+            f"(order statistics; a one-sided sign test at {one_sided} %)") in v.describe_level()
+
+
+def test_median_interval_at_a_level_met_exactly_is_the_narrower_interval():
+    """n = 4: [x(2), x(3)] covers the median with P(Bin(4, ½) = 2) = 6/16 = 0.375. At that level
+    exactly it is the interval (its coverage reaches the level); just above, the range (14/16)."""
+    x = [4.0, 1.0, 3.0, 2.0]
+    assert v.median_interval(x, 0.375) == (2.0, 3.0, 0.375)
+    assert v.median_interval(x, 0.376) == (1.0, 4.0, 0.875)
+
+
+@pytest.mark.parametrize("level", [0.3, 0.6, 0.8, v.LEVEL, 0.95])
+def test_median_interval_takes_the_largest_k_whose_coverage_reaches_the_level(level):
+    """n = 1..40: [x(k), x(n−k+1)] with k the largest of 1..⌈n/2⌉ whose coverage
+    1 − 2 P(Bin(n, ½) ≤ k − 1) is ≥ level (k = 1 when none is). The binomial distribution here is
+    n coin flips convolved (exact in floats up to n = 40: its masses are multiples of 2^-n)."""
+    pmf = np.array([1.0])
+    for n in range(1, 41):
+        pmf = np.convolve(pmf, [0.5, 0.5])
+        ks = np.arange(1, (n + 1) // 2 + 1)
+        cover = 1 - 2 * np.cumsum(pmf)[ks - 1]
+        k = int(ks[cover >= level].max()) if (cover >= level).any() else 1
+        x = np.arange(n, 0, -1, dtype=float)  # n, ..., 1: the k-th smallest is k
+        low, high, cov = v.median_interval(x, level)
+        assert (low, high) == (k, n - k + 1), n
+        assert cov == pytest.approx(cover[k - 1], abs=1e-12)
+
+
+def test_a_missing_value_is_a_condition_value_like_any_other():
+    """A condition that is missing in some cases (no data file) tells them apart like any value."""
+    cases = pd.DataFrame({"data_path": [None, None, "d.npz", "d.npz"], "depth": [2, 4, 2, 4],
+                          "holds": [True, True, False, False], "n": [5] * 4})
+    assert v.verdict(cases, ["data_path", "depth"]) == "reproduced only when data_path = n/a"
+
+
+def test_a_column_that_does_not_vary_is_not_named_even_when_the_others_do_not_separate():
+    """Depth 2 holds in one case and fails in another: the verdict can only say where it holds in
+    some cases; the loss, the same in every case, is no condition of it."""
+    c = cases([True, False, False], depth=[2, 2, 4])
+    assert v.verdict(c, ["depth"]) == "reproduced only when depth = 2 and in some cases"
+    assert v.verdict(c.assign(loss="mse"), ["loss", "depth"]) == v.verdict(c, ["depth"])
+
+
+def test_a_partial_verdict_with_undecided_cases():
+    """Holds as the case tables give it: True, False or None in one column."""
+    c = cases([True, False, None, None], depth=[1, 2, 4, 8])
+    assert c["holds"].dtype == object
+    assert v.verdict(c, ["depth"]) == "reproduced only when depth = 1 (undecided when depth ≥ 4)"

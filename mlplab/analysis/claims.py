@@ -121,8 +121,8 @@ def gradient_ratios(layers: pd.DataFrame, column: str | None = None) -> pd.DataF
         else:
             use_w = (first["norm"] == "batch") if "norm" in first else pd.Series(False, index=first.index)
         measure = np.where(use_w, "grad_w_norm", "grad_b_norm")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = (first["grad_b_norm"] / last["grad_b_norm"]).where(~use_w, first["grad_w_norm"] / last["grad_w_norm"])
+        # pandas arithmetic: a zero norm gives inf or NaN, with no floating-point warning
+        ratio = (first["grad_b_norm"] / last["grad_b_norm"]).where(~use_w, first["grad_w_norm"] / last["grad_w_norm"])
         frames.append(pd.DataFrame({"run_id": first.index, "phase": phase, "step": first["step"].to_numpy(),
                                     "ratio": ratio.to_numpy(), "measure": measure}))
     return pd.concat(frames, ignore_index=True)
@@ -290,8 +290,7 @@ def _phase_rows_pairs(p: pd.DataFrame) -> pd.DataFrame:
         return p.assign(phase=[], ratio_a=[], ratio_b=[])
     out = pd.concat([p.assign(phase=ph, ratio_a=p[f"{col}_a"], ratio_b=p[f"{col}_b"])
                      for ph, col in zip(PHASES, ("ratio_init", "ratio_end"))], ignore_index=True)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return out[(out["ratio_a"] > 0) & (out["ratio_b"] > 0)]
+    return out[(out["ratio_a"] > 0) & (out["ratio_b"] > 0)]
 
 
 def clip_effect(g: pd.DataFrame) -> np.ndarray:

@@ -58,8 +58,8 @@ class Evidence:
 
 
 def binom_cdf(k: int, n: int) -> float:
-    """P(Binomial(n, 1/2) ≤ k)."""
-    return sum(math.comb(n, i) for i in range(0, k + 1)) / 2**n if k >= 0 else 0.0
+    """P(Binomial(n, 1/2) ≤ k) (0 for k < 0: the sum is empty)."""
+    return sum(math.comb(n, i) for i in range(k + 1)) / 2**n
 
 
 def median_interval(x: np.ndarray, level: float = LEVEL) -> tuple[float, float, float]:
