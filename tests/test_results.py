@@ -504,3 +504,11 @@ def test_prepare_folder_names_the_file_that_blocks_it_when_not_the_folder(tmp_pa
     with pytest.raises(res.ResultsError) as e:
         res.prepare_folder(root)
     assert str(e.value) == f"results_dir: the results folder {str(root)!r} cannot be written: Is a directory ({probe})"
+
+
+def test_a_mixed_folder_counts_the_files_of_each_version(folder):
+    run(RunSpec(**SMALL, seed=2), folder, sweep="t")
+    path = sorted((folder / "runs").glob("*.parquet"))[0]
+    pq.write_table(pq.read_table(path).replace_schema_metadata({res.META_KEY: b"0"}), path)
+    with pytest.raises(res.ResultsError, match=rf"schema versions 0 \(1 files\), {res.SCHEMA_VERSION} \(2 files\);"):
+        res.check_versions(res.Catalogue.of(folder), folder)
