@@ -22,6 +22,7 @@ differences, no results needed); claim rows from ``mlplab.analysis.claims`` on t
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -50,6 +51,11 @@ def _err(x) -> str:
 
 def formula_rows() -> pd.DataFrame:
     """One row per entry of the post's table (``formulas.formula_table``)."""
+    return _formula_rows().copy()
+
+
+@functools.cache
+def _formula_rows() -> pd.DataFrame:  # the checks use fixed seeds and no results: once per process
     rows = []
     for r in formulas.formula_table().to_dict("records"):
         if r["holds"] and r.get("chained_holds", True):
@@ -72,6 +78,11 @@ def formula_rows() -> pd.DataFrame:
 
 def erratum_rows() -> pd.DataFrame:
     """One row per erratum (``formulas.errata_table``)."""
+    return _erratum_rows().copy()
+
+
+@functools.cache
+def _erratum_rows() -> pd.DataFrame:  # as _formula_rows
     rows = []
     for r in formulas.errata_table().to_dict("records"):
         if not r["post_holds"] and r["correct_holds"]:
