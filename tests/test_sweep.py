@@ -234,10 +234,9 @@ def worker_pids(pid):
     return pids
 
 
-# 8 runs of about 0.1-0.3 s: a sweep on 2 workers is interrupted once 3 are committed, with
+# 12 runs of about 0.1-0.3 s: a sweep on 2 workers is interrupted once 3 are committed, with
 # several still to run
-GRID = ["depth=2,6", "loss=mse,bce", "seed=0,1", "width=32", "data.n_samples=1000", "train.epochs=8", "train.batch_size=8"]
-N = 8  # runs in GRID
+GRID = ["depth=2,4,6", "loss=mse,bce", "seed=0,1", "width=32", "data.n_samples=1000", "train.epochs=8", "train.batch_size=8"]
 
 
 def start(folder, *args):
@@ -293,7 +292,7 @@ def test_sigkill_mid_sweep_then_rerun_recovers_every_run_exactly_once(tmp_path, 
         os.kill(worker_pids(proc.pid)[0], signal.SIGKILL)
         out, err = proc.communicate(timeout=120)
         if launcher == "dask":  # the sweep survives its worker
-            assert proc.returncode == 0 and f"{N} ok, 0 diverged, 0 failed, 0 missing" in out, err
+            assert proc.returncode == 0 and "12 ok, 0 diverged, 0 failed, 0 missing" in out, err
             assert not list(killed.rglob(".*.tmp"))
         else:
             assert proc.returncode == 1 and len(err.strip().splitlines()) == 1 and "missing" in err, err
@@ -302,21 +301,21 @@ def test_sigkill_mid_sweep_then_rerun_recovers_every_run_exactly_once(tmp_path, 
         except ProcessLookupError:
             pass
     done_at_kill = committed(root)
-    assert 3 <= done_at_kill <= N
+    assert 3 <= done_at_kill <= 12
     if not (launcher == "dask" and victim == "one worker"):
-        assert done_at_kill < N, "the kill must land mid-sweep"
+        assert done_at_kill < 12, "the kill must land mid-sweep"
     time.sleep(0.5)
     assert committed(root) == done_at_kill  # nothing runs on after the kill
     load_results(root)  # a killed sweep's folder is readable as it is
 
-    if done_at_kill < N:  # (a dask sweep that survived its worker has nothing left to do)
+    if done_at_kill < 12:  # (a dask sweep that survived its worker has nothing left to do)
         p = sweep(killed, *GRID, f"hydra/launcher={launcher}")
         assert p.returncode == 0, p.stderr
-        assert f"{N} runs, {done_at_kill} already done, {N - done_at_kill} to run" in p.stdout
+        assert f"12 runs, {done_at_kill} already done, {12 - done_at_kill} to run" in p.stdout
         assert not list(killed.rglob(".*.tmp"))
 
     got = metrics(root)
-    assert got[0].run_id.is_unique and len(got[0]) == N
+    assert got[0].run_id.is_unique and len(got[0]) == 12
     assert set(got[0].run_id) == set(clean[0].run_id)
     assert_same_metrics(got, clean)
 
@@ -335,12 +334,12 @@ def test_ctrl_c_mid_sweep_is_one_line_exit_130_and_a_rerun_resumes(tmp_path, cle
     _, err = proc.communicate(timeout=60)
     done = committed(root)
     assert proc.returncode == 130, err
-    assert err.strip().splitlines() == [f"mlplab: interrupted: {done} of {N} runs committed; rerun the same command to resume"]
-    assert 3 <= done < N and not list(killed.rglob(".*.tmp"))
+    assert err.strip().splitlines() == [f"mlplab: interrupted: {done} of 12 runs committed; rerun the same command to resume"]
+    assert 3 <= done < 12 and not list(killed.rglob(".*.tmp"))
     p = sweep(killed, *GRID)
-    assert p.returncode == 0 and f"{N} runs, {done} already done" in p.stdout, p.stderr
+    assert p.returncode == 0 and f"12 runs, {done} already done" in p.stdout, p.stderr
     got = metrics(root)
-    assert len(got[0]) == N
+    assert len(got[0]) == 12
     assert_same_metrics(got, clean)
 
 
