@@ -254,17 +254,19 @@ def test_trainability_table_counts_the_runs(sweep):
 @pytest.fixture(scope="module")
 def command(sweep):
     """``python -m mlplab.analysis.chaos <sweep>`` (its ``main``), once: (its exit code, what it
-    printed, the figures it wrote as ``make_figures`` returned them to it)."""
-    original, made, out = chaos.make_figures, [], io.StringIO()
+    printed, the figures it wrote as ``make_figures`` returned them to it, what it asked
+    ``make_figures`` for)."""
+    original, made, asked, out = chaos.make_figures, [], [], io.StringIO()
 
     def recorded(*args, **kwargs):
+        asked.append((args, kwargs))
         made.append(original(*args, **kwargs))
         return made[-1]
 
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
         mp.setattr(chaos, "make_figures", recorded)
         code = chaos.main([str(sweep)])
-    return code, out.getvalue(), made
+    return code, out.getvalue(), made, asked
 
 
 def test_figures_are_written(sweep, command):
@@ -279,7 +281,18 @@ def test_figures_are_written(sweep, command):
     plt.close(fig)
 
 
-def test_report_blocks(sweep):
+def test_report_blocks(sweep, command, monkeypatch):
+    """The report's section asks make_figures for the command's figures (the same data), and
+    shows them; they are not drawn a second time here."""
+    ((args, kwargs),), (made,) = command[3], command[2]
+
+    def same_figures(res, **kw):
+        assert Path(res.path) == Path(args[0].path) and kw.keys() == kwargs.keys()
+        for k in kw:
+            pd.testing.assert_frame_equal(kw[k], kwargs[k])
+        return made
+
+    monkeypatch.setattr(chaos, "make_figures", same_figures)
     blocks = chaos.report_blocks(sweep)
     assert (blocks[0].kind, blocks[0].body) == ("h2", "Edge of chaos")
     figs = [b for b in blocks if b.kind == "figure"]

@@ -2,6 +2,8 @@
 distribution (synthetic data with known answers), and the tables, figures and report section on
 small runs made with mlplab.run (8x8 digits and real MNIST)."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -261,10 +263,25 @@ def test_training_on_mnist_against_his_curves(mnist):
 
 
 @pytest.fixture(scope="module")
-def written(mnist_root):
-    """``write_tables`` on the MNIST folder: its Markdown; the tables and both figures (PNG and
-    SVG, drawn by ``fig_init`` and ``fig_training``) are in the folder."""
-    return N.write_tables(mnist_root)
+def written_and_drawn(mnist_root):
+    """``write_tables`` on the MNIST folder: (its Markdown, [((folder, prefix), the figures
+    make_figures drew for it)]); the tables and both figures (PNG and SVG, drawn by
+    ``fig_init`` and ``fig_training``) are in the folder."""
+    original, drawn = N.make_figures, []
+
+    def recorded(res, outdir, prefix):
+        drawn.append(((Path(res.path), prefix), original(res, outdir, prefix)))
+        return drawn[-1][1]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(N, "make_figures", recorded)
+        md = N.write_tables(mnist_root)
+    return md, drawn
+
+
+@pytest.fixture(scope="module")
+def written(written_and_drawn):
+    return written_and_drawn[0]
 
 
 def test_figures_are_written(mnist, mnist_root, written):
@@ -287,7 +304,16 @@ def test_no_training_figure_without_training(tmp_path):
         N.fig_training(mlplab.load_results(tmp_path))
 
 
-def test_report_blocks(mnist_root, tmp_path):
+def test_report_blocks(mnist_root, tmp_path, written_and_drawn, monkeypatch):
+    """The section asks make_figures for the figures write_tables drew (the same folder and
+    names, into the report's outdir) and shows them; they are not drawn a second time here."""
+    (((folder, prefix), made),) = written_and_drawn[1]
+
+    def same_figures(res, outdir, name):
+        assert (Path(res.path), name, Path(outdir)) == (folder, prefix, tmp_path)
+        return made
+
+    monkeypatch.setattr(N, "make_figures", same_figures)
     blocks = N.report_blocks(mnist_root.parent / "blog", outdir=tmp_path)  # a study next to the Nielsen folder
     assert blocks[0].kind == "h2" and blocks[0].body == "Nielsen's speeds of learning"
     assert {b.kind for b in blocks} <= {"h2", "h3", "p", "list", "table", "figure", "code"}
