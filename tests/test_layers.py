@@ -255,12 +255,11 @@ def test_a_float32_network_keeps_every_buffer_in_float32(norm, residual):
     X, Y = rng.standard_normal((6, 3)), np.eye(2)[rng.integers(0, 2, 6)]
     net.gradients(X, Y)
     net.evaluate(X, Y)
-    for ws in (net.last_workspace,):
-        for l, c in enumerate(ws.buffers, 1):
-            for k in Buffers.__slots__:
-                arr = getattr(c, k)
-                if isinstance(arr, np.ndarray):
-                    assert arr.dtype == np.float32, (l, k, arr.dtype)
+    for l, c in enumerate(net.last_workspace.buffers, 1):
+        for k in Buffers.__slots__:
+            arr = getattr(c, k)
+            if isinstance(arr, np.ndarray):
+                assert arr.dtype == np.float32, (l, k, arr.dtype)
 
 
 @pytest.mark.parametrize("norm", [None, "batch", "layer"])
