@@ -5,9 +5,12 @@ Each case runs ``python -m mlplab`` (or an analysis command) against a copy of a
 that already holds a committed run; the digests of its files before and after must be equal and
 no table file may appear. The command runs in a forked child of the test process (``forked``):
 the module's ``__main__``, its exit code, stdout and stderr as from a new interpreter, without a
-new interpreter's start-up. A few cases run in a new interpreter instead (``SPAWNED``).
+new interpreter's start-up. A few cases run in a new interpreter instead (``SPAWNED``). The
+many ways a data file's content can be wrong (``FILE_CASES``) are run in this process, through
+the functions the command calls, after Hydra has composed the config.
 """
 
+import dataclasses
 import hashlib
 import shutil
 import subprocess
@@ -66,6 +69,35 @@ def file_case(name, words, loss=None):
     return (args, 2, words)
 
 
+# What a data file's content can get wrong, refused when the run reads the file: run here by
+# calling ``mlplab.run`` with the spec the command line composes (test_config checks that
+# composition) and turning its error into the command's line and exit code as ``main`` does.
+# The cases of CASES with a data file take the same path through ``python -m mlplab``, for a
+# file that is missing, one whose values are refused, and targets refused for the loss.
+FILE_CASES = {
+    "a folder as data file": ("a_folder.npz", ["a_folder.npz", "not a regular file"]),
+    "corrupt data file": ("corrupt.npz", ["corrupt.npz", "not a readable .npz"]),
+    "a .npy array": ("array.npy", ["array.npy", "single array"]),
+    "no X": ("no_x.npz", ["no_x.npz", "'features'", "X (samples, features)"]),
+    "both Y and labels": ("y_and_labels.npz", ["exactly one of Y and labels"]),
+    "Inf in X": ("inf.npz", ["inf.npz", "X has 150 NaN or infinite"]),
+    "3-D X": ("x3d.npz", ["X has shape (50, 3, 2)", "2-D"]),
+    "1-D X": ("x1d.npz", ["X has shape (50,)", "2-D"]),
+    "text X": ("xstr.npz", ["X has dtype", "real numbers"]),
+    "object X": ("object.npz", ["object.npz", "not a readable .npz"]),
+    "one sample in the file": ("one_sample.npz", ["X has 1 samples", "at least 2"]),
+    "empty file data": ("empty.npz", ["X has 0 samples"]),
+    "Y with fewer rows": ("short_y.npz", ["Y has shape (49, 2)", "one row per sample"]),
+    "1-D Y": ("y1d.npz", ["Y has shape (50,)"]),
+    "one-column Y": ("y1col.npz", ["Y has 1 column"]),
+    "NaN in Y": ("ynan.npz", ["Y has 100 NaN"]),
+    "negative label": ("neg_label.npz", ["labels has the value -1", "0..K-1"]),
+    "float labels": ("float_label.npz", ["labels has dtype float64", "integers"]),
+    "one class in the file": ("one_class.npz", ["only class 0"]),
+    "fewer labels than samples": ("short_labels.npz", ["labels has shape (40,)"]),
+}
+
+
 CASES = {
     # config values: field, value, what is allowed. A value refused by the same rule as one of
     # test_config's out-of-range values and wrong types (checked there: ConfigError or Hydra's,
@@ -101,27 +133,7 @@ CASES = {
     "samples beyond memory": (["data.n_samples=2000000000", "data.n_features=1000"], 2, ["n_samples=2000000000", "of memory"]),
     # data files
     "missing data file": file_case("missing.npz", ["data.path='data/missing.npz'", "no such file"]),
-    "a folder as data file": file_case("a_folder.npz", ["a_folder.npz", "not a regular file"]),
-    "corrupt data file": file_case("corrupt.npz", ["corrupt.npz", "not a readable .npz"]),
-    "a .npy array": file_case("array.npy", ["array.npy", "single array"]),
-    "no X": file_case("no_x.npz", ["no_x.npz", "'features'", "X (samples, features)"]),
-    "both Y and labels": file_case("y_and_labels.npz", ["exactly one of Y and labels"]),
     "NaN in X": file_case("nan.npz", ["nan.npz", "X has", "NaN or infinite", "finite"]),
-    "Inf in X": file_case("inf.npz", ["inf.npz", "X has 150 NaN or infinite"]),
-    "3-D X": file_case("x3d.npz", ["X has shape (50, 3, 2)", "2-D"]),
-    "1-D X": file_case("x1d.npz", ["X has shape (50,)", "2-D"]),
-    "text X": file_case("xstr.npz", ["X has dtype", "real numbers"]),
-    "object X": file_case("object.npz", ["object.npz", "not a readable .npz"]),
-    "one sample in the file": file_case("one_sample.npz", ["X has 1 samples", "at least 2"]),
-    "empty file data": file_case("empty.npz", ["X has 0 samples"]),
-    "Y with fewer rows": file_case("short_y.npz", ["Y has shape (49, 2)", "one row per sample"]),
-    "1-D Y": file_case("y1d.npz", ["Y has shape (50,)"]),
-    "one-column Y": file_case("y1col.npz", ["Y has 1 column"]),
-    "NaN in Y": file_case("ynan.npz", ["Y has 100 NaN"]),
-    "negative label": file_case("neg_label.npz", ["labels has the value -1", "0..K-1"]),
-    "float labels": file_case("float_label.npz", ["labels has dtype float64", "integers"]),
-    "one class in the file": file_case("one_class.npz", ["only class 0"]),
-    "fewer labels than samples": file_case("short_labels.npz", ["labels has shape (40,)"]),
     "soft targets for cross-entropy": file_case("soft_y.npz", ["loss='softmax_ce'", "0/1"], loss="softmax_ce"),
     # the results folder
     "results folder is a file": (["results_dir=a_file"], 2, ["results_dir", "a_file", "Not a directory"]),
@@ -205,6 +217,43 @@ def test_a_bad_run_is_one_line_and_changes_nothing(base, tmp_path, name):
     assert tables(case / "results") == before_tables, "bad input wrote a table file"
 
 
+@pytest.fixture(scope="module")
+def file_spec():
+    """The spec ``python -m mlplab`` composes for a data file case (its path aside)."""
+    from hydra import compose, initialize_config_dir
+
+    from mlplab.cli import CONF_DIR
+    from mlplab.config import to_spec
+
+    args, _, _ = file_case("good.npz", [])
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["results_dir=results", "sweep_name=base", *TINY, *args])
+    return to_spec(cfg)
+
+
+@pytest.mark.parametrize("name", list(FILE_CASES))
+def test_a_bad_data_file_is_one_line_and_changes_nothing(base, tmp_path, monkeypatch, file_spec, name):
+    """What ``main`` does with the spec of one run, in this process: ``prepare``, ``run``, and
+    an error becomes one line (``one_line``) and an exit code (``exit_code``)."""
+    from mlplab.cli import exit_code, one_line
+    from mlplab.train import prepare
+
+    file, words = FILE_CASES[name]
+    case = tmp_path / "case"
+    shutil.copytree(base, case)
+    monkeypatch.chdir(case)  # the path is relative, as on the command line
+    before, before_tables = digests(case / "results"), tables(case / "results")
+    with pytest.raises(Exception) as e:
+        spec = prepare(dataclasses.replace(file_spec, data_path=f"data/{file}"))
+        mlplab.run(spec, Path("results/base"), sweep="base")
+    line = one_line(e.value)
+    assert exit_code(e.value) == 2, (type(e.value), line)
+    assert "\n" not in line and "Traceback" not in line
+    for w in words:
+        assert w in line, (w, line)
+    assert digests(case / "results") == before and tables(case / "results") == before_tables
+
+
 def test_a_run_that_fails_exits_1_with_one_line_and_is_recorded(base, tmp_path):
     """Not bad input: a fault inside the run. It is recorded as failed, its line on stderr."""
     p, case, _ = invoke(base, tmp_path, ["results_dir=results", "sweep_name=base", *TINY, "width=5"],
@@ -232,5 +281,5 @@ def test_a_bad_analysis_command_is_one_line(base, tmp_path, name):
 
 
 def test_the_table_covers_forty_bad_inputs():
-    assert len(CASES) + len(SWEEP_CASES) + len(ANALYSIS_CASES) >= 40
+    assert len(CASES) + len(FILE_CASES) + len(SWEEP_CASES) + len(ANALYSIS_CASES) >= 40
     assert SPAWNED <= set(CASES) | set(SWEEP_CASES) | set(ANALYSIS_CASES)
