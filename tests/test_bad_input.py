@@ -5,9 +5,10 @@ Each case runs ``python -m mlplab`` (or an analysis command) against a copy of a
 that already holds a committed run; the digests of its files before and after must be equal and
 no table file may appear. The command runs in a forked child of the test process (``forked``):
 the module's ``__main__``, its exit code, stdout and stderr as from a new interpreter, without a
-new interpreter's start-up. A few cases run in a new interpreter instead (``SPAWNED``). The
-many ways a data file's content can be wrong (``FILE_CASES``) are run in this process, through
-the functions the command calls, after Hydra has composed the config.
+new interpreter's start-up. A few cases run in a new interpreter instead (``SPAWNED``). More
+values refused by the same rules (``VALUE_CASES``) and the many ways a data file's content can
+be wrong (``FILE_CASES``) run in this process, through the functions the command calls after
+Hydra has composed the config.
 """
 
 import dataclasses
@@ -69,11 +70,33 @@ def file_case(name, words, loss=None):
     return (args, 2, words)
 
 
-# What a data file's content can get wrong, refused when the run reads the file: run here by
-# calling ``mlplab.run`` with the spec the command line composes (test_config checks that
-# composition) and turning its error into the command's line and exit code as ``main`` does.
-# The cases of CASES with a data file take the same path through ``python -m mlplab``, for a
-# file that is missing, one whose values are refused, and targets refused for the loss.
+# Values refused by the rules that CASES exercise through ``python -m mlplab``, run in this
+# process as ``main`` runs them: Hydra composes the config (``compose``), then ``prepare`` and
+# ``mlplab.run`` (the functions the command calls), and the error becomes the command's line and
+# exit code (``one_line``, ``exit_code``).
+VALUE_CASES = {
+    "word eval_every": (["train.eval_every=often"], ["train.eval_every='often'"]),
+    "negative decay": (["train.weight_decay=-1"], ["train.weight_decay=-1.0", ">= 0"]),
+    "empty test split": (["data.test_fraction=0.001"], ["data.test_fraction=0.001", "0 for testing"]),
+    "negative sigma_b": (["init.sigma_b=-1"], ["init.sigma_b=-1.0"]),
+    "leaky slope above 1": (["activation=leaky_relu", "activation.alpha=2"], ["activation.alpha=2.0", "(0, 1)"]),
+    "negative seed": (["seed=-1"], ["seed=-1"]),
+    "seed beyond int64": ([f"seed={2**63}"], [f"seed={2**63}", "<= 9223372036854775807"]),
+    "depth beyond int32": ([f"depth={2**31}"], [f"depth={2**31}", "<= 2147483647"]),
+    "one sample": (["data.n_samples=1"], ["data.n_samples=1", ">= 2"]),
+    "one class": (["data.n_classes=1"], ["data.n_classes=1", ">= 2"]),
+    "negative noise": (["data.noise=-1"], ["data.noise=-1.0"]),
+    "batch norm with a last batch of one": (["norm=batch", "train.batch_size=79"], ["train.batch_size=79", "last batch of 1"]),
+    "batch norm with batches of one": (["norm=batch", "train.batch_size=1"], ["train.batch_size=1", "norm=batch"]),
+    "depth beyond memory": (["depth=1000000", "width=32"], ["depth=1000000", "of memory", "available"]),
+    "samples beyond memory": (["data.n_samples=2000000000", "data.n_features=1000"], ["n_samples=2000000000", "of memory"]),
+}
+
+
+# What a data file's content can get wrong, refused when the run reads the file: run in this
+# process like VALUE_CASES, with the spec composed once (only the path differs). The cases of
+# CASES with a data file take the same path through ``python -m mlplab``, for a file that is
+# missing, one whose values are refused, and targets refused for the loss.
 FILE_CASES = {
     "a folder as data file": ("a_folder.npz", ["a_folder.npz", "not a regular file"]),
     "corrupt data file": ("corrupt.npz", ["corrupt.npz", "not a readable .npz"]),
@@ -99,27 +122,14 @@ FILE_CASES = {
 
 
 CASES = {
-    # config values: field, value, what is allowed. A value refused by the same rule as one of
-    # test_config's out-of-range values and wrong types (checked there: ConfigError or Hydra's,
-    # one line naming field, value and rule) has one case here per kind of rule: int, float
-    # (NaN), 'full' or int, Hydra's type, option and key
+    # config values: field, value, what is allowed. test_config checks the rules of the values
+    # in this process; VALUE_CASES below run more of them as the command does. Here: one case
+    # per kind of rule and place it is checked (int, float (NaN), 'full' or int; against the
+    # data's size, against the memory), and Hydra's own refusals (type, option, key)
     "negative depth": (["depth=-1"], 2, ["depth=-1", "integer >= 0"]),
     "nan lr": (["train.lr=nan"], 2, ["train.lr=nan", "finite"]),
     "text batch": (["train.batch_size=abc"], 2, ["train.batch_size='abc'"]),
     "batch above the training set": (["train.batch_size=500"], 2, ["train.batch_size=500", "80 training samples"]),
-    "word eval_every": (["train.eval_every=often"], 2, ["train.eval_every='often'"]),
-    "negative decay": (["train.weight_decay=-1"], 2, ["train.weight_decay=-1.0", ">= 0"]),
-    "empty test split": (["data.test_fraction=0.001"], 2, ["data.test_fraction=0.001", "0 for testing"]),
-    "negative sigma_b": (["init.sigma_b=-1"], 2, ["init.sigma_b=-1.0"]),
-    "leaky slope above 1": (["activation=leaky_relu", "activation.alpha=2"], 2, ["activation.alpha=2.0", "(0, 1)"]),
-    "negative seed": (["seed=-1"], 2, ["seed=-1"]),
-    "seed beyond int64": ([f"seed={2**63}"], 2, [f"seed={2**63}", "<= 9223372036854775807"]),
-    "depth beyond int32": ([f"depth={2**31}"], 2, [f"depth={2**31}", "<= 2147483647"]),
-    "one sample": (["data.n_samples=1"], 2, ["data.n_samples=1", ">= 2"]),
-    "one class": (["data.n_classes=1"], 2, ["data.n_classes=1", ">= 2"]),
-    "negative noise": (["data.noise=-1"], 2, ["data.noise=-1.0"]),
-    "batch norm with a last batch of one": (["norm=batch", "train.batch_size=79"], 2, ["train.batch_size=79", "last batch of 1"]),
-    "batch norm with batches of one": (["norm=batch", "train.batch_size=1"], 2, ["train.batch_size=1", "norm=batch"]),
     # Hydra: types, options, keys
     "text depth": (["depth=abc"], 2, ["depth=abc", "Integer"]),
     "unknown activation": (["activation=swish"], 2, ["activation/swish", "sigmoid"]),
@@ -129,8 +139,6 @@ CASES = {
     "added known key": (["+depth=3"], 2, ["depth"]),
     # sizes that cannot fit: refused with the estimate, before anything is allocated
     "width beyond memory": (["width=1000000000"], 2, ["width=1000000000", "of memory", "available"]),
-    "depth beyond memory": (["depth=1000000", "width=32"], 2, ["depth=1000000", "of memory", "available"]),
-    "samples beyond memory": (["data.n_samples=2000000000", "data.n_features=1000"], 2, ["n_samples=2000000000", "of memory"]),
     # data files
     "missing data file": file_case("missing.npz", ["data.path='data/missing.npz'", "no such file"]),
     "NaN in X": file_case("nan.npz", ["nan.npz", "X has", "NaN or infinite", "finite"]),
@@ -217,41 +225,53 @@ def test_a_bad_run_is_one_line_and_changes_nothing(base, tmp_path, name):
     assert tables(case / "results") == before_tables, "bad input wrote a table file"
 
 
-@pytest.fixture(scope="module")
-def file_spec():
-    """The spec ``python -m mlplab`` composes for a data file case (its path aside)."""
+def compose_spec(args):
+    """The spec ``python -m mlplab results_dir=results sweep_name=base TINY args`` runs."""
     from hydra import compose, initialize_config_dir
 
     from mlplab.cli import CONF_DIR
     from mlplab.config import to_spec
 
-    args, _, _ = file_case("good.npz", [])
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", overrides=["results_dir=results", "sweep_name=base", *TINY, *args])
-    return to_spec(cfg)
+        return to_spec(compose(config_name="config", overrides=["results_dir=results", "sweep_name=base", *TINY, *args]))
 
 
-@pytest.mark.parametrize("name", list(FILE_CASES))
-def test_a_bad_data_file_is_one_line_and_changes_nothing(base, tmp_path, monkeypatch, file_spec, name):
-    """What ``main`` does with the spec of one run, in this process: ``prepare``, ``run``, and
-    an error becomes one line (``one_line``) and an exit code (``exit_code``)."""
+def refused_in_process(base, tmp_path, monkeypatch, spec, words):
+    """What ``main`` does with the spec of one run, in this process, in a copy of ``base``:
+    ``prepare``, ``mlplab.run``; the error must be the command's one line with exit code 2, and
+    nothing in the results folder may change."""
     from mlplab.cli import exit_code, one_line
     from mlplab.train import prepare
 
-    file, words = FILE_CASES[name]
     case = tmp_path / "case"
     shutil.copytree(base, case)
-    monkeypatch.chdir(case)  # the path is relative, as on the command line
+    monkeypatch.chdir(case)  # relative paths, as on the command line
     before, before_tables = digests(case / "results"), tables(case / "results")
     with pytest.raises(Exception) as e:
-        spec = prepare(dataclasses.replace(file_spec, data_path=f"data/{file}"))
-        mlplab.run(spec, Path("results/base"), sweep="base")
+        mlplab.run(prepare(spec() if callable(spec) else spec), Path("results/base"), sweep="base")
     line = one_line(e.value)
     assert exit_code(e.value) == 2, (type(e.value), line)
     assert "\n" not in line and "Traceback" not in line
     for w in words:
         assert w in line, (w, line)
     assert digests(case / "results") == before and tables(case / "results") == before_tables
+
+
+@pytest.mark.parametrize("name", list(VALUE_CASES))
+def test_a_bad_value_is_one_line_and_changes_nothing(base, tmp_path, monkeypatch, name):
+    args, words = VALUE_CASES[name]
+    refused_in_process(base, tmp_path, monkeypatch, lambda: compose_spec(args), words)
+
+
+@pytest.fixture(scope="module")
+def file_spec():
+    return compose_spec(file_case("good.npz", [])[0])
+
+
+@pytest.mark.parametrize("name", list(FILE_CASES))
+def test_a_bad_data_file_is_one_line_and_changes_nothing(base, tmp_path, monkeypatch, file_spec, name):
+    file, words = FILE_CASES[name]
+    refused_in_process(base, tmp_path, monkeypatch, dataclasses.replace(file_spec, data_path=f"data/{file}"), words)
 
 
 def test_a_run_that_fails_exits_1_with_one_line_and_is_recorded(base, tmp_path):
@@ -281,5 +301,5 @@ def test_a_bad_analysis_command_is_one_line(base, tmp_path, name):
 
 
 def test_the_table_covers_forty_bad_inputs():
-    assert len(CASES) + len(FILE_CASES) + len(SWEEP_CASES) + len(ANALYSIS_CASES) >= 40
+    assert len(CASES) + len(VALUE_CASES) + len(FILE_CASES) + len(SWEEP_CASES) + len(ANALYSIS_CASES) >= 40
     assert SPAWNED <= set(CASES) | set(SWEEP_CASES) | set(ANALYSIS_CASES)
