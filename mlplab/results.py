@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from mlplab.spec import COLUMN_TYPES, SCHEMA_VERSION
@@ -461,6 +460,8 @@ def _read_file(f: Path, schema: pa.Schema) -> pa.Table:
 def _read_table(cat: Catalogue, table: str, schema: pa.Schema) -> pa.Table:
     """The rows of ``table`` of every committed run, each from where the catalogue says (many
     small files are read together, on several threads)."""
+    import pyarrow.dataset as ds  # here, not at the top: it imports pandas, which a run does not need
+
     root = cat.root
     own = [run_path(root, table, rid) for rid in sorted(cat.own)]
     own = [f for f in own if table == "runs" or f.is_file()]

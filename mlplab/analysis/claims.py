@@ -423,7 +423,11 @@ UNITS = {"1a": "log10 steps ratio", "1b": "log10 steps ratio", "2": "effect", "3
 
 def all_cases(source) -> dict[str, pd.DataFrame]:
     """The cases of every claim, by claim id."""
-    pr = per_run(load(source))
+    return cases_of(per_run(load(source)))
+
+
+def cases_of(pr: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The cases of every claim, by claim id, from the runs' ``per_run`` table."""
     return {
         "1a": convergence_cases(pr, "test_accuracy"),
         "1b": convergence_cases(pr, "train_accuracy"),
@@ -439,9 +443,8 @@ def verdicts(source, by_dataset: bool = False) -> pd.DataFrame:
     decision rule), the computed verdict, the numbers behind it as text and as columns
     (``CASE_SUMMARY``). With ``by_dataset``, one row per claim and data set (``dataset``
     column; "all" for the overall verdict)."""
-    res = load(source)
-    pr = per_run(res)
-    cases = all_cases(res)
+    pr = per_run(load(source))
+    cases = cases_of(pr)
     rows = []
     datasets = sorted(pr["dataset"].unique()) if by_dataset else []
     for cid, c in cases.items():
@@ -493,8 +496,8 @@ def disagreements(source, by_dataset: pd.DataFrame | None = None) -> list[str]:
     """Where data sets disagree on a claim, one line each: the cases (the same conditions but
     the data set) decided one way on some data sets and the other way on others, with each data
     set's median effect and the measured numbers behind it (``_case_numbers``)."""
-    res = load(source)
-    cases, pr = all_cases(res), per_run(res)
+    pr = per_run(load(source))
+    cases = cases_of(pr)
     out = []
     for cid, c in cases.items():
         if c.empty or c["dataset"].nunique() < 2:
