@@ -106,9 +106,9 @@ def test_chi1_against_the_trapezoid_reference(sigma_w2, sigma_b2):
 def test_c_star_is_where_iterating_the_map_goes():
     assert theory.c_star("tanh", 1.0, SB) == 1.0  # ordered: every pair of inputs ends up identical
     sw = math.sqrt(2.5)
-    c = 0.3
-    for _ in range(400):  # the definition: iterate the map
-        c = theory.correlation_map(c, "tanh", sw, SB)
+    c, q = 0.3, theory.q_star("tanh", sw, SB)
+    for _ in range(400):  # the definition: iterate the map (at q*, which each call would compute again)
+        c = theory.correlation_map(c, "tanh", sw, SB, q=q)
     assert theory.c_star("tanh", sw, SB) == pytest.approx(c, abs=1e-8)
     assert 0.2 < c < 0.8
     assert theory.c_star("tanh", math.sqrt(2.0), 0.0) == 0.0  # odd φ, no bias: c = 0 is the stable point
