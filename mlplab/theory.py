@@ -32,6 +32,7 @@ sums δ^l_x over correlated samples, which the single-input theory does not desc
 from __future__ import annotations
 
 import math
+import weakref
 from functools import lru_cache
 
 import numpy as np
@@ -83,11 +84,18 @@ def _act(activation: str | Activation) -> Activation:
     return get_activation(activation)
 
 
+_HOMOGENEOUS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # activation -> _is_homogeneous
+
+
 def _is_homogeneous(act: Activation) -> bool:
     """φ(c z) = c φ(z) for c > 0 (ReLU, leaky ReLU): then E[φ(√q z)²] = q E[φ(z)²] and
-    E[φ'(√q z)²] = E[φ'(z)²], evaluated exactly at q = 1."""
-    z = np.linspace(-3.0, 3.0, 13)
-    return bool(np.allclose(act.fn(2.0 * z), 2.0 * act.fn(z), rtol=1e-12, atol=1e-12))
+    E[φ'(√q z)²] = E[φ'(z)²], evaluated exactly at q = 1. Tested once per activation object
+    (the maps ask at every layer they iterate)."""
+    h = _HOMOGENEOUS.get(act)
+    if h is None:
+        z = np.linspace(-3.0, 3.0, 13)
+        h = _HOMOGENEOUS[act] = bool(np.allclose(act.fn(2.0 * z), 2.0 * act.fn(z), rtol=1e-12, atol=1e-12))
+    return h
 
 
 def length_map(q: float, activation: str | Activation, sigma_w: float, sigma_b: float, n: int = N_NODES) -> float:
