@@ -174,18 +174,16 @@ def per_run(res) -> pd.DataFrame:
     # that depth and setting (every config field but loss and seed)
     # (a target the runs already meet at initialisation — nothing learns — is no target: NaN)
     group = [c for c in CONFIG if c not in ("loss", "seed") and c in runs]
+    setting = runs.groupby(group, dropna=False, sort=False).ngroup()  # one id per setting: grouped once
+    ok = runs["status"] == "ok"
     step0 = res.steps[res.steps["step"] == 0].set_index("run_id")
     for column, final in (("test_accuracy", "final_test_accuracy"), ("train_accuracy", "final_accuracy")):
-        ok = runs[runs["status"] == "ok"]
-        best = ok.groupby(group + ["loss"], dropna=False)[final].median().groupby(level=group, dropna=False).max()
-        runs["initial"] = step0[column].reindex(runs.index)
-        initial = runs.groupby(group, dropna=False)["initial"].transform("max")
-        target = runs[group].merge(best.rename("t").reset_index(), on=group, how="left")["t"].to_numpy()
-        target = np.round(ACC_FRAC * target, 4)
+        best = runs.loc[ok, final].groupby([setting[ok], runs.loc[ok, "loss"]]).median().groupby(level=0).max()
+        initial = step0[column].reindex(runs.index).groupby(setting).transform("max")
+        target = np.round(ACC_FRAC * setting.map(best).to_numpy(dtype=best.dtype), 4)
         runs[f"target_{column}"] = np.where(target > initial.to_numpy(), target, np.nan)
         runs[f"steps_{column}"] = steps_to(res.steps, column, runs[f"target_{column}"], runs["beyond"])
         runs.loc[runs[f"target_{column}"].isna(), f"steps_{column}"] = np.nan
-    runs = runs.drop(columns="initial")
     return runs.reset_index(drop=True)
 
 
