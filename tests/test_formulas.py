@@ -1,7 +1,5 @@
 """The post's table and errata, as checked by mlplab.analysis.formulas."""
 
-import time
-
 import numpy as np
 import pytest
 
@@ -11,10 +9,7 @@ from mlplab.analysis import formulas as F
 
 @pytest.fixture(scope="module", params=[0, 1])
 def table(request):
-    t0 = time.perf_counter()
-    ft = F.formula_table(seed=request.param, n_cases=12)
-    et = F.errata_table(seed=request.param)
-    return ft, et, time.perf_counter() - t0
+    return F.formula_table(seed=request.param, n_cases=12), F.errata_table(seed=request.param)
 
 
 def test_helpers_against_known_derivatives():
@@ -29,9 +24,8 @@ def test_helpers_against_known_derivatives():
     assert np.allclose(F.softmax(np.array([[0.0], [np.log(3.0)]]))[:, 0], [0.25, 0.75])
 
 
-def test_formula_table_shape_and_speed(table):
-    ft, et, seconds = table
-    assert seconds < 5
+def test_formula_table_shape(table):
+    ft, et = table
     assert len(ft) == len(F.COLUMNS) * len(F.ENTRIES)
     want = {"column", "entry", "post_formula", "correct_formula", "holds", "max_rel_error", "n_cases", "note"}
     assert want <= set(ft.columns)
