@@ -352,6 +352,38 @@ def test_a_target_equal_to_an_initial_accuracy_is_no_target():
     assert pr["target_train_accuracy"].tolist() == [0.81] * 6
 
 
+def test_targets_do_not_depend_on_the_order_of_the_tables():
+    """Depth 1 starts at 0.85, above its target 0.81 (no target); depth 2 starts at 0.1 (target
+    0.81). The same results with the steps' rows in another order than the runs' give the
+    same table: each run's initial accuracy is its own."""
+    from synthetic import make_results
+
+    runs, curves = [], {}
+    for depth, start in ((1, 0.85), (2, 0.1)):
+        for loss in ("mse", "bce"):
+            for seed in range(3):
+                rid = f"{depth}-{loss}-{seed}"
+                runs.append({"run_id": rid, "depth": depth, "loss": loss, "seed": seed})
+                curves[rid] = np.array([start, 0.9, 0.9, 0.9])
+    res = make_results(runs, curves)
+    want = claims.per_run(res)
+    assert want.query("depth == 1")["target_test_accuracy"].isna().all()
+    assert (want.query("depth == 2")["target_test_accuracy"] == 0.81).all()
+    res.steps = res.steps.iloc[::-1]
+    pd.testing.assert_frame_equal(claims.per_run(res), want)
+
+
+def test_targets_keep_the_accuracy_dtype_without_an_ok_run():
+    """The targets are computed in the accuracies' own dtype (float32 in results files), also
+    when no run is ok and every target is missing."""
+    res = target_results({"mse": [0.5, 0.6, 0.7], "bce": [0.8, 0.9, 0.95]})
+    res.runs = res.runs.astype({"final_test_accuracy": "float32", "final_accuracy": "float32"})
+    assert claims.per_run(res)["target_test_accuracy"].dtype == np.float32
+    res.runs["status"] = "failed"
+    pr = claims.per_run(res)
+    assert pr["target_test_accuracy"].isna().all() and pr["target_test_accuracy"].dtype == np.float32
+
+
 # --- which fields make cases ---------------------------------------------------------------------------
 
 def test_without_conditions_the_cases_are_the_values_of_the_fields_that_vary():
