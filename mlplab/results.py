@@ -460,7 +460,7 @@ def _read_file(f: Path, schema: pa.Schema) -> pa.Table:
 def _read_table(cat: Catalogue, table: str, schema: pa.Schema) -> pa.Table:
     """The rows of ``table`` of every committed run, each from where the catalogue says (many
     small files are read together, on several threads)."""
-    import pyarrow.dataset as ds  # here, not at the top: it imports pandas, which a run does not need
+    import pyarrow.dataset as ds  # here: it imports pandas, which a command refusing bad input never needs
 
     root = cat.root
     own = [run_path(root, table, rid) for rid in sorted(cat.own)]
