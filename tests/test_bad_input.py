@@ -123,7 +123,7 @@ FILE_CASES = {
 
 CASES = {
     # config values: field, value, what is allowed. test_config checks the rules of the values
-    # in this process; VALUE_CASES below run more of them as the command does. Here: one case
+    # in this process; VALUE_CASES above run more of them as the command does. Here: one case
     # per kind of rule and place it is checked (int, float (NaN), 'full' or int; against the
     # data's size, against the memory), and Hydra's own refusals (type, option, key)
     "negative depth": (["depth=-1"], 2, ["depth=-1", "integer >= 0"]),
@@ -236,10 +236,11 @@ def compose_spec(args):
         return to_spec(compose(config_name="config", overrides=["results_dir=results", "sweep_name=base", *TINY, *args]))
 
 
-def refused_in_process(base, tmp_path, monkeypatch, spec, words):
-    """What ``main`` does with the spec of one run, in this process, in a copy of ``base``:
-    ``prepare``, ``mlplab.run``; the error must be the command's one line with exit code 2, and
-    nothing in the results folder may change."""
+def refused_in_process(base, tmp_path, monkeypatch, make_spec, words):
+    """What ``main`` does with the spec of one run (``make_spec()``, where composing it may be
+    what fails), in this process, in a copy of ``base``: ``prepare``, ``mlplab.run``; the error
+    must be the command's one line with exit code 2, and nothing in the results folder may
+    change."""
     from mlplab.cli import exit_code, one_line
     from mlplab.train import prepare
 
@@ -248,7 +249,7 @@ def refused_in_process(base, tmp_path, monkeypatch, spec, words):
     monkeypatch.chdir(case)  # relative paths, as on the command line
     before, before_tables = digests(case / "results"), tables(case / "results")
     with pytest.raises(Exception) as e:
-        mlplab.run(prepare(spec() if callable(spec) else spec), Path("results/base"), sweep="base")
+        mlplab.run(prepare(make_spec()), Path("results/base"), sweep="base")
     line = one_line(e.value)
     assert exit_code(e.value) == 2, (type(e.value), line)
     assert "\n" not in line and "Traceback" not in line
@@ -271,7 +272,8 @@ def file_spec():
 @pytest.mark.parametrize("name", list(FILE_CASES))
 def test_a_bad_data_file_is_one_line_and_changes_nothing(base, tmp_path, monkeypatch, file_spec, name):
     file, words = FILE_CASES[name]
-    refused_in_process(base, tmp_path, monkeypatch, dataclasses.replace(file_spec, data_path=f"data/{file}"), words)
+    spec = dataclasses.replace(file_spec, data_path=f"data/{file}")
+    refused_in_process(base, tmp_path, monkeypatch, lambda: spec, words)
 
 
 def test_a_run_that_fails_exits_1_with_one_line_and_is_recorded(base, tmp_path):
