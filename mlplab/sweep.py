@@ -67,6 +67,20 @@ def chunks(specs: list[RunSpec], workers: int, per_worker: int = 8, min_seconds:
     return out
 
 
+def check_launcher(n_workers, chunks_per_worker, min_chunk_seconds) -> None:
+    """The launchers' own settings (``hydra.launcher.*``), refused with one line naming the
+    field, the value and what is allowed, before anything starts."""
+    def integer(v):
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if n_workers is not None and not (integer(n_workers) and n_workers >= 1):
+        raise ValueError(f"hydra.launcher.n_workers={n_workers!r}: must be an integer >= 1, or null for one per core")
+    if not (integer(chunks_per_worker) and chunks_per_worker >= 1):
+        raise ValueError(f"hydra.launcher.chunks_per_worker={chunks_per_worker!r}: must be an integer >= 1")
+    if not (isinstance(min_chunk_seconds, (int, float)) and math.isfinite(min_chunk_seconds) and min_chunk_seconds >= 0):
+        raise ValueError(f"hydra.launcher.min_chunk_seconds={min_chunk_seconds!r}: must be a number >= 0 (seconds)")
+
+
 @dataclass
 class Outcome:
     """One run as a worker reports it."""
@@ -136,13 +150,14 @@ class Progress:
 
 
 def execute(submit, as_completed, specs: list[RunSpec], root, sweep: str, force: bool, workers: int,
-            log_path: Path | None = None, note: str = "", per_worker: int = 8) -> dict[str, Outcome]:
+            log_path: Path | None = None, note: str = "", per_worker: int = 8,
+            min_seconds: float = 0.3) -> dict[str, Outcome]:
     """Run ``specs`` through an engine: ``submit(fn, *args)`` returns a future, and
     ``as_completed(futures)`` yields them as they finish (Dask's ``Client.submit`` and
     ``distributed.as_completed``; ``concurrent.futures`` alike). Returns run_id -> Outcome; a
     chunk whose every attempt failed (e.g. its workers were killed) leaves its runs out, to be
     counted as missing."""
-    parts = chunks(specs, workers, per_worker)
+    parts = chunks(specs, workers, per_worker, min_seconds)
     futures = {submit(run_chunk, part, str(root), sweep, force): part for part in parts}
     progress = Progress(len(specs), note=note)
     outcomes: dict[str, Outcome] = {}

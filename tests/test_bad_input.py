@@ -156,6 +156,8 @@ SWEEP_CASES = {
     "results folder is a file (sweep)": (["results_dir=a_file", "depth=1,2"], 2, ["results_dir", "Not a directory"]),
     "added unknown key (sweep)": (["+nosuchkey=1", "depth=1,2"], 2, ["nosuchkey"]),
     "unknown key (sweep)": (["nosuchkey=1,2"], 2, ["nosuchkey"]),
+    "launcher setting": (["hydra/launcher=local", "hydra.launcher.chunks_per_worker=0", "depth=1,2"], 2,
+                         ["hydra.launcher.chunks_per_worker=0", "must be an integer >= 1"]),
 }
 ANALYSIS_CASES = {
     "report on a missing folder": (["mlplab.analysis.report", "results/none"], 2, ["no such folder"]),

@@ -40,6 +40,9 @@ class DaskLauncherConf:
     cluster: str = "local"  # local or slurm (with address null)
     n_workers: Optional[int] = None  # local: worker processes (null: one per core)
     chunks_per_worker: int = 8  # runs go in chunks: about this many per worker, longest first
+    # no chunk holds less estimated work than this (seconds), unless a single run is that short:
+    # scheduling stays a small part of each chunk; lower it to lose less to a worker that dies
+    min_chunk_seconds: float = 0.3
     slurm: SlurmConf = field(default_factory=SlurmConf)
 
 
@@ -48,6 +51,9 @@ class LocalLauncherConf:
     _target_: str = "hydra_plugins.mlplab_sweeps.local_launcher.LocalLauncher"
     n_workers: Optional[int] = None  # worker processes (null: one per core)
     chunks_per_worker: int = 8  # runs go in chunks: about this many per worker, longest first
+    # no chunk holds less estimated work than this (seconds), unless a single run is that short:
+    # scheduling stays a small part of each chunk; lower it to lose less to a worker that dies
+    min_chunk_seconds: float = 0.3
 
 
 cs = ConfigStore.instance()

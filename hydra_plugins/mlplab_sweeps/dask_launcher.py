@@ -54,11 +54,14 @@ def slurm_cluster(conf, log_directory: str):
 
 class DaskLauncher(Launcher):
     def __init__(self, address: Optional[str] = None, cluster: str = "local", n_workers: Optional[int] = None,
-                 chunks_per_worker: int = 8, slurm: Any = None) -> None:
+                 chunks_per_worker: int = 8, min_chunk_seconds: float = 0.3, slurm: Any = None) -> None:
         if cluster not in ("local", "slurm"):
             raise ValueError(f"hydra.launcher.cluster={cluster!r}: must be one of ['local', 'slurm']")
+        from mlplab.sweep import check_launcher
+
+        check_launcher(n_workers, chunks_per_worker, min_chunk_seconds)
         self.address, self.cluster, self.n_workers = address, cluster, n_workers
-        self.chunks_per_worker, self.slurm = chunks_per_worker, slurm
+        self.chunks_per_worker, self.min_chunk_seconds, self.slurm = chunks_per_worker, min_chunk_seconds, slurm
         self.config: Optional[DictConfig] = None
         self._starting = None
         self.dashboard = importlib.util.find_spec("bokeh") is not None  # Dask's dashboard needs bokeh
@@ -106,7 +109,7 @@ class DaskLauncher(Launcher):
         try:
             outcomes = execute(client.submit, as_completed, specs, sweep_root(config), config.sweep_name,
                                bool(config.force), max(workers, 1), log_path=sweep_dir / "sweep.log", note=note,
-                               per_worker=self.chunks_per_worker)
+                               per_worker=self.chunks_per_worker, min_seconds=self.min_chunk_seconds)
         finally:
             client.close()
             if cluster is not None:

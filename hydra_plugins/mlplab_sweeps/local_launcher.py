@@ -23,8 +23,12 @@ from omegaconf import DictConfig
 
 
 class LocalLauncher(Launcher):
-    def __init__(self, n_workers: Optional[int] = None, chunks_per_worker: int = 8) -> None:
-        self.n_workers, self.chunks_per_worker = n_workers, chunks_per_worker
+    def __init__(self, n_workers: Optional[int] = None, chunks_per_worker: int = 8,
+                 min_chunk_seconds: float = 0.3) -> None:
+        from mlplab.sweep import check_launcher
+
+        check_launcher(n_workers, chunks_per_worker, min_chunk_seconds)
+        self.n_workers, self.chunks_per_worker, self.min_chunk_seconds = n_workers, chunks_per_worker, min_chunk_seconds
         self.config: Optional[DictConfig] = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
@@ -45,7 +49,7 @@ class LocalLauncher(Launcher):
         try:
             outcomes = execute(pool.submit, as_completed, specs, sweep_root(config), config.sweep_name,
                                bool(config.force), n, log_path=sweep_dir / "sweep.log",
-                               per_worker=self.chunks_per_worker)
+                               per_worker=self.chunks_per_worker, min_seconds=self.min_chunk_seconds)
         except BaseException:
             # Ctrl-C (or any fault): stop the workers now — a run in flight is not committed and
             # is done again by the next sweep — and drop the chunks not started
