@@ -4,6 +4,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -165,12 +166,19 @@ def table_files(root):
     return {t: sorted(p.name for p in (root / t).iterdir()) for t in res.TABLES}
 
 
-@pytest.fixture
-def many(tmp_path):
-    root = tmp_path / "many"
+@pytest.fixture(scope="module")
+def many_made(tmp_path_factory):
+    """Six runs, each committed in its own files, made once; tests change copies of it."""
+    root = tmp_path_factory.mktemp("many_made") / "many"
     for seed in range(6):
         run(RunSpec(**SMALL, seed=seed), root, sweep="t")
     return root
+
+
+@pytest.fixture
+def many(many_made, tmp_path):
+    """A copy of ``many_made`` of the test's own (a results folder can be moved or copied)."""
+    return Path(shutil.copytree(many_made, tmp_path / "many", symlinks=True))
 
 
 def test_compaction_leaves_one_file_per_table_and_the_same_rows(many):
@@ -200,13 +208,23 @@ def test_a_run_done_again_after_compaction_wins_over_its_compacted_rows(many):
     assert load_results(many).runs.set_index("run_id").loc[spec.run_id, "wall_time_s"] == again["wall_time_s"]
 
 
+@pytest.fixture(scope="module")
+def mixed_made(many_made, tmp_path_factory):
+    """``many_made`` compacted into one generation, plus two runs in their own files."""
+    root = Path(shutil.copytree(many_made, tmp_path_factory.mktemp("mixed_made") / "many", symlinks=True))
+    res.compact(root)
+    for seed in (6, 7):
+        run(RunSpec(**SMALL, seed=seed), root)
+    assert len(table_files(root)["runs"]) == 3
+    return root
+
+
 @pytest.mark.parametrize("step", range(12))
-def test_a_compaction_killed_at_any_step_loses_nothing_and_the_next_one_finishes(many, monkeypatch, step):
+def test_a_compaction_killed_at_any_step_loses_nothing_and_the_next_one_finishes(mixed_made, tmp_path, monkeypatch, step):
     """Every write and removal of a compaction, interrupted in turn (as by a kill): the folder
-    reads the same rows at once, and the next compaction leaves it clean."""
-    res.compact(many)  # one generation ...
-    for seed in (6, 7):  # ... plus runs in their own files
-        run(RunSpec(**SMALL, seed=seed), many)
+    reads the same rows at once, and the next compaction leaves it clean. The folder: one
+    generation plus runs in their own files (a copy of ``mixed_made``)."""
+    many = Path(shutil.copytree(mixed_made, tmp_path / "many", symlinks=True))
     before = sorted_tables(many)
     calls = {"n": 0}
 
