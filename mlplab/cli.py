@@ -11,10 +11,13 @@ missing; the exit code is 1 if any failed or are missing.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
 import json
 import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -143,6 +146,44 @@ def interrupted() -> None:
     sys.exit(130)
 
 
+# Hydra 1.3 composes the whole config once just to read ``hydra.mode`` (``Hydra.get_mode``),
+# then composes it again to run: ~0.1 s of every command. Where neither the command line nor a
+# file of conf/ can set hydra.mode, the answer is known without composing: unset, and the -m
+# flag decides, as it does after Hydra's composition.
+CAN_SET_MODE = ("hydra.mode", "hydra.searchpath", "--config-dir", "-cd", "--config-path", "-cp",
+                "--config-name", "-cn", "--experimental-rerun")
+
+
+@functools.cache
+def conf_sets_mode() -> bool:
+    """Whether any file of conf/ has a ``mode:`` key (e.g. ``hydra: mode: MULTIRUN`` in a sweep
+    file, as Hydra's documentation shows): read as text, a false alarm only costs the composition."""
+    return any(re.search(r"^\s*mode\s*:", p.read_text(), flags=re.M) for p in Path(CONF_DIR).rglob("*.yaml"))
+
+
+def mode_needs_composing(argv: list[str]) -> bool:
+    """Whether ``hydra.mode`` may be set for this command: by its command line (an override of
+    it, configs from another place, a rerun) or by a file of conf/."""
+    return any(a.lstrip("+~").startswith(CAN_SET_MODE) for a in argv) or conf_sets_mode()
+
+
+@contextlib.contextmanager
+def mode_from_the_flag(argv: list[str]):
+    """Within: Hydra takes ``hydra.mode`` as unset without composing the config to read it,
+    unless ``mode_needs_composing(argv)``."""
+    from hydra._internal.hydra import Hydra
+
+    if mode_needs_composing(argv):
+        yield
+        return
+    composing = Hydra.get_mode
+    Hydra.get_mode = lambda self, config_name, overrides: None
+    try:
+        yield
+    finally:
+        Hydra.get_mode = composing
+
+
 def entry() -> None:
     """``python -m mlplab``: errors become one line on stderr, with exit code 2 for bad input
     (Hydra's unknown option or wrong type included) and 1 for anything else (e.g. a sweep worker
@@ -156,7 +197,8 @@ def entry() -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's printer
     try:
         refuse_added_keys(argv)
-        main()
+        with mode_from_the_flag(argv):
+            main()
     except KeyboardInterrupt:
         if debug:
             raise

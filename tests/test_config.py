@@ -188,6 +188,52 @@ def test_cli_debug_flag_shows_the_traceback(tmp_path):
     assert p.returncode != 0 and "Traceback" in p.stderr and "ConfigError" in p.stderr
 
 
+SWEEPS = sorted(p.stem for p in (Path(CONF_DIR) / "sweep").glob("*.yaml"))
+
+
+def test_the_mode_hydra_would_read_is_the_one_the_command_skips_reading():
+    """The command does not compose the config a first time to read hydra.mode (mlplab.cli.
+    mode_from_the_flag): Hydra's own reading must give what it takes, unset, for the base
+    config and every sweep file; and an override of the mode is read by Hydra itself."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from mlplab import cli
+
+    assert not cli.conf_sets_mode()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        hydra_app = GlobalHydra.instance().hydra
+        for overrides in [[], ["depth=-1"], *([f"sweep={s}"] for s in SWEEPS)]:
+            assert not cli.mode_needs_composing(overrides)
+            assert hydra_app.get_mode(config_name="config", overrides=overrides) is None, overrides
+        assert str(hydra_app.get_mode(config_name="config", overrides=["hydra.mode=MULTIRUN"])) == "RunMode.MULTIRUN"
+    for argv in (["hydra.mode=MULTIRUN"], ["++hydra.mode=RUN"], ["--config-dir", "x"], ["-cd=x"], ["-cn", "other"],
+                 ["hydra.searchpath=[file://x]"], ["--experimental-rerun", "x.pickle"]):
+        assert cli.mode_needs_composing(["depth=1", *argv]), argv
+
+
+def test_a_conf_file_that_sets_the_mode_is_composed_to_read_it(tmp_path, monkeypatch):
+    from hydra._internal.hydra import Hydra
+
+    from mlplab import cli
+
+    conf = tmp_path / "conf"
+    (conf / "sweep").mkdir(parents=True)
+    (conf / "config.yaml").write_text("depth: 2\n")
+    monkeypatch.setattr(cli, "CONF_DIR", str(conf))
+    cli.conf_sets_mode.cache_clear()
+    try:
+        composing = Hydra.get_mode
+        with cli.mode_from_the_flag(["depth=1"]):  # nothing sets the mode: not composed
+            assert Hydra.get_mode is not composing and Hydra.get_mode(None, "config", []) is None
+        assert Hydra.get_mode is composing
+        (conf / "sweep" / "mine.yaml").write_text("# @package _global_\nhydra:\n  mode: MULTIRUN\n")
+        cli.conf_sets_mode.cache_clear()
+        with cli.mode_from_the_flag(["depth=1"]):  # a file of conf/ may set it: Hydra reads it
+            assert Hydra.get_mode is composing
+    finally:
+        cli.conf_sets_mode.cache_clear()
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 def test_a_learning_rate_that_is_not_finite_is_refused(value):
     """NaN compares false with every bound, so "lr > 0" alone would let it through."""
