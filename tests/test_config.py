@@ -70,6 +70,7 @@ def test_every_sweep_file_composes(sweep):
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"sweep={sweep}"], return_hydra_config=True)
     assert cfg.sweep_name and cfg.sweep_name != "runs"
+    assert cfg.hydra.mode is None  # what Hydra's get_mode reads: the command skips reading it (-m decides)
     params = cfg.hydra.sweeper.params
     assert params and all(str(v) for v in params.values())
     groups = {p.name for p in Path(CONF_DIR).iterdir() if p.is_dir()}
@@ -200,11 +201,11 @@ def test_the_mode_hydra_would_read_is_the_one_the_command_skips_reading():
     from mlplab import cli
 
     assert not cli.conf_sets_mode()
+    for overrides in [[], ["depth=-1"], *([f"sweep={s}"] for s in SWEEPS)]:  # (each sweep file's
+        assert not cli.mode_needs_composing(overrides)  # composed hydra.mode: test_every_sweep_file_composes)
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         hydra_app = GlobalHydra.instance().hydra
-        for overrides in [[], ["depth=-1"], *([f"sweep={s}"] for s in SWEEPS)]:
-            assert not cli.mode_needs_composing(overrides)
-            assert hydra_app.get_mode(config_name="config", overrides=overrides) is None, overrides
+        assert hydra_app.get_mode(config_name="config", overrides=["depth=1"]) is None
         assert str(hydra_app.get_mode(config_name="config", overrides=["hydra.mode=MULTIRUN"])) == "RunMode.MULTIRUN"
     for argv in (["hydra.mode=MULTIRUN"], ["++hydra.mode=RUN"], ["--config-dir", "x"], ["-cd=x"], ["-cn", "other"],
                  ["hydra.searchpath=[file://x]"], ["--experimental-rerun", "x.pickle"]):
