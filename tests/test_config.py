@@ -201,8 +201,9 @@ def test_the_mode_hydra_would_read_is_the_one_the_command_skips_reading():
     from mlplab import cli
 
     assert not cli.conf_sets_mode()
-    for overrides in [[], ["depth=-1"], *([f"sweep={s}"] for s in SWEEPS)]:  # (each sweep file's
-        assert not cli.mode_needs_composing(overrides)  # composed hydra.mode: test_every_sweep_file_composes)
+    # each sweep file's composed hydra.mode is checked where it is composed: test_every_sweep_file_composes
+    for overrides in [[], ["depth=-1"], *([f"sweep={s}"] for s in SWEEPS)]:
+        assert not cli.mode_needs_composing(overrides)
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         hydra_app = GlobalHydra.instance().hydra
         assert hydra_app.get_mode(config_name="config", overrides=["depth=1"]) is None
