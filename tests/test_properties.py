@@ -1,10 +1,11 @@
 """Property-based tests (Hypothesis) of the core's invariants over random shapes, values and
 dtypes: exact gradients, batch-mean scaling, clipping, the run id. Derandomised, so every run
-of the suite checks the same examples."""
+of the suite checks the same examples (``same_examples_in_every_process``)."""
 
 import dataclasses
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,6 +18,24 @@ from mlplab.spec import RunSpec
 SETTINGS = settings(max_examples=40, deadline=None, derandomize=True)
 SMOOTH = ["sigmoid", "tanh"]  # finite differences need a derivative at every point
 LOSSES = ["mse", "bce", "softmax_ce"]
+
+
+@pytest.fixture(autouse=True)
+def same_examples_in_every_process(monkeypatch):
+    """Hypothesis (6.131 and later) now and then draws a number it found in the source of the
+    local modules imported so far; which those are depends on the tests that a pytest-xdist
+    worker happened to run before, so a derandomised test would not check the same examples in
+    every run. Without those numbers the examples depend on the test alone."""
+    from hypothesis.internal.conjecture import providers
+
+    if hasattr(providers, "_get_local_constants"):
+        empty = type(providers._local_constants)()
+        monkeypatch.setattr(providers, "_get_local_constants", lambda: empty)
+        providers.CONSTANTS_CACHE.cache.clear()
+        yield
+        providers.CONSTANTS_CACHE.cache.clear()
+    else:
+        yield
 
 
 @st.composite
@@ -36,27 +55,47 @@ def networks(draw, norms=(None, "batch", "layer")):
 @SETTINGS
 @given(networks())
 def test_every_gradient_is_the_finite_difference_of_the_loss(case):
-    """Every entry of every parameter's gradient against a central difference of C, float64."""
+    """Every entry of every parameter's gradient against a central difference of C, float64,
+    to 1e-6 of the largest. Where C curves too sharply for the step h = 1e-6 (a norm over units
+    whose pre-activations nearly coincide: ∂C/∂θ in the thousands), against the Richardson
+    extrapolation of the steps h and h/10, (100 D(h/10) − D(h)) / 99, which cancels the error
+    of order h² of both: h = 1e-6, then 1e-7."""
     net, X, Y = case
     g = net.gradients(X, Y)
     views = [*net.weights, *net.biases, *(net.gamma or []), *(net.beta or [])]
     analytic = np.concatenate([a.ravel() for a in g.dW + g.db + (g.dgamma or []) + (g.dbeta or [])])
-    numeric = np.concatenate([central_differences(net, X, Y, v).ravel() for v in views])
-    scale = max(np.abs(numeric).max(), 1e-3)
-    assert np.abs(analytic - numeric).max() <= 1e-6 * scale
+
+    def numeric(h):
+        return np.concatenate([central_differences(net, X, Y, v, h=h).ravel() for v in views])
+
+    def mismatch(reference):
+        return np.abs(analytic - reference).max() / max(np.abs(reference).max(), 1e-3)
+
+    D = [numeric(1e-6)]
+    errors = [mismatch(D[0])]
+    for h in (1e-7, 1e-8):
+        if errors[-1] <= 1e-6:
+            break
+        D.append(numeric(h))
+        errors.append(mismatch((100 * D[-1] - D[-2]) / 99))
+    assert errors[-1] <= 1e-6, errors
 
 
 @SETTINGS
 @given(networks(), st.integers(2, 3))
 def test_repeating_the_batch_leaves_the_gradient_unchanged(case, times):
     """C is the batch mean: the same samples k times give the same C and the same ∂C/∂θ
-    (batch norm too: its mean and biased variance do not change)."""
+    (batch norm too: its mean and biased variance do not change). Entries that are 0 in exact
+    arithmetic (the bias of a layer that a batch norm follows) come out as rounding residue, up
+    to ~3e-13 of the largest entry: the tolerance is 1e-11 of it."""
     net, X, Y = case
     one = net.gradients(X, Y)
     many = net.gradients(np.tile(X, (times, 1)), np.tile(Y, (times, 1)))
     assert np.isclose(many.loss, one.loss, rtol=1e-12, atol=1e-15)
-    for a, b in zip(many.dW + many.db + (many.dgamma or []), one.dW + one.db + (one.dgamma or [])):
-        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-13)
+    want = one.dW + one.db + (one.dgamma or [])
+    scale = max(max(np.abs(b).max() for b in want), 1e-12)  # (a saturated network's are all ~0)
+    for a, b in zip(many.dW + many.db + (many.dgamma or []), want):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-11 * scale)
 
 
 @SETTINGS
@@ -71,9 +110,10 @@ def test_float32_gradients_follow_float64(case):
         twin.weights[l], twin.biases[l] = w[l].astype(np.float32), b[l].astype(np.float32)
         net.weights[l], net.biases[l] = twin.weights[l].astype(np.float64), twin.biases[l].astype(np.float64)
     g64, g32 = net.gradients(X, Y), twin.gradients(X, Y)
+    scale = max(max(np.linalg.norm(c) for c in g64.dW + g64.db), 1e-6)
     for a, c in zip(g32.dW + g32.db, g64.dW + g64.db):
         assert a.dtype == np.float32
-        assert np.linalg.norm(a - c) <= 1e-4 * max(np.linalg.norm(c), 1e-6)
+        assert np.linalg.norm(a - c) <= 1e-4 * scale  # of the largest: a small one is a difference of rounded terms
 
 
 arrays = st.lists(st.lists(st.floats(-1e3, 1e3), min_size=1, max_size=6), min_size=1, max_size=4)
