@@ -259,7 +259,7 @@ def covering(jobs):
     return chosen
 
 
-def test_the_planner_gives_each_job_the_spec_hydra_composes():
+def test_the_planner_gives_each_job_the_spec_hydra_composes(tmp_path):
     """The planner sets plain values straight on a RunSpec; that must be exactly the spec of the
     job's config composed by Hydra (ints for float keys, null, booleans, 'full', groups). Hydra
     composes the jobs of a covering set (~70 ms each): every value of every key, and every pair
@@ -275,8 +275,8 @@ def test_the_planner_gives_each_job_the_spec_hydra_composes():
     params = {"depth": "0,3", "train.lr": "1,0.25", "norm": "null,layer", "residual": "true",
               "train.batch_size": "full,16", "activation": "relu,tanh", "init.sigma_b": "0",
               "data.n_samples": "200", "train.log_every": "null,7"}
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name="config", return_hydra_config=True)
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):  # (its cache: in tmp_path)
+        cfg = compose(config_name="config", overrides=[f"results_dir={tmp_path}"], return_hydra_config=True)
         with open_dict(cfg):
             cfg.hydra.sweeper.params = params
         HydraConfig.instance().set_config(cfg)
