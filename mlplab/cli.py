@@ -39,8 +39,23 @@ PLAN = "plan.json"
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")  # the repository's conf/
 
 
+# a sweep's folder is one plain name inside results_dir: no separator, no '.' or '..'
+FOLDER_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
 def sweep_root(cfg: DictConfig) -> Path:
-    return Path(cfg.results_dir) / cfg.sweep_name
+    """``<results_dir>/<sweep_name>``; ConfigError (exit 2) unless ``sweep_name`` is one plain
+    folder name, so that nothing a sweep writes lands outside ``results_dir``."""
+    return Path(cfg.results_dir) / folder_name(cfg.sweep_name, "sweep_name")
+
+
+def folder_name(name, key: str) -> str:
+    """``name`` when it is one plain folder name (letters, digits, '-', '_', '.'; not '.' or
+    '..'), else ConfigError naming ``key``, the value and the rule."""
+    if not (isinstance(name, str) and FOLDER_NAME.fullmatch(name) and name not in (".", "..")):
+        raise ConfigError(key, name, "must be one plain folder name (letters, digits, '-', '_', '.'; "
+                                     "not '.' or '..', no '/'), so that results stay inside results_dir")
+    return name
 
 
 def fail(msg: str, code: int = 2):
@@ -430,8 +445,8 @@ class SweepCallback(Callback):
         guarded(config, lambda: res.prepare_folder(sweep_root(config), "results_dir"))
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
-        CONTEXT.update(t0=time.perf_counter(), root=sweep_root(config), run_ids=[])
-        guarded(config, lambda: res.prepare_folder(sweep_root(config), "results_dir"))
+        CONTEXT.update(t0=time.perf_counter(), root=None, run_ids=[])
+        guarded(config, lambda: CONTEXT.update(root=res.prepare_folder(sweep_root(config), "results_dir")))
 
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         guarded(config, lambda: summary(config))

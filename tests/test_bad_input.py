@@ -304,6 +304,31 @@ def test_a_bad_analysis_command_is_one_line(base, tmp_path, name):
     check(p, *ANALYSIS_CASES[name][1:])
 
 
+# sweep_name values that would put results outside results_dir (or into it, unnamed); the
+# absolute one is made per test, under the test's own folder
+UNSAFE_NAMES = ["..", "../x", "a/../..", ".", "", "a/b", "ABSOLUTE"]
+
+
+def everything(folder: Path) -> set:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")}
+
+
+@pytest.mark.parametrize("sweep", [False, True], ids=["run", "sweep"])
+@pytest.mark.parametrize("name", UNSAFE_NAMES)
+def test_a_sweep_name_that_leaves_results_dir_is_refused_before_anything_is_written(base, tmp_path, name, sweep):
+    """Exit 2 and one line naming the value and the rule; not a file or folder created, in
+    the case's folder (the parent of results_dir) or at the absolute path."""
+    outside = tmp_path / "outside"
+    value = str(outside) if name == "ABSOLUTE" else name
+    case = tmp_path / "case"
+    shutil.copytree(base, case)
+    before = everything(tmp_path)
+    p = forked("mlplab", [*(["-m"] if sweep else []), "results_dir=results", f"sweep_name={value}", *TINY,
+                          *(["depth=1,2"] if sweep else [])], case)
+    check(p, 2, [f"sweep_name={value!r}", "one plain folder name"])
+    assert everything(tmp_path) == before and not outside.exists()
+
+
 def test_the_table_covers_forty_bad_inputs():
     assert len(CASES) + len(VALUE_CASES) + len(FILE_CASES) + len(SWEEP_CASES) + len(ANALYSIS_CASES) >= 40
     assert SPAWNED <= set(CASES) | set(SWEEP_CASES) | set(ANALYSIS_CASES)

@@ -8,6 +8,7 @@ training objects. ``load`` gives the three tables with the run configuration joi
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Callable
@@ -73,7 +74,9 @@ def command(action: Callable[[str], str], argv: list[str] | None, default: str) 
                         help=f"an mlplab results folder, <results_dir>/<sweep_name> (default: {default})")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
-        print(action(args.results))
+        # normalised ('results/x/runs/..' is 'results/x'): the files a command writes beside or
+        # inside the folder are named after its real name, never '..'
+        print(action(os.path.normpath(args.results)))
     except ResultsError as e:
         print(f"mlplab: {e}", file=sys.stderr)
         return 2
