@@ -103,8 +103,14 @@ RUNS_SCHEMA = pa.schema(
         ("setup_time_s", pa.float64()),
         ("train_time_s", pa.float64()),
         ("write_time_s", pa.float64()),
+        # provenance (mlplab.provenance): what made the numbers; null in folders written before
+        # mlplab recorded them (the other columns are unchanged, so the schema version too)
         ("mlplab_version", _cat),
+        ("mlplab_commit", _cat),
         ("numpy_version", _cat),
+        ("python_version", _cat),
+        ("blas", _cat),
+        ("blas_core", _cat),
         ("schema_version", pa.int32()),
     ]
 )

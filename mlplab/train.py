@@ -29,6 +29,7 @@ from mlplab.data import DataError, Dataset, facts, make_dataset, split_sizes
 from mlplab.losses import check_targets as loss_targets
 from mlplab.losses import get_loss
 from mlplab.network import MLP, sgd_step
+from mlplab.provenance import provenance
 from mlplab.record import Record, safe_norm
 from mlplab.spec import ConfigError, RunSpec, cadence, validate
 
@@ -280,8 +281,6 @@ def run(spec: RunSpec, root, sweep: str = "", force: bool = False, tables: list 
     Raises ``ConfigError`` for bad input, and ``ResultsError`` for a folder that cannot be
     written, before anything is trained or written.
     """
-    from mlplab import __version__
-
     t0 = time.perf_counter()
     spec = prepare(spec)
     run_id = spec.run_id
@@ -298,7 +297,7 @@ def run(spec: RunSpec, root, sweep: str = "", force: bool = False, tables: list 
         run_id=run_id, sweep=sweep, batch_size=sched.batch_size, full_batch=spec.batch_size == "full",
         log_every=sched.log_every, eval_every=sched.eval_every, n_steps=sched.n_steps, diverged_step=None, reason=None,
         final_loss=math.nan, final_accuracy=math.nan, final_test_loss=math.nan, final_test_accuracy=math.nan,
-        mlplab_version=__version__, numpy_version=np.__version__, schema_version=res.SCHEMA_VERSION,
+        schema_version=res.SCHEMA_VERSION, **provenance(blas()),
     )
     rec = Record(layer_sizes(spec, data), sched.rows, spec.norm is not None)
     t1 = time.perf_counter()

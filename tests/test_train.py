@@ -1,6 +1,7 @@
 """One run end to end through the plain function under the CLI: tables, statuses, determinism."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -373,6 +374,47 @@ def test_load_data_draws_with_the_generator_it_is_given():
 
 
 # --- the runs row ---------------------------------------------------------------------------
+
+def test_the_runs_row_records_what_made_its_numbers(tmp_path):
+    """Python, NumPy, the BLAS NumPy calls (library, version, kernels) as threadpoolctl sees
+    them in the process, and the commit of this checkout."""
+    import platform
+    import subprocess
+
+    from threadpoolctl import threadpool_info
+
+    from mlplab.provenance import COLUMNS, blas_of
+
+    row = run(RunSpec(**SMALL), tmp_path)
+    r = load_results(tmp_path).runs
+    assert all(c in r.columns for c in COLUMNS) and r.loc[0, "blas"] == row["blas"]
+    assert row["python_version"] == platform.python_version() and row["numpy_version"] == np.__version__
+    lib = next(i for i in threadpool_info() if i["user_api"] == "blas")
+    assert row["blas"] == f"{lib['internal_api']} {lib['version']}" and row["blas_core"] == lib.get("architecture")
+    repo = Path(mlplab.__file__).resolve().parents[1]
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True)
+    if (repo / ".git").exists() and head.returncode == 0:
+        assert row["mlplab_commit"].split("-")[0] == head.stdout.strip()
+    assert blas_of([{"user_api": "openmp"}, {"user_api": "blas", "internal_api": "mkl", "version": "2025.1"}]) == ("mkl 2025.1", None)
+    assert blas_of([]) == (None, None)
+
+
+def test_a_runs_file_written_before_provenance_was_recorded_still_reads(tmp_path):
+    """Folders written before the provenance columns read as before, with those columns
+    null, beside runs that have them; compaction merges both."""
+    import pyarrow.parquet as pq
+
+    from mlplab import results as res
+    from mlplab.provenance import COLUMNS
+
+    old = run(RunSpec(**SMALL), tmp_path)
+    f = res.run_path(tmp_path, "runs", old["run_id"])
+    pq.write_table(pq.read_table(f).drop_columns([c for c in COLUMNS if c not in ("mlplab_version", "numpy_version")]), f)
+    new = run(RunSpec(**{**SMALL, "seed": 1}), tmp_path)
+    res.compact(tmp_path)
+    r = load_results(tmp_path).runs.set_index("run_id")
+    assert pd.isna(r.loc[old["run_id"], "blas"])
+    assert r.loc[new["run_id"], "blas"] == new["blas"] and r.loc[old["run_id"], "numpy_version"] == np.__version__
 
 def test_the_runs_row_records_versions_timings_and_the_largest_gradient(tmp_path):
     import time

@@ -26,6 +26,7 @@ import pandas as pd
 import mlplab
 from mlplab.analysis import chaos, claims, command, figures, load, nielsen, remedies, table
 from mlplab.analysis.blocks import Block
+from mlplab.provenance import COLUMNS as PROVENANCE
 from mlplab.results import CONFIG_TYPES
 
 SECTIONS = [  # the blog study's sections, when the folder can test its claims
@@ -251,7 +252,7 @@ def section_config(res) -> list[Block]:
     cmds = _multiruns(Path(res.path))
     if cmds:
         out += [Block("p", "Sweeps run into this folder (from the Hydra logs):"), Block("code", "\n".join(f"# {t}\n{c}" for t, c in cmds))]
-    versions = {c: ", ".join(sorted(map(str, runs[c].dropna().unique()))) for c in ["mlplab_version", "numpy_version", "schema_version"] if c in runs}
+    versions = {c: ", ".join(sorted(map(str, runs[c].dropna().unique()))) for c in [*PROVENANCE, "schema_version"] if c in runs}
     versions["report built by mlplab"] = mlplab.__version__
     out.append(Block("list", [f"{k}: {v}" for k, v in versions.items()]))
     return out
