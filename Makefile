@@ -1,24 +1,36 @@
-# mlplab: every target creates or refreshes .venv first (python3 -m venv + pip install -e).
+# mlplab: every target creates or refreshes .venv first: python3 -m venv, the locked versions
+# of every package (requirements.lock, hash-checked), then mlplab itself (pip install -e).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LOCK   := requirements.lock
 EXTRAS ?= dev
+PIP    := $(BIN)/python -m pip install -q --disable-pip-version-check
+# make lock: uv resolves one lock for every platform and Python >= 3.10 (pip-compile and pip lock
+# resolve for the machine they run on only); uv itself lives in its own environment
+UV     := uv==0.13.9
 SWEEP  ?= default
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv sweep sweep-smoke blog table report remedies nielsen chaos bench bench-torch mutation test test-slurm clean
+.PHONY: help venv lock sweep sweep-smoke blog table report remedies nielsen chaos bench bench-torch mutation test test-slurm clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@$(BIN)/python -c 'import sys' 2>/dev/null || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[$(EXTRAS)]'
+	$(PIP) --require-hashes --no-deps -r $(LOCK)
+	$(PIP) --no-deps --no-build-isolation -e .
 	@touch $@
 
-venv: $(STAMP) ## create or refresh the virtual environment in .venv
+venv: $(STAMP) ## create or refresh the virtual environment in .venv, from requirements.lock
+
+lock: ## refresh requirements.lock: the newest versions pyproject.toml allows, for every platform
+	@.venv-lock/bin/uv --version >/dev/null 2>&1 || { rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock && .venv-lock/bin/python -m pip install -q --disable-pip-version-check '$(UV)'; }
+	.venv-lock/bin/uv pip compile pyproject.toml --extra dev --universal --python-version 3.10 --generate-hashes \
+		--upgrade --custom-compile-command 'make lock' -o $(LOCK)
 
 sweep: $(STAMP) ## run the default sweep (300 runs) on all cores; ARGS="train.lr=0.1" adds overrides
 	$(BIN)/python -m mlplab -m sweep=$(SWEEP) $(ARGS)
@@ -62,11 +74,11 @@ bench: $(STAMP) ## every speed goal as a ratio measured in one run, with ✔/✘
 	$(BIN)/python experiments/bench/bench.py $(ARGS)
 
 bench-torch: $(STAMP) ## install the optional comparison (PyTorch 2.13.0, CPU build), then make bench
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[$(EXTRAS),bench]'
+	$(PIP) -e '.[$(EXTRAS),bench]'
 	$(BIN)/python experiments/bench/bench.py $(ARGS)
 
 mutation: $(STAMP) ## do the tests fail when the code is wrong? mutmut over the core and the commit path -> results/mutation/
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[$(EXTRAS),mutation]'
+	$(PIP) -e '.[$(EXTRAS),mutation]'
 	$(BIN)/python experiments/mutation/mutation.py $(ARGS)
 
 # The tests run with Python's bytecode cache even where PYTHONDONTWRITEBYTECODE is set: each
@@ -78,5 +90,5 @@ test: $(STAMP) ## run the test suite, in parallel on every core
 test-slurm: $(STAMP) ## opt-in, as root: install SLURM from Debian, run a sweep through it, check it, stop it
 	$(BIN)/python tests/slurm/check_slurm.py
 
-clean: ## remove the virtual environment and caches (results stay)
-	rm -rf $(VENV) .pytest_cache *.egg-info
+clean: ## remove the virtual environments and caches (results stay)
+	rm -rf $(VENV) .venv-lock .pytest_cache *.egg-info

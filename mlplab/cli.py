@@ -36,7 +36,17 @@ from mlplab.train import check_targets, make_data, prepare, run
 log = logging.getLogger("mlplab")
 
 PLAN = "plan.json"
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")  # the repository's conf/
+
+
+def conf_dir() -> str:
+    """The configs: ``mlplab/conf`` of an installed package (the wheel maps the repository's
+    ``conf/`` there), else ``conf/`` of the checkout this module runs from (an editable install)."""
+    here = Path(__file__).resolve().parent
+    installed = here / "conf"
+    return str(installed if (installed / "config.yaml").is_file() else here.parent / "conf")
+
+
+CONF_DIR = conf_dir()
 
 
 # a sweep's folder is one plain name inside results_dir: no separator, no '.' or '..'
@@ -242,10 +252,13 @@ def usage() -> str:
         if f.metadata["config"] and not f.metadata["group"]:
             keys.append(f.metadata["key"])
     keys += [name for name, *_ in CLI_KEYS]
+    prog = "mlplab" if Path(sys.argv[0]).stem == "mlplab" else "python -m mlplab"  # the command, or the module
+    pad = " " * (len(prog) - len("python -m mlplab"))
     lines = [
-        "usage: python -m mlplab [KEY=VALUE ...]              one run",
-        "       python -m mlplab -m [KEY=V1,V2,... ...]       a sweep: every combination of the values",
-        "       python -m mlplab -m sweep=NAME [KEY=... ...]  a sweep declared in conf/sweep/NAME.yaml",
+        f"usage: {prog} [KEY=VALUE ...]              {pad}one run",
+        f"       {prog} -m [KEY=V1,V2,... ...]       {pad}a sweep: every combination of the values",
+        f"       {prog} -m sweep=NAME [KEY=... ...]  {pad}a sweep declared in conf/sweep/NAME.yaml",
+        f"configs: {CONF_DIR} (your own sweep files: hydra.searchpath=[file://FOLDER] with FOLDER/sweep/NAME.yaml)",
         "",
         "Trains multilayer perceptrons by exact backprop and records per-layer gradient norms as",
         "parquet tables in <results_dir>/<sweep_name>/ (runs/, steps/, layers/). A run already",
@@ -265,10 +278,10 @@ def usage() -> str:
     lines += [
         "",
         "examples:",
-        "  python -m mlplab depth=8 activation=relu loss=bce train.lr=0.1",
-        "  python -m mlplab residual=true norm=batch depth=16 init=orthogonal",
-        "  python -m mlplab -m depth=1,4,16 norm=null,batch seed=0,1,2 sweep_name=mine",
-        "  python -m mlplab -m sweep=default hydra.launcher.n_jobs=2",
+        f"  {prog} depth=8 activation=relu loss=bce train.lr=0.1",
+        f"  {prog} residual=true norm=batch depth=16 init=orthogonal",
+        f"  {prog} -m depth=1,4,16 norm=null,batch seed=0,1,2 sweep_name=mine",
+        f"  {prog} -m sweep=default hydra.launcher.n_workers=2",
         "",
         "exit codes: 0 every run ok or diverged (divergence is data), 1 a run failed or is missing,",
         "2 bad input (nothing is run), 130 interrupted (rerun to resume). debug=true shows tracebacks;",
