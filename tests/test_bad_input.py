@@ -156,6 +156,8 @@ SWEEP_CASES = {
     "results folder is a file (sweep)": (["results_dir=a_file", "depth=1,2"], 2, ["results_dir", "Not a directory"]),
     "added unknown key (sweep)": (["+nosuchkey=1", "depth=1,2"], 2, ["nosuchkey"]),
     "unknown key (sweep)": (["nosuchkey=1,2"], 2, ["nosuchkey"]),
+    "start method": (["hydra/launcher=local", "hydra.launcher.start_method=thread", "depth=1,2"], 2,
+                     ["hydra.launcher.start_method='thread'", "must be one of", "spawn"]),
     "launcher setting": (["hydra/launcher=local", "hydra.launcher.chunks_per_worker=0", "depth=1,2"], 2,
                          ["hydra.launcher.chunks_per_worker=0", "must be an integer >= 1"]),
 }

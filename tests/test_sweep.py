@@ -100,6 +100,8 @@ LAUNCHERS = {
     "basic": ["hydra/launcher=basic"],
     "joblib, 2 jobs": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
     "local, 2 workers": ["hydra/launcher=local", "hydra.launcher.n_workers=2"],
+    # the workers as macOS and Windows start them: new interpreters, their runs pickled
+    "local, 2 spawned workers": ["hydra/launcher=local", "hydra.launcher.n_workers=2", "hydra.launcher.start_method=spawn"],
     "dask, existing scheduler": ["hydra/launcher=dask"],  # + hydra.launcher.address of the scheduler
 }
 LAUNCH_GRID = ["depth=2", "loss=bce,softmax_ce", "activation=relu", "width=5,6", "seed=0"]
@@ -364,3 +366,13 @@ def test_ctrl_c_during_a_single_run(tmp_path):
     assert proc.returncode == 130, err
     assert err.strip().splitlines() == ["mlplab: interrupted: 0 of 1 runs committed; rerun the same command to resume"]
     assert not (tmp_path / "one" / "runs").exists() and not list(tmp_path.rglob(".*.tmp"))
+
+
+def test_the_local_launcher_forks_on_linux_and_spawns_on_macos_and_windows():
+    from hydra_plugins.mlplab_sweeps.local_launcher import default_start_method
+
+    unix = ["fork", "spawn", "forkserver"]
+    assert default_start_method("linux", unix) == "fork"
+    assert default_start_method("darwin", unix) == "spawn"  # fork after Accelerate is unsafe
+    assert default_start_method("win32", ["spawn"]) == "spawn"
+    assert default_start_method("freebsd14", unix) == "fork"

@@ -54,6 +54,9 @@ class LocalLauncherConf:
     # no chunk holds less estimated work than this (seconds), unless a single run is that short:
     # scheduling stays a small part of each chunk; lower it to lose less to a worker that dies
     min_chunk_seconds: float = 0.3
+    # how the worker processes start: fork, spawn or forkserver; null: fork on Linux, spawn
+    # where fork is unavailable or unsafe (macOS, Windows)
+    start_method: Optional[str] = None
 
 
 cs = ConfigStore.instance()

@@ -1,7 +1,12 @@
-"""``hydra/launcher=local``: a sweep's runs on this machine's cores, in worker processes forked
-from the sweep's own process (so they start at once, with everything imported), through
-Python's ``concurrent.futures`` — the same chunks, progress line and sweep log as the Dask
-launcher, without a cluster to start.
+"""``hydra/launcher=local``: a sweep's runs on this machine's cores, in worker processes started
+from the sweep's own process, through Python's ``concurrent.futures`` — the same chunks,
+progress line and sweep log as the Dask launcher, without a cluster to start.
+
+On Linux the workers are forked (they start at once, with everything imported); on macOS,
+where forking a process that has loaded Accelerate or Objective-C libraries is unsafe, and on
+Windows, which cannot fork, they are spawned: new interpreters that import mlplab and receive
+their runs pickled (``hydra.launcher.start_method=fork|spawn|forkserver`` chooses). Every start
+method gives the same numbers (tested).
 
 A worker killed by the system ends the pool: the runs it had not finished are reported
 missing (exit code 1) and the next run of the command does them. The Dask launcher survives
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Optional, Sequence
@@ -22,13 +28,33 @@ from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
 
+def default_start_method(platform: str = sys.platform, available=None) -> str:
+    """``fork`` where it is safe (Linux and other Unix), ``spawn`` on macOS (Python's own
+    default there since 3.8: fork after Accelerate or Objective-C libraries is unsafe) and
+    wherever fork is unavailable (Windows)."""
+    available = multiprocessing.get_all_start_methods() if available is None else available
+    return "fork" if "fork" in available and platform != "darwin" else "spawn"
+
+
+def check_start_method(start_method: Optional[str]) -> str:
+    """The start method to use; ValueError, one line, for one this platform does not have."""
+    if start_method is None:
+        return default_start_method()
+    available = multiprocessing.get_all_start_methods()
+    if start_method not in available:
+        raise ValueError(f"hydra.launcher.start_method={start_method!r}: must be one of {sorted(available)} "
+                         "on this platform, or null (fork on Linux, spawn on macOS and Windows)")
+    return start_method
+
+
 class LocalLauncher(Launcher):
     def __init__(self, n_workers: Optional[int] = None, chunks_per_worker: int = 8,
-                 min_chunk_seconds: float = 0.3) -> None:
+                 min_chunk_seconds: float = 0.3, start_method: Optional[str] = None) -> None:
         from mlplab.sweep import check_launcher
 
         check_launcher(n_workers, chunks_per_worker, min_chunk_seconds)
         self.n_workers, self.chunks_per_worker, self.min_chunk_seconds = n_workers, chunks_per_worker, min_chunk_seconds
+        self.start_method = check_start_method(start_method)
         self.config: Optional[DictConfig] = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
@@ -45,7 +71,7 @@ class LocalLauncher(Launcher):
         n = self.n_workers or os.cpu_count() or 1
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork"))
+        pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context(self.start_method))
         try:
             outcomes = execute(pool.submit, as_completed, specs, sweep_root(config), config.sweep_name,
                                bool(config.force), n, log_path=sweep_dir / "sweep.log",
