@@ -8,6 +8,7 @@ their results to ``./results``.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -32,7 +33,13 @@ def sh(*cmd, cwd=None, **kw):
 def installed(tmp_path_factory):
     """(the wheel, the new environment's bin folder)."""
     tmp = tmp_path_factory.mktemp("package")
-    p = sh(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", tmp / "dist", REPO)
+    source = tmp / "source"  # a copy: building writes build/ and *.egg-info/ beside the sources
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    for name in ("mlplab", "hydra_plugins", "conf"):
+        shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    p = sh(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", tmp / "dist", source)
     assert p.returncode == 0, p.stderr
     (wheel,) = (tmp / "dist").glob("mlplab-*.whl")
     env = tmp / "env"
