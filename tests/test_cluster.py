@@ -1,19 +1,110 @@
-"""The Dask launcher's SLURM allocation, checked through the job script dask_jobqueue writes
-from the config (no SLURM needed; ``make test-slurm`` runs a real one)."""
+"""The Dask launcher's clusters: where they listen and whom they let in, checked on clusters
+started as the launcher starts them, and its SLURM allocation through the job script
+dask_jobqueue writes from the config (no SLURM needed; ``make test-slurm`` runs a real one)."""
 
+import socket
+import ssl
+import stat
 import sys
 
+import dask
+import psutil
 import pytest
 from hydra import compose, initialize_config_dir
 
-from hydra_plugins.mlplab_sweeps.dask_launcher import DaskLauncher, slurm_cluster
+from hydra_plugins.mlplab_sweeps.dask_launcher import DaskLauncher, dashboard, local_cluster, slurm_cluster
 from mlplab.cli import CONF_DIR
+
+LOOPBACK = "127.0.0.1"
 
 
 def launcher_config(*overrides):
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("config", overrides=["hydra/launcher=dask", *overrides], return_hydra_config=True)
     return cfg.hydra.launcher
+
+
+def listening():
+    """(pid, ip, port) of every listening socket of this process and its children."""
+    me = psutil.Process()
+    out = set()
+    for p in [me, *me.children(recursive=True)]:
+        try:
+            conns = p.net_connections(kind="inet")
+        except psutil.NoSuchProcess:
+            continue
+        out |= {(p.pid, c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN}
+    return out
+
+
+def port(address):
+    return int(address.rsplit(":", 1)[1])
+
+
+def refused(address, **client_kw):
+    """The error of a client's attempt to join (a short connect timeout: a refusal is at once)."""
+    from dask.distributed import Client
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+        try:
+            Client(address, timeout="2s", **client_kw).close()
+        except Exception as e:  # noqa: BLE001 - any refusal, as the client reports it
+            return e
+    return None
+
+
+@pytest.fixture(scope="module")
+def local():
+    """The sweep's own local cluster, 2 workers, started as the launcher starts it; with the
+    sockets that starting it opened."""
+    before = listening()
+    cluster = local_cluster(2)
+    try:
+        yield cluster, listening() - before
+    finally:
+        cluster.close()
+
+
+def test_the_local_cluster_listens_on_loopback_only(local):
+    """Scheduler, nannies, workers and every HTTP server (the dashboard's, with or without
+    bokeh): 127.0.0.1, as the sockets show and as Dask reports them."""
+    cluster, sockets = local
+    assert {ip for _, ip, _ in sockets} == {LOOPBACK}, sockets
+    info = cluster.scheduler_info
+    workers = info["workers"]
+    assert len(workers) == 2
+    reported = [cluster.scheduler_address, *workers, *(w["nanny"] for w in workers.values())]
+    assert all(a.startswith(f"tls://{LOOPBACK}:") for a in reported), reported
+    ports = {p for _, _, p in sockets}
+    assert {port(a) for a in reported} | {info["services"]["dashboard"]} <= ports
+    # the processes' own sockets: the sweep's (scheduler, nannies, dashboard) and each worker's
+    assert len({pid for pid, _, _ in sockets}) == 3
+
+
+def test_the_local_cluster_refuses_whoever_lacks_its_credentials(local):
+    """Only the holders of the sweep's key join: a client without a certificate, with another
+    sweep's, or in plain TCP is refused by the scheduler; the sweep's own client runs a task."""
+    from dask.distributed import Client
+    from distributed.security import Security
+
+    cluster, _ = local
+    address = cluster.scheduler_address
+    host, p = address.removeprefix("tls://").rsplit(":", 1)
+    # trusting the scheduler's certificate but showing none: the scheduler ends the handshake
+    ctx = ssl.create_default_context(cadata=cluster.security.tls_ca_file)
+    ctx.check_hostname = False
+    with pytest.raises(ssl.SSLError, match="CERTIFICATE_REQUIRED"):
+        with socket.create_connection((host, int(p)), timeout=2) as raw, ctx.wrap_socket(raw) as s:
+            s.recv(1)
+    other = Security.temporary()
+    foreign = Security(require_encryption=True, tls_ca_file=cluster.security.tls_ca_file,
+                       tls_client_cert=other.tls_client_cert, tls_client_key=other.tls_client_key)
+    assert refused(address, security=foreign) is not None
+    assert refused(address.replace("tls://", "tcp://")) is not None
+    assert refused(address) is not None  # (no credentials: the client does not even try)
+    assert [c for c in cluster.scheduler.clients if c != "fire-and-forget"] == []
+    with Client(cluster) as client:
+        assert client.submit(pow, 2, 10).result(timeout=30) == 1024
 
 
 def test_the_slurm_job_script_follows_the_config(tmp_path):
@@ -41,3 +132,10 @@ def test_the_slurm_job_script_follows_the_config(tmp_path):
 def test_a_launcher_cluster_must_be_local_or_slurm():
     with pytest.raises(ValueError, match="hydra.launcher.cluster='pbs'"):
         DaskLauncher(cluster="pbs")
+
+
+def test_the_dashboard_link_is_on_loopback_and_says_how_to_tunnel():
+    link, hint = dashboard(8787)
+    assert link == "http://127.0.0.1:8787/status"
+    assert hint.startswith(f"mlplab: Dask dashboard {link}, on this machine only; from another: ssh -L 8787:127.0.0.1:8787 ")
+    assert dashboard(None) == ("", "")

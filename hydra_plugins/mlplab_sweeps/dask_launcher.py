@@ -9,6 +9,12 @@ Where the workers are:
   (``hydra.launcher.slurm.{queue,account,cores,memory,walltime,jobs}``): SLURM schedules
   the workers, Dask the runs.
 
+A Dask scheduler runs whatever pickled code a client sends it, on its workers, as their owner.
+So the local cluster is the sweep's own: every socket on 127.0.0.1 (scheduler, nannies, workers,
+the dashboard), TLS both ways with a certificate and key made for the sweep
+(``Security.temporary()``), held in memory and handed to the workers the sweep spawns: other
+users of the machine reach its ports but can neither join nor submit.
+
 The launcher runs the specs the sweeper planned (``mlplab.cli.CONTEXT``), not Hydra's per-job
 machinery: no per-job config composition, output folder or log files — one ``sweep.log`` in the
 sweep's Hydra folder, a line per run. The workers start while the sweep is being planned.
@@ -19,6 +25,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -27,6 +34,22 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
+
+
+LOOPBACK = "127.0.0.1"
+
+
+def local_cluster(n_workers: int):
+    """The sweep's own ``LocalCluster``: ``n_workers`` single-threaded worker processes, every
+    socket on 127.0.0.1 (scheduler, nannies, workers, the scheduler's and the workers' HTTP
+    servers), TLS with credentials made for it and held in memory: other users of this machine
+    reach its ports but cannot join nor submit."""
+    from dask.distributed import LocalCluster
+    from distributed.security import Security
+
+    return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host=LOOPBACK,
+                        dashboard_address=f"{LOOPBACK}:0",  # any free port (a sweep's neighbours differ)
+                        security=Security.temporary(), silence_logs=logging.ERROR)
 
 
 def slurm_cluster(conf, log_directory: str):
@@ -50,6 +73,18 @@ def slurm_cluster(conf, log_directory: str):
         job_name="mlplab",
         silence_logs="error",
     )
+
+
+def dashboard(port: Optional[int]) -> tuple[str, str]:
+    """(the link of a dashboard that the sweep's own cluster serves on ``port`` of 127.0.0.1, a
+    line on how to reach it from another machine: an SSH tunnel), or ("", "") without one."""
+    from distributed.utils import format_dashboard_link
+
+    if port is None:
+        return "", ""
+    link = format_dashboard_link(LOOPBACK, port)
+    return link, (f"mlplab: Dask dashboard {link}, on this machine only; from another: "
+                  f"ssh -L {port}:{LOOPBACK}:{port} {socket.gethostname()}, then open {link}")
 
 
 class DaskLauncher(Launcher):
@@ -87,11 +122,8 @@ class DaskLauncher(Launcher):
             cluster = slurm_cluster(self.slurm, log_dir)
             cluster.scale(jobs=int(self.slurm.jobs))
             return Client(cluster), cluster, int(self.slurm.jobs) * int(self.slurm.cores)
-        from dask.distributed import LocalCluster
-
         n = self.n_workers or os.cpu_count() or 1
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               dashboard_address=":0", silence_logs=logging.ERROR)  # any free port
+        cluster = local_cluster(n)
         return Client(cluster), cluster, n
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
@@ -103,7 +135,13 @@ class DaskLauncher(Launcher):
         specs = planned_specs(self, job_overrides)
         config = self.config
         client, cluster, workers = self._starting.result() if self._starting else self._connect()
-        note = f"; dashboard {client.dashboard_link}" if self.dashboard else ""
+        note = ""
+        if self.dashboard:  # an existing scheduler's own link, else the one on 127.0.0.1 here
+            link, hint = ((client.dashboard_link, "") if cluster is None
+                          else dashboard(cluster.scheduler_info["services"].get("dashboard")))
+            note = f"; dashboard {link}" if link else ""
+            if hint:
+                print(hint, flush=True)
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         try:
