@@ -111,22 +111,55 @@ def test_the_slurm_job_script_follows_the_config(tmp_path):
     conf = launcher_config("hydra.launcher.cluster=slurm", "hydra.launcher.slurm.queue=short",
                            "hydra.launcher.slurm.account=lab", "hydra.launcher.slurm.cores=4",
                            "hydra.launcher.slurm.memory=8GB", "hydra.launcher.slurm.walltime=00:30:00",
-                           "hydra.launcher.slurm.jobs=3", "+hydra.launcher.slurm.job_extra_directives=[--exclusive]")
+                           "hydra.launcher.slurm.jobs=3", "+hydra.launcher.slurm.job_extra_directives=[--exclusive]",
+                           "hydra.launcher.slurm.interface=lo")  # (the test's scheduler: on loopback)
     assert conf.cluster == "slurm" and conf.slurm.jobs == 3
-    cluster = slurm_cluster(conf.slurm, str(tmp_path / "logs"))
+    before = listening()
+    cluster, credentials = slurm_cluster(conf.slurm, tmp_path)
     try:
         script = cluster.job_script()
+        sockets = listening() - before
+        link, hint = dashboard(cluster.scheduler_info["services"]["dashboard"])
     finally:
         cluster.close()
     lines = script.splitlines()
     for directive in ["#SBATCH -J mlplab", "#SBATCH -p short", "#SBATCH -A lab", "#SBATCH -n 1",
                       "#SBATCH --cpus-per-task=4", "#SBATCH --mem=8G", "#SBATCH -t 00:30:00", "#SBATCH --exclusive",
-                      f"#SBATCH -o {tmp_path / 'logs'}/mlplab-%J.out"]:
+                      f"#SBATCH -o {tmp_path / 'slurm'}/mlplab-%J.out"]:
         assert directive in lines, (directive, script)
-    worker = lines[-1]
-    # one single-threaded worker per core, run by this Python
-    assert worker.startswith(f"{sys.executable} -m distributed.cli.dask_worker tcp://")
-    assert "--nworkers 4" in worker and "--nthreads 1" in worker
+    worker = lines[-1].split()
+    # one single-threaded worker per core, run by this Python, through TLS with the sweep's files
+    assert worker[:3] == [sys.executable, "-m", "distributed.cli.dask_worker"]
+    assert worker[3].startswith(f"tls://{LOOPBACK}:")
+    flags = {a: b for a, b in zip(worker[4:], [*worker[5:], "--"]) if a.startswith("--") and not b.startswith("--")}
+    assert flags["--nworkers"] == "4" and flags["--nthreads"] == "1" and flags["--protocol"] == "tls://"
+    assert flags["--interface"] == "lo" and flags["--dashboard-address"] == f"{LOOPBACK}:0"
+    assert (flags["--tls-ca-file"], flags["--tls-cert"], flags["--tls-key"]) == (
+        str(credentials / "cert.pem"), str(credentials / "cert.pem"), str(credentials / "key.pem"))
+    # the files: 0600 in a 0700 folder of the sweep's Hydra folder
+    assert credentials.parent == tmp_path and stat.S_IMODE(credentials.stat().st_mode) == 0o700
+    assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in credentials.iterdir()} == {"cert.pem": 0o600,
+                                                                                      "key.pem": 0o600}
+    # the scheduler's dashboard on loopback, and the link that says so
+    assert {ip for _, ip, _ in sockets} == {LOOPBACK} and len(sockets) == 2, sockets
+    assert link.startswith(f"http://{LOOPBACK}:") and f"ssh -L {port(link.split('/status')[0])}:{LOOPBACK}:" in hint
+
+
+def test_the_slurm_scheduler_lets_in_only_the_holders_of_the_sweeps_files(tmp_path):
+    from dask.distributed import Client
+    from distributed.security import Security
+
+    conf = launcher_config("hydra.launcher.cluster=slurm", "hydra.launcher.slurm.interface=lo")
+    cluster, credentials = slurm_cluster(conf.slurm, tmp_path)
+    try:
+        address = cluster.scheduler_address
+        assert address.startswith("tls://") and refused(address.replace("tls://", "tcp://")) is not None
+        cert, key = str(credentials / "cert.pem"), str(credentials / "key.pem")
+        files = Security(require_encryption=True, tls_ca_file=cert, tls_client_cert=cert, tls_client_key=key)
+        with Client(address, security=files, timeout="10s") as client:
+            assert client.scheduler_info()["address"] == address
+    finally:
+        cluster.close()
 
 
 def test_a_launcher_cluster_must_be_local_or_slurm():

@@ -10,10 +10,12 @@ Where the workers are:
   the workers, Dask the runs.
 
 A Dask scheduler runs whatever pickled code a client sends it, on its workers, as their owner.
-So the local cluster is the sweep's own: every socket on 127.0.0.1 (scheduler, nannies, workers,
-the dashboard), TLS both ways with a certificate and key made for the sweep
-(``Security.temporary()``), held in memory and handed to the workers the sweep spawns: other
-users of the machine reach its ports but can neither join nor submit.
+So every cluster a sweep starts is its own: TLS both ways with a certificate and key made for
+the sweep (``Security.temporary()``), which only the sweep and its workers hold, and every
+socket that nothing on another host needs listens on 127.0.0.1 (the local cluster's scheduler,
+nannies and workers; every dashboard). The SLURM workers get the credentials as two files,
+0600 in a 0700 folder of the sweep's Hydra folder on the shared filesystem, removed when the
+sweep ends; the local workers get them in memory, from the sweep that spawns them.
 
 The launcher runs the specs the sweeper planned (``mlplab.cli.CONTEXT``), not Hydra's per-job
 machinery: no per-job config composition, output folder or log files — one ``sweep.log`` in the
@@ -25,7 +27,10 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import shutil
 import socket
+import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -52,27 +57,61 @@ def local_cluster(n_workers: int):
                         security=Security.temporary(), silence_logs=logging.ERROR)
 
 
-def slurm_cluster(conf, log_directory: str):
-    """The ``dask_jobqueue.SLURMCluster`` of a ``SlurmConf``: ``cores`` single-threaded worker
-    processes per job, ``memory`` and ``walltime`` per job."""
-    import sys
+def sweep_credentials(parent: Path):
+    """(Security, folder): a certificate and key made for this sweep (``Security.temporary()``:
+    self-signed, the certificate is its own authority), written as ``cert.pem`` and ``key.pem``,
+    0600, into a new 0700 folder ``tls-*`` of ``parent``; every role (the scheduler, the workers,
+    the sweep's client) reads them there, and a peer without the key is refused both ways."""
+    from distributed.security import Security
 
+    made = Security.temporary()
+    parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="tls-", dir=parent))  # 0700, a new name
+    for name, text in (("cert.pem", made.tls_ca_file), ("key.pem", made.tls_worker_key)):
+        fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+    cert, key = str(folder / "cert.pem"), str(folder / "key.pem")
+    security = Security(require_encryption=True, tls_ca_file=cert, tls_client_cert=cert, tls_client_key=key,
+                        tls_scheduler_cert=cert, tls_scheduler_key=key, tls_worker_cert=cert, tls_worker_key=key)
+    return security, folder
+
+
+def slurm_cluster(conf, folder: Path):
+    """(the ``dask_jobqueue.SLURMCluster`` of a ``SlurmConf``, its credentials folder):
+    ``cores`` single-threaded worker processes per job, ``memory`` and ``walltime`` per job,
+    job logs in ``folder/slurm`` (or ``conf.log_directory``). The scheduler, in this process,
+    listens on every interface (or ``conf.interface``), since the workers are on other hosts,
+    and speaks TLS only (``sweep_credentials`` in ``folder``, the job script names the files);
+    its dashboard, and each worker's, listen on 127.0.0.1."""
     from dask_jobqueue import SLURMCluster
 
-    return SLURMCluster(
-        queue=conf.queue,
-        account=conf.account,
-        cores=int(conf.cores),
-        processes=int(conf.cores),
-        memory=str(conf.memory),
-        walltime=str(conf.walltime),
-        python=conf.python or sys.executable,
-        job_extra_directives=list(conf.job_extra_directives),
-        job_script_prologue=list(conf.job_script_prologue),
-        log_directory=conf.log_directory or log_directory,
-        job_name="mlplab",
-        silence_logs="error",
-    )
+    security, credentials = sweep_credentials(Path(folder))
+    try:
+        cluster = SLURMCluster(
+            queue=conf.queue,
+            account=conf.account,
+            cores=int(conf.cores),
+            processes=int(conf.cores),
+            memory=str(conf.memory),
+            walltime=str(conf.walltime),
+            python=conf.python or sys.executable,
+            interface=conf.interface,
+            job_extra_directives=list(conf.job_extra_directives),
+            job_script_prologue=list(conf.job_script_prologue),
+            worker_extra_args=["--dashboard-address", f"{LOOPBACK}:0"],
+            log_directory=conf.log_directory or str(Path(folder) / "slurm"),
+            job_name="mlplab",
+            protocol="tls://",
+            security=security,
+            shared_temp_directory=str(credentials),  # (nothing to write there: the files are)
+            scheduler_options={"dashboard_address": f"{LOOPBACK}:0"},
+            silence_logs="error",
+        )
+    except BaseException:
+        shutil.rmtree(credentials, ignore_errors=True)
+        raise
+    return cluster, credentials
 
 
 def dashboard(port: Optional[int]) -> tuple[str, str]:
@@ -99,6 +138,7 @@ class DaskLauncher(Launcher):
         self.chunks_per_worker, self.min_chunk_seconds, self.slurm = chunks_per_worker, min_chunk_seconds, slurm
         self.config: Optional[DictConfig] = None
         self._starting = None
+        self._credentials: Optional[Path] = None  # the SLURM workers' TLS files, removed at the end
         self.dashboard = importlib.util.find_spec("bokeh") is not None  # Dask's dashboard needs bokeh
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
@@ -118,8 +158,7 @@ class DaskLauncher(Launcher):
             client = Client(self.address)
             return client, None, sum(client.nthreads().values())
         if self.cluster == "slurm":
-            log_dir = str(Path(self.config.hydra.sweep.dir) / "slurm")
-            cluster = slurm_cluster(self.slurm, log_dir)
+            cluster, self._credentials = slurm_cluster(self.slurm, Path(self.config.hydra.sweep.dir))
             cluster.scale(jobs=int(self.slurm.jobs))
             return Client(cluster), cluster, int(self.slurm.jobs) * int(self.slurm.cores)
         n = self.n_workers or os.cpu_count() or 1
@@ -134,7 +173,11 @@ class DaskLauncher(Launcher):
 
         specs = planned_specs(self, job_overrides)
         config = self.config
-        client, cluster, workers = self._starting.result() if self._starting else self._connect()
+        try:
+            client, cluster, workers = self._starting.result() if self._starting else self._connect()
+        except BaseException:
+            self._remove_credentials()
+            raise
         note = ""
         if self.dashboard:  # an existing scheduler's own link, else the one on 127.0.0.1 here
             link, hint = ((client.dashboard_link, "") if cluster is None
@@ -152,6 +195,7 @@ class DaskLauncher(Launcher):
             client.close()
             if cluster is not None:
                 cluster.close()
+            self._remove_credentials()
             self._pool.shutdown(wait=False)
         CONTEXT["outcomes"] = outcomes
         returns = []
@@ -160,6 +204,12 @@ class DaskLauncher(Launcher):
             returns.append(JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED,
                                      _return_value=o.status if o else "missing"))
         return returns
+
+    def _remove_credentials(self) -> None:
+        """The SLURM workers' TLS files: worthless once the sweep's scheduler is gone, removed."""
+        if self._credentials is not None:
+            shutil.rmtree(self._credentials, ignore_errors=True)
+            self._credentials = None
 
 
 def planned_specs(launcher: Launcher, job_overrides) -> list:
