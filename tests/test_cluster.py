@@ -12,7 +12,8 @@ import psutil
 import pytest
 from hydra import compose, initialize_config_dir
 
-from hydra_plugins.mlplab_sweeps.dask_launcher import DaskLauncher, dashboard, local_cluster, slurm_cluster
+from hydra_plugins.mlplab_sweeps.dask_launcher import (DaskLauncher, client_security, dashboard, local_cluster,
+                                                       slurm_cluster)
 from mlplab.cli import CONF_DIR
 
 LOOPBACK = "127.0.0.1"
@@ -147,24 +148,18 @@ def test_the_slurm_job_script_follows_the_config(tmp_path):
 
 def test_the_slurm_scheduler_lets_in_only_the_holders_of_the_sweeps_files(tmp_path):
     from dask.distributed import Client
-    from distributed.security import Security
 
     conf = launcher_config("hydra.launcher.cluster=slurm", "hydra.launcher.slurm.interface=lo")
     cluster, credentials = slurm_cluster(conf.slurm, tmp_path)
     try:
         address = cluster.scheduler_address
         assert address.startswith("tls://") and refused(address.replace("tls://", "tcp://")) is not None
-        cert, key = str(credentials / "cert.pem"), str(credentials / "key.pem")
-        files = Security(require_encryption=True, tls_ca_file=cert, tls_client_cert=cert, tls_client_key=key)
-        with Client(address, security=files, timeout="10s") as client:
+        files = {"ca_file": str(credentials / "cert.pem"), "cert": str(credentials / "cert.pem"),
+                 "key": str(credentials / "key.pem")}
+        with Client(address, security=client_security(files), timeout="10s") as client:
             assert client.scheduler_info()["address"] == address
     finally:
         cluster.close()
-
-
-def test_a_launcher_cluster_must_be_local_or_slurm():
-    with pytest.raises(ValueError, match="hydra.launcher.cluster='pbs'"):
-        DaskLauncher(cluster="pbs")
 
 
 def test_the_dashboard_link_is_on_loopback_and_says_how_to_tunnel():
@@ -172,3 +167,51 @@ def test_the_dashboard_link_is_on_loopback_and_says_how_to_tunnel():
     assert link == "http://127.0.0.1:8787/status"
     assert hint.startswith(f"mlplab: Dask dashboard {link}, on this machine only; from another: ssh -L 8787:127.0.0.1:8787 ")
     assert dashboard(None) == ("", "")
+
+
+def test_a_launcher_cluster_must_be_local_or_slurm():
+    with pytest.raises(ValueError, match="hydra.launcher.cluster='pbs'"):
+        DaskLauncher(cluster="pbs")
+
+
+@pytest.mark.parametrize("address,security,message", [
+    ("tls://127.0.0.1:8786", {}, "hydra.launcher.security.ca_file=null: a tls:// hydra.launcher.address needs the "
+                                 "files hydra.launcher.security.ca_file, cert and key"),
+    ("tls://127.0.0.1:8786", {"ca_file": "FILE", "cert": "FILE"}, "hydra.launcher.security.key=null: a tls://"),
+    ("tls://127.0.0.1:8786", {"ca_file": "FILE", "cert": "FILE", "key": "x.pem"},
+     "hydra.launcher.security.key='x.pem': no such file"),
+    (None, {"ca_file": "FILE"}, "hydra.launcher.security.ca_file='FILE': only for a tls:// hydra.launcher.address "
+                                "(hydra.launcher.address=null: the sweep's own cluster makes its own credentials)"),
+    ("tcp://127.0.0.1:8786", {"key": "FILE"}, "hydra.launcher.security.key='FILE': only for a tls:// "
+                                              "hydra.launcher.address (hydra.launcher.address='tcp://127.0.0.1:8786')"),
+])
+def test_the_launcher_refuses_a_security_setting_that_cannot_work(tmp_path, address, security, message):
+    file = tmp_path / "cert.pem"
+    file.write_text("")
+    security = {k: str(file) if v == "FILE" else v for k, v in security.items()}
+    message = message.replace("'FILE'", repr(str(file)))
+    with pytest.raises(ValueError) as e:
+        DaskLauncher(address=address, security=security)
+    assert str(e.value).startswith(message), str(e.value)
+
+
+def test_an_unauthenticated_address_on_another_host_is_warned_about(tmp_path, capsys):
+    for address in ("tcp://127.0.0.1:8786", "tcp://localhost:8786", "tcp://[::1]:8786", "127.0.0.1:8786"):
+        DaskLauncher(address=address)
+    assert capsys.readouterr().err == ""
+    file = tmp_path / "cert.pem"
+    file.write_text("")
+    DaskLauncher(address="tls://10.0.0.7:8786", security={k: str(file) for k in ("ca_file", "cert", "key")})
+    assert capsys.readouterr().err == ""
+    for address in ("tcp://10.0.0.7:8786", "10.0.0.7:8786"):  # (Dask's default scheme is tcp)
+        DaskLauncher(address=address)
+        assert capsys.readouterr().err.splitlines() == [
+            f"mlplab: warning: hydra.launcher.address={address!r} is neither encrypted nor authenticated: whoever "
+            "reaches it can run code on its workers; prefer tls:// with hydra.launcher.security.{ca_file,cert,key}"]
+
+
+def test_the_security_keys_are_in_the_launchers_config():
+    conf = launcher_config("hydra.launcher.address=tls://127.0.0.1:8786", "hydra.launcher.security.ca_file=ca.pem",
+                           "hydra.launcher.security.cert=me.pem", "hydra.launcher.security.key=me.key")
+    assert dict(conf.security) == {"ca_file": "ca.pem", "cert": "me.pem", "key": "me.key"}
+    assert launcher_config().security.ca_file is None and launcher_config().slurm.interface is None

@@ -4,7 +4,8 @@ Where the workers are:
 
 * ``hydra.launcher.address=null`` (default), ``cluster=local``: a ``LocalCluster`` on this
   machine, one single-threaded worker process per core (each run uses one BLAS thread);
-* ``hydra.launcher.address=tcp://host:8786``: an existing Dask scheduler and its workers;
+* ``hydra.launcher.address=tls://host:8786`` with ``hydra.launcher.security.{ca_file,cert,key}``:
+  an existing Dask scheduler and its workers (``tcp://`` too: unauthenticated, see below);
 * ``hydra.launcher.cluster=slurm``: pilot jobs through ``dask_jobqueue.SLURMCluster``
   (``hydra.launcher.slurm.{queue,account,cores,memory,walltime,jobs}``): SLURM schedules
   the workers, Dask the runs.
@@ -25,6 +26,7 @@ sweep's Hydra folder, a line per run. The workers start while the sweep is being
 from __future__ import annotations
 
 import importlib.util
+import ipaddress
 import logging
 import os
 import shutil
@@ -42,6 +44,7 @@ from omegaconf import DictConfig, OmegaConf
 
 
 LOOPBACK = "127.0.0.1"
+SECURITY_FIELDS = ("ca_file", "cert", "key")
 
 
 def local_cluster(n_workers: int):
@@ -114,6 +117,52 @@ def slurm_cluster(conf, folder: Path):
     return cluster, credentials
 
 
+def check_address(address: Optional[str], security: Any) -> Optional[str]:
+    """``hydra.launcher.address`` and ``hydra.launcher.security``: a ``tls://`` address needs the
+    three files, which must exist; the files go only with a ``tls://`` address. Refused with one
+    line naming the field, its value and the rule; returns a warning line for a ``tcp://`` address
+    (Dask's default scheme: neither encrypted nor authenticated) not on this machine, else None."""
+    files = {k: (security or {}).get(k) for k in SECURITY_FIELDS}
+    scheme = address.split("://", 1)[0] if address and "://" in address else "tcp"
+    if address is None or scheme != "tls":
+        where = ("null: the sweep's own cluster makes its own credentials" if address is None
+                 else f"{address!r}")
+        for k, v in files.items():
+            if v is not None:
+                raise ValueError(f"hydra.launcher.security.{k}={v!r}: only for a tls:// hydra.launcher.address "
+                                 f"(hydra.launcher.address={where})")
+    if address is None:
+        return None
+    if scheme == "tls":
+        for k, v in files.items():
+            if v is None:
+                raise ValueError(f"hydra.launcher.security.{k}=null: a tls:// hydra.launcher.address needs the "
+                                 "files hydra.launcher.security.ca_file, cert and key")
+            if not os.path.isfile(os.path.expanduser(v)):
+                raise ValueError(f"hydra.launcher.security.{k}={v!r}: no such file")
+        return None
+    if scheme != "tcp":  # (another of Dask's protocols: as its owner set it up)
+        return None
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+    try:
+        local = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = False
+    if local:
+        return None
+    return (f"mlplab: warning: hydra.launcher.address={address!r} is neither encrypted nor authenticated: "
+            "whoever reaches it can run code on its workers; prefer tls:// with hydra.launcher.security.{ca_file,cert,key}")
+
+
+def client_security(security: Any):
+    """The ``distributed.security.Security`` of a client with these files (TLS, required)."""
+    from distributed.security import Security
+
+    path = {k: os.path.expanduser(security[k]) for k in SECURITY_FIELDS}
+    return Security(require_encryption=True, tls_ca_file=path["ca_file"], tls_client_cert=path["cert"],
+                    tls_client_key=path["key"])
+
+
 def dashboard(port: Optional[int]) -> tuple[str, str]:
     """(the link of a dashboard that the sweep's own cluster serves on ``port`` of 127.0.0.1, a
     line on how to reach it from another machine: an SSH tunnel), or ("", "") without one."""
@@ -128,14 +177,19 @@ def dashboard(port: Optional[int]) -> tuple[str, str]:
 
 class DaskLauncher(Launcher):
     def __init__(self, address: Optional[str] = None, cluster: str = "local", n_workers: Optional[int] = None,
-                 chunks_per_worker: int = 8, min_chunk_seconds: float = 0.3, slurm: Any = None) -> None:
+                 chunks_per_worker: int = 8, min_chunk_seconds: float = 0.3, slurm: Any = None,
+                 security: Any = None) -> None:
         if cluster not in ("local", "slurm"):
             raise ValueError(f"hydra.launcher.cluster={cluster!r}: must be one of ['local', 'slurm']")
         from mlplab.sweep import check_launcher
 
         check_launcher(n_workers, chunks_per_worker, min_chunk_seconds)
+        warning = check_address(address, security)
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
         self.address, self.cluster, self.n_workers = address, cluster, n_workers
         self.chunks_per_worker, self.min_chunk_seconds, self.slurm = chunks_per_worker, min_chunk_seconds, slurm
+        self.security = security
         self.config: Optional[DictConfig] = None
         self._starting = None
         self._credentials: Optional[Path] = None  # the SLURM workers' TLS files, removed at the end
@@ -155,7 +209,8 @@ class DaskLauncher(Launcher):
 
         logging.getLogger("distributed").setLevel(logging.ERROR)
         if self.address:
-            client = Client(self.address)
+            tls = self.address.startswith("tls://")
+            client = Client(self.address, security=client_security(self.security) if tls else None)
             return client, None, sum(client.nthreads().values())
         if self.cluster == "slurm":
             cluster, self._credentials = slurm_cluster(self.slurm, Path(self.config.hydra.sweep.dir))
