@@ -184,7 +184,7 @@ def test_a_launcher_cluster_must_be_local_or_slurm():
                                 "(hydra.launcher.address=null: the sweep's own cluster makes its own credentials)"),
     ("tcp://127.0.0.1:8786", {"key": "FILE"}, "hydra.launcher.security.key='FILE': only for a tls:// "
                                               "hydra.launcher.address (hydra.launcher.address='tcp://127.0.0.1:8786')"),
-])
+], ids=["tls without files", "tls without a key", "a missing file", "files without an address", "files with tcp"])
 def test_the_launcher_refuses_a_security_setting_that_cannot_work(tmp_path, address, security, message):
     file = tmp_path / "cert.pem"
     file.write_text("")
