@@ -29,8 +29,8 @@ class SlurmConf:
     job_extra_directives: List[str] = field(default_factory=list)  # more #SBATCH lines
     job_script_prologue: List[str] = field(default_factory=list)  # shell lines before the worker starts
     log_directory: Optional[str] = None  # where SLURM writes the jobs' output (default: the sweep's hydra folder)
-    # the network interface of the scheduler and the workers (e.g. ib0; null: every interface for
-    # the scheduler, the default route's for the workers); the traffic is TLS either way
+    # the network interface that the scheduler and the workers listen on (e.g. ib0; null: every
+    # interface, each advertising its default route's address); the traffic is TLS either way
     interface: Optional[str] = None
 
 
