@@ -160,6 +160,12 @@ SWEEP_CASES = {
                      ["hydra.launcher.start_method='thread'", "must be one of", "spawn"]),
     "launcher setting": (["hydra/launcher=local", "hydra.launcher.chunks_per_worker=0", "depth=1,2"], 2,
                          ["hydra.launcher.chunks_per_worker=0", "must be an integer >= 1"]),
+    "TLS scheduler without its files": (["hydra/launcher=dask", "hydra.launcher.address=tls://127.0.0.1:8786",
+                                         "depth=1,2"], 2, ["hydra.launcher.security.ca_file=null", "needs the files"]),
+    "TLS file that is not there": (["hydra/launcher=dask", "hydra.launcher.address=tls://127.0.0.1:8786",
+                                    "hydra.launcher.security.ca_file=ca.pem", "hydra.launcher.security.cert=ca.pem",
+                                    "hydra.launcher.security.key=ca.pem", "depth=1,2"], 2,
+                                   ["hydra.launcher.security.ca_file='ca.pem'", "no such file"]),
 }
 ANALYSIS_CASES = {
     "report on a missing folder": (["mlplab.analysis.report", "results/none"], 2, ["no such folder"]),

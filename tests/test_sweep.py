@@ -102,34 +102,45 @@ LAUNCHERS = {
     "local, 2 workers": ["hydra/launcher=local", "hydra.launcher.n_workers=2"],
     # the workers as macOS and Windows start them: new interpreters, their runs pickled
     "local, 2 spawned workers": ["hydra/launcher=local", "hydra.launcher.n_workers=2", "hydra.launcher.start_method=spawn"],
-    "dask, existing scheduler": ["hydra/launcher=dask"],  # + hydra.launcher.address of the scheduler
+    "dask, existing TLS scheduler": ["hydra/launcher=dask"],  # + its tls:// address and the files to reach it
 }
 LAUNCH_GRID = ["depth=2", "loss=bce,softmax_ce", "activation=relu", "width=5,6", "seed=0"]
 FAULT_ENV = {"PYTHONPATH": str(Path(__file__).resolve().parent / "faults"), "MLPLAB_FAULT": "backward"}
 
 
 def dask_scheduler(folder):
-    """A Dask scheduler and a single-threaded worker, started as a user starts them (the worker
-    sees the fault too): (its address, its processes)."""
+    """A Dask scheduler and a single-threaded worker, started as a user starts a secured pair
+    (TLS, a certificate and key that only they hold; every socket on 127.0.0.1), the worker with
+    the fault too: (its address, its processes, the command's overrides for its files)."""
     import json
 
+    from hydra_plugins.mlplab_sweeps.dask_launcher import sweep_credentials
+
     folder.mkdir(parents=True, exist_ok=True)
+    _, tls = sweep_credentials(folder)
+    cert, key = tls / "cert.pem", tls / "key.pem"
+    files = ["--tls-ca-file", cert, "--tls-cert", cert, "--tls-key", key]
+    local = ["--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0", "--no-dashboard"]
     sched_file = folder / "scheduler.json"
     quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", "0", "--no-dashboard",
-                               "--scheduler-file", str(sched_file)], **quiet)]
+    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", "0", "--protocol",
+                               "tls", *local, *files, "--scheduler-file", str(sched_file)], **quiet)]
     try:
         procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file",
-                                       str(sched_file), "--nworkers", "1", "--nthreads", "1", "--no-nanny",
-                                       "--no-dashboard"], env={**os.environ, **FAULT_ENV}, **quiet))
+                                       str(sched_file), "--nworkers", "1", "--nthreads", "1", "--no-nanny", *local,
+                                       *files], env={**os.environ, **FAULT_ENV}, **quiet))
         deadline = time.time() + 60
         while True:  # the scheduler writes its file in place: it may exist, still empty or partial
             try:
-                return json.loads(sched_file.read_text())["address"], procs
+                address = json.loads(sched_file.read_text())["address"]
+                break
             except (FileNotFoundError, json.JSONDecodeError):
                 if time.time() > deadline:
                     raise
                 time.sleep(0.05)
+        security = [f"hydra.launcher.security.ca_file={cert}", f"hydra.launcher.security.cert={cert}",
+                    f"hydra.launcher.security.key={key}"]
+        return address, procs, security
     except BaseException:
         for proc in procs:
             proc.kill()
@@ -150,10 +161,11 @@ def launched(tmp_path_factory):
             if "hydra/launcher=dask" in args:
                 import distributed  # noqa: F401  (imported once here, not in the forked command)
             try:
-                existing = name == "dask, existing scheduler"
+                existing = name == "dask, existing TLS scheduler"
                 if existing:
-                    address, procs = dask_scheduler(folder / "scheduler")
-                    args.append(f"hydra.launcher.address={address}")
+                    address, procs, security = dask_scheduler(folder / "scheduler")
+                    assert address.startswith("tls://127.0.0.1:"), address
+                    args += [f"hydra.launcher.address={address}", *security]
                 # on an existing scheduler only its worker has the fault: the failed runs show
                 # that the runs went there, not to a cluster of the command's own
                 done[name] = (sweep(folder, *LAUNCH_GRID, *args, faulty=not existing), folder / "smoke")
@@ -178,7 +190,7 @@ def test_launchers_and_worker_counts_give_bit_identical_metrics(launched):
 
 
 @pytest.mark.xdist_group("launchers")
-@pytest.mark.parametrize("launcher", ["basic", "local, 2 workers", "dask, existing scheduler"])
+@pytest.mark.parametrize("launcher", ["basic", "local, 2 workers", "dask, existing TLS scheduler"])
 def test_a_failing_run_does_not_stop_the_sweep(launched, launcher):
     """A genuine fault inside some runs (injected into the runs of width 5, in whichever process
     runs them): recorded as failed, the sweep goes on, one line on stderr, exit code 1."""
@@ -195,10 +207,11 @@ def test_a_failing_run_does_not_stop_the_sweep(launched, launcher):
 
 @pytest.mark.xdist_group("launchers")
 def test_a_sweep_on_an_existing_dask_scheduler(launched):
-    """hydra.launcher.address: the runs go to the workers of a Dask scheduler that is already
-    running (here one started for the test, with a single-threaded worker). Only that worker
-    has the fault, not the command: runs sent anywhere else would all be ok."""
-    p, root = launched("dask, existing scheduler")
+    """hydra.launcher.address=tls://... with hydra.launcher.security.{ca_file,cert,key}: the runs
+    go to the workers of a secured Dask scheduler that is already running (here one started for
+    the test, with a single-threaded worker). Only that worker has the fault, not the command:
+    runs sent anywhere else would all be ok."""
+    p, root = launched("dask, existing TLS scheduler")
     assert p.returncode == 1 and "2 ok, 0 diverged, 2 failed, 0 missing" in p.stdout, p.stderr
     assert_same_metrics(metrics(root), metrics(launched("basic")[1]))
 

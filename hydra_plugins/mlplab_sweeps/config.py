@@ -29,13 +29,27 @@ class SlurmConf:
     job_extra_directives: List[str] = field(default_factory=list)  # more #SBATCH lines
     job_script_prologue: List[str] = field(default_factory=list)  # shell lines before the worker starts
     log_directory: Optional[str] = None  # where SLURM writes the jobs' output (default: the sweep's hydra folder)
+    # the network interface that the scheduler and the workers listen on (e.g. ib0; null: every
+    # interface, each advertising its default route's address); the traffic is TLS either way
+    interface: Optional[str] = None
+
+
+@dataclass
+class SecurityConf:
+    """The TLS files of a client of an existing scheduler (``hydra.launcher.address=tls://...``),
+    as its owner hands them out: without them a secured scheduler refuses the connection."""
+
+    ca_file: Optional[str] = None  # the certificate authority of the scheduler's and workers' certificates
+    cert: Optional[str] = None  # this client's certificate
+    key: Optional[str] = None  # this client's private key (readable by its owner only)
 
 
 @dataclass
 class DaskLauncherConf:
     _target_: str = "hydra_plugins.mlplab_sweeps.dask_launcher.DaskLauncher"
-    # where the workers are: null = a LocalCluster on this machine; tcp://host:8786 = an existing
-    # Dask scheduler (cluster is then ignored)
+    # where the workers are: null = the sweep's own cluster (see cluster); tls://host:8786 = an
+    # existing Dask scheduler, with the files of security (cluster is then ignored); tcp://host:8786
+    # too, but unauthenticated: whoever reaches that port runs code on its workers
     address: Optional[str] = None
     cluster: str = "local"  # local or slurm (with address null)
     n_workers: Optional[int] = None  # local: worker processes (null: one per core)
@@ -44,6 +58,7 @@ class DaskLauncherConf:
     # scheduling stays a small part of each chunk; lower it to lose less to a worker that dies
     min_chunk_seconds: float = 0.3
     slurm: SlurmConf = field(default_factory=SlurmConf)
+    security: SecurityConf = field(default_factory=SecurityConf)  # for a tls:// address only
 
 
 @dataclass

@@ -6,9 +6,15 @@ Opt-in and not part of ``make test`` (it installs system packages and starts dae
 2. writes a one-node ``slurm.conf`` (this host, its cores, no cgroups, no accounting) in a
    temporary folder and starts ``munged``, ``slurmctld`` and ``slurmd`` without systemd;
 3. runs ``sweep=smoke`` through ``hydra/launcher=dask hydra.launcher.cluster=slurm`` (two
-   pilot jobs of one core each), and the same sweep on the local launcher;
-4. checks that both give the same runs with bit-identical metrics and that SLURM ran the
-   workers (its job log), then stops the daemons, whatever happened.
+   pilot jobs of one core each, the Dask traffic on the loopback interface), and the same sweep
+   on the local launcher;
+4. while the SLURM sweep runs, checks that it is secured: the workers' job script starts them
+   with the scheduler's ``tls://`` address and the sweep's certificate and key, files 0600 in a
+   0700 folder of the sweep's Hydra folder; the scheduler refuses a client without that
+   certificate and a plain-TCP one; every socket of the sweep listens on 127.0.0.1;
+5. checks that the workers registered through TLS (their SLURM job logs), that the files are
+   gone once the sweep is, that both sweeps give the same runs with bit-identical metrics,
+   then stops the daemons, whatever happened.
 
 Exit code 0 when all of it holds; a step that fails says which, in one line.
 """
@@ -19,6 +25,8 @@ import os
 import shutil
 import signal
 import socket
+import ssl
+import stat
 import subprocess
 import sys
 import tempfile
@@ -130,6 +138,101 @@ def metrics(root):
     return out
 
 
+def job_scripts(env: dict) -> list[str]:
+    """The batch scripts of the jobs SLURM holds now (``scontrol write batch_script``)."""
+    ids = sh("squeue", "-h", "-o", "%i", check=False, env=env).stdout.split()
+    return [sh("scontrol", "write", "batch_script", i, "-", check=False, env=env).stdout for i in ids]
+
+
+def refusals(address: str, cert: Path) -> list[str]:
+    """How the scheduler at ``address`` answers a client that trusts its certificate but shows
+    none, and a plain-TCP client: each should be refused (else the reason it was not)."""
+    from dask.distributed import Client
+
+    host, port = address.removeprefix("tls://").rsplit(":", 1)
+    ctx = ssl.create_default_context(cafile=str(cert))
+    ctx.check_hostname = False
+    out = []
+    try:
+        with socket.create_connection((host, int(port)), timeout=5) as raw, ctx.wrap_socket(raw) as s:
+            s.recv(1)
+        out.append("a client without a certificate was let in")
+    except ssl.SSLError as e:
+        if "CERTIFICATE_REQUIRED" not in str(e):
+            out.append(f"a client without a certificate: {e}")
+    try:
+        Client(address.replace("tls://", "tcp://"), timeout="3s").close()
+        out.append("a plain-TCP client was let in")
+    except Exception:  # noqa: BLE001 - refused, as expected
+        pass
+    return out
+
+
+class Watch:
+    """What the SLURM sweep (process ``pid``, results in ``root``) shows while it runs: its TLS
+    folder and the files' modes, the workers' command line in their job script, the scheduler's
+    answers to clients without the sweep's key, its listening sockets."""
+
+    def __init__(self, pid: int, root: Path, env: dict):
+        self.pid, self.root, self.env = pid, root, env
+        self.folder: Path | None = None
+        self.modes: dict = {}
+        self.worker: list[str] = []
+        self.refused: list[str] | None = None
+        self.listening: set = set()
+
+    def poll(self) -> None:
+        import psutil
+
+        for folder in self.root.glob("smoke/hydra/*/tls-*"):
+            try:
+                self.modes = {"folder": stat.S_IMODE(folder.stat().st_mode),
+                              **{f.name: stat.S_IMODE(f.stat().st_mode) for f in folder.iterdir()}}
+                self.folder = folder
+            except FileNotFoundError:
+                pass
+        if not self.worker:
+            for script in job_scripts(self.env):
+                lines = [x for x in script.splitlines() if "distributed.cli.dask_worker" in x]
+                if lines:
+                    self.worker = lines[-1].split()
+        if self.refused is None and self.modes and self.flag("--tls-ca-file"):
+            self.refused = refusals(self.worker[3], Path(self.flag("--tls-ca-file")))
+        try:
+            conns = psutil.Process(self.pid).net_connections(kind="inet")
+        except psutil.Error:
+            return
+        self.listening |= {(c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN}
+
+    def flag(self, name: str) -> str:
+        return self.worker[self.worker.index(name) + 1] if name in self.worker else ""
+
+    def check(self) -> None:
+        if not self.worker:
+            raise RuntimeError("no job script with a Dask worker was seen")
+        if self.folder is None:
+            raise RuntimeError("no tls-* folder was seen in the sweep's Hydra folder")
+        if not self.worker[3].startswith("tls://") or self.flag("--protocol") != "tls://":
+            raise RuntimeError(f"the workers do not use TLS: {' '.join(self.worker)}")
+        files = [Path(self.flag(f)) for f in ("--tls-ca-file", "--tls-cert", "--tls-key")]
+        if not all(f.parent == self.folder for f in files):
+            raise RuntimeError(f"the workers' TLS files are not the sweep's ({self.folder}): {files}")
+        if self.modes != {"folder": 0o700, "cert.pem": 0o600, "key.pem": 0o600}:
+            raise RuntimeError(f"the TLS files' modes: { {k: oct(v) for k, v in self.modes.items()} }")
+        step(f"the workers' job script: {self.worker[3]} --protocol tls:// --tls-ca-file/--tls-cert "
+             f"{files[0].name} --tls-key {files[2].name} in {self.folder.relative_to(self.root)}/ (0700, files 0600)")
+        if self.refused is None:
+            raise RuntimeError("the scheduler was not tried with clients lacking the sweep's certificate")
+        if self.refused:
+            raise RuntimeError("the scheduler " + "; ".join(self.refused))
+        step("the scheduler refused a client without the sweep's certificate, and a plain-TCP client")
+        ips = {ip for ip, _ in self.listening}
+        scheduler = int(self.worker[3].rsplit(":", 1)[1])
+        if scheduler not in {port for _, port in self.listening} or ips != {"127.0.0.1"}:
+            raise RuntimeError(f"the sweep listened on {sorted(self.listening)}")
+        step(f"the sweep's {len(self.listening)} listening sockets (the scheduler's, its HTTP server's) were on 127.0.0.1")
+
+
 def main() -> int:
     import pandas as pd
 
@@ -152,15 +255,36 @@ def main() -> int:
         slurm = d / "results-slurm"
         cmd = [sys.executable, "-m", "mlplab", "-m", *grid, f"results_dir={slurm}", "hydra/launcher=dask",
                "hydra.launcher.cluster=slurm", "hydra.launcher.slurm.queue=debug", "hydra.launcher.slurm.cores=1",
-               "hydra.launcher.slurm.jobs=2", "hydra.launcher.slurm.memory=2GB", "hydra.launcher.slurm.walltime=00:10:00"]
-        p = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+               "hydra.launcher.slurm.jobs=2", "hydra.launcher.slurm.memory=2GB", "hydra.launcher.slurm.walltime=00:10:00",
+               "hydra.launcher.slurm.interface=lo"]  # the Dask traffic of the check: on 127.0.0.1
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            p = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=err)
+            watch = Watch(p.pid, slurm, env)
+            deadline = time.time() + 600
+            while p.poll() is None and time.time() < deadline:
+                watch.poll()
+                time.sleep(0.1)
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+            out.seek(0), err.seek(0)
+            stdout, stderr = out.read(), err.read()
         if p.returncode != 0:
-            raise RuntimeError(f"exit code {p.returncode}: {p.stderr.strip()[-500:]}")
-        step(p.stdout.strip().splitlines()[-1])
+            raise RuntimeError(f"exit code {p.returncode}: {stderr.strip()[-500:]}")
+        step(stdout.strip().splitlines()[-1])
+        what = "checking that the sweep was secured"
+        watch.check()
+        if watch.folder.exists():
+            raise RuntimeError(f"the sweep left its TLS files: {watch.folder}")
+        step("the TLS files were removed with the sweep")
         jobs = list((slurm / "smoke" / "hydra").rglob("mlplab-*.out"))
         if not jobs:
             raise RuntimeError("SLURM wrote no job log: the workers did not run as SLURM jobs")
-        step(f"{len(jobs)} SLURM job(s) ran the workers")
+        logs = [f.with_suffix(".err").read_text() for f in jobs]
+        registered = [x.split()[-1] for log in logs for x in log.splitlines() if "Registered to:" in x]
+        if len(registered) != len(jobs) or not all(a.startswith("tls://") for a in registered):
+            raise RuntimeError(f"the workers registered to {registered}")
+        step(f"{len(jobs)} SLURM job(s) ran the workers, registered to the scheduler through TLS")
         what = "the same sweep on the local launcher"
         local = d / "results-local"
         p = subprocess.run([sys.executable, "-m", "mlplab", "-m", *grid, f"results_dir={local}", "hydra/launcher=local"],
