@@ -52,22 +52,26 @@ METRIC_COLUMNS = {
 }
 
 
-def sweep_metrics() -> dict[str, pd.DataFrame]:
-    out = {t: [] for t in METRIC_COLUMNS}
+def case_metrics(label: str, over: dict) -> dict[str, pd.DataFrame]:
+    """The three tables of one case, as the reference holds them."""
+    out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for label, over in CASES:
-            spec = RunSpec(**{**BASE, **over})
-            root = Path(tmp) / label
-            run(spec, root)
-            r = load_results(root, join=False)
-            for t in METRIC_COLUMNS:
-                df = getattr(r, t).rename(columns=RENAMED)[METRIC_COLUMNS[t]].copy()
-                df.insert(0, "case", label)
-                for c in ("status", "reason"):
-                    if c in df:
-                        df[c] = df[c].astype(str)
-                out[t].append(df)
-    return {t: pd.concat(v, ignore_index=True) for t, v in out.items()}
+        root = Path(tmp) / label
+        run(RunSpec(**{**BASE, **over}), root)
+        r = load_results(root, join=False)
+        for t in METRIC_COLUMNS:
+            df = getattr(r, t).rename(columns=RENAMED)[METRIC_COLUMNS[t]].copy()
+            df.insert(0, "case", label)
+            for c in ("status", "reason"):
+                if c in df:
+                    df[c] = df[c].astype(str)
+            out[t] = df
+    return out
+
+
+def sweep_metrics() -> dict[str, pd.DataFrame]:
+    cases = [case_metrics(label, over) for label, over in CASES]
+    return {t: pd.concat([c[t] for c in cases], ignore_index=True) for t in METRIC_COLUMNS}
 
 
 def gradient_cases():
