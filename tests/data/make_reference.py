@@ -1,9 +1,10 @@
 """Write ``plain_reference.parquet``: every metric of a small set of plain-network runs.
 
 The file in the repository was written by the core *before* it was rebuilt as a stack of
-layers (residual and normalised blocks); ``tests/test_reference.py`` checks that today's code
-still gives the same numbers for plain networks. Rerun this only to record a deliberate change
-of the numbers:
+layers (residual and normalised blocks), on one machine; ``tests/test_reference.py`` checks that
+today's code still gives the same numbers for plain networks, to within what rounding can move
+them on any machine (its docstrings derive the bounds). Rerun this only to record a deliberate
+change of the numbers:
 
     .venv/bin/python tests/data/make_reference.py
 """
