@@ -111,7 +111,11 @@ def test_c_star_is_where_iterating_the_map_goes():
         c = theory.correlation_map(c, "tanh", sw, SB, q=q)
     assert theory.c_star("tanh", sw, SB) == pytest.approx(c, abs=1e-8)
     assert 0.2 < c < 0.8
-    assert theory.c_star("tanh", math.sqrt(2.0), 0.0) == 0.0  # odd φ, no bias: c = 0 is the stable point
+    # odd φ, no bias: c = 0 is the stable point. The map at 0 is a quadrature sum over nodes
+    # symmetric about 0 that cancels to 0 or to a residue of ~1e-33 of either sign, as the order
+    # of the BLAS sum decides; on a positive residue the bisection runs, and it stops within its
+    # tolerance (1e-12) of the root (the residue / (1 − slope 0.955), ~1e-32)
+    assert 0.0 <= theory.c_star("tanh", math.sqrt(2.0), 0.0) <= 1e-12
 
 
 @pytest.mark.parametrize("sigma_w2", [2.5, 4.0])
@@ -155,10 +159,14 @@ def test_chaos_grid():
     assert len(g) == 6 and list(g.columns[:2]) == ["sigma_w2", "sigma_b2"]
     crit = g[(g.sigma_w2 == 1.0) & (g.sigma_b2 == 0.0)].iloc[0]  # the edge of chaos at σ_b = 0
     assert crit.chi1 == pytest.approx(1.0, abs=1e-12) and abs(crit.xi_grad) > 1e10
-    assert list(g.drop(index=crit.name).phase) == ["ordered", "ordered", "ordered", "chaotic", "chaotic"]
-    o = g[g.phase == "ordered"]
+    # crit's χ1 is the sum of the quadrature weights, 1 to rounding (LAPACK's eigenvalues, a BLAS
+    # sum): whether it is 'critical', 'ordered' or 'chaotic' is rounding's call, so it is in
+    # neither phase below
+    rest = g.drop(index=crit.name)
+    assert list(rest.phase) == ["ordered", "ordered", "ordered", "chaotic", "chaotic"]
+    o = rest[rest.phase == "ordered"]
     assert (o.c_star == 1.0).all() and np.allclose(o.xi_c, o.xi_grad)
-    c = g[g.phase == "chaotic"]
+    c = rest[rest.phase == "chaotic"]
     assert (c.c_star < 1).all() and (c.xi_grad < 0).all() and (c.xi_c > 0).all()
     assert np.allclose(g.log_chi1, np.log(g.chi1))
 
