@@ -28,6 +28,15 @@ from threadpoolctl import threadpool_limits
 threadpool_limits(limits=1, user_api="blas")
 
 
+def dead_pid() -> int:
+    """The pid of a process of this host that has ended (and was reaped)."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return pid
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
