@@ -1,12 +1,16 @@
 """Result tables on disk: atomic parquet writing and ``load_results``.
 
-A sweep folder holds three tables, each a folder of parquet files, one file per run::
+A sweep folder holds three tables, each a folder of parquet files, one file per run until runs
+are compacted into *generations* (``compact``)::
 
     results/<sweep>/
         mlplab.json                  marks the folder as mlplab's, with the schema version
         runs/<run_id>.parquet        one row per run (config, status, final metrics, timings)
         steps/<run_id>.parquet       one row per logged step
         layers/<run_id>.parquet      one row per logged step and layer
+        <table>/compact-<generation>.parquet   the rows of many runs, compacted
+        compacted/compact-<generation>         marks a committed generation (an empty file, no
+                                               .parquet suffix: every *.parquet is parquet)
         hydra/...                    Hydra's logs and .hydra/ (not a table)
 
 Every file is written to a hidden temporary file in the same folder and renamed into place, so a
@@ -278,7 +282,19 @@ class Catalogue:
         return out
 
 
-MARKERS = "compacted"  # <root>/compacted/<generation>: the committed generations, for fast lookups
+MARKERS = "compacted"  # <root>/compacted/compact-<generation>: the committed generations, for fast lookups
+
+
+def _marked(root: Path) -> list[str]:
+    """The generations marked in ``<root>/compacted/``, newest first. A marker is named
+    ``compact-<generation>``; an older mlplab named it ``compact-<generation>.parquet`` (an empty
+    file by a parquet name, which parquet readers globbing ``**/*.parquet`` choke on): read
+    alike, and replaced by the next compaction."""
+    try:
+        names = os.listdir(Path(root) / MARKERS)
+    except OSError:
+        return []
+    return sorted({n.removesuffix(".parquet") for n in names if n.startswith(COMPACT)}, reverse=True)
 
 
 def _hinted_generations(root: Path) -> list[Path]:
@@ -286,11 +302,7 @@ def _hinted_generations(root: Path) -> list[Path]:
     first (no listing of the big table folders). A marker is written after its generation's
     runs file and before any file the generation replaces is removed, so a run that no marker
     leads to still has its older files."""
-    try:
-        names = sorted(os.listdir(Path(root) / MARKERS), reverse=True)
-    except OSError:
-        return []
-    return [p for p in (Path(root) / "runs" / n for n in names) if p.is_file()]
+    return [p for p in (Path(root) / "runs" / f"{n}.parquet" for n in _marked(root)) if p.is_file()]
 
 
 def committed_row(root: Path, run_id: str) -> dict | None:
@@ -370,6 +382,7 @@ def compact(root) -> dict[str, int]:
     leftovers = [p for t in ("steps", "layers") for p in _files(root / t)
                  if not (root / "runs" / p.name).exists() and (_is_generation(p) or p.stem not in cat.own)]
     stale = remove_temporaries(root)
+    _tidy_markers(root)
     if not cat.own and len(cat.generations) <= 1 and not leftovers:
         return {"runs": len(cat.compacted), "removed": stale}
     tables = {t: _read_table(cat, t, SCHEMAS[t]) for t in ("steps", "layers", "runs")}
@@ -379,25 +392,47 @@ def compact(root) -> dict[str, int]:
     return {"runs": len(cat.ids()), "removed": removed + stale}
 
 
+def _tidy_markers(root: Path) -> None:
+    """Markers of generations that are gone are removed (a compaction killed between removing a
+    generation and its marker), and an older mlplab's marker named ``….parquet`` is replaced by
+    one of today's name."""
+    folder = root / MARKERS
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(COMPACT)]
+    except OSError:
+        return
+    for n in names:
+        stem = n.removesuffix(".parquet")
+        if not (root / "runs" / f"{stem}.parquet").is_file():
+            _unlink(folder / n)  # a marker comes after its runs file: this one's generation is gone
+        elif n != stem:
+            if not (folder / stem).exists():
+                atomic_write_bytes(folder / stem, b"")
+            _unlink(folder / n)
+
+
 def commit_generation(root, tables: dict[str, pa.Table], own: list[str], generations: list[str] = ()) -> int:
     """Write ``tables`` (steps, layers, runs) as a new compacted generation and remove what it
     replaces: the runs' own files (``own``, run ids) and older ``generations`` (file names).
 
     Crash-safe at every step: the generation's steps and layers files are written first and its
-    runs file last (each atomically: it counts only once whole), then its marker; only then are
+    runs file last (each atomically: it counts only once whole), then its marker
+    (``compacted/compact-<generation>``, without the files' .parquet suffix); only then are
     the replaced files removed, a runs file before its steps and layers. A kill loses nothing,
     and the next ``compact`` finishes the job. Returns the number of files removed."""
     root = Path(root)
-    name = f"{COMPACT}{time.time_ns():020d}-{os.getpid()}.parquet"
+    name = f"{COMPACT}{time.time_ns():020d}-{os.getpid()}"
+    file = f"{name}.parquet"
     meta = {META_KEY: str(SCHEMA_VERSION).encode()}
     for table in ("steps", "layers", "runs"):  # runs last: it commits the generation
-        atomic_write_table(tables[table].replace_schema_metadata(meta), root / table / name)
+        atomic_write_table(tables[table].replace_schema_metadata(meta), root / table / file)
     atomic_write_bytes(root / MARKERS / name, b"")
     removed = 0
     for g in generations:
         for table in ("runs", "steps", "layers"):
             removed += _unlink(root / table / g)
-        _unlink(root / MARKERS / g)
+        _unlink(root / MARKERS / g.removesuffix(".parquet"))
+        _unlink(root / MARKERS / g)  # an older mlplab's marker name
     for rid in own:
         for table in ("runs", "steps", "layers"):
             removed += _unlink(run_path(root, table, rid))

@@ -219,11 +219,12 @@ def mixed_made(many_made, tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("step", range(12))
+@pytest.mark.parametrize("step", range(16))
 def test_a_compaction_killed_at_any_step_loses_nothing_and_the_next_one_finishes(mixed_made, tmp_path, monkeypatch, step):
     """Every write and removal of a compaction, interrupted in turn (as by a kill): the folder
     reads the same rows at once, and the next compaction leaves it clean. The folder: one
-    generation plus runs in their own files (a copy of ``mixed_made``)."""
+    generation plus runs in their own files (a copy of ``mixed_made``): 3 tables and a marker
+    written, 3 files and 2 marker names of the old generation and 2 runs' 3 files removed."""
     many = Path(shutil.copytree(mixed_made, tmp_path / "many", symlinks=True))
     before = sorted_tables(many)
     calls = {"n": 0}
@@ -243,7 +244,8 @@ def test_a_compaction_killed_at_any_step_loses_nothing_and_the_next_one_finishes
     except KeyboardInterrupt:
         pass
     else:
-        assert step >= 10, "the compaction has fewer steps than the test thinks"
+        assert step == 15, "the compaction has fewer steps than the test thinks"
+    assert calls["n"] == min(step + 1, 15), "the compaction has more steps than the test thinks"
     monkeypatch.undo()
     assert_same(before, sorted_tables(many))
     assert set(res.completed_statuses(many)) == set(before[0].run_id)
@@ -422,14 +424,65 @@ def test_done_means_ok_or_diverged_and_failed_runs_are_redone(folder):
 
 
 def test_hinted_generations_are_newest_first(tmp_path):
-    for name in ("compact-1.parquet", "compact-3.parquet", "compact-2.parquet"):
-        (tmp_path / "runs").mkdir(exist_ok=True)
-        (tmp_path / "runs" / name).write_bytes(b"")
-        (tmp_path / res.MARKERS).mkdir(exist_ok=True)
-        (tmp_path / res.MARKERS / name).write_bytes(b"")
-    (tmp_path / res.MARKERS / "compact-4.parquet").write_bytes(b"")  # its runs file is gone: no hint
+    """Markers are named after their generation (``compact-1``); an older mlplab's markers,
+    named ``compact-1.parquet``, lead to their generation alike."""
+    (tmp_path / "runs").mkdir()
+    (tmp_path / res.MARKERS).mkdir()
+    for name, marker in (("compact-1", "compact-1.parquet"), ("compact-3", "compact-3"), ("compact-2", "compact-2")):
+        (tmp_path / "runs" / f"{name}.parquet").write_bytes(b"")
+        (tmp_path / res.MARKERS / marker).write_bytes(b"")
+    (tmp_path / res.MARKERS / "compact-4").write_bytes(b"")  # its runs file is gone: no hint
+    (tmp_path / res.MARKERS / ".compact-5.host.1.abcd1234.tmp").write_bytes(b"")  # a marker being written
     assert [p.name for p in res._hinted_generations(tmp_path)] == ["compact-3.parquet", "compact-2.parquet", "compact-1.parquet"]
     assert res._hinted_generations(tmp_path / "nope") == []
+
+
+def assert_every_parquet_name_is_parquet(root):
+    """What a parquet reader given a glob sees: every file under ``root`` named ``*.parquet`` is
+    non-empty and reads as parquet, and each table's files read as one pyarrow dataset."""
+    import glob
+
+    files = glob.glob(str(root / "**" / "*.parquet"), recursive=True)
+    assert files
+    for f in files:
+        assert os.path.getsize(f) > 0, f
+        pq.read_table(f)
+    for table in res.TABLES:
+        found = glob.glob(str(root / table / "**" / "*.parquet"), recursive=True)
+        assert ds.dataset(found, format="parquet").to_table().num_rows > 0
+
+
+def test_only_parquet_files_are_named_parquet(many):
+    """A compacted folder, with a run in its own files beside the generation: every ``*.parquet``
+    is parquet (the markers in ``compacted/`` have no suffix)."""
+    res.compact(many)
+    run(RunSpec(**SMALL, seed=9), many)
+    assert_every_parquet_name_is_parquet(many)
+    (gen,) = [p.stem for p in (many / "runs").glob("compact-*")]
+    assert os.listdir(many / res.MARKERS) == [gen]
+
+
+def test_an_older_folders_parquet_named_markers_are_read_and_replaced(many):
+    """A folder compacted by an older mlplab, whose markers were empty files named
+    ``compact-<generation>.parquet``: its generations are found through them, and the next
+    compaction leaves markers without the suffix — whether it has nothing else to do or
+    replaces the generation."""
+    res.compact(many)
+    (gen,) = os.listdir(many / res.MARKERS)
+    (many / res.MARKERS / gen).rename(many / res.MARKERS / f"{gen}.parquet")
+    spec = RunSpec(**SMALL, seed=0)
+    assert res._hinted_generations(many) == [many / "runs" / f"{gen}.parquet"]
+    assert res.is_done(many, spec.run_id) and res.committed_row(many, spec.run_id)["seed"] == 0
+    res.compact(many)  # nothing to gather
+    assert os.listdir(many / res.MARKERS) == [gen]
+    assert_every_parquet_name_is_parquet(many)
+    (many / res.MARKERS / gen).rename(many / res.MARKERS / f"{gen}.parquet")
+    run(RunSpec(**SMALL, seed=9), many)
+    res.compact(many)  # a new generation replaces the old one, and its marker
+    (new,) = [p.stem for p in (many / "runs").glob("compact-*")]
+    assert new != gen and os.listdir(many / res.MARKERS) == [new]
+    assert_every_parquet_name_is_parquet(many)
+    assert len(load_results(many).runs) == 7
 
 
 def test_table_files_skip_hidden_and_underscored_names(tmp_path):

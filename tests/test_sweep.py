@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from conftest import FAULTY, Forked, forked
 
@@ -70,6 +71,9 @@ def test_multirun_writes_tables_with_progress_and_summary(tmp_path):
     # Hydra's own files sit beside the tables, not inside them
     assert (tmp_path / "smoke" / "hydra").is_dir()
     assert all(p.suffix == ".parquet" for t in res.TABLES for p in (tmp_path / "smoke" / t).iterdir())
+    # and a parquet reader given **/*.parquet finds parquet files only (the compacted/ markers have no suffix)
+    for f in (tmp_path / "smoke").rglob("*.parquet"):
+        assert pq.read_table(f).num_rows > 0, f
 
 
 def test_rerun_skips_done_runs_and_extending_runs_only_new_points(tmp_path):
