@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from mlplab.lock import HOST, alive, server_now, writer_here
 from mlplab.spec import COLUMN_TYPES, SCHEMA_VERSION
 
 if TYPE_CHECKING:  # pandas is imported when results are read (to_pandas), not to write them
@@ -130,11 +132,16 @@ def _umask() -> int:
 FILE_MODE = 0o666 & ~_umask()  # what open() would give: colleagues sharing a folder can read it
 
 
+_IN_FLIGHT: set[str] = set()  # the temporary files this process is writing now
+
+
 def _temporary(path: Path) -> tuple[int, str]:
-    """A hidden temporary file beside ``path`` (readers skip names starting with '.'), with
-    the mode of a normally created file (mkstemp's is 0600)."""
+    """A hidden temporary file beside ``path`` (readers skip names starting with '.'), named
+    ``.{name}.{host}.{pid}.XXXXXXXX.tmp`` after the process writing it (``remove_temporaries``),
+    with the mode of a normally created file (mkstemp's is 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{HOST}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    _IN_FLIGHT.add(os.path.basename(tmp))
     os.fchmod(fd, FILE_MODE)
     return fd, tmp
 
@@ -149,6 +156,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    finally:
+        _IN_FLIGHT.discard(os.path.basename(tmp))
 
 
 def atomic_write_table(table: pa.Table, path: Path) -> None:
@@ -162,6 +171,8 @@ def atomic_write_table(table: pa.Table, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    finally:
+        _IN_FLIGHT.discard(os.path.basename(tmp))
 
 
 _PREPARED: set[str] = set()  # folders this process has created or checked
@@ -215,6 +226,9 @@ def run_path(root: Path, table: str, run_id: str) -> Path:
 
 # -- where each committed run is: its own files, or a compacted generation -----------------------
 COMPACT = "compact-"  # compacted files: <table>/compact-<generation>.parquet
+# a file no commit owns (a temporary file, a run's steps without its runs file...) unchanged this
+# long is left over, whoever wrote it: no write of mlplab's pauses that long between two files
+ORPHAN_AGE_S = 3600.0
 
 
 def _is_generation(p: Path) -> bool:
@@ -371,8 +385,8 @@ def compact(root) -> dict[str, int]:
     (``commit_generation``). Readers take each run from one place (``Catalogue``); files of a
     generation that never got its runs file (a kill while it was written) are removed. Do not
     compact a folder while a sweep writes into it (sweeps compact when they end); leftover
-    temporary files (``.*.tmp``, from a process killed mid-write) are removed too. Returns how
-    many runs were compacted and files removed."""
+    temporary files of processes killed mid-write are removed too (``remove_temporaries``).
+    Returns how many runs were compacted and files removed."""
     root = check_results_folder(root)
     cat = Catalogue.of(root)
     check_versions(cat, root)
@@ -439,11 +453,40 @@ def commit_generation(root, tables: dict[str, pa.Table], own: list[str], generat
     return removed
 
 
-def remove_temporaries(root) -> int:
-    """Remove the temporary files of writes that never finished (a process killed mid-write)
-    from the table folders; only when nothing writes into the folder. Returns how many."""
+def remove_temporaries(root, pids=None, now: float | None = None) -> int:
+    """Remove the temporary files of writes that will never finish from the results folder
+    ``root`` (its tables, markers and Hydra folder, and the folder itself, where leases are
+    prepared). A temporary's name says which process writes it (``.{name}.{host}.{pid}.XXXXXXXX.tmp``):
+    one of a process of this host that is gone is removed, and any unchanged for ORPHAN_AGE_S
+    (``now``: the file server's clock; another host's, or an older mlplab's that says nothing);
+    the writes in flight of other sweeps stay. With ``pids``, only those of these processes of
+    this host (a launcher's workers, just stopped). Returns how many were removed."""
     root = Path(root)
-    return sum(_unlink(p) for t in (*TABLES, MARKERS) if (root / t).is_dir() for p in (root / t).glob(".*.tmp"))
+    if pids is None and now is None and root.is_dir():
+        now = server_now(root)
+    removed = 0
+    for folder in (root, *(root / t for t in (*TABLES, MARKERS, "hydra"))):
+        try:
+            names = [n for n in os.listdir(folder) if n.startswith(".") and n.endswith(".tmp")]
+        except OSError:
+            continue
+        for n in names:
+            p, pid = folder / n, writer_here(n)
+            if pids is not None:
+                doomed = pid in pids
+            else:
+                gone = None if pid is None else (n not in _IN_FLIGHT if pid == os.getpid() else not alive(pid))
+                try:
+                    doomed = gone or now - os.lstat(p).st_mtime > ORPHAN_AGE_S
+                except FileNotFoundError:
+                    continue
+            if doomed:
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                    removed += 1
+                else:
+                    removed += _unlink(p)
+    return removed
 
 
 def _unlink(p: Path) -> int:

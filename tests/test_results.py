@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+from conftest import dead_pid
 
 from mlplab import RunSpec, load_results, run
 from mlplab import results as res
@@ -183,7 +184,8 @@ def many(many_made, tmp_path):
 
 def test_compaction_leaves_one_file_per_table_and_the_same_rows(many):
     before = sorted_tables(many)
-    (many / "layers" / ".x.parquet.123.tmp").write_bytes(b"half a file")  # a write killed midway
+    # a write killed midway: its process, of this host, is gone
+    (many / "layers" / f".x.parquet.{res.HOST}.{dead_pid()}.abcd1234.tmp").write_bytes(b"half a file")
     done = res.compact(many)
     assert done["runs"] == 6 and done["removed"] == 6 * 3 + 1
     files = table_files(many)

@@ -1,13 +1,16 @@
 """Several processes sharing one results folder: one compaction at a time (``mlplab.lock.Lease``),
-and a lease whose holder died does not block the folder."""
+a lease whose holder died does not block the folder, and cleaning up removes only what no live
+process is writing."""
 
 import json
 import multiprocessing
 import os
 import time
+from pathlib import Path
 
 from conftest import dead_pid
 
+from mlplab import results as res
 from mlplab.lock import HOST, LEASE_S, LOCK, Lease
 
 
@@ -110,3 +113,32 @@ def test_a_holder_whose_lease_expired_learns_it_was_broken(tmp_path):
     assert taker.check() and (tmp_path / LOCK / taker.name).exists()
     taker.release()
     assert not (tmp_path / LOCK).exists()
+
+
+# -- what else is shared: temporary files, a run's files, generations being written -------------------
+def test_only_the_temporaries_of_writers_that_are_gone_are_removed(tmp_path):
+    """A temporary file's name says who writes it: a process of this host that is gone (removed),
+    one that runs (kept), another host's or an older mlplab's nameless one (kept until old)."""
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    old = time.time() - 2 * res.ORPHAN_AGE_S
+
+    def temporary(name, age=None):
+        (folder / name).write_bytes(b"half")
+        if age:
+            os.utime(folder / name, (age, age))
+        return name
+
+    mine = res._temporary(folder / "b.parquet")  # in flight in this process
+    os.close(mine[0])
+    gone = {temporary(f".a.parquet.{HOST}.{dead_pid()}.abcd1234.tmp"),
+            temporary(f".a.parquet.elsewhere.{os.getpid()}.abcd1234.tmp", old),
+            temporary(".a.parquet.abcd1234.tmp", old),
+            temporary(f".a.parquet.{HOST}.{os.getpid()}.abcd1234.tmp")}  # this process, not in flight
+    kept = {temporary(f".a.parquet.{HOST}.{os.getppid()}.abcd1234.tmp"),  # a process that runs
+            temporary(f".a.parquet.elsewhere.{os.getpid()}.efgh5678.tmp"),
+            temporary(".a.parquet.efgh5678.tmp"),
+            Path(mine[1]).name}
+    assert res.remove_temporaries(tmp_path, pids={os.getppid()}) == 1  # only those of these processes
+    assert res.remove_temporaries(tmp_path) == len(gone)
+    assert set(os.listdir(folder)) == kept - {f".a.parquet.{HOST}.{os.getppid()}.abcd1234.tmp"}
