@@ -95,7 +95,8 @@ def run_chunk(specs: list[RunSpec], root: str, sweep: str, force: bool) -> list[
     """What a worker does with a chunk: each run in turn (a run already committed is skipped,
     so a chunk sent again after a worker died does only what is missing), each committed in
     its own files; then the chunk's runs are compacted into one generation from the tables
-    still in memory, so that a sweep never reads its thousands of small files back."""
+    still in memory, so that a sweep never reads its thousands of small files back (without
+    the folder's lease: ``results.commit_generation`` says why it needs none)."""
     import pyarrow as pa
 
     from mlplab import results as res
@@ -113,7 +114,8 @@ def run_chunk(specs: list[RunSpec], root: str, sweep: str, force: bool) -> list[
     if tables:
         merged = {t: pa.concat_tables([x[t] for x in tables]).unify_dictionaries().combine_chunks()
                   for t in ("runs", "steps", "layers")}
-        res.commit_generation(root, merged, own=[r.as_py() for r in merged["runs"].column("run_id")])
+        own = {x["runs"].column("run_id")[0].as_py(): x["files"] for x in tables}
+        res.commit_generation(root, merged, own=own)
     return out
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import stat
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -239,7 +240,7 @@ def test_a_compaction_killed_at_any_step_loses_nothing_and_the_next_one_finishes
             return original(*args, **kwargs)
         return f
 
-    for name in ("atomic_write_table", "atomic_write_bytes", "_unlink"):
+    for name in ("atomic_write_table", "atomic_write_bytes", "_unlink", "_unlink_if"):
         monkeypatch.setattr(res, name, interrupt(getattr(res, name)))
     try:
         res.compact(many)
@@ -303,8 +304,9 @@ def test_two_generations_and_leftovers_compact_into_one_and_are_counted(many):
     assert all(len(v) == 1 for v in table_files(many).values())
     assert_same(before, sorted_tables(many))
     (gen,) = [p.name for p in (many / "runs").iterdir()]
-    for t in ("steps", "layers"):
+    for t in ("steps", "layers"):  # a run killed before its commit, long ago
         (many / t / ("f" * 16 + ".parquet")).write_bytes((many / t / gen).read_bytes())
+        os.utime(many / t / ("f" * 16 + ".parquet"), (time.time() - 2 * res.ORPHAN_AGE_S,) * 2)
     assert res.compact(many) == {"runs": 6, "removed": 3 + 2}  # a new generation replaces the old, + the leftovers
     assert all(len(v) == 1 for v in table_files(many).values())
     assert_same(before, sorted_tables(many))
