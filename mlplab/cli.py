@@ -76,7 +76,7 @@ def main(cfg: DictConfig) -> None:
     if row["status"] != "ok" and not row["skipped"]:
         what += f" ({row['reason']})"
     if multirun:
-        plan = json.loads((root / "hydra" / PLAN).read_text())
+        plan = json.loads((Path(HydraConfig.get().sweep.dir) / PLAN).read_text())
         done = len(set(plan["run_ids"]) & res.committed_ids(root))
         log.info(f"[{done}/{len(plan['run_ids'])}] {label}: {what}")
     elif row["status"] == "failed":
@@ -451,7 +451,8 @@ def start_sweep(config: DictConfig) -> list[tuple[list[str], RunSpec]]:
     root = sweep_root(config)
     run_ids = [spec.run_id for _, spec in jobs]
     CONTEXT.update(root=root, run_ids=run_ids)
-    res.atomic_write_bytes(root / "hydra" / PLAN, json.dumps({"run_ids": run_ids}).encode())
+    # in the sweep's own Hydra folder: sweeps sharing the results folder each have theirs
+    res.atomic_write_bytes(Path(config.hydra.sweep.dir) / PLAN, json.dumps({"run_ids": run_ids}).encode())
     done = res.completed_statuses(root)
     todo, seen = [], set()
     for overrides, spec in jobs:

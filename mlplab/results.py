@@ -215,7 +215,7 @@ def prepare_folder(root: Path, key: str = "results_dir") -> Path:
     try:
         root.mkdir(parents=True, exist_ok=True)
         mark_folder(root)
-        probe = root / f".write-test-{os.getpid()}"
+        probe = root / f".write-test-{HOST}-{os.getpid()}"  # this process's own, whoever else probes
         probe.touch()
         probe.unlink()
     except OSError as e:

@@ -574,7 +574,7 @@ def test_prepare_folder_names_the_file_that_blocks_it_when_not_the_folder(tmp_pa
     root = tmp_path / "sweep"
     res.prepare_folder(root)
     res._PREPARED.discard(str(root))
-    probe = root / f".write-test-{os.getpid()}"
+    probe = root / f".write-test-{res.HOST}-{os.getpid()}"
     probe.mkdir()  # the write test cannot remove it
     with pytest.raises(res.ResultsError) as e:
         res.prepare_folder(root)
