@@ -29,6 +29,7 @@ newer generation meanwhile; and one compaction at a time rewrites the folder (``
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -135,6 +136,24 @@ class Vanished(ResultsError):
     process (or deleted). Readers look at the folder again (``_settled``)."""
 
 
+class DiskFull(OSError):
+    """No space left on the device (or the disk quota exceeded) while writing ``filename``.
+    Nothing half-written is left: the write's temporary file is removed."""
+
+    def __init__(self, path, err: OSError):
+        code = err.errno if err.errno in (errno.ENOSPC, errno.EDQUOT) else errno.ENOSPC
+        super().__init__(code, os.strerror(code), str(path))
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """Whether ``e`` says the disk is full or the quota is exceeded (pyarrow's errors carry the
+    errno, or only its text)."""
+    if isinstance(e, DiskFull):
+        return True
+    return isinstance(e, OSError) and (e.errno in (errno.ENOSPC, errno.EDQUOT) or any(
+        text in str(e) for text in (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))))
+
+
 # -- writing ---------------------------------------------------------------------------------
 def _umask() -> int:
     mask = os.umask(0)
@@ -168,8 +187,8 @@ def file_id(st: os.stat_result) -> FileId:
 
 def _atomic(path: Path, write) -> FileId:
     """``write(tmp)`` into a temporary file beside ``path``, then renamed to ``path``. Any
-    failure removes the temporary file. Returns the identity of the file put in place (a
-    rename keeps it)."""
+    failure removes the temporary file; a full disk raises DiskFull. Returns the identity of
+    the file put in place (a rename keeps it)."""
     tmp = None
     try:
         fd, tmp = _temporary(path)
@@ -178,9 +197,11 @@ def _atomic(path: Path, write) -> FileId:
         written = file_id(os.stat(tmp))
         os.replace(tmp, path)
         return written
-    except BaseException:
+    except BaseException as e:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(e) and not isinstance(e, DiskFull):
+            raise DiskFull(path, e) from e
         raise
     finally:
         if tmp is not None:
@@ -208,7 +229,7 @@ _PREPARED: set[str] = set()  # folders this process has created or checked
 def prepare_folder(root: Path, key: str = "results_dir") -> Path:
     """Create the results folder ``root`` (and its marker) if needed: ResultsError, one line
     naming ``key``, when it cannot be written (a regular file in the way, no permission...).
-    Checked once per process and folder."""
+    Checked once per process and folder; a full disk raises DiskFull."""
     root = Path(root)
     if str(root) in _PREPARED and (root / MARKER).is_file():
         return root
@@ -219,6 +240,8 @@ def prepare_folder(root: Path, key: str = "results_dir") -> Path:
         probe.touch()
         probe.unlink()
     except OSError as e:
+        if is_disk_full(e):
+            raise DiskFull(e.filename or root, e) from None
         where = f" ({e.filename})" if e.filename and str(e.filename) != str(root) else ""
         raise ResultsError(f"{key}: the results folder {str(root)!r} cannot be written: {e.strerror}{where}") from None
     _PREPARED.add(str(root))
@@ -570,8 +593,8 @@ def commit_generation(root, tables: dict[str, pa.Table], own: dict[str, dict[str
     Crash-safe at every step: the generation's steps and layers files are written first and its
     runs file last (each atomically: it counts only once whole), then its marker; only then are
     the replaced files removed, a runs file before its steps and layers. A kill loses nothing,
-    and the next ``compact`` finishes the job; a write that fails removes the generation's files
-    written before it.
+    and the next ``compact`` finishes the job; a write that fails (a full disk: DiskFull) removes
+    the generation's files written before it.
 
     It needs no lease when ``generations`` is empty, as a sweep's workers commit their chunks:
     it only adds a generation, whose runs' rows are where they were until it is committed, and

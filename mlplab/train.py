@@ -279,7 +279,8 @@ def run(spec: RunSpec, root, sweep: str = "", force: bool = False, tables: list 
     committed, are appended to it as a dict, with ``files``: table -> the version of the file
     written (``results.file_id``), so that only that version is removed when it is compacted.
     Raises ``ConfigError`` for bad input, and ``ResultsError`` for a folder that cannot be
-    written, before anything is trained or written.
+    written, before anything is trained or written; ``results.DiskFull`` when the disk is full
+    (the run is then not committed, and no half-written file is left).
     """
     from mlplab import __version__
 

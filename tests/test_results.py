@@ -551,8 +551,10 @@ def test_a_failed_atomic_write_raises_its_own_error_even_if_its_temporary_is_gon
 
     monkeypatch.setattr(res.os, "replace", replace)
     path = tmp_path / "f.parquet"
-    with pytest.raises(OSError, match="injected"):
+    with pytest.raises(res.DiskFull) as e:  # a full disk, said so whatever the writer's words
         res.atomic_write_bytes(path, b"abc") if write == "bytes" else res.atomic_write_table(pa.table({"a": [1]}), path)
+    assert str(e.value) == f"[Errno 28] No space left on device: {str(path)!r}"
+    assert "injected" in str(e.value.__cause__)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -587,3 +589,20 @@ def test_a_mixed_folder_counts_the_files_of_each_version(folder):
     pq.write_table(pq.read_table(path).replace_schema_metadata({res.META_KEY: b"0"}), path)
     with pytest.raises(res.ResultsError, match=rf"schema versions 0 \(1 files\), {res.SCHEMA_VERSION} \(2 files\);"):
         res.check_versions(res.Catalogue.of(folder), folder)
+
+
+def test_a_full_disk_is_told_apart_from_a_folder_that_cannot_be_written(tmp_path, monkeypatch):
+    """ENOSPC or EDQUOT, with the errno or (pyarrow) only its text, is a full disk: DiskFull, not
+    ResultsError (bad input, exit code 2), even when the folder is being prepared."""
+    assert res.is_disk_full(OSError(28, "No space left on device"))
+    assert res.is_disk_full(OSError(122, "Disk quota exceeded"))
+    assert res.is_disk_full(OSError("Error writing bytes to file. Detail: [errno 28] No space left on device"))
+    assert not res.is_disk_full(OSError(13, "Permission denied")) and not res.is_disk_full(ValueError("full"))
+
+    def full(root):
+        raise OSError(28, "No space left on device", str(root / res.MARKER))
+
+    monkeypatch.setattr(res, "mark_folder", full)
+    with pytest.raises(res.DiskFull) as e:
+        res.prepare_folder(tmp_path / "sweep")
+    assert e.value.errno == 28 and e.value.filename == str(tmp_path / "sweep" / res.MARKER)
