@@ -6,12 +6,13 @@ bad value stops the sweep with a one-line error and exit code 2, before anything
 the runs already done are counted and left out, and the launcher gets the rest (``local``:
 forked processes; ``dask``: a Dask cluster; or Hydra's ``joblib``/``basic``). At the end
 ``SweepCallback`` compacts the folder and prints a summary of runs ok / diverged / failed /
-missing; the exit code is 1 if any failed or are missing.
+missing; the exit code is 1 if any failed or are missing, or the disk is full.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import itertools
 import json
@@ -93,15 +94,19 @@ def main(cfg: DictConfig) -> None:
         if cfg.debug:
             raise
         if multirun:
+            if res.is_disk_full(e):
+                CONTEXT["disk_full"] = e  # said at the end of the sweep (when it runs in this process)
             log.error(f"run with overrides {' '.join(HydraConfig.get().overrides.task)} failed: {one_line(e)}")
             return
+        if res.is_disk_full(e):
+            disk_full(e)
         fail(one_line(e), exit_code(e))
     what = "already done" if row["skipped"] else f"{row['status']} in {row['wall_time_s']:.2f}s"
     label = f"{spec.run_id} depth={spec.depth} {spec.activation} {spec.loss} clip={spec.clip} seed={spec.seed}"
     if row["status"] != "ok" and not row["skipped"]:
         what += f" ({row['reason']})"
     if multirun:
-        plan = json.loads((root / "hydra" / PLAN).read_text())
+        plan = json.loads((Path(HydraConfig.get().sweep.dir) / PLAN).read_text())
         done = len(set(plan["run_ids"]) & res.committed_ids(root))
         log.info(f"[{done}/{len(plan['run_ids'])}] {label}: {what}")
     elif row["status"] == "failed":
@@ -126,6 +131,20 @@ def exit_code(exc: BaseException) -> int:
     from omegaconf.errors import OmegaConfBaseException
 
     return 2 if isinstance(exc, (ConfigError, PlanError, ResultsError, HydraException, OmegaConfBaseException)) else 1
+
+
+def disk_full(err: BaseException | None = None) -> None:
+    """No space left on the device (or the disk quota exceeded): one line saying how many runs
+    are committed, exit code 1. Nothing committed is lost and no half-written file is left
+    (``results.DiskFull``): the same command, run again once there is space, does the rest."""
+    root, ids = CONTEXT["root"], set(CONTEXT["run_ids"])
+    why = getattr(err, "strerror", None) or os.strerror(errno.ENOSPC)
+    where = root if root is not None else getattr(err, "filename", None)
+    done = len(ids & res.committed_ids(root)) if root is not None and ids else 0
+    committed = f"{done} of {len(ids)} runs committed" if ids else "no run committed"
+    print(f"mlplab: disk full ({why}) writing results to {where}: {committed}; free some space and rerun "
+          "the same command to finish", file=sys.stderr, flush=True)
+    sys.exit(1)
 
 
 def debug_requested(argv: list[str]) -> bool:
@@ -212,8 +231,8 @@ def mode_from_the_flag(argv: list[str]):
 def entry() -> None:
     """``python -m mlplab``: errors become one line on stderr, with exit code 2 for bad input
     (Hydra's unknown option or wrong type included) and 1 for anything else (e.g. a sweep worker
-    killed); Ctrl-C exits 130 with one line; ``debug=true`` (or MLPLAB_DEBUG=1) shows the full
-    traceback; ``--help`` prints the usage."""
+    killed; a full disk, whose line says how many runs are committed); Ctrl-C exits 130 with one
+    line; ``debug=true`` (or MLPLAB_DEBUG=1) shows the full traceback; ``--help`` prints the usage."""
     argv = sys.argv[1:]
     if "--help" in argv or "-h" in argv:
         print(usage())
@@ -231,6 +250,8 @@ def entry() -> None:
     except Exception as e:  # noqa: BLE001 - every error leaves as one line unless debugging
         if debug:
             raise
+        if res.is_disk_full(e):
+            disk_full(e)
         fail(one_line(e), exit_code(e))
 
 
@@ -283,9 +304,9 @@ def usage() -> str:
         f"  {prog} -m depth=1,4,16 norm=null,batch seed=0,1,2 sweep_name=mine",
         f"  {prog} -m sweep=default hydra.launcher.n_workers=2",
         "",
-        "exit codes: 0 every run ok or diverged (divergence is data), 1 a run failed or is missing,",
-        "2 bad input (nothing is run), 130 interrupted (rerun to resume). debug=true shows tracebacks;",
-        "--hydra-help shows Hydra's own options.",
+        "exit codes: 0 every run ok or diverged (divergence is data), 1 a run failed or is missing",
+        "(or the disk is full: free space and rerun), 2 bad input (nothing is run), 130 interrupted",
+        "(rerun to resume). debug=true shows tracebacks; --hydra-help shows Hydra's own options.",
     ]
     return "\n".join(lines)
 
@@ -455,7 +476,7 @@ class SweepCallback(Callback):
     callback into a warning and go on."""
 
     def on_run_start(self, config: DictConfig, **kwargs) -> None:
-        guarded(config, lambda: res.prepare_folder(sweep_root(config), "results_dir"))
+        guarded(config, lambda: CONTEXT.update(root=res.prepare_folder(sweep_root(config), "results_dir")))
 
     def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
         CONTEXT.update(t0=time.perf_counter(), root=None, run_ids=[])
@@ -479,7 +500,8 @@ def start_sweep(config: DictConfig) -> list[tuple[list[str], RunSpec]]:
     root = sweep_root(config)
     run_ids = [spec.run_id for _, spec in jobs]
     CONTEXT.update(root=root, run_ids=run_ids)
-    res.atomic_write_bytes(root / "hydra" / PLAN, json.dumps({"run_ids": run_ids}).encode())
+    # in the sweep's own Hydra folder: sweeps sharing the results folder each have theirs
+    res.atomic_write_bytes(Path(config.hydra.sweep.dir) / PLAN, json.dumps({"run_ids": run_ids}).encode())
     done = res.completed_statuses(root)
     todo, seen = [], set()
     for overrides, spec in jobs:
@@ -495,10 +517,16 @@ def start_sweep(config: DictConfig) -> list[tuple[list[str], RunSpec]]:
 
 
 def summary(config: DictConfig) -> None:
-    """The end of a sweep: its folder compacted (``results.compact``), then the runs ok /
-    diverged / failed / missing of the plan; exit code 1 if any failed or are missing."""
+    """The end of a sweep: its folder compacted (``results.compact``, waiting for any other
+    sweep's compaction of the folder to end), then the runs ok / diverged / failed / missing of
+    the plan; exit code 1 if any failed or are missing, or if the disk filled up (a line saying
+    how many runs are committed: the same command finishes the job once there is space)."""
     root = sweep_root(config)
-    res.compact(root)
+    full = CONTEXT.get("disk_full") or any(o.disk_full for o in CONTEXT.get("outcomes", {}).values())
+    try:
+        res.compact(root)
+    except res.DiskFull as e:
+        full = e
     status = res.completed_statuses(root)
     counts = {"ok": 0, "diverged": 0, "failed": 0, "missing": 0}
     for rid in set(CONTEXT["run_ids"]):
@@ -510,6 +538,8 @@ def summary(config: DictConfig) -> None:
         + f" -> {root}",
         flush=True,
     )
+    if full:
+        disk_full(full if isinstance(full, BaseException) else None)
     if counts["failed"] or counts["missing"]:
         fail(f"sweep '{config.sweep_name}': {counts['failed']} failed, {counts['missing']} missing of "
              f"{len(set(CONTEXT['run_ids']))} runs; rerun the same command to retry them -> {root}", 1)
@@ -522,4 +552,6 @@ def guarded(config: DictConfig, action) -> None:
     except Exception as e:  # noqa: BLE001
         if config.debug:
             raise
+        if res.is_disk_full(e):
+            disk_full(e)
         fail(one_line(e), exit_code(e))

@@ -3,7 +3,9 @@ file per table (``mlplab.results.compact``); sweeps do it when they end.
 
 Reading thousands of small files is slow; after compaction ``load_results``, pandas, pyarrow,
 DuckDB and polars read three files. Crash-safe: a kill at any moment loses nothing, and running
-the command again finishes the job. Do not compact a folder while a sweep writes into it.
+the command again finishes the job. Safe while sweeps write into the folder: one compaction at a
+time holds the folder's lease (it waits for another one to end), and the files of runs still
+being written are left alone.
 """
 
 from __future__ import annotations

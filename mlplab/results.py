@@ -1,12 +1,17 @@
 """Result tables on disk: atomic parquet writing and ``load_results``.
 
-A sweep folder holds three tables, each a folder of parquet files, one file per run::
+A sweep folder holds three tables, each a folder of parquet files, one file per run until runs
+are compacted into *generations* (``compact``)::
 
     results/<sweep>/
         mlplab.json                  marks the folder as mlplab's, with the schema version
         runs/<run_id>.parquet        one row per run (config, status, final metrics, timings)
         steps/<run_id>.parquet       one row per logged step
         layers/<run_id>.parquet      one row per logged step and layer
+        <table>/compact-<generation>.parquet   the rows of many runs, compacted
+        compacted/compact-<generation>         marks a committed generation (an empty file, no
+                                               .parquet suffix: every *.parquet is parquet)
+        .lock/                       the lease of the compaction at work (mlplab.lock)
         hydra/...                    Hydra's logs and .hydra/ (not a table)
 
 Every file is written to a hidden temporary file in the same folder and renamed into place, so a
@@ -14,13 +19,22 @@ reader never sees half a file (pyarrow, pandas, DuckDB and polars skip names sta
 A run's ``runs`` file is written last: it is the run's commit record. ``steps``/``layers`` files
 without a ``runs`` file (left by a crash) are ignored by ``load_results`` and overwritten when the
 run is done again.
+
+Several sweeps (processes on one host, or on several sharing the folder over NFS) may write into
+one folder at once: a temporary file's name says which process writes it, so that cleaning up
+removes only those of processes that are gone; a run's own files are removed (once compacted)
+only in the version that was read; readers look again when a file they listed was moved into a
+newer generation meanwhile; and one compaction at a time rewrites the folder (``mlplab.lock``).
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
+import re
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -31,6 +45,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from mlplab.lock import HOST, LEASE_S, Lease, alive, scratch_name, server_now, writer_here
 from mlplab.spec import COLUMN_TYPES, SCHEMA_VERSION
 
 if TYPE_CHECKING:  # pandas is imported when results are read (to_pandas), not to write them
@@ -122,6 +137,29 @@ class ResultsError(ValueError):
     """A results folder that cannot be read; ``str(err)`` is a one-line message."""
 
 
+class Vanished(ResultsError):
+    """A file listed a moment ago is gone: moved into a newer compacted generation by another
+    process (or deleted). Readers look at the folder again (``_settled``)."""
+
+
+class DiskFull(OSError):
+    """No space left on the device (or the disk quota exceeded) while writing ``filename``.
+    Nothing half-written is left: the write's temporary file is removed."""
+
+    def __init__(self, path, err: OSError):
+        code = err.errno if err.errno in (errno.ENOSPC, errno.EDQUOT) else errno.ENOSPC
+        super().__init__(code, os.strerror(code), str(path))
+
+
+def is_disk_full(e: BaseException) -> bool:
+    """Whether ``e`` says the disk is full or the quota is exceeded (pyarrow's errors carry the
+    errno, or only its text)."""
+    if isinstance(e, DiskFull):
+        return True
+    return isinstance(e, OSError) and (e.errno in (errno.ENOSPC, errno.EDQUOT) or any(
+        text in str(e) for text in (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))))
+
+
 # -- writing ---------------------------------------------------------------------------------
 def _umask() -> int:
     mask = os.umask(0)
@@ -132,38 +170,63 @@ def _umask() -> int:
 FILE_MODE = 0o666 & ~_umask()  # what open() would give: colleagues sharing a folder can read it
 
 
+_IN_FLIGHT: set[str] = set()  # the temporary files this process is writing now
+
+
 def _temporary(path: Path) -> tuple[int, str]:
-    """A hidden temporary file beside ``path`` (readers skip names starting with '.'), with
-    the mode of a normally created file (mkstemp's is 0600)."""
+    """A hidden temporary file beside ``path`` (readers skip names starting with '.'), named
+    ``.{name}.{host}.{pid}.XXXXXXXX.tmp`` after the process writing it (``remove_temporaries``),
+    with the mode of a normally created file (mkstemp's is 0600)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{HOST}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    _IN_FLIGHT.add(os.path.basename(tmp))
     os.fchmod(fd, FILE_MODE)
     return fd, tmp
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    fd, tmp = _temporary(path)
+FileId = tuple  # (inode, size, mtime in ns): one version of a file, as written or read
+
+
+def file_id(st: os.stat_result) -> FileId:
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _atomic(path: Path, write) -> FileId:
+    """``write(tmp)`` into a temporary file beside ``path``, then renamed to ``path``. Any
+    failure removes the temporary file; a full disk raises DiskFull. Returns the identity of
+    the file put in place (a rename keeps it)."""
+    tmp = None
     try:
-        with os.fdopen(fd, "wb") as f:
+        fd, tmp = _temporary(path)
+        os.close(fd)
+        write(tmp)
+        written = file_id(os.stat(tmp))
+        os.replace(tmp, path)
+        return written
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(e) and not isinstance(e, DiskFull):
+            raise DiskFull(path, e) from e
+        raise
+    finally:
+        if tmp is not None:
+            _IN_FLIGHT.discard(os.path.basename(tmp))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> FileId:
+    """Write ``data`` to ``path`` via a hidden temporary file and a rename."""
+    def write(tmp):
+        with open(tmp, "wb") as f:
             f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    return _atomic(Path(path), write)
 
 
-def atomic_write_table(table: pa.Table, path: Path) -> None:
-    """Write ``table`` as parquet to ``path`` via a hidden temporary file and a rename."""
-    path = Path(path)
-    fd, tmp = _temporary(path)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def atomic_write_table(table: pa.Table, path: Path) -> FileId:
+    """Write ``table`` as parquet to ``path`` via a hidden temporary file and a rename; returns
+    the identity of the file written (``file_id``)."""
+    return _atomic(Path(path), lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
 _PREPARED: set[str] = set()  # folders this process has created or checked
@@ -172,17 +235,19 @@ _PREPARED: set[str] = set()  # folders this process has created or checked
 def prepare_folder(root: Path, key: str = "results_dir") -> Path:
     """Create the results folder ``root`` (and its marker) if needed: ResultsError, one line
     naming ``key``, when it cannot be written (a regular file in the way, no permission...).
-    Checked once per process and folder."""
+    Checked once per process and folder; a full disk raises DiskFull."""
     root = Path(root)
     if str(root) in _PREPARED and (root / MARKER).is_file():
         return root
     try:
         root.mkdir(parents=True, exist_ok=True)
         mark_folder(root)
-        probe = root / f".write-test-{os.getpid()}"
+        probe = root / f".write-test-{HOST}-{os.getpid()}"  # this process's own, whoever else probes
         probe.touch()
         probe.unlink()
     except OSError as e:
+        if is_disk_full(e):
+            raise DiskFull(e.filename or root, e) from None
         where = f" ({e.filename})" if e.filename and str(e.filename) != str(root) else ""
         raise ResultsError(f"{key}: the results folder {str(root)!r} cannot be written: {e.strerror}{where}") from None
     _PREPARED.add(str(root))
@@ -217,15 +282,42 @@ def run_path(root: Path, table: str, run_id: str) -> Path:
 
 # -- where each committed run is: its own files, or a compacted generation -----------------------
 COMPACT = "compact-"  # compacted files: <table>/compact-<generation>.parquet
+MARKERS = "compacted"  # <root>/compacted/compact-<generation>: the committed generations, for fast lookups
+# a file no commit owns (a temporary file, a run's steps without its runs file...) unchanged this
+# long is left over, whoever wrote it: no write of mlplab's pauses that long between two files
+ORPHAN_AGE_S = 3600.0
 
 
 def _is_generation(p: Path) -> bool:
     return p.name.startswith(COMPACT)
 
 
+def new_generation() -> str:
+    """A new generation's name, ``compact-<time in ns>-<host>-<pid>``: its files add
+    ``.parquet``, its marker in ``compacted/`` does not. Sorted by name, newer generations come
+    later (hosts sharing a folder keep their clocks close, as NFS needs anyway)."""
+    return f"{COMPACT}{time.time_ns():020d}-{HOST}-{os.getpid()}"
+
+
+_GENERATION = re.compile(r"^compact-\d+-(?:(?P<host>.+)-)?(?P<pid>\d+)$")
+_WRITING: set[str] = set()  # the generations this process is writing now
+
+
+def _generation_writer_gone(stem: str) -> bool | None:
+    """Whether the process that writes generation ``stem`` is gone: for a process of this host;
+    None when its name says another host, or none (an older mlplab's name)."""
+    m = _GENERATION.match(stem)
+    if not m or m["host"] != HOST:
+        return None
+    pid = int(m["pid"])
+    return stem not in _WRITING if pid == os.getpid() else not alive(pid)
+
+
 def _status_of(path: Path) -> str | None:
     try:
         return str(pq.read_table(path, columns=["status"]).column("status")[0])
+    except FileNotFoundError:
+        raise  # gone since it was listed: moved into a generation (the caller looks again)
     except (OSError, pa.ArrowException, KeyError, IndexError):
         return None  # unreadable (e.g. truncated by hand): the run is done again, overwriting it
 
@@ -248,7 +340,11 @@ class Catalogue:
     its own ``runs/<run_id>.parquet`` (and steps/layers files), or ``compacted[run_id]`` the
     newest compacted generation that holds it. A run's own files win over a generation (they
     are newer: a failed run done again after compaction), a newer generation over an older
-    one; a generation counts once its runs file exists (it is written last)."""
+    one; a generation counts once its runs file exists (it is written last).
+
+    A catalogue is what the folder held when it was listed: another process may move a run's
+    rows into a newer generation since, and reading a file then raises FileNotFoundError (or
+    Vanished); ``_settled`` makes a new catalogue and reads again."""
 
     root: Path
     own: dict[str, Path]
@@ -284,7 +380,29 @@ class Catalogue:
         return out
 
 
-MARKERS = "compacted"  # <root>/compacted/<generation>: the committed generations, for fast lookups
+def _settled(look, tries: int = 50):
+    """``look()``, done again while a file it listed vanishes before it is read: another process
+    moved the rows into a newer generation, which is written (and marked) before the files it
+    replaces are removed, so a fresh look finds them."""
+    for i in range(tries):
+        try:
+            return look()
+        except (Vanished, FileNotFoundError):
+            if i == tries - 1:
+                raise
+            time.sleep(min(0.001 * 2**i, 0.1))
+
+
+def _marked(root: Path) -> list[str]:
+    """The generations marked in ``<root>/compacted/``, newest first. A marker is named
+    ``compact-<generation>``; an older mlplab named it ``compact-<generation>.parquet`` (an empty
+    file by a parquet name, which parquet readers globbing ``**/*.parquet`` choke on): read
+    alike, and replaced by the next compaction."""
+    try:
+        names = os.listdir(Path(root) / MARKERS)
+    except OSError:
+        return []
+    return sorted({n.removesuffix(".parquet") for n in names if n.startswith(COMPACT)}, reverse=True)
 
 
 def _hinted_generations(root: Path) -> list[Path]:
@@ -292,37 +410,39 @@ def _hinted_generations(root: Path) -> list[Path]:
     first (no listing of the big table folders). A marker is written after its generation's
     runs file and before any file the generation replaces is removed, so a run that no marker
     leads to still has its older files."""
-    try:
-        names = sorted(os.listdir(Path(root) / MARKERS), reverse=True)
-    except OSError:
-        return []
-    return [p for p in (Path(root) / "runs" / n for n in names) if p.is_file()]
+    return [p for p in (Path(root) / "runs" / f"{n}.parquet" for n in _marked(root)) if p.is_file()]
 
 
 def committed_row(root: Path, run_id: str) -> dict | None:
     """The ``runs`` row of a committed run, from its own file or its compacted generation."""
-    path = run_path(root, "runs", run_id)
-    if path.is_file():
-        return pq.read_table(path).to_pylist()[0]
-    for g in _hinted_generations(root):
-        if run_id in generation_index(g):
-            t = pq.read_table(g)
-            return t.filter(pc.equal(t.column("run_id").cast(pa.string()), run_id)).to_pylist()[0]
-    return None
+    def look():
+        path = run_path(root, "runs", run_id)
+        if path.is_file():
+            return pq.read_table(path).to_pylist()[0]
+        for g in _hinted_generations(root):
+            if run_id in generation_index(g):
+                t = pq.read_table(g)
+                return t.filter(pc.equal(t.column("run_id").cast(pa.string()), run_id)).to_pylist()[0]
+        return None
+
+    return _settled(look)
 
 
 def committed_status(root: Path, run_id: str) -> str | None:
     """The status of a committed run (``ok``, ``diverged``, ``failed``), or None if not done.
     A run's own file is looked for first, then the compacted generations (no folder listing:
     this runs before every run of a sweep, in folders of many thousand files)."""
-    path = run_path(root, "runs", run_id)
-    if path.is_file():
-        return _status_of(path)
-    for g in _hinted_generations(root):
-        status = generation_index(g).get(run_id)
-        if status is not None:
-            return status
-    return None
+    def look():
+        path = run_path(root, "runs", run_id)
+        if path.is_file():
+            return _status_of(path)
+        for g in _hinted_generations(root):
+            status = generation_index(g).get(run_id)
+            if status is not None:
+                return status
+        return None
+
+    return _settled(look)
 
 
 def is_done(root: Path, run_id: str) -> bool:
@@ -333,12 +453,12 @@ def is_done(root: Path, run_id: str) -> bool:
 
 def committed_ids(root: Path) -> set[str]:
     """Ids of the runs committed in ``root``."""
-    return Catalogue.of(root).ids()
+    return _settled(lambda: Catalogue.of(root).ids())
 
 
 def completed_statuses(root: Path) -> dict[str, str]:
     """run_id -> status of every committed run in ``root`` (reads only the status column)."""
-    return Catalogue.of(root).statuses()
+    return _settled(lambda: Catalogue.of(root).statuses())
 
 
 def check_versions(cat: Catalogue, path) -> None:
@@ -359,62 +479,201 @@ def check_versions(cat: Catalogue, path) -> None:
         )
 
 
-def compact(root) -> dict[str, int]:
+def compact(root, timeout: float = LEASE_S) -> dict[str, int]:
     """Gather every committed run's rows of each table into one file per table, a new
-    *generation* ``<table>/compact-<time>-<pid>.parquet``, then remove the files it replaces
-    (``commit_generation``). Readers take each run from one place (``Catalogue``); files of a
-    generation that never got its runs file (a kill while it was written) are removed. Do not
-    compact a folder while a sweep writes into it (sweeps compact when they end); leftover
-    temporary files (``.*.tmp``, from a process killed mid-write) are removed too. Returns how
-    many runs were compacted and files removed."""
+    *generation* ``<table>/compact-<generation>.parquet``, then remove the files it replaces
+    (``commit_generation``). Readers take each run from one place (``Catalogue``). Returns how
+    many runs were compacted and files removed.
+
+    One compaction at a time: it holds the folder's lease (``mlplab.lock.Lease``, ``timeout``
+    seconds; a dead holder's lease is broken, so a compaction killed midway never blocks the
+    folder). Sweeps may go on writing into the folder meanwhile — their workers commit runs and
+    chunk generations without the lease — so:
+
+    * a file listed here may vanish before it is read (moved into a worker's newer generation):
+      the compaction looks at the folder again;
+    * a run's own files are removed only in the version that was read (``_unlink_if``): a run
+      done again meanwhile (an overlapping sweep, ``force``) keeps its new files;
+    * a file no commit owns — a generation's steps and layers without its runs file, a run's
+      steps and layers without its runs file, a temporary file — may be a write in flight: it
+      is removed only once its writer is gone (a process of this host, named in the file's
+      name), once the run's generation replaced it, or once it is ORPHAN_AGE_S old.
+    """
     root = check_results_folder(root)
+    with Lease(root, timeout) as lease:
+        return _settled(lambda: _compact(root, lease))
+
+
+def _compact(root: Path, lease: Lease) -> dict[str, int]:
     cat = Catalogue.of(root)
     check_versions(cat, root)
-    # files no committed run owns: a generation that never got its runs file, a run's steps and
-    # layers without its runs file (a run killed before its commit, or a compaction killed
-    # between removals)
-    leftovers = [p for t in ("steps", "layers") for p in _files(root / t)
-                 if not (root / "runs" / p.name).exists() and (_is_generation(p) or p.stem not in cat.own)]
-    stale = remove_temporaries(root)
+    own = _own_versions(cat)  # before they are read: what is read is that version or a newer one
+    now = server_now(root)
+    leftovers = _leftovers(root, cat, now)
+    stale = remove_temporaries(root, now=now)
+    _tidy_markers(root)
     if not cat.own and len(cat.generations) <= 1 and not leftovers:
         return {"runs": len(cat.compacted), "removed": stale}
     tables = {t: _read_table(cat, t, SCHEMAS[t]) for t in ("steps", "layers", "runs")}
-    removed = commit_generation(root, tables, own=list(cat.own), generations=[g.name for g in cat.generations])
-    for p in leftovers:
-        removed += _unlink(p)
+    removed = commit_generation(root, tables, own=own, generations=[g.name for g in cat.generations], lease=lease)
+    if lease.check():
+        for p, version in leftovers:
+            removed += _unlink_if(p, version)
     return {"runs": len(cat.ids()), "removed": removed + stale}
 
 
-def commit_generation(root, tables: dict[str, pa.Table], own: list[str], generations: list[str] = ()) -> int:
+def _own_versions(cat: Catalogue) -> dict[str, dict[str, FileId]]:
+    """run_id -> table -> the version (``file_id``) of each own file of the catalogue's runs: the
+    files a compaction may remove. A steps or layers file newer than its runs file belongs to a
+    later attempt at the run, still being written (a runs file comes last): it is read, not
+    removed."""
+    out = {}
+    for rid, path in cat.own.items():
+        runs = os.stat(path)  # FileNotFoundError: moved into a generation, look again
+        versions = {"runs": file_id(runs)}
+        for table in ("steps", "layers"):
+            try:
+                st = os.stat(run_path(cat.root, table, rid))
+            except FileNotFoundError:
+                continue
+            if st.st_mtime_ns <= runs.st_mtime_ns:
+                versions[table] = file_id(st)
+        out[rid] = versions
+    return out
+
+
+def _leftovers(root: Path, cat: Catalogue, now: float) -> list[tuple[Path, FileId]]:
+    """The steps and layers files no commit owns (no runs file by their name) that no writer
+    will finish, with their versions: a generation's, once the process writing it is gone; a
+    run's, once the run's generation is newer (a compaction killed between its removals); any,
+    once ORPHAN_AGE_S old (``now``: the file server's clock) — a kill of another host's writer,
+    or of a run before its commit."""
+    out = []
+    for table in ("steps", "layers"):
+        for p in _files(root / table):
+            if (root / "runs" / p.name).exists():
+                continue
+            try:
+                st = os.stat(p)
+            except FileNotFoundError:
+                continue
+            if _is_generation(p):
+                gone = _generation_writer_gone(p.stem)
+            else:
+                g = cat.compacted.get(p.stem)
+                try:
+                    gone = g is not None and st.st_mtime_ns <= os.stat(root / "runs" / f"{g}.parquet").st_mtime_ns
+                except FileNotFoundError:
+                    gone = None
+            if gone or now - st.st_mtime > ORPHAN_AGE_S:
+                out.append((p, file_id(st)))
+    return out
+
+
+def _tidy_markers(root: Path) -> None:
+    """Markers of generations that are gone are removed (a compaction killed between removing a
+    generation and its marker), and an older mlplab's marker named ``….parquet`` is replaced by
+    one of today's name. Only under the folder's lease."""
+    folder = root / MARKERS
+    try:
+        names = [n for n in os.listdir(folder) if n.startswith(COMPACT)]
+    except OSError:
+        return
+    for n in names:
+        stem = n.removesuffix(".parquet")
+        if not (root / "runs" / f"{stem}.parquet").is_file():
+            _unlink(folder / n)  # a marker comes after its runs file: this one's generation is gone
+        elif n != stem:
+            if not (folder / stem).exists():
+                atomic_write_bytes(folder / stem, b"")
+            _unlink(folder / n)
+
+
+def commit_generation(root, tables: dict[str, pa.Table], own: dict[str, dict[str, FileId]],
+                      generations: list[str] = (), lease: Lease | None = None) -> int:
     """Write ``tables`` (steps, layers, runs) as a new compacted generation and remove what it
-    replaces: the runs' own files (``own``, run ids) and older ``generations`` (file names).
+    replaces: the runs' own files, ``own`` (run id -> table -> the version of the file whose rows
+    are in ``tables``; a file found in another version — the run done again since — stays), and
+    the older ``generations`` (file names).
 
     Crash-safe at every step: the generation's steps and layers files are written first and its
     runs file last (each atomically: it counts only once whole), then its marker; only then are
     the replaced files removed, a runs file before its steps and layers. A kill loses nothing,
-    and the next ``compact`` finishes the job. Returns the number of files removed."""
+    and the next ``compact`` finishes the job; a write that fails (a full disk: DiskFull) removes
+    the generation's files written before it.
+
+    It needs no lease when ``generations`` is empty, as a sweep's workers commit their chunks:
+    it only adds a generation, whose runs' rows are where they were until it is committed, and
+    removes only the versions of files it read — beside other chunk commits and a compaction,
+    every run is readable at every moment from one place or another. With ``lease`` (a
+    compaction), nothing is removed once the lease was lost. Returns the number of files removed."""
     root = Path(root)
-    name = f"{COMPACT}{time.time_ns():020d}-{os.getpid()}.parquet"
+    name = new_generation()
+    file = f"{name}.parquet"
     meta = {META_KEY: str(SCHEMA_VERSION).encode()}
-    for table in ("steps", "layers", "runs"):  # runs last: it commits the generation
-        atomic_write_table(tables[table].replace_schema_metadata(meta), root / table / name)
+    written = []
+    _WRITING.add(name)
+    try:
+        for table in ("steps", "layers", "runs"):  # runs last: it commits the generation
+            atomic_write_table(tables[table].replace_schema_metadata(meta), root / table / file)
+            written.append(root / table / file)
+    except BaseException:
+        if len(written) < 3:  # not committed: its files are of no use
+            for p in written:
+                p.unlink(missing_ok=True)
+        raise
+    finally:
+        _WRITING.discard(name)
     atomic_write_bytes(root / MARKERS / name, b"")
+    if lease is not None and not lease.check():
+        return 0  # another process took the folder over: what this one replaced is its to remove
     removed = 0
     for g in generations:
         for table in ("runs", "steps", "layers"):
             removed += _unlink(root / table / g)
-        _unlink(root / MARKERS / g)
-    for rid in own:
+        _unlink(root / MARKERS / g.removesuffix(".parquet"))
+        _unlink(root / MARKERS / g)  # an older mlplab's marker name
+    for rid, versions in own.items():
         for table in ("runs", "steps", "layers"):
-            removed += _unlink(run_path(root, table, rid))
+            if table in versions:
+                removed += _unlink_if(run_path(root, table, rid), versions[table])
     return removed
 
 
-def remove_temporaries(root) -> int:
-    """Remove the temporary files of writes that never finished (a process killed mid-write)
-    from the table folders; only when nothing writes into the folder. Returns how many."""
+def remove_temporaries(root, pids=None, now: float | None = None) -> int:
+    """Remove the temporary files of writes that will never finish from the results folder
+    ``root`` (its tables, markers and Hydra folder, and the folder itself, where leases are
+    prepared). A temporary's name says which process writes it (``.{name}.{host}.{pid}.XXXXXXXX.tmp``):
+    one of a process of this host that is gone is removed, and any unchanged for ORPHAN_AGE_S
+    (``now``: the file server's clock; another host's, or an older mlplab's that says nothing);
+    the writes in flight of other sweeps stay. With ``pids``, only those of these processes of
+    this host (a launcher's workers, just stopped). Returns how many were removed."""
     root = Path(root)
-    return sum(_unlink(p) for t in (*TABLES, MARKERS) if (root / t).is_dir() for p in (root / t).glob(".*.tmp"))
+    if pids is None and now is None and root.is_dir():
+        now = server_now(root)
+    removed = 0
+    for folder in (root, *(root / t for t in (*TABLES, MARKERS, "hydra"))):
+        try:
+            names = [n for n in os.listdir(folder) if n.startswith(".") and n.endswith(".tmp")]
+        except OSError:
+            continue
+        for n in names:
+            p, pid = folder / n, writer_here(n)
+            if pids is not None:
+                doomed = pid in pids
+            else:
+                gone = None if pid is None else (n not in _IN_FLIGHT if pid == os.getpid() else not alive(pid))
+                try:
+                    doomed = gone or now - os.lstat(p).st_mtime > ORPHAN_AGE_S
+                except FileNotFoundError:
+                    continue
+            if doomed:
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p, ignore_errors=True)
+                    removed += 1
+                else:
+                    removed += _unlink(p)
+    return removed
 
 
 def _unlink(p: Path) -> int:
@@ -423,6 +682,30 @@ def _unlink(p: Path) -> int:
         return 1
     except FileNotFoundError:
         return 0
+
+
+def _unlink_if(path: Path, version: FileId) -> int:
+    """Remove ``path`` if it is still the ``version`` (``file_id``) that was read; a newer one,
+    written since by another process, stays. Atomic: the file is first renamed to a scratch
+    name, which takes whatever version is there at that instant, and put back if it is not the
+    one to remove (unless a newer still took its place). Returns 1 if removed."""
+    aside = path.parent / scratch_name(path.name)
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return 0
+    if file_id(os.stat(aside)) == version:
+        os.unlink(aside)
+        return 1
+    try:
+        os.link(aside, path)  # back, unless a newer version took the name meanwhile
+    except FileExistsError:
+        pass
+    except OSError:  # a file system without hard links
+        if not path.exists():
+            os.rename(aside, path)
+    Path(aside).unlink(missing_ok=True)
+    return 0
 
 
 # -- reading ---------------------------------------------------------------------------------
@@ -450,7 +733,10 @@ def _files(folder: Path) -> list[Path]:
 
 
 def _unreadable(f: Path, e: Exception) -> ResultsError:
-    return ResultsError(
+    """The error of a file that cannot be read: Vanished when it is gone (the caller looks at
+    the folder again), else ResultsError naming it."""
+    error = Vanished if isinstance(e, FileNotFoundError) else ResultsError
+    return error(
         f"results file={str(f)!r} cannot be read ({' '.join(str(e).split())}): rerun the sweep "
         f"to redo run {f.stem}, or delete the file"
     )
@@ -470,7 +756,13 @@ def _read_table(cat: Catalogue, table: str, schema: pa.Schema) -> pa.Table:
 
     root = cat.root
     own = [run_path(root, table, rid) for rid in sorted(cat.own)]
-    own = [f for f in own if table == "runs" or f.is_file()]
+    if table != "runs":
+        present = [f for f in own if f.is_file()]
+        if len(present) < len(own):  # a run's steps or layers file is missing:
+            for f in set(own) - set(present):
+                if not run_path(root, "runs", f.stem).is_file():  # moved into a generation since listed
+                    raise Vanished(f"results file={str(f)!r} is gone")
+        own = present  # (else the run has none: its files were lost, not moved)
     parts = []
     if own:
         try:
@@ -509,9 +801,13 @@ def load_results(path, join: bool = True) -> Results:
     ``layers`` so each row says which depth, activation, loss... it belongs to.
     """
     root = check_results_folder(path)
-    cat = Catalogue.of(root)
-    check_versions(cat, path)
-    runs, steps, layers = (_read_table(cat, t, SCHEMAS[t]).to_pandas() for t in ("runs", "steps", "layers"))
+
+    def look():
+        cat = Catalogue.of(root)
+        check_versions(cat, path)
+        return [_read_table(cat, t, SCHEMAS[t]) for t in ("runs", "steps", "layers")]
+
+    runs, steps, layers = (t.to_pandas() for t in _settled(look))  # read again if files move meanwhile
     if join and len(runs):
         cfg = runs[["run_id"] + JOIN_COLUMNS]
         steps = steps.merge(cfg, on="run_id", how="left")

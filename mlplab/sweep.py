@@ -89,13 +89,19 @@ class Outcome:
     status: str  # ok, diverged, failed, skipped (already committed)
     seconds: float
     reason: str | None = None
+    disk_full: bool = False  # its results could not be written: no space left on the device
 
 
 def run_chunk(specs: list[RunSpec], root: str, sweep: str, force: bool) -> list[Outcome]:
     """What a worker does with a chunk: each run in turn (a run already committed is skipped,
     so a chunk sent again after a worker died does only what is missing), each committed in
     its own files; then the chunk's runs are compacted into one generation from the tables
-    still in memory, so that a sweep never reads its thousands of small files back."""
+    still in memory, so that a sweep never reads its thousands of small files back (without
+    the folder's lease: ``results.commit_generation`` says why it needs none).
+
+    A full disk stops the chunk at the run that could not be written (its outcome says so, and
+    the runs after it are left out, to be counted missing); the runs committed before it stay
+    in their own files if their generation cannot be written either."""
     import pyarrow as pa
 
     from mlplab import results as res
@@ -109,11 +115,18 @@ def run_chunk(specs: list[RunSpec], root: str, sweep: str, force: bool) -> list[
             status = "skipped" if row["skipped"] else row["status"]
             out.append(Outcome(spec.run_id, status, time.perf_counter() - t0, row.get("reason")))
         except Exception as e:  # noqa: BLE001 - bad input or a write fault: recorded, the sweep goes on
-            out.append(Outcome(spec.run_id, "failed", time.perf_counter() - t0, f"{type(e).__name__}: {e}"))
+            full = res.is_disk_full(e)
+            out.append(Outcome(spec.run_id, "failed", time.perf_counter() - t0, f"{type(e).__name__}: {e}", full))
+            if full:
+                break
     if tables:
         merged = {t: pa.concat_tables([x[t] for x in tables]).unify_dictionaries().combine_chunks()
                   for t in ("runs", "steps", "layers")}
-        res.commit_generation(root, merged, own=[r.as_py() for r in merged["runs"].column("run_id")])
+        own = {x["runs"].column("run_id")[0].as_py(): x["files"] for x in tables}
+        try:
+            res.commit_generation(root, merged, own=own)
+        except res.DiskFull:
+            pass  # the runs stay committed in their own files; the sweep's end reports the full disk
     return out
 
 

@@ -277,9 +277,11 @@ def run(spec: RunSpec, root, sweep: str = "", force: bool = False, tables: list 
 
     A run already committed as ``ok`` or ``diverged`` is skipped (its row is read back) unless
     ``force``; a ``failed`` run is done again. With ``tables``, the run's three tables, once
-    committed, are appended to it as a dict.
+    committed, are appended to it as a dict, with ``files``: table -> the version of the file
+    written (``results.file_id``), so that only that version is removed when it is compacted.
     Raises ``ConfigError`` for bad input, and ``ResultsError`` for a folder that cannot be
-    written, before anything is trained or written.
+    written, before anything is trained or written; ``results.DiskFull`` when the disk is full
+    (the run is then not committed, and no half-written file is left).
     """
     t0 = time.perf_counter()
     spec = prepare(spec)
@@ -322,13 +324,13 @@ def run(spec: RunSpec, root, sweep: str = "", force: bool = False, tables: list 
     row.update(steps_done=rec.steps_done, max_grad_norm=rec.max_grad_norm, setup_time_s=t1 - t0, train_time_s=t2 - t1)
     # write_time_s covers the two large tables; the one-row runs file (the commit) comes last
     t3 = time.perf_counter()
-    res.atomic_write_table(layers, res.run_path(root, "layers", run_id))
-    res.atomic_write_table(steps, res.run_path(root, "steps", run_id))
+    files = {"layers": res.atomic_write_table(layers, res.run_path(root, "layers", run_id)),
+             "steps": res.atomic_write_table(steps, res.run_path(root, "steps", run_id))}
     t4 = time.perf_counter()
     row.update(write_time_s=t4 - t3, wall_time_s=t4 - t0)
     runs = res.to_table({k: [v] for k, v in row.items()}, "runs")
-    res.atomic_write_table(runs, res.run_path(root, "runs", run_id))
+    files["runs"] = res.atomic_write_table(runs, res.run_path(root, "runs", run_id))
     if tables is not None:  # the caller gathers them (a sweep's chunk, to compact it)
-        tables.append({"runs": runs, "steps": steps, "layers": layers})
+        tables.append({"runs": runs, "steps": steps, "layers": layers, "files": files})
     row["skipped"] = False
     return row

@@ -28,6 +28,15 @@ from threadpoolctl import threadpool_limits
 threadpool_limits(limits=1, user_api="blas")
 
 
+def dead_pid() -> int:
+    """The pid of a process of this host that has ended (and was reaped)."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    return pid
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
@@ -55,12 +64,12 @@ def numerical():
 
 
 # ``python -c FAULTY ...`` is ``python -m mlplab ...`` with the fault of tests/faults/sitecustomize.py
-# (MLPLAB_FAULT=backward: the 3rd backward pass of every run whose first hidden layer has 5 units
-# raises) injected in this process. For runs in this process (a single run, or
-# hydra/launcher=basic): a genuine failure inside a run, not bad input.
+# that MLPLAB_FAULT names in its environment injected in this process; by default ``backward``: the
+# 3rd backward pass of every run whose first hidden layer has 5 units raises. For runs in this
+# process (a single run, or hydra/launcher=basic): a genuine failure inside a run, not bad input.
 FAULTY = f"""
 import os, runpy
-os.environ["MLPLAB_FAULT"] = "backward"
+os.environ.setdefault("MLPLAB_FAULT", "backward")
 runpy.run_path({str(Path(__file__).parent / "faults" / "sitecustomize.py")!r})
 from mlplab.cli import entry
 entry()

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import stat
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +14,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
+from conftest import dead_pid
 
 from mlplab import RunSpec, load_results, run
 from mlplab import results as res
@@ -183,7 +185,8 @@ def many(many_made, tmp_path):
 
 def test_compaction_leaves_one_file_per_table_and_the_same_rows(many):
     before = sorted_tables(many)
-    (many / "layers" / ".x.parquet.123.tmp").write_bytes(b"half a file")  # a write killed midway
+    # a write killed midway: its process, of this host, is gone
+    (many / "layers" / f".x.parquet.{res.HOST}.{dead_pid()}.abcd1234.tmp").write_bytes(b"half a file")
     done = res.compact(many)
     assert done["runs"] == 6 and done["removed"] == 6 * 3 + 1
     files = table_files(many)
@@ -219,11 +222,12 @@ def mixed_made(many_made, tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("step", range(12))
+@pytest.mark.parametrize("step", range(16))
 def test_a_compaction_killed_at_any_step_loses_nothing_and_the_next_one_finishes(mixed_made, tmp_path, monkeypatch, step):
     """Every write and removal of a compaction, interrupted in turn (as by a kill): the folder
     reads the same rows at once, and the next compaction leaves it clean. The folder: one
-    generation plus runs in their own files (a copy of ``mixed_made``)."""
+    generation plus runs in their own files (a copy of ``mixed_made``): 3 tables and a marker
+    written, 3 files and 2 marker names of the old generation and 2 runs' 3 files removed."""
     many = Path(shutil.copytree(mixed_made, tmp_path / "many", symlinks=True))
     before = sorted_tables(many)
     calls = {"n": 0}
@@ -236,14 +240,15 @@ def test_a_compaction_killed_at_any_step_loses_nothing_and_the_next_one_finishes
             return original(*args, **kwargs)
         return f
 
-    for name in ("atomic_write_table", "atomic_write_bytes", "_unlink"):
+    for name in ("atomic_write_table", "atomic_write_bytes", "_unlink", "_unlink_if"):
         monkeypatch.setattr(res, name, interrupt(getattr(res, name)))
     try:
         res.compact(many)
     except KeyboardInterrupt:
         pass
     else:
-        assert step >= 10, "the compaction has fewer steps than the test thinks"
+        assert step == 15, "the compaction has fewer steps than the test thinks"
+    assert calls["n"] == min(step + 1, 15), "the compaction has more steps than the test thinks"
     monkeypatch.undo()
     assert_same(before, sorted_tables(many))
     assert set(res.completed_statuses(many)) == set(before[0].run_id)
@@ -299,8 +304,9 @@ def test_two_generations_and_leftovers_compact_into_one_and_are_counted(many):
     assert all(len(v) == 1 for v in table_files(many).values())
     assert_same(before, sorted_tables(many))
     (gen,) = [p.name for p in (many / "runs").iterdir()]
-    for t in ("steps", "layers"):
+    for t in ("steps", "layers"):  # a run killed before its commit, long ago
         (many / t / ("f" * 16 + ".parquet")).write_bytes((many / t / gen).read_bytes())
+        os.utime(many / t / ("f" * 16 + ".parquet"), (time.time() - 2 * res.ORPHAN_AGE_S,) * 2)
     assert res.compact(many) == {"runs": 6, "removed": 3 + 2}  # a new generation replaces the old, + the leftovers
     assert all(len(v) == 1 for v in table_files(many).values())
     assert_same(before, sorted_tables(many))
@@ -422,14 +428,65 @@ def test_done_means_ok_or_diverged_and_failed_runs_are_redone(folder):
 
 
 def test_hinted_generations_are_newest_first(tmp_path):
-    for name in ("compact-1.parquet", "compact-3.parquet", "compact-2.parquet"):
-        (tmp_path / "runs").mkdir(exist_ok=True)
-        (tmp_path / "runs" / name).write_bytes(b"")
-        (tmp_path / res.MARKERS).mkdir(exist_ok=True)
-        (tmp_path / res.MARKERS / name).write_bytes(b"")
-    (tmp_path / res.MARKERS / "compact-4.parquet").write_bytes(b"")  # its runs file is gone: no hint
+    """Markers are named after their generation (``compact-1``); an older mlplab's markers,
+    named ``compact-1.parquet``, lead to their generation alike."""
+    (tmp_path / "runs").mkdir()
+    (tmp_path / res.MARKERS).mkdir()
+    for name, marker in (("compact-1", "compact-1.parquet"), ("compact-3", "compact-3"), ("compact-2", "compact-2")):
+        (tmp_path / "runs" / f"{name}.parquet").write_bytes(b"")
+        (tmp_path / res.MARKERS / marker).write_bytes(b"")
+    (tmp_path / res.MARKERS / "compact-4").write_bytes(b"")  # its runs file is gone: no hint
+    (tmp_path / res.MARKERS / ".compact-5.host.1.abcd1234.tmp").write_bytes(b"")  # a marker being written
     assert [p.name for p in res._hinted_generations(tmp_path)] == ["compact-3.parquet", "compact-2.parquet", "compact-1.parquet"]
     assert res._hinted_generations(tmp_path / "nope") == []
+
+
+def assert_every_parquet_name_is_parquet(root):
+    """What a parquet reader given a glob sees: every file under ``root`` named ``*.parquet`` is
+    non-empty and reads as parquet, and each table's files read as one pyarrow dataset."""
+    import glob
+
+    files = glob.glob(str(root / "**" / "*.parquet"), recursive=True)
+    assert files
+    for f in files:
+        assert os.path.getsize(f) > 0, f
+        pq.read_table(f)
+    for table in res.TABLES:
+        found = glob.glob(str(root / table / "**" / "*.parquet"), recursive=True)
+        assert ds.dataset(found, format="parquet").to_table().num_rows > 0
+
+
+def test_only_parquet_files_are_named_parquet(many):
+    """A compacted folder, with a run in its own files beside the generation: every ``*.parquet``
+    is parquet (the markers in ``compacted/`` have no suffix)."""
+    res.compact(many)
+    run(RunSpec(**SMALL, seed=9), many)
+    assert_every_parquet_name_is_parquet(many)
+    (gen,) = [p.stem for p in (many / "runs").glob("compact-*")]
+    assert os.listdir(many / res.MARKERS) == [gen]
+
+
+def test_an_older_folders_parquet_named_markers_are_read_and_replaced(many):
+    """A folder compacted by an older mlplab, whose markers were empty files named
+    ``compact-<generation>.parquet``: its generations are found through them, and the next
+    compaction leaves markers without the suffix — whether it has nothing else to do or
+    replaces the generation."""
+    res.compact(many)
+    (gen,) = os.listdir(many / res.MARKERS)
+    (many / res.MARKERS / gen).rename(many / res.MARKERS / f"{gen}.parquet")
+    spec = RunSpec(**SMALL, seed=0)
+    assert res._hinted_generations(many) == [many / "runs" / f"{gen}.parquet"]
+    assert res.is_done(many, spec.run_id) and res.committed_row(many, spec.run_id)["seed"] == 0
+    res.compact(many)  # nothing to gather
+    assert os.listdir(many / res.MARKERS) == [gen]
+    assert_every_parquet_name_is_parquet(many)
+    (many / res.MARKERS / gen).rename(many / res.MARKERS / f"{gen}.parquet")
+    run(RunSpec(**SMALL, seed=9), many)
+    res.compact(many)  # a new generation replaces the old one, and its marker
+    (new,) = [p.stem for p in (many / "runs").glob("compact-*")]
+    assert new != gen and os.listdir(many / res.MARKERS) == [new]
+    assert_every_parquet_name_is_parquet(many)
+    assert len(load_results(many).runs) == 7
 
 
 def test_table_files_skip_hidden_and_underscored_names(tmp_path):
@@ -494,8 +551,10 @@ def test_a_failed_atomic_write_raises_its_own_error_even_if_its_temporary_is_gon
 
     monkeypatch.setattr(res.os, "replace", replace)
     path = tmp_path / "f.parquet"
-    with pytest.raises(OSError, match="injected"):
+    with pytest.raises(res.DiskFull) as e:  # a full disk, said so whatever the writer's words
         res.atomic_write_bytes(path, b"abc") if write == "bytes" else res.atomic_write_table(pa.table({"a": [1]}), path)
+    assert str(e.value) == f"[Errno 28] No space left on device: {str(path)!r}"
+    assert "injected" in str(e.value.__cause__)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -517,7 +576,7 @@ def test_prepare_folder_names_the_file_that_blocks_it_when_not_the_folder(tmp_pa
     root = tmp_path / "sweep"
     res.prepare_folder(root)
     res._PREPARED.discard(str(root))
-    probe = root / f".write-test-{os.getpid()}"
+    probe = root / f".write-test-{res.HOST}-{os.getpid()}"
     probe.mkdir()  # the write test cannot remove it
     with pytest.raises(res.ResultsError) as e:
         res.prepare_folder(root)
@@ -530,3 +589,20 @@ def test_a_mixed_folder_counts_the_files_of_each_version(folder):
     pq.write_table(pq.read_table(path).replace_schema_metadata({res.META_KEY: b"0"}), path)
     with pytest.raises(res.ResultsError, match=rf"schema versions 0 \(1 files\), {res.SCHEMA_VERSION} \(2 files\);"):
         res.check_versions(res.Catalogue.of(folder), folder)
+
+
+def test_a_full_disk_is_told_apart_from_a_folder_that_cannot_be_written(tmp_path, monkeypatch):
+    """ENOSPC or EDQUOT, with the errno or (pyarrow) only its text, is a full disk: DiskFull, not
+    ResultsError (bad input, exit code 2), even when the folder is being prepared."""
+    assert res.is_disk_full(OSError(28, "No space left on device"))
+    assert res.is_disk_full(OSError(122, "Disk quota exceeded"))
+    assert res.is_disk_full(OSError("Error writing bytes to file. Detail: [errno 28] No space left on device"))
+    assert not res.is_disk_full(OSError(13, "Permission denied")) and not res.is_disk_full(ValueError("full"))
+
+    def full(root):
+        raise OSError(28, "No space left on device", str(root / res.MARKER))
+
+    monkeypatch.setattr(res, "mark_folder", full)
+    with pytest.raises(res.DiskFull) as e:
+        res.prepare_folder(tmp_path / "sweep")
+    assert e.value.errno == 28 and e.value.filename == str(tmp_path / "sweep" / res.MARKER)

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from conftest import FAULTY, Forked, forked
 
@@ -70,6 +71,9 @@ def test_multirun_writes_tables_with_progress_and_summary(tmp_path):
     # Hydra's own files sit beside the tables, not inside them
     assert (tmp_path / "smoke" / "hydra").is_dir()
     assert all(p.suffix == ".parquet" for t in res.TABLES for p in (tmp_path / "smoke" / t).iterdir())
+    # and a parquet reader given **/*.parquet finds parquet files only (the compacted/ markers have no suffix)
+    for f in (tmp_path / "smoke").rglob("*.parquet"):
+        assert pq.read_table(f).num_rows > 0, f
 
 
 def test_rerun_skips_done_runs_and_extending_runs_only_new_points(tmp_path):
@@ -389,3 +393,48 @@ def test_the_local_launcher_forks_on_linux_and_spawns_on_macos_and_windows():
     assert default_start_method("darwin", unix) == "spawn"  # fork after Accelerate is unsafe
     assert default_start_method("win32", ["spawn"]) == "spawn"
     assert default_start_method("freebsd14", unix) == "fork"
+
+
+# -- a full disk -----------------------------------------------------------------------------------
+def nospace(folder, files):
+    """The environment of a command whose disk is full once ``files`` parquet files are written
+    (by all its processes together: tests/faults/sitecustomize.py, MLPLAB_FAULT=nospace)."""
+    return {"MLPLAB_FAULT": "nospace", "MLPLAB_FAULT_FILES": str(files), "MLPLAB_FAULT_COUNTER": str(folder / "written")}
+
+
+@pytest.mark.parametrize("files", [0, 7])
+def test_a_full_disk_mid_sweep_is_one_line_exit_1_and_a_rerun_finishes(tmp_path, files):
+    """The disk fills up after ``files`` parquet files (3 per run, and 3 per generation): the
+    sweep ends with exit code 1 and one line saying how many runs are committed; those stay
+    whole, no temporary or half-written file is left, and the same command with space again
+    finishes the job."""
+    args = ["-m", *TINY, f"results_dir={tmp_path}", "seed=0", "hydra/launcher=local", "hydra.launcher.n_workers=1"]
+    p = forked(None, args, tmp_path, code=FAULTY, env=nospace(tmp_path, files))
+    root = tmp_path / "smoke"
+    done = files // 3
+    assert p.returncode == 1, p.stderr
+    assert p.stderr.strip().splitlines() == [
+        f"mlplab: disk full (No space left on device) writing results to {root}: {done} of 4 runs committed; "
+        "free some space and rerun the same command to finish"]
+    runs = load_results(root).runs
+    assert len(runs) == done and set(runs.status) <= {"ok"}
+    assert not list(tmp_path.rglob(".*.tmp")) and not (root / ".lock").exists()
+    for f in root.rglob("*.parquet"):
+        pq.read_table(f)
+    p = sweep(tmp_path, "seed=0")
+    assert p.returncode == 0 and f"4 runs, {done} already done, {4 - done} to run" in p.stdout, p.stderr
+    runs = load_results(root).runs
+    assert len(runs) == 4 and runs.run_id.is_unique and set(runs.status) == {"ok"}
+
+
+def test_a_full_disk_in_a_single_run_is_one_line_exit_1(tmp_path):
+    args = [f"results_dir={tmp_path}", "sweep_name=one", "depth=1", "width=4", "train.epochs=1"]
+    p = forked(None, args, tmp_path, code=FAULTY, env=nospace(tmp_path, 1))  # its layers file fits, not its steps
+    assert p.returncode == 1
+    assert p.stderr.strip().splitlines() == [
+        f"mlplab: disk full (No space left on device) writing results to {tmp_path / 'one'}: 0 of 1 runs committed; "
+        "free some space and rerun the same command to finish"]
+    assert not list(tmp_path.rglob(".*.tmp"))
+    p = forked("mlplab", args, tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert len(load_results(tmp_path / "one").runs) == 1

@@ -431,7 +431,9 @@ def test_the_runs_row_records_versions_timings_and_the_largest_gradient(tmp_path
     assert all(0 < t for t in parts) and sum(parts) <= row["wall_time_s"] <= elapsed
     r = load_results(tmp_path)
     assert row["max_grad_norm"] == r.steps.grad_norm.max() > 0  # every step logged
-    assert [sorted(t) for t in tables] == [["layers", "runs", "steps"]]
+    assert [sorted(t) for t in tables] == [["files", "layers", "runs", "steps"]]
+    for name, version in tables[0]["files"].items():  # the version of each file written, to remove only that one
+        assert version == res.file_id(res.run_path(tmp_path, name, row["run_id"]).stat())
     for name in ("runs", "steps", "layers"):
         pd.testing.assert_frame_equal(tables[0][name].to_pandas(), getattr(r, name).iloc[:, :tables[0][name].num_columns].pipe(
             lambda df: df[tables[0][name].column_names]), check_dtype=False, check_categorical=False)

@@ -79,10 +79,13 @@ class LocalLauncher(Launcher):
         except BaseException:
             # Ctrl-C (or any fault): stop the workers now — a run in flight is not committed and
             # is done again by the next sweep — and drop the chunks not started
-            for worker in multiprocessing.active_children():
+            workers = multiprocessing.active_children()
+            for worker in workers:
                 worker.terminate()
             pool.shutdown(wait=True, cancel_futures=True)
-            remove_temporaries(sweep_root(config))  # of the writes the workers were killed in
+            # the temporary files of the writes they were killed in; those of another sweep
+            # writing into the same folder are left alone
+            remove_temporaries(sweep_root(config), pids={w.pid for w in workers})
             raise
         pool.shutdown(wait=True)
         CONTEXT["outcomes"] = outcomes

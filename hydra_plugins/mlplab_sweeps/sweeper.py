@@ -32,11 +32,13 @@ class MlplabSweeper(Sweeper):
         )
 
     def sweep(self, arguments: List[str]) -> Any:
+        from mlplab import results
         from mlplab.cli import start_sweep
 
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        # written whole or not at all (a sweep started in the same second shares the folder)
+        results.atomic_write_bytes(sweep_dir / "multirun.yaml", OmegaConf.to_yaml(self.config).encode())
         todo = start_sweep(self.config)
         if not todo:
             return []
