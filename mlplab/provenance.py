@@ -25,12 +25,16 @@ COLUMNS = ("mlplab_version", "mlplab_commit", "numpy_version", "python_version",
 
 
 def blas_of(info: list[dict]) -> tuple[str | None, str | None]:
-    """(library and version, kernel core type) of the first BLAS in threadpoolctl's ``info()``."""
-    for lib in info:
-        if lib.get("user_api") == "blas":
-            name = " ".join(str(x) for x in (lib.get("internal_api"), lib.get("version")) if x)
-            return name or None, lib.get("architecture") or None
-    return None, None
+    """(library and version, kernel core type) of NumPy's BLAS among the BLAS libraries in
+    threadpoolctl's ``info()``: a process may hold several (SciPy's wheels bundle an OpenBLAS of
+    their own, loaded first in some processes); NumPy's wheels keep theirs in ``numpy.libs``
+    (``numpy/.dylibs`` on macOS). Where no path says, the first one."""
+    blas = [lib for lib in info if lib.get("user_api") == "blas"]
+    if not blas:
+        return None, None
+    lib = next((b for b in blas if any(part.startswith("numpy") for part in Path(b.get("filepath") or "").parts)), blas[0])
+    name = " ".join(str(x) for x in (lib.get("internal_api"), lib.get("version")) if x)
+    return name or None, lib.get("architecture") or None
 
 
 @functools.lru_cache(maxsize=1)

@@ -389,7 +389,8 @@ def test_the_runs_row_records_what_made_its_numbers(tmp_path):
     r = load_results(tmp_path).runs
     assert all(c in r.columns for c in COLUMNS) and r.loc[0, "blas"] == row["blas"]
     assert row["python_version"] == platform.python_version() and row["numpy_version"] == np.__version__
-    lib = next(i for i in threadpool_info() if i["user_api"] == "blas")
+    libs = [i for i in threadpool_info() if i["user_api"] == "blas"]
+    lib = next((i for i in libs if "numpy" in i["filepath"]), libs[0])
     assert row["blas"] == f"{lib['internal_api']} {lib['version']}" and row["blas_core"] == lib.get("architecture")
     repo = Path(mlplab.__file__).resolve().parents[1]
     head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True)
@@ -397,6 +398,10 @@ def test_the_runs_row_records_what_made_its_numbers(tmp_path):
         assert row["mlplab_commit"].split("-")[0] == head.stdout.strip()
     assert blas_of([{"user_api": "openmp"}, {"user_api": "blas", "internal_api": "mkl", "version": "2025.1"}]) == ("mkl 2025.1", None)
     assert blas_of([]) == (None, None)
+    scipys = {"user_api": "blas", "internal_api": "openblas", "version": "0.3.30", "architecture": "Haswell",
+              "filepath": "/env/site-packages/scipy.libs/libscipy_openblas-1.so"}
+    numpys = {**scipys, "version": "0.3.31", "filepath": "/env/site-packages/numpy.libs/libscipy_openblas64_-2.so"}
+    assert blas_of([scipys, numpys]) == ("openblas 0.3.31", "Haswell")  # NumPy's, whichever was loaded first
 
 
 def test_a_runs_file_written_before_provenance_was_recorded_still_reads(tmp_path):
