@@ -2,11 +2,14 @@
 codes, one compaction at a time (``mlplab.lock.Lease``), and a lease whose holder died does not
 block the folder."""
 
+import errno
 import glob
 import json
 import multiprocessing
 import os
+import shutil
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -16,12 +19,14 @@ import pytest
 from conftest import FAULTY, Forked, dead_pid
 
 from mlplab import RunSpec, load_results, run
+from mlplab import lock as lk
 from mlplab import results as res
-from mlplab.lock import HOST, LEASE_S, LOCK, Lease
+from mlplab.lock import HOST, LEASE_S, LOCK, Lease, alive, process_start, server_now, writer_here
 
 FAULTS = str(Path(__file__).resolve().parent / "faults")
 TINY = ["sweep=smoke", "data.n_samples=120", "width=6", "train.epochs=2", "train.batch_size=24",
         "hydra/launcher=local", "hydra.launcher.n_workers=1", "hydra.launcher.min_chunk_seconds=0"]
+SMALL = dict(depth=1, width=4, n_samples=100, epochs=1)
 
 
 def stored_once(root):
@@ -56,6 +61,8 @@ def concurrent(folder, grids, env=None):
 
 
 @pytest.mark.slow
+
+
 def test_overlapping_sweeps_into_one_folder_end_well_and_store_each_run_once(tmp_path):
     """Two sweeps of overlapping grids (seeds 0-2 and 1-3 of 4 settings: 8 runs in common)
     start at once into one folder, and their final compactions are held until both reach
@@ -168,11 +175,19 @@ def test_a_lease_of_another_host_is_waited_for_until_it_expires(tmp_path):
     lease.release()
 
 
-def test_a_reused_pid_does_not_keep_a_dead_holders_lease(tmp_path):
-    """The holder's pid runs again, as another process (its start time differs): stale."""
-    owner_file(tmp_path, HOST, os.getpid(), started="1")
+@pytest.mark.parametrize("holder", ["reused pid", "dead pid"])
+
+
+def test_a_dead_holders_lease_is_broken_and_taken_at_once(tmp_path, holder):
+    """The holder's pid is gone, or runs again as another process (its start time differs):
+    its lease is stale, broken and taken at once, with no time to wait."""
+    if holder == "reused pid":
+        owner_file(tmp_path, HOST, os.getpid(), started="1")
+    else:
+        owner_file(tmp_path, HOST, dead_pid())
     lease = Lease(tmp_path)
-    assert lease.acquire(wait=5)
+    assert lease.acquire(wait=0)
+    assert os.listdir(tmp_path / LOCK) == [lease.name]
     lease.release()
 
 
@@ -201,11 +216,259 @@ def test_a_holder_whose_lease_expired_learns_it_was_broken(tmp_path):
     os.utime(tmp_path / LOCK / slow.name, (time.time() - 10,) * 2)  # as if not renewed for 10 s
     taker = Lease(tmp_path, timeout=5)
     assert taker.acquire(wait=1)
-    assert not slow.check()
+    assert slow.check() is False and slow.held is False
     slow.release()
     assert taker.check() and (tmp_path / LOCK / taker.name).exists()
     taker.release()
     assert not (tmp_path / LOCK).exists()
+
+
+def proc_state(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+def test_alive_tells_a_running_process_from_one_that_ended_or_is_a_zombie(tmp_path):
+    """A process that runs is alive — even one whose name holds ')' and ' Z ' (its name stands
+    in parentheses before its state in /proc's stat line), and asking sends it no signal; one
+    with another start time is another process. One that ended and is not reaped yet (a
+    zombie) is not alive, nor one reaped, nor a pid of 0 or below (no process's)."""
+    assert not alive(0) and not alive(-1) and not alive(dead_pid())
+    odd = tmp_path / "x) Z (y"
+    odd.symlink_to(shutil.which("sleep"))
+    child = subprocess.Popen([str(odd), "30"])
+    try:
+        assert alive(child.pid) and alive(child.pid, process_start(child.pid))
+        assert not alive(child.pid, "1")  # its pid, another start time: another process
+        with pytest.raises(subprocess.TimeoutExpired):
+            child.wait(timeout=0.2)  # still running: asking did not signal it
+    finally:
+        child.kill()
+        child.wait()
+    zombie = subprocess.Popen(["true"])
+    deadline = time.monotonic() + 10
+    while proc_state(zombie.pid) != "Z" and time.monotonic() < deadline:
+        time.sleep(0.002)
+    assert proc_state(zombie.pid) == "Z"
+    assert not alive(zombie.pid) and not alive(zombie.pid, process_start(zombie.pid))
+    zombie.wait()
+    assert not alive(zombie.pid)
+
+
+def test_without_proc_a_process_that_exists_is_alive(monkeypatch):
+    """Where /proc cannot be read (another system), kill() alone tells: a process that exists is
+    alive, whatever start time is asked about (unsure: alive); one that ended is not."""
+    def no_proc(path, *args, **kwargs):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+
+    monkeypatch.setattr(lk, "open", no_proc, raising=False)
+    assert alive(os.getpid()) and alive(os.getpid(), "1")
+    assert not alive(dead_pid())
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe not text", b"[1, 2]", b'"owner"', b"", b'{"host": '])
+
+
+def test_an_owner_file_that_is_not_a_json_object_is_judged_by_its_age(tmp_path, content):
+    """An owner file that is no JSON object (damaged, or another program's) says nothing of its
+    holder: its lease is waited on while renewed and broken once it expired."""
+    path = owner_file(tmp_path, HOST, dead_pid())
+    path.write_bytes(content)
+    assert lk._owner(path) == ({}, path.stat().st_mtime)
+    assert not Lease(tmp_path).acquire(wait=0.05)  # renewed just now
+    old = time.time() - 2 * LEASE_S
+    os.utime(path, (old, old))
+    lease = Lease(tmp_path)
+    assert lease.acquire(wait=5)
+    lease.release()
+
+
+def test_a_lease_is_judged_by_its_pid_only_on_its_own_host(tmp_path):
+    """A pid says which process holds a lease only on the holder's host, and only as a number:
+    another host's lease whose pid has ended here, or this host's whose pid is not a number,
+    is judged by its age alone."""
+    lease = Lease(tmp_path)
+    now = server_now(tmp_path)
+    gone = dead_pid()
+    assert lease.stale({"host": HOST, "pid": gone}, now)
+    assert not lease.stale({"host": "elsewhere", "pid": gone}, now)
+    assert not lease.stale({"host": HOST, "pid": str(gone)}, now)
+    assert lease.stale({"host": "elsewhere", "pid": gone}, now - 2 * LEASE_S)
+
+
+def test_ages_are_measured_on_the_clock_of_the_folders_file_system(tmp_path, monkeypatch):
+    """Over NFS the file server stamps mtimes by its own clock, which may run ahead of this
+    host's: here two hours ahead, so a file it stamped two hours ago shows an mtime that is
+    "now" on this host. How long a lease went without renewal and how old a temporary or a
+    leftover file is are measured on the folder's clock (``server_now``), never this host's."""
+    root = tmp_path / "r"
+    run(RunSpec(**SMALL), root)
+    ahead = 2 * res.ORPHAN_AGE_S
+    real = lk.server_now
+
+    def server(folder):  # None: a probe in the system's temporary folder, on this host's clock
+        return real(folder) + (ahead if folder is not None and Path(folder) == root else 0.0)
+
+    monkeypatch.setattr(lk, "server_now", server)
+    monkeypatch.setattr(res, "server_now", server)
+    owner_file(root, "elsewhere", 1)  # renewed two hours ago by the server's clock
+    lease = Lease(root)
+    assert lease.acquire(wait=0)  # expired: broken at once
+    lease.release()
+    (root / "runs" / ".a.parquet.abcd1234.tmp").write_bytes(b"half")  # an older mlplab's, two hours old
+    assert res.remove_temporaries(root) == 1
+    steps = next((root / "steps").glob("*.parquet"))
+    left = root / "steps" / f"{res.COMPACT}{time.time_ns():020d}-elsewhere-1.parquet"
+    shutil.copy(steps, left)  # another host's generation, unfinished for two hours
+    res.compact(root)
+    assert not left.exists()
+
+
+def test_a_file_or_lease_is_old_only_beyond_its_limit(tmp_path, monkeypatch):
+    """A temporary or leftover file is left over once unchanged for more than ORPHAN_AGE_S, and a
+    lease expired once not renewed for more than its timeout: at the limit exactly, not yet."""
+    root = tmp_path / "r"
+    run(RunSpec(**SMALL), root)
+    then = float(int(time.time()) - 10)  # whole seconds: the differences below are exact
+    tmp = root / "runs" / ".a.parquet.abcd1234.tmp"
+    tmp.write_bytes(b"half")
+    left = root / "steps" / f"{res.COMPACT}{time.time_ns():020d}-elsewhere-1.parquet"
+    shutil.copy(next((root / "steps").glob("*.parquet")), left)
+    for p in (tmp, left):
+        os.utime(p, (then, then))
+    limit = then + res.ORPHAN_AGE_S
+    cat = res.Catalogue.of(root)
+    assert res._leftovers(root, cat, limit) == []
+    assert [p for p, _ in res._leftovers(root, cat, limit + 1)] == [left]
+    assert res.remove_temporaries(root, now=limit) == 0 and tmp.exists()
+    assert res.remove_temporaries(root, now=limit + 1) == 1 and not tmp.exists()
+    lease = Lease(root, timeout=10)
+    monkeypatch.setattr(lk, "server_now", lambda folder: then + 10)
+    assert not lease.stale({}, then)
+    assert lease.stale({}, then - 1)
+
+
+@pytest.mark.parametrize("when", ["before its folder is listed", "before its owner file is read"])
+
+
+def test_a_lease_released_while_a_taker_looks_at_it_is_taken_at_once(tmp_path, monkeypatch, when):
+    """The holder releases its lease after a taker's rename failed and before the taker looked
+    at the lease (its folder or its owner file is gone): the taker tries again at once and
+    takes it, with no time to wait."""
+    holder, taker = Lease(tmp_path), Lease(tmp_path)
+    assert holder.acquire()
+    if when == "before its folder is listed":
+        listdir = os.listdir
+
+        def release_first(path):
+            if Path(path) == taker.path and holder.held:
+                holder.release()
+            return listdir(path)
+
+        monkeypatch.setattr(lk.os, "listdir", release_first)
+    else:
+        owner = lk._owner
+
+        def release_first(path):
+            if holder.held:
+                holder.release()
+            return owner(path)
+
+        monkeypatch.setattr(lk, "_owner", release_first)
+    assert taker.acquire(wait=0)
+    assert not holder.held and os.listdir(tmp_path / LOCK) == [taker.name]
+    taker.release()
+
+
+@pytest.mark.parametrize("what", ["a file", "a folder of other files"])
+
+
+def test_a_lock_name_that_holds_no_lease_is_waited_on_and_never_removed(tmp_path, what):
+    """``.lock`` that is not mlplab's (a file, or a folder without an owner file) is no lease to
+    break: takers wait on it (until their time is up) and leave it as it is."""
+    path = tmp_path / LOCK
+    if what == "a file":
+        path.write_text("mine")
+        mine = path
+    else:
+        path.mkdir()
+        mine = path / "notes"
+        mine.write_text("mine")
+    lease = Lease(tmp_path)
+    assert lease._break_if_stale() is False  # nothing to break, no use trying again at once
+    assert not lease.acquire(wait=0.05)
+    assert mine.read_text() == "mine" and sorted(os.listdir(tmp_path)) == [LOCK]
+
+
+def test_a_process_killed_while_setting_a_file_aside_leaves_a_temporary_named_after_it(tmp_path, monkeypatch):
+    """Breaking a lease and removing a compacted file both rename the file to a scratch name
+    first (of two processes, one wins the rename), then remove it. Killed in between, a
+    process leaves a hidden temporary that says what it held (``.lock.broken.…``,
+    ``.<file>.…``) and who set it aside; the next clean-up removes it once that process is
+    gone."""
+    stale = owner_file(tmp_path, HOST, dead_pid())
+    path = tmp_path / "a.parquet"
+    version = res.atomic_write_bytes(path, b"rows")
+    unlink = os.unlink
+
+    def killed(p, *args, **kwargs):
+        if Path(p).name.startswith("."):
+            raise KeyboardInterrupt("killed")
+        return unlink(p, *args, **kwargs)
+
+    monkeypatch.setattr(lk.os, "unlink", killed)
+    with pytest.raises(KeyboardInterrupt):
+        Lease(tmp_path).break_lease(stale.name)
+    with pytest.raises(KeyboardInterrupt):
+        res._unlink_if(path, version)
+    monkeypatch.undo()
+    left = sorted(n for n in os.listdir(tmp_path) if n.endswith(".tmp"))
+    assert [n.split(f".{HOST}.")[0] for n in left] == [".a.parquet", ".lock.broken"]
+    assert all(writer_here(n) == os.getpid() for n in left)
+    assert res.remove_temporaries(tmp_path) == 2  # this process is not writing them
+    assert os.listdir(tmp_path) == [LOCK] and os.listdir(tmp_path / LOCK) == []
+
+
+def test_compact_breaks_an_expired_lease_by_its_own_timeout(tmp_path, monkeypatch):
+    """``compact(root, timeout)``: another host's lease not renewed for longer than ``timeout``
+    is broken at once, not waited on until LEASE_S."""
+    root = tmp_path / "r"
+    run(RunSpec(**SMALL), root)
+    owner_file(root, "elsewhere", 1, age=LEASE_S / 2)
+
+    def no_waiting(seconds):
+        raise AssertionError("waited on an expired lease")
+
+    monkeypatch.setattr(lk.time, "sleep", no_waiting)
+    assert res.compact(root, timeout=LEASE_S / 4)["runs"] == 1
+    assert not (root / LOCK).exists()
+
+
+def test_a_compaction_that_lost_its_lease_removes_nothing(tmp_path, monkeypatch):
+    """A compaction stalled beyond its timeout while reading, its lease broken by another
+    process meanwhile, still commits its generation (rows are never lost) but removes nothing
+    it meant to replace — the runs' own files, a leftover — and says it removed none: those
+    are the new holder's to judge."""
+    root = tmp_path / "r"
+    for seed in (0, 1):
+        run(RunSpec(**SMALL, seed=seed), root)
+    steps = next((root / "steps").glob("*.parquet"))
+    shutil.copy(steps, root / "steps" / f"{res.COMPACT}{time.time_ns():020d}-{HOST}-{dead_pid()}.parquet")
+    before = {p.relative_to(root) for p in root.rglob("*.parquet")}
+    read = res._read_table
+
+    def stalled(cat, table, schema):
+        if (root / LOCK).exists():  # another process breaks the lease, judging it expired
+            (owner,) = os.listdir(root / LOCK)
+            assert Lease(root).break_lease(owner)
+        return read(cat, table, schema)
+
+    monkeypatch.setattr(res, "_read_table", stalled)
+    assert res.compact(root) == {"runs": 2, "removed": 0}
+    monkeypatch.undo()
+    after = {p.relative_to(root) for p in root.rglob("*.parquet")}
+    assert before < after and len(after - before) == 3  # the new generation, nothing removed
+    assert len(load_results(root).runs) == 2
 
 
 # -- what else is shared: temporary files, a run's files, generations being written -------------------
@@ -236,8 +499,6 @@ def test_only_the_temporaries_of_writers_that_are_gone_are_removed(tmp_path):
     assert res.remove_temporaries(tmp_path) == len(gone)
     assert set(os.listdir(folder)) == kept - {f".a.parquet.{HOST}.{os.getppid()}.abcd1234.tmp"}
 
-
-SMALL = dict(depth=1, width=4, n_samples=100, epochs=1)
 
 
 def test_a_file_rewritten_since_it_was_read_is_not_removed(tmp_path):
