@@ -1,6 +1,7 @@
 """Results on disk: readable by any parquet tool, atomic, and refused when they cannot be trusted."""
 
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -114,6 +115,7 @@ def test_a_truncated_file_is_named_and_the_rerun_repairs_it(folder, table):
     path.write_bytes(path.read_bytes()[:40])  # truncated, e.g. copied from a full disk
     with pytest.raises(res.ResultsError) as e:
         load_results(folder)
+    assert not isinstance(e.value, res.Vanished)  # there, but unreadable: not looked for again
     msg = str(e.value)
     assert msg.startswith(f"results file={str(path)!r} cannot be read (") and "\n" not in msg
     assert "magic bytes not found" in msg  # the reader's reason, on one line
@@ -464,6 +466,7 @@ def test_only_parquet_files_are_named_parquet(many):
     assert_every_parquet_name_is_parquet(many)
     (gen,) = [p.stem for p in (many / "runs").glob("compact-*")]
     assert os.listdir(many / res.MARKERS) == [gen]
+    assert (many / res.MARKERS / gen).read_bytes() == b""  # a marker is an empty file
 
 
 def test_an_older_folders_parquet_named_markers_are_read_and_replaced(many):
@@ -478,7 +481,7 @@ def test_an_older_folders_parquet_named_markers_are_read_and_replaced(many):
     assert res._hinted_generations(many) == [many / "runs" / f"{gen}.parquet"]
     assert res.is_done(many, spec.run_id) and res.committed_row(many, spec.run_id)["seed"] == 0
     res.compact(many)  # nothing to gather
-    assert os.listdir(many / res.MARKERS) == [gen]
+    assert os.listdir(many / res.MARKERS) == [gen] and (many / res.MARKERS / gen).read_bytes() == b""
     assert_every_parquet_name_is_parquet(many)
     (many / res.MARKERS / gen).rename(many / res.MARKERS / f"{gen}.parquet")
     run(RunSpec(**SMALL, seed=9), many)
@@ -606,3 +609,51 @@ def test_a_full_disk_is_told_apart_from_a_folder_that_cannot_be_written(tmp_path
     with pytest.raises(res.DiskFull) as e:
         res.prepare_folder(tmp_path / "sweep")
     assert e.value.errno == 28 and e.value.filename == str(tmp_path / "sweep" / res.MARKER)
+
+
+def test_a_full_disk_keeps_the_errno_that_says_which_and_says_enospc_when_there_is_none(tmp_path):
+    """DiskFull says ENOSPC or EDQUOT as the error did; an error that said it only in words
+    (pyarrow's) becomes ENOSPC."""
+    path = tmp_path / "f.parquet"
+    for err, code in ((OSError(errno.EDQUOT, "Disk quota exceeded"), errno.EDQUOT),
+                      (OSError(errno.ENOSPC, "No space left on device"), errno.ENOSPC),
+                      (OSError("Error writing bytes to file. Detail: [errno 28] No space left on device"), errno.ENOSPC)):
+        e = res.DiskFull(path, err)
+        assert (e.errno, e.strerror, e.filename) == (code, os.strerror(code), str(path))
+        assert res.is_disk_full(e)
+
+
+def test_a_file_moved_before_its_version_is_checked_is_looked_for_again(folder, monkeypatch):
+    """A reader lists the folder; a worker's chunk commit moves the runs into its generation
+    before the reader checks the files' schema versions: the reader looks again and finds
+    them there."""
+    check, moved = res.check_versions, []
+
+    def move_first(cat, path):
+        if not moved:
+            tables = {t: res._read_table(cat, t, res.SCHEMAS[t]) for t in res.TABLES}
+            res.commit_generation(folder, tables, own=res._own_versions(cat))
+            moved.append(True)
+        return check(cat, path)
+
+    monkeypatch.setattr(res, "check_versions", move_first)
+    r = load_results(folder)
+    assert moved and len(r.runs) == 2
+    assert all(p.name.startswith(res.COMPACT) for p in (folder / "runs").iterdir())  # they were moved
+
+
+def test_a_folder_holding_only_leftovers_is_compacted_to_an_empty_one(tmp_path):
+    """A sweep whose one run was killed before its commit, long ago: its steps and layers are
+    all the folder holds. The compaction removes them; the folder reads as empty tables of the
+    documented columns."""
+    root = tmp_path / "sweep"
+    spec = RunSpec(**SMALL)
+    run(spec, root)
+    res.run_path(root, "runs", spec.run_id).unlink()
+    old = time.time() - 2 * res.ORPHAN_AGE_S
+    for table in ("steps", "layers"):
+        os.utime(res.run_path(root, table, spec.run_id), (old, old))
+    assert res.compact(root) == {"runs": 0, "removed": 2}
+    r = load_results(root, join=False)
+    for name in res.TABLES:
+        assert len(getattr(r, name)) == 0 and list(getattr(r, name).columns) == res.SCHEMAS[name].names

@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -472,9 +473,14 @@ def test_a_compaction_that_lost_its_lease_removes_nothing(tmp_path, monkeypatch)
 
 
 # -- what else is shared: temporary files, a run's files, generations being written -------------------
+
+
 def test_only_the_temporaries_of_writers_that_are_gone_are_removed(tmp_path):
     """A temporary file's name says who writes it: a process of this host that is gone (removed),
-    one that runs (kept), another host's or an older mlplab's nameless one (kept until old)."""
+    one that runs (kept), another host's or an older mlplab's nameless one (kept until old).
+    With ``pids``, only those of these processes (a launcher's workers, just stopped); with
+    ``now``, ages are reckoned at that time. A file that is not a temporary (not hidden, or not
+    ``.tmp``) is never touched, however old."""
     folder = tmp_path / "runs"
     folder.mkdir()
     old = time.time() - 2 * res.ORPHAN_AGE_S
@@ -487,18 +493,78 @@ def test_only_the_temporaries_of_writers_that_are_gone_are_removed(tmp_path):
 
     mine = res._temporary(folder / "b.parquet")  # in flight in this process
     os.close(mine[0])
+    worker = dead_pid()  # a launcher's worker, just stopped
+    temporary(f".a.parquet.{HOST}.{worker}.abcd1234.tmp")
     gone = {temporary(f".a.parquet.{HOST}.{dead_pid()}.abcd1234.tmp"),
             temporary(f".a.parquet.elsewhere.{os.getpid()}.abcd1234.tmp", old),
             temporary(".a.parquet.abcd1234.tmp", old),
             temporary(f".a.parquet.{HOST}.{os.getpid()}.abcd1234.tmp")}  # this process, not in flight
-    kept = {temporary(f".a.parquet.{HOST}.{os.getppid()}.abcd1234.tmp"),  # a process that runs
-            temporary(f".a.parquet.elsewhere.{os.getpid()}.efgh5678.tmp"),
-            temporary(".a.parquet.efgh5678.tmp"),
-            Path(mine[1]).name}
-    assert res.remove_temporaries(tmp_path, pids={os.getppid()}) == 1  # only those of these processes
+    young = {temporary(f".a.parquet.{HOST}.{os.getppid()}.abcd1234.tmp"),  # a process that runs
+             temporary(f".a.parquet.elsewhere.{os.getpid()}.efgh5678.tmp"),
+             temporary(".a.parquet.efgh5678.tmp"),
+             Path(mine[1]).name}
+    others = {temporary("notes.tmp", old), temporary(".notes", old)}
+    assert res.remove_temporaries(tmp_path, pids={worker}) == 1  # only those of these processes
+    assert set(os.listdir(folder)) == gone | young | others
     assert res.remove_temporaries(tmp_path) == len(gone)
-    assert set(os.listdir(folder)) == kept - {f".a.parquet.{HOST}.{os.getppid()}.abcd1234.tmp"}
+    assert set(os.listdir(folder)) == young | others
+    later = time.time() + 2 * res.ORPHAN_AGE_S  # two hours on, every one of them is old
+    assert res.remove_temporaries(tmp_path, now=later) == len(young)
+    assert set(os.listdir(folder)) == others
 
+
+def test_temporaries_are_looked_for_in_each_folder_of_a_results_folder_there_is(tmp_path):
+    """In the folder itself (where leases are prepared), its tables, its markers and Hydra's
+    folder: in each of them that exists (a folder may lack some, here runs/ and layers/)."""
+    dead = dead_pid()
+    for sub in ("", "steps", res.MARKERS, "hydra"):
+        (tmp_path / sub).mkdir(exist_ok=True)
+        (tmp_path / sub / f".x.{HOST}.{dead}.abcd1234.tmp").write_bytes(b"half")
+    assert res.remove_temporaries(tmp_path) == 4
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_a_temporary_folder_of_a_writer_that_is_gone_is_removed_whole(tmp_path, monkeypatch):
+    """A taker prepares its lease in a hidden folder (``.lock.<host>.<pid>.XXXXXXXX.tmp``, its
+    owner file inside); killed before the rename, it leaves the folder, which the clean-up
+    removes whole and counts once — even when another clean-up removes it first. A link by a
+    temporary's name is removed itself, never what it points to."""
+    dead = dead_pid()
+    for token in ("abcd1234", "efgh5678"):
+        prepared = tmp_path / f".lock.{HOST}.{dead}.{token}.tmp"
+        prepared.mkdir()
+        (prepared / "owner.0123456789abcdef").write_text("{}")
+    target = tmp_path / "kept"
+    target.mkdir()
+    (target / "f").write_text("mine")
+    (tmp_path / f".x.{HOST}.{dead}.ijkl9012.tmp").symlink_to(target)
+    rmdir = os.rmdir
+
+    def beaten(path, *args, **kwargs):  # another clean-up removed the first folder just before
+        rmdir(path, *args, **kwargs)
+        if str(path).endswith("abcd1234.tmp"):
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(path))
+
+    monkeypatch.setattr(res.os, "rmdir", beaten)
+    assert res.remove_temporaries(tmp_path) == 3
+    assert os.listdir(tmp_path) == ["kept"] and (target / "f").read_text() == "mine"
+
+
+def test_a_temporary_removed_by_another_clean_up_meanwhile_is_passed_over(tmp_path, monkeypatch):
+    """A temporary listed here and removed by another process's clean-up before it is looked at
+    is passed over; the ones after it are still removed."""
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    doomed = folder / f".b.parquet.{HOST}.{dead_pid()}.abcd1234.tmp"
+    doomed.write_bytes(b"half")
+    listdir = os.listdir
+
+    def listed_then_removed(path):
+        names = listdir(path)
+        return [".a.parquet.abcd1234.tmp", *names] if Path(path) == folder else names
+
+    monkeypatch.setattr(res.os, "listdir", listed_then_removed)
+    assert res.remove_temporaries(tmp_path) == 1 and not doomed.exists()
 
 
 def test_a_file_rewritten_since_it_was_read_is_not_removed(tmp_path):
@@ -510,6 +576,174 @@ def test_a_file_rewritten_since_it_was_read_is_not_removed(tmp_path):
     assert res._unlink_if(path, read) == 0 and path.read_bytes() == b"second"
     assert res._unlink_if(path, newer) == 1 and not path.exists()
     assert res._unlink_if(path, newer) == 0 and os.listdir(tmp_path) == []
+
+
+def test_a_file_rewritten_since_it_was_read_is_put_back_where_there_are_no_hard_links(tmp_path, monkeypatch):
+    """On a file system without hard links, a file set aside that is not the version read is
+    renamed back, and nothing is left beside it."""
+    path = tmp_path / "a.parquet"
+    read = res.atomic_write_bytes(path, b"first")
+    res.atomic_write_bytes(path, b"second")
+
+    def no_links(src, dst, *args, **kwargs):
+        raise OSError(errno.EPERM, os.strerror(errno.EPERM), str(src))
+
+    monkeypatch.setattr(res.os, "link", no_links)
+    assert res._unlink_if(path, read) == 0 and path.read_bytes() == b"second"
+    assert os.listdir(tmp_path) == ["a.parquet"]
+
+
+def own_files(root):
+    return sorted(p.relative_to(root) for p in root.rglob("*.parquet") if not p.name.startswith(res.COMPACT))
+
+
+def test_a_runs_files_of_one_moment_on_a_coarse_clock_are_one_version(tmp_path):
+    """Where mtimes are coarse (whole seconds on some file systems), a run's steps written just
+    before its runs file can carry the very same mtime: the compaction still takes them as the
+    run's and removes them with it. And a run's steps left beside the generation that
+    replaced them (a compaction killed between its removals), stamped in the same moment as
+    that generation, are a leftover."""
+    root = tmp_path / "r"
+    spec = RunSpec(**SMALL)
+    run(spec, root)
+    committed = os.stat(res.run_path(root, "runs", spec.run_id)).st_mtime_ns
+    steps = res.run_path(root, "steps", spec.run_id)
+    kept = steps.read_bytes()
+    os.utime(steps, ns=(committed, committed))
+    res.compact(root)
+    assert own_files(root) == []
+    (gen,) = (root / "runs").glob(f"{res.COMPACT}*")
+    steps.write_bytes(kept)
+    os.utime(steps, ns=(gen.stat().st_mtime_ns,) * 2)
+    res.compact(root)
+    assert own_files(root) == []
+    assert len(load_results(root).steps) == len(pq.read_table(pa.BufferReader(kept)))
+
+
+def test_a_runs_steps_newer_than_its_generation_are_a_write_in_flight(tmp_path):
+    """A compacted run being done again, its steps and layers written and its runs file (the
+    commit) still to come: they are newer than the run's generation, and the compaction
+    leaves them alone."""
+    root = tmp_path / "r"
+    spec = RunSpec(**SMALL)
+    run(spec, root)
+    res.compact(root)
+    (gen,) = (root / "runs").glob(f"{res.COMPACT}*")
+    run(spec, root, force=True)
+    res.run_path(root, "runs", spec.run_id).unlink()  # its commit is still to come
+    later = gen.stat().st_mtime_ns + 10**9
+    for table in ("steps", "layers"):
+        os.utime(res.run_path(root, table, spec.run_id), ns=(later, later))
+    res.compact(root)
+    assert own_files(root) == [Path("layers") / f"{spec.run_id}.parquet", Path("steps") / f"{spec.run_id}.parquet"]
+
+
+def test_a_leftover_listed_after_a_file_that_vanished_is_still_found(tmp_path, monkeypatch):
+    """A steps file listed by the compaction and gone before it is looked at (moved or removed
+    by another process) is passed over; the leftovers listed after it are still removed."""
+    root = tmp_path / "r"
+    run(RunSpec(**SMALL), root)
+    dead = root / "steps" / f"{res.COMPACT}{time.time_ns():020d}-{HOST}-{dead_pid()}.parquet"
+    shutil.copy(next((root / "steps").glob("*.parquet")), dead)
+    files = res._files
+
+    def listed_then_gone(folder):
+        found = files(folder)
+        return [folder / "0-gone.parquet", *found] if folder == root / "steps" else found
+
+    monkeypatch.setattr(res, "_files", listed_then_gone)
+    res.compact(root)
+    assert not dead.exists()
+
+
+def test_a_run_without_its_steps_file_is_compacted_with_its_layers_file(tmp_path):
+    """A run whose steps file was lost still has its layers file: the compaction moves it into
+    the generation and removes it, like every own file it read."""
+    root = tmp_path / "r"
+    spec = RunSpec(**SMALL)
+    run(spec, root)
+    layers = pq.read_table(res.run_path(root, "layers", spec.run_id))
+    res.run_path(root, "steps", spec.run_id).unlink()
+    assert res.compact(root) == {"runs": 1, "removed": 2}
+    assert own_files(root) == [] and len(load_results(root).layers) == layers.num_rows
+
+
+def test_a_compaction_in_the_process_writing_a_generation_leaves_that_generation_alone(tmp_path, monkeypatch):
+    """A process writing a chunk's generation (its steps written, its runs file to come) may
+    compact the folder meanwhile (from another thread): the generation's steps file is a write
+    in flight of this very process, not a leftover, and the chunk commits whole."""
+    root = tmp_path / "r"
+    chunk = []
+    run(RunSpec(**SMALL, seed=0), root, tables=chunk)
+    run(RunSpec(**SMALL, seed=1), root)
+    write, started = res.atomic_write_table, []
+
+    def compact_meanwhile(table, path):
+        if path.parent.name == "layers" and path.name.startswith(res.COMPACT) and not started:
+            started.append(True)
+            res.compact(root)
+        return write(table, path)
+
+    monkeypatch.setattr(res, "atomic_write_table", compact_meanwhile)
+    ((rid, files),) = [(x["runs"].column("run_id")[0].as_py(), x["files"]) for x in chunk]
+    res.commit_generation(root, {t: chunk[0][t] for t in res.TABLES}, own={rid: files})
+    monkeypatch.undo()
+    assert started and len(list((root / "steps").glob(f"{res.COMPACT}*"))) == 2
+    r = load_results(root)
+    assert len(r.runs) == 2 and set(r.steps.run_id) == set(r.runs.run_id) == set(r.layers.run_id)
+
+
+def test_an_interrupt_just_after_a_generations_runs_file_keeps_the_generation(tmp_path):
+    """A generation is committed by its runs file, written last: an interrupt (Ctrl-C, a
+    signal handler raising) arriving just after it, before the commit winds up, leaves the
+    committed generation whole — it is not taken for an unfinished one and removed — and the
+    run's own files in place (nothing it replaces was removed yet)."""
+    root = tmp_path / "r"
+    chunk = []
+    spec = RunSpec(**SMALL)
+    run(spec, root, tables=chunk)
+
+    def trace(frame, event, arg):
+        return interrupt if "commit_generation" in frame.f_code.co_name else None
+
+    def interrupt(frame, event, arg):
+        if event == "line" and len(frame.f_locals.get("written", ())) == 3:
+            raise KeyboardInterrupt("interrupted")
+        return interrupt
+
+    tracing = sys.gettrace()
+    sys.settrace(trace)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            res.commit_generation(root, {t: chunk[0][t] for t in res.TABLES}, own={spec.run_id: chunk[0]["files"]})
+    finally:
+        sys.settrace(tracing)
+    assert [len(list((root / t).glob(f"{res.COMPACT}*"))) for t in res.TABLES] == [1, 1, 1]
+    assert len(own_files(root)) == 3
+    res.compact(root)
+    assert stored_once(root) == {spec.run_id}
+
+
+def test_a_failed_commit_removes_what_it_wrote_even_when_part_of_it_is_gone(tmp_path, monkeypatch):
+    """A chunk commit whose runs file cannot be written (a full disk) removes the generation's
+    steps and layers files it wrote — even when one of them was removed meanwhile (by hand, or
+    by a clean-up) — and raises DiskFull; the run's own files stay."""
+    root = tmp_path / "r"
+    chunk = []
+    spec = RunSpec(**SMALL)
+    run(spec, root, tables=chunk)
+    write = res.atomic_write_table
+
+    def full(table, path):
+        if path.parent.name == "runs":
+            (root / "steps" / path.name).unlink()
+            raise res.DiskFull(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+        return write(table, path)
+
+    monkeypatch.setattr(res, "atomic_write_table", full)
+    with pytest.raises(res.DiskFull):
+        res.commit_generation(root, {t: chunk[0][t] for t in res.TABLES}, own={spec.run_id: chunk[0]["files"]})
+    assert not list(root.rglob(f"{res.COMPACT}*")) and len(own_files(root)) == 3
 
 
 def test_a_compaction_takes_files_that_move_under_it_and_keeps_a_run_done_again(tmp_path, monkeypatch):
