@@ -98,9 +98,7 @@ def main(cfg: DictConfig) -> None:
                 CONTEXT["disk_full"] = e  # said at the end of the sweep (when it runs in this process)
             log.error(f"run with overrides {' '.join(HydraConfig.get().overrides.task)} failed: {one_line(e)}")
             return
-        if res.is_disk_full(e):
-            disk_full(e)
-        fail(one_line(e), exit_code(e))
+        leave(e)
     what = "already done" if row["skipped"] else f"{row['status']} in {row['wall_time_s']:.2f}s"
     label = f"{spec.run_id} depth={spec.depth} {spec.activation} {spec.loss} clip={spec.clip} seed={spec.seed}"
     if row["status"] != "ok" and not row["skipped"]:
@@ -145,6 +143,14 @@ def disk_full(err: BaseException | None = None) -> None:
     print(f"mlplab: disk full ({why}) writing results to {where}: {committed}; free some space and rerun "
           "the same command to finish", file=sys.stderr, flush=True)
     sys.exit(1)
+
+
+def leave(exc: BaseException) -> None:
+    """End the command on an error: the full-disk line (``disk_full``), or the error's one line
+    with its exit code."""
+    if res.is_disk_full(exc):
+        disk_full(exc)
+    fail(one_line(exc), exit_code(exc))
 
 
 def debug_requested(argv: list[str]) -> bool:
@@ -250,9 +256,7 @@ def entry() -> None:
     except Exception as e:  # noqa: BLE001 - every error leaves as one line unless debugging
         if debug:
             raise
-        if res.is_disk_full(e):
-            disk_full(e)
-        fail(one_line(e), exit_code(e))
+        leave(e)
 
 
 def usage() -> str:
@@ -552,6 +556,4 @@ def guarded(config: DictConfig, action) -> None:
     except Exception as e:  # noqa: BLE001
         if config.debug:
             raise
-        if res.is_disk_full(e):
-            disk_full(e)
-        fail(one_line(e), exit_code(e))
+        leave(e)
