@@ -14,7 +14,7 @@ SWEEP  ?= default
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lock sweep sweep-smoke blog table report remedies nielsen chaos bench bench-torch mutation test test-slurm clean
+.PHONY: help venv lock lint format sweep sweep-smoke blog table report remedies nielsen chaos bench bench-torch mutation test test-slurm clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,6 +31,14 @@ lock: ## refresh requirements.lock: the newest versions pyproject.toml allows, f
 	@.venv-lock/bin/uv --version >/dev/null 2>&1 || { rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock && .venv-lock/bin/python -m pip install -q --disable-pip-version-check '$(UV)'; }
 	.venv-lock/bin/uv pip compile pyproject.toml --extra dev --universal --python-version 3.10 --generate-hashes \
 		--upgrade --custom-compile-command 'make lock' -o $(LOCK)
+
+lint: $(STAMP) ## ruff: the lint rules and the format of pyproject.toml (CI runs it before the tests)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## ruff: format the code and apply the lint rules' safe fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 sweep: $(STAMP) ## run the default sweep (300 runs) on all cores; ARGS="train.lr=0.1" adds overrides
 	$(BIN)/python -m mlplab -m sweep=$(SWEEP) $(ARGS)

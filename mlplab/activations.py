@@ -168,9 +168,7 @@ class LeakyReLU(Activation):
         return f"LeakyReLU(alpha={self.alpha})"
 
 
-ACTIVATIONS: dict[str, type[Activation]] = {
-    cls.name: cls for cls in (Sigmoid, Tanh, ReLU, LeakyReLU)
-}
+ACTIVATIONS: dict[str, type[Activation]] = {cls.name: cls for cls in (Sigmoid, Tanh, ReLU, LeakyReLU)}
 
 
 def get_activation(name: str | Activation, **kwargs) -> Activation:
@@ -180,7 +178,5 @@ def get_activation(name: str | Activation, **kwargs) -> Activation:
     try:
         cls = ACTIVATIONS[name]
     except KeyError:
-        raise ValueError(
-            f"activation={name!r} is not registered; choose one of {sorted(ACTIVATIONS)}"
-        ) from None
+        raise ValueError(f"activation={name!r} is not registered; choose one of {sorted(ACTIVATIONS)}") from None
     return cls(**kwargs)

@@ -64,8 +64,12 @@ def folder_name(name, key: str) -> str:
     """``name`` when it is one plain folder name (letters, digits, '-', '_', '.'; not '.' or
     '..'), else ConfigError naming ``key``, the value and the rule."""
     if not (isinstance(name, str) and FOLDER_NAME.fullmatch(name) and name not in (".", "..")):
-        raise ConfigError(key, name, "must be one plain folder name (letters, digits, '-', '_', '.'; "
-                                     "not '.' or '..', no '/'), so that results stay inside results_dir")
+        raise ConfigError(
+            key,
+            name,
+            "must be one plain folder name (letters, digits, '-', '_', '.'; "
+            "not '.' or '..', no '/'), so that results stay inside results_dir",
+        )
     return name
 
 
@@ -140,8 +144,12 @@ def disk_full(err: BaseException | None = None) -> None:
     where = root if root is not None else getattr(err, "filename", None)
     done = len(ids & res.committed_ids(root)) if root is not None and ids else 0
     committed = f"{done} of {len(ids)} runs committed" if ids else "no run committed"
-    print(f"mlplab: disk full ({why}) writing results to {where}: {committed}; free some space and rerun "
-          "the same command to finish", file=sys.stderr, flush=True)
+    print(
+        f"mlplab: disk full ({why}) writing results to {where}: {committed}; free some space and rerun "
+        "the same command to finish",
+        file=sys.stderr,
+        flush=True,
+    )
     sys.exit(1)
 
 
@@ -167,8 +175,9 @@ def refuse_added_keys(argv: list[str]) -> None:
             continue
         key = arg.lstrip("+").split("=", 1)[0]
         if key.split(".")[0].split("/")[0] != "hydra" and not schema_has(key):
-            raise PlanError(f"Could not add '{key}': there is no such key in mlplab's config "
-                            "(python -m mlplab --help lists them)")
+            raise PlanError(
+                f"Could not add '{key}': there is no such key in mlplab's config (python -m mlplab --help lists them)"
+            )
 
 
 def schema_has(key: str) -> bool:
@@ -191,8 +200,11 @@ def interrupted() -> None:
     root, ids = CONTEXT["root"], CONTEXT["run_ids"]
     done = len(set(ids) & res.committed_ids(root)) if root is not None else 0
     total = len(set(ids)) or 1
-    print(f"mlplab: interrupted: {done} of {total} runs committed; rerun the same command to resume",
-          file=sys.stderr, flush=True)
+    print(
+        f"mlplab: interrupted: {done} of {total} runs committed; rerun the same command to resume",
+        file=sys.stderr,
+        flush=True,
+    )
     sys.exit(130)
 
 
@@ -200,8 +212,17 @@ def interrupted() -> None:
 # then composes it again to run: ~0.1 s of every command. Where neither the command line nor a
 # file of conf/ can set hydra.mode, the answer is known without composing: unset, and the -m
 # flag decides, as it does after Hydra's composition.
-CAN_SET_MODE = ("hydra.mode", "hydra.searchpath", "--config-dir", "-cd", "--config-path", "-cp",
-                "--config-name", "-cn", "--experimental-rerun")
+CAN_SET_MODE = (
+    "hydra.mode",
+    "hydra.searchpath",
+    "--config-dir",
+    "-cd",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--experimental-rerun",
+)
 
 
 @functools.cache
@@ -396,8 +417,11 @@ def plan_jobs(config: DictConfig) -> list[tuple[list[str], RunSpec]]:
             if choice not in composed:
                 composed[choice] = cache.get(choice) or cache.put(choice, compose(loader, config, choice))
             cfg, base, is_plain = composed[choice]
-            values = [o for o, g in zip(job, is_group)
-                      if not g and not o.key_or_group.startswith("hydra.") and o.key_or_group not in CLI_NAMES]
+            values = [
+                o
+                for o, g in zip(job, is_group)
+                if not g and not o.key_or_group.startswith("hydra.") and o.key_or_group not in CLI_NAMES
+            ]
             try:  # the fast way: each value straight into the RunSpec
                 if not is_plain:
                     raise LookupError
@@ -515,8 +539,11 @@ def start_sweep(config: DictConfig) -> list[tuple[list[str], RunSpec]]:
         todo.append((overrides, spec))
     CONTEXT["todo"] = todo
     already = sum(done.get(r) in ("ok", "diverged") for r in set(run_ids))
-    print(f"mlplab: sweep '{config.sweep_name}': {len(run_ids)} runs, {already} already done, "
-          f"{'all' if config.force else len(todo)} to run -> {root} (planned in {time.perf_counter() - t0:.1f}s)", flush=True)
+    print(
+        f"mlplab: sweep '{config.sweep_name}': {len(run_ids)} runs, {already} already done, "
+        f"{'all' if config.force else len(todo)} to run -> {root} (planned in {time.perf_counter() - t0:.1f}s)",
+        flush=True,
+    )
     return todo
 
 
@@ -545,8 +572,11 @@ def summary(config: DictConfig) -> None:
     if full:
         disk_full(full if isinstance(full, BaseException) else None)
     if counts["failed"] or counts["missing"]:
-        fail(f"sweep '{config.sweep_name}': {counts['failed']} failed, {counts['missing']} missing of "
-             f"{len(set(CONTEXT['run_ids']))} runs; rerun the same command to retry them -> {root}", 1)
+        fail(
+            f"sweep '{config.sweep_name}': {counts['failed']} failed, {counts['missing']} missing of "
+            f"{len(set(CONTEXT['run_ids']))} runs; rerun the same command to retry them -> {root}",
+            1,
+        )
 
 
 def guarded(config: DictConfig, action) -> None:

@@ -35,7 +35,7 @@ def _omegaconf_type(hint):
     if not args:
         return hint
     if len(args) == 1:
-        return Optional[args[0]]
+        return Optional[args[0]]  # noqa: UP045 - a value for OmegaConf, which reads Optional
     return Any
 
 

@@ -131,8 +131,11 @@ def _real(name: str, a: np.ndarray, path) -> np.ndarray:
     bad = ~np.isfinite(a)
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise DataError(f"{name} has {int(bad.sum())} NaN or infinite entries (the first at index "
-                        f"{first}); expected finite numbers", path)
+        raise DataError(
+            f"{name} has {int(bad.sum())} NaN or infinite entries (the first at index "
+            f"{first}); expected finite numbers",
+            path,
+        )
     return a
 
 
@@ -162,8 +165,10 @@ def read_npz(path) -> FileData:
     except DataError:
         raise
     except Exception as e:  # noqa: BLE001 - zip, header and pickle errors alike: not a usable .npz
-        raise DataError(f"is not a readable .npz file ({' '.join(str(e).split()) or type(e).__name__}); "
-                        f"expected {NPZ_EXPECTED}", path) from None
+        raise DataError(
+            f"is not a readable .npz file ({' '.join(str(e).split()) or type(e).__name__}); expected {NPZ_EXPECTED}",
+            path,
+        ) from None
     if X.ndim != 2 or X.shape[1] < 1:
         raise DataError(f"X has shape {X.shape}; expected 2-D (samples, features)", path)
     if len(X) < 2:
@@ -171,19 +176,25 @@ def read_npz(path) -> FileData:
     X = _real("X", X, path)
     if "Y" in names:
         if T.ndim != 2 or T.shape[0] != len(X):
-            raise DataError(f"Y has shape {T.shape}; expected 2-D with one row per sample of X ({len(X)}, outputs)", path)
+            raise DataError(
+                f"Y has shape {T.shape}; expected 2-D with one row per sample of X ({len(X)}, outputs)", path
+            )
         if T.shape[1] < 2:
-            raise DataError(f"Y has {T.shape[1]} column; expected at least 2 outputs (accuracy compares argmaxes)", path)
+            raise DataError(
+                f"Y has {T.shape[1]} column; expected at least 2 outputs (accuracy compares argmaxes)", path
+            )
         T = _real("Y", T, path)
     else:
         if T.ndim != 1 or len(T) != len(X):
-            raise DataError(f"labels has shape {T.shape}; expected 1-D with one label per sample of X ({len(X)},)", path)
+            raise DataError(
+                f"labels has shape {T.shape}; expected 1-D with one label per sample of X ({len(X)},)", path
+            )
         if T.dtype.kind not in "iu":
             raise DataError(f"labels has dtype {T.dtype}; expected integers 0..K-1 (e.g. labels.astype(int))", path)
         if T.min() < 0:
             raise DataError(f"labels has the value {int(T.min())}; expected integers 0..K-1", path)
         if T.max() < 1:
-            raise DataError(f"labels has only class 0; expected integers 0..K-1 with K >= 2", path)
+            raise DataError("labels has only class 0; expected integers 0..K-1 with K >= 2", path)
         T = T.astype(np.int64)
     return FileData(X, T, digest)
 
@@ -262,8 +273,11 @@ def make_dataset(
     if dataset == "file":
         data = read_npz(data_path)
         if data_digest is not None and data.digest != data_digest:
-            raise DataError(f"the file changed since the run was planned (sha256 {data.digest[:12]}…, planned "
-                            f"{data_digest[:12]}…); run the command again", data_path)
+            raise DataError(
+                f"the file changed since the run was planned (sha256 {data.digest[:12]}…, planned "
+                f"{data_digest[:12]}…); run the command again",
+                data_path,
+            )
         X, labels = data.X, data.targets
     else:
         X, labels = gen(rng, n_samples, n_features, n_classes, noise)
@@ -276,8 +290,12 @@ def make_dataset(
     X, Y = X[order], Y[order]
     n_train, n_test = split_sizes(len(Y), test_fraction)
     if n_train < 1 or n_test < 1:
-        raise DataError(f"splits the {len(Y)} samples into {n_train} for training and {n_test} for testing; "
-                        "expected at least 1 of each", test_fraction, "data.test_fraction")
+        raise DataError(
+            f"splits the {len(Y)} samples into {n_train} for training and {n_test} for testing; "
+            "expected at least 1 of each",
+            test_fraction,
+            "data.test_fraction",
+        )
     Xtr, Xte = X[n_test:], X[:n_test]
     if standardise:
         mu, sd = Xtr.mean(axis=0), Xtr.std(axis=0)

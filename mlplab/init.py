@@ -6,7 +6,7 @@ drawn in float64 (so a float32 network starts from the same numbers, rounded).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -55,9 +55,7 @@ def orthogonal(rng, fan_in, fan_out, sigma_w=1.0, sigma_b=1.0):
     return sigma_w * W, rng.standard_normal(fan_out) * sigma_b
 
 
-INITS: dict[str, Init] = {
-    f.__name__: f for f in (normal, xavier_uniform, xavier_normal, he_normal, large, orthogonal)
-}
+INITS: dict[str, Init] = {f.__name__: f for f in (normal, xavier_uniform, xavier_normal, he_normal, large, orthogonal)}
 
 
 def get_init(name: str) -> Init:

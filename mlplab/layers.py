@@ -69,12 +69,12 @@ class Dense:
 
     def forward_(self, a_prev, c: Buffers, stats: str, track: bool):
         z = dot(a_prev, self.WT, out=c.z)
-        z += self.b                                  # z = a^(l-1) Wᵀ + b
-        return self.act.fn_(z, c.h)                  # a^l = h = σ(z), over z in place
+        z += self.b  # z = a^(l-1) Wᵀ + b
+        return self.act.fn_(z, c.h)  # a^l = h = σ(z), over z in place
 
     def backward_(self, g, a_prev, c: Buffers, out, keep_g: bool = False):
-        s = self.act.grad_a_(c.h, c.s)               # σ'(z), from h = σ(z)
-        delta = multiply(g, s, out=s if keep_g else g)   # δ = g ⊙ σ'(z)
+        s = self.act.grad_a_(c.h, c.s)  # σ'(z), from h = σ(z)
+        delta = multiply(g, s, out=s if keep_g else g)  # δ = g ⊙ σ'(z)
         return self.backward_z_(delta, a_prev, c, out)
 
     def backward_z_(self, delta, a_prev, c: Buffers, out):
@@ -110,11 +110,11 @@ class Normalised(Dense):
         super().bind(params, grads)
         self.gamma, self.beta = params["gamma"], params["beta"]
         self.dgamma, self.dbeta = grads["gamma"], grads["beta"]
-        self.gamma[...], self.beta[...] = 1.0, 0.0   # γ starts at 1, β at 0
+        self.gamma[...], self.beta[...] = 1.0, 0.0  # γ starts at 1, β at 0
 
     def buffers(self, m, s, t, a):
         c = super().buffers(m, s, t, a)
-        c.z = np.empty_like(c.h)                     # z, then x or ẑ in place; h = σ(u) apart
+        c.z = np.empty_like(c.h)  # z, then x or ẑ in place; h = σ(u) apart
         c.r = np.empty(self.n_out if self.axis == 0 else (m, 1), c.h.dtype)
         c.ones_n = np.ones(self.n_out, c.h.dtype)
         return c
@@ -143,7 +143,7 @@ class BatchNormalised(Normalised):
 
     def forward_(self, a_prev, c, stats, track):
         z = dot(a_prev, self.WT, out=c.z)
-        z += self.b                                  # z = a^(l-1) Wᵀ + b
+        z += self.b  # z = a^(l-1) Wᵀ + b
         m = z.shape[0]
         if stats == "running":
             z -= self.running_mean
@@ -154,9 +154,9 @@ class BatchNormalised(Normalised):
                     f"batch norm needs a mini-batch of at least 2 samples, got {m} "
                     "(one sample has no variance to normalise by)"
                 )
-            mu = dot(c.ones, z) / m                  # μ = 1ᵀ z / m
-            z -= mu                                  # x = z − μ, over z in place
-            v = dot(c.ones, multiply(z, z, out=c.t)) / m   # v = 1ᵀ (x ⊙ x) / m
+            mu = dot(c.ones, z) / m  # μ = 1ᵀ z / m
+            z -= mu  # x = z − μ, over z in place
+            v = dot(c.ones, multiply(z, z, out=c.t)) / m  # v = 1ᵀ (x ⊙ x) / m
             if track:
                 self.running_mean *= 1.0 - MOMENTUM
                 self.running_mean += MOMENTUM * mu
@@ -164,16 +164,16 @@ class BatchNormalised(Normalised):
                 self.running_var += MOMENTUM * v * (m / (m - 1))
         r = np.divide(1.0, np.sqrt(v + EPS), out=c.r)
         u = multiply(z, self.gamma * r, out=c.h)
-        u += self.beta                               # u = γ ⊙ x r + β
-        return self.act.fn_(u, c.h)                  # a^l = h = σ(u)
+        u += self.beta  # u = γ ⊙ x r + β
+        return self.act.fn_(u, c.h)  # a^l = h = σ(u)
 
     def backward_(self, g, a_prev, c, out, keep_g=False):
         x, t, r, m = c.z, c.t, c.r, len(c.z)
-        s = self.act.grad_a_(c.h, c.s)               # σ'(u), from h = σ(u)
+        s = self.act.grad_a_(c.h, c.s)  # σ'(u), from h = σ(u)
         gu = multiply(g, s, out=s if keep_g else g)  # g_u = g ⊙ σ'(u)
-        S = dot(c.ones, multiply(gu, x, out=t))      # S = 1ᵀ (g_u ⊙ x)
-        multiply(r, S, out=self.dgamma)              # ∂C/∂γ = r ⊙ S
-        dot(c.ones, gu, out=self.dbeta)              # ∂C/∂β = 1ᵀ g_u
+        S = dot(c.ones, multiply(gu, x, out=t))  # S = 1ᵀ (g_u ⊙ x)
+        multiply(r, S, out=self.dgamma)  # ∂C/∂γ = r ⊙ S
+        dot(c.ones, gu, out=self.dbeta)  # ∂C/∂β = 1ᵀ g_u
         gu -= multiply(x, r * r * S / m, out=t)
         gu -= self.dbeta / m
         delta = multiply(gu, self.gamma * r, out=gu)  # δ = γ r ⊙ (g_u − ∂C/∂β/m − x ⊙ r² S/m)
@@ -192,30 +192,30 @@ class LayerNormalised(Normalised):
 
     def forward_(self, a_prev, c, stats, track):
         z = dot(a_prev, self.WT, out=c.z)
-        z += self.b                                  # z = a^(l-1) Wᵀ + b
+        z += self.b  # z = a^(l-1) Wᵀ + b
         n = z.shape[1]
-        mu = dot(z, c.ones_n)[:, None] / n           # μ = z 1 / n, per sample
-        z -= mu                                      # x = z − μ
-        v = dot(multiply(z, z, out=c.t), c.ones_n)[:, None] / n   # v = (x ⊙ x) 1 / n
+        mu = dot(z, c.ones_n)[:, None] / n  # μ = z 1 / n, per sample
+        z -= mu  # x = z − μ
+        v = dot(multiply(z, z, out=c.t), c.ones_n)[:, None] / n  # v = (x ⊙ x) 1 / n
         r = np.divide(1.0, np.sqrt(v + EPS), out=c.r)
-        zhat = multiply(z, r, out=z)                 # ẑ = x r, over z in place
+        zhat = multiply(z, r, out=z)  # ẑ = x r, over z in place
         u = multiply(zhat, self.gamma, out=c.h)
-        u += self.beta                               # u = γ ⊙ ẑ + β
-        return self.act.fn_(u, c.h)                  # a^l = h = σ(u)
+        u += self.beta  # u = γ ⊙ ẑ + β
+        return self.act.fn_(u, c.h)  # a^l = h = σ(u)
 
     def backward_(self, g, a_prev, c, out, keep_g=False):
         zhat, t, n = c.z, c.t, c.z.shape[1]
-        s = self.act.grad_a_(c.h, c.s)               # σ'(u), from h = σ(u)
+        s = self.act.grad_a_(c.h, c.s)  # σ'(u), from h = σ(u)
         gu = multiply(g, s, out=s if keep_g else g)  # g_u = g ⊙ σ'(u)
         guz = multiply(gu, zhat, out=t)
-        dot(c.ones, guz, out=self.dgamma)            # ∂C/∂γ = 1ᵀ (g_u ⊙ ẑ)
-        dot(c.ones, gu, out=self.dbeta)              # ∂C/∂β = 1ᵀ g_u
-        mean_gz = dot(gu, self.gamma)[:, None] / n   # mean(g_ẑ), per sample
+        dot(c.ones, guz, out=self.dgamma)  # ∂C/∂γ = 1ᵀ (g_u ⊙ ẑ)
+        dot(c.ones, gu, out=self.dbeta)  # ∂C/∂β = 1ᵀ g_u
+        mean_gz = dot(gu, self.gamma)[:, None] / n  # mean(g_ẑ), per sample
         mean_gzz = dot(guz, self.gamma)[:, None] / n  # mean(g_ẑ ⊙ ẑ)
-        gz = multiply(gu, self.gamma, out=gu)        # g_ẑ = g_u ⊙ γ
+        gz = multiply(gu, self.gamma, out=gu)  # g_ẑ = g_u ⊙ γ
         gz -= multiply(zhat, mean_gzz, out=t)
         gz -= mean_gz
-        delta = multiply(gz, c.r, out=gz)            # δ = r ⊙ (g_ẑ − mean(g_ẑ) − ẑ ⊙ mean(g_ẑ ⊙ ẑ))
+        delta = multiply(gz, c.r, out=gz)  # δ = r ⊙ (g_ẑ − mean(g_ẑ) − ẑ ⊙ mean(g_ẑ ⊙ ẑ))
         return self.backward_z_(delta, a_prev, c, out)
 
 
@@ -244,11 +244,11 @@ class Skip:
 
     def forward_(self, a_prev, c, stats, track):
         h = self.f.forward_(a_prev, c, stats, track)
-        return np.add(a_prev, h, out=c.a)            # a^l = a^(l-1) + h
+        return np.add(a_prev, h, out=c.a)  # a^l = a^(l-1) + h
 
     def backward_(self, g, a_prev, c, out, keep_g=False):
         g_prev = self.f.backward_(g, a_prev, c, out, keep_g=True)
-        g_prev += g                                  # ∂C/∂a^(l-1) = δ W + g
+        g_prev += g  # ∂C/∂a^(l-1) = δ W + g
         return g_prev
 
 
@@ -262,15 +262,15 @@ class Output(Dense):
 
     def buffers(self, m, s, t, a):
         c = super().buffers(m, s, t, a)
-        c.z = np.empty_like(c.h)                     # z^L is kept: the losses are evaluated from it
+        c.z = np.empty_like(c.h)  # z^L is kept: the losses are evaluated from it
         return c
 
     def forward_(self, a_prev, c, stats, track):
         z = dot(a_prev, self.WT, out=c.z)
-        z += self.b                                  # z^L = a^(L-1) Wᵀ + b
-        return self.loss.output_(z, c.a)             # a^L
+        z += self.b  # z^L = a^(L-1) Wᵀ + b
+        return self.loss.output_(z, c.a)  # a^L
 
     def backward_(self, y, a_prev, c, out, keep_g=False):
-        delta = self.loss.delta_(c.z, c.a, y, c.delta)   # δ^L per sample (c.delta: its buffer)
-        delta *= 1.0 / len(delta)                    # of the batch-mean loss
+        delta = self.loss.delta_(c.z, c.a, y, c.delta)  # δ^L per sample (c.delta: its buffer)
+        delta *= 1.0 / len(delta)  # of the batch-mean loss
         return self.backward_z_(delta, a_prev, c, out)

@@ -162,8 +162,13 @@ class Lease:
         new = self.root / scratch_name("lock")
         os.mkdir(new)
         try:
-            info = {"host": HOST, "pid": os.getpid(), "started": process_start(os.getpid()), "token": self.token,
-                    "since": time.time()}
+            info = {
+                "host": HOST,
+                "pid": os.getpid(),
+                "started": process_start(os.getpid()),
+                "token": self.token,
+                "since": time.time(),
+            }
             with open(new / self.name, "w") as f:
                 json.dump(info, f)
             pause = 0.005
@@ -208,7 +213,7 @@ class Lease:
         except OSError:
             pass  # a taker's lease replaced the empty directory already
 
-    def __enter__(self) -> "Lease":
+    def __enter__(self) -> Lease:
         self.acquire()
         return self
 

@@ -130,9 +130,9 @@ class SoftmaxCE(Loss):
 
     def fn(self, z, a, y):
         rows, m = np.arange(len(z)), z.argmax(axis=1)
-        d = z[rows, m][:, None] - z                  # M − z ≥ 0
-        e = np.exp(np.negative(d))                   # e^{z − M}
-        e[rows, m] = 0.0                             # Σ over k ≠ m
+        d = z[rows, m][:, None] - z  # M − z ≥ 0
+        e = np.exp(np.negative(d))  # e^{z − M}
+        e[rows, m] = 0.0  # Σ over k ≠ m
         return np.einsum("ij,ij->i", y, d) + np.log1p(e.sum(axis=1))
 
     def delta_(self, z, a, y, out):

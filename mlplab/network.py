@@ -58,7 +58,9 @@ class Views(list):
 
     def __setitem__(self, i, value):
         if isinstance(i, slice):
-            raise ValueError("assign one entry at a time (net.weights[l] = W): a slice of the list is not the network's")
+            raise ValueError(
+                "assign one entry at a time (net.weights[l] = W): a slice of the list is not the network's"
+            )
         view, value = list.__getitem__(self, i), np.asarray(value)
         if value.shape != view.shape:
             raise ValueError(f"cannot replace an entry of shape {view.shape} by one of shape {value.shape}")
@@ -82,7 +84,8 @@ class Workspace:
         self.outputs = np.empty(int(self.counts.sum()), dtype)
         out = [self.outputs[i : i + c].reshape(m, k) for i, c, k in zip(self.starts, self.counts, n)]
         self.buffers: list[Buffers] = [
-            layer.buffers(m, s[: m * k].reshape(m, k), t[: m * k].reshape(m, k), a) for layer, k, a in zip(layers, n, out)
+            layer.buffers(m, s[: m * k].reshape(m, k), t[: m * k].reshape(m, k), a)
+            for layer, k, a in zip(layers, n, out)
         ]
         self.skips = [i for i, c in enumerate(self.buffers) if c.h is not c.a]  # layers whose h is apart from a^l
         # g[l-1] holds ∂C/∂a^l, then δ^l in place: buffer (L − l) % 2
@@ -90,7 +93,9 @@ class Workspace:
         self.buffers[-1].delta = self.g[-1]  # δ^L
         self.inputs = [None] + [c.a for c in self.buffers[:-1]]  # a^(l-1) of layer l; [0] is X
         self.forward = list(zip(layers, self.buffers))
-        self.backward = [(layers[i].backward_, i, self.buffers[i], self.g[i - 1] if i else None) for i in reversed(range(L))]
+        self.backward = [
+            (layers[i].backward_, i, self.buffers[i], self.g[i - 1] if i else None) for i in reversed(range(L))
+        ]
 
 
 class MLP:
@@ -144,7 +149,12 @@ class MLP:
         self.weights, self.biases, self.dW, self.db = Views(p["W"]), Views(p["b"]), Views(g["W"]), Views(g["b"])
         self.gamma = self.beta = self.dgamma = self.dbeta = self.running_mean = self.running_var = None
         if norm:
-            self.gamma, self.beta, self.dgamma, self.dbeta = Views(p["gamma"]), Views(p["beta"]), Views(g["gamma"]), Views(g["beta"])
+            self.gamma, self.beta, self.dgamma, self.dbeta = (
+                Views(p["gamma"]),
+                Views(p["beta"]),
+                Views(g["gamma"]),
+                Views(g["beta"]),
+            )
         if norm == "batch":
             self.running_mean = [layer.running_mean for layer in self.layers[:-1]]
             self.running_var = [layer.running_var for layer in self.layers[:-1]]
@@ -338,8 +348,14 @@ class _ResultArrays:
 
     def result(self, loss: float) -> Gradients:
         norm = self.norm
-        return Gradients(loss, list(self.dW), list(self.db), list(self.delta),
-                         list(self.dgamma) if norm else None, list(self.dbeta) if norm else None)
+        return Gradients(
+            loss,
+            list(self.dW),
+            list(self.db),
+            list(self.delta),
+            list(self.dgamma) if norm else None,
+            list(self.dbeta) if norm else None,
+        )
 
 
 def sgd_step(net: MLP, lr: float, scale: float = 1.0, weight_decay: float = 0.0) -> None:

@@ -32,7 +32,9 @@ def blas_of(info: list[dict]) -> tuple[str | None, str | None]:
     blas = [lib for lib in info if lib.get("user_api") == "blas"]
     if not blas:
         return None, None
-    lib = next((b for b in blas if any(part.startswith("numpy") for part in Path(b.get("filepath") or "").parts)), blas[0])
+    lib = next(
+        (b for b in blas if any(part.startswith("numpy") for part in Path(b.get("filepath") or "").parts)), blas[0]
+    )
     name = " ".join(str(x) for x in (lib.get("internal_api"), lib.get("version")) if x)
     return name or None, lib.get("architecture") or None
 
@@ -50,8 +52,12 @@ def git_commit(folder: Path | None = None) -> str | None:
         head = subprocess.run([git, "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
         if head.returncode != 0:
             return None
-        dirty = subprocess.run([git, "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(
+            [git, "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return head.stdout.strip() + ("-dirty" if dirty.returncode == 0 and dirty.stdout.strip() else "")
@@ -63,8 +69,12 @@ def _fixed() -> dict:
 
     from mlplab import __version__
 
-    return {"mlplab_version": __version__, "mlplab_commit": git_commit(),
-            "numpy_version": np.__version__, "python_version": platform.python_version()}
+    return {
+        "mlplab_version": __version__,
+        "mlplab_commit": git_commit(),
+        "numpy_version": np.__version__,
+        "python_version": platform.python_version(),
+    }
 
 
 def provenance(controller) -> dict:

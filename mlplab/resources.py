@@ -90,8 +90,10 @@ def _read_available() -> int | None:
             avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         except (ValueError, OSError):
             pass
-    for limit, usage in [("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                         ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes")]:
+    for limit, usage in [
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    ]:
         cap, used = _read_int(Path(limit)), _read_int(Path(usage))
         if cap is not None and used is not None and cap < 2**60:
             room = max(cap - used, 0)
@@ -117,8 +119,10 @@ class ResourceError(ConfigError):
     def __init__(self, spec: RunSpec, need: dict[str, int], avail: int):
         parts = ", ".join(f"{k} {size(v)}" for k, v in need.items())
         total = sum(need.values()) + BASELINE
-        msg = (f"invalid config: depth={spec.depth}, width={spec.width}, n_samples={spec.n_samples}: a run needs "
-               f"about {size(total)} of memory ({parts}); {size(avail)} is available")
+        msg = (
+            f"invalid config: depth={spec.depth}, width={spec.width}, n_samples={spec.n_samples}: a run needs "
+            f"about {size(total)} of memory ({parts}); {size(avail)} is available"
+        )
         self.field, self.value, self.allowed = "depth, width", (spec.depth, spec.width), msg
         ValueError.__init__(self, msg)
 

@@ -93,8 +93,15 @@ STEPS_SCHEMA = pa.schema(
 )
 
 # runs-table column types by name (mlplab.spec.COLUMN_TYPES)
-ARROW_TYPES = {"bool": pa.bool_(), "int16": pa.int16(), "int32": pa.int32(), "int64": pa.int64(),
-               "float64": pa.float64(), "category": _cat, "string": pa.string()}
+ARROW_TYPES = {
+    "bool": pa.bool_(),
+    "int16": pa.int16(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "float64": pa.float64(),
+    "category": _cat,
+    "string": pa.string(),
+}
 # the config columns of the runs table: one per RunSpec field (batch_size and log_every resolved
 # to numbers), typed by the field's declaration
 CONFIG_TYPES = {name: ARROW_TYPES[t] for name, t in COLUMN_TYPES.items()}
@@ -156,8 +163,10 @@ def is_disk_full(e: BaseException) -> bool:
     errno, or only its text)."""
     if isinstance(e, DiskFull):
         return True
-    return isinstance(e, OSError) and (e.errno in (errno.ENOSPC, errno.EDQUOT) or any(
-        text in str(e) for text in (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT))))
+    return isinstance(e, OSError) and (
+        e.errno in (errno.ENOSPC, errno.EDQUOT)
+        or any(text in str(e) for text in (os.strerror(errno.ENOSPC), os.strerror(errno.EDQUOT)))
+    )
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -216,6 +225,7 @@ def _atomic(path: Path, write) -> FileId:
 
 def atomic_write_bytes(path: Path, data: bytes) -> FileId:
     """Write ``data`` to ``path`` via a hidden temporary file and a rename."""
+
     def write(tmp):
         with open(tmp, "wb") as f:
             f.write(data)
@@ -352,7 +362,7 @@ class Catalogue:
     generations: list[Path]  # their runs files, newest first
 
     @classmethod
-    def of(cls, root) -> "Catalogue":
+    def of(cls, root) -> Catalogue:
         folder = Path(root) / "runs"
         files = _files(folder)  # none when there is no such folder
         own = {p.stem: p for p in files if not _is_generation(p)}
@@ -415,6 +425,7 @@ def _hinted_generations(root: Path) -> list[Path]:
 
 def committed_row(root: Path, run_id: str) -> dict | None:
     """The ``runs`` row of a committed run, from its own file or its compacted generation."""
+
     def look():
         path = run_path(root, "runs", run_id)
         if path.is_file():
@@ -432,6 +443,7 @@ def committed_status(root: Path, run_id: str) -> str | None:
     """The status of a committed run (``ok``, ``diverged``, ``failed``), or None if not done.
     A run's own file is looked for first, then the compacted generations (no folder listing:
     this runs before every run of a sweep, in folders of many thousand files)."""
+
     def look():
         path = run_path(root, "runs", run_id)
         if path.is_file():
@@ -589,8 +601,13 @@ def _tidy_markers(root: Path) -> None:
             _unlink(folder / n)
 
 
-def commit_generation(root, tables: dict[str, pa.Table], own: dict[str, dict[str, FileId]],
-                      generations: list[str] = (), lease: Lease | None = None) -> int:
+def commit_generation(
+    root,
+    tables: dict[str, pa.Table],
+    own: dict[str, dict[str, FileId]],
+    generations: list[str] = (),
+    lease: Lease | None = None,
+) -> int:
     """Write ``tables`` (steps, layers, runs) as a new compacted generation and remove what it
     replaces: the runs' own files, ``own`` (run id -> table -> the version of the file whose rows
     are in ``tables``; a file found in another version — the run done again since — stays), and

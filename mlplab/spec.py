@@ -77,8 +77,12 @@ class Finite(Check):
     above: float | None = None
 
     def ok(self, v) -> bool:
-        return (_is_real(v) and math.isfinite(v) and (self.at_least is None or v >= self.at_least)
-                and (self.above is None or v > self.above))
+        return (
+            _is_real(v)
+            and math.isfinite(v)
+            and (self.at_least is None or v >= self.at_least)
+            and (self.above is None or v > self.above)
+        )
 
     def allowed(self) -> str:
         bound = f" >= {self.at_least:g}" if self.at_least is not None else f" > {self.above:g}"
@@ -135,8 +139,17 @@ class Text(Check):
         return self.what
 
 
-def param(default, key: str, check: Check, *, group: bool = False, use: tuple = (), column: str | None = None,
-          doc: str = "", config: bool = True):
+def param(
+    default,
+    key: str,
+    check: Check,
+    *,
+    group: bool = False,
+    use: tuple = (),
+    column: str | None = None,
+    doc: str = "",
+    config: bool = True,
+):
     """A RunSpec field: ``key`` is the config key (``group``: the choice of a config group, e.g.
     ``activation=relu``); ``column`` the runs-table type where the Python type does not say
     it; ``doc`` one line for the config schema and --help; ``config=False``: not set by the
@@ -154,41 +167,96 @@ class RunSpec:
     alpha: float = param(0.01, "activation.alpha", Inside(0, 1), use=("net",), doc="leaky_relu's slope for z < 0")
     loss: str = param("softmax_ce", "loss", OneOf(LOSSES), group=True, use=("net",))
     init: str = param("normal", "init", OneOf(INITS), group=True, use=("net",))
-    sigma_w: float = param(1.0, "init.sigma_w", Finite(above=0), use=("net",),
-                           doc="normal: W ~ N(0, sigma_w²/fan_in); orthogonal: W = sigma_w Q")
-    sigma_b: float = param(1.0, "init.sigma_b", Finite(at_least=0), use=("net",), doc="normal, orthogonal: b ~ N(0, sigma_b²)")
-    residual: bool = param(False, "residual", Boolean(), use=("net",),
-                           doc="a^l = a^(l-1) + σ(·) in hidden layers l >= 2 of unchanged width")
-    norm: str | None = param(None, "norm", OneOf(NORMS, null=True), use=("net",),
-                             doc="normalise every hidden layer's z before σ: null, batch or layer")
+    sigma_w: float = param(
+        1.0,
+        "init.sigma_w",
+        Finite(above=0),
+        use=("net",),
+        doc="normal: W ~ N(0, sigma_w²/fan_in); orthogonal: W = sigma_w Q",
+    )
+    sigma_b: float = param(
+        1.0, "init.sigma_b", Finite(at_least=0), use=("net",), doc="normal, orthogonal: b ~ N(0, sigma_b²)"
+    )
+    residual: bool = param(
+        False,
+        "residual",
+        Boolean(),
+        use=("net",),
+        doc="a^l = a^(l-1) + σ(·) in hidden layers l >= 2 of unchanged width",
+    )
+    norm: str | None = param(
+        None,
+        "norm",
+        OneOf(NORMS, null=True),
+        use=("net",),
+        doc="normalise every hidden layer's z before σ: null, batch or layer",
+    )
     # training
     lr: float = param(0.5, "train.lr", Finite(above=0), doc="learning rate η")
-    batch_size: int | str = param(32, "train.batch_size", Integer(1, also=("full",), extra=" or 'full'"), column="int32",
-                                  doc="an integer >= 1, or 'full' (batch gradient descent)")
+    batch_size: int | str = param(
+        32,
+        "train.batch_size",
+        Integer(1, also=("full",), extra=" or 'full'"),
+        column="int32",
+        doc="an integer >= 1, or 'full' (batch gradient descent)",
+    )
     epochs: int = param(20, "train.epochs", Integer(1), doc="passes over the training set")
-    weight_decay: float = param(0.0, "train.weight_decay", Finite(at_least=0), doc="L2 on weights: W <- (1 - lr*weight_decay) W - lr*grad")
+    weight_decay: float = param(
+        0.0, "train.weight_decay", Finite(at_least=0), doc="L2 on weights: W <- (1 - lr*weight_decay) W - lr*grad"
+    )
     clip: str = param("none", "clip", OneOf(CLIPS), group=True)
-    clip_threshold: float = param(1.0, "clip.threshold", Finite(above=0), doc="norm: the largest ‖g‖; value: the largest |g_i|")
-    log_every: int | None = param(None, "train.log_every", Integer(1, also=(None,), extra=" or null (auto: >= 50 points)"),
-                                  column="int32", doc="null: often enough for >= 50 logged points")
-    eval_every: int | str | None = param(None, "train.eval_every",
-                                         Integer(1, also=(None, "log"), extra=", 'log' (every logged step) or null (auto: 5 points)"),
-                                         column="int32", doc="steps between whole-set evaluations; 'log': every logged step; null: 5, on logged steps")
+    clip_threshold: float = param(
+        1.0, "clip.threshold", Finite(above=0), doc="norm: the largest ‖g‖; value: the largest |g_i|"
+    )
+    log_every: int | None = param(
+        None,
+        "train.log_every",
+        Integer(1, also=(None,), extra=" or null (auto: >= 50 points)"),
+        column="int32",
+        doc="null: often enough for >= 50 logged points",
+    )
+    eval_every: int | str | None = param(
+        None,
+        "train.eval_every",
+        Integer(1, also=(None, "log"), extra=", 'log' (every logged step) or null (auto: 5 points)"),
+        column="int32",
+        doc="steps between whole-set evaluations; 'log': every logged step; null: 5, on logged steps",
+    )
     # data
     dataset: str = param("blobs", "data", OneOf(DATASETS), group=True, use=("data",))
-    n_samples: int = param(1000, "data.n_samples", Integer(2), use=("data",), doc="samples (digits: at most 1797; file: the file's)")
+    n_samples: int = param(
+        1000, "data.n_samples", Integer(2), use=("data",), doc="samples (digits: at most 1797; file: the file's)"
+    )
     n_features: int = param(8, "data.n_features", Integer(1), use=("data",), doc="inputs n_0 (blobs, spirals)")
     n_classes: int = param(3, "data.n_classes", Integer(2), use=("data",), doc="classes, outputs n_L (blobs, spirals)")
     noise: float = param(1.0, "data.noise", Finite(at_least=0), use=("data",), doc="spread of the clusters or arms")
-    test_fraction: float = param(0.2, "data.test_fraction", Inside(0, 1), use=("data",), doc="share of samples held out for testing")
-    standardise: bool = param(True, "data.standardise", Boolean(), use=("data",), doc="scale features by the training split's mean and std")
-    data_path: str | None = param(None, "data.path", Text("must be a path"),
-                                  use=("data",), column="string", doc="dataset 'file': an .npz with X and Y (or labels)")
-    data_digest: str | None = param(None, "data.digest", Text("must be a sha256"),
-                                    use=("data",), column="string", config=False,
-                                    doc="sha256 of the data file's bytes: a run's id covers what it reads")
+    test_fraction: float = param(
+        0.2, "data.test_fraction", Inside(0, 1), use=("data",), doc="share of samples held out for testing"
+    )
+    standardise: bool = param(
+        True, "data.standardise", Boolean(), use=("data",), doc="scale features by the training split's mean and std"
+    )
+    data_path: str | None = param(
+        None,
+        "data.path",
+        Text("must be a path"),
+        use=("data",),
+        column="string",
+        doc="dataset 'file': an .npz with X and Y (or labels)",
+    )
+    data_digest: str | None = param(
+        None,
+        "data.digest",
+        Text("must be a sha256"),
+        use=("data",),
+        column="string",
+        config=False,
+        doc="sha256 of the data file's bytes: a run's id covers what it reads",
+    )
     # run
-    seed: int = param(0, "seed", Integer(0), column="int64", doc="draws the data, the initial weights and the batch order")
+    seed: int = param(
+        0, "seed", Integer(0), column="int64", doc="draws the data, the initial weights and the batch order"
+    )
     dtype: str = param("float64", "dtype", OneOf(("float32", "float64")), use=("net", "data"), doc="float64 or float32")
 
     def as_dict(self) -> dict:

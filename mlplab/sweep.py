@@ -70,6 +70,7 @@ def chunks(specs: list[RunSpec], workers: int, per_worker: int = 8, min_seconds:
 def check_launcher(n_workers, chunks_per_worker, min_chunk_seconds) -> None:
     """The launchers' own settings (``hydra.launcher.*``), refused with one line naming the
     field, the value and what is allowed, before anything starts."""
+
     def integer(v):
         return isinstance(v, int) and not isinstance(v, bool)
 
@@ -77,7 +78,9 @@ def check_launcher(n_workers, chunks_per_worker, min_chunk_seconds) -> None:
         raise ValueError(f"hydra.launcher.n_workers={n_workers!r}: must be an integer >= 1, or null for one per core")
     if not (integer(chunks_per_worker) and chunks_per_worker >= 1):
         raise ValueError(f"hydra.launcher.chunks_per_worker={chunks_per_worker!r}: must be an integer >= 1")
-    if not (isinstance(min_chunk_seconds, (int, float)) and math.isfinite(min_chunk_seconds) and min_chunk_seconds >= 0):
+    if not (
+        isinstance(min_chunk_seconds, (int, float)) and math.isfinite(min_chunk_seconds) and min_chunk_seconds >= 0
+    ):
         raise ValueError(f"hydra.launcher.min_chunk_seconds={min_chunk_seconds!r}: must be a number >= 0 (seconds)")
 
 
@@ -120,8 +123,10 @@ def run_chunk(specs: list[RunSpec], root: str, sweep: str, force: bool) -> list[
             if full:
                 break
     if tables:
-        merged = {t: pa.concat_tables([x[t] for x in tables]).unify_dictionaries().combine_chunks()
-                  for t in ("runs", "steps", "layers")}
+        merged = {
+            t: pa.concat_tables([x[t] for x in tables]).unify_dictionaries().combine_chunks()
+            for t in ("runs", "steps", "layers")
+        }
         own = {x["runs"].column("run_id")[0].as_py(): x["files"] for x in tables}
         try:
             res.commit_generation(root, merged, own=own)
@@ -162,9 +167,19 @@ class Progress:
             print(file=self.stream, flush=True)
 
 
-def execute(submit, as_completed, specs: list[RunSpec], root, sweep: str, force: bool, workers: int,
-            log_path: Path | None = None, note: str = "", per_worker: int = 8,
-            min_seconds: float = 0.3) -> dict[str, Outcome]:
+def execute(
+    submit,
+    as_completed,
+    specs: list[RunSpec],
+    root,
+    sweep: str,
+    force: bool,
+    workers: int,
+    log_path: Path | None = None,
+    note: str = "",
+    per_worker: int = 8,
+    min_seconds: float = 0.3,
+) -> dict[str, Outcome]:
     """Run ``specs`` through an engine: ``submit(fn, *args)`` returns a future, and
     ``as_completed(futures)`` yields them as they finish (Dask's ``Client.submit`` and
     ``distributed.as_completed``; ``concurrent.futures`` alike). Returns run_id -> Outcome; a

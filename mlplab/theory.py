@@ -209,9 +209,7 @@ def profile(
     rel = np.ones(depth)
     for l in range(depth - 2, -1, -1):
         rel[l] = rel[l + 1] * ratio[l]
-    return pd.DataFrame(
-        {"layer": np.arange(1, depth + 1), "q": qs, "chi": chis, "ratio": ratio, "rel_to_last": rel}
-    )
+    return pd.DataFrame({"layer": np.arange(1, depth + 1), "q": qs, "chi": chis, "ratio": ratio, "rel_to_last": rel})
 
 
 def input_q0(X) -> float:
@@ -283,8 +281,15 @@ def chi1_table(width: int = 32, sigma_w: float = 1.0, sigma_b: float = 1.0) -> p
         for name in ACTIVATIONS:
             c = chi1(name, sw, sb)
             rows.append(
-                {"activation": name, "init": init, "sigma_w": sw, "sigma_b": sb,
-                 "q_star": q_star(name, sw, sb), "chi1": c, "ratio": math.sqrt(c)}
+                {
+                    "activation": name,
+                    "init": init,
+                    "sigma_w": sw,
+                    "sigma_b": sb,
+                    "q_star": q_star(name, sw, sb),
+                    "chi1": c,
+                    "ratio": math.sqrt(c),
+                }
             )
     return pd.DataFrame(rows)
 
@@ -485,9 +490,20 @@ def chaos_grid(activation: str | Activation, sigma_w2, sigma_b2, n: int = N_NODE
             c1 = chi1(act, sw, sb, n)
             cs = c_star(act, sw, sb, n=n)
             slope = c1 if cs == 1.0 else chi_c(cs, act, sw, sb, n=n) if not math.isnan(cs) else math.nan
-            rows.append({
-                "sigma_w2": sw2, "sigma_b2": sb2, "sigma_w": sw, "sigma_b": sb, "q_star": q, "chi1": c1,
-                "log_chi1": math.log(c1) if c1 > 0 else -math.inf, "xi_grad": _depth_scale(c1),
-                "c_star": cs, "chi_c": slope, "xi_c": _depth_scale(slope), "phase": phase(c1),
-            })
+            rows.append(
+                {
+                    "sigma_w2": sw2,
+                    "sigma_b2": sb2,
+                    "sigma_w": sw,
+                    "sigma_b": sb,
+                    "q_star": q,
+                    "chi1": c1,
+                    "log_chi1": math.log(c1) if c1 > 0 else -math.inf,
+                    "xi_grad": _depth_scale(c1),
+                    "c_star": cs,
+                    "chi_c": slope,
+                    "xi_c": _depth_scale(slope),
+                    "phase": phase(c1),
+                }
+            )
     return pd.DataFrame(rows)

@@ -60,8 +60,12 @@ def resolve(spec: RunSpec) -> RunSpec:
         raise ConfigError(e.field, e.value, e.problem) from None
     digest = found.get("data_digest")
     if spec.data_digest is not None and digest != spec.data_digest:
-        raise ConfigError("data_path", spec.data_path, f"the file changed since the run was planned (sha256 "
-                          f"{(digest or '-')[:12]}…, planned {spec.data_digest[:12]}…); run the command again")
+        raise ConfigError(
+            "data_path",
+            spec.data_path,
+            f"the file changed since the run was planned (sha256 "
+            f"{(digest or '-')[:12]}…, planned {spec.data_digest[:12]}…); run the command again",
+        )
     return dataclasses.replace(spec, **found) if found else spec
 
 
@@ -72,15 +76,20 @@ def prepare(spec: RunSpec) -> RunSpec:
     spec = resolve(validate(spec))
     n_train, n_test = split_sizes(spec.n_samples, spec.test_fraction)
     if n_train < 1 or n_test < 1:
-        raise ConfigError("test_fraction", spec.test_fraction, f"splits the {spec.n_samples} samples into {n_train} "
-                          f"for training and {n_test} for testing; expected at least 1 of each")
+        raise ConfigError(
+            "test_fraction",
+            spec.test_fraction,
+            f"splits the {spec.n_samples} samples into {n_train} "
+            f"for training and {n_test} for testing; expected at least 1 of each",
+        )
     if spec.batch_size != "full" and spec.batch_size > n_train:
         raise ConfigError("batch_size", spec.batch_size, f"must be <= the {n_train} training samples (or 'full')")
     if spec.norm == "batch":
         bs = n_train if spec.batch_size == "full" else spec.batch_size
         if bs < 2 or n_train % bs == 1:
             raise ConfigError(
-                "batch_size", spec.batch_size,
+                "batch_size",
+                spec.batch_size,
                 f"with norm=batch every mini-batch needs >= 2 samples; {n_train} training samples in batches of {bs} "
                 f"leave {'a batch' if bs < 2 else 'a last batch'} of 1",
             )
@@ -138,7 +147,7 @@ class Schedule:
     rows: int
 
     @classmethod
-    def of(cls, spec: RunSpec, n_train: int) -> "Schedule":
+    def of(cls, spec: RunSpec, n_train: int) -> Schedule:
         bs = n_train if spec.batch_size == "full" else int(spec.batch_size)
         spe = math.ceil(n_train / bs)
         n_steps = spe * spec.epochs
@@ -226,11 +235,15 @@ class Evaluation:
         c = net.last_workspace.buffers[-1]
         loss = net.loss.fn(c.z, c.a, self.Y)
         hit = aL.argmax(axis=1) == self.labels
-        return tuple((float(loss[part].mean()), np.count_nonzero(hit[part]) / len(hit[part]))
-                     for part in (slice(0, n), slice(n, None)))
+        return tuple(
+            (float(loss[part].mean()), np.count_nonzero(hit[part]) / len(hit[part]))
+            for part in (slice(0, n), slice(n, None))
+        )
 
 
-def train(net: MLP, data: Dataset, spec: RunSpec, shuffle_rng: np.random.Generator, sched: Schedule, rec: Record) -> None:
+def train(
+    net: MLP, data: Dataset, spec: RunSpec, shuffle_rng: np.random.Generator, sched: Schedule, rec: Record
+) -> None:
     """Plain mini-batch SGD with per-layer instrumentation; fills ``rec``.
 
     Update (weights only decay): W ← W − η (clip(∂C/∂W) + λ W),  θ ← θ − η clip(∂C/∂θ) for b, γ, β.
@@ -296,10 +309,21 @@ def run(spec: RunSpec, root, sweep: str = "", force: bool = False, tables: list 
     sched = Schedule.of(spec, len(data.X_train))
     row = {k: v for k, v in spec.as_dict().items() if k in res.CONFIG_TYPES}
     row.update(
-        run_id=run_id, sweep=sweep, batch_size=sched.batch_size, full_batch=spec.batch_size == "full",
-        log_every=sched.log_every, eval_every=sched.eval_every, n_steps=sched.n_steps, diverged_step=None, reason=None,
-        final_loss=math.nan, final_accuracy=math.nan, final_test_loss=math.nan, final_test_accuracy=math.nan,
-        schema_version=res.SCHEMA_VERSION, **provenance(blas()),
+        run_id=run_id,
+        sweep=sweep,
+        batch_size=sched.batch_size,
+        full_batch=spec.batch_size == "full",
+        log_every=sched.log_every,
+        eval_every=sched.eval_every,
+        n_steps=sched.n_steps,
+        diverged_step=None,
+        reason=None,
+        final_loss=math.nan,
+        final_accuracy=math.nan,
+        final_test_loss=math.nan,
+        final_test_accuracy=math.nan,
+        schema_version=res.SCHEMA_VERSION,
+        **provenance(blas()),
     )
     rec = Record(layer_sizes(spec, data), sched.rows, spec.norm is not None)
     t1 = time.perf_counter()
@@ -314,7 +338,9 @@ def run(spec: RunSpec, root, sweep: str = "", force: bool = False, tables: list 
             row["final_loss"], row["final_accuracy"] = net.evaluate(data.X_train, data.Y_train)
             row["final_test_loss"], row["final_test_accuracy"] = net.evaluate(data.X_test, data.Y_test)
             if not math.isfinite(row["final_loss"]):
-                row.update(status="diverged", diverged_step=sched.n_steps, reason=f"final training loss is {row['final_loss']}")
+                row.update(
+                    status="diverged", diverged_step=sched.n_steps, reason=f"final training loss is {row['final_loss']}"
+                )
         except Diverged as e:
             row.update(status="diverged", diverged_step=int(rec.steps["step"][rec.n_steps_rows - 1]), reason=str(e))
         except Exception as e:  # noqa: BLE001 - any fault of one run is recorded, the sweep goes on
@@ -324,8 +350,10 @@ def run(spec: RunSpec, root, sweep: str = "", force: bool = False, tables: list 
     row.update(steps_done=rec.steps_done, max_grad_norm=rec.max_grad_norm, setup_time_s=t1 - t0, train_time_s=t2 - t1)
     # write_time_s covers the two large tables; the one-row runs file (the commit) comes last
     t3 = time.perf_counter()
-    files = {"layers": res.atomic_write_table(layers, res.run_path(root, "layers", run_id)),
-             "steps": res.atomic_write_table(steps, res.run_path(root, "steps", run_id))}
+    files = {
+        "layers": res.atomic_write_table(layers, res.run_path(root, "layers", run_id)),
+        "steps": res.atomic_write_table(steps, res.run_path(root, "steps", run_id)),
+    }
     t4 = time.perf_counter()
     row.update(write_time_s=t4 - t3, wall_time_s=t4 - t0)
     runs = res.to_table({k: [v] for k, v in row.items()}, "runs")

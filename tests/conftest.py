@@ -111,7 +111,7 @@ class Forked:
             self._readers[-1].start()
 
     def _drain(self, fd, key):
-        with open(fd, "r", closefd=True) as f:
+        with open(fd, closefd=True) as f:
             self._out[key] = f.read()
 
     def poll(self):
@@ -235,8 +235,9 @@ def _module_fixtures(item) -> bool:
     """Whether ``item`` uses a module-scoped fixture of its own module."""
     info = getattr(item, "_fixtureinfo", None)
     module = item.nodeid.split("::")[0]
-    return info is not None and any(d.scope == "module" and d.baseid == module
-                                    for defs in info.name2fixturedefs.values() for d in defs)
+    return info is not None and any(
+        d.scope == "module" and d.baseid == module for defs in info.name2fixturedefs.values() for d in defs
+    )
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -277,7 +278,9 @@ class _Groups:
         if not getattr(config, "workerinput", {}).get("loadgroup"):
             return
         for item in items:
-            names = {str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")}
+            names = {
+                str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")
+            }
             suffix = "@" + "_".join(sorted(names))
             if not names or item.nodeid.endswith(suffix):
                 continue

@@ -91,11 +91,21 @@ def plain_backprop(net, X, Y, dtype=np.float64) -> dict:
     delta[-1] = d / m
     for l in range(L - 2, -1, -1):
         h = a[l + 1]
-        s = {"sigmoid": h * (one - h), "tanh": one - h * h, "relu": (z[l] > 0).astype(dtype),
-             "leaky_relu": np.where(z[l] > 0, one, alpha)}[act]
+        s = {
+            "sigmoid": h * (one - h),
+            "tanh": one - h * h,
+            "relu": (z[l] > 0).astype(dtype),
+            "leaky_relu": np.where(z[l] > 0, one, alpha),
+        }[act]
         delta[l] = (delta[l + 1] @ W[l + 1]) * s
-    return dict(z=z, a=a, delta=delta, dW=[delta[l].T @ a[l] for l in range(L)],
-                db=[delta[l].sum(axis=0) for l in range(L)], loss=C)
+    return dict(
+        z=z,
+        a=a,
+        delta=delta,
+        dW=[delta[l].T @ a[l] for l in range(L)],
+        db=[delta[l].sum(axis=0) for l in range(L)],
+        loss=C,
+    )
 
 
 def rounding_bound(net, X, Y) -> dict:
@@ -113,14 +123,17 @@ def rounding_bound(net, X, Y) -> dict:
         Ez.append(Ea[l] @ A.T + gamma(A.shape[1] + 1) * (np.abs(a[l]) @ A.T + np.abs(net.biases[l])))
         e, h = Ez[l], np.abs(a[l + 1])
         if l < L - 1:
-            Ea.append({"sigmoid": 0.25 * e + (FN + 2 * U) * h, "tanh": e + FN * h, "relu": e,
-                       "leaky_relu": e + U * h}[act])
+            Ea.append(
+                {"sigmoid": 0.25 * e + (FN + 2 * U) * h, "tanh": e + FN * h, "relu": e, "leaky_relu": e + U * h}[act]
+            )
         elif loss == "softmax_ce":
             # ∂a_j/∂z_k = a_j (δ_jk − a_k); each e^(z_j − M) is off by u|z_j − M| (the rounded
             # exponent) and 4 ulps, their sum by the largest of those and n_L roundings, a ÷ by one
             rho = U * (z[l].max(axis=1, keepdims=True) - z[l]) + FN
-            Ea.append(h * (e + (h * e).sum(axis=1, keepdims=True))
-                      + h * (rho + rho.max(axis=1, keepdims=True) + gamma(h.shape[1]) + U))
+            Ea.append(
+                h * (e + (h * e).sum(axis=1, keepdims=True))
+                + h * (rho + rho.max(axis=1, keepdims=True) + gamma(h.shape[1]) + U)
+            )
         else:
             Ea.append(0.25 * e + (FN + 2 * U) * h)
     aL, EaL, Y = a[-1], Ea[-1], np.asarray(Y, float)

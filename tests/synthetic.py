@@ -16,11 +16,35 @@ from mlplab.results import CONFIG_TYPES, Results
 
 LOG_EVERY = 10
 BASE = {
-    "depth": 2, "width": 32, "activation": "sigmoid", "alpha": 0.01, "loss": "bce", "init": "normal", "sigma_w": 1.0,
-    "sigma_b": 1.0, "residual": False, "norm": "none", "lr": 0.5, "batch_size": 32, "epochs": 10, "weight_decay": 0.0,
-    "clip": "none", "clip_threshold": 1.0, "log_every": LOG_EVERY, "eval_every": LOG_EVERY, "dataset": "blobs", "n_samples": 1000,
-    "n_features": 2, "n_classes": 3, "noise": 0.1, "test_fraction": 0.2, "standardise": True, "data_path": "none",
-    "data_digest": "none", "seed": 0, "dtype": "float64",
+    "depth": 2,
+    "width": 32,
+    "activation": "sigmoid",
+    "alpha": 0.01,
+    "loss": "bce",
+    "init": "normal",
+    "sigma_w": 1.0,
+    "sigma_b": 1.0,
+    "residual": False,
+    "norm": "none",
+    "lr": 0.5,
+    "batch_size": 32,
+    "epochs": 10,
+    "weight_decay": 0.0,
+    "clip": "none",
+    "clip_threshold": 1.0,
+    "log_every": LOG_EVERY,
+    "eval_every": LOG_EVERY,
+    "dataset": "blobs",
+    "n_samples": 1000,
+    "n_features": 2,
+    "n_classes": 3,
+    "noise": 0.1,
+    "test_fraction": 0.2,
+    "standardise": True,
+    "data_path": "none",
+    "data_digest": "none",
+    "seed": 0,
+    "dtype": "float64",
 }
 assert set(BASE) == set(CONFIG_TYPES)
 
@@ -28,8 +52,20 @@ assert set(BASE) == set(CONFIG_TYPES)
 def make_results(runs: list[dict], curves: dict, profiles: dict | None = None) -> Results:
     """Runs with accuracy ``curves[run_id]`` (test and training accuracy alike) and per-layer
     gradient ``profiles`` (the same norms for ∂C/∂b and ∂C/∂W)."""
-    r = pd.DataFrame([{**BASE, "status": "ok", "diverged_step": np.nan, "final_loss": 0.1, "max_grad_norm": 1.0,
-                       "run_id": f"r{i}", **x} for i, x in enumerate(runs)])
+    r = pd.DataFrame(
+        [
+            {
+                **BASE,
+                "status": "ok",
+                "diverged_step": np.nan,
+                "final_loss": 0.1,
+                "max_grad_norm": 1.0,
+                "run_id": f"r{i}",
+                **x,
+            }
+            for i, x in enumerate(runs)
+        ]
+    )
     rid = {i: x.get("run_id", f"r{i}") for i, x in enumerate(runs)}
     r["run_id"] = [rid[i] for i in range(len(runs))]
     acc_end = {k: float(np.asarray(v)[-1]) for k, v in curves.items()}
@@ -37,13 +73,31 @@ def make_results(runs: list[dict], curves: dict, profiles: dict | None = None) -
     r["final_accuracy"] = r["final_test_accuracy"]
     r["n_steps"] = [LOG_EVERY * (len(curves[k]) - 1) for k in r["run_id"]]
     cfg = r[["run_id", "status"] + list(CONFIG_TYPES)]
-    steps = pd.concat([pd.DataFrame({"run_id": k, "step": LOG_EVERY * np.arange(len(a)), "test_accuracy": a,
-                                     "train_accuracy": a, "train_loss": 1 - np.asarray(a)})
-                       for k, a in curves.items()], ignore_index=True).merge(cfg, on="run_id")
-    frames = [pd.DataFrame({"run_id": k, "step": s, "layer": np.arange(1, len(g) + 1), "grad_b_norm": g, "grad_w_norm": g})
-              for k, prof in (profiles or {}).items() for s, g in prof.items()]
-    layers = (pd.concat(frames, ignore_index=True).merge(cfg, on="run_id") if frames
-              else pd.DataFrame(columns=["run_id", "step", "layer", "grad_b_norm", "grad_w_norm"] + list(cfg.columns[1:])))
+    steps = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "run_id": k,
+                    "step": LOG_EVERY * np.arange(len(a)),
+                    "test_accuracy": a,
+                    "train_accuracy": a,
+                    "train_loss": 1 - np.asarray(a),
+                }
+            )
+            for k, a in curves.items()
+        ],
+        ignore_index=True,
+    ).merge(cfg, on="run_id")
+    frames = [
+        pd.DataFrame({"run_id": k, "step": s, "layer": np.arange(1, len(g) + 1), "grad_b_norm": g, "grad_w_norm": g})
+        for k, prof in (profiles or {}).items()
+        for s, g in prof.items()
+    ]
+    layers = (
+        pd.concat(frames, ignore_index=True).merge(cfg, on="run_id")
+        if frames
+        else pd.DataFrame(columns=["run_id", "step", "layer", "grad_b_norm", "grad_w_norm"] + list(cfg.columns[1:]))
+    )
     return Results(r, steps, layers, Path("synthetic"), for_analysis=True)
 
 

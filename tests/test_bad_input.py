@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FAULTY, forked
 
 import mlplab
-from conftest import FAULTY, forked
 
 pytestmark = pytest.mark.slow
 
@@ -86,10 +86,16 @@ VALUE_CASES = {
     "one sample": (["data.n_samples=1"], ["data.n_samples=1", ">= 2"]),
     "one class": (["data.n_classes=1"], ["data.n_classes=1", ">= 2"]),
     "negative noise": (["data.noise=-1"], ["data.noise=-1.0"]),
-    "batch norm with a last batch of one": (["norm=batch", "train.batch_size=79"], ["train.batch_size=79", "last batch of 1"]),
+    "batch norm with a last batch of one": (
+        ["norm=batch", "train.batch_size=79"],
+        ["train.batch_size=79", "last batch of 1"],
+    ),
     "batch norm with batches of one": (["norm=batch", "train.batch_size=1"], ["train.batch_size=1", "norm=batch"]),
     "depth beyond memory": (["depth=1000000", "width=32"], ["depth=1000000", "of memory", "available"]),
-    "samples beyond memory": (["data.n_samples=2000000000", "data.n_features=1000"], ["n_samples=2000000000", "of memory"]),
+    "samples beyond memory": (
+        ["data.n_samples=2000000000", "data.n_features=1000"],
+        ["n_samples=2000000000", "of memory"],
+    ),
 }
 
 
@@ -150,22 +156,47 @@ CASES = {
 SWEEP_CASES = {
     "bad value among good ones": (["depth=1,-1"], 2, ["depth=-1", "in job"]),
     "unknown option among good ones": (["activation=relu,swish"], 2, ["activation/swish", "in job"]),
-    "missing data file in a sweep": (["data=file", "data.path=data/missing.npz", "depth=1,2"], 2, ["no such file", "in job"]),
-    "bad data file in a sweep": (["data=file", "data.path=data/nan.npz", "depth=1,2"], 2, ["NaN or infinite", "in job"]),
+    "missing data file in a sweep": (
+        ["data=file", "data.path=data/missing.npz", "depth=1,2"],
+        2,
+        ["no such file", "in job"],
+    ),
+    "bad data file in a sweep": (
+        ["data=file", "data.path=data/nan.npz", "depth=1,2"],
+        2,
+        ["NaN or infinite", "in job"],
+    ),
     "memory in a sweep": (["width=8,1000000000"], 2, ["width=1000000000", "of memory", "in job"]),
     "results folder is a file (sweep)": (["results_dir=a_file", "depth=1,2"], 2, ["results_dir", "Not a directory"]),
     "added unknown key (sweep)": (["+nosuchkey=1", "depth=1,2"], 2, ["nosuchkey"]),
     "unknown key (sweep)": (["nosuchkey=1,2"], 2, ["nosuchkey"]),
-    "start method": (["hydra/launcher=local", "hydra.launcher.start_method=thread", "depth=1,2"], 2,
-                     ["hydra.launcher.start_method='thread'", "must be one of", "spawn"]),
-    "launcher setting": (["hydra/launcher=local", "hydra.launcher.chunks_per_worker=0", "depth=1,2"], 2,
-                         ["hydra.launcher.chunks_per_worker=0", "must be an integer >= 1"]),
-    "TLS scheduler without its files": (["hydra/launcher=dask", "hydra.launcher.address=tls://127.0.0.1:8786",
-                                         "depth=1,2"], 2, ["hydra.launcher.security.ca_file=null", "needs the files"]),
-    "TLS file that is not there": (["hydra/launcher=dask", "hydra.launcher.address=tls://127.0.0.1:8786",
-                                    "hydra.launcher.security.ca_file=ca.pem", "hydra.launcher.security.cert=ca.pem",
-                                    "hydra.launcher.security.key=ca.pem", "depth=1,2"], 2,
-                                   ["hydra.launcher.security.ca_file='ca.pem'", "no such file"]),
+    "start method": (
+        ["hydra/launcher=local", "hydra.launcher.start_method=thread", "depth=1,2"],
+        2,
+        ["hydra.launcher.start_method='thread'", "must be one of", "spawn"],
+    ),
+    "launcher setting": (
+        ["hydra/launcher=local", "hydra.launcher.chunks_per_worker=0", "depth=1,2"],
+        2,
+        ["hydra.launcher.chunks_per_worker=0", "must be an integer >= 1"],
+    ),
+    "TLS scheduler without its files": (
+        ["hydra/launcher=dask", "hydra.launcher.address=tls://127.0.0.1:8786", "depth=1,2"],
+        2,
+        ["hydra.launcher.security.ca_file=null", "needs the files"],
+    ),
+    "TLS file that is not there": (
+        [
+            "hydra/launcher=dask",
+            "hydra.launcher.address=tls://127.0.0.1:8786",
+            "hydra.launcher.security.ca_file=ca.pem",
+            "hydra.launcher.security.cert=ca.pem",
+            "hydra.launcher.security.key=ca.pem",
+            "depth=1,2",
+        ],
+        2,
+        ["hydra.launcher.security.ca_file='ca.pem'", "no such file"],
+    ),
 }
 ANALYSIS_CASES = {
     "report on a missing folder": (["mlplab.analysis.report", "results/none"], 2, ["no such folder"]),
@@ -189,8 +220,11 @@ def base(tmp_path_factory):
 
 
 def digests(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def tables(folder: Path) -> set:
@@ -229,8 +263,9 @@ def check(p, code, words):
 @pytest.mark.parametrize("name", list(CASES))
 def test_a_bad_run_is_one_line_and_changes_nothing(base, tmp_path, name):
     args, code, words = CASES[name]
-    p, case, before_tables = invoke(base, tmp_path, ["results_dir=results", "sweep_name=base", *TINY, *args],
-                                    spawn=name in SPAWNED)
+    p, case, before_tables = invoke(
+        base, tmp_path, ["results_dir=results", "sweep_name=base", *TINY, *args], spawn=name in SPAWNED
+    )
     check(p, code, words)
     assert tables(case / "results") == before_tables, "bad input wrote a table file"
 
@@ -243,7 +278,9 @@ def compose_spec(args):
     from mlplab.config import to_spec
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return to_spec(compose(config_name="config", overrides=["results_dir=results", "sweep_name=base", *TINY, *args]))
+        return to_spec(
+            compose(config_name="config", overrides=["results_dir=results", "sweep_name=base", *TINY, *args])
+        )
 
 
 def refused_in_process(base, tmp_path, monkeypatch, make_spec, words):
@@ -288,8 +325,7 @@ def test_a_bad_data_file_is_one_line_and_changes_nothing(base, tmp_path, monkeyp
 
 def test_a_run_that_fails_exits_1_with_one_line_and_is_recorded(base, tmp_path):
     """Not bad input: a fault inside the run. It is recorded as failed, its line on stderr."""
-    p, case, _ = invoke(base, tmp_path, ["results_dir=results", "sweep_name=base", *TINY, "width=5"],
-                        code=FAULTY)
+    p, case, _ = invoke(base, tmp_path, ["results_dir=results", "sweep_name=base", *TINY, "width=5"], code=FAULTY)
     check(p, 1, ["run", "failed: FloatingPointError: injected fault", "results/base"])
     r = mlplab.load_results(case / "results" / "base")
     assert sorted(r.runs.status) == ["failed", "ok"]
@@ -299,8 +335,9 @@ def test_a_run_that_fails_exits_1_with_one_line_and_is_recorded(base, tmp_path):
 @pytest.mark.parametrize("name", list(SWEEP_CASES))
 def test_a_bad_sweep_is_one_line_and_changes_nothing(base, tmp_path, name):
     args, code, words = SWEEP_CASES[name]
-    p, case, before_tables = invoke(base, tmp_path, ["-m", "results_dir=results", "sweep_name=base", *TINY, *args],
-                                    spawn=name in SPAWNED)
+    p, case, before_tables = invoke(
+        base, tmp_path, ["-m", "results_dir=results", "sweep_name=base", *TINY, *args], spawn=name in SPAWNED
+    )
     check(p, code, words)
     assert tables(case / "results") == before_tables
 
@@ -331,8 +368,17 @@ def test_a_sweep_name_that_leaves_results_dir_is_refused_before_anything_is_writ
     case = tmp_path / "case"
     shutil.copytree(base, case)
     before = everything(tmp_path)
-    p = forked("mlplab", [*(["-m"] if sweep else []), "results_dir=results", f"sweep_name={value}", *TINY,
-                          *(["depth=1,2"] if sweep else [])], case)
+    p = forked(
+        "mlplab",
+        [
+            *(["-m"] if sweep else []),
+            "results_dir=results",
+            f"sweep_name={value}",
+            *TINY,
+            *(["depth=1,2"] if sweep else []),
+        ],
+        case,
+    )
     check(p, 2, [f"sweep_name={value!r}", "one plain folder name"])
     assert everything(tmp_path) == before and not outside.exists()
 

@@ -41,14 +41,26 @@ def paired(section, a, b, r, shape, **key):
     rows = []
     for rep, base in enumerate(BASES):
         for impl, s in ((a, r * base), (b, base)):
-            rows.append({**KEY, **key, "section": section, "impl": impl, "rep": rep, "seconds": s,
-                         "depth": d, "width": w, "batch": n})
+            rows.append(
+                {
+                    **KEY,
+                    **key,
+                    "section": section,
+                    "impl": impl,
+                    "rep": rep,
+                    "seconds": s,
+                    "depth": d,
+                    "width": w,
+                    "batch": n,
+                }
+            )
     return rows
 
 
 def frame(rows):
-    return pd.DataFrame(rows, columns=["section", "impl", "dtype", "activation", "threads", "depth", "width", "batch",
-                                       "rep", "seconds"])
+    return pd.DataFrame(
+        rows, columns=["section", "impl", "dtype", "activation", "threads", "depth", "width", "batch", "rep", "seconds"]
+    )
 
 
 def goal_case(name, v, G):
@@ -59,25 +71,44 @@ def goal_case(name, v, G):
         rows = paired("instrumentation", "step 0 only", "default", 1 - v, (4, 32, 32))  # share = 1 − ratio
         return rows, notes, "instrumentation share of a default run", "depth 4"
     if name == "api":
-        rows = paired("api", "gradients", "in-place", v, (5, 32, 64)) + paired("api", "pytorch", "in-place", 1e3, (5, 32, 64))
+        rows = paired("api", "gradients", "in-place", v, (5, 32, 64)) + paired(
+            "api", "pytorch", "in-place", 1e3, (5, 32, 64)
+        )
         return rows, notes, "gradients() / in-place forward, loss, backward", "5×32×64"
     if name == "api vs pytorch":
-        rows = (paired("api", "gradients", "pytorch", v, (10, 64, 128)) + paired("api", "in-place", "pytorch", 7.0, (10, 64, 128))
-                + paired("api", "gradients", "pytorch", 1e3, (50, 256, 256)))  # a shape without this goal
+        rows = (
+            paired("api", "gradients", "pytorch", v, (10, 64, 128))
+            + paired("api", "in-place", "pytorch", 7.0, (10, 64, 128))
+            + paired("api", "gradients", "pytorch", 1e3, (50, 256, 256))
+        )  # a shape without this goal
         return rows, notes, "gradients() / PyTorch forward + backward", "10×64×128"
     if name == "gemm":
-        rows = (paired("gemm", "step", "gemm_bare", v, (20, 128, 256), activation="relu")
-                + paired("gemm", "step", "gemm_bare", 1e3 * v, (20, 128, 256), activation="relu", threads=2)
-                + paired("gemm", "step", "gemm_bare", 1e3 * v, (20, 128, 256), activation="relu", dtype="float32")
-                + paired("gemm", "step", "gemm_bare", 1e3, (2, 32, 32), activation="relu"))  # a shape without this goal
+        rows = (
+            paired("gemm", "step", "gemm_bare", v, (20, 128, 256), activation="relu")
+            + paired("gemm", "step", "gemm_bare", 1e3 * v, (20, 128, 256), activation="relu", threads=2)
+            + paired("gemm", "step", "gemm_bare", 1e3 * v, (20, 128, 256), activation="relu", dtype="float32")
+            + paired("gemm", "step", "gemm_bare", 1e3, (2, 32, 32), activation="relu")
+        )  # a shape without this goal
         return rows, notes, "step / its matrix products", "20×128×256 relu"
     if name == "float32 step":
         rows = []
         for impl, threads, r in (("mlplab", 1, v), ("mlplab", 2, 1e3 * v), ("pytorch", 1, 1e3 * v)):
             for rep, base in enumerate(BASES):
                 for dtype, s in (("float32", r * base), ("float64", base)):
-                    rows.append({**KEY, "section": "step", "impl": impl, "dtype": dtype, "threads": threads, "rep": rep,
-                                 "seconds": s, "depth": 50, "width": 256, "batch": 256})
+                    rows.append(
+                        {
+                            **KEY,
+                            "section": "step",
+                            "impl": impl,
+                            "dtype": dtype,
+                            "threads": threads,
+                            "rep": rep,
+                            "seconds": s,
+                            "depth": 50,
+                            "width": 256,
+                            "batch": 256,
+                        }
+                    )
         return rows, notes, "float32 step / float64 step", "50×256×256 sigmoid"
     if name == "float32 error":
         return [], {"float32_error": v}, "float32 gradients against float64 (oracle nets, relative)", "12 nets"
@@ -85,26 +116,43 @@ def goal_case(name, v, G):
         rows = paired("blocks", "layer norm", "plain", v, G.BLOCK_SHAPE)
         return rows, notes, "block step / plain step", f"layer norm, {G.fmt_shape(G.BLOCK_SHAPE)} sigmoid"
     if name == "step vs pytorch":
-        rows = (paired("step", "mlplab", "pytorch", v, (10, 64, 128), activation="relu", threads=2)
-                + paired("step", "mlplab", "pytorch", 1e3 * v, (10, 64, 128), activation="relu", threads=2, dtype="float32"))
+        rows = paired("step", "mlplab", "pytorch", v, (10, 64, 128), activation="relu", threads=2) + paired(
+            "step", "mlplab", "pytorch", 1e3 * v, (10, 64, 128), activation="relu", threads=2, dtype="float32"
+        )
         return rows, notes, "step / PyTorch step (round 1)", "10×64×128 relu 2t"
     if name == "norms":
         rows = paired("norms", "norms_bare", "step", v, (2, 32, 32), dtype="float32")
         return rows, notes, "per-layer norms / step (round 1)", "2×32×32 float32"
     if name == "sweep":
-        return [], {"engine_goals": [("default sweep, local", v, 0.9)]}, "sweep efficiency (round 1)", "default sweep, local"
+        return (
+            [],
+            {"engine_goals": [("default sweep, local", v, 0.9)]},
+            "sweep efficiency (round 1)",
+            "default sweep, local",
+        )
     raise KeyError(name)
 
 
 TARGETS = {  # goal -> (the target's name in goals.py, or its value for the case's shape, and the direction)
-    "instrumentation": ("INSTRUMENTATION", "≤"), "api": ("API", "≤"), "api vs pytorch": (0.5, "≤"), "gemm": ("GEMM", "≤"),
-    "float32 step": ("FLOAT32", "≤"), "float32 error": ("FLOAT32_ERROR", "≤"), "blocks": ("BLOCKS", "≤"),
-    "step vs pytorch": (0.5, "≤"), "norms": ("NORMS_SHARE", "≤"), "sweep": (0.9, "≥"),
+    "instrumentation": ("INSTRUMENTATION", "≤"),
+    "api": ("API", "≤"),
+    "api vs pytorch": (0.5, "≤"),
+    "gemm": ("GEMM", "≤"),
+    "float32 step": ("FLOAT32", "≤"),
+    "float32 error": ("FLOAT32_ERROR", "≤"),
+    "blocks": ("BLOCKS", "≤"),
+    "step vs pytorch": (0.5, "≤"),
+    "norms": ("NORMS_SHARE", "≤"),
+    "sweep": (0.9, "≥"),
 }
 MARKS = {"≤": {"under": "✔", "at": "✔", "over": "✘"}, "≥": {"under": "✘", "at": "✔", "over": "✔"}}
-CASES = [(name, where) for name in TARGETS for where in ("under", "at", "over")
-         # its measured share is 1 − a ratio of times: no ratio of doubles gives exactly 0.15
-         if (name, where) != ("instrumentation", "at")]
+CASES = [
+    (name, where)
+    for name in TARGETS
+    for where in ("under", "at", "over")
+    # its measured share is 1 − a ratio of times: no ratio of doubles gives exactly 0.15
+    if (name, where) != ("instrumentation", "at")
+]
 
 
 def table_rows(G, rows) -> dict:
@@ -127,7 +175,9 @@ def test_a_goal_is_met_up_to_its_target_and_not_beyond(G, name, where):
     measured = G.goals(frame(rows), notes)
     found = [r for r in measured if r[0] == goal]
     assert [r[1] for r in found] == [case], f"{name}: the goal's cases are {[r[1] for r in found]}, not [{case!r}]"
-    assert found[0][2] == pytest.approx(v, rel=1e-12), f"{name} {where}: measured {found[0][2]!r}, the timings say {v!r}"
+    assert found[0][2] == pytest.approx(v, rel=1e-12), (
+        f"{name} {where}: measured {found[0][2]!r}, the timings say {v!r}"
+    )
     m, t, ok = table_rows(G, found)[(goal, case)]
     assert t == f"{op} {target:g}", (name, t)
     assert ok == MARKS[op][where], f"{name}: {v!r} against {op} {target:g} is marked {ok}"
@@ -140,22 +190,31 @@ def test_a_goal_ratio_is_the_median_of_the_per_repeat_ratios(G):
     rows = []
     for rep, (a, b) in enumerate([(1.0, 2.0), (20.0, 10.0), (30.0, 60.0)]):
         for impl, s in (("gradients", a), ("in-place", b)):
-            rows.append({**KEY, "section": "api", "impl": impl, "rep": rep, "seconds": s, "depth": 5, "width": 32, "batch": 64})
-    (goal, case, value, target, met), = G.goals(frame(rows), {})
+            rows.append(
+                {**KEY, "section": "api", "impl": impl, "rep": rep, "seconds": s, "depth": 5, "width": 32, "batch": 64}
+            )
+    ((goal, case, value, target, met),) = G.goals(frame(rows), {})
     assert (goal, case) == ("gradients() / in-place forward, loss, backward", "5×32×64")
     assert value == 0.5 and met is True, (value, met)
 
 
-@pytest.mark.parametrize("name, notes, shape, case", [
-    ("blocks", {}, (2, 8, 8), "layer norm, 2×8×8 sigmoid"),  # not the shape the goal is set for
-    ("instrumentation", {"default_runs": False}, (4, 32, 32), "depth 4"),  # --shapes: not a default run
-])
+@pytest.mark.parametrize(
+    "name, notes, shape, case",
+    [
+        ("blocks", {}, (2, 8, 8), "layer norm, 2×8×8 sigmoid"),  # not the shape the goal is set for
+        ("instrumentation", {"default_runs": False}, (4, 32, 32), "depth 4"),  # --shapes: not a default run
+    ],
+)
 def test_a_case_the_goal_is_not_set_for_is_shown_unjudged(G, name, notes, shape, case):
     if name == "blocks":  # 100× the plain step: ✘ if it were judged
         rows, goal, value = paired("blocks", "layer norm", "plain", 100.0, shape), "block step / plain step", 100.0
     else:  # 90 % of the run: ✘ if it were judged
-        rows, goal, value = paired("instrumentation", "step 0 only", "default", 0.1, shape), "instrumentation share of a default run", 0.9
-    (g, c, measured, target, met), = G.goals(frame(rows), notes)
+        rows, goal, value = (
+            paired("instrumentation", "step 0 only", "default", 0.1, shape),
+            "instrumentation share of a default run",
+            0.9,
+        )
+    ((g, c, measured, target, met),) = G.goals(frame(rows), notes)
     assert (g, c, target, met) == (goal, case, "", None), (g, c, target, met)
     assert measured == pytest.approx(value, rel=1e-12)
     assert table_rows(G, [(g, c, measured, target, met)])[(goal, case)][2] == "–"
@@ -163,7 +222,7 @@ def test_a_case_the_goal_is_not_set_for_is_shown_unjudged(G, name, notes, shape,
 
 def test_a_goal_missing_one_of_its_timings_is_not_judged(G):
     rows = [r for r in paired("api", "gradients", "in-place", 5.0, (5, 32, 64)) if r["impl"] == "gradients"]
-    (_, _, value, target, met), = G.goals(frame(rows), {})
+    ((_, _, value, target, met),) = G.goals(frame(rows), {})
     assert math.isnan(value) and target == f"≤ {G.API:g}" and met is None, (value, target, met)
     assert table_rows(G, [("g", "c", value, target, met)])[("g", "c")][2] == "–"
 
@@ -185,7 +244,7 @@ def md_table(text: str, after: str = "") -> pd.DataFrame:
     i = next(k for k in range(i, len(lines)) if lines[k].startswith("| "))
     head = [c.strip() for c in lines[i].strip().strip("|").split("|")]
     body = []
-    for line in lines[i + 2:]:
+    for line in lines[i + 2 :]:
         if not line.startswith("| "):
             break
         body.append([c.strip() for c in line.strip().strip("|").split("|")])
@@ -228,14 +287,33 @@ def tiny(bench, tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(core, "PAUSE", 0.0)
         mp.setattr(core, "race", lambda fns, repeats, budget, pause=0.0: timing.race(fns, repeats, budget / 20, pause))
-        out = bench.main(["--quick", "--no-sweep", "--no-torch", "--shapes", "1x8x4,2x8x8", "--repeats", "3",
-                          "--out", str(tmp_path_factory.mktemp("bench"))])
+        out = bench.main(
+            [
+                "--quick",
+                "--no-sweep",
+                "--no-torch",
+                "--shapes",
+                "1x8x4,2x8x8",
+                "--repeats",
+                "3",
+                "--out",
+                str(tmp_path_factory.mktemp("bench")),
+            ]
+        )
     return out, (out / "bench.md").read_text(), pd.read_parquet(out / "bench.parquet")
 
 
-SECTION_ORDER = ["## Goals", "## Instrumentation", "## The public API", "## Training step against PyTorch",
-                 "## The step against its matrix products", "GEMM peak (`np.dot` of two square matrices):",
-                 "## Residual and normalised networks", "## Per-layer gradient norms", "## Machine load"]
+SECTION_ORDER = [
+    "## Goals",
+    "## Instrumentation",
+    "## The public API",
+    "## Training step against PyTorch",
+    "## The step against its matrix products",
+    "GEMM peak (`np.dot` of two square matrices):",
+    "## Residual and normalised networks",
+    "## Per-layer gradient norms",
+    "## Machine load",
+]
 
 
 def test_bench_writes_its_files_and_sections_in_order(bench, tiny):
@@ -257,7 +335,9 @@ def test_bench_writes_its_files_and_sections_in_order(bench, tiny):
     assert list(load["section"]) == ["instrumentation", "api", "step", "float32", "gemm", "blocks", "norms", "peak"]
     assert set(df["section"]) == set(load["section"]) - {"float32"}
     assert set(df.loc[df["section"] == "blocks", "impl"]) == set(bench.BLOCKS)
-    reps = df.groupby(["section", "impl", "dtype", "activation", "threads", "depth", "width", "batch"])["rep"].agg(sorted)
+    reps = df.groupby(["section", "impl", "dtype", "activation", "threads", "depth", "width", "batch"])["rep"].agg(
+        sorted
+    )
     bad = reps[reps.map(lambda r: r != list(range(len(r))) or len(r) < 3)]
     assert bad.empty, bad
 
@@ -294,7 +374,9 @@ def test_bench_sections_state_the_medians_of_their_timings(tiny):
 
     t = md_table(section_text(md, "## Training step against PyTorch"), "| depth")
     m = medians(df, "step", shp + ["dtype", "activation", "threads"])
-    assert len(t) == 2 * 2 * 2 * df.loc[df["section"] == "step", "threads"].nunique()  # shapes × dtypes × acts × threads
+    assert (
+        len(t) == 2 * 2 * 2 * df.loc[df["section"] == "step", "threads"].nunique()
+    )  # shapes × dtypes × acts × threads
     for r in t.to_dict("records"):
         k = (*shape(r["depth×width×batch"]), r["dtype"], r["act"], int(r["threads"]))
         shows(r["mlplab"], m[(*k, "mlplab")], f"step {k}")
@@ -361,7 +443,10 @@ def test_bench_goals_table_judges_the_runs_own_ratios(bench, G, tiny):
     shp = ["depth", "width", "batch"]
     expect = {}  # (goal, case) -> (measured, target; None: shown unjudged)
     for d, share in (1 - paired_ratio(df, "instrumentation", "step 0 only", "default", ["depth"])).items():
-        expect[("instrumentation share of a default run", f"depth {d}")] = (share, None)  # 2-epoch runs, not default ones
+        expect[("instrumentation share of a default run", f"depth {d}")] = (
+            share,
+            None,
+        )  # 2-epoch runs, not default ones
     for k, r in paired_ratio(df, "api", "gradients", "in-place", shp).items():
         expect[("gradients() / in-place forward, loss, backward", "×".join(map(str, k)))] = (r, G.API)
     for b in sorted(set(df.loc[df["section"] == "blocks", "impl"]) - {"plain"}):
@@ -406,8 +491,20 @@ def test_bench_against_pytorch(bench, G, tmp_path):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(core, "PAUSE", 0.0)
         mp.setattr(core, "race", lambda fns, repeats, budget, pause=0.0: timing.race(fns, repeats, budget / 20, pause))
-        out = bench.main(["--quick", "--no-sweep", "--shapes", "5x32x64", "--repeats", "3", "--sections", "api,step",
-                          "--out", str(tmp_path)])
+        out = bench.main(
+            [
+                "--quick",
+                "--no-sweep",
+                "--shapes",
+                "5x32x64",
+                "--repeats",
+                "3",
+                "--sections",
+                "api,step",
+                "--out",
+                str(tmp_path),
+            ]
+        )
     md = (out / "bench.md").read_text()
     df = pd.read_parquet(out / "bench.parquet")
     import torch
@@ -419,9 +516,14 @@ def test_bench_against_pytorch(bench, G, tmp_path):
     assert agree and float(agree.group(1)) < 1e-4, "mlplab's and PyTorch's per-layer gradient norms differ"
     shp = ["depth", "width", "batch"]
     t = {(r["goal"], r["case"]): r for r in md_table(section_text(md, "## Goals")).to_dict("records")}
-    expect = {("gradients() / PyTorch forward + backward", "5×32×64"):
-              paired_ratio(df, "api", "gradients", "pytorch", shp)[(5, 32, 64)]}
-    for (act, th), r in paired_ratio(df, "step", "mlplab", "pytorch", ["activation", "threads"], dtype="float64").items():
+    expect = {
+        ("gradients() / PyTorch forward + backward", "5×32×64"): paired_ratio(df, "api", "gradients", "pytorch", shp)[
+            (5, 32, 64)
+        ]
+    }
+    for (act, th), r in paired_ratio(
+        df, "step", "mlplab", "pytorch", ["activation", "threads"], dtype="float64"
+    ).items():
         expect[("step / PyTorch step (round 1)", f"5×32×64 {act} {th}t")] = r
     assert set(expect) <= set(t), set(expect) - set(t)
     for key, value in expect.items():

@@ -72,7 +72,9 @@ def test_two_point_expectation_limits():
     # c = 1: u2 = u1
     for q in (0.4, 3.0):
         one = theory.gaussian_expectation(lambda u: np.tanh(u) ** 2, q)
-        assert theory.gaussian_expectation2(lambda a, b: np.tanh(a) * np.tanh(b), q, 1.0) == pytest.approx(one, rel=1e-12)
+        assert theory.gaussian_expectation2(lambda a, b: np.tanh(a) * np.tanh(b), q, 1.0) == pytest.approx(
+            one, rel=1e-12
+        )
 
 
 # -- theory: the correlation map ------------------------------------------------------------------
@@ -83,7 +85,9 @@ def test_correlation_map_fixes_one_and_its_slope_is_chi(sigma_w2):
     assert theory.chi_c(1.0, "tanh", sw, SB) == pytest.approx(theory.chi1("tanh", sw, SB), rel=1e-10)
     # Price's theorem: dc'/dc = σ_w² E[φ'(u1) φ'(u2)], against a central difference
     h = 1e-4
-    slope = (theory.correlation_map(0.5 + h, "tanh", sw, SB) - theory.correlation_map(0.5 - h, "tanh", sw, SB)) / (2 * h)
+    slope = (theory.correlation_map(0.5 + h, "tanh", sw, SB) - theory.correlation_map(0.5 - h, "tanh", sw, SB)) / (
+        2 * h
+    )
     assert theory.chi_c(0.5, "tanh", sw, SB) == pytest.approx(slope, rel=1e-6)
 
 
@@ -100,7 +104,8 @@ def test_critical_line_of_tanh():
 @pytest.mark.parametrize("sigma_w2,sigma_b2", [(0.8, 0.0), (1.3, 0.1), (3.0, 0.05)])
 def test_chi1_against_the_trapezoid_reference(sigma_w2, sigma_b2):
     assert theory.chi1("tanh", math.sqrt(sigma_w2), math.sqrt(sigma_b2)) == pytest.approx(
-        reference_chi1_tanh(sigma_w2, sigma_b2), rel=1e-7)
+        reference_chi1_tanh(sigma_w2, sigma_b2), rel=1e-7
+    )
 
 
 def test_c_star_is_where_iterating_the_map_goes():
@@ -196,10 +201,33 @@ def test_gradient_decay_of_a_wide_random_network(sigma_w2):
 
 
 # -- the analysis on a tiny real sweep ------------------------------------------------------------
-INIT = dict(depth=12, width=128, activation="tanh", loss="softmax_ce", init="normal", dataset="digits", n_samples=2,
-            test_fraction=0.5, standardise=False, batch_size=1, epochs=1, log_every=1)
-TRAIN = dict(width=16, activation="tanh", loss="softmax_ce", init="normal", dataset="digits", n_samples=300,
-             standardise=False, batch_size=40, epochs=3, lr=0.05, sigma_b=SB)
+INIT = dict(
+    depth=12,
+    width=128,
+    activation="tanh",
+    loss="softmax_ce",
+    init="normal",
+    dataset="digits",
+    n_samples=2,
+    test_fraction=0.5,
+    standardise=False,
+    batch_size=1,
+    epochs=1,
+    log_every=1,
+)
+TRAIN = dict(
+    width=16,
+    activation="tanh",
+    loss="softmax_ce",
+    init="normal",
+    dataset="digits",
+    n_samples=300,
+    standardise=False,
+    batch_size=40,
+    epochs=3,
+    lr=0.05,
+    sigma_b=SB,
+)
 INIT_GRID = [(sw2, sb2) for sw2 in (0.5, 4.0) for sb2 in (0.0, 0.1)]
 
 
@@ -208,7 +236,9 @@ def sweep(tmp_path_factory):
     root = tmp_path_factory.mktemp("results") / "chaos"
     for sw2, sb2 in INIT_GRID:
         for seed in (0, 1):
-            mlplab.run(mlplab.RunSpec(sigma_w=math.sqrt(sw2), sigma_b=math.sqrt(sb2), seed=seed, **INIT), root, sweep="chaos")
+            mlplab.run(
+                mlplab.RunSpec(sigma_w=math.sqrt(sw2), sigma_b=math.sqrt(sb2), seed=seed, **INIT), root, sweep="chaos"
+            )
     for depth in (1, 6):
         for sw2 in (1.0, 4.0):
             for seed in (0, 1):

@@ -5,7 +5,9 @@ import pytest
 from mlplab.spec import RunSpec
 from mlplab.sweep import chunks, cost
 
-SPECS = [RunSpec(depth=d, width=w, epochs=e, seed=s) for d in (1, 4, 8) for w in (8, 32) for e in (1, 3) for s in (0, 1)]
+SPECS = [
+    RunSpec(depth=d, width=w, epochs=e, seed=s) for d in (1, 4, 8) for w in (8, 32) for e in (1, 3) for s in (0, 1)
+]
 
 
 def flat(parts):
@@ -50,21 +52,25 @@ def launcher(name, **settings):
 
 
 @pytest.mark.parametrize("name", LAUNCHERS)
-@pytest.mark.parametrize("field,value,rule", [
-    ("n_workers", 0, "an integer >= 1, or null"),
-    ("n_workers", -2, "an integer >= 1, or null"),
-    ("n_workers", 1.5, "an integer >= 1, or null"),
-    ("chunks_per_worker", 0, "an integer >= 1"),
-    ("chunks_per_worker", True, "an integer >= 1"),
-    ("min_chunk_seconds", -0.1, "a number >= 0"),
-    ("min_chunk_seconds", float("nan"), "a number >= 0"),
-    ("min_chunk_seconds", float("inf"), "a number >= 0"),
-])
+@pytest.mark.parametrize(
+    "field,value,rule",
+    [
+        ("n_workers", 0, "an integer >= 1, or null"),
+        ("n_workers", -2, "an integer >= 1, or null"),
+        ("n_workers", 1.5, "an integer >= 1, or null"),
+        ("chunks_per_worker", 0, "an integer >= 1"),
+        ("chunks_per_worker", True, "an integer >= 1"),
+        ("min_chunk_seconds", -0.1, "a number >= 0"),
+        ("min_chunk_seconds", float("nan"), "a number >= 0"),
+        ("min_chunk_seconds", float("inf"), "a number >= 0"),
+    ],
+)
 def test_a_launcher_refuses_a_bad_setting_naming_it(name, field, value, rule):
     with pytest.raises(ValueError) as e:
         launcher(name, **{field: value})
     assert str(e.value) == f"hydra.launcher.{field}={value!r}: must be {rule}" + (
-        " for one per core" if field == "n_workers" else " (seconds)" if field == "min_chunk_seconds" else "")
+        " for one per core" if field == "n_workers" else " (seconds)" if field == "min_chunk_seconds" else ""
+    )
 
 
 @pytest.mark.parametrize("name", LAUNCHERS)

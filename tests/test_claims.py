@@ -39,7 +39,9 @@ def convergence_data(speed: dict, depths=(1, 4), seeds=SEEDS, datasets=("blobs",
 
 
 def speeds(mse, ce, depths=(1, 4), datasets=("blobs",)):
-    return {(ds, l, d): (mse if l == "mse" else ce) for ds in datasets for l in ("mse", "bce", "softmax_ce") for d in depths}
+    return {
+        (ds, l, d): (mse if l == "mse" else ce) for ds in datasets for l in ("mse", "bce", "softmax_ce") for d in depths
+    }
 
 
 def test_accuracy_target_and_steps_to_it():
@@ -73,10 +75,15 @@ def test_a_target_met_at_initialisation_is_no_target():
 def mse_over_ce(speed: dict, depth: int, ce: str, ds: str = "blobs") -> np.ndarray:
     """Per seed: log10 of MSE's steps to the accuracy target over the cross-entropy twin's, from
     the curves ``convergence_data`` draws (target: 0.9 × the best median final accuracy)."""
-    curves = {l: [accuracy_curve(speed[(ds, l, depth)] * (1 + 0.02 * s), n=60) for s in SEEDS] for l in ("mse", "bce", "softmax_ce")}
+    curves = {
+        l: [accuracy_curve(speed[(ds, l, depth)] * (1 + 0.02 * s), n=60) for s in SEEDS]
+        for l in ("mse", "bce", "softmax_ce")
+    }
     target = round(0.9 * max(np.median([c[-1] for c in cs]) for cs in curves.values()), 4)
-    steps = {l: np.array([LOG_EVERY * np.argmax(c >= target) if (c >= target).any() else np.nan for c in cs])
-             for l, cs in curves.items()}
+    steps = {
+        l: np.array([LOG_EVERY * np.argmax(c >= target) if (c >= target).any() else np.nan for c in cs])
+        for l, cs in curves.items()
+    }
     return np.log10(steps["mse"] / steps[ce])
 
 
@@ -118,8 +125,10 @@ def test_twins_pair_only_exact_matches():
 
 
 def test_verdict_per_dataset_and_where_they_disagree():
-    sp = {**speeds(6, 2, datasets=("blobs", "digits")), **{("digits", l, d): (2 if l == "mse" else 6)
-                                                           for l in ("mse", "bce", "softmax_ce") for d in (1, 4)}}
+    sp = {
+        **speeds(6, 2, datasets=("blobs", "digits")),
+        **{("digits", l, d): (2 if l == "mse" else 6) for l in ("mse", "bce", "softmax_ce") for d in (1, 4)},
+    }
     v = claims.verdicts(convergence_data(sp, datasets=("blobs", "digits")), by_dataset=True)
     one = v[v["claim"] == "1a"].set_index("dataset")["verdict"]
     assert one["blobs"] == "reproduced" and one["digits"] == "not reproduced"
@@ -140,8 +149,15 @@ def vanishing_data(factor: dict, depths=(1, 3, 6), diverged=()):
         for depth in depths:
             for seed in SEEDS:
                 rid = f"{act}-{depth}-{seed}"
-                runs.append({"run_id": rid, "activation": act, "depth": depth, "seed": seed,
-                             "status": "diverged" if rid in diverged else "ok"})
+                runs.append(
+                    {
+                        "run_id": rid,
+                        "activation": act,
+                        "depth": depth,
+                        "seed": seed,
+                        "status": "diverged" if rid in diverged else "ok",
+                    }
+                )
                 curves[rid] = accuracy_curve(2)
                 g = (factor[act] * (1 + 0.01 * seed)) ** np.arange(depth, -1, -1.0)  # layer 1 .. L = depth + 1
                 profiles[rid] = {0: g, LOG_EVERY * 29: g}
@@ -171,7 +187,11 @@ def test_after_training_ratio_is_read_from_ok_runs_only():
     assert ("after training", "sigmoid-3-0") not in ratios.index
     assert ratios[("after training", "sigmoid-3-1")] == pytest.approx((0.2 * 1.01) ** 3)
     van = claims.claim_vanishing(res).set_index(["phase", "depth"])["n"]
-    assert (van[("initialisation", 3)], van[("after training", 3)], van[("after training", 6)]) == (MIN_SEEDS, MIN_SEEDS - 1, MIN_SEEDS)
+    assert (van[("initialisation", 3)], van[("after training", 3)], van[("after training", 6)]) == (
+        MIN_SEEDS,
+        MIN_SEEDS - 1,
+        MIN_SEEDS,
+    )
 
 
 def mean_field_ratio(activation: str, sigma_w: float, sigma_b: float, depth: int) -> float:
@@ -185,8 +205,13 @@ def mean_field_ratio(activation: str, sigma_w: float, sigma_b: float, depth: int
     }[activation]
 
     def mean(f, q):
-        return integrate.quad(lambda z: f(math.sqrt(q) * z) * math.exp(-z * z / 2) / math.sqrt(2 * math.pi), -40, 40,
-                              limit=200, epsabs=1e-13)[0]
+        return integrate.quad(
+            lambda z: f(math.sqrt(q) * z) * math.exp(-z * z / 2) / math.sqrt(2 * math.pi),
+            -40,
+            40,
+            limit=200,
+            epsabs=1e-13,
+        )[0]
 
     q, ratio = sigma_w**2 + sigma_b**2, 1.0
     for _ in range(depth):
@@ -195,13 +220,16 @@ def mean_field_ratio(activation: str, sigma_w: float, sigma_b: float, depth: int
     return ratio
 
 
-@pytest.mark.parametrize("activation, sigma_w, sigma_b, depth, expected", [
-    ("sigmoid", 1.0, 1.0, 6, None),
-    ("sigmoid", 2.0, 0.5, 3, None),
-    ("tanh", 1.5, 0.5, 4, None),
-    ("relu", 2.0, 1.0, 4, 4.0),  # χ = σ_w²/2 = 2 at every layer: √2⁴
-    ("relu", 1.0, 0.0, 5, 2 ** -2.5),
-])
+@pytest.mark.parametrize(
+    "activation, sigma_w, sigma_b, depth, expected",
+    [
+        ("sigmoid", 1.0, 1.0, 6, None),
+        ("sigmoid", 2.0, 0.5, 3, None),
+        ("tanh", 1.5, 0.5, 4, None),
+        ("relu", 2.0, 1.0, 4, 4.0),  # χ = σ_w²/2 = 2 at every layer: √2⁴
+        ("relu", 1.0, 0.0, 5, 2**-2.5),
+    ],
+)
 def test_vanishing_prediction_from_theory(activation, sigma_w, sigma_b, depth, expected):
     expected = mean_field_ratio(activation, sigma_w, sigma_b, depth) if expected is None else expected
     got = claims.predicted_ratio(activation, "normal", sigma_w, sigma_b, 32, depth)
@@ -227,10 +255,20 @@ def exploding_data(clipped_diverges: bool, unclipped_diverges: bool = True, sigm
             for seed in SEEDS:
                 rid = f"{sw}-{clip}-{seed}"
                 diverged = (clip == "none" and unclipped_diverges or clip == "norm" and clipped_diverges) and sw > 1
-                runs.append({"run_id": rid, "activation": "relu", "depth": 4, "loss": "softmax_ce", "seed": seed,
-                             "sigma_w": sw, "clip": clip, "status": "diverged" if diverged else "ok",
-                             "diverged_step": 20.0 if diverged else math.nan,
-                             "final_loss": math.nan if diverged else 0.2 + 0.01 * seed + 0.1 * (clip == "none")})
+                runs.append(
+                    {
+                        "run_id": rid,
+                        "activation": "relu",
+                        "depth": 4,
+                        "loss": "softmax_ce",
+                        "seed": seed,
+                        "sigma_w": sw,
+                        "clip": clip,
+                        "status": "diverged" if diverged else "ok",
+                        "diverged_step": 20.0 if diverged else math.nan,
+                        "final_loss": math.nan if diverged else 0.2 + 0.01 * seed + 0.1 * (clip == "none"),
+                    }
+                )
                 curves[rid] = accuracy_curve(2, n=3)
                 profiles[rid] = {0: (1.4 if sw > 1 else 0.9) ** np.arange(4, -1, -1.0)}
     return make_results(runs, curves, profiles)
@@ -243,9 +281,14 @@ def test_exploding_and_clipping_verdicts_follow_the_data():
     # divergence counted over the exploding setting only (not the σ_w = 1 runs), and where it happened
     assert f"clip=none: {MIN_SEEDS}/{MIN_SEEDS} runs diverged, non-finite at step 20 (median)" in evidence(v, "4b")
     assert f"clip=norm: 0/{MIN_SEEDS} runs diverged" in evidence(v, "4b")
-    assert claim(claims.verdicts(exploding_data(clipped_diverges=True, unclipped_diverges=False)), "4b") == "not reproduced"
+    assert (
+        claim(claims.verdicts(exploding_data(clipped_diverges=True, unclipped_diverges=False)), "4b")
+        == "not reproduced"
+    )
     # both ok: the clipped runs end at a lower training loss
-    assert claim(claims.verdicts(exploding_data(clipped_diverges=False, unclipped_diverges=False)), "4b") == "reproduced"
+    assert (
+        claim(claims.verdicts(exploding_data(clipped_diverges=False, unclipped_diverges=False)), "4b") == "reproduced"
+    )
     # both diverge: no effect either way
     assert claim(claims.verdicts(exploding_data(clipped_diverges=True)), "4b").startswith("not enough data")
 
@@ -281,26 +324,37 @@ def test_missing_data_gives_not_tested():
     only_mse = res.runs[res.runs["loss"] == "mse"]
     from mlplab.results import Results
 
-    v = claims.verdicts(Results(only_mse, res.steps[res.steps["run_id"].isin(only_mse["run_id"])], res.layers,
-                                res.path, for_analysis=True))
+    v = claims.verdicts(
+        Results(
+            only_mse, res.steps[res.steps["run_id"].isin(only_mse["run_id"])], res.layers, res.path, for_analysis=True
+        )
+    )
     assert list(v["claim"]) == ["1a", "1b", "2", "3", "4a", "4b"]
     # each names what its claim would need: an mse run without its cross-entropy twin, no
     # gradient norms, no relu, no exploding setting
-    needs = {"1a": "differ only in loss (mse against bce or softmax_ce)", "1b": "differ only in loss (mse against bce or softmax_ce)",
-             "2": "sigmoid network with a hidden layer", "3": "no setting has a per-layer factor above 1",
-             "4a": "no relu run with a sigmoid twin", "4b": "no setting with √χ1 > 1 has runs with and without norm clipping"}
+    needs = {
+        "1a": "differ only in loss (mse against bce or softmax_ce)",
+        "1b": "differ only in loss (mse against bce or softmax_ce)",
+        "2": "sigmoid network with a hidden layer",
+        "3": "no setting has a per-layer factor above 1",
+        "4a": "no relu run with a sigmoid twin",
+        "4b": "no setting with √χ1 > 1 has runs with and without norm clipping",
+    }
     for cid, verdict in zip(v["claim"], v["verdict"]):
         assert verdict.startswith("not tested (") and needs[cid] in verdict, (cid, verdict)
     assert (v["n_cases"] == 0).all() and v["evidence"].str.endswith("no case").all()
 
 
 # -- the blog table's claim rows ---------------------------------------------------------------------
-@pytest.mark.parametrize("slow, verdict, counts", [
-    ({("bce", 4), ("softmax_ce", 4)}, "reproduced only when depth = 1", (2, 2)),
-    ({("bce", 1), ("softmax_ce", 1)}, "reproduced only when depth = 4", (2, 2)),
-    ({("bce", 4)}, None, (3, 1)),
-    ({("bce", 1), ("softmax_ce", 1), ("softmax_ce", 4)}, None, (1, 3)),
-])
+@pytest.mark.parametrize(
+    "slow, verdict, counts",
+    [
+        ({("bce", 4), ("softmax_ce", 4)}, "reproduced only when depth = 1", (2, 2)),
+        ({("bce", 1), ("softmax_ce", 1)}, "reproduced only when depth = 4", (2, 2)),
+        ({("bce", 4)}, None, (3, 1)),
+        ({("bce", 1), ("softmax_ce", 1), ("softmax_ce", 4)}, None, (1, 3)),
+    ],
+)
 def test_blog_table_claim_rows_count_the_cases_that_hold_and_fail(slow, verdict, counts):
     """Claim 1a where cross-entropy is slower than MSE in the ``slow`` (loss, depth) cases:
     the table's counts and range are those of the four cases' effects, computed here from the
@@ -312,8 +366,13 @@ def test_blog_table_claim_rows_count_the_cases_that_hold_and_fail(slow, verdict,
     r = rows.loc["1a"]
     assert r["verdict"] == verdict if verdict else r["verdict"].startswith("reproduced only when "), r["verdict"]
     assert (r["n_cases"], r["n_holds"], r["n_fails"], r["n_undecided"], r["min_seeds"]) == (4, *counts, 0, MIN_SEEDS)
-    assert r["effect_min"] == pytest.approx(min(effects.values())) and r["effect_max"] == pytest.approx(max(effects.values()))
-    assert list(rows.index) == ["1a", "1b", "2", "3", "4a", "4b"] and (rows["post_says"] == [claims.POST[c] for c in rows.index]).all()
+    assert r["effect_min"] == pytest.approx(min(effects.values())) and r["effect_max"] == pytest.approx(
+        max(effects.values())
+    )
+    assert (
+        list(rows.index) == ["1a", "1b", "2", "3", "4a", "4b"]
+        and (rows["post_says"] == [claims.POST[c] for c in rows.index]).all()
+    )
     assert rows.loc["2", "n_cases"] == 0 and rows.loc["2", "verdict"] == f"not tested ({claims.UNTESTED['2']})"
 
 

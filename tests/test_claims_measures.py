@@ -37,20 +37,25 @@ def test_main_runs_are_the_unclipped_runs_of_the_most_common_setting():
 
 
 def test_setting_values_names_the_values_every_run_shares():
-    runs = pd.DataFrame({"dataset": ["blobs", "blobs"], "lr": [0.5, 0.5], "init": ["normal", "he_normal"],
-                         "sigma_w": [np.nan, 2.0]})
+    runs = pd.DataFrame(
+        {"dataset": ["blobs", "blobs"], "lr": [0.5, 0.5], "init": ["normal", "he_normal"], "sigma_w": [np.nan, 2.0]}
+    )
     assert claims.setting_values(runs) == "dataset=blobs, lr=0.5, sigma_w=2"
     assert claims.setting_values(runs, cols=("init",)) == ""
 
 
-@pytest.mark.parametrize("activation,init,sigma_w", [("tanh", "normal", 1.5), ("sigmoid", "normal", 3.0),
-                                                     ("tanh", "xavier_normal", 1.0), ("relu", "he_normal", 1.0)])
+@pytest.mark.parametrize(
+    "activation,init,sigma_w",
+    [("tanh", "normal", 1.5), ("sigmoid", "normal", 3.0), ("tanh", "xavier_normal", 1.0), ("relu", "he_normal", 1.0)],
+)
 def test_predicted_ratio_is_the_product_of_the_layer_factors(activation, init, sigma_w):
     width, depth, sigma_b = 64, 6, 0.1
     sw, sb = theory.effective_sigmas(init, width, width, sigma_w, sigma_b)
     want = float(theory.profile(activation, sw, sb, depth)["ratio"].prod())
     assert claims.predicted_ratio(activation, init, sigma_w, sigma_b, width, depth) == pytest.approx(want, rel=1e-12)
-    assert claims.predicted_ratio(activation, init, sigma_w, sigma_b, width, depth, False, None) == pytest.approx(want, rel=1e-12)
+    assert claims.predicted_ratio(activation, init, sigma_w, sigma_b, width, depth, False, None) == pytest.approx(
+        want, rel=1e-12
+    )
     if init == "normal":
         assert want == pytest.approx(float(theory.profile(activation, sigma_w, sigma_b, depth)["ratio"].prod()))
     assert math.isnan(claims.predicted_ratio(activation, init, sigma_w, sigma_b, width, depth, True, "none"))
@@ -64,10 +69,14 @@ def test_predicted_ratio_is_nan_where_the_theory_has_no_answer():
 def test_clip_effect_scores_each_pair():
     """a: norm-clipped, b: unclipped. +1 when only b diverged, −1 when only a did, 0 when both,
     else log10(final loss of b / final loss of a)."""
-    g = pd.DataFrame({"diverged_a": [False, True, True, False, False],
-                      "diverged_b": [True, False, True, False, False],
-                      "final_loss_a": [np.nan, 1.0, np.nan, 0.1, 2.0],
-                      "final_loss_b": [np.nan, 0.5, np.nan, 1.0, 0.2]})
+    g = pd.DataFrame(
+        {
+            "diverged_a": [False, True, True, False, False],
+            "diverged_b": [True, False, True, False, False],
+            "final_loss_a": [np.nan, 1.0, np.nan, 0.1, 2.0],
+            "final_loss_b": [np.nan, 0.5, np.nan, 1.0, 0.2],
+        }
+    )
     np.testing.assert_array_equal(claims.clip_effect(g), [1.0, -1.0, 0.0, 1.0, -1.0])
     g2 = g.assign(final_loss_a=[3.0, 3.0, 3.0, 0.5, 4.0], final_loss_b=[6.0, 6.0, 6.0, 2.0, 1.0])
     np.testing.assert_allclose(claims.clip_effect(g2), [1.0, -1.0, 0.0, math.log10(4.0), math.log10(0.25)], rtol=1e-15)
@@ -84,29 +93,67 @@ def test_log_ratio_takes_zeros_and_object_columns_quietly():
 
 def test_steps_effect_is_nan_only_when_neither_run_reaches_its_target():
     """A run that never reaches the target is given ``beyond`` steps exactly."""
-    g = pd.DataFrame({"steps_x_a": [100.0, 100.0, 40.0, 10.0], "beyond_a": [100.0, 100.0, 100.0, 100.0],
-                      "steps_x_b": [50.0, 50.0, 50.0, 100.0], "beyond_b": [50.0, 60.0, 60.0, 100.0]})
+    g = pd.DataFrame(
+        {
+            "steps_x_a": [100.0, 100.0, 40.0, 10.0],
+            "beyond_a": [100.0, 100.0, 100.0, 100.0],
+            "steps_x_b": [50.0, 50.0, 50.0, 100.0],
+            "beyond_b": [50.0, 60.0, 60.0, 100.0],
+        }
+    )
     got = claims.steps_effect(g.astype(object), "steps_x")
     assert got.dtype == np.float64
     np.testing.assert_allclose(got, [np.nan, math.log10(2.0), math.log10(0.8), -1.0], rtol=1e-15)
 
 
 def test_clip_effect_on_object_columns_with_zero_losses():
-    g = pd.DataFrame({"diverged_a": [False, True, True, False], "diverged_b": [True, False, True, False],
-                      "final_loss_a": [0.0, 1.0, 0.0, 0.0], "final_loss_b": [0.0, 0.0, 0.0, 2.0]}).astype(object)
+    g = pd.DataFrame(
+        {
+            "diverged_a": [False, True, True, False],
+            "diverged_b": [True, False, True, False],
+            "final_loss_a": [0.0, 1.0, 0.0, 0.0],
+            "final_loss_b": [0.0, 0.0, 0.0, 2.0],
+        }
+    ).astype(object)
     np.testing.assert_array_equal(claims.clip_effect(g), [1.0, -1.0, 0.0, np.inf])
 
 
 # --- which runs each claim compares ------------------------------------------------------------------
 
+
 def per_run(rows):
     """A per-run table: every config column at a plain default, then ``rows``' values."""
-    base = {"depth": 2, "width": 8, "activation": "sigmoid", "alpha": 0.01, "loss": "mse", "init": "normal",
-            "sigma_w": 1.0, "sigma_b": 0.0, "residual": False, "norm": "none", "lr": 0.5, "batch_size": 10,
-            "epochs": 1, "weight_decay": 0.0, "clip": "none", "clip_threshold": 1.0, "log_every": 1,
-            "eval_every": 1, "dataset": "blobs", "n_samples": 100, "n_features": 2, "n_classes": 2,
-            "noise": 1.0, "test_fraction": 0.2, "standardise": True, "data_path": None, "data_digest": None,
-            "seed": 0, "dtype": "float64"}
+    base = {
+        "depth": 2,
+        "width": 8,
+        "activation": "sigmoid",
+        "alpha": 0.01,
+        "loss": "mse",
+        "init": "normal",
+        "sigma_w": 1.0,
+        "sigma_b": 0.0,
+        "residual": False,
+        "norm": "none",
+        "lr": 0.5,
+        "batch_size": 10,
+        "epochs": 1,
+        "weight_decay": 0.0,
+        "clip": "none",
+        "clip_threshold": 1.0,
+        "log_every": 1,
+        "eval_every": 1,
+        "dataset": "blobs",
+        "n_samples": 100,
+        "n_features": 2,
+        "n_classes": 2,
+        "noise": 1.0,
+        "test_fraction": 0.2,
+        "standardise": True,
+        "data_path": None,
+        "data_digest": None,
+        "seed": 0,
+        "dtype": "float64",
+    }
     assert set(base) == set(claims.CONFIG)
     return pd.DataFrame([{**base, **r} for r in rows])
 
@@ -119,8 +166,14 @@ def test_phase_rows_repeat_each_run_once_per_phase():
 
 
 def test_phase_pairs_keep_only_positive_ratios_on_both_sides():
-    p = pd.DataFrame({"ratio_init_a": [0.5, 0.0, 0.5, -1.0], "ratio_init_b": [0.2, 0.2, 0.0, 0.2],
-                      "ratio_end_a": [0.5, 0.5, 0.5, 0.5], "ratio_end_b": [0.2, 0.2, 0.2, 0.2]})
+    p = pd.DataFrame(
+        {
+            "ratio_init_a": [0.5, 0.0, 0.5, -1.0],
+            "ratio_init_b": [0.2, 0.2, 0.0, 0.2],
+            "ratio_end_a": [0.5, 0.5, 0.5, 0.5],
+            "ratio_end_b": [0.2, 0.2, 0.2, 0.2],
+        }
+    )
     out = claims._phase_rows_pairs(p)
     assert list(out["phase"]) == [claims.PHASES[0]] + [claims.PHASES[1]] * 4
     assert list(out["ratio_a"]) == [0.5, 0.5, 0.5, 0.5, 0.5]
@@ -131,9 +184,16 @@ def test_phase_pairs_keep_only_positive_ratios_on_both_sides():
 def test_exploding_settings_are_plain_networks_with_a_factor_above_one(monkeypatch):
     factor = {"tanh": 1.5, "relu": 1.0, "sigmoid": 0.5}
     monkeypatch.setattr(claims, "predicted_factor", lambda activation, *rest: factor[activation])
-    pr = per_run([{"activation": "tanh", "depth": 1}, {"activation": "tanh", "depth": 0},
-                  {"activation": "relu"}, {"activation": "sigmoid"},
-                  {"activation": "tanh", "residual": True}, {"activation": "tanh", "norm": "batch"}])
+    pr = per_run(
+        [
+            {"activation": "tanh", "depth": 1},
+            {"activation": "tanh", "depth": 0},
+            {"activation": "relu"},
+            {"activation": "sigmoid"},
+            {"activation": "tanh", "residual": True},
+            {"activation": "tanh", "norm": "batch"},
+        ]
+    )
     got = claims.exploding_settings(pr)
     assert list(got.index) == [0] and list(got["factor"]) == [1.5]
     assert claims.exploding_settings(pr.iloc[:0]).empty
@@ -153,8 +213,15 @@ def test_claim_1_compares_plain_unclipped_sigmoid_twins():
         for loss, steps in (("mse", 100.0), ("bce", 10.0)):
             rows.append({"seed": seed, "loss": loss, "steps_test_accuracy": steps, "beyond": 1000.0})
             for other in ({"activation": "relu"}, {"clip": "norm"}, {"residual": True}):
-                rows.append({"seed": seed, "loss": loss, **other, "steps_test_accuracy": 10.0 if loss == "mse" else 100.0,
-                             "beyond": 1000.0})
+                rows.append(
+                    {
+                        "seed": seed,
+                        "loss": loss,
+                        **other,
+                        "steps_test_accuracy": 10.0 if loss == "mse" else 100.0,
+                        "beyond": 1000.0,
+                    }
+                )
     cases = claims.convergence_cases(per_run(rows), "test_accuracy")
     assert len(cases) == 1 and cases["n"].iloc[0] == 5 and cases["effect"].iloc[0] == 1.0
     assert cases["loss"].iloc[0] == "bce"
@@ -166,8 +233,12 @@ def test_claim_4a_pairs_relu_with_its_sigmoid_twin_at_every_depth_from_one():
         for depth in (1, 3):
             rows.append({"seed": seed, "depth": depth, "activation": "relu", "ratio_init": 0.5, "ratio_end": 0.5})
             rows.append({"seed": seed, "depth": depth, "activation": "sigmoid", "ratio_init": 1e-3, "ratio_end": 1e-3})
-        rows.append({"seed": seed, "depth": 3, "residual": True, "activation": "relu", "ratio_init": 1.0, "ratio_end": 1.0})
-        rows.append({"seed": seed, "depth": 3, "residual": True, "activation": "sigmoid", "ratio_init": 1.0, "ratio_end": 1.0})
+        rows.append(
+            {"seed": seed, "depth": 3, "residual": True, "activation": "relu", "ratio_init": 1.0, "ratio_end": 1.0}
+        )
+        rows.append(
+            {"seed": seed, "depth": 3, "residual": True, "activation": "sigmoid", "ratio_init": 1.0, "ratio_end": 1.0}
+        )
     cases = claims.relu_cases(per_run(rows))
     assert sorted(set(cases["depth"])) == [1, 3] and (cases["n"] == 5).all()
     np.testing.assert_allclose(cases["effect"], 3 - math.log10(2), rtol=1e-12)
@@ -186,24 +257,42 @@ def test_a_config_field_that_varies_within_a_condition_makes_cases_too():
     assert cases.attrs["conds"] == ["dataset", "lr", "data_path"]
     paths = [p if isinstance(p, str) else None for p in cases["data_path"]]
     assert list(zip(cases["dataset"], cases["lr"], paths, cases["effect"])) == [
-        ("blobs", 0.1, None, 1.1), ("blobs", 0.5, None, 1.5), ("file", 0.5, "d.npz", -1.0), ("file", 0.5, None, 2.0)]
+        ("blobs", 0.1, None, 1.1),
+        ("blobs", 0.5, None, 1.5),
+        ("file", 0.5, "d.npz", -1.0),
+        ("file", 0.5, None, 2.0),
+    ]
 
 
 # --- claim 2's measure: first-to-last gradient ratios -------------------------------------------------
+
 
 def layers_table():
     """Three runs: 'p' plain depth 2 (ok, steps 0 and 10), 'bn' batch norm depth 1 (ok, 0 and 5),
     'bad' plain depth 1 diverged (0 and 3), 'lin' depth 0 (no hidden layer). ‖∂C/∂b^l‖ = l·(step+1),
     ‖∂C/∂W^l‖ = 10·l·(step+1) except the last layer's, 2·(step+1)."""
     rows = []
-    for rid, depth, norm, status, steps in (("p", 2, "none", "ok", (0, 10)), ("bn", 1, "batch", "ok", (0, 5)),
-                                            ("bad", 1, "none", "diverged", (0, 3)), ("lin", 0, "none", "ok", (0, 2))):
+    for rid, depth, norm, status, steps in (
+        ("p", 2, "none", "ok", (0, 10)),
+        ("bn", 1, "batch", "ok", (0, 5)),
+        ("bad", 1, "none", "diverged", (0, 3)),
+        ("lin", 0, "none", "ok", (0, 2)),
+    ):
         for step in steps:
             for layer in range(1, depth + 2):
                 last = layer == depth + 1
-                rows.append({"run_id": rid, "depth": depth, "norm": norm, "status": status, "step": step,
-                             "layer": layer, "grad_b_norm": layer * (step + 1.0),
-                             "grad_w_norm": (2.0 if last else 10.0 * layer) * (step + 1)})
+                rows.append(
+                    {
+                        "run_id": rid,
+                        "depth": depth,
+                        "norm": norm,
+                        "status": status,
+                        "step": step,
+                        "layer": layer,
+                        "grad_b_norm": layer * (step + 1.0),
+                        "grad_w_norm": (2.0 if last else 10.0 * layer) * (step + 1),
+                    }
+                )
     return pd.DataFrame(rows)
 
 
@@ -211,18 +300,23 @@ def test_gradient_ratios_per_phase_with_the_measure_each_run_needs():
     got = claims.gradient_ratios(layers_table()).set_index(["run_id", "phase"])
     init, end = claims.PHASES
     assert sorted(got.index) == sorted([("p", init), ("bn", init), ("bad", init), ("p", end), ("bn", end)])
-    assert got.loc[("p", init)].tolist() == [0, 1 / 3, "grad_b_norm"]   # b^1 / b^3
+    assert got.loc[("p", init)].tolist() == [0, 1 / 3, "grad_b_norm"]  # b^1 / b^3
     assert got.loc[("p", end)].tolist() == [10, 1 / 3, "grad_b_norm"]
-    assert got.loc[("bn", init)].tolist() == [0, 5.0, "grad_w_norm"]   # batch norm: W^1 / W^2 = 10 / 2
+    assert got.loc[("bn", init)].tolist() == [0, 5.0, "grad_w_norm"]  # batch norm: W^1 / W^2 = 10 / 2
     assert got.loc[("bn", end)].tolist() == [5, 5.0, "grad_w_norm"]
     assert got.loc[("bad", init)].tolist() == [0, 0.5, "grad_b_norm"]  # a diverged run has no "after training"
 
 
-@pytest.mark.parametrize("column,ratios", [("grad_w_norm", {"p": 5.0, "bn": 5.0}), ("grad_b_norm", {"p": 1 / 3, "bn": 0.5})])
+@pytest.mark.parametrize(
+    "column,ratios", [("grad_w_norm", {"p": 5.0, "bn": 5.0}), ("grad_b_norm", {"p": 1 / 3, "bn": 0.5})]
+)
 def test_gradient_ratios_can_impose_one_measure(column, ratios):
     got = claims.gradient_ratios(layers_table(), column).set_index(["run_id", "phase"])
     for rid, r in ratios.items():
-        assert got.loc[(rid, claims.PHASES[0]), "ratio"] == pytest.approx(r) and got.loc[(rid, claims.PHASES[0]), "measure"] == column
+        assert (
+            got.loc[(rid, claims.PHASES[0]), "ratio"] == pytest.approx(r)
+            and got.loc[(rid, claims.PHASES[0]), "measure"] == column
+        )
 
 
 def test_gradient_ratios_without_a_hidden_layer_are_an_empty_table():
@@ -238,23 +332,40 @@ def test_plain_means_no_skips_and_no_normalisation():
 def test_case_summary_counts_and_ranges():
     empty = claims.case_summary(pd.DataFrame())
     assert {k: v for k, v in empty.items() if not k.startswith("effect")} == {
-        "n_cases": 0, "n_holds": 0, "n_fails": 0, "n_undecided": 0, "min_seeds": 0}
-    assert math.isnan(empty["effect_min"]) and math.isnan(empty["effect_max"]) and claims.case_summary(None) == empty | {
-        "effect_min": empty["effect_min"], "effect_max": empty["effect_max"]}
+        "n_cases": 0,
+        "n_holds": 0,
+        "n_fails": 0,
+        "n_undecided": 0,
+        "min_seeds": 0,
+    }
+    assert (
+        math.isnan(empty["effect_min"])
+        and math.isnan(empty["effect_max"])
+        and claims.case_summary(None) == empty | {"effect_min": empty["effect_min"], "effect_max": empty["effect_max"]}
+    )
     cases = pd.DataFrame({"holds": [True, True, False, None], "n": [5, 7, 6, 9], "effect": [0.5, 2.0, -1.0, 0.0]})
-    assert claims.case_summary(cases) == {"n_cases": 4, "n_holds": 2, "n_fails": 1, "n_undecided": 1, "min_seeds": 5,
-                                          "effect_min": -1.0, "effect_max": 2.0}
+    assert claims.case_summary(cases) == {
+        "n_cases": 4,
+        "n_holds": 2,
+        "n_fails": 1,
+        "n_undecided": 1,
+        "min_seeds": 5,
+        "effect_min": -1.0,
+        "effect_max": 2.0,
+    }
 
 
 def test_a_run_reaches_its_target_at_the_first_step_at_or_above_it():
-    steps = pd.DataFrame({"run_id": ["a"] * 4 + ["b"] * 2, "step": [0, 10, 20, 30, 0, 10],
-                          "acc": [0.1, 0.5, 0.8, 0.9, 0.1, 0.2]})
+    steps = pd.DataFrame(
+        {"run_id": ["a"] * 4 + ["b"] * 2, "step": [0, 10, 20, 30, 0, 10], "acc": [0.1, 0.5, 0.8, 0.9, 0.1, 0.2]}
+    )
     targets = pd.Series({"a": 0.8, "b": 0.8})
     got = claims.steps_to(steps, "acc", targets, pd.Series({"a": 40, "b": 20}))
     assert got.to_dict() == {"a": 20.0, "b": 20.0} and got.dtype == np.float64
 
 
 # --- the ratios' rows, columns and measure -------------------------------------------------------------
+
 
 def test_gradient_ratios_have_the_same_columns_with_rows_as_without():
     full = claims.gradient_ratios(layers_table())
@@ -297,12 +408,15 @@ def test_gradient_ratios_without_a_norm_column_read_the_bias_gradients():
     assert got.loc[("p", init), "ratio"] == pytest.approx(1 / 3) and got.loc[("bad", init), "ratio"] == 0.5
 
 
-@pytest.mark.parametrize("activation,init,sigma_w,sigma_b,want", [
-    ("relu", "he_normal", 1.0, 0.0, 1.0),             # He: χ1 = σ_w² E[φ'²] = 2 · ½, the edge of chaos
-    ("relu", "normal", 3.0, 0.5, 3 / math.sqrt(2)),   # χ1 = σ_w² / 2 whatever σ_b
-    ("tanh", "normal", 0.5, 0.0, 0.5),                # σ_b = 0, σ_w < 1: q* = 0 and χ1 = σ_w² tanh'(0)²
-    ("tanh", "xavier_normal", 1.0, 0.3, 1.0),         # Xavier at constant width: σ_w = 1, σ_b = 0
-])
+@pytest.mark.parametrize(
+    "activation,init,sigma_w,sigma_b,want",
+    [
+        ("relu", "he_normal", 1.0, 0.0, 1.0),  # He: χ1 = σ_w² E[φ'²] = 2 · ½, the edge of chaos
+        ("relu", "normal", 3.0, 0.5, 3 / math.sqrt(2)),  # χ1 = σ_w² / 2 whatever σ_b
+        ("tanh", "normal", 0.5, 0.0, 0.5),  # σ_b = 0, σ_w < 1: q* = 0 and χ1 = σ_w² tanh'(0)²
+        ("tanh", "xavier_normal", 1.0, 0.3, 1.0),  # Xavier at constant width: σ_w = 1, σ_b = 0
+    ],
+)
 def test_predicted_factor_is_the_mean_field_per_layer_factor(activation, init, sigma_w, sigma_b, want):
     assert claims.predicted_factor(activation, init, sigma_w, sigma_b, 64) == pytest.approx(want, rel=1e-9)
 
@@ -313,6 +427,7 @@ def test_predicted_factor_is_nan_without_a_theory():
 
 
 # --- claim 1's targets ---------------------------------------------------------------------------------
+
 
 def target_results(ends: dict, start: float = 0.1, **config):
     """Three seeds per loss (mse, bce) whose accuracy rises from ``start`` to ``ends[loss][seed]``
@@ -337,8 +452,14 @@ def test_the_accuracy_target_is_the_best_median_over_seeds_of_the_losses():
     for column in ("test_accuracy", "train_accuracy"):
         assert pr[f"target_{column}"].tolist() == [0.7714] * 6
     # reached at the third logged step (step 20) by the runs that end at or above it
-    assert pr["steps_test_accuracy"].to_dict() == {"mse-0": 40.0, "mse-1": 40.0, "mse-2": 40.0,
-                                                   "bce-0": 20.0, "bce-1": 20.0, "bce-2": 20.0}
+    assert pr["steps_test_accuracy"].to_dict() == {
+        "mse-0": 40.0,
+        "mse-1": 40.0,
+        "mse-2": 40.0,
+        "bce-0": 20.0,
+        "bce-1": 20.0,
+        "bce-2": 20.0,
+    }
 
 
 def test_a_target_equal_to_an_initial_accuracy_is_no_target():
@@ -386,6 +507,7 @@ def test_targets_keep_the_accuracy_dtype_without_an_ok_run():
 
 # --- which fields make cases ---------------------------------------------------------------------------
 
+
 def test_without_conditions_the_cases_are_the_values_of_the_fields_that_vary():
     rows = [{"seed": s, "lr": lr, "e": lr} for s in range(5) for lr in (0.1, 0.5)]
     cases = claims._cases(per_run(rows), [], lambda g: g["e"].to_numpy())
@@ -403,6 +525,7 @@ def test_a_missing_condition_value_still_groups_the_pairs_that_share_it():
 
 
 # --- ratios arriving as object columns -----------------------------------------------------------------
+
 
 def test_claim_3_reads_ratios_from_an_object_column(monkeypatch):
     """As the effects of claims 1 and 4b: a column of floats held as objects gives the same numbers."""
@@ -428,14 +551,24 @@ def test_gradient_ratios_of_zero_norms_are_inf_or_nan_quietly():
     gives NaN, with no warning (the suite turns warnings into errors)."""
     t = layers_table().query("run_id == 'p'")
     last = t["layer"] == 3
-    t = pd.concat([t.assign(run_id="inf", grad_b_norm=t["grad_b_norm"].where(~last, 0.0)),
-                   t.assign(run_id="nan", grad_b_norm=0.0)])
+    t = pd.concat(
+        [
+            t.assign(run_id="inf", grad_b_norm=t["grad_b_norm"].where(~last, 0.0)),
+            t.assign(run_id="nan", grad_b_norm=0.0),
+        ]
+    )
     got = claims.gradient_ratios(t).set_index(["run_id", "phase"])["ratio"]
     assert (got.loc["inf"] == np.inf).all() and got.loc["nan"].isna().all() and len(got) == 4
 
 
 def test_phase_pairs_drop_missing_ratios_quietly():
-    p = pd.DataFrame({"ratio_init_a": [np.nan, 0.5], "ratio_init_b": [0.2, np.inf],
-                      "ratio_end_a": [0.5, np.nan], "ratio_end_b": [np.nan, np.nan]})
+    p = pd.DataFrame(
+        {
+            "ratio_init_a": [np.nan, 0.5],
+            "ratio_init_b": [0.2, np.inf],
+            "ratio_end_a": [0.5, np.nan],
+            "ratio_end_b": [np.nan, np.nan],
+        }
+    )
     out = claims._phase_rows_pairs(p)
     assert list(zip(out["phase"], out["ratio_a"], out["ratio_b"])) == [(claims.PHASES[0], 0.5, np.inf)]

@@ -12,8 +12,13 @@ import psutil
 import pytest
 from hydra import compose, initialize_config_dir
 
-from hydra_plugins.mlplab_sweeps.dask_launcher import (DaskLauncher, client_security, dashboard, local_cluster,
-                                                       slurm_cluster)
+from hydra_plugins.mlplab_sweeps.dask_launcher import (
+    DaskLauncher,
+    client_security,
+    dashboard,
+    local_cluster,
+    slurm_cluster,
+)
 from mlplab.cli import CONF_DIR
 
 LOOPBACK = "127.0.0.1"
@@ -98,8 +103,12 @@ def test_the_local_cluster_refuses_whoever_lacks_its_credentials(local):
         with socket.create_connection((host, int(p)), timeout=2) as raw, ctx.wrap_socket(raw) as s:
             s.recv(1)
     other = Security.temporary()
-    foreign = Security(require_encryption=True, tls_ca_file=cluster.security.tls_ca_file,
-                       tls_client_cert=other.tls_client_cert, tls_client_key=other.tls_client_key)
+    foreign = Security(
+        require_encryption=True,
+        tls_ca_file=cluster.security.tls_ca_file,
+        tls_client_cert=other.tls_client_cert,
+        tls_client_key=other.tls_client_key,
+    )
     assert refused(address, security=foreign) is not None
     assert refused(address.replace("tls://", "tcp://")) is not None
     assert refused(address) is not None  # (no credentials: the client does not even try)
@@ -109,11 +118,17 @@ def test_the_local_cluster_refuses_whoever_lacks_its_credentials(local):
 
 
 def test_the_slurm_job_script_follows_the_config(tmp_path):
-    conf = launcher_config("hydra.launcher.cluster=slurm", "hydra.launcher.slurm.queue=short",
-                           "hydra.launcher.slurm.account=lab", "hydra.launcher.slurm.cores=4",
-                           "hydra.launcher.slurm.memory=8GB", "hydra.launcher.slurm.walltime=00:30:00",
-                           "hydra.launcher.slurm.jobs=3", "+hydra.launcher.slurm.job_extra_directives=[--exclusive]",
-                           "hydra.launcher.slurm.interface=lo")  # (the test's scheduler: on loopback)
+    conf = launcher_config(
+        "hydra.launcher.cluster=slurm",
+        "hydra.launcher.slurm.queue=short",
+        "hydra.launcher.slurm.account=lab",
+        "hydra.launcher.slurm.cores=4",
+        "hydra.launcher.slurm.memory=8GB",
+        "hydra.launcher.slurm.walltime=00:30:00",
+        "hydra.launcher.slurm.jobs=3",
+        "+hydra.launcher.slurm.job_extra_directives=[--exclusive]",
+        "hydra.launcher.slurm.interface=lo",
+    )  # (the test's scheduler: on loopback)
     assert conf.cluster == "slurm" and conf.slurm.jobs == 3
     before = listening()
     cluster, credentials = slurm_cluster(conf.slurm, tmp_path)
@@ -124,9 +139,17 @@ def test_the_slurm_job_script_follows_the_config(tmp_path):
     finally:
         cluster.close()
     lines = script.splitlines()
-    for directive in ["#SBATCH -J mlplab", "#SBATCH -p short", "#SBATCH -A lab", "#SBATCH -n 1",
-                      "#SBATCH --cpus-per-task=4", "#SBATCH --mem=8G", "#SBATCH -t 00:30:00", "#SBATCH --exclusive",
-                      f"#SBATCH -o {tmp_path / 'slurm'}/mlplab-%J.out"]:
+    for directive in [
+        "#SBATCH -J mlplab",
+        "#SBATCH -p short",
+        "#SBATCH -A lab",
+        "#SBATCH -n 1",
+        "#SBATCH --cpus-per-task=4",
+        "#SBATCH --mem=8G",
+        "#SBATCH -t 00:30:00",
+        "#SBATCH --exclusive",
+        f"#SBATCH -o {tmp_path / 'slurm'}/mlplab-%J.out",
+    ]:
         assert directive in lines, (directive, script)
     worker = lines[-1].split()
     # one single-threaded worker per core, run by this Python, through TLS with the sweep's files
@@ -136,11 +159,16 @@ def test_the_slurm_job_script_follows_the_config(tmp_path):
     assert flags["--nworkers"] == "4" and flags["--nthreads"] == "1" and flags["--protocol"] == "tls://"
     assert flags["--interface"] == "lo" and flags["--dashboard-address"] == f"{LOOPBACK}:0"
     assert (flags["--tls-ca-file"], flags["--tls-cert"], flags["--tls-key"]) == (
-        str(credentials / "cert.pem"), str(credentials / "cert.pem"), str(credentials / "key.pem"))
+        str(credentials / "cert.pem"),
+        str(credentials / "cert.pem"),
+        str(credentials / "key.pem"),
+    )
     # the files: 0600 in a 0700 folder of the sweep's Hydra folder
     assert credentials.parent == tmp_path and stat.S_IMODE(credentials.stat().st_mode) == 0o700
-    assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in credentials.iterdir()} == {"cert.pem": 0o600,
-                                                                                      "key.pem": 0o600}
+    assert {f.name: stat.S_IMODE(f.stat().st_mode) for f in credentials.iterdir()} == {
+        "cert.pem": 0o600,
+        "key.pem": 0o600,
+    }
     # the scheduler's dashboard on loopback, and the link that says so
     assert {ip for _, ip, _ in sockets} == {LOOPBACK} and len(sockets) == 2, sockets
     assert link.startswith(f"http://{LOOPBACK}:") and f"ssh -L {port(link.split('/status')[0])}:{LOOPBACK}:" in hint
@@ -154,8 +182,11 @@ def test_the_slurm_scheduler_lets_in_only_the_holders_of_the_sweeps_files(tmp_pa
     try:
         address = cluster.scheduler_address
         assert address.startswith("tls://") and refused(address.replace("tls://", "tcp://")) is not None
-        files = {"ca_file": str(credentials / "cert.pem"), "cert": str(credentials / "cert.pem"),
-                 "key": str(credentials / "key.pem")}
+        files = {
+            "ca_file": str(credentials / "cert.pem"),
+            "cert": str(credentials / "cert.pem"),
+            "key": str(credentials / "key.pem"),
+        }
         with Client(address, security=client_security(files), timeout="10s") as client:
             assert client.scheduler_info()["address"] == address
     finally:
@@ -165,7 +196,9 @@ def test_the_slurm_scheduler_lets_in_only_the_holders_of_the_sweeps_files(tmp_pa
 def test_the_dashboard_link_is_on_loopback_and_says_how_to_tunnel():
     link, hint = dashboard(8787)
     assert link == "http://127.0.0.1:8787/status"
-    assert hint.startswith(f"mlplab: Dask dashboard {link}, on this machine only; from another: ssh -L 8787:127.0.0.1:8787 ")
+    assert hint.startswith(
+        f"mlplab: Dask dashboard {link}, on this machine only; from another: ssh -L 8787:127.0.0.1:8787 "
+    )
     assert dashboard(None) == ("", "")
 
 
@@ -174,17 +207,36 @@ def test_a_launcher_cluster_must_be_local_or_slurm():
         DaskLauncher(cluster="pbs")
 
 
-@pytest.mark.parametrize("address,security,message", [
-    ("tls://127.0.0.1:8786", {}, "hydra.launcher.security.ca_file=null: a tls:// hydra.launcher.address needs the "
-                                 "files hydra.launcher.security.ca_file, cert and key"),
-    ("tls://127.0.0.1:8786", {"ca_file": "FILE", "cert": "FILE"}, "hydra.launcher.security.key=null: a tls://"),
-    ("tls://127.0.0.1:8786", {"ca_file": "FILE", "cert": "FILE", "key": "x.pem"},
-     "hydra.launcher.security.key='x.pem': no such file"),
-    (None, {"ca_file": "FILE"}, "hydra.launcher.security.ca_file='FILE': only for a tls:// hydra.launcher.address "
-                                "(hydra.launcher.address=null: the sweep's own cluster makes its own credentials)"),
-    ("tcp://127.0.0.1:8786", {"key": "FILE"}, "hydra.launcher.security.key='FILE': only for a tls:// "
-                                              "hydra.launcher.address (hydra.launcher.address='tcp://127.0.0.1:8786')"),
-], ids=["tls without files", "tls without a key", "a missing file", "files without an address", "files with tcp"])
+@pytest.mark.parametrize(
+    "address,security,message",
+    [
+        (
+            "tls://127.0.0.1:8786",
+            {},
+            "hydra.launcher.security.ca_file=null: a tls:// hydra.launcher.address needs the "
+            "files hydra.launcher.security.ca_file, cert and key",
+        ),
+        ("tls://127.0.0.1:8786", {"ca_file": "FILE", "cert": "FILE"}, "hydra.launcher.security.key=null: a tls://"),
+        (
+            "tls://127.0.0.1:8786",
+            {"ca_file": "FILE", "cert": "FILE", "key": "x.pem"},
+            "hydra.launcher.security.key='x.pem': no such file",
+        ),
+        (
+            None,
+            {"ca_file": "FILE"},
+            "hydra.launcher.security.ca_file='FILE': only for a tls:// hydra.launcher.address "
+            "(hydra.launcher.address=null: the sweep's own cluster makes its own credentials)",
+        ),
+        (
+            "tcp://127.0.0.1:8786",
+            {"key": "FILE"},
+            "hydra.launcher.security.key='FILE': only for a tls:// "
+            "hydra.launcher.address (hydra.launcher.address='tcp://127.0.0.1:8786')",
+        ),
+    ],
+    ids=["tls without files", "tls without a key", "a missing file", "files without an address", "files with tcp"],
+)
 def test_the_launcher_refuses_a_security_setting_that_cannot_work(tmp_path, address, security, message):
     file = tmp_path / "cert.pem"
     file.write_text("")
@@ -207,11 +259,16 @@ def test_an_unauthenticated_address_on_another_host_is_warned_about(tmp_path, ca
         DaskLauncher(address=address)
         assert capsys.readouterr().err.splitlines() == [
             f"mlplab: warning: hydra.launcher.address={address!r} is neither encrypted nor authenticated: whoever "
-            "reaches it can run code on its workers; prefer tls:// with hydra.launcher.security.{ca_file,cert,key}"]
+            "reaches it can run code on its workers; prefer tls:// with hydra.launcher.security.{ca_file,cert,key}"
+        ]
 
 
 def test_the_security_keys_are_in_the_launchers_config():
-    conf = launcher_config("hydra.launcher.address=tls://127.0.0.1:8786", "hydra.launcher.security.ca_file=ca.pem",
-                           "hydra.launcher.security.cert=me.pem", "hydra.launcher.security.key=me.key")
+    conf = launcher_config(
+        "hydra.launcher.address=tls://127.0.0.1:8786",
+        "hydra.launcher.security.ca_file=ca.pem",
+        "hydra.launcher.security.cert=me.pem",
+        "hydra.launcher.security.key=me.key",
+    )
     assert dict(conf.security) == {"ca_file": "ca.pem", "cert": "me.pem", "key": "me.key"}
     assert launcher_config().security.ca_file is None and launcher_config().slurm.interface is None

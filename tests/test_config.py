@@ -59,7 +59,13 @@ def test_every_group_option_composes(group, option):
     if option == "file":
         overrides.append("data.path=x.npz")
     spec = to_spec(make(overrides))
-    name = {"data": spec.dataset, "activation": spec.activation, "loss": spec.loss, "init": spec.init, "clip": spec.clip}
+    name = {
+        "data": spec.dataset,
+        "activation": spec.activation,
+        "loss": spec.loss,
+        "init": spec.init,
+        "clip": spec.clip,
+    }
     if group in name:
         assert name[group] == option
 
@@ -115,7 +121,11 @@ def test_remedies_compose_from_the_command_line():
     assert (spec.residual, spec.norm, spec.depth, spec.init) == (True, "batch", 16, "orthogonal")
     assert to_spec(make(["norm=layer"])).norm == "layer"
     assert to_spec(make(["norm=null"])).norm is None
-    ids = {to_spec(make([f"residual={r}", f"norm={n}"])).run_id for r in ("false", "true") for n in ("null", "batch", "layer")}
+    ids = {
+        to_spec(make([f"residual={r}", f"norm={n}"])).run_id
+        for r in ("false", "true")
+        for n in ("null", "batch", "layer")
+    }
     assert len(ids) == 6  # the run id covers both
 
 
@@ -127,14 +137,19 @@ def test_batch_norm_refuses_a_mini_batch_of_one(batch_size, n_last):
     if n_last is None:
         prepare(spec)
         return
-    with pytest.raises(ConfigError, match=rf"^invalid config: train.batch_size={batch_size}: with norm=batch every mini-batch needs >= 2"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"^invalid config: train.batch_size={batch_size}: with norm=batch every mini-batch needs >= 2",
+    ):
         prepare(spec)
     prepare(to_spec(make(["norm=layer", f"train.batch_size={batch_size}"])))  # layer norm: fine
 
 
 def test_batch_larger_than_the_training_set_fails_before_training():
     spec = to_spec(make(["train.batch_size=801"]))  # 1000 samples, 20 % held out
-    with pytest.raises(ConfigError, match=r"^invalid config: train.batch_size=801: must be <= the 800 training samples"):
+    with pytest.raises(
+        ConfigError, match=r"^invalid config: train.batch_size=801: must be <= the 800 training samples"
+    ):
         prepare(spec)
 
 
@@ -208,8 +223,15 @@ def test_the_mode_hydra_would_read_is_the_one_the_command_skips_reading():
         hydra_app = GlobalHydra.instance().hydra
         assert hydra_app.get_mode(config_name="config", overrides=["depth=1"]) is None
         assert str(hydra_app.get_mode(config_name="config", overrides=["hydra.mode=MULTIRUN"])) == "RunMode.MULTIRUN"
-    for argv in (["hydra.mode=MULTIRUN"], ["++hydra.mode=RUN"], ["--config-dir", "x"], ["-cd=x"], ["-cn", "other"],
-                 ["hydra.searchpath=[file://x]"], ["--experimental-rerun", "x.pickle"]):
+    for argv in (
+        ["hydra.mode=MULTIRUN"],
+        ["++hydra.mode=RUN"],
+        ["--config-dir", "x"],
+        ["-cd=x"],
+        ["-cn", "other"],
+        ["hydra.searchpath=[file://x]"],
+        ["--experimental-rerun", "x.pickle"],
+    ):
         assert cli.mode_needs_composing(["depth=1", *argv]), argv
 
 
@@ -248,6 +270,7 @@ def test_a_learning_rate_that_is_not_finite_is_refused(value):
 def covering(jobs):
     """Jobs (lists of overrides) among ``jobs`` such that every pair of overrides of two keys
     that some job has is in one of them (a pairwise covering set, chosen greedily)."""
+
     def pairs(job):
         return set(itertools.combinations(sorted(job), 2))
 
@@ -266,22 +289,29 @@ def test_the_planner_gives_each_job_the_spec_hydra_composes(tmp_path):
     of values of two keys, is in a job compared; the other jobs are the planner's products of
     the same values."""
     from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
 
     from mlplab.cli import plan_jobs
     from mlplab.train import prepare
 
-    from omegaconf import open_dict
-
-    params = {"depth": "0,3", "train.lr": "1,0.25", "norm": "null,layer", "residual": "true",
-              "train.batch_size": "full,16", "activation": "relu,tanh", "init.sigma_b": "0",
-              "data.n_samples": "200", "train.log_every": "null,7"}
+    params = {
+        "depth": "0,3",
+        "train.lr": "1,0.25",
+        "norm": "null,layer",
+        "residual": "true",
+        "train.batch_size": "full,16",
+        "activation": "relu,tanh",
+        "init.sigma_b": "0",
+        "data.n_samples": "200",
+        "train.log_every": "null,7",
+    }
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):  # (its cache: in tmp_path)
         cfg = compose(config_name="config", overrides=[f"results_dir={tmp_path}"], return_hydra_config=True)
         with open_dict(cfg):
             cfg.hydra.sweeper.params = params
         HydraConfig.instance().set_config(cfg)
         jobs = plan_jobs(cfg)
-        assert len(jobs) == 2 ** 6 and len({spec.run_id for _, spec in jobs}) == 2 ** 6
+        assert len(jobs) == 2**6 and len({spec.run_id for _, spec in jobs}) == 2**6
         planned = {tuple(job): spec for job, spec in jobs}
         checked = covering([list(job) for job, _ in jobs])
         assert len(checked) < 16

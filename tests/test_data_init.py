@@ -12,7 +12,9 @@ SYNTHETIC = ["blobs", "spirals"]
 @pytest.mark.parametrize("name", SYNTHETIC)
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_synthetic_sets_are_one_hot_split_and_seeded(name, dtype):
-    d = make_dataset(name, np.random.default_rng(3), n_samples=500, n_features=4, n_classes=5, test_fraction=0.2, dtype=dtype)
+    d = make_dataset(
+        name, np.random.default_rng(3), n_samples=500, n_features=4, n_classes=5, test_fraction=0.2, dtype=dtype
+    )
     assert d.X_train.shape == (400, 4) and d.X_test.shape == (100, 4)
     assert d.Y_train.shape == (400, 5) and d.X_train.dtype == dtype and d.Y_train.dtype == dtype
     assert np.all(d.Y_train.sum(axis=1) == 1) and set(np.unique(d.Y_train)) == {0.0, 1.0}

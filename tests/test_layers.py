@@ -15,8 +15,17 @@ SIZES = [3, 4, 4, 6, 6, 2]  # a width change mid-network: skips at layers 2 and 
 
 def make(activation, loss, residual, norm, rng, sizes=SIZES, m=None, dtype="float64"):
     m = int(rng.integers(2, 17)) if m is None else m
-    net = MLP(sizes, activation, loss, "normal", seed=int(rng.integers(1000)), residual=residual, norm=norm,
-              sigma_b=0.5, dtype=dtype)
+    net = MLP(
+        sizes,
+        activation,
+        loss,
+        "normal",
+        seed=int(rng.integers(1000)),
+        residual=residual,
+        norm=norm,
+        sigma_b=0.5,
+        dtype=dtype,
+    )
     if norm:  # γ and β away from their starting values 1 and 0
         for g, b in zip(net.gamma, net.beta):
             g[:] = rng.uniform(0.5, 1.5, g.shape)
@@ -228,8 +237,9 @@ def test_batch_norm_trains_on_two_samples_and_refuses_one_with_the_reason(rng):
     assert np.isfinite(net.gradients(X, Y).loss)
     with pytest.raises(ValueError) as e:
         net.gradients(X[:1], Y[:1])
-    assert str(e.value) == ("batch norm needs a mini-batch of at least 2 samples, got 1 "
-                            "(one sample has no variance to normalise by)")
+    assert str(e.value) == (
+        "batch norm needs a mini-batch of at least 2 samples, got 1 (one sample has no variance to normalise by)"
+    )
 
 
 def test_a_skip_exposes_its_blocks_parameters_but_not_a_missing_block():
@@ -241,7 +251,7 @@ def test_a_skip_exposes_its_blocks_parameters_but_not_a_missing_block():
     assert s.n_in == 3 and s.n_out == 3 and s.act is f.act and s.shapes() == f.shapes()
     bare = Skip.__new__(Skip)  # no block yet (e.g. while unpickling): no endless lookup of f
     with pytest.raises(AttributeError) as e:
-        bare.n_out
+        _ = bare.n_out
     assert e.value.args == ("f",)
 
 

@@ -93,8 +93,11 @@ EXACT = {
     "mse": lambda z, right: 0.5 * (sigmoid_exact(-z) if right else sigmoid_exact(z)) ** 2,
     "bce": lambda z, right: softplus_exact(-z) if right else softplus_exact(z),
     # −log(e^z/(e^z + 2)) = log1p(2e^(−z)); −log(1/(e^z + 2)) = log 2 + softplus(z − log 2)
-    "softmax_ce": lambda z, right: (math.log1p(2 * math.exp(-z)) if z > -700 else LOG2 + softplus_exact(z - LOG2) - z)
-    if right else LOG2 + softplus_exact(z - LOG2),
+    "softmax_ce": lambda z, right: (
+        (math.log1p(2 * math.exp(-z)) if z > -700 else LOG2 + softplus_exact(z - LOG2) - z)
+        if right
+        else LOG2 + softplus_exact(z - LOG2)
+    ),
 }
 
 
@@ -119,7 +122,12 @@ def test_every_loss_is_relatively_accurate_at_every_z(name, right):
     assert rel.max() <= 4 * np.finfo(float).eps, f"worst at z = {Z_GRID[representable][rel.argmax()]}"
     if right:  # deep in the confidently right regime the loss is e^(−z) (times K − 1), not 0
         far = np.abs(Z_GRID - 700.0).argmin()
-        assert got[far] == pytest.approx((2.0 if name == "softmax_ce" else 1.0) * math.exp(-700.0) ** (2 if name == "mse" else 1) / (2 if name == "mse" else 1), rel=1e-12)
+        assert got[far] == pytest.approx(
+            (2.0 if name == "softmax_ce" else 1.0)
+            * math.exp(-700.0) ** (2 if name == "mse" else 1)
+            / (2 if name == "mse" else 1),
+            rel=1e-12,
+        )
 
 
 def test_sigmoid_is_stable_and_accurate_for_any_z():
@@ -212,8 +220,9 @@ def test_kinks_take_the_documented_side():
     assert get_activation("leaky_relu").saturated(zero)[0]
 
 
-@pytest.mark.parametrize("name,edge", [("sigmoid", SAT_EPS), ("sigmoid", 1.0 - SAT_EPS), ("tanh", 1.0 - SAT_EPS),
-                                       ("tanh", -(1.0 - SAT_EPS))])
+@pytest.mark.parametrize(
+    "name,edge", [("sigmoid", SAT_EPS), ("sigmoid", 1.0 - SAT_EPS), ("tanh", 1.0 - SAT_EPS), ("tanh", -(1.0 - SAT_EPS))]
+)
 def test_saturation_is_strictly_within_the_margin(name, edge):
     """A unit exactly SAT_EPS from an asymptote is not saturated; one a hair closer is."""
     sat = get_activation(name).saturated

@@ -3,14 +3,13 @@ in extended precision, for every registry combination."""
 
 import numpy as np
 import pytest
-
 from rounding import extended_precision, plain_backprop, rounding_bound
 
 from mlplab import MLP
-from mlplab.network import sgd_step
 from mlplab.activations import ACTIVATIONS
 from mlplab.init import INITS
 from mlplab.losses import LOSSES, Loss
+from mlplab.network import sgd_step
 
 
 def numerical_gradients(net, X, Y, numerical):
@@ -285,7 +284,7 @@ def test_a_step_with_a_non_finite_gradient_raises_diverged_with_the_norm(rng):
 def test_a_parameter_list_entry_is_replaced_only_by_an_array_of_its_shape():
     net = MLP([3, 4, 2], seed=0)
     net.weights[0] = np.ones((4, 3))
-    assert (net.params[: 12] == 1).all() and (net.weights[0] == 1).all()  # written into the flat array
+    assert (net.params[:12] == 1).all() and (net.weights[0] == 1).all()  # written into the flat array
     with pytest.raises(ValueError, match=r"^cannot replace an entry of shape \(4, 3\) by one of shape \(3, 4\)$"):
         net.weights[0] = np.ones((3, 4))
     with pytest.raises(ValueError, match=r"^assign one entry at a time \(net.weights\[l\] = W\)"):
@@ -300,10 +299,17 @@ def test_forward_names_the_allowed_statistics_and_overflows_quietly():
     assert all(np.isfinite(x).all() for x in a)
 
 
-@pytest.mark.parametrize("residual,norm,text", [
-    (False, None, "MLP(sizes=[3, 4, 2], activation='tanh', loss='mse', dtype='float32')"),
-    (True, "layer", "MLP(sizes=[3, 4, 2], activation='tanh', loss='mse', residual=True, norm='layer', dtype='float32')"),
-])
+@pytest.mark.parametrize(
+    "residual,norm,text",
+    [
+        (False, None, "MLP(sizes=[3, 4, 2], activation='tanh', loss='mse', dtype='float32')"),
+        (
+            True,
+            "layer",
+            "MLP(sizes=[3, 4, 2], activation='tanh', loss='mse', residual=True, norm='layer', dtype='float32')",
+        ),
+    ],
+)
 def test_repr_names_what_makes_the_network(residual, norm, text):
     assert repr(MLP([3, 4, 2], "tanh", "mse", residual=residual, norm=norm, dtype="float32")) == text
 

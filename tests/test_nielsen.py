@@ -24,8 +24,21 @@ TRAIN_SEEDS = (0, 1)  # the MNIST networks also trained: they start from the net
 def spec(depth, seed, **kw):
     """Nielsen's configuration on a 200-image slice of the digits, full batch, a few steps."""
     base = dict(
-        depth=depth, width=30, activation="sigmoid", loss="bce", init="normal", sigma_w=1.0, sigma_b=1.0,
-        dataset="digits", n_samples=250, standardise=False, batch_size=200, lr=1.0, epochs=3, log_every=1, seed=seed,
+        depth=depth,
+        width=30,
+        activation="sigmoid",
+        loss="bce",
+        init="normal",
+        sigma_w=1.0,
+        sigma_b=1.0,
+        dataset="digits",
+        n_samples=250,
+        standardise=False,
+        batch_size=200,
+        lr=1.0,
+        epochs=3,
+        log_every=1,
+        seed=seed,
     )
     base.update(kw)
     return mlplab.RunSpec(**base)
@@ -33,8 +46,17 @@ def spec(depth, seed, **kw):
 
 def mnist_spec(depth, seed, epochs=1, log_every=1):
     """His setting on MNIST: 1,000 training images, full batch, η = 0.1, λ/n = 0.005."""
-    return spec(depth, seed, dataset="mnist", n_samples=1250, batch_size=1000, lr=0.1, weight_decay=0.005,
-                epochs=epochs, log_every=log_every)
+    return spec(
+        depth,
+        seed,
+        dataset="mnist",
+        n_samples=1250,
+        batch_size=1000,
+        lr=0.1,
+        weight_decay=0.005,
+        epochs=epochs,
+        log_every=log_every,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +78,10 @@ def mnist_root(tmp_path_factory):
         for seed in INIT_SEEDS:
             assert mlplab.run(mnist_spec(depth, seed), root, sweep="nielsen_mnist")["status"] == "ok"
         for seed in TRAIN_SEEDS:
-            assert mlplab.run(mnist_spec(depth, seed, epochs=12, log_every=5), root, sweep="nielsen_mnist")["status"] == "ok"
+            assert (
+                mlplab.run(mnist_spec(depth, seed, epochs=12, log_every=5), root, sweep="nielsen_mnist")["status"]
+                == "ok"
+            )
     return root
 
 
@@ -136,7 +161,7 @@ def test_percentile_table_on_synthetic_draws():
     his = t.iloc[:9]
     assert np.allclose(his.percentile, [100 * (k + 0.5) / n for k in ranks])  # k below, one tie
     assert (his.n == n).all()
-    for r, k in zip(his.itertuples(), ranks):
+    for r, _ in zip(his.itertuples(), ranks):
         draws = speeds[(speeds.depth == r.depth) & (speeds.layer == r.layer)].speed
         assert [r.p5, r.median, r.p95] == pytest.approx(list(np.quantile(draws, [0.05, 0.5, 0.95])))
         assert r.inside == (r.p5 <= r.nielsen <= r.p95)
@@ -258,7 +283,10 @@ def test_training_on_mnist_against_his_curves(mnist):
     assert at10.nielsen == N.NIELSEN_TRAINING[3][0][N.NIELSEN_EPOCHS.index(10)]
     assert at10.inside == (at10.lo <= at10.nielsen <= at10.hi)
     lines = N.training_sentences(mnist)
-    assert lines[0] == f"Epoch 0: {int(cp[cp.epoch == 0].inside.sum())} of his 5 values lie within the range of our 2 seeds."
+    assert (
+        lines[0]
+        == f"Epoch 0: {int(cp[cp.epoch == 0].inside.sum())} of his 5 values lie within the range of our 2 seeds."
+    )
     assert (cp[cp.epoch == 10]["median"] < cp[cp.epoch == 0]["median"].to_numpy()).all()  # learning slows
 
 
@@ -340,7 +368,9 @@ def test_write_tables(mnist_root, written):
     assert "Where his values fall" in md and "During training" in md
     pct = pd.read_csv(mnist_root / "nielsen_percentiles.csv")
     assert list(pct.depth) == [2, 2, 3, 3, 3] and (pct.n == len(INIT_SEEDS)).all()
-    assert (mnist_root / "nielsen_table.md").exists() and (mnist_root / "figures" / "nielsen_mnist_training.svg").exists()
+    assert (mnist_root / "nielsen_table.md").exists() and (
+        mnist_root / "figures" / "nielsen_mnist_training.svg"
+    ).exists()
 
 
 # -- the sweep files -----------------------------------------------------------------------------------------

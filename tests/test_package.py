@@ -65,8 +65,12 @@ def test_the_wheel_holds_every_module_and_config_of_the_checkout(installed):
 
 def test_the_installed_command_runs_a_sweep_from_an_empty_folder(installed, tmp_path):
     _, bin_dir = installed
-    where = sh(bin_dir / "python", "-c", "import mlplab, hydra_plugins.mlplab_sweeps as h; print(mlplab.__file__); print(h.__file__)",
-               cwd=tmp_path)
+    where = sh(
+        bin_dir / "python",
+        "-c",
+        "import mlplab, hydra_plugins.mlplab_sweeps as h; print(mlplab.__file__); print(h.__file__)",
+        cwd=tmp_path,
+    )
     assert where.returncode == 0, where.stderr
     assert all(not Path(f).is_relative_to(REPO) for f in where.stdout.split()), where.stdout  # the wheel's, not ours
     work = tmp_path / "work"
@@ -80,7 +84,9 @@ def test_the_installed_command_runs_a_sweep_from_an_empty_folder(installed, tmp_
     for cmd in ([bin_dir / "mlplab", "--help"], [bin_dir / "python", "-m", "mlplab", "--help"]):
         h = sh(*cmd, cwd=work)
         assert h.returncode == 0 and "config groups" in h.stdout and "smoke" in h.stdout, h.stderr
-    assert h.stdout.startswith("usage: python -m mlplab") and sh(bin_dir / "mlplab", "--help", cwd=work).stdout.startswith("usage: mlplab")
+    assert h.stdout.startswith("usage: python -m mlplab") and sh(
+        bin_dir / "mlplab", "--help", cwd=work
+    ).stdout.startswith("usage: mlplab")
 
 
 def test_an_installed_package_takes_sweep_files_from_a_folder_of_the_user(installed, tmp_path):
@@ -89,7 +95,8 @@ def test_an_installed_package_takes_sweep_files_from_a_folder_of_the_user(instal
     (tmp_path / "myconf" / "sweep").mkdir(parents=True)
     (tmp_path / "myconf" / "sweep" / "mine.yaml").write_text(
         "# @package _global_\nsweep_name: mine\ndata:\n  n_samples: 60\nwidth: 4\ntrain:\n  epochs: 1\n"
-        "hydra:\n  sweeper:\n    params:\n      depth: 1,2\n")
+        "hydra:\n  sweeper:\n    params:\n      depth: 1,2\n"
+    )
     p = sh(bin_dir / "mlplab", "-m", "sweep=mine", "hydra.searchpath=[file://myconf]", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert len(mlplab.load_results(tmp_path / "results" / "mine").runs) == 2

@@ -6,10 +6,9 @@ import dataclasses
 
 import numpy as np
 import pytest
+from conftest import central_differences
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from conftest import central_differences
 
 from mlplab import MLP
 from mlplab.clipping import clip_gradients
@@ -44,8 +43,16 @@ def networks(draw, norms=(None, "batch", "layer")):
     sizes = [draw(st.integers(1, 5))] + [draw(st.integers(1, 6)) for _ in range(depth)] + [draw(st.integers(2, 4))]
     norm = draw(st.sampled_from(norms)) if depth else None
     m = draw(st.integers(2 if norm == "batch" else 1, 6))
-    net = MLP(sizes, draw(st.sampled_from(SMOOTH)), draw(st.sampled_from(LOSSES)), seed=draw(st.integers(0, 99)),
-              residual=draw(st.booleans()), norm=norm, sigma_w=draw(st.floats(0.5, 2.0)), sigma_b=draw(st.floats(0.0, 1.0)))
+    net = MLP(
+        sizes,
+        draw(st.sampled_from(SMOOTH)),
+        draw(st.sampled_from(LOSSES)),
+        seed=draw(st.integers(0, 99)),
+        residual=draw(st.booleans()),
+        norm=norm,
+        sigma_w=draw(st.floats(0.5, 2.0)),
+        sigma_b=draw(st.floats(0.0, 1.0)),
+    )
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     X = rng.uniform(-2, 2, (m, sizes[0]))
     Y = np.eye(sizes[-1])[rng.integers(0, sizes[-1], m)]
@@ -140,9 +147,17 @@ def test_clipping_never_increases_a_norm_and_leaves_small_ones_alone(values, thr
             np.testing.assert_array_equal(g, h)
 
 
-specs = st.builds(RunSpec, depth=st.integers(0, 3), width=st.integers(1, 4), lr=st.sampled_from([0.1, 0.5]),
-                  seed=st.integers(0, 2), clip=st.sampled_from(["none", "norm"]), clip_threshold=st.sampled_from([1.0, 2.0]),
-                  activation=st.sampled_from(["sigmoid", "relu"]), eval_every=st.sampled_from([None, "log", 5]))
+specs = st.builds(
+    RunSpec,
+    depth=st.integers(0, 3),
+    width=st.integers(1, 4),
+    lr=st.sampled_from([0.1, 0.5]),
+    seed=st.integers(0, 2),
+    clip=st.sampled_from(["none", "norm"]),
+    clip_threshold=st.sampled_from([1.0, 2.0]),
+    activation=st.sampled_from(["sigmoid", "relu"]),
+    eval_every=st.sampled_from([None, "log", 5]),
+)
 
 
 @SETTINGS

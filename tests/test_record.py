@@ -11,19 +11,22 @@ from mlplab.spec import EVAL_POINTS, cadence
 SMALL = dict(depth=2, width=8, n_samples=200, epochs=6, batch_size=16)  # 10 steps per epoch, 60 steps
 
 
-@pytest.mark.parametrize("n_steps, log_every, eval_every, want", [
-    (500, None, None, (10, 100)),  # the default run: 50 rows of gradients, 5 evaluations
-    (60, None, None, (1, 12)),
-    (1000, None, None, (20, 200)),
-    (7, None, None, (1, 1)),  # fewer steps than evaluation points: every step
-    (500, 10, 10, (10, 10)),
-    (500, 4, 6, (4, 6)),
-    (500, None, "log", (10, 10)),  # at every logged step, whatever the run's length
-    (900, None, "log", (18, 18)),
-    (500, 25, "log", (25, 25)),
-    (500, 10, 21, (10, 21)),  # 21 % 10 == 1: evaluations off the logged steps
-    (500, 10, 30, (10, 30)),
-])
+@pytest.mark.parametrize(
+    "n_steps, log_every, eval_every, want",
+    [
+        (500, None, None, (10, 100)),  # the default run: 50 rows of gradients, 5 evaluations
+        (60, None, None, (1, 12)),
+        (1000, None, None, (20, 200)),
+        (7, None, None, (1, 1)),  # fewer steps than evaluation points: every step
+        (500, 10, 10, (10, 10)),
+        (500, 4, 6, (4, 6)),
+        (500, None, "log", (10, 10)),  # at every logged step, whatever the run's length
+        (900, None, "log", (18, 18)),
+        (500, 25, "log", (25, 25)),
+        (500, 10, 21, (10, 21)),  # 21 % 10 == 1: evaluations off the logged steps
+        (500, 10, 30, (10, 30)),
+    ],
+)
 def test_cadence(n_steps, log_every, eval_every, want):
     log, ev, rows = cadence(n_steps, log_every, eval_every)
     assert (log, ev) == want
@@ -67,8 +70,10 @@ def test_evaluating_more_often_changes_nothing_else(tmp_path, extra):
     np.testing.assert_array_equal(a.steps.train_loss.to_numpy()[both], b.steps.train_loss.to_numpy()[both])
 
 
-@pytest.mark.parametrize("extra", [{}, {"residual": True, "norm": "layer"}, {"loss": "mse", "activation": "tanh"},
-                                   {"batch_size": 48, "loss": "bce"}])  # 160 = 3 x 48 + 16: two batch sizes
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"residual": True, "norm": "layer"}, {"loss": "mse", "activation": "tanh"}, {"batch_size": 48, "loss": "bce"}],
+)  # 160 = 3 x 48 + 16: two batch sizes
 def test_statistics_kept_raw_equal_those_taken_at_each_step(tmp_path, monkeypatch, extra):
     spec = RunSpec(**{**SMALL, **extra, "log_every": 1})
     run(spec, tmp_path / "deferred")

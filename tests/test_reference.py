@@ -25,7 +25,6 @@ from unittest import mock
 import numpy as np
 import pandas as pd
 import pytest
-
 from rounding import gamma, rounding_bound
 
 from mlplab import layers
@@ -38,8 +37,19 @@ TABLES = ("runs", "steps", "layers")
 SPECS = {label: {**ref.BASE, **over} for label, over in ref.CASES}
 # sums of numbers of one sign (norms, losses, a standard deviation, a ratio of norms): rounding
 # moves them relatively; act_mean is a signed sum, moved relative to the root mean square
-ROUNDED = {"final_loss", "final_test_loss", "loss", "test_loss", "batch_loss", "grad_norm",
-           "grad_w_norm", "grad_b_norm", "weight_norm", "update_ratio", "act_std"}
+ROUNDED = {
+    "final_loss",
+    "final_test_loss",
+    "loss",
+    "test_loss",
+    "batch_loss",
+    "grad_norm",
+    "grad_w_norm",
+    "grad_b_norm",
+    "weight_norm",
+    "update_ratio",
+    "act_std",
+}
 PERTURBED_RUNS = 2  # runs of a case with perturbed products, to measure its sensitivity
 SAFETY = 8  # how much more than the perturbed runs moved a number a kernel change may move it
 
@@ -58,7 +68,11 @@ def perturbed_dot(seed: int):
     def dot(a, b, out=None):
         r = np.dot(a, b, out=out)
         with np.errstate(over="ignore", invalid="ignore"):
-            e = rng.uniform(-1.0, 1.0, np.shape(r)) * np.dot(np.abs(a), np.abs(b)) * (a.shape[-1] * np.finfo(r.dtype).eps / 2)
+            e = (
+                rng.uniform(-1.0, 1.0, np.shape(r))
+                * np.dot(np.abs(a), np.abs(b))
+                * (a.shape[-1] * np.finfo(r.dtype).eps / 2)
+            )
         r += np.where(np.isfinite(e), e, 0.0).astype(r.dtype)
         return r
 
@@ -92,8 +106,10 @@ def sensitivity(fresh):
                     other = ref.case_metrics(label, dict(ref.CASES)[label])
                 for t in TABLES:
                     if len(other[t]) != len(base[t]):
-                        pytest.fail(f"{label}: perturbed products changed the number of {t} rows ({len(base[t])} -> "
-                                    f"{len(other[t])}); the run's course depends on rounding, so the reference cannot hold it")
+                        pytest.fail(
+                            f"{label}: perturbed products changed the number of {t} rows ({len(base[t])} -> "
+                            f"{len(other[t])}); the run's course depends on rounding, so the reference cannot hold it"
+                        )
                     for c in out[t].columns:
                         out[t][c] = np.maximum(out[t][c], moved(other[t][c].to_numpy(), base[t][c].to_numpy()))
             cache[label] = out
@@ -159,7 +175,9 @@ def mismatches(table: str, label: str, got: pd.DataFrame, want: pd.DataFrame, to
             ok |= overflowed
         for i in np.flatnonzero(~ok):
             at = f" (step {want['step'].iloc[i]})" if "step" in want else ""
-            bad.append(f"{table}.{c} row {i}{at}: {float(a[i])!r}, the reference {float(b[i])!r}, allowed ±{tol[i]:.3g}")
+            bad.append(
+                f"{table}.{c} row {i}{at}: {float(a[i])!r}, the reference {float(b[i])!r}, allowed ±{tol[i]:.3g}"
+            )
     return bad
 
 
@@ -217,9 +235,9 @@ def test_plain_gradients_match_the_reference():
     """δ^l, ∂C/∂W^l, ∂C/∂b^l and C of 12 networks (every activation x loss, sizes [5, 7, 7, 6, 4],
     σ_w = 1.5, a batch of 9), entry by entry within twice the rounding bound E of
     ``tests/rounding.py``: the machine that wrote the reference and the one running the test are
-    each within E of the exact numbers, whichever kernels and ``exp``/``tanh`` each used. E is a first-order running error
-    bound: γ(n)·Σ|terms| for every dot product of n terms in any order (Higham (3.5)), the errors
-    of its inputs carried through, 4 ulps per function. It is 1e-14 to 2e-12 of the largest
+    each within E of the exact numbers, whichever kernels and ``exp``/``tanh`` each used. E is a
+    first-order running error bound: γ(n)·Σ|terms| for every dot product of n terms in any order
+    (Higham (3.5)), the errors of its inputs carried through, 4 ulps per function. It is 1e-14 to 2e-12 of the largest
     entry of each array; under OpenBLAS's Haswell, Sandybridge and Nehalem kernels the reference is within 3 %
     of 2E of today's numbers, and each machine within 10 % of E of the exact ones."""
     want = pd.read_parquet(DATA / "plain_reference_gradients.parquet")
@@ -231,4 +249,6 @@ def test_plain_gradients_match_the_reference():
         a, b = np.asarray(a), np.asarray(b)
         E = bounds[case][kind] if kind == "loss" else bounds[case][kind][layer - 1].ravel()
         excess = np.abs(a - b) - 2 * E
-        assert (excess <= 0).all(), f"{case} {kind}^{layer}: off by {np.abs(a - b).max():.3g}, bound {np.max(2 * E):.3g}"
+        assert (excess <= 0).all(), (
+            f"{case} {kind}^{layer}: off by {np.abs(a - b).max():.3g}, bound {np.max(2 * E):.3g}"
+        )

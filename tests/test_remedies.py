@@ -14,8 +14,15 @@ from mlplab.analysis.verdicts import MIN_SEEDS
 from mlplab.config import to_spec
 
 # remedy -> config fields of a run carrying it, and the plain twin's
-ARMS = {"plain": {}, "residual": {"residual": True}, "batch norm": {"norm": "batch"}, "layer norm": {"norm": "layer"},
-        "He init": {"init": "he_normal"}, "weight decay": {"weight_decay": 0.001}, "norm clipping": {"clip": "norm"}}
+ARMS = {
+    "plain": {},
+    "residual": {"residual": True},
+    "batch norm": {"norm": "batch"},
+    "layer norm": {"norm": "layer"},
+    "He init": {"init": "he_normal"},
+    "weight decay": {"weight_decay": 0.001},
+    "norm clipping": {"clip": "norm"},
+}
 
 
 def remedy_data(ratio: dict, speed: dict, depths=(8, 16)):
@@ -53,9 +60,24 @@ def test_pairs_are_exact_twins_by_seed():
 
 
 def test_verdicts_follow_the_data():
-    ratio = {"plain": 0.3, "residual": 0.95, "batch norm": 0.9, "layer norm": 0.2, "He init": 0.3, "weight decay": 0.3,
-             "norm clipping": 0.3}
-    speed = {"plain": 4, "residual": 2, "batch norm": 2, "layer norm": 7, "He init": 4, "weight decay": 4, "norm clipping": 4}
+    ratio = {
+        "plain": 0.3,
+        "residual": 0.95,
+        "batch norm": 0.9,
+        "layer norm": 0.2,
+        "He init": 0.3,
+        "weight decay": 0.3,
+        "norm clipping": 0.3,
+    }
+    speed = {
+        "plain": 4,
+        "residual": 2,
+        "batch norm": 2,
+        "layer norm": 7,
+        "He init": 4,
+        "weight decay": 4,
+        "norm clipping": 4,
+    }
     v = remedies.verdicts(remedy_data(ratio, speed)).set_index(["remedy", "claim"])["verdict"]
     for claim in remedies.CLAIMS:
         assert v[("residual", claim)] == "reproduced"
@@ -68,7 +90,8 @@ def test_verdicts_follow_the_data():
     assert v[("relu", "toward 1 at initialisation")].startswith("not tested")
     # clipping and decay change nothing before the first update
     assert v[("norm clipping", "toward 1 at initialisation")] == (
-        "not tested (it acts only during training: at step 0 the run is its twin)")
+        "not tested (it acts only during training: at step 0 the run is its twin)"
+    )
 
 
 def test_a_pair_where_neither_run_reaches_the_target_says_nothing():
@@ -88,7 +111,9 @@ def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("results") / "remedies"
     for fields in ({}, {"residual": True}, {"norm": "batch"}):
         for seed in range(MIN_SEEDS):
-            mlplab.run(mlplab.RunSpec(depth=3, width=8, epochs=2, n_samples=200, seed=seed, **fields), root, sweep="remedies")
+            mlplab.run(
+                mlplab.RunSpec(depth=3, width=8, epochs=2, n_samples=200, seed=seed, **fields), root, sweep="remedies"
+            )
     return root
 
 
@@ -127,14 +152,25 @@ def test_no_section_without_remedies_beyond_the_blog_claims(tmp_path):
     root = tmp_path / "blog"
     for act in ("sigmoid", "relu"):
         for seed in range(2):
-            mlplab.run(mlplab.RunSpec(depth=2, width=8, epochs=1, n_samples=200, seed=seed, activation=act), root, sweep="b")
+            mlplab.run(
+                mlplab.RunSpec(depth=2, width=8, epochs=1, n_samples=200, seed=seed, activation=act), root, sweep="b"
+            )
     assert remedies.report_blocks(root) == []
 
 
-@pytest.mark.parametrize("remedy,field,value", [("residual", "residual", True), ("batch_norm", "norm", "batch"),
-                                                ("layer_norm", "norm", "layer"), ("orthogonal", "init", "orthogonal"),
-                                                ("he", "init", "he_normal"), ("xavier", "init", "xavier_normal"),
-                                                ("clipping", "clip", "norm"), ("weight_decay", "weight_decay", 0.001)])
+@pytest.mark.parametrize(
+    "remedy,field,value",
+    [
+        ("residual", "residual", True),
+        ("batch_norm", "norm", "batch"),
+        ("layer_norm", "norm", "layer"),
+        ("orthogonal", "init", "orthogonal"),
+        ("he", "init", "he_normal"),
+        ("xavier", "init", "xavier_normal"),
+        ("clipping", "clip", "norm"),
+        ("weight_decay", "weight_decay", 0.001),
+    ],
+)
 def test_each_remedy_config_changes_one_field_of_the_plain_twin(remedy, field, value):
     plain, cured = to_spec(make(["remedy=plain"])), to_spec(make([f"remedy={remedy}"]))
     assert getattr(cured, field) == value

@@ -28,10 +28,17 @@ def make_sweep(root):
         for loss in ("mse", "softmax_ce"):
             for depth in (1, 3):
                 for seed in (0, 1):
-                    mlplab.run(mlplab.RunSpec(activation=act, loss=loss, depth=depth, seed=seed, **TINY), root, sweep="tiny")
+                    mlplab.run(
+                        mlplab.RunSpec(activation=act, loss=loss, depth=depth, seed=seed, **TINY), root, sweep="tiny"
+                    )
     for clip in ("none", "norm"):
-        mlplab.run(mlplab.RunSpec(activation="relu", sigma_w=2.0, depth=8, loss="softmax_ce", clip=clip, epochs=1, log_every=1),
-                   root, sweep="tiny")
+        mlplab.run(
+            mlplab.RunSpec(
+                activation="relu", sigma_w=2.0, depth=8, loss="softmax_ce", clip=clip, epochs=1, log_every=1
+            ),
+            root,
+            sweep="tiny",
+        )
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +99,13 @@ def test_every_figure_is_written_as_png_and_svg(sweep):
 
 
 # -- the report of the tiny sweep ---------------------------------------------------------------------
-ORDER = ["What the post claims", "Checks: claims, errata and formulas", "Figures",  # the module's docstring
-         "Theory: predicted vs measured decay per layer", "Configuration and versions"]
+ORDER = [
+    "What the post claims",
+    "Checks: claims, errata and formulas",
+    "Figures",  # the module's docstring
+    "Theory: predicted vs measured decay per layer",
+    "Configuration and versions",
+]
 
 
 def test_report_sections_come_in_order(sweep):
@@ -134,17 +146,29 @@ def test_report_checks_state_the_blog_tables_rows_and_counts(sweep):
     names = {"formula": "formulas", "erratum": "errata", "claim": "claims"}
     parts = []
     for section, rows in tab.groupby("section", sort=False):
-        kinds = rows["verdict"].map(lambda v: "not enough data" if v.startswith("not enough data") else
-                                    "not tested" if v.startswith("not tested") else v)
+        kinds = rows["verdict"].map(
+            lambda v: (
+                "not enough data"
+                if v.startswith("not enough data")
+                else "not tested"
+                if v.startswith("not tested")
+                else v
+            )
+        )
         parts.append(f"{names[section]}: " + ", ".join(f"{n} {k}" for k, n in kinds.value_counts().items()))
     assert f"Verdicts at a glance: {'; '.join(parts)}." in checks
     sub = sections(checks, "### ")
     # the claims first (how they are decided, their verdicts, the details), then errata and formulas
-    assert list(sub) == ["How the claims are decided", table.SECTION_TITLES["claim"],
-                         "Claim 1 in detail: steps to the accuracy target (sigmoid), median [quartiles] over seeds "
-                         "(k/n: runs that reach it)",
-                         "Claims 3 and 4b in detail: the settings with √χ1 > 1, unclipped vs norm-clipped twins",
-                         "Every case behind the verdicts", table.SECTION_TITLES["erratum"], table.SECTION_TITLES["formula"]]
+    assert list(sub) == [
+        "How the claims are decided",
+        table.SECTION_TITLES["claim"],
+        "Claim 1 in detail: steps to the accuracy target (sigmoid), median [quartiles] over seeds "
+        "(k/n: runs that reach it)",
+        "Claims 3 and 4b in detail: the settings with √χ1 > 1, unclipped vs norm-clipped twins",
+        "Every case behind the verdicts",
+        table.SECTION_TITLES["erratum"],
+        table.SECTION_TITLES["formula"],
+    ]
     for section, title in table.SECTION_TITLES.items():
         shown = md_tables(sub[title])[0]
         want = tab[tab["section"] == section][["item", "post_says", "check", "verdict", "evidence"]]
@@ -217,12 +241,18 @@ def test_report_theory_table_is_the_measured_median_ratio_per_setting(sweep):
         assert int(r["n"]) == n, key
         shows(r["measured ratio"], m, f"measured {key}")
         shows(r["measured per layer"], m ** (1 / key[2]), f"per layer {key}")
-        p = claims.predicted_ratio(key[0], "normal", key[1], 1.0, int(runs.loc[runs["depth"] == key[2], "width"].iloc[0]), key[2])
+        p = claims.predicted_ratio(
+            key[0], "normal", key[1], 1.0, int(runs.loc[runs["depth"] == key[2], "width"].iloc[0]), key[2]
+        )
         shows(r["predicted ratio"], p, f"predicted {key}")
         shows(r["measured/predicted"], m / p, f"measured/predicted {key}")
     # one line per setting: the median over its depths of the per-layer factors
-    per_layer = (want["median"] ** (1 / want.index.get_level_values("depth"))).groupby(level=["activation", "sigma_w"]).median()
-    lines = re.findall(r"^- (\w+), init=normal, σ_w=(\S+), σ_b=1: measured (\S+) vs predicted (\S+) per layer$", theory, flags=re.M)
+    per_layer = (
+        (want["median"] ** (1 / want.index.get_level_values("depth"))).groupby(level=["activation", "sigma_w"]).median()
+    )
+    lines = re.findall(
+        r"^- (\w+), init=normal, σ_w=(\S+), σ_b=1: measured (\S+) vs predicted (\S+) per layer$", theory, flags=re.M
+    )
     assert len(lines) == len(per_layer)
     for act, sw, m, _ in lines:
         shows(m, per_layer[(act, float(sw))], f"per layer {act} σ_w={sw}")
@@ -238,8 +268,16 @@ def test_report_configuration_counts_the_runs_and_their_values(sweep):
     t = md_tables(config)[0]
     kind = dict(zip(t["key"], t[""]))
     values = dict(zip(t["key"], t["value"]))
-    varied = {"activation": "relu, sigmoid", "loss": "mse, softmax_ce", "depth": "1, 3, 8", "seed": "0, 1",
-              "sigma_w": "1, 2", "clip": "none, norm", "epochs": "1, 2", "width": "8, 32"}  # as make_sweep runs them
+    varied = {
+        "activation": "relu, sigmoid",
+        "loss": "mse, softmax_ce",
+        "depth": "1, 3, 8",
+        "seed": "0, 1",
+        "sigma_w": "1, 2",
+        "clip": "none, norm",
+        "epochs": "1, 2",
+        "width": "8, 32",
+    }  # as make_sweep runs them
     assert {k: values[k] for k in varied} == varied and all(kind[k] == "varied" for k in varied)
     for key in ("init", "lr", "dataset", "residual", "dtype", "alpha", "n_classes"):
         v = runs[key].iloc[0]
@@ -276,10 +314,17 @@ def test_blog_table_claim_numbers_count_its_cases(sweep):
     t = pd.read_parquet(sweep.parent / "tiny_table.parquet").set_index("item")
     cases = pd.read_parquet(sweep.parent / "tiny_claim_cases.parquet")
     g = cases.groupby("claim")
-    want = pd.DataFrame({"n_cases": g.size(), "n_holds": g["decision"].agg(lambda d: (d == "holds").sum()),
-                         "n_fails": g["decision"].agg(lambda d: (d == "fails").sum()),
-                         "n_undecided": g["decision"].agg(lambda d: (d == "undecided").sum()),
-                         "min_seeds": g["n"].min(), "effect_min": g["effect"].min(), "effect_max": g["effect"].max()})
+    want = pd.DataFrame(
+        {
+            "n_cases": g.size(),
+            "n_holds": g["decision"].agg(lambda d: (d == "holds").sum()),
+            "n_fails": g["decision"].agg(lambda d: (d == "fails").sum()),
+            "n_undecided": g["decision"].agg(lambda d: (d == "undecided").sum()),
+            "min_seeds": g["n"].min(),
+            "effect_min": g["effect"].min(),
+            "effect_max": g["effect"].max(),
+        }
+    )
     for cid in ["1a", "1b", "2", "3", "4a", "4b"]:
         row = t.loc[cid]
         if cid not in want.index:
@@ -288,7 +333,9 @@ def test_blog_table_claim_numbers_count_its_cases(sweep):
         for c in want.columns:
             assert row[c] == pytest.approx(want.loc[cid, c]), (cid, c, row[c], want.loc[cid, c])
         assert want.loc[cid, "n_undecided"] == want.loc[cid, "n_cases"]  # at most two seeds per case
-        assert row["verdict"] == f"not enough data ({want.loc[cid, 'min_seeds']} seeds in a case; a case needs ≥ 5)", cid
+        assert row["verdict"] == f"not enough data ({want.loc[cid, 'min_seeds']} seeds in a case; a case needs ≥ 5)", (
+            cid
+        )
 
 
 # -- folders the report cannot or need not cover ------------------------------------------------------
@@ -339,7 +386,10 @@ def test_theory_speaks_of_plain_networks_only(tmp_path):
 
 
 # -- bad folders ------------------------------------------------------------------------------------
-BAD = {"missing": (lambda p: None, "no such folder"), "not-mlplab": (lambda p: p.mkdir(), "not an mlplab results folder")}
+BAD = {
+    "missing": (lambda p: None, "no such folder"),
+    "not-mlplab": (lambda p: p.mkdir(), "not an mlplab results folder"),
+}
 COMMANDS = {"report": report, "table": table, "figures": figures}
 
 

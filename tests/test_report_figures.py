@@ -84,9 +84,15 @@ def test_gradient_profile_plots_the_median_norm_of_each_layer(res, draw):
         for line in ax.get_lines():
             depth = len(line.get_xdata()) - 1
             d = phases[line.get_linestyle()]
-            want = d[(d["activation"] == act) & (d["loss"] == loss) & (d["depth"] == depth)].groupby("layer")["grad_b_norm"].median()
+            want = (
+                d[(d["activation"] == act) & (d["loss"] == loss) & (d["depth"] == depth)]
+                .groupby("layer")["grad_b_norm"]
+                .median()
+            )
             np.testing.assert_array_equal(line.get_xdata(), want.index, err_msg=f"{act} {loss} depth {depth}")
-            np.testing.assert_allclose(line.get_ydata(), want.to_numpy(), rtol=1e-12, err_msg=f"{act} {loss} depth {depth}")
+            np.testing.assert_allclose(
+                line.get_ydata(), want.to_numpy(), rtol=1e-12, err_msg=f"{act} {loss} depth {depth}"
+            )
             assert line.get_color() == legend[f"depth {depth}"].get_color(), (act, loss, depth)
             seen.append((depth, line.get_linestyle()))
         assert sorted(seen) == [(1, "-"), (1, "--"), (3, "-"), (3, "--")], (act, loss, seen)
@@ -105,7 +111,10 @@ def test_ratio_vs_depth_plots_each_runs_ratio_and_the_median_per_depth(res, draw
     deepest."""
     fig = draw("ratio_vs_depth", res)
     left, right = fig.axes[:2]
-    assert (left.get_title(), right.get_title()) == ("at initialisation (step 0)", "after training (last step, ok runs)")
+    assert (left.get_title(), right.get_title()) == (
+        "at initialisation (step 0)",
+        "after training (last step, ok runs)",
+    )
     runs = res.runs.set_index("run_id")
     for ax, phase in ((left, res.layers[res.layers["step"] == 0]), (right, last_step(res.layers))):
         r = runs.join(first_to_last(phase))
@@ -121,7 +130,9 @@ def test_ratio_vs_depth_plots_each_runs_ratio_and_the_median_per_depth(res, draw
                 assert theory is None, "the prediction is for initialisation only"
                 continue
             np.testing.assert_array_equal(theory.get_xdata(), [1, 2, 3])
-            np.testing.assert_allclose(theory.get_ydata(), [claims.predicted_ratio(act, "normal", 1.0, 1.0, 32, k) for k in (1, 2, 3)])
+            np.testing.assert_allclose(
+                theory.get_ydata(), [claims.predicted_ratio(act, "normal", 1.0, 1.0, 32, k) for k in (1, 2, 3)]
+            )
         dots = np.concatenate([c.get_offsets()[:, 1] for c in ax.collections])
         np.testing.assert_allclose(np.sort(dots), np.sort(r["ratio"].to_numpy()), rtol=1e-12, err_msg=ax.get_title())
 
@@ -143,17 +154,23 @@ def test_curves_plot_the_median_relative_loss_and_accuracy_per_step(res, draw):
                 d = st[(st["depth"] == depth) & (st["loss"] == loss) & (st["activation"] == act)]
                 want = d.groupby("step")[col].median()
                 np.testing.assert_array_equal(line.get_xdata(), want.index)
-                np.testing.assert_allclose(line.get_ydata(), want.to_numpy(), rtol=1e-12, err_msg=f"depth {depth} {col} {label}")
+                np.testing.assert_allclose(
+                    line.get_ydata(), want.to_numpy(), rtol=1e-12, err_msg=f"depth {depth} {col} {label}"
+                )
     # mse learns more slowly here (SPEED): its median accuracy is below softmax_ce's until both top out
     acc = {l.get_label(): l.get_ydata() for l in bottom[0].get_lines()}
-    assert (acc["mse, sigmoid"] <= acc["softmax_ce, sigmoid"]).all() and (acc["mse, sigmoid"] < acc["softmax_ce, sigmoid"]).any()
+    assert (acc["mse, sigmoid"] <= acc["softmax_ce, sigmoid"]).all() and (
+        acc["mse, sigmoid"] < acc["softmax_ce, sigmoid"]
+    ).any()
 
 
 def steps_to_target(res, column):
     """Per sigmoid run: the first logged step at which ``column`` reaches 0.9 × the best median
     final accuracy over the losses at its depth (None: met at step 0), else one log past the end."""
     runs = res.runs[res.runs["activation"] == "sigmoid"].set_index("run_id")
-    final = res.steps[res.steps["step"] == res.steps.groupby("run_id")["step"].transform("max")].set_index("run_id")[column]
+    final = res.steps[res.steps["step"] == res.steps.groupby("run_id")["step"].transform("max")].set_index("run_id")[
+        column
+    ]
     best = runs.assign(final=final).groupby(["depth", "loss"])["final"].median().groupby("depth").max()
     st = res.steps[res.steps["run_id"].isin(runs.index)]
     out = {}
@@ -180,7 +197,9 @@ def test_steps_heatmap_cells_are_the_median_steps_to_the_target(draw, speed):
     res = grid(speed)
     fig = draw("steps_heatmap", res)
     panels = [ax for ax in fig.axes if ax.get_title()]
-    assert [ax.get_title() for ax in panels] == [f"blobs: {t} ≥ 0.9 × best" for t in ("test accuracy", "train accuracy")]
+    assert [ax.get_title() for ax in panels] == [
+        f"blobs: {t} ≥ 0.9 × best" for t in ("test accuracy", "train accuracy")
+    ]
     for ax, column in zip(panels, ("test_accuracy", "train_accuracy")):
         runs = steps_to_target(res, column)
         want = runs.groupby(["depth", "loss"])[["steps", "reached"]].apply(cell)
@@ -205,21 +224,37 @@ def exploding(diverged: dict, clipped=("none", "norm")):
             for seed in range(5):
                 rid = f"{depth}-{clip}-{seed}"
                 div = clip == "none" and seed in diverged[depth]
-                runs.append(dict(run_id=rid, activation="relu", depth=depth, loss="softmax_ce", seed=seed, sigma_w=2.0,
-                                 clip=clip, status="diverged" if div else "ok", diverged_step=20.0 if div else math.nan,
-                                 final_loss=math.nan if div else 0.3))
+                runs.append(
+                    dict(
+                        run_id=rid,
+                        activation="relu",
+                        depth=depth,
+                        loss="softmax_ce",
+                        seed=seed,
+                        sigma_w=2.0,
+                        clip=clip,
+                        status="diverged" if div else "ok",
+                        diverged_step=20.0 if div else math.nan,
+                        final_loss=math.nan if div else 0.3,
+                    )
+                )
                 curves[rid] = accuracy_curve(2, n=3)
                 steps = (0, 10) if div else (0, 10, 20)
-                profiles[rid] = {s: (1 + depth + seed / 10 + s / 1000 + (clip == "norm") / 100) * 1.4 ** np.arange(depth, -1, -1.0)
-                                 for s in steps}
+                profiles[rid] = {
+                    s: (1 + depth + seed / 10 + s / 1000 + (clip == "norm") / 100) * 1.4 ** np.arange(depth, -1, -1.0)
+                    for s in steps
+                }
     return make_results(runs, curves, profiles)
 
 
-@pytest.mark.parametrize("diverged, first, second", [
-    ({4: {1, 3}, 6: {2}}, (4, 1), (6, 2)),  # the setting diverging most often first, its lowest diverged seed
-    ({4: {0}, 6: {3, 4}}, (6, 3), (4, 0)),
-    ({4: set(), 6: set()}, (6, 0), (4, 0)),  # none diverges: the deepest first, the lowest seed
-])
+@pytest.mark.parametrize(
+    "diverged, first, second",
+    [
+        ({4: {1, 3}, 6: {2}}, (4, 1), (6, 2)),  # the setting diverging most often first, its lowest diverged seed
+        ({4: {0}, 6: {3, 4}}, (6, 3), (4, 0)),
+        ({4: set(), 6: set()}, (6, 0), (4, 0)),  # none diverges: the deepest first, the lowest seed
+    ],
+)
 def test_exploding_figure_shows_the_most_diverging_setting_and_a_diverged_seed(draw, diverged, first, second):
     res = exploding(diverged)
     ex = figures.exploding_examples(res)
@@ -233,7 +268,9 @@ def test_exploding_figure_shows_the_most_diverging_setting_and_a_diverged_seed(d
             title = ax.get_title()
             assert f"depth {depth}, softmax_ce, seed {seed}\n" in title, title
             rate = f"{len(diverged[depth])}/5"
-            assert title.endswith(f"no clipping ({rate} seeds diverge)" if clip == "none" else "norm clipping, threshold 1"), title
+            assert title.endswith(
+                f"no clipping ({rate} seeds diverge)" if clip == "none" else "norm clipping, threshold 1"
+            ), title
             lay = res.layers[res.layers["run_id"] == f"{depth}-{clip}-{seed}"]
             lines = {l.get_label(): l for l in ax.get_lines() if l.get_label().startswith("layer ")}
             assert set(lines) == {f"layer {k}" for k in range(1, depth + 2)}
@@ -247,12 +284,23 @@ def test_exploding_figure_shows_the_most_diverging_setting_and_a_diverged_seed(d
 
 # -- skipped figures ----------------------------------------------------------------------------------
 SKIPS = {
-    "nothing explodes": (grid, {"exploding": "skipped: no setting has a per-layer factor above 1 (mean-field √χ1 > 1)"}),
-    "no clipped twin": (lambda: exploding({4: {1}, 6: {2}}, clipped=("none",)),
-                        {"exploding": "skipped: no setting with √χ1 > 1 has runs with both clip=none and clip=norm"}),
-    "every run clipped": (lambda: grid(clip="norm"), {
-        "gradient_profile": "skipped: no unclipped runs", "ratio_vs_depth": "skipped: no unclipped runs with hidden layers",
-        "curves": "skipped: no unclipped runs", "steps_heatmap": "skipped: no runs"}),
+    "nothing explodes": (
+        grid,
+        {"exploding": "skipped: no setting has a per-layer factor above 1 (mean-field √χ1 > 1)"},
+    ),
+    "no clipped twin": (
+        lambda: exploding({4: {1}, 6: {2}}, clipped=("none",)),
+        {"exploding": "skipped: no setting with √χ1 > 1 has runs with both clip=none and clip=norm"},
+    ),
+    "every run clipped": (
+        lambda: grid(clip="norm"),
+        {
+            "gradient_profile": "skipped: no unclipped runs",
+            "ratio_vs_depth": "skipped: no unclipped runs with hidden layers",
+            "curves": "skipped: no unclipped runs",
+            "steps_heatmap": "skipped: no runs",
+        },
+    ),
     "no hidden layer": (lambda: grid(depths=(0,)), {"ratio_vs_depth": "skipped: no unclipped runs with hidden layers"}),
 }
 

@@ -36,9 +36,12 @@ def test_tables_are_plain_parquet_datasets(folder):
         direct = pd.read_parquet(folder / table)
         dataset = ds.dataset(folder / table, format="parquet").to_table()
         assert len(direct) == dataset.num_rows > 0
+
     # the ids, computed here from the config (sha256 of the sorted-key JSON with the schema version)
     def run_id(seed):
-        blob = json.dumps({"schema": res.SCHEMA_VERSION, **dataclasses.asdict(RunSpec(**SMALL, seed=seed))}, sort_keys=True)
+        blob = json.dumps(
+            {"schema": res.SCHEMA_VERSION, **dataclasses.asdict(RunSpec(**SMALL, seed=seed))}, sort_keys=True
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     runs = pd.read_parquet(folder / "runs")
@@ -73,8 +76,21 @@ def test_leftover_temporary_and_orphan_files_are_ignored(folder):
 
 
 def test_atomic_write_leaves_no_temporary_file(tmp_path):
-    t = res.to_table({"run_id": ["a"], "step": [0], "epoch": [0], "train_loss": [1.0], "train_accuracy": [0.5], "test_loss": [1.0],
-                      "test_accuracy": [0.5], "batch_loss": [1.0], "grad_norm": [1.0], "clipped": [False]}, "steps")
+    t = res.to_table(
+        {
+            "run_id": ["a"],
+            "step": [0],
+            "epoch": [0],
+            "train_loss": [1.0],
+            "train_accuracy": [0.5],
+            "test_loss": [1.0],
+            "test_accuracy": [0.5],
+            "batch_loss": [1.0],
+            "grad_norm": [1.0],
+            "clipped": [False],
+        },
+        "steps",
+    )
     res.atomic_write_table(t, tmp_path / "steps" / "a.parquet")
     assert [p.name for p in (tmp_path / "steps").iterdir()] == ["a.parquet"]
     assert pq.read_table(tmp_path / "steps" / "a.parquet").num_rows == 1
@@ -86,8 +102,9 @@ def test_mixed_schema_versions_are_refused(folder):
     pq.write_table(t.replace_schema_metadata({res.META_KEY: b"0"}), path)
     with pytest.raises(res.ResultsError) as e:
         load_results(folder)
-    assert str(e.value).startswith(f"results path={str(folder)!r}: result schema versions 0 (1 files), "
-                                   f"{res.SCHEMA_VERSION} (1 files); ")
+    assert str(e.value).startswith(
+        f"results path={str(folder)!r}: result schema versions 0 (1 files), {res.SCHEMA_VERSION} (1 files); "
+    )
     before = table_files(folder)
     with pytest.raises(res.ResultsError) as e:  # compaction refuses too, naming the folder, and touches nothing
         res.compact(folder)
@@ -225,7 +242,9 @@ def mixed_made(many_made, tmp_path_factory):
 
 
 @pytest.mark.parametrize("step", range(16))
-def test_a_compaction_killed_at_any_step_loses_nothing_and_the_next_one_finishes(mixed_made, tmp_path, monkeypatch, step):
+def test_a_compaction_killed_at_any_step_loses_nothing_and_the_next_one_finishes(
+    mixed_made, tmp_path, monkeypatch, step
+):
     """Every write and removal of a compaction, interrupted in turn (as by a kill): the folder
     reads the same rows at once, and the next compaction leaves it clean. The folder: one
     generation plus runs in their own files (a copy of ``mixed_made``): 3 tables and a marker
@@ -240,6 +259,7 @@ def test_a_compaction_killed_at_any_step_loses_nothing_and_the_next_one_finishes
             if calls["n"] == step + 1:
                 raise KeyboardInterrupt("killed")
             return original(*args, **kwargs)
+
         return f
 
     for name in ("atomic_write_table", "atomic_write_bytes", "_unlink", "_unlink_if"):
@@ -320,8 +340,13 @@ def test_statuses_prefer_a_runs_own_file_and_drop_an_unreadable_one(many):
     redo, broken = RunSpec(**SMALL, seed=1), RunSpec(**SMALL, seed=2)
     gen = next((many / "runs").iterdir())
     t = pq.read_table(gen)
-    status = ["failed" if r == redo.run_id else s for r, s in zip(t.column("run_id").to_pylist(), t.column("status").to_pylist())]
-    pq.write_table(t.set_column(t.schema.get_field_index("status"), "status", pa.array(status, t.schema.field("status").type)), gen)
+    status = [
+        "failed" if r == redo.run_id else s
+        for r, s in zip(t.column("run_id").to_pylist(), t.column("status").to_pylist())
+    ]
+    pq.write_table(
+        t.set_column(t.schema.get_field_index("status"), "status", pa.array(status, t.schema.field("status").type)), gen
+    )
     run(redo, many, force=True)  # its own file: ok, newer than the generation's "failed"
     res.run_path(many, "runs", broken.run_id).write_bytes(b"PAR1 cut")  # an own file nobody can read
     got = res.Catalogue.of(many).statuses()
@@ -381,6 +406,7 @@ def test_a_run_missing_its_own_steps_file_still_loads(folder):
 
 # --- the folder and its files, called directly ---------------------------------------------------
 
+
 def test_prepare_folder_creates_nested_folders_once_and_names_what_blocks_it(tmp_path):
     root = tmp_path / "a" / "b" / "sweep"
     assert res.prepare_folder(root) == root and (root / res.MARKER).is_file()
@@ -392,8 +418,9 @@ def test_prepare_folder_creates_nested_folders_once_and_names_what_blocks_it(tmp
     blocked.write_text("x")
     with pytest.raises(res.ResultsError) as e:
         res.prepare_folder(blocked / "sub", key="hydra.sweep.dir")
-    assert str(e.value) == (f"hydra.sweep.dir: the results folder {str(blocked / 'sub')!r} cannot be written: "
-                            f"Not a directory")
+    assert str(e.value) == (
+        f"hydra.sweep.dir: the results folder {str(blocked / 'sub')!r} cannot be written: Not a directory"
+    )
     with pytest.raises(res.ResultsError) as e:
         res.prepare_folder(blocked)
     assert str(e.value).startswith(f"results_dir: the results folder {str(blocked)!r} cannot be written: File exists")
@@ -409,7 +436,7 @@ def test_an_atomic_write_makes_folders_and_leaves_nothing_when_it_fails(tmp_path
         assert pq.read_table(path).equals(table)
         assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "ZSTD"
     bad = b"" if write == "table" else object()  # not a table / not bytes: the write raises
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - whichever error the writer raises
         res.atomic_write_bytes(path, bad) if write == "bytes" else res.atomic_write_table(bad, path)
     assert sorted(p.name for p in path.parent.iterdir()) == ["f.parquet"]  # no temporary left
     fd, tmp = res._temporary(path)
@@ -439,7 +466,11 @@ def test_hinted_generations_are_newest_first(tmp_path):
         (tmp_path / res.MARKERS / marker).write_bytes(b"")
     (tmp_path / res.MARKERS / "compact-4").write_bytes(b"")  # its runs file is gone: no hint
     (tmp_path / res.MARKERS / ".compact-5.host.1.abcd1234.tmp").write_bytes(b"")  # a marker being written
-    assert [p.name for p in res._hinted_generations(tmp_path)] == ["compact-3.parquet", "compact-2.parquet", "compact-1.parquet"]
+    assert [p.name for p in res._hinted_generations(tmp_path)] == [
+        "compact-3.parquet",
+        "compact-2.parquet",
+        "compact-1.parquet",
+    ]
     assert res._hinted_generations(tmp_path / "nope") == []
 
 
@@ -543,11 +574,11 @@ def test_load_results_joins_the_config_only_when_asked(folder):
     assert len(joined.steps) == len(plain.steps) and (joined.steps.depth == 1).all()
 
 
-
 @pytest.mark.parametrize("write", ["bytes", "table"])
 def test_a_failed_atomic_write_raises_its_own_error_even_if_its_temporary_is_gone(tmp_path, monkeypatch, write):
     """A write that fails after its temporary file was removed (by a compaction clearing
     temporaries) raises the write's error, not one about the missing temporary."""
+
     def replace(src, dst):
         os.unlink(src)
         raise OSError(28, "No space left on device (injected)")
@@ -615,9 +646,11 @@ def test_a_full_disk_keeps_the_errno_that_says_which_and_says_enospc_when_there_
     """DiskFull says ENOSPC or EDQUOT as the error did; an error that said it only in words
     (pyarrow's) becomes ENOSPC."""
     path = tmp_path / "f.parquet"
-    for err, code in ((OSError(errno.EDQUOT, "Disk quota exceeded"), errno.EDQUOT),
-                      (OSError(errno.ENOSPC, "No space left on device"), errno.ENOSPC),
-                      (OSError("Error writing bytes to file. Detail: [errno 28] No space left on device"), errno.ENOSPC)):
+    for err, code in (
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), errno.EDQUOT),
+        (OSError(errno.ENOSPC, "No space left on device"), errno.ENOSPC),
+        (OSError("Error writing bytes to file. Detail: [errno 28] No space left on device"), errno.ENOSPC),
+    ):
         e = res.DiskFull(path, err)
         assert (e.errno, e.strerror, e.filename) == (code, os.strerror(code), str(path))
         assert res.is_disk_full(e)

@@ -25,8 +25,16 @@ from mlplab import results as res
 from mlplab.lock import HOST, LEASE_S, LOCK, Lease, alive, process_start, server_now, writer_here
 
 FAULTS = str(Path(__file__).resolve().parent / "faults")
-TINY = ["sweep=smoke", "data.n_samples=120", "width=6", "train.epochs=2", "train.batch_size=24",
-        "hydra/launcher=local", "hydra.launcher.n_workers=1", "hydra.launcher.min_chunk_seconds=0"]
+TINY = [
+    "sweep=smoke",
+    "data.n_samples=120",
+    "width=6",
+    "train.epochs=2",
+    "train.batch_size=24",
+    "hydra/launcher=local",
+    "hydra.launcher.n_workers=1",
+    "hydra.launcher.min_chunk_seconds=0",
+]
 SMALL = dict(depth=1, width=4, n_samples=100, epochs=1)
 
 
@@ -38,8 +46,14 @@ def stored_once(root):
     ids = None
     for table, key in keys.items():
         files = sorted(glob.glob(str(root / table / "*.parquet")))
-        t = pa.concat_tables([pq.read_table(f, columns=key).cast(pa.schema([(k, pa.string() if k == "run_id" else pa.int32())
-                                                                             for k in key])) for f in files])
+        t = pa.concat_tables(
+            [
+                pq.read_table(f, columns=key).cast(
+                    pa.schema([(k, pa.string() if k == "run_id" else pa.int32()) for k in key])
+                )
+                for f in files
+            ]
+        )
         rows = list(zip(*(t.column(k).to_pylist() for k in key)))
         assert len(rows) == len(set(rows)), f"{table}: {len(rows) - len(set(rows))} rows stored twice"
         if table == "runs":
@@ -52,8 +66,16 @@ def stored_once(root):
 def concurrent(folder, grids, env=None):
     """The sweeps of ``grids`` (lists of overrides) started at once into ``folder``/shared,
     each through the command line: their (returncode, stdout, stderr)."""
-    procs = [Forked(None, ["-m", *TINY, f"results_dir={folder}", "sweep_name=shared", *grid], folder,
-                    code=FAULTY, env={"MLPLAB_FAULT": "none", **(env or {})}) for grid in grids]
+    procs = [
+        Forked(
+            None,
+            ["-m", *TINY, f"results_dir={folder}", "sweep_name=shared", *grid],
+            folder,
+            code=FAULTY,
+            env={"MLPLAB_FAULT": "none", **(env or {})},
+        )
+        for grid in grids
+    ]
     out = []
     for p in procs:
         o, e = p.communicate(timeout=240)
@@ -62,8 +84,6 @@ def concurrent(folder, grids, env=None):
 
 
 @pytest.mark.slow
-
-
 def test_overlapping_sweeps_into_one_folder_end_well_and_store_each_run_once(tmp_path):
     """Two sweeps of overlapping grids (seeds 0-2 and 1-3 of 4 settings: 8 runs in common)
     start at once into one folder, and their final compactions are held until both reach
@@ -177,8 +197,6 @@ def test_a_lease_of_another_host_is_waited_for_until_it_expires(tmp_path):
 
 
 @pytest.mark.parametrize("holder", ["reused pid", "dead pid"])
-
-
 def test_a_dead_holders_lease_is_broken_and_taken_at_once(tmp_path, holder):
     """The holder's pid is gone, or runs again as another process (its start time differs):
     its lease is stale, broken and taken at once, with no time to wait."""
@@ -259,6 +277,7 @@ def test_alive_tells_a_running_process_from_one_that_ended_or_is_a_zombie(tmp_pa
 def test_without_proc_a_process_that_exists_is_alive(monkeypatch):
     """Where /proc cannot be read (another system), kill() alone tells: a process that exists is
     alive, whatever start time is asked about (unsure: alive); one that ended is not."""
+
     def no_proc(path, *args, **kwargs):
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
 
@@ -268,8 +287,6 @@ def test_without_proc_a_process_that_exists_is_alive(monkeypatch):
 
 
 @pytest.mark.parametrize("content", [b"\xff\xfe not text", b"[1, 2]", b'"owner"', b"", b'{"host": '])
-
-
 def test_an_owner_file_that_is_not_a_json_object_is_judged_by_its_age(tmp_path, content):
     """An owner file that is no JSON object (damaged, or another program's) says nothing of its
     holder: its lease is waited on while renewed and broken once it expired."""
@@ -350,8 +367,6 @@ def test_a_file_or_lease_is_old_only_beyond_its_limit(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("when", ["before its folder is listed", "before its owner file is read"])
-
-
 def test_a_lease_released_while_a_taker_looks_at_it_is_taken_at_once(tmp_path, monkeypatch, when):
     """The holder releases its lease after a taker's rename failed and before the taker looked
     at the lease (its folder or its owner file is gone): the taker tries again at once and
@@ -382,8 +397,6 @@ def test_a_lease_released_while_a_taker_looks_at_it_is_taken_at_once(tmp_path, m
 
 
 @pytest.mark.parametrize("what", ["a file", "a folder of other files"])
-
-
 def test_a_lock_name_that_holds_no_lease_is_waited_on_and_never_removed(tmp_path, what):
     """``.lock`` that is not mlplab's (a file, or a folder without an owner file) is no lease to
     break: takers wait on it (until their time is up) and leave it as it is."""
@@ -495,14 +508,18 @@ def test_only_the_temporaries_of_writers_that_are_gone_are_removed(tmp_path):
     os.close(mine[0])
     worker = dead_pid()  # a launcher's worker, just stopped
     temporary(f".a.parquet.{HOST}.{worker}.abcd1234.tmp")
-    gone = {temporary(f".a.parquet.{HOST}.{dead_pid()}.abcd1234.tmp"),
-            temporary(f".a.parquet.elsewhere.{os.getpid()}.abcd1234.tmp", old),
-            temporary(".a.parquet.abcd1234.tmp", old),
-            temporary(f".a.parquet.{HOST}.{os.getpid()}.abcd1234.tmp")}  # this process, not in flight
-    young = {temporary(f".a.parquet.{HOST}.{os.getppid()}.abcd1234.tmp"),  # a process that runs
-             temporary(f".a.parquet.elsewhere.{os.getpid()}.efgh5678.tmp"),
-             temporary(".a.parquet.efgh5678.tmp"),
-             Path(mine[1]).name}
+    gone = {
+        temporary(f".a.parquet.{HOST}.{dead_pid()}.abcd1234.tmp"),
+        temporary(f".a.parquet.elsewhere.{os.getpid()}.abcd1234.tmp", old),
+        temporary(".a.parquet.abcd1234.tmp", old),
+        temporary(f".a.parquet.{HOST}.{os.getpid()}.abcd1234.tmp"),
+    }  # this process, not in flight
+    young = {
+        temporary(f".a.parquet.{HOST}.{os.getppid()}.abcd1234.tmp"),  # a process that runs
+        temporary(f".a.parquet.elsewhere.{os.getpid()}.efgh5678.tmp"),
+        temporary(".a.parquet.efgh5678.tmp"),
+        Path(mine[1]).name,
+    }
     others = {temporary("notes.tmp", old), temporary(".notes", old)}
     assert res.remove_temporaries(tmp_path, pids={worker}) == 1  # only those of these processes
     assert set(os.listdir(folder)) == gone | young | others
@@ -828,7 +845,9 @@ def test_a_run_moved_into_a_generation_while_read_is_read_again_not_without_its_
     def read(cat, table, schema):
         if table == "steps" and chunk:  # between the runs and the steps of the reader
             merged = {t: chunk[0][t] for t in res.TABLES}
-            res.commit_generation(root, merged, own={chunk[0]["runs"].column("run_id")[0].as_py(): chunk.pop()["files"]})
+            res.commit_generation(
+                root, merged, own={chunk[0]["runs"].column("run_id")[0].as_py(): chunk.pop()["files"]}
+            )
         return real(cat, table, schema)
 
     monkeypatch.setattr(res, "_read_table", read)

@@ -18,14 +18,32 @@ from mlplab.losses import LOSSES
 from mlplab.spec import FIELDS, SCHEMA_VERSION, RunSpec
 
 # every string a field may hold, for finding a valid value other than the default
-WORDS = sorted({*ACTIVATIONS, *LOSSES, *INITS, *CLIPS, *DATASETS, *NORMS, "float32", "float64", "full", "log",
-                "data.npz", "0" * 64})
+WORDS = sorted(
+    {
+        *ACTIVATIONS,
+        *LOSSES,
+        *INITS,
+        *CLIPS,
+        *DATASETS,
+        *NORMS,
+        "float32",
+        "float64",
+        "full",
+        "log",
+        "data.npz",
+        "0" * 64,
+    }
+)
 
 
 def other_value(field: dataclasses.Field):
     """A valid value of ``field`` other than its default (the field's own check decides)."""
     default, check = field.default, field.metadata["check"]
-    candidates = [default + 1, default * 1.5 + 0.25, default / 2] if isinstance(default, (int, float)) and not isinstance(default, bool) else []
+    candidates = (
+        [default + 1, default * 1.5 + 0.25, default / 2]
+        if isinstance(default, (int, float)) and not isinstance(default, bool)
+        else []
+    )
     candidates += [not default] if isinstance(default, bool) else []
     candidates += [*WORDS, 7, 0.5, 0.3, 3]
     for v in candidates:
@@ -53,8 +71,13 @@ def test_the_run_id_is_the_hash_of_the_canonical_config():
 
 def test_the_run_id_is_the_same_in_another_process():
     code = "from mlplab.spec import RunSpec; print(RunSpec(depth=3, activation='relu', seed=11).run_id)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONHASHSEED": "123"})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "123"},
+    )
     assert out.stdout.strip() == RunSpec(depth=3, activation="relu", seed=11).run_id
 
 
@@ -88,8 +111,11 @@ RULES = {
     "clip": (sorted(CLIPS), ["soft", None], f"must be one of {sorted(CLIPS)}"),
     "clip_threshold": ([5e-324, 1], [0, -1, float("inf")], POS),
     "log_every": ([None, 1, I32], [0, "log", True, 2.0], INT.format(1) + " or null (auto: >= 50 points)"),
-    "eval_every": ([None, "log", 1, I32], [0, "often", "LOG", True, False],
-                   INT.format(1) + ", 'log' (every logged step) or null (auto: 5 points)"),
+    "eval_every": (
+        [None, "log", 1, I32],
+        [0, "often", "LOG", True, False],
+        INT.format(1) + ", 'log' (every logged step) or null (auto: 5 points)",
+    ),
     "dataset": (sorted(set(DATASETS) - {"file"}), ["cifar", None], f"must be one of {sorted(DATASETS)}"),
     "n_samples": ([2, I32], [1, 0, True], INT.format(2)),
     "n_features": ([1], [0], INT.format(1)),
@@ -121,8 +147,9 @@ def test_each_field_accepts_its_edges_and_refuses_the_values_beyond(field):
         assert (e.value.field, e.value.allowed) == (key, rule) and e.value.value is v
 
 
-@pytest.mark.parametrize("field,top", [("depth", I32), ("batch_size", I32), ("log_every", I32), ("seed", I64),
-                                       ("n_samples", I32)])
+@pytest.mark.parametrize(
+    "field,top", [("depth", I32), ("batch_size", I32), ("log_every", I32), ("seed", I64), ("n_samples", I32)]
+)
 def test_an_integer_beyond_its_column_is_refused_with_the_column_limit(field, top):
     key = {f.name: f.metadata["key"] for f in FIELDS}[field]
     with pytest.raises(ConfigError) as e:
@@ -144,7 +171,12 @@ def test_a_file_dataset_needs_a_path():
 
 def test_a_config_error_keeps_a_name_that_is_not_a_field():
     e = ConfigError("data.rows", 3, "must be more")
-    assert (e.field, e.value, e.allowed, str(e)) == ("data.rows", 3, "must be more", "invalid config: data.rows=3: must be more")
+    assert (e.field, e.value, e.allowed, str(e)) == (
+        "data.rows",
+        3,
+        "must be more",
+        "invalid config: data.rows=3: must be more",
+    )
 
 
 def test_column_types_follow_the_declared_python_types():
@@ -152,12 +184,32 @@ def test_column_types_follow_the_declared_python_types():
     seed; nullable strings for paths and digests (written out here, not derived)."""
     from mlplab.spec import column_types
 
-    expected = {f: "int32" for f in ("depth", "width", "batch_size", "epochs", "log_every", "eval_every", "n_samples",
-                                     "n_features", "n_classes")}
-    expected |= {f: "float64" for f in ("alpha", "sigma_w", "sigma_b", "lr", "weight_decay", "clip_threshold", "noise",
-                                        "test_fraction")}
+    expected = {
+        f: "int32"
+        for f in (
+            "depth",
+            "width",
+            "batch_size",
+            "epochs",
+            "log_every",
+            "eval_every",
+            "n_samples",
+            "n_features",
+            "n_classes",
+        )
+    }
+    expected |= {
+        f: "float64"
+        for f in ("alpha", "sigma_w", "sigma_b", "lr", "weight_decay", "clip_threshold", "noise", "test_fraction")
+    }
     expected |= {f: "category" for f in ("activation", "loss", "init", "norm", "clip", "dataset", "dtype")}
-    expected |= {"residual": "bool", "standardise": "bool", "data_path": "string", "data_digest": "string", "seed": "int64"}
+    expected |= {
+        "residual": "bool",
+        "standardise": "bool",
+        "data_path": "string",
+        "data_digest": "string",
+        "seed": "int64",
+    }
     assert column_types() == expected
 
 
@@ -167,19 +219,42 @@ def test_param_declares_a_field_with_its_metadata():
     check = Integer(0)
     f = param(3, "train.k", check, group=True, use=("net",), column="int16", doc="what k is", config=False)
     assert f.default == 3
-    assert dict(f.metadata) == {"key": "train.k", "check": check, "group": True, "use": ("net",), "column": "int16",
-                                "doc": "what k is", "config": False}
+    assert dict(f.metadata) == {
+        "key": "train.k",
+        "check": check,
+        "group": True,
+        "use": ("net",),
+        "column": "int16",
+        "doc": "what k is",
+        "config": False,
+    }
     g = param("x", "k", check)
-    assert dict(g.metadata) == {"key": "k", "check": check, "group": False, "use": (), "column": None, "doc": "",
-                                "config": True}
+    assert dict(g.metadata) == {
+        "key": "k",
+        "check": check,
+        "group": False,
+        "use": (),
+        "column": None,
+        "doc": "",
+        "config": True,
+    }
 
 
 def test_the_data_key_is_the_seed_and_the_data_fields_only():
     """Runs that share a data key share one data set in a sweep: a data field or the seed must
     change it, a network or training field must not."""
     base = RunSpec()
-    assert base.data_key() == (0, *{f.name: getattr(base, f.name) for f in FIELDS if "data" in f.metadata["use"]}.items())
+    assert base.data_key() == (
+        0,
+        *{f.name: getattr(base, f.name) for f in FIELDS if "data" in f.metadata["use"]}.items(),
+    )
     for field in ("n_samples", "noise", "dataset", "dtype", "seed"):
-        assert dataclasses.replace(base, **{field: other_value(next(f for f in FIELDS if f.name == field))}).data_key() != base.data_key()
+        assert (
+            dataclasses.replace(base, **{field: other_value(next(f for f in FIELDS if f.name == field))}).data_key()
+            != base.data_key()
+        )
     for field in ("lr", "depth", "activation", "clip_threshold"):
-        assert dataclasses.replace(base, **{field: other_value(next(f for f in FIELDS if f.name == field))}).data_key() == base.data_key()
+        assert (
+            dataclasses.replace(base, **{field: other_value(next(f for f in FIELDS if f.name == field))}).data_key()
+            == base.data_key()
+        )

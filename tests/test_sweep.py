@@ -33,8 +33,9 @@ def sweep(tmp_path, *args, faulty=False, spawn=False, timeout=300):
     tmp_path.mkdir(parents=True, exist_ok=True)
     argv = ["-m", *TINY, f"results_dir={tmp_path}", *args]
     if spawn:
-        return subprocess.run([sys.executable, "-m", "mlplab", *argv], cwd=tmp_path, capture_output=True, text=True,
-                              timeout=timeout)
+        return subprocess.run(
+            [sys.executable, "-m", "mlplab", *argv], cwd=tmp_path, capture_output=True, text=True, timeout=timeout
+        )
     if faulty:
         return forked(None, argv, tmp_path, timeout=timeout, code=FAULTY, env=FAULT_ENV)
     return forked("mlplab", argv, tmp_path, timeout=timeout)
@@ -64,7 +65,9 @@ def test_multirun_writes_tables_with_progress_and_summary(tmp_path):
     r = load_results(tmp_path / "smoke")
     assert len(r.runs) == 4 and set(r.runs.depth) == {0, 2} and set(r.runs.loss) == {"mse", "softmax_ce"}
     assert set(r.runs.status) == {"ok"} and set(r.runs.sweep) == {"smoke"}
-    assert len(r.layers) == sum(len(r.steps[r.steps.run_id == i]) * (d + 1) for i, d in zip(r.runs.run_id, r.runs.depth))
+    assert len(r.layers) == sum(
+        len(r.steps[r.steps.run_id == i]) * (d + 1) for i, d in zip(r.runs.run_id, r.runs.depth)
+    )
     for col in ["grad_w_norm", "grad_b_norm", "weight_norm", "update_ratio", "act_mean", "act_std", "sat_frac"]:
         assert r.layers.query("step == 0")[col].notna().all()
     assert r.steps.query("step == 0")[["train_loss", "train_accuracy", "grad_norm"]].notna().all(axis=None)
@@ -105,7 +108,11 @@ LAUNCHERS = {
     "joblib, 2 jobs": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
     "local, 2 workers": ["hydra/launcher=local", "hydra.launcher.n_workers=2"],
     # the workers as macOS and Windows start them: new interpreters, their runs pickled
-    "local, 2 spawned workers": ["hydra/launcher=local", "hydra.launcher.n_workers=2", "hydra.launcher.start_method=spawn"],
+    "local, 2 spawned workers": [
+        "hydra/launcher=local",
+        "hydra.launcher.n_workers=2",
+        "hydra.launcher.start_method=spawn",
+    ],
     "dask, existing TLS scheduler": ["hydra/launcher=dask"],  # + its tls:// address and the files to reach it
 }
 LAUNCH_GRID = ["depth=2", "loss=bce,softmax_ce", "activation=relu", "width=5,6", "seed=0"]
@@ -127,12 +134,45 @@ def dask_scheduler(folder):
     local = ["--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0", "--no-dashboard"]
     sched_file = folder / "scheduler.json"
     quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    procs = [subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--port", "0", "--protocol",
-                               "tls", *local, *files, "--scheduler-file", str(sched_file)], **quiet)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "distributed.cli.dask_scheduler",
+                "--port",
+                "0",
+                "--protocol",
+                "tls",
+                *local,
+                *files,
+                "--scheduler-file",
+                str(sched_file),
+            ],
+            **quiet,
+        )
+    ]
     try:
-        procs.append(subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_worker", "--scheduler-file",
-                                       str(sched_file), "--nworkers", "1", "--nthreads", "1", "--no-nanny", *local,
-                                       *files], env={**os.environ, **FAULT_ENV}, **quiet))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "distributed.cli.dask_worker",
+                    "--scheduler-file",
+                    str(sched_file),
+                    "--nworkers",
+                    "1",
+                    "--nthreads",
+                    "1",
+                    "--no-nanny",
+                    *local,
+                    *files,
+                ],
+                env={**os.environ, **FAULT_ENV},
+                **quiet,
+            )
+        )
         deadline = time.time() + 60
         while True:  # the scheduler writes its file in place: it may exist, still empty or partial
             try:
@@ -142,8 +182,11 @@ def dask_scheduler(folder):
                 if time.time() > deadline:
                     raise
                 time.sleep(0.05)
-        security = [f"hydra.launcher.security.ca_file={cert}", f"hydra.launcher.security.cert={cert}",
-                    f"hydra.launcher.security.key={key}"]
+        security = [
+            f"hydra.launcher.security.ca_file={cert}",
+            f"hydra.launcher.security.cert={cert}",
+            f"hydra.launcher.security.key={key}",
+        ]
         return address, procs, security
     except BaseException:
         for proc in procs:
@@ -202,7 +245,8 @@ def test_a_failing_run_does_not_stop_the_sweep(launched, launcher):
     assert p.returncode == 1
     assert "2 ok, 0 diverged, 2 failed, 0 missing" in p.stdout
     assert p.stderr.strip().splitlines() == [
-        f"mlplab: sweep 'smoke': 2 failed, 0 missing of 4 runs; rerun the same command to retry them -> {root}"]
+        f"mlplab: sweep 'smoke': 2 failed, 0 missing of 4 runs; rerun the same command to retry them -> {root}"
+    ]
     r = load_results(root)
     failed = r.runs[r.runs.status == "failed"]
     assert set(failed.width) == {5} and set(r.runs[r.runs.status == "ok"].width) == {6}
@@ -236,7 +280,10 @@ def test_remedies_are_sweep_axes(tmp_path):
 def test_a_bad_value_stops_the_whole_sweep_before_any_training(tmp_path):
     p = sweep(tmp_path, "depth=1,-2", "loss=mse", "seed=0")
     assert p.returncode == 2
-    assert p.stderr.strip().splitlines() == ["mlplab: invalid config: depth=-2: must be an integer >= 0 (in job depth=-2 loss=mse seed=0 sweep=smoke data.n_samples=120 width=6 train.epochs=2 train.batch_size=24 results_dir=" + str(tmp_path) + ")"]
+    assert p.stderr.strip().splitlines() == [
+        "mlplab: invalid config: depth=-2: must be an integer >= 0 (in job depth=-2 loss=mse seed=0 sweep=smoke "
+        "data.n_samples=120 width=6 train.epochs=2 train.batch_size=24 results_dir=" + str(tmp_path) + ")"
+    ]
     assert not (tmp_path / "smoke" / "runs").exists()
 
 
@@ -263,8 +310,16 @@ def worker_pids(pid):
 
 # 12 runs of about 0.02-0.06 s, each a chunk of its own (none is held back to make a chunk of
 # 0.3 s): a sweep on 2 workers is interrupted once 3 are committed, with several still to run
-GRID = ["depth=2,4,6", "loss=mse,bce", "seed=0,1", "width=32", "data.n_samples=1000", "train.epochs=2", "train.batch_size=8",
-        "hydra.launcher.min_chunk_seconds=0"]
+GRID = [
+    "depth=2,4,6",
+    "loss=mse,bce",
+    "seed=0,1",
+    "width=32",
+    "data.n_samples=1000",
+    "train.epochs=2",
+    "train.batch_size=8",
+    "hydra.launcher.min_chunk_seconds=0",
+]
 
 
 def start(folder, *args):
@@ -362,7 +417,9 @@ def test_ctrl_c_mid_sweep_is_one_line_exit_130_and_a_rerun_resumes(tmp_path, cle
     _, err = proc.communicate(timeout=60)
     done = committed(root)
     assert proc.returncode == 130, err
-    assert err.strip().splitlines() == [f"mlplab: interrupted: {done} of 12 runs committed; rerun the same command to resume"]
+    assert err.strip().splitlines() == [
+        f"mlplab: interrupted: {done} of 12 runs committed; rerun the same command to resume"
+    ]
     assert 3 <= done < 12 and not list(killed.rglob(".*.tmp"))
     p = sweep(killed, *GRID)
     assert p.returncode == 0 and f"12 runs, {done} already done" in p.stdout, p.stderr
@@ -372,7 +429,14 @@ def test_ctrl_c_mid_sweep_is_one_line_exit_130_and_a_rerun_resumes(tmp_path, cle
 
 
 def test_ctrl_c_during_a_single_run(tmp_path):
-    args = [f"results_dir={tmp_path}", "sweep_name=one", "depth=12", "width=64", "train.epochs=200", "train.batch_size=8"]
+    args = [
+        f"results_dir={tmp_path}",
+        "sweep_name=one",
+        "depth=12",
+        "width=64",
+        "train.epochs=200",
+        "train.batch_size=8",
+    ]
     proc = Forked("mlplab", args, tmp_path, new_session=True)
     deadline = time.time() + 60
     while time.time() < deadline and not list((tmp_path / "one").rglob("config.yaml")):
@@ -399,7 +463,11 @@ def test_the_local_launcher_forks_on_linux_and_spawns_on_macos_and_windows():
 def nospace(folder, files):
     """The environment of a command whose disk is full once ``files`` parquet files are written
     (by all its processes together: tests/faults/sitecustomize.py, MLPLAB_FAULT=nospace)."""
-    return {"MLPLAB_FAULT": "nospace", "MLPLAB_FAULT_FILES": str(files), "MLPLAB_FAULT_COUNTER": str(folder / "written")}
+    return {
+        "MLPLAB_FAULT": "nospace",
+        "MLPLAB_FAULT_FILES": str(files),
+        "MLPLAB_FAULT_COUNTER": str(folder / "written"),
+    }
 
 
 @pytest.mark.parametrize("files", [0, 7])
@@ -415,7 +483,8 @@ def test_a_full_disk_mid_sweep_is_one_line_exit_1_and_a_rerun_finishes(tmp_path,
     assert p.returncode == 1, p.stderr
     assert p.stderr.strip().splitlines() == [
         f"mlplab: disk full (No space left on device) writing results to {root}: {done} of 4 runs committed; "
-        "free some space and rerun the same command to finish"]
+        "free some space and rerun the same command to finish"
+    ]
     runs = load_results(root).runs
     assert len(runs) == done and set(runs.status) <= {"ok"}
     assert not list(tmp_path.rglob(".*.tmp")) and not (root / ".lock").exists()
@@ -433,7 +502,8 @@ def test_a_full_disk_in_a_single_run_is_one_line_exit_1(tmp_path):
     assert p.returncode == 1
     assert p.stderr.strip().splitlines() == [
         f"mlplab: disk full (No space left on device) writing results to {tmp_path / 'one'}: 0 of 1 runs committed; "
-        "free some space and rerun the same command to finish"]
+        "free some space and rerun the same command to finish"
+    ]
     assert not list(tmp_path.rglob(".*.tmp"))
     p = forked("mlplab", args, tmp_path)
     assert p.returncode == 0, p.stderr

@@ -62,8 +62,15 @@ def test_relu_length_map_is_exact(q):
 
 @pytest.mark.parametrize(
     "activation,sigma_w,sigma_b",
-    [("sigmoid", 1.0, 0.0), ("sigmoid", 4.0, 1.0), ("tanh", 1.0, 1.0), ("tanh", 2.5, 0.2), ("tanh", 1.0, 0.0),
-     ("relu", 1.0, 1.0), ("leaky_relu", 1.2, 0.3)],
+    [
+        ("sigmoid", 1.0, 0.0),
+        ("sigmoid", 4.0, 1.0),
+        ("tanh", 1.0, 1.0),
+        ("tanh", 2.5, 0.2),
+        ("tanh", 1.0, 0.0),
+        ("relu", 1.0, 1.0),
+        ("leaky_relu", 1.2, 0.3),
+    ],
 )
 def test_q_star_is_a_fixed_point(activation, sigma_w, sigma_b):
     q = theory.q_star(activation, sigma_w, sigma_b)
@@ -142,8 +149,15 @@ def measured_ratios(activation, sigma_w, sigma_b, width=384, depth=6, m=64, seed
 
 @pytest.mark.parametrize(
     "activation,sigma_w,sigma_b",
-    [("sigmoid", 1.0, 0.0), ("sigmoid", 1.0, 1.0), ("tanh", 1.0, 0.0), ("tanh", 1.5, 0.5),
-     ("relu", math.sqrt(2.0), 0.0), ("relu", 1.0, 1.0), ("leaky_relu", 1.2, 0.3)],
+    [
+        ("sigmoid", 1.0, 0.0),
+        ("sigmoid", 1.0, 1.0),
+        ("tanh", 1.0, 0.0),
+        ("tanh", 1.5, 0.5),
+        ("relu", math.sqrt(2.0), 0.0),
+        ("relu", 1.0, 1.0),
+        ("leaky_relu", 1.2, 0.3),
+    ],
 )
 def test_measured_layer_ratios_match_sqrt_chi(activation, sigma_w, sigma_b):
     """Tolerance: 6% per consecutive-layer ratio, 3% on average (finite width 384, 384 samples)."""

@@ -47,7 +47,11 @@ def test_step_zero_norms_are_the_gradient_of_the_first_minibatch(tmp_path):
     assert np.allclose(layers.grad_b_norm, [np.linalg.norm(d) for d in g.db], rtol=1e-12)
     assert np.allclose(layers.weight_norm, [np.linalg.norm(W) for W in net.weights], rtol=1e-12)
     # update_ratio = ‖ΔW‖/‖W‖ with ΔW = −η ∂C/∂W (no clipping, no decay)
-    assert np.allclose(layers.update_ratio, [spec.lr * np.linalg.norm(d) / np.linalg.norm(W) for d, W in zip(g.dW, net.weights)], rtol=1e-6)
+    assert np.allclose(
+        layers.update_ratio,
+        [spec.lr * np.linalg.norm(d) / np.linalg.norm(W) for d, W in zip(g.dW, net.weights)],
+        rtol=1e-6,
+    )
 
 
 def test_same_config_and_seed_give_identical_numbers(tmp_path):
@@ -70,7 +74,17 @@ def test_rerun_is_skipped_and_force_redoes_it(tmp_path):
     assert len(load_results(tmp_path).runs) == 1
 
 
-EXPLODING = dict(depth=8, width=32, activation="relu", init="large", loss="softmax_ce", lr=1.0, epochs=2, n_samples=200, batch_size=16)
+EXPLODING = dict(
+    depth=8,
+    width=32,
+    activation="relu",
+    init="large",
+    loss="softmax_ce",
+    lr=1.0,
+    epochs=2,
+    n_samples=200,
+    batch_size=16,
+)
 
 
 def test_divergence_is_recorded_as_data_without_warnings(tmp_path):
@@ -175,7 +189,7 @@ def test_weight_decay_shrinks_weights(tmp_path):
     decayed = run(RunSpec(**{**SMALL, "weight_decay": 0.05}), tmp_path / "b")
     wa = load_results(tmp_path / "a").layers
     wb = load_results(tmp_path / "b").layers
-    last = wa.step.max()
+    last = wa.step.max()  # noqa: F841 - read by the queries (@last)
     assert wb.query("step == @last").weight_norm.sum() < wa.query("step == @last").weight_norm.sum()
     assert base["run_id"] != decayed["run_id"]
 
@@ -266,10 +280,13 @@ def test_a_crash_between_the_table_writes_leaves_the_run_uncommitted(tmp_path, m
     row = run(spec, tmp_path)
     assert not row["skipped"] and row["status"] == "ok"
     r = load_results(tmp_path)
-    assert len(r.runs) == 1 and len(r.steps) == row["n_steps"] // row["log_every"] + (row["n_steps"] % row["log_every"] > 0)
+    assert len(r.runs) == 1 and len(r.steps) == row["n_steps"] // row["log_every"] + (
+        row["n_steps"] % row["log_every"] > 0
+    )
 
 
 # --- prepare and resolve: every refusal names its field, value and rule; the edges pass -------
+
 
 def _refusal(**fields):
     from mlplab.spec import ConfigError
@@ -280,17 +297,20 @@ def _refusal(**fields):
     return e.value.field, e.value.value, e.value.allowed
 
 
-@pytest.mark.parametrize("fields", [
-    dict(n_samples=2, test_fraction=0.5, batch_size=1),       # 1 training and 1 test sample
-    dict(n_samples=10, test_fraction=0.9, batch_size=1),      # 1 training sample
-    dict(n_samples=200, batch_size=160),                      # a batch of every training sample
-    dict(n_samples=200, batch_size=1),                        # no batch norm: batches of 1 are fine
-    dict(n_samples=200, batch_size=1, norm="layer"),          # layer norm normalises each sample
-    dict(n_samples=200, batch_size=2, norm="batch"),
-    dict(n_samples=200, batch_size=79, norm="batch"),         # a last batch of 2
-    dict(n_samples=200, batch_size=160, norm="batch"),        # one batch of all 160
-    dict(n_samples=200, batch_size="full", norm="batch"),
-])
+@pytest.mark.parametrize(
+    "fields",
+    [
+        dict(n_samples=2, test_fraction=0.5, batch_size=1),  # 1 training and 1 test sample
+        dict(n_samples=10, test_fraction=0.9, batch_size=1),  # 1 training sample
+        dict(n_samples=200, batch_size=160),  # a batch of every training sample
+        dict(n_samples=200, batch_size=1),  # no batch norm: batches of 1 are fine
+        dict(n_samples=200, batch_size=1, norm="layer"),  # layer norm normalises each sample
+        dict(n_samples=200, batch_size=2, norm="batch"),
+        dict(n_samples=200, batch_size=79, norm="batch"),  # a last batch of 2
+        dict(n_samples=200, batch_size=160, norm="batch"),  # one batch of all 160
+        dict(n_samples=200, batch_size="full", norm="batch"),
+    ],
+)
 def test_prepare_accepts_the_edge_cases(fields):
     from mlplab.train import prepare
 
@@ -298,19 +318,58 @@ def test_prepare_accepts_the_edge_cases(fields):
     assert spec == RunSpec(**fields)  # a generated data set adds nothing to the spec
 
 
-@pytest.mark.parametrize("fields,refusal", [
-    (dict(n_samples=2, test_fraction=0.2), ("data.test_fraction", 0.2,
-     "splits the 2 samples into 2 for training and 0 for testing; expected at least 1 of each")),
-    (dict(n_samples=10, test_fraction=0.95), ("data.test_fraction", 0.95,
-     "splits the 10 samples into 0 for training and 10 for testing; expected at least 1 of each")),
-    (dict(n_samples=200, batch_size=161), ("train.batch_size", 161, "must be <= the 160 training samples (or 'full')")),
-    (dict(n_samples=200, batch_size=1, norm="batch"), ("train.batch_size", 1,
-     "with norm=batch every mini-batch needs >= 2 samples; 160 training samples in batches of 1 leave a batch of 1")),
-    (dict(n_samples=200, batch_size=53, norm="batch"), ("train.batch_size", 53,
-     "with norm=batch every mini-batch needs >= 2 samples; 160 training samples in batches of 53 leave a last batch of 1")),
-    (dict(n_samples=201, batch_size=2, norm="batch"), ("train.batch_size", 2,
-     "with norm=batch every mini-batch needs >= 2 samples; 161 training samples in batches of 2 leave a last batch of 1")),
-])
+@pytest.mark.parametrize(
+    "fields,refusal",
+    [
+        (
+            dict(n_samples=2, test_fraction=0.2),
+            (
+                "data.test_fraction",
+                0.2,
+                "splits the 2 samples into 2 for training and 0 for testing; expected at least 1 of each",
+            ),
+        ),
+        (
+            dict(n_samples=10, test_fraction=0.95),
+            (
+                "data.test_fraction",
+                0.95,
+                "splits the 10 samples into 0 for training and 10 for testing; expected at least 1 of each",
+            ),
+        ),
+        (
+            dict(n_samples=200, batch_size=161),
+            ("train.batch_size", 161, "must be <= the 160 training samples (or 'full')"),
+        ),
+        (
+            dict(n_samples=200, batch_size=1, norm="batch"),
+            (
+                "train.batch_size",
+                1,
+                "with norm=batch every mini-batch needs >= 2 samples; 160 training samples in batches of 1 leave a "
+                "batch of 1",
+            ),
+        ),
+        (
+            dict(n_samples=200, batch_size=53, norm="batch"),
+            (
+                "train.batch_size",
+                53,
+                "with norm=batch every mini-batch needs >= 2 samples; 160 training samples in batches of 53 leave a "
+                "last batch of 1",
+            ),
+        ),
+        (
+            dict(n_samples=201, batch_size=2, norm="batch"),
+            (
+                "train.batch_size",
+                2,
+                "with norm=batch every mini-batch needs >= 2 samples; 161 training samples in batches of 2 leave a "
+                "last batch of 1",
+            ),
+        ),
+    ],
+)
 def test_prepare_refuses_with_the_field_the_value_and_the_rule(fields, refusal):
     assert _refusal(**fields) == refusal
 
@@ -336,7 +395,11 @@ def test_resolve_passes_a_data_error_on_as_a_config_error(tmp_path):
     with pytest.raises(ConfigError) as e:
         resolve(RunSpec(dataset="file", data_path=missing))
     d = data_error.value
-    assert (e.value.field, e.value.value, e.value.allowed) == (d.field, d.value, d.problem) == ("data.path", missing, d.problem)
+    assert (
+        (e.value.field, e.value.value, e.value.allowed)
+        == (d.field, d.value, d.problem)
+        == ("data.path", missing, d.problem)
+    )
     assert d.problem.startswith("no such file")
 
 
@@ -353,12 +416,16 @@ def test_resolve_refuses_a_file_changed_since_planning_naming_both_digests(tmp_p
     with pytest.raises(ConfigError) as e:
         resolve(RunSpec(dataset="file", data_path=str(path), data_digest=planned))
     assert (e.value.field, e.value.value) == ("data.path", str(path))
-    assert e.value.allowed == (f"the file changed since the run was planned (sha256 {now[:12]}…, planned "
-                               f"{planned[:12]}…); run the command again")
+    assert e.value.allowed == (
+        f"the file changed since the run was planned (sha256 {now[:12]}…, planned "
+        f"{planned[:12]}…); run the command again"
+    )
     # a digest planned for a data set that has none (not a file) is refused the same way
     with pytest.raises(ConfigError) as e:
         resolve(RunSpec(dataset="blobs", data_digest=planned))
-    assert e.value.allowed.startswith(f"the file changed since the run was planned (sha256 -…, planned {planned[:12]}…)")
+    assert e.value.allowed.startswith(
+        f"the file changed since the run was planned (sha256 -…, planned {planned[:12]}…)"
+    )
 
 
 def test_load_data_draws_with_the_generator_it_is_given():
@@ -374,6 +441,7 @@ def test_load_data_draws_with_the_generator_it_is_given():
 
 
 # --- the runs row ---------------------------------------------------------------------------
+
 
 def test_the_runs_row_records_what_made_its_numbers(tmp_path):
     """Python, NumPy, the BLAS NumPy calls (library, version, kernels) as threadpoolctl sees
@@ -396,10 +464,18 @@ def test_the_runs_row_records_what_made_its_numbers(tmp_path):
     head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True)
     if (repo / ".git").exists() and head.returncode == 0:
         assert row["mlplab_commit"].split("-")[0] == head.stdout.strip()
-    assert blas_of([{"user_api": "openmp"}, {"user_api": "blas", "internal_api": "mkl", "version": "2025.1"}]) == ("mkl 2025.1", None)
+    assert blas_of([{"user_api": "openmp"}, {"user_api": "blas", "internal_api": "mkl", "version": "2025.1"}]) == (
+        "mkl 2025.1",
+        None,
+    )
     assert blas_of([]) == (None, None)
-    scipys = {"user_api": "blas", "internal_api": "openblas", "version": "0.3.30", "architecture": "Haswell",
-              "filepath": "/env/site-packages/scipy.libs/libscipy_openblas-1.so"}
+    scipys = {
+        "user_api": "blas",
+        "internal_api": "openblas",
+        "version": "0.3.30",
+        "architecture": "Haswell",
+        "filepath": "/env/site-packages/scipy.libs/libscipy_openblas-1.so",
+    }
     numpys = {**scipys, "version": "0.3.31", "filepath": "/env/site-packages/numpy.libs/libscipy_openblas64_-2.so"}
     assert blas_of([scipys, numpys]) == ("openblas 0.3.31", "Haswell")  # NumPy's, whichever was loaded first
 
@@ -414,12 +490,15 @@ def test_a_runs_file_written_before_provenance_was_recorded_still_reads(tmp_path
 
     old = run(RunSpec(**SMALL), tmp_path)
     f = res.run_path(tmp_path, "runs", old["run_id"])
-    pq.write_table(pq.read_table(f).drop_columns([c for c in COLUMNS if c not in ("mlplab_version", "numpy_version")]), f)
+    pq.write_table(
+        pq.read_table(f).drop_columns([c for c in COLUMNS if c not in ("mlplab_version", "numpy_version")]), f
+    )
     new = run(RunSpec(**{**SMALL, "seed": 1}), tmp_path)
     res.compact(tmp_path)
     r = load_results(tmp_path).runs.set_index("run_id")
     assert pd.isna(r.loc[old["run_id"], "blas"])
     assert r.loc[new["run_id"], "blas"] == new["blas"] and r.loc[old["run_id"], "numpy_version"] == np.__version__
+
 
 def test_the_runs_row_records_versions_timings_and_the_largest_gradient(tmp_path):
     import time
@@ -440,8 +519,14 @@ def test_the_runs_row_records_versions_timings_and_the_largest_gradient(tmp_path
     for name, version in tables[0]["files"].items():  # the version of each file written, to remove only that one
         assert version == res.file_id(res.run_path(tmp_path, name, row["run_id"]).stat())
     for name in ("runs", "steps", "layers"):
-        pd.testing.assert_frame_equal(tables[0][name].to_pandas(), getattr(r, name).iloc[:, :tables[0][name].num_columns].pipe(
-            lambda df: df[tables[0][name].column_names]), check_dtype=False, check_categorical=False)
+        pd.testing.assert_frame_equal(
+            tables[0][name].to_pandas(),
+            getattr(r, name)
+            .iloc[:, : tables[0][name].num_columns]
+            .pipe(lambda df, name=name: df[tables[0][name].column_names]),
+            check_dtype=False,
+            check_categorical=False,
+        )
 
 
 def test_a_run_that_fails_before_training_keeps_nan_results_and_its_setup_time(tmp_path, monkeypatch):
@@ -461,7 +546,11 @@ def test_a_run_that_fails_before_training_keeps_nan_results_and_its_setup_time(t
 def test_a_non_finite_final_loss_marks_the_run_diverged_at_its_last_step(tmp_path, monkeypatch):
     monkeypatch.setattr(MLP, "evaluate", lambda self, X, Y: (math.inf, 0.0))
     row = run(RunSpec(**SMALL), tmp_path)
-    assert (row["status"], row["diverged_step"], row["reason"]) == ("diverged", row["n_steps"], "final training loss is inf")
+    assert (row["status"], row["diverged_step"], row["reason"]) == (
+        "diverged",
+        row["n_steps"],
+        "final training loss is inf",
+    )
     r = load_results(tmp_path)
     assert (r.runs.status[0], r.runs.diverged_step[0]) == ("diverged", row["n_steps"])
 
@@ -485,6 +574,7 @@ def test_training_runs_on_one_blas_thread(tmp_path, monkeypatch):
 
 # --- the data and targets of a run ------------------------------------------------------------
 
+
 def test_make_data_turns_data_errors_into_config_errors(tmp_path):
     from mlplab.data import DataError, read_npz
     from mlplab.spec import ConfigError
@@ -504,10 +594,13 @@ def test_make_data_turns_data_errors_into_config_errors(tmp_path):
     assert e.value.allowed.startswith("dataset='nosuch' is not registered; choose one of ['blobs', ")
 
 
-@pytest.mark.parametrize("loss,Y,problem", [
-    ("bce", [[0.5, 0.5]] * 20, "targets for loss='bce' must be 0/1 (one-hot), got values outside {0, 1}"),
-    ("softmax_ce", [[1.0, 1.0]] * 20, "targets for loss='softmax_ce' must be one-hot: every row must sum to 1"),
-])
+@pytest.mark.parametrize(
+    "loss,Y,problem",
+    [
+        ("bce", [[0.5, 0.5]] * 20, "targets for loss='bce' must be 0/1 (one-hot), got values outside {0, 1}"),
+        ("softmax_ce", [[1.0, 1.0]] * 20, "targets for loss='softmax_ce' must be one-hot: every row must sum to 1"),
+    ],
+)
 def test_load_data_refuses_targets_the_loss_is_not_defined_for(tmp_path, rng, loss, Y, problem):
     from mlplab.spec import ConfigError
 

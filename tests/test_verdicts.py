@@ -65,9 +65,13 @@ def test_verdict_words():
     assert v.verdict(cases([True, True, False, False], depth=depth), ["depth"]) == "reproduced only when depth ≤ 2"
     assert v.verdict(cases([False, False, True, True], depth=depth), ["depth"]) == "reproduced only when depth ≥ 4"
     assert v.verdict(cases([True, None, None, None], depth=depth), ["depth"]) == "reproduced (undecided when depth ≥ 2)"
-    assert v.verdict(cases([None] * 4, depth=depth), ["depth"]) == "not enough data (no case's interval excludes no effect)"
+    assert (
+        v.verdict(cases([None] * 4, depth=depth), ["depth"])
+        == "not enough data (no case's interval excludes no effect)"
+    )
     assert v.verdict(cases([None] * 4, n=[5, 5, 3, 5], depth=depth), ["depth"]) == (
-        "not enough data (3 seeds in a case; a case needs ≥ 5)")
+        "not enough data (3 seeds in a case; a case needs ≥ 5)"
+    )
     assert v.verdict(pd.DataFrame(), [], "no relu run") == "not tested (no relu run)"
     assert v.verdict(None, []) == "not tested (the sweep has no case for it)"
 
@@ -79,27 +83,42 @@ def test_verdict_names_the_conditions_across_two_columns():
     assert v.verdict(c.assign(loss="mse"), ["loss", "phase", "depth"]) == v.verdict(c, ["phase", "depth"])
 
 
-@pytest.mark.parametrize("x, text", [(3, "3"), (0.12345, "0.123"), (1e-5, "1.0e-05"), (2e6, "2.0e+06"),
-                                     (math.inf, "never"), (math.nan, "n/a"), ("relu", "relu"), (True, "True")])
+@pytest.mark.parametrize(
+    "x, text",
+    [
+        (3, "3"),
+        (0.12345, "0.123"),
+        (1e-5, "1.0e-05"),
+        (2e6, "2.0e+06"),
+        (math.inf, "never"),
+        (math.nan, "n/a"),
+        ("relu", "relu"),
+        (True, "True"),
+    ],
+)
 def test_fmt(x, text):
     assert v.fmt(x) == text
 
 
 # --- how the conditions of a partial verdict read --------------------------------------------------
 
+
 def table(rows, cols):
     return pd.DataFrame(rows, columns=[*cols, "holds"])
 
 
-@pytest.mark.parametrize("values,holding,text", [
-    ([1, 2, 3], {1, 2}, "≤ 2"),
-    ([3, 1, 2], {2, 3}, "≥ 2"),
-    ([1, 2, 3], {1}, "= 1"),            # one value: named, not a bound
-    ([1, 2, 3], {1, 3}, "∈ {1, 3}"),    # not one side of a threshold
-    ([1, 2], {1, 2}, "∈ {1, 2}"),       # two values: a bound would say no more
-    (["c", "a", "b"], {"a", "b"}, "∈ {a, b}"),  # words have no order to bound
-    ([2, "x", 1], {"x", 1}, "∈ {1, x}"),  # mixed types: numbers first, each sorted
-])
+@pytest.mark.parametrize(
+    "values,holding,text",
+    [
+        ([1, 2, 3], {1, 2}, "≤ 2"),
+        ([3, 1, 2], {2, 3}, "≥ 2"),
+        ([1, 2, 3], {1}, "= 1"),  # one value: named, not a bound
+        ([1, 2, 3], {1, 3}, "∈ {1, 3}"),  # not one side of a threshold
+        ([1, 2], {1, 2}, "∈ {1, 2}"),  # two values: a bound would say no more
+        (["c", "a", "b"], {"a", "b"}, "∈ {a, b}"),  # words have no order to bound
+        ([2, "x", 1], {"x", 1}, "∈ {1, x}"),  # mixed types: numbers first, each sorted
+    ],
+)
 def test_describe_reads_the_holding_values_of_a_column(values, holding, text):
     assert v._describe(values, holding) == text
 
@@ -110,13 +129,26 @@ def test_a_column_that_separates_the_cases_alone_is_the_description():
 
 
 def test_nested_descriptions_are_grouped_sorted_and_bracketed():
-    rows = [("b", "mse", 2, True), ("b", "mse", 4, False), ("b", "mse", 8, False), ("b", "bce", 2, True), ("b", "bce", 4, True),
-            ("b", "bce", 8, False), ("a", "mse", 2, True), ("a", "mse", 4, True), ("a", "mse", 8, False),
-            ("a", "bce", 2, False), ("a", "bce", 8, False), ("c", "mse", 2, False), ("c", "bce", 2, False)]
+    rows = [
+        ("b", "mse", 2, True),
+        ("b", "mse", 4, False),
+        ("b", "mse", 8, False),
+        ("b", "bce", 2, True),
+        ("b", "bce", 4, True),
+        ("b", "bce", 8, False),
+        ("a", "mse", 2, True),
+        ("a", "mse", 4, True),
+        ("a", "mse", 8, False),
+        ("a", "bce", 2, False),
+        ("a", "bce", 8, False),
+        ("c", "mse", 2, False),
+        ("c", "bce", 2, False),
+    ]
     cases = table(rows, ["dataset", "loss", "depth"])
     assert v._where(cases, ["dataset", "loss", "depth"]) == (
         "dataset = a and loss = mse and depth ≤ 4; "
-        "or dataset = b and (loss = bce and depth ≤ 4; or loss = mse and depth = 2)")
+        "or dataset = b and (loss = bce and depth ≤ 4; or loss = mse and depth = 2)"
+    )
     assert v._where(cases[cases["dataset"] == "b"], []) == "in some cases"
 
 
@@ -143,9 +175,20 @@ def test_evidence_counts_ties_with_no_effect_on_neither_side():
     assert (e.low, e.high, e.coverage) == (low, high, cov) and isinstance(e.low, float)
 
 
-@pytest.mark.parametrize("x,text", [(0.0, "0"), (1e-3, "0.001"), (9.99e-4, "1.0e-03"), (1e5, "1.0e+05"),
-                                    (99999.0, "1e+05"), (-1e5, "-1.0e+05"), (float("-inf"), "-inf"),
-                                    (float("inf"), "never"), (float("nan"), "n/a")])
+@pytest.mark.parametrize(
+    "x,text",
+    [
+        (0.0, "0"),
+        (1e-3, "0.001"),
+        (9.99e-4, "1.0e-03"),
+        (1e5, "1.0e+05"),
+        (99999.0, "1e+05"),
+        (-1e5, "-1.0e+05"),
+        (float("-inf"), "-inf"),
+        (float("inf"), "never"),
+        (float("nan"), "n/a"),
+    ],
+)
 def test_fmt_boundaries(x, text):
     assert v.fmt(x) == text
 
@@ -153,7 +196,8 @@ def test_fmt_boundaries(x, text):
 def test_the_decision_rule_is_described_with_its_numbers():
     assert v.describe_level() == (
         "a case decides when the 90 % distribution-free interval of the median effect over seeds "
-        "(order statistics; a one-sided sign test at 5 %) excludes no effect, with ≥ 5 seeds")
+        "(order statistics; a one-sided sign test at 5 %) excludes no effect, with ≥ 5 seeds"
+    )
 
 
 def test_an_empty_case_table_has_its_columns():
@@ -164,11 +208,20 @@ def test_an_empty_case_table_has_its_columns():
 
 
 def test_a_verdict_names_only_the_conditions_that_tell_cases_apart():
-    cases = pd.DataFrame({"dataset": ["a"] * 4, "gap": [np.nan, np.nan, 1.0, 1.0], "depth": [2, 4, 8, 16],
-                          "holds": [True, True, False, False], "n": [5] * 4})
+    cases = pd.DataFrame(
+        {
+            "dataset": ["a"] * 4,
+            "gap": [np.nan, np.nan, 1.0, 1.0],
+            "depth": [2, 4, 8, 16],
+            "holds": [True, True, False, False],
+            "n": [5] * 4,
+        }
+    )
     assert v.verdict(cases, ["dataset", "depth", "gap", "absent"]) == "reproduced only when depth ≤ 4"
-    assert v.verdict(cases.assign(holds=[True, True, None, None]), ["dataset", "depth"]) == \
-        "reproduced (undecided when depth ≥ 8)"
+    assert (
+        v.verdict(cases.assign(holds=[True, True, None, None]), ["dataset", "depth"])
+        == "reproduced (undecided when depth ≥ 8)"
+    )
 
 
 def test_an_undecided_part_too_long_to_name_is_counted(monkeypatch):
@@ -205,11 +258,15 @@ def test_evidence_drops_every_kind_of_missing_pair():
 
 
 @pytest.mark.parametrize("level,two_sided,one_sided", [(0.5, 50, 25), (0.8, 80, 10)])
-def test_the_decision_rule_is_a_one_sided_test_at_half_the_miss_of_the_interval(monkeypatch, level, two_sided, one_sided):
+def test_the_decision_rule_is_a_one_sided_test_at_half_the_miss_of_the_interval(
+    monkeypatch, level, two_sided, one_sided
+):
     """A two-sided interval at ``LEVEL`` misses the median on either side with (1 − LEVEL)/2."""
     monkeypatch.setattr(v, "LEVEL", level)
-    assert (f"the {two_sided} % distribution-free interval of the median effect over seeds "
-            f"(order statistics; a one-sided sign test at {one_sided} %)") in v.describe_level()
+    assert (
+        f"the {two_sided} % distribution-free interval of the median effect over seeds "
+        f"(order statistics; a one-sided sign test at {one_sided} %)"
+    ) in v.describe_level()
 
 
 def test_median_interval_at_a_level_met_exactly_is_the_narrower_interval():
@@ -239,8 +296,14 @@ def test_median_interval_takes_the_largest_k_whose_coverage_reaches_the_level(le
 
 def test_a_missing_value_is_a_condition_value_like_any_other():
     """A condition that is missing in some cases (no data file) tells them apart like any value."""
-    cases = pd.DataFrame({"data_path": [None, None, "d.npz", "d.npz"], "depth": [2, 4, 2, 4],
-                          "holds": [True, True, False, False], "n": [5] * 4})
+    cases = pd.DataFrame(
+        {
+            "data_path": [None, None, "d.npz", "d.npz"],
+            "depth": [2, 4, 2, 4],
+            "holds": [True, True, False, False],
+            "n": [5] * 4,
+        }
+    )
     assert v.verdict(cases, ["data_path", "depth"]) == "reproduced only when data_path = n/a"
 
 

@@ -31,13 +31,20 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder's modules, however bench.py is loaded
 import goals as G  # noqa: E402
-from core import (BLOCKS, api_section, blocks_section, float32_error, gemm_section, norms_section,  # noqa: E402
-                  peak_section, step_section)
+from core import (  # noqa: E402
+    BLOCKS,
+    api_section,
+    blocks_section,
+    float32_error,
+    gemm_section,
+    norms_section,
+    peak_section,
+    step_section,
+)
 from engine import engine_section, report_engine  # noqa: E402
 from instrumentation import DEPTHS, instrumentation_section  # noqa: E402
 from timing import machine  # noqa: E402
@@ -66,17 +73,33 @@ def report(df: pd.DataFrame, info: dict, notes: dict) -> str:
     L = [f"# mlplab benchmark ({info['date']})", ""]
     L += ["| machine | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in info.items() if k != "date"] + [""]
     rows = G.goals(df, notes)
-    L += ["## Goals", "", "Every figure is a ratio of two timings taken in this run: the median over repeats of the ratio "
-          "of the two functions' times in the same repeat (they take turns); "
-          "float64 and 1 thread unless the case says otherwise.", ""] + G.table(rows) + [""]
+    L += (
+        [
+            "## Goals",
+            "",
+            "Every figure is a ratio of two timings taken in this run: the median over repeats of the ratio "
+            "of the two functions' times in the same repeat (they take turns); "
+            "float64 and 1 thread unless the case says otherwise.",
+            "",
+        ]
+        + G.table(rows)
+        + [""]
+    )
     met = [m for *_, m in rows if m is not None]
     L += [f"{sum(met)} of {len(met)} goals met.", ""]
 
     ins = df[df.section == "instrumentation"]
     if len(ins):
-        L += ["## Instrumentation", "", "`train` on a default run (blobs, width 32, batch 32, 500 steps): the default "
-              "schedule (gradient metrics at 50 logged steps, the whole sets evaluated 5 times) against logging and "
-              "evaluating step 0 only.", "", "| depth | default | step 0 only | share |", "|---|---|---|---|"]
+        L += [
+            "## Instrumentation",
+            "",
+            "`train` on a default run (blobs, width 32, batch 32, 500 steps): the default "
+            "schedule (gradient metrics at 50 logged steps, the whole sets evaluated 5 times) against logging and "
+            "evaluating step 0 only.",
+            "",
+            "| depth | default | step 0 only | share |",
+            "|---|---|---|---|",
+        ]
         for d in sorted(set(ins.depth)):
             a, b = med(ins, impl="default", depth=d), med(ins, impl="step 0 only", depth=d)
             L.append(f"| {d} | {fmt_us(a)} | {fmt_us(b)} | {100 * (a - b) / a:.1f} % |")
@@ -85,15 +108,23 @@ def report(df: pd.DataFrame, info: dict, notes: dict) -> str:
     api = df[df.section == "api"]
     if len(api):
         has_torch = "pytorch" in set(api.impl)
-        L += ["## The public API", "", "`MLP.gradients(X, Y)` (input checks, forward, loss, backward, arrays the caller "
-              "owns) against the same arithmetic on the in-place API (`forward_`, `loss_`, `backward_`) and against "
-              "PyTorch's forward and backward (autograd, `p.grad` of every parameter); softmax-CE, sigmoid.", "",
-              "| depth×width×batch | gradients() | in-place | ratio | PyTorch | gradients() / PyTorch |", "|---|---|---|---|---|---|"]
+        L += [
+            "## The public API",
+            "",
+            "`MLP.gradients(X, Y)` (input checks, forward, loss, backward, arrays the caller "
+            "owns) against the same arithmetic on the in-place API (`forward_`, `loss_`, `backward_`) and against "
+            "PyTorch's forward and backward (autograd, `p.grad` of every parameter); softmax-CE, sigmoid.",
+            "",
+            "| depth×width×batch | gradients() | in-place | ratio | PyTorch | gradients() / PyTorch |",
+            "|---|---|---|---|---|---|",
+        ]
         for k in shapes_of(api, "depth", "width", "batch"):
             w = dict(depth=k.depth, width=k.width, batch=k.batch)
             g, i, t = med(api, impl="gradients", **w), med(api, impl="in-place", **w), med(api, impl="pytorch", **w)
-            L.append(f"| {G.fmt_shape(G.shape_of(k))} | {fmt_us(g)} | {fmt_us(i)} | {g / i:.2f} | {fmt_us(t)} | "
-                     f"{f'{g / t:.2f}' if has_torch else '–'} |")
+            L.append(
+                f"| {G.fmt_shape(G.shape_of(k))} | {fmt_us(g)} | {fmt_us(i)} | {g / i:.2f} | {fmt_us(t)} | "
+                f"{f'{g / t:.2f}' if has_torch else '–'} |"
+            )
         L.append("")
 
     st = df[df.section == "step"]
@@ -101,60 +132,110 @@ def report(df: pd.DataFrame, info: dict, notes: dict) -> str:
         has_torch = "pytorch" in set(st.impl)
         L += ["## Training step against PyTorch", ""]
         if not has_torch:
-            L += ["PyTorch is not installed (or was turned off with --no-torch); only mlplab's times are shown. "
-                  "`make bench-torch` installs it (`torch==2.13.0`, CPU build) and compares.", ""]
-        L += ["Forward, backward, per-layer gradient norms, norm clipping and the SGD update; input 64, 10 classes, "
-              "softmax cross-entropy; the same weights in both.", "",
-              "| depth×width×batch | dtype | act | threads | mlplab | PyTorch | ratio |", "|---|---|---|---|---|---|---|"]
+            L += [
+                "PyTorch is not installed (or was turned off with --no-torch); only mlplab's times are shown. "
+                "`make bench-torch` installs it (`torch==2.13.0`, CPU build) and compares.",
+                "",
+            ]
+        L += [
+            "Forward, backward, per-layer gradient norms, norm clipping and the SGD update; input 64, 10 classes, "
+            "softmax cross-entropy; the same weights in both.",
+            "",
+            "| depth×width×batch | dtype | act | threads | mlplab | PyTorch | ratio |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for k in shapes_of(st, "depth", "width", "batch", "dtype", "activation", "threads"):
-            w = dict(depth=k.depth, width=k.width, batch=k.batch, dtype=k.dtype, activation=k.activation, threads=k.threads)
+            w = dict(
+                depth=k.depth, width=k.width, batch=k.batch, dtype=k.dtype, activation=k.activation, threads=k.threads
+            )
             m, t = med(st, impl="mlplab", **w), med(st, impl="pytorch", **w)
-            L.append(f"| {G.fmt_shape(G.shape_of(k))} | {k.dtype} | {k.activation} | {k.threads} | {fmt_us(m)} | {fmt_us(t)} | "
-                     f"{f'{m / t:.2f}' if has_torch else '–'} |")
+            L.append(
+                f"| {G.fmt_shape(G.shape_of(k))} | {k.dtype} | {k.activation} | {k.threads} | {fmt_us(m)} | "
+                f"{fmt_us(t)} | "
+                f"{f'{m / t:.2f}' if has_torch else '–'} |"
+            )
         L.append("")
         if notes.get("norm_err"):
-            L += [f"Check: after one step from the same weights, mlplab's and PyTorch's per-layer gradient norms differ by "
-                  f"at most {max(notes['norm_err'].values()):.1e} (relative) over all cases above.", ""]
+            L += [
+                "Check: after one step from the same weights, mlplab's and PyTorch's per-layer gradient norms "
+                "differ by "
+                f"at most {max(notes['norm_err'].values()):.1e} (relative) over all cases above.",
+                "",
+            ]
     if "float32_error" in notes:
-        L += [f"float32 gradients on the oracle nets (every activation × loss, 5-7-7-6-4, σ_w = 1.5): at most "
-              f"{notes['float32_error']:.1e} from float64 (‖g32 − g64‖ / ‖g64‖ per array).", ""]
+        L += [
+            f"float32 gradients on the oracle nets (every activation × loss, 5-7-7-6-4, σ_w = 1.5): at most "
+            f"{notes['float32_error']:.1e} from float64 (‖g32 − g64‖ / ‖g64‖ per array).",
+            "",
+        ]
 
     gm, pk = df[df.section == "gemm"], df[df.section == "peak"]
     if len(gm):
-        L += ["## The step against its matrix products", "", "The step's own `dot` calls, recorded while it runs "
-              "(`gemm.py`) and replayed bare on the same arrays, threads and dtype.", "",
-              "| depth×width×batch | dtype | act | threads | step | products | step / products | step GFLOP/s |",
-              "|---|---|---|---|---|---|---|---|"]
+        L += [
+            "## The step against its matrix products",
+            "",
+            "The step's own `dot` calls, recorded while it runs "
+            "(`gemm.py`) and replayed bare on the same arrays, threads and dtype.",
+            "",
+            "| depth×width×batch | dtype | act | threads | step | products | step / products | step GFLOP/s |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for k in shapes_of(gm, "depth", "width", "batch", "dtype", "activation", "threads"):
-            w = dict(depth=k.depth, width=k.width, batch=k.batch, dtype=k.dtype, activation=k.activation, threads=k.threads)
+            w = dict(
+                depth=k.depth, width=k.width, batch=k.batch, dtype=k.dtype, activation=k.activation, threads=k.threads
+            )
             s, b = med(gm, impl="step", **w), med(gm, impl="gemm_bare", **w)
             fl = float(gm[(gm.depth == k.depth) & (gm.width == k.width) & (gm.batch == k.batch)]["flops"].iloc[0])
-            L.append(f"| {G.fmt_shape(G.shape_of(k))} | {k.dtype} | {k.activation} | {k.threads} | {fmt_us(s)} | {fmt_us(b)} | "
-                     f"{s / b:.2f} | {fl / s / 1e9:.1f} |")
+            L.append(
+                f"| {G.fmt_shape(G.shape_of(k))} | {k.dtype} | {k.activation} | {k.threads} | {fmt_us(s)} | "
+                f"{fmt_us(b)} | "
+                f"{s / b:.2f} | {fl / s / 1e9:.1f} |"
+            )
         L.append("")
     if len(pk):
-        L += ["GEMM peak (`np.dot` of two square matrices):", "", "| n | dtype | threads | GFLOP/s |", "|---|---|---|---|"]
+        L += [
+            "GEMM peak (`np.dot` of two square matrices):",
+            "",
+            "| n | dtype | threads | GFLOP/s |",
+            "|---|---|---|---|",
+        ]
         for k in shapes_of(pk, "width", "dtype", "threads"):
-            L.append(f"| {k.width} | {k.dtype} | {k.threads} | {2 * k.width**3 / med(pk, width=k.width, dtype=k.dtype, threads=k.threads) / 1e9:.1f} |")
+            L.append(
+                f"| {k.width} | {k.dtype} | {k.threads} | "
+                f"{2 * k.width**3 / med(pk, width=k.width, dtype=k.dtype, threads=k.threads) / 1e9:.1f} |"
+            )
         L.append("")
 
     bl = df[df.section == "blocks"]
     if len(bl):
-        L += ["## Residual and normalised networks", "", "The same step for each kind of network on the same shape "
-              "(float64, 1 thread), against the plain network.", "",
-              "| depth×width×batch | act | " + " | ".join(BLOCKS) + " |", "|---|---|" + "---|" * len(BLOCKS)]
+        L += [
+            "## Residual and normalised networks",
+            "",
+            "The same step for each kind of network on the same shape (float64, 1 thread), against the plain network.",
+            "",
+            "| depth×width×batch | act | " + " | ".join(BLOCKS) + " |",
+            "|---|---|" + "---|" * len(BLOCKS),
+        ]
         for k in shapes_of(bl, "depth", "width", "batch", "activation"):
             w = dict(depth=k.depth, width=k.width, batch=k.batch, activation=k.activation)
             plain = med(bl, impl="plain", **w)
-            cells = [fmt_us(plain)] + [f"{fmt_us(med(bl, impl=b, **w))} ({med(bl, impl=b, **w) / plain:.2f}×)" for b in list(BLOCKS)[1:]]
+            cells = [fmt_us(plain)] + [
+                f"{fmt_us(med(bl, impl=b, **w))} ({med(bl, impl=b, **w) / plain:.2f}×)" for b in list(BLOCKS)[1:]
+            ]
             L.append(f"| {G.fmt_shape(G.shape_of(k))} | {k.activation} | " + " | ".join(cells) + " |")
         L.append("")
 
     nm = df[df.section == "norms"]
     if len(nm):
-        L += ["## Per-layer gradient norms", "", "What `backward_(norms=True)` adds to the step (one pass over the flat "
-              "gradient, or `vdot` per array for large networks), timed bare.", "",
-              "| depth×width×batch | dtype | step | norms | share |", "|---|---|---|---|---|"]
+        L += [
+            "## Per-layer gradient norms",
+            "",
+            "What `backward_(norms=True)` adds to the step (one pass over the flat "
+            "gradient, or `vdot` per array for large networks), timed bare.",
+            "",
+            "| depth×width×batch | dtype | step | norms | share |",
+            "|---|---|---|---|---|",
+        ]
         for k in shapes_of(nm, "depth", "width", "batch", "dtype"):
             w = dict(depth=k.depth, width=k.width, batch=k.batch, dtype=k.dtype)
             s, b = med(nm, impl="step", **w), med(nm, impl="norms_bare", **w)
@@ -162,9 +243,15 @@ def report(df: pd.DataFrame, info: dict, notes: dict) -> str:
         L.append("")
     L += report_engine(notes, [], ok)
     if notes.get("load"):
-        L += ["## Machine load", "", f"1-minute load average before and after each section ({os.cpu_count()} CPUs). "
-              "Anything else running on the machine inflates the times, most of all with every thread in use.", "",
-              "| section | load before | load after | duration |", "|---|---|---|---|"]
+        L += [
+            "## Machine load",
+            "",
+            f"1-minute load average before and after each section ({os.cpu_count()} CPUs). "
+            "Anything else running on the machine inflates the times, most of all with every thread in use.",
+            "",
+            "| section | load before | load after | duration |",
+            "|---|---|---|---|",
+        ]
         L += [f"| {k} | {a:.2f} | {b:.2f} | {d:.0f} s |" for k, (a, b, d) in notes["load"].items()]
         L.append("")
     return "\n".join(L)
@@ -178,8 +265,11 @@ def main(argv=None) -> Path:
     p.add_argument("--no-torch", action="store_true", help="do not compare with PyTorch")
     p.add_argument("--no-sweep", action="store_true", help="skip the sweep timings")
     p.add_argument("--repeats", type=int, default=None)
-    p.add_argument("--sections", default=None,
-                   help="run only these, comma-separated: instrumentation, api, step, float32, gemm, blocks, norms, peak, engine")
+    p.add_argument(
+        "--sections",
+        default=None,
+        help="run only these, comma-separated: instrumentation, api, step, float32, gemm, blocks, norms, peak, engine",
+    )
     args = p.parse_args(argv)
 
     torch = None

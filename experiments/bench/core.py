@@ -7,9 +7,8 @@ seconds) to ``rows``; ``bench.py`` turns them into the report and the goals tabl
 
 from __future__ import annotations
 
-import numpy as np
-
 import gemm
+import numpy as np
 from problems import mlplab_inplace, mlplab_step, problem, torch_gradients, torch_twin
 from timing import Threads, race
 
@@ -18,8 +17,13 @@ from mlplab.losses import LOSSES
 from mlplab.network import MLP
 
 PAUSE = 0.1  # seconds between timed turns with several threads (see timing.race)
-BLOCKS = {"plain": dict(), "residual": dict(residual=True), "batch norm": dict(norm="batch"),
-          "layer norm": dict(norm="layer"), "residual + batch norm": dict(residual=True, norm="batch")}
+BLOCKS = {
+    "plain": dict(),
+    "residual": dict(residual=True),
+    "batch norm": dict(norm="batch"),
+    "layer norm": dict(norm="layer"),
+    "residual + batch norm": dict(residual=True, norm="batch"),
+}
 
 
 def _rows(rows, section, times, **key):
@@ -50,9 +54,22 @@ def step_section(torch, shapes, dtypes, activations, threads, repeats, budget, r
                             err = float(np.max(np.abs(ours - theirs) / np.maximum(np.abs(theirs), 1e-300)))
                             notes.setdefault("norm_err", {})[(depth, width, batch, dtype, act, nt)] = err
                         times = race(fns, repeats, budget, PAUSE if nt > 1 else 0.0)
-                    _rows(rows, "step", times, dtype=dtype, activation=act, threads=nt, depth=depth, width=width, batch=batch)
-                    print(f"step {depth:>2}x{width:<3}x{batch:<3} {dtype} {act:<7} {nt}t  "
-                          + "  ".join(f"{k} {np.median(v) * 1e6:9.1f} us" for k, v in times.items()), flush=True)
+                    _rows(
+                        rows,
+                        "step",
+                        times,
+                        dtype=dtype,
+                        activation=act,
+                        threads=nt,
+                        depth=depth,
+                        width=width,
+                        batch=batch,
+                    )
+                    print(
+                        f"step {depth:>2}x{width:<3}x{batch:<3} {dtype} {act:<7} {nt}t  "
+                        + "  ".join(f"{k} {np.median(v) * 1e6:9.1f} us" for k, v in times.items()),
+                        flush=True,
+                    )
 
 
 def api_section(torch, shapes, repeats, budget, rows):
@@ -66,8 +83,13 @@ def api_section(torch, shapes, repeats, budget, rows):
             fns["pytorch"] = torch_gradients(torch, net, X, labels, "sigmoid")
         with Threads(1, torch), np.errstate(over="ignore"):
             times = race(fns, repeats, budget)
-        _rows(rows, "api", times, dtype="float64", activation="sigmoid", threads=1, depth=depth, width=width, batch=batch)
-        print(f"api {depth}x{width}x{batch}: " + "  ".join(f"{k} {np.median(v) * 1e6:.1f} us" for k, v in times.items()), flush=True)
+        _rows(
+            rows, "api", times, dtype="float64", activation="sigmoid", threads=1, depth=depth, width=width, batch=batch
+        )
+        print(
+            f"api {depth}x{width}x{batch}: " + "  ".join(f"{k} {np.median(v) * 1e6:.1f} us" for k, v in times.items()),
+            flush=True,
+        )
 
 
 def gemm_section(shapes, dtypes, activations, threads, repeats, budget, rows):
@@ -80,9 +102,21 @@ def gemm_section(shapes, dtypes, activations, threads, repeats, budget, rows):
                     step = mlplab_step(net, X, Y)
                     with Threads(nt):
                         calls = gemm.record(step)
-                        times = race({"step": step, "gemm_bare": gemm.replay(calls)}, repeats, budget, PAUSE if nt > 1 else 0.0)
-                    _rows(rows, "gemm", times, dtype=dtype, activation=act, threads=nt, depth=depth, width=width,
-                          batch=batch, flops=gemm.flops(calls))
+                        times = race(
+                            {"step": step, "gemm_bare": gemm.replay(calls)}, repeats, budget, PAUSE if nt > 1 else 0.0
+                        )
+                    _rows(
+                        rows,
+                        "gemm",
+                        times,
+                        dtype=dtype,
+                        activation=act,
+                        threads=nt,
+                        depth=depth,
+                        width=width,
+                        batch=batch,
+                        flops=gemm.flops(calls),
+                    )
 
 
 def blocks_section(shapes, activations, repeats, budget, rows):
@@ -96,8 +130,14 @@ def blocks_section(shapes, activations, repeats, budget, rows):
                 fns[name] = mlplab_step(net, X, Y)
             with Threads(1):
                 times = race(fns, repeats, budget)
-            _rows(rows, "blocks", times, dtype="float64", activation=act, threads=1, depth=depth, width=width, batch=batch)
-            print(f"blocks {depth}x{width}x{batch} {act}: " + "  ".join(f"{k} {np.median(v) * 1e3:.2f} ms" for k, v in times.items()), flush=True)
+            _rows(
+                rows, "blocks", times, dtype="float64", activation=act, threads=1, depth=depth, width=width, batch=batch
+            )
+            print(
+                f"blocks {depth}x{width}x{batch} {act}: "
+                + "  ".join(f"{k} {np.median(v) * 1e3:.2f} ms" for k, v in times.items()),
+                flush=True,
+            )
 
 
 def norms_section(shapes, dtypes, repeats, budget, rows):
@@ -108,7 +148,17 @@ def norms_section(shapes, dtypes, repeats, budget, rows):
             net, X, Y, _ = problem(depth, width, batch, "sigmoid", dtype)
             with Threads(1):
                 times = race({"step": mlplab_step(net, X, Y), "norms_bare": net.sq.fill_}, repeats, budget)
-            _rows(rows, "norms", times, dtype=dtype, activation="sigmoid", threads=1, depth=depth, width=width, batch=batch)
+            _rows(
+                rows,
+                "norms",
+                times,
+                dtype=dtype,
+                activation="sigmoid",
+                threads=1,
+                depth=depth,
+                width=width,
+                batch=batch,
+            )
 
 
 def peak_section(dtypes, threads, repeats, n, rows):
@@ -120,9 +170,19 @@ def peak_section(dtypes, threads, repeats, n, rows):
         C = np.empty((n, n), dtype)
         for nt in threads:
             with Threads(nt):
-                ts = race({"peak": lambda: np.dot(A, B, out=C)}, repeats, 0.2)["peak"]
-            _rows(rows, "peak", {"numpy": ts}, dtype=dtype, activation="", threads=nt, depth=0, width=n, batch=n,
-                  flops=2.0 * n**3)
+                ts = race({"peak": lambda A=A, B=B, C=C: np.dot(A, B, out=C)}, repeats, 0.2)["peak"]
+            _rows(
+                rows,
+                "peak",
+                {"numpy": ts},
+                dtype=dtype,
+                activation="",
+                threads=nt,
+                depth=0,
+                width=n,
+                batch=n,
+                flops=2.0 * n**3,
+            )
 
 
 def oracle_nets():
@@ -133,7 +193,16 @@ def oracle_nets():
             rng = np.random.default_rng(7)
             X = rng.standard_normal((9, 5))
             Y = np.eye(4)[rng.integers(0, 4, 9)]
-            yield f"{a}-{l}", (lambda dtype, a=a, l=l: MLP([5, 7, 7, 6, 4], a, l, "normal", seed=3, sigma_w=1.5, sigma_b=0.5, dtype=dtype)), X, Y
+            yield (
+                f"{a}-{l}",
+                (
+                    lambda dtype, a=a, l=l: MLP(
+                        [5, 7, 7, 6, 4], a, l, "normal", seed=3, sigma_w=1.5, sigma_b=0.5, dtype=dtype
+                    )
+                ),
+                X,
+                Y,
+            )
 
 
 def float32_error(notes) -> None:

@@ -55,8 +55,9 @@ def sweep(args: list[str], results: Path) -> dict:
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {err.strip()[-500:]}")
     planned = re.search(r"planned in ([0-9.]+)s", out)
-    return dict(wall=wall, peak_mb=peak / 2**20, plan_s=float(planned.group(1)) if planned else float("nan"),
-                stdout=out)
+    return dict(
+        wall=wall, peak_mb=peak / 2**20, plan_s=float(planned.group(1)) if planned else float("nan"), stdout=out
+    )
 
 
 def interrupt(args: list[str], results: Path, after: float) -> None:
@@ -64,8 +65,14 @@ def interrupt(args: list[str], results: Path, after: float) -> None:
     import signal
 
     cmd = [sys.executable, "-m", "mlplab", "-m", *args, f"results_dir={results}"]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # even from a background shell
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # even from a background shell
     try:
         proc.wait(timeout=after)
     except subprocess.TimeoutExpired:
@@ -98,8 +105,18 @@ def engine_section(quick: bool, notes: dict) -> None:
             r = sweep([f"sweep={name}", f"hydra/launcher={launcher}"], Path(tmp))
             logged, table, n = work(Path(tmp) / name)
             per_run = logged if logged else table  # joblib keeps no sweep log
-            out["cases"].append(dict(case=f"{name} sweep, {launcher}", runs=n, wall=r["wall"], work=per_run, table=table,
-                                     efficiency=per_run / (r["wall"] * cores), peak_mb=r["peak_mb"], plan_s=r["plan_s"]))
+            out["cases"].append(
+                dict(
+                    case=f"{name} sweep, {launcher}",
+                    runs=n,
+                    wall=r["wall"],
+                    work=per_run,
+                    table=table,
+                    efficiency=per_run / (r["wall"] * cores),
+                    peak_mb=r["peak_mb"],
+                    plan_s=r["plan_s"],
+                )
+            )
             print(f"engine: {name} on {launcher}: {r['wall']:.1f}s for {per_run:.1f}s of runs", flush=True)
     # resuming: the sweep interrupted (Ctrl-C) half way through its time, then the same command again
     half = next(k["wall"] for k in out["cases"] if k["case"].endswith("local")) / 2
@@ -121,10 +138,22 @@ def engine_section(quick: bool, notes: dict) -> None:
         mlplab.load_results(root)
         load = time.perf_counter() - t0
         files = {t: len(list((root / t).glob("*.parquet"))) for t in ("runs", "steps", "layers")}
-        out["tiny"] = dict(runs=n, wall=r["wall"], work=logged, table=table, efficiency=logged / (r["wall"] * cores),
-                           peak_mb=r["peak_mb"], plan_s=r["plan_s"], load_s=load, files=max(files.values()))
-        print(f"engine: {n} tiny runs: {r['wall']:.1f}s for {logged:.1f}s of runs, plan {r['plan_s']:.1f}s, "
-              f"driver {r['peak_mb']:.0f} MB, load {load:.2f}s, {files} files", flush=True)
+        out["tiny"] = dict(
+            runs=n,
+            wall=r["wall"],
+            work=logged,
+            table=table,
+            efficiency=logged / (r["wall"] * cores),
+            peak_mb=r["peak_mb"],
+            plan_s=r["plan_s"],
+            load_s=load,
+            files=max(files.values()),
+        )
+        print(
+            f"engine: {n} tiny runs: {r['wall']:.1f}s for {logged:.1f}s of runs, plan {r['plan_s']:.1f}s, "
+            f"driver {r['peak_mb']:.0f} MB, load {load:.2f}s, {files} files",
+            flush=True,
+        )
 
 
 def report_engine(notes: dict, verdicts: list, ok) -> list[str]:
@@ -132,39 +161,56 @@ def report_engine(notes: dict, verdicts: list, ok) -> list[str]:
     if not e:
         return []
     c = e["cores"]
-    L = ["## Sweeps: the engine", "",
-         f"Parallel efficiency = Σ per-run wall time ÷ (sweep wall time × {c} workers); the sweep timed from the "
-         "command's start to its exit. Per-run time from the sweep log (the whole run, its last file included); "
-         "`Σ wall_time_s` is the runs table's (it stops before the run's last file is written).", "",
-         "| case | runs | sweep wall | Σ per-run | Σ wall_time_s | efficiency | target | met | driver peak | planning |",
-         "|---|---|---|---|---|---|---|---|---|---|"]
+    L = [
+        "## Sweeps: the engine",
+        "",
+        f"Parallel efficiency = Σ per-run wall time ÷ (sweep wall time × {c} workers); the sweep timed from the "
+        "command's start to its exit. Per-run time from the sweep log (the whole run, its last file included); "
+        "`Σ wall_time_s` is the runs table's (it stops before the run's last file is written).",
+        "",
+        "| case | runs | sweep wall | Σ per-run | Σ wall_time_s | efficiency | target | met | driver peak | planning |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for k in e["cases"]:
-        target = TARGET_EFFICIENCY if k["case"].endswith(("local", "dask")) and e["sweep"] == "default" and c == 2 else None
+        target = (
+            TARGET_EFFICIENCY if k["case"].endswith(("local", "dask")) and e["sweep"] == "default" and c == 2 else None
+        )
         met = None if target is None else k["efficiency"] >= target
         if met is not None and k["case"].endswith("local"):  # make sweep's launcher
             verdicts.append(met)
-        L.append(f"| {k['case']} | {k['runs']} | {k['wall']:.1f} s | {k['work']:.1f} s | {k['table']:.1f} s | "
-                 f"{100 * k['efficiency']:.0f} % | {'≥ 90 %' if target else ''} | {ok(met)} | {k['peak_mb']:.0f} MB | "
-                 f"{k['plan_s']:.2f} s |")
+        L.append(
+            f"| {k['case']} | {k['runs']} | {k['wall']:.1f} s | {k['work']:.1f} s | {k['table']:.1f} s | "
+            f"{100 * k['efficiency']:.0f} % | {'≥ 90 %' if target else ''} | {ok(met)} | {k['peak_mb']:.0f} MB | "
+            f"{k['plan_s']:.2f} s |"
+        )
     L.append("")
     r = e.get("resume")
     if r:
         met = r["overhead"] <= 2.0
         verdicts.append(met)
-        L += [f"Resuming the {e['sweep']} sweep from half done (interrupted by Ctrl-C, then the same command again): "
-              f"{r['wall']:.1f} s for {r['missing_work']:.1f} s of missing runs, i.e. the missing runs on {c} workers "
-              f"plus {r['overhead']:.1f} s (target ≤ 2 s: {ok(met)}).", ""]
+        L += [
+            f"Resuming the {e['sweep']} sweep from half done (interrupted by Ctrl-C, then the same command again): "
+            f"{r['wall']:.1f} s for {r['missing_work']:.1f} s of missing runs, i.e. the missing runs on {c} workers "
+            f"plus {r['overhead']:.1f} s (target ≤ 2 s: {ok(met)}).",
+            "",
+        ]
     t = e.get("tiny")
     if t:
-        checks = [("efficiency", t["efficiency"] >= TARGET_TINY_EFFICIENCY, f"{100 * t['efficiency']:.0f} % (≥ 80 %)"),
-                  ("driver peak memory", t["peak_mb"] <= TARGET_DRIVER_MB, f"{t['peak_mb']:.0f} MB (≤ 1 GB)"),
-                  ("planning", t["plan_s"] <= TARGET_PLAN_S, f"{t['plan_s']:.1f} s (≤ 20 s)"),
-                  ("load_results after compaction", t["load_s"] <= TARGET_LOAD_S, f"{t['load_s']:.2f} s (≤ 3 s)"),
-                  ("files per table", t["files"] <= max(1, t["runs"] // 1000), f"{t['files']} (≤ 1 per 1,000 runs)")]
+        checks = [
+            ("efficiency", t["efficiency"] >= TARGET_TINY_EFFICIENCY, f"{100 * t['efficiency']:.0f} % (≥ 80 %)"),
+            ("driver peak memory", t["peak_mb"] <= TARGET_DRIVER_MB, f"{t['peak_mb']:.0f} MB (≤ 1 GB)"),
+            ("planning", t["plan_s"] <= TARGET_PLAN_S, f"{t['plan_s']:.1f} s (≤ 20 s)"),
+            ("load_results after compaction", t["load_s"] <= TARGET_LOAD_S, f"{t['load_s']:.2f} s (≤ 3 s)"),
+            ("files per table", t["files"] <= max(1, t["runs"] // 1000), f"{t['files']} (≤ 1 per 1,000 runs)"),
+        ]
         verdicts += [m for _, m, _ in checks]
-        L += [f"{t['runs']} tiny runs (`{' '.join(TINY[:-1])} seed=…`, local launcher): {t['wall']:.1f} s for "
-              f"{t['work']:.1f} s of runs (Σ wall_time_s {t['table']:.1f} s).", "",
-              "| measure | value (target) | met |", "|---|---|---|"]
+        L += [
+            f"{t['runs']} tiny runs (`{' '.join(TINY[:-1])} seed=…`, local launcher): {t['wall']:.1f} s for "
+            f"{t['work']:.1f} s of runs (Σ wall_time_s {t['table']:.1f} s).",
+            "",
+            "| measure | value (target) | met |",
+            "|---|---|---|",
+        ]
         L += [f"| {name} | {value} | {ok(met)} |" for name, met, value in checks]
         L.append("")
     return L

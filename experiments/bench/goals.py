@@ -65,46 +65,89 @@ def goals(df: pd.DataFrame, notes: dict) -> list[tuple[str, str, float, str, boo
     ins = df[df.section == "instrumentation"]
     for d in sorted(set(ins.depth)):
         share = 1.0 - ratio(ins, dict(impl="step 0 only"), dict(impl="default"), depth=d)
-        add("instrumentation share of a default run", f"depth {d}", share, INSTRUMENTATION,
-            applies=notes.get("default_runs", True))
+        add(
+            "instrumentation share of a default run",
+            f"depth {d}",
+            share,
+            INSTRUMENTATION,
+            applies=notes.get("default_runs", True),
+        )
     api = df[df.section == "api"]
     for k in api[["depth", "width", "batch"]].drop_duplicates().itertuples(index=False):
         w = dict(depth=k.depth, width=k.width, batch=k.batch)
-        add("gradients() / in-place forward, loss, backward", fmt_shape(shape_of(k)), ratio(api, dict(impl="gradients"), dict(impl="in-place"), **w), API)
+        add(
+            "gradients() / in-place forward, loss, backward",
+            fmt_shape(shape_of(k)),
+            ratio(api, dict(impl="gradients"), dict(impl="in-place"), **w),
+            API,
+        )
     for k in api[["depth", "width", "batch"]].drop_duplicates().itertuples(index=False):
         if shape_of(k) in API_VS_TORCH and "pytorch" in set(api.impl):
             w = dict(depth=k.depth, width=k.width, batch=k.batch)
-            add("gradients() / PyTorch forward + backward", fmt_shape(shape_of(k)), ratio(api, dict(impl="gradients"), dict(impl="pytorch"), **w),
-                API_VS_TORCH[shape_of(k)])
+            add(
+                "gradients() / PyTorch forward + backward",
+                fmt_shape(shape_of(k)),
+                ratio(api, dict(impl="gradients"), dict(impl="pytorch"), **w),
+                API_VS_TORCH[shape_of(k)],
+            )
     gm = df[(df.section == "gemm") & (df.threads == 1) & (df.dtype == "float64")]
     for k in gm[["depth", "width", "batch", "activation"]].drop_duplicates().itertuples(index=False):
         if shape_of(k) in GEMM_SHAPES:
             w = dict(depth=k.depth, width=k.width, batch=k.batch, activation=k.activation)
-            add("step / its matrix products", f"{fmt_shape(shape_of(k))} {k.activation}", ratio(gm, dict(impl="step"), dict(impl="gemm_bare"), **w), GEMM)
+            add(
+                "step / its matrix products",
+                f"{fmt_shape(shape_of(k))} {k.activation}",
+                ratio(gm, dict(impl="step"), dict(impl="gemm_bare"), **w),
+                GEMM,
+            )
     st = df[(df.section == "step") & (df.impl == "mlplab") & (df.threads == 1)]
     for k in st[["depth", "width", "batch", "activation"]].drop_duplicates().itertuples(index=False):
         if shape_of(k) in FLOAT32_SHAPES:
             w = dict(depth=k.depth, width=k.width, batch=k.batch, activation=k.activation)
-            add("float32 step / float64 step", f"{fmt_shape(shape_of(k))} {k.activation}", ratio(st, dict(dtype="float32"), dict(dtype="float64"), **w), FLOAT32)
+            add(
+                "float32 step / float64 step",
+                f"{fmt_shape(shape_of(k))} {k.activation}",
+                ratio(st, dict(dtype="float32"), dict(dtype="float64"), **w),
+                FLOAT32,
+            )
     if "float32_error" in notes:
-        add("float32 gradients against float64 (oracle nets, relative)", "12 nets", notes["float32_error"], FLOAT32_ERROR)
+        add(
+            "float32 gradients against float64 (oracle nets, relative)",
+            "12 nets",
+            notes["float32_error"],
+            FLOAT32_ERROR,
+        )
     bl = df[df.section == "blocks"]
     for k in bl[["depth", "width", "batch", "activation"]].drop_duplicates().itertuples(index=False):
         w = dict(depth=k.depth, width=k.width, batch=k.batch, activation=k.activation)
         for b in sorted(set(bl.impl) - {"plain"}):
-            add("block step / plain step", f"{b}, {fmt_shape(shape_of(k))} {k.activation}", ratio(bl, dict(impl=b), dict(impl="plain"), **w), BLOCKS,
-                applies=shape_of(k) == BLOCK_SHAPE)
+            add(
+                "block step / plain step",
+                f"{b}, {fmt_shape(shape_of(k))} {k.activation}",
+                ratio(bl, dict(impl=b), dict(impl="plain"), **w),
+                BLOCKS,
+                applies=shape_of(k) == BLOCK_SHAPE,
+            )
     sv = df[(df.section == "step") & (df.dtype == "float64")]
     if "pytorch" in set(sv.impl):
         for k in sv[["depth", "width", "batch", "activation", "threads"]].drop_duplicates().itertuples(index=False):
             if shape_of(k) in STEP_VS_TORCH:
                 w = dict(depth=k.depth, width=k.width, batch=k.batch, activation=k.activation, threads=k.threads)
-                add("step / PyTorch step (round 1)", f"{fmt_shape(shape_of(k))} {k.activation} {k.threads}t",
-                    ratio(sv, dict(impl="mlplab"), dict(impl="pytorch"), **w), STEP_VS_TORCH[shape_of(k)])
+                add(
+                    "step / PyTorch step (round 1)",
+                    f"{fmt_shape(shape_of(k))} {k.activation} {k.threads}t",
+                    ratio(sv, dict(impl="mlplab"), dict(impl="pytorch"), **w),
+                    STEP_VS_TORCH[shape_of(k)],
+                )
     nm = df[df.section == "norms"]
     for k in nm[["depth", "width", "batch", "dtype"]].drop_duplicates().itertuples(index=False):
         w = dict(depth=k.depth, width=k.width, batch=k.batch, dtype=k.dtype)
-        add("per-layer norms / step (round 1)", f"{fmt_shape(shape_of(k))} {k.dtype}", ratio(nm, dict(impl="norms_bare"), dict(impl="step"), **w), NORMS_SHARE)
+        add(
+            "per-layer norms / step (round 1)",
+            f"{fmt_shape(shape_of(k))} {k.dtype}",
+            ratio(nm, dict(impl="norms_bare"), dict(impl="step"), **w),
+            NORMS_SHARE,
+        )
     for case, value, target in notes.get("engine_goals", []):
         add("sweep efficiency (round 1)", case, value, target, "≥")
     return out

@@ -38,7 +38,22 @@ def instrumentation_section(depths, repeats, rows, epochs: int | None = None):
             times = race({"default": training(default), "step 0 only": training(quiet)}, repeats, 0.0)
         for impl, ts in times.items():
             for r, t in enumerate(ts):
-                rows.append(dict(section="instrumentation", impl=impl, dtype="float64", activation="sigmoid", threads=1,
-                                 depth=depth, width=32, batch=32, rep=r, seconds=t))
+                rows.append(
+                    dict(
+                        section="instrumentation",
+                        impl=impl,
+                        dtype="float64",
+                        activation="sigmoid",
+                        threads=1,
+                        depth=depth,
+                        width=32,
+                        batch=32,
+                        rep=r,
+                        seconds=t,
+                    )
+                )
         a, b = np.median(times["default"]), np.median(times["step 0 only"])
-        print(f"instrumentation depth {depth}: {a * 1e3:.1f} ms vs {b * 1e3:.1f} ms ({100 * (a - b) / a:.1f} %)", flush=True)
+        print(
+            f"instrumentation depth {depth}: {a * 1e3:.1f} ms vs {b * 1e3:.1f} ms ({100 * (a - b) / a:.1f} %)",
+            flush=True,
+        )

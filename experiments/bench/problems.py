@@ -12,13 +12,23 @@ LR, CLIP = 0.0, 1.0  # lr = 0: every repeat does the same arithmetic on the same
 INIT = {"sigmoid": "normal", "relu": "he_normal"}
 
 
-def problem(depth: int, width: int, batch: int, activation: str = "sigmoid", dtype: str = "float64", seed: int = 0,
-            residual=False, norm=None):
+def problem(
+    depth: int,
+    width: int,
+    batch: int,
+    activation: str = "sigmoid",
+    dtype: str = "float64",
+    seed: int = 0,
+    residual=False,
+    norm=None,
+):
     """An mlplab network and a batch (X, one-hot Y, integer labels): 64 inputs, 10 classes,
     softmax cross-entropy."""
     rng = np.random.default_rng(seed)
     sizes = [N_IN] + [width] * depth + [N_OUT]
-    net = MLP(sizes, activation, "softmax_ce", INIT[activation], seed, residual, norm, sigma_w=1.0, sigma_b=0.1, dtype=dtype)
+    net = MLP(
+        sizes, activation, "softmax_ce", INIT[activation], seed, residual, norm, sigma_w=1.0, sigma_b=0.1, dtype=dtype
+    )
     X = rng.standard_normal((batch, N_IN)).astype(dtype)
     labels = rng.integers(0, N_OUT, batch)
     Y = np.eye(N_OUT, dtype=dtype)[labels]
@@ -34,10 +44,12 @@ def mlplab_step(net: MLP, X, Y):
 
 def mlplab_inplace(net: MLP, X, Y):
     """What ``gradients`` computes, on the in-place API: forward, loss, backward."""
+
     def f():
         net.forward_(X)
         net.loss_(Y)
         net.backward_(Y)
+
     return f
 
 

@@ -82,11 +82,15 @@ def cpu_model() -> str:
 
 def machine(torch, sweep: str | None) -> dict:
     """What the numbers ran on: CPU, BLAS with its kernel and threads, versions."""
-    blas = "; ".join(f"{d.get('internal_api')} {d.get('version')}, {d.get('architecture')} kernels, "
-                     f"{d.get('num_threads')} threads" for d in threadpool_info() if d.get("user_api") == "blas")
+    blas = "; ".join(
+        f"{d.get('internal_api')} {d.get('version')}, {d.get('architecture')} kernels, {d.get('num_threads')} threads"
+        for d in threadpool_info()
+        if d.get("user_api") == "blas"
+    )
     torch_info = "not installed"
     if torch is not None:
-        torch_info = f"{torch.__version__} ({torch.get_num_threads()} threads; BLAS: {torch.backends.mkl.is_available() and 'MKL' or 'other'})"
+        blas = "MKL" if torch.backends.mkl.is_available() else "other"
+        torch_info = f"{torch.__version__} ({torch.get_num_threads()} threads; BLAS: {blas})"
     return {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "CPU": f"{cpu_model()} ({platform.machine()}, {os.cpu_count()} logical CPUs)",

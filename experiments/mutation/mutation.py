@@ -37,20 +37,30 @@ import shutil
 import subprocess
 import sys
 import time
-import tomllib
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
 import pandas as pd
+import tomllib
 
 GOAL = 0.95
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
 # mutmut's exit codes per mutant (mutmut.stats.status_by_exit_code), folded into our four verdicts
-KILLED = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout",
-          255: "timeout", -11: "crashed", -9: "crashed", 37: "killed"}
+KILLED = {
+    1: "killed",
+    3: "killed",
+    36: "timeout",
+    24: "timeout",
+    -24: "timeout",
+    152: "timeout",
+    255: "timeout",
+    -11: "crashed",
+    -9: "crashed",
+    37: "killed",
+}
 NO_TESTS = {5, 33}
 SURVIVED = {0}
 
@@ -60,7 +70,7 @@ class Mutant:
     name: str
     module: str
     function: str
-    status: str          # killed | timeout | crashed | survived | no tests | equivalent | not run
+    status: str  # killed | timeout | crashed | survived | no tests | equivalent | not run
     diff: str = ""
     reason: str = ""
 
@@ -142,10 +152,18 @@ def score_table(df: pd.DataFrame) -> pd.DataFrame:
         killed = g["status"].isin(["killed", "timeout", "crashed"]).sum()
         equivalent = (g["status"] == "equivalent").sum()
         judged = len(g) - equivalent
-        return pd.Series({"mutants": len(g), "killed": killed, "of which timeouts": (g["status"] == "timeout").sum(),
-                          "survived": (g["status"] == "survived").sum(), "no tests": (g["status"] == "no tests").sum(),
-                          "not run": (g["status"] == "not run").sum(), "equivalent": equivalent,
-                          "score": killed / judged if judged else 1.0})
+        return pd.Series(
+            {
+                "mutants": len(g),
+                "killed": killed,
+                "of which timeouts": (g["status"] == "timeout").sum(),
+                "survived": (g["status"] == "survived").sum(),
+                "no tests": (g["status"] == "no tests").sum(),
+                "not run": (g["status"] == "not run").sum(),
+                "equivalent": equivalent,
+                "score": killed / judged if judged else 1.0,
+            }
+        )
 
     t = df.groupby("module").apply(row, include_groups=False)
     t.loc["all"] = row(df)
@@ -172,7 +190,11 @@ def write(out: Path, mutants: list[Mutant], stale: list[str], seconds: float | N
     ok = "✔" if score >= GOAL and not stale else "✘"
     with open(ROOT / "pyproject.toml", "rb") as f:
         cfg = tomllib.load(f)["tool"]["mutmut"]
-    took = f"{seconds / 60:.1f} min with {jobs} jobs" if seconds is not None else "(report only: an earlier run's verdicts)"
+    took = (
+        f"{seconds / 60:.1f} min with {jobs} jobs"
+        if seconds is not None
+        else "(report only: an earlier run's verdicts)"
+    )
     head = [
         "# Mutation score",
         "",
@@ -186,15 +208,20 @@ def write(out: Path, mutants: list[Mutant], stale: list[str], seconds: float | N
         markdown(t),
         "",
         "Tests run against each mutant (only those that call the mutated function): "
-        + ", ".join(f"`{p}`" for p in cfg["pytest_add_cli_args_test_selection"]) + ".",
+        + ", ".join(f"`{p}`" for p in cfg["pytest_add_cli_args_test_selection"])
+        + ".",
     ]
     if stale:
         head += ["", "## Stale entries of equivalent.toml", "", *[f"- {s}" for s in stale]]
     (out / "score.md").write_text("\n".join(head) + "\n")
 
-    surv = ["# Surviving mutants", "",
-            "Each is a change to the code that every test calling it lets pass. `mutmut show NAME` prints one; "
-            "`mutmut apply NAME` writes it into the source to try by hand.", ""]
+    surv = [
+        "# Surviving mutants",
+        "",
+        "Each is a change to the code that every test calling it lets pass. `mutmut show NAME` prints one; "
+        "`mutmut apply NAME` writes it into the source to try by hand.",
+        "",
+    ]
     for module, g in df[df["status"].isin(["survived", "no tests"])].groupby("module"):
         surv += [f"## `{module}`", ""]
         for m in g.itertuples():
@@ -203,8 +230,12 @@ def write(out: Path, mutants: list[Mutant], stale: list[str], seconds: float | N
         surv.append("None.")
     (out / "survivors.md").write_text("\n".join(surv) + "\n")
 
-    eq = ["# Equivalent mutants", "",
-          "Mutants that compute the same results as the code, set aside by hand (experiments/mutation/equivalent.toml).", ""]
+    eq = [
+        "# Equivalent mutants",
+        "",
+        "Mutants that compute the same results as the code, set aside by hand (experiments/mutation/equivalent.toml).",
+        "",
+    ]
     for m in df[df["status"] == "equivalent"].itertuples():
         eq += [f"## {m.function}: `{m.name}`", "", m.reason.strip(), "", "```diff", m.diff.strip(), "```", ""]
     (out / "equivalent.md").write_text("\n".join(eq) + "\n")
@@ -216,8 +247,9 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="mutants tested at once (default: all cores)")
     p.add_argument("--keep", action="store_true", help="reuse mutants/ and its verdicts from an earlier run")
-    p.add_argument("--survivors", action="store_true",
-                   help="with --keep: also test again the mutants the earlier run did not kill")
+    p.add_argument(
+        "--survivors", action="store_true", help="with --keep: also test again the mutants the earlier run did not kill"
+    )
     p.add_argument("--report-only", action="store_true", help="write the report from mutants/ without running mutmut")
     p.add_argument("--out", type=Path, default=ROOT / "results" / "mutation")
     args = p.parse_args(argv)

@@ -33,15 +33,15 @@ import shutil
 import socket
 import sys
 import tempfile
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
-
 
 LOOPBACK = "127.0.0.1"
 SECURITY_FIELDS = ("ca_file", "cert", "key")
@@ -55,9 +55,15 @@ def local_cluster(n_workers: int):
     from dask.distributed import LocalCluster
     from distributed.security import Security
 
-    return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, host=LOOPBACK,
-                        dashboard_address=f"{LOOPBACK}:0",  # any free port (a sweep's neighbours differ)
-                        security=Security.temporary(), silence_logs=logging.ERROR)
+    return LocalCluster(
+        n_workers=n_workers,
+        threads_per_worker=1,
+        processes=True,
+        host=LOOPBACK,
+        dashboard_address=f"{LOOPBACK}:0",  # any free port (a sweep's neighbours differ)
+        security=Security.temporary(),
+        silence_logs=logging.ERROR,
+    )
 
 
 def sweep_credentials(parent: Path):
@@ -75,8 +81,16 @@ def sweep_credentials(parent: Path):
         with os.fdopen(fd, "w") as f:
             f.write(text)
     cert, key = str(folder / "cert.pem"), str(folder / "key.pem")
-    security = Security(require_encryption=True, tls_ca_file=cert, tls_client_cert=cert, tls_client_key=key,
-                        tls_scheduler_cert=cert, tls_scheduler_key=key, tls_worker_cert=cert, tls_worker_key=key)
+    security = Security(
+        require_encryption=True,
+        tls_ca_file=cert,
+        tls_client_cert=cert,
+        tls_client_key=key,
+        tls_scheduler_cert=cert,
+        tls_scheduler_key=key,
+        tls_worker_cert=cert,
+        tls_worker_key=key,
+    )
     return security, folder
 
 
@@ -117,7 +131,7 @@ def slurm_cluster(conf, folder: Path):
     return cluster, credentials
 
 
-def check_address(address: Optional[str], security: Any) -> Optional[str]:
+def check_address(address: str | None, security: Any) -> str | None:
     """``hydra.launcher.address`` and ``hydra.launcher.security``: a ``tls://`` address needs the
     three files, which must exist; the files go only with a ``tls://`` address. Refused with one
     line naming the field, its value and the rule; returns a warning line for a ``tcp://`` address
@@ -125,19 +139,22 @@ def check_address(address: Optional[str], security: Any) -> Optional[str]:
     files = {k: (security or {}).get(k) for k in SECURITY_FIELDS}
     scheme = address.split("://", 1)[0] if address and "://" in address else "tcp"
     if address is None or scheme != "tls":
-        where = ("null: the sweep's own cluster makes its own credentials" if address is None
-                 else f"{address!r}")
+        where = "null: the sweep's own cluster makes its own credentials" if address is None else f"{address!r}"
         for k, v in files.items():
             if v is not None:
-                raise ValueError(f"hydra.launcher.security.{k}={v!r}: only for a tls:// hydra.launcher.address "
-                                 f"(hydra.launcher.address={where})")
+                raise ValueError(
+                    f"hydra.launcher.security.{k}={v!r}: only for a tls:// hydra.launcher.address "
+                    f"(hydra.launcher.address={where})"
+                )
     if address is None:
         return None
     if scheme == "tls":
         for k, v in files.items():
             if v is None:
-                raise ValueError(f"hydra.launcher.security.{k}=null: a tls:// hydra.launcher.address needs the "
-                                 "files hydra.launcher.security.ca_file, cert and key")
+                raise ValueError(
+                    f"hydra.launcher.security.{k}=null: a tls:// hydra.launcher.address needs the "
+                    "files hydra.launcher.security.ca_file, cert and key"
+                )
             if not os.path.isfile(os.path.expanduser(v)):
                 raise ValueError(f"hydra.launcher.security.{k}={v!r}: no such file")
         return None
@@ -150,8 +167,10 @@ def check_address(address: Optional[str], security: Any) -> Optional[str]:
         local = False
     if local:
         return None
-    return (f"mlplab: warning: hydra.launcher.address={address!r} is neither encrypted nor authenticated: "
-            "whoever reaches it can run code on its workers; prefer tls:// with hydra.launcher.security.{ca_file,cert,key}")
+    return (
+        f"mlplab: warning: hydra.launcher.address={address!r} is neither encrypted nor authenticated: "
+        "whoever reaches it can run code on its workers; prefer tls:// with hydra.launcher.security.{ca_file,cert,key}"
+    )
 
 
 def client_security(security: Any):
@@ -159,11 +178,12 @@ def client_security(security: Any):
     from distributed.security import Security
 
     path = {k: os.path.expanduser(security[k]) for k in SECURITY_FIELDS}
-    return Security(require_encryption=True, tls_ca_file=path["ca_file"], tls_client_cert=path["cert"],
-                    tls_client_key=path["key"])
+    return Security(
+        require_encryption=True, tls_ca_file=path["ca_file"], tls_client_cert=path["cert"], tls_client_key=path["key"]
+    )
 
 
-def dashboard(port: Optional[int]) -> tuple[str, str]:
+def dashboard(port: int | None) -> tuple[str, str]:
     """(the link of a dashboard that the sweep's own cluster serves on ``port`` of 127.0.0.1, a
     line on how to reach it from another machine: an SSH tunnel), or ("", "") without one."""
     from distributed.utils import format_dashboard_link
@@ -171,14 +191,23 @@ def dashboard(port: Optional[int]) -> tuple[str, str]:
     if port is None:
         return "", ""
     link = format_dashboard_link(LOOPBACK, port)
-    return link, (f"mlplab: Dask dashboard {link}, on this machine only; from another: "
-                  f"ssh -L {port}:{LOOPBACK}:{port} {socket.gethostname()}, then open {link}")
+    return link, (
+        f"mlplab: Dask dashboard {link}, on this machine only; from another: "
+        f"ssh -L {port}:{LOOPBACK}:{port} {socket.gethostname()}, then open {link}"
+    )
 
 
 class DaskLauncher(Launcher):
-    def __init__(self, address: Optional[str] = None, cluster: str = "local", n_workers: Optional[int] = None,
-                 chunks_per_worker: int = 8, min_chunk_seconds: float = 0.3, slurm: Any = None,
-                 security: Any = None) -> None:
+    def __init__(
+        self,
+        address: str | None = None,
+        cluster: str = "local",
+        n_workers: int | None = None,
+        chunks_per_worker: int = 8,
+        min_chunk_seconds: float = 0.3,
+        slurm: Any = None,
+        security: Any = None,
+    ) -> None:
         if cluster not in ("local", "slurm"):
             raise ValueError(f"hydra.launcher.cluster={cluster!r}: must be one of ['local', 'slurm']")
         from mlplab.sweep import check_launcher
@@ -190,9 +219,9 @@ class DaskLauncher(Launcher):
         self.address, self.cluster, self.n_workers = address, cluster, n_workers
         self.chunks_per_worker, self.min_chunk_seconds, self.slurm = chunks_per_worker, min_chunk_seconds, slurm
         self.security = security
-        self.config: Optional[DictConfig] = None
+        self.config: DictConfig | None = None
         self._starting = None
-        self._credentials: Optional[Path] = None  # the SLURM workers' TLS files, removed at the end
+        self._credentials: Path | None = None  # the SLURM workers' TLS files, removed at the end
         self.dashboard = importlib.util.find_spec("bokeh") is not None  # Dask's dashboard needs bokeh
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
@@ -235,17 +264,30 @@ class DaskLauncher(Launcher):
             raise
         note = ""
         if self.dashboard:  # an existing scheduler's own link, else the one on 127.0.0.1 here
-            link, hint = ((client.dashboard_link, "") if cluster is None
-                          else dashboard(cluster.scheduler_info["services"].get("dashboard")))
+            link, hint = (
+                (client.dashboard_link, "")
+                if cluster is None
+                else dashboard(cluster.scheduler_info["services"].get("dashboard"))
+            )
             note = f"; dashboard {link}" if link else ""
             if hint:
                 print(hint, flush=True)
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         try:
-            outcomes = execute(client.submit, as_completed, specs, sweep_root(config), config.sweep_name,
-                               bool(config.force), max(workers, 1), log_path=sweep_dir / "sweep.log", note=note,
-                               per_worker=self.chunks_per_worker, min_seconds=self.min_chunk_seconds)
+            outcomes = execute(
+                client.submit,
+                as_completed,
+                specs,
+                sweep_root(config),
+                config.sweep_name,
+                bool(config.force),
+                max(workers, 1),
+                log_path=sweep_dir / "sweep.log",
+                note=note,
+                per_worker=self.chunks_per_worker,
+                min_seconds=self.min_chunk_seconds,
+            )
         finally:
             client.close()
             if cluster is not None:
@@ -256,8 +298,11 @@ class DaskLauncher(Launcher):
         returns = []
         for overrides, spec in zip(job_overrides, specs):
             o = outcomes.get(spec.run_id)
-            returns.append(JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED,
-                                     _return_value=o.status if o else "missing"))
+            returns.append(
+                JobReturn(
+                    overrides=list(overrides), status=JobStatus.COMPLETED, _return_value=o.status if o else "missing"
+                )
+            )
         return returns
 
     def _remove_credentials(self) -> None:

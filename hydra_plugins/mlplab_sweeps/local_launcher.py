@@ -18,9 +18,9 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
-from typing import Optional, Sequence
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
@@ -36,26 +36,33 @@ def default_start_method(platform: str = sys.platform, available=None) -> str:
     return "fork" if "fork" in available and platform != "darwin" else "spawn"
 
 
-def check_start_method(start_method: Optional[str]) -> str:
+def check_start_method(start_method: str | None) -> str:
     """The start method to use; ValueError, one line, for one this platform does not have."""
     if start_method is None:
         return default_start_method()
     available = multiprocessing.get_all_start_methods()
     if start_method not in available:
-        raise ValueError(f"hydra.launcher.start_method={start_method!r}: must be one of {sorted(available)} "
-                         "on this platform, or null (fork on Linux, spawn on macOS and Windows)")
+        raise ValueError(
+            f"hydra.launcher.start_method={start_method!r}: must be one of {sorted(available)} "
+            "on this platform, or null (fork on Linux, spawn on macOS and Windows)"
+        )
     return start_method
 
 
 class LocalLauncher(Launcher):
-    def __init__(self, n_workers: Optional[int] = None, chunks_per_worker: int = 8,
-                 min_chunk_seconds: float = 0.3, start_method: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        n_workers: int | None = None,
+        chunks_per_worker: int = 8,
+        min_chunk_seconds: float = 0.3,
+        start_method: str | None = None,
+    ) -> None:
         from mlplab.sweep import check_launcher
 
         check_launcher(n_workers, chunks_per_worker, min_chunk_seconds)
         self.n_workers, self.chunks_per_worker, self.min_chunk_seconds = n_workers, chunks_per_worker, min_chunk_seconds
         self.start_method = check_start_method(start_method)
-        self.config: Optional[DictConfig] = None
+        self.config: DictConfig | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config, self.hydra_context = config, hydra_context
@@ -73,9 +80,18 @@ class LocalLauncher(Launcher):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context(self.start_method))
         try:
-            outcomes = execute(pool.submit, as_completed, specs, sweep_root(config), config.sweep_name,
-                               bool(config.force), n, log_path=sweep_dir / "sweep.log",
-                               per_worker=self.chunks_per_worker, min_seconds=self.min_chunk_seconds)
+            outcomes = execute(
+                pool.submit,
+                as_completed,
+                specs,
+                sweep_root(config),
+                config.sweep_name,
+                bool(config.force),
+                n,
+                log_path=sweep_dir / "sweep.log",
+                per_worker=self.chunks_per_worker,
+                min_seconds=self.min_chunk_seconds,
+            )
         except BaseException:
             # Ctrl-C (or any fault): stop the workers now — a run in flight is not committed and
             # is done again by the next sweep — and drop the chunks not started
@@ -89,6 +105,11 @@ class LocalLauncher(Launcher):
             raise
         pool.shutdown(wait=True)
         CONTEXT["outcomes"] = outcomes
-        return [JobReturn(overrides=list(o), status=JobStatus.COMPLETED,
-                          _return_value=outcomes[s.run_id].status if s.run_id in outcomes else "missing")
-                for o, s in zip(job_overrides, specs)]
+        return [
+            JobReturn(
+                overrides=list(o),
+                status=JobStatus.COMPLETED,
+                _return_value=outcomes[s.run_id].status if s.run_id in outcomes else "missing",
+            )
+            for o, s in zip(job_overrides, specs)
+        ]

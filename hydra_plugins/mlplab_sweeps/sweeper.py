@@ -10,7 +10,7 @@ committed yet: resuming a half-done sweep costs the missing runs, not the whole 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any
 
 from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
@@ -19,11 +19,11 @@ from omegaconf import DictConfig, OmegaConf
 
 
 class MlplabSweeper(Sweeper):
-    def __init__(self, params: Optional[Dict[str, str]] = None) -> None:
+    def __init__(self, params: dict[str, str] | None = None) -> None:
         self.params = params or {}
-        self.config: Optional[DictConfig] = None
+        self.config: DictConfig | None = None
         self.launcher = None
-        self.hydra_context: Optional[HydraContext] = None
+        self.hydra_context: HydraContext | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config, self.hydra_context = config, hydra_context
@@ -31,7 +31,7 @@ class MlplabSweeper(Sweeper):
             hydra_context=hydra_context, task_function=task_function, config=config
         )
 
-    def sweep(self, arguments: List[str]) -> Any:
+    def sweep(self, arguments: list[str]) -> Any:
         from mlplab import results
         from mlplab.cli import start_sweep
 

@@ -10,15 +10,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
 from mlplab.results import Results, ResultsError, load_results
 
 __all__ = ["load", "Results"]
-
 
 
 def _decat(df: pd.DataFrame) -> pd.DataFrame:
@@ -40,7 +39,9 @@ def load(source) -> Results:
     if isinstance(source, Results) and source.for_analysis:
         return source
     raw = load_results(Path(source.path if isinstance(source, Results) else source))
-    return Results(*(_plain_norm(_decat(t)) for t in (raw.runs, raw.steps, raw.layers)), Path(raw.path), for_analysis=True)
+    return Results(
+        *(_plain_norm(_decat(t)) for t in (raw.runs, raw.steps, raw.layers)), Path(raw.path), for_analysis=True
+    )
 
 
 def _plain_norm(df: pd.DataFrame) -> pd.DataFrame:
@@ -67,11 +68,18 @@ def command(action: Callable[[str], str], argv: list[str] | None, default: str) 
     module = sys.modules[action.__module__]
     name = module.__spec__.name if module.__spec__ else action.__module__
     doc = (module.__doc__ or "").strip()
-    parser = _Parser(prog=f"python -m {name}", description=doc.split("\n")[0],
-                     epilog="\n".join(doc.split("\n")[1:]).strip() or None,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("results", nargs="?", default=default,
-                        help=f"an mlplab results folder, <results_dir>/<sweep_name> (default: {default})")
+    parser = _Parser(
+        prog=f"python -m {name}",
+        description=doc.split("\n")[0],
+        epilog="\n".join(doc.split("\n")[1:]).strip() or None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "results",
+        nargs="?",
+        default=default,
+        help=f"an mlplab results folder, <results_dir>/<sweep_name> (default: {default})",
+    )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         # normalised ('results/x/runs/..' is 'results/x'): the files a command writes beside or

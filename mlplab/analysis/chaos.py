@@ -134,11 +134,13 @@ def run_rates(res) -> pd.DataFrame:
     runs = init_runs(res)
     cols = ["run_id", "activation", "width", "depth", "sigma_w", "sigma_b", "seed"]
     if runs.empty:
-        return pd.DataFrame(columns=cols + ["first", "last", "rate", "rate_all", "q2", "rate_path", "step_var", "nonfinite"])
+        return pd.DataFrame(
+            columns=cols + ["first", "last", "rate", "rate_all", "q2", "rate_path", "step_var", "nonfinite"]
+        )
     lay = res.layers[["run_id", "step", "layer", "grad_b_norm", "act_mean", "act_std"]]
     lay = lay[(lay["step"] == 0) & lay["run_id"].isin(runs["run_id"])].merge(runs[cols], on="run_id")
     rows = []
-    for run_id, g in lay.groupby("run_id", sort=False):
+    for _, g in lay.groupby("run_id", sort=False):
         g = g.sort_values("layer")
         r = g.iloc[0]
         depth = int(r["depth"])
@@ -153,10 +155,19 @@ def run_rates(res) -> pd.DataFrame:
         q2 = r["sigma_w"] ** 2 * second_moment + r["sigma_b"] ** 2
         finite = bool(np.isfinite(y[fit]).all())
         steps = y[fit][:-1] - y[fit][1:] if finite else np.array([])
-        rows.append({**{c: r[c] for c in cols}, "first": first, "last": last, "rate": rate_of(ls[fit], y[fit]),
-                     "rate_all": rate_of(ls, y), "q2": q2, "step_var": float(np.var(steps, ddof=1)) if len(steps) > 1 else math.nan,
-                     "rate_path": path_rate(r["activation"], float(r["sigma_w"]), float(r["sigma_b"]), q2, depth),
-                     "nonfinite": not finite})
+        rows.append(
+            {
+                **{c: r[c] for c in cols},
+                "first": first,
+                "last": last,
+                "rate": rate_of(ls[fit], y[fit]),
+                "rate_all": rate_of(ls, y),
+                "q2": q2,
+                "step_var": float(np.var(steps, ddof=1)) if len(steps) > 1 else math.nan,
+                "rate_path": path_rate(r["activation"], float(r["sigma_w"]), float(r["sigma_b"]), q2, depth),
+                "nonfinite": not finite,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -176,9 +187,18 @@ def decay_table(res, rates: pd.DataFrame | None = None) -> pd.DataFrame:
     if rates.empty:
         return pd.DataFrame(columns=keys + ["sigma_w2", "sigma_b2", "n", "rate", "rate_min", "rate_max", "log_chi1"])
     g = rates.groupby(keys, sort=True)
-    t = g.agg(n=("rate", "size"), n_nonfinite=("nonfinite", "sum"), rate=("rate", "median"), rate_min=("rate", "min"),
-              rate_max=("rate", "max"), rate_all=("rate_all", "median"), rate_path=("rate_path", "median"),
-              step_var=("step_var", "median"), first=("first", "first"), last=("last", "first")).reset_index()
+    t = g.agg(
+        n=("rate", "size"),
+        n_nonfinite=("nonfinite", "sum"),
+        rate=("rate", "median"),
+        rate_min=("rate", "min"),
+        rate_max=("rate", "max"),
+        rate_all=("rate_all", "median"),
+        rate_path=("rate_path", "median"),
+        step_var=("step_var", "median"),
+        first=("first", "first"),
+        last=("last", "first"),
+    ).reset_index()
     t.insert(len(keys), "sigma_w2", np.round(t["sigma_w"].astype(float) ** 2, 6))
     t.insert(len(keys) + 1, "sigma_b2", np.round(t["sigma_b"].astype(float) ** 2, 6))
     t["chi1"] = [theory.chi1(a, float(sw), float(sb)) for a, sw, sb in zip(t["activation"], t["sigma_w"], t["sigma_b"])]
@@ -209,15 +229,24 @@ def trainability_table(res, multiple: float = TRAIN_MULTIPLE) -> pd.DataFrame:
     runs = train_runs(res)
     keys = ["activation", "width", "sigma_b", "depth", "sigma_w"]
     if runs.empty:
-        return pd.DataFrame(columns=keys + ["sigma_w2", "sigma_b2", "n", "n_trainable", "fraction", "xi_c", "max_depth", "predicted"])
+        return pd.DataFrame(
+            columns=keys + ["sigma_w2", "sigma_b2", "n", "n_trainable", "fraction", "xi_c", "max_depth", "predicted"]
+        )
     runs = runs.assign(
         trainable=(runs["status"] == "ok") & (runs["final_accuracy"].astype(float) >= ACC_TARGET),
         diverged=runs["status"] == "diverged",
     )
-    t = runs.groupby(keys, sort=True).agg(
-        n=("run_id", "size"), n_trainable=("trainable", "sum"), n_diverged=("diverged", "sum"),
-        accuracy=("final_accuracy", "median"), steps=("n_steps", "median"),
-    ).reset_index()
+    t = (
+        runs.groupby(keys, sort=True)
+        .agg(
+            n=("run_id", "size"),
+            n_trainable=("trainable", "sum"),
+            n_diverged=("diverged", "sum"),
+            accuracy=("final_accuracy", "median"),
+            steps=("n_steps", "median"),
+        )
+        .reset_index()
+    )
     t.insert(len(keys), "sigma_w2", np.round(t["sigma_w"].astype(float) ** 2, 6))
     t.insert(len(keys) + 1, "sigma_b2", np.round(t["sigma_b"].astype(float) ** 2, 6))
     t["fraction"] = t["n_trainable"] / t["n"]
@@ -242,11 +271,20 @@ def trainable_depths(tt: pd.DataFrame) -> pd.DataFrame:
         depths = g["depth"].to_numpy()
         fail = depths[~ok].min() if (~ok).any() else math.inf
         below = depths[ok & (depths < fail)]
-        rows.append({"activation": key[0], "width": key[1], "sigma_b2": g["sigma_b2"].iloc[0], "sigma_w2": g["sigma_w2"].iloc[0],
-                     "depths": len(g), "deepest": int(below.max()) if len(below) else 0,
-                     "first_failure": float(fail) if math.isfinite(fail) else math.nan,
-                     "trains_deeper": bool((ok & (depths > fail)).any()),
-                     "xi_c": g["xi_c"].iloc[0], "max_depth": g["max_depth"].iloc[0]})
+        rows.append(
+            {
+                "activation": key[0],
+                "width": key[1],
+                "sigma_b2": g["sigma_b2"].iloc[0],
+                "sigma_w2": g["sigma_w2"].iloc[0],
+                "depths": len(g),
+                "deepest": int(below.max()) if len(below) else 0,
+                "first_failure": float(fail) if math.isfinite(fail) else math.nan,
+                "trains_deeper": bool((ok & (depths > fail)).any()),
+                "xi_c": g["xi_c"].iloc[0],
+                "max_depth": g["max_depth"].iloc[0],
+            }
+        )
     out = pd.DataFrame(rows)
     if not out.empty:
         out["deepest_over_xi_c"] = out["deepest"] / out["xi_c"]
@@ -287,7 +325,11 @@ def fig_chaos_heatmap(res, table: pd.DataFrame | None = None):
     if t.empty:
         raise ValueError("no single-input runs at initialisation")
     first_row = t.iloc[0]
-    t = t[(t["activation"] == first_row["activation"]) & (t["width"] == first_row["width"]) & (t["depth"] == first_row["depth"])]
+    t = t[
+        (t["activation"] == first_row["activation"])
+        & (t["width"] == first_row["width"])
+        & (t["depth"] == first_row["depth"])
+    ]
     act, width, depth = t["activation"].iloc[0], int(t["width"].iloc[0]), int(t["depth"].iloc[0])
     grid = t.pivot_table(index="sigma_b2", columns="sigma_w2", values="rate", aggfunc="median")
     xs, ys = grid.columns.to_numpy(float), grid.index.to_numpy(float)
@@ -297,8 +339,14 @@ def fig_chaos_heatmap(res, table: pd.DataFrame | None = None):
     vmin = min(float(finite.min()) if finite.size else -1.0, -1e-3)
     vmax = max(float(finite.max()) if finite.size else 1.0, 1e-3)
     cmap = sns.color_palette("viridis", as_cmap=True).with_extremes(bad="0.85")
-    mesh = ax.pcolormesh(_edges(xs), _edges(ys), np.ma.masked_invalid(vals), cmap=cmap,
-                         norm=TwoSlopeNorm(vcenter=0.0, vmin=vmin, vmax=vmax), shading="flat")
+    mesh = ax.pcolormesh(
+        _edges(xs),
+        _edges(ys),
+        np.ma.masked_invalid(vals),
+        cmap=cmap,
+        norm=TwoSlopeNorm(vcenter=0.0, vmin=vmin, vmax=vmax),
+        shading="flat",
+    )
     cb = fig.colorbar(mesh, ax=ax, pad=0.02)
     cb.set_label(r"measured rate of $\ln\|\partial C/\partial b^l\|^2$ per layer")
     sb_fine = np.linspace(ys.min(), ys.max(), 13)
@@ -322,8 +370,18 @@ def fig_chaos_heatmap(res, table: pd.DataFrame | None = None):
     bx.axhline(0, color="0.4", lw=1, ls=":")
     for sb2, g in t.groupby("sigma_b2"):
         err = np.vstack([g["rate"] - g["rate_min"], g["rate_max"] - g["rate"]])
-        bx.errorbar(g["log_chi1"], g["diff"], yerr=np.where(np.isfinite(err), err, 0), fmt="o", ms=4, lw=0.8,
-                    elinewidth=0.8, alpha=0.85, color=colors[sb2], label=f"{sb2:g}")
+        bx.errorbar(
+            g["log_chi1"],
+            g["diff"],
+            yerr=np.where(np.isfinite(err), err, 0),
+            fmt="o",
+            ms=4,
+            lw=0.8,
+            elinewidth=0.8,
+            alpha=0.85,
+            color=colors[sb2],
+            label=f"{sb2:g}",
+        )
         bx.plot(g["log_chi1"], g["rate_path"] - g["log_chi1"], "x", ms=5, color=colors[sb2])
     bx.plot([], [], "x", color="0.3", label="mean field")
     bx.axvline(0, color="0.6", lw=0.8)
@@ -331,13 +389,25 @@ def fig_chaos_heatmap(res, table: pd.DataFrame | None = None):
     bx.set_ylabel(r"measured rate $-\ln\chi_1$ (bars: seeds' min–max)")
     handles, labels = bx.get_legend_handles_labels()
     order = [i for i, l in enumerate(labels) if l != "mean field"] + [labels.index("mean field")]
-    bx.legend([handles[i] for i in order], [labels[i] for i in order], title=r"$\sigma_b^2$ (dots: measured, median over seeds; ×: mean field along the same layers)", loc="upper center", bbox_to_anchor=(0.5, -0.15),
-              ncol=4, frameon=False)
+    bx.legend(
+        [handles[i] for i in order],
+        [labels[i] for i in order],
+        title=r"$\sigma_b^2$ (dots: measured, median over seeds; ×: mean field along the same layers)",
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.15),
+        ncol=4,
+        frameon=False,
+    )
     first, last = int(t["first"].iloc[0]), int(t["last"].iloc[0])
     inside = int((np.abs(t["diff"]) <= RATE_TOL).sum())
-    bx.set_title(f"measured − predicted, layers {first}–{last}\n(grey band: ±{RATE_TOL:g}; {inside} of {len(t)} cells inside)")
-    fig.suptitle(r"Per-layer decay of the squared gradient at initialisation, one input: "
-                 r"$\ln\|\delta^l\|^2 - \ln\|\delta^{l+1}\|^2 \to \ln\chi_1$", fontsize=11)
+    bx.set_title(
+        f"measured − predicted, layers {first}–{last}\n(grey band: ±{RATE_TOL:g}; {inside} of {len(t)} cells inside)"
+    )
+    fig.suptitle(
+        r"Per-layer decay of the squared gradient at initialisation, one input: "
+        r"$\ln\|\delta^l\|^2 - \ln\|\delta^{l+1}\|^2 \to \ln\chi_1$",
+        fontsize=11,
+    )
     fig.tight_layout()
     return fig
 
@@ -347,7 +417,9 @@ def _xi_c(activation: str, sigma_w2: float, sigma_b: float) -> float:
     return theory.xi_c(activation, math.sqrt(sigma_w2), sigma_b)
 
 
-def xi_c_curve(activation: str, sigma_b: float, sigma_w2_lo: float, sigma_w2_hi: float, points: int = CURVE_POINTS) -> pd.DataFrame:
+def xi_c_curve(
+    activation: str, sigma_b: float, sigma_w2_lo: float, sigma_w2_hi: float, points: int = CURVE_POINTS
+) -> pd.DataFrame:
     """ξ_c on an even grid of σ_w² in [lo, hi] (lo > 0; for drawing multiples of it), with two
     points 0.001 either side of the critical σ_w², which is in every row (remembered)."""
     sw2 = np.linspace(max(sigma_w2_lo, 1e-3), sigma_w2_hi, points)
@@ -367,7 +439,11 @@ def fig_trainability(res, table: pd.DataFrame | None = None, multiple: float = T
     t = trainability_table(res, multiple) if table is None else table
     if t.empty:
         raise ValueError("no trained runs")
-    t = t[(t["activation"] == t["activation"].iloc[0]) & (t["sigma_b"] == t["sigma_b"].iloc[0]) & (t["width"] == t["width"].iloc[0])]
+    t = t[
+        (t["activation"] == t["activation"].iloc[0])
+        & (t["sigma_b"] == t["sigma_b"].iloc[0])
+        & (t["width"] == t["width"].iloc[0])
+    ]
     act, sb, width = t["activation"].iloc[0], float(t["sigma_b"].iloc[0]), int(t["width"].iloc[0])
     frac = t.pivot_table(index="depth", columns="sigma_w2", values="fraction")
     n = t.pivot_table(index="depth", columns="sigma_w2", values="n")
@@ -380,16 +456,25 @@ def fig_trainability(res, table: pd.DataFrame | None = None, multiple: float = T
     mesh = ax.pcolormesh(xe, ye, np.ma.masked_invalid(frac.to_numpy(float)), cmap=cmap, vmin=0, vmax=1, shading="flat")
     cb = fig.colorbar(mesh, ax=ax, pad=0.02)
     cb.set_label(f"fraction of seeds trainable (train accuracy ≥ {ACC_TARGET:g})")
-    for i, y in enumerate(ys):
+    for i in range(len(ys)):
         for j, x in enumerate(xs):
             if np.isfinite(frac.iloc[i, j]):
                 f = frac.iloc[i, j]
-                ax.text(x, math.sqrt(ye[i] * ye[i + 1]), f"{k.iloc[i, j]:.0f}/{n.iloc[i, j]:.0f}", ha="center", va="center",
-                        fontsize=9, color="black" if f > 0.6 else "white")
+                ax.text(
+                    x,
+                    math.sqrt(ye[i] * ye[i + 1]),
+                    f"{k.iloc[i, j]:.0f}/{n.iloc[i, j]:.0f}",
+                    ha="center",
+                    va="center",
+                    fontsize=9,
+                    color="black" if f > 0.6 else "white",
+                )
     curve = xi_c_curve(act, sb, xe[0], xe[-1])
     crit = float(curve["critical_sigma_w2"].iloc[0])
     ax.plot(curve["sigma_w2"], multiple * curve["xi_c"], color="white", lw=3.4)
-    ax.plot(curve["sigma_w2"], multiple * curve["xi_c"], color="crimson", lw=1.8, label=rf"theory: ${multiple:g}\,\xi_c$")
+    ax.plot(
+        curve["sigma_w2"], multiple * curve["xi_c"], color="crimson", lw=1.8, label=rf"theory: ${multiple:g}\,\xi_c$"
+    )
     ax.plot(curve["sigma_w2"], curve["xi_c"], color="crimson", lw=1.2, ls=":", label=r"$\xi_c$")
     if math.isfinite(crit):
         ax.axvline(crit, color="black", lw=1.4, ls="--", label=rf"critical $\sigma_w^2$ = {crit:.3g} ($\chi_1 = 1$)")
@@ -405,8 +490,11 @@ def fig_trainability(res, table: pd.DataFrame | None = None, multiple: float = T
     ax.set_ylabel("depth L (hidden layers, log scale)")
     ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.13), ncol=3, frameon=False)
     steps = int(t["steps"].median())
-    ax.set_title(f"Trainability of {act} nets ({width} units, $\\sigma_b^2$ = {sb * sb:.3g}) after {steps} SGD steps;"
-                 f"\ncell: seeds reaching the target / seeds run", fontsize=10)
+    ax.set_title(
+        f"Trainability of {act} nets ({width} units, $\\sigma_b^2$ = {sb * sb:.3g}) after {steps} SGD steps;"
+        f"\ncell: seeds reaching the target / seeds run",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 
@@ -414,7 +502,6 @@ def fig_trainability(res, table: pd.DataFrame | None = None, multiple: float = T
 def make_figures(source, outdir=None, decay: pd.DataFrame | None = None, train: pd.DataFrame | None = None) -> dict:
     """Both figures as PNG and SVG in ``outdir`` (default ``<folder>/figures``): name -> [png,
     svg], or name -> a note when the folder lacks the runs a figure needs."""
-    import seaborn as sns
 
     from mlplab.analysis.figures import save, style
 
@@ -424,7 +511,10 @@ def make_figures(source, outdir=None, decay: pd.DataFrame | None = None, train: 
     train = trainability_table(res) if train is None else train
     out = {}
     with style():
-        for name, draw, table in (("chaos_heatmap", fig_chaos_heatmap, decay), ("chaos_trainability", fig_trainability, train)):
+        for name, draw, table in (
+            ("chaos_heatmap", fig_chaos_heatmap, decay),
+            ("chaos_trainability", fig_trainability, train),
+        ):
             if table.empty:
                 out[name] = "skipped: no runs for it"
                 continue
@@ -448,14 +538,16 @@ def what_was_run(res) -> list[str]:
             f"{_values(ir['width'])} units, W ~ N(0, σ_w²/n_in), b ~ N(0, σ_b²), over σ_w² ∈ {{{_values(ir['sigma_w'] ** 2)}}} × "
             f"σ_b² ∈ {{{_values(ir['sigma_b'] ** 2)}}} with {ir.groupby(['sigma_w', 'sigma_b']).size().max()} seeds each; "
             f"the gradient of one input at step 0, the rate of ln ‖∂C/∂b^l‖² per layer fitted by least squares over "
-            f"hidden layers {first}–{last} (the first {SKIP_INPUT} and last {SKIP_OUTPUT} left out).")
+            f"hidden layers {first}–{last} (the first {SKIP_INPUT} and last {SKIP_OUTPUT} left out)."
+        )
     if len(tr):
         out.append(
             f"Trainability: {len(tr)} {_values_str(tr['activation'])} networks of {_values(tr['width'])} units, "
             f"σ_b² ∈ {{{_values(tr['sigma_b'] ** 2)}}}, depth ∈ {{{_values(tr['depth'])}}} × σ_w² ∈ {{{_values(tr['sigma_w'] ** 2)}}}, "
             f"{tr.groupby(['depth', 'sigma_w', 'sigma_b']).size().max()} seeds each, trained on {_values_str(tr['dataset'])} with SGD "
             f"(learning rate {_values(tr['lr'])}, batch {_values(tr['batch_size'])}, {_values(tr['n_steps'])} steps). "
-            f"A run is *trainable* if it ends with training accuracy ≥ {ACC_TARGET:g} (chance: 1/classes).")
+            f"A run is *trainable* if it ends with training accuracy ≥ {ACC_TARGET:g} (chance: 1/classes)."
+        )
     return out
 
 
@@ -478,20 +570,27 @@ def decay_sentences(t: pd.DataFrame) -> list[str]:
     out.append(
         f"Over {len(t)} (σ_w², σ_b²) cells the measured rate is within {RATE_TOL:g} of ln χ1 in {len(t) - len(off)}; "
         f"the median |measured − ln χ1| is {np.median(np.abs(t['diff'])):.3g} per layer "
-        f"(ln χ1 itself spans {t['log_chi1'].min():.3g} to {t['log_chi1'].max():.3g}).")
+        f"(ln χ1 itself spans {t['log_chi1'].min():.3g} to {t['log_chi1'].max():.3g})."
+    )
     if len(off):
         worst = off.loc[np.abs(off["diff"]).idxmax()]
         ends = off[np.abs(off["diff_path"]) <= RATE_TOL]
-        text = (f"The {len(off)} cell(s) beyond {RATE_TOL:g}: σ_w² ∈ {{{_values(off['sigma_w2'])}}}, σ_b² ∈ "
-                f"{{{_values(off['sigma_b2'])}}}; the largest gap is at σ_w² = {worst['sigma_w2']:g}, σ_b² = "
-                f"{worst['sigma_b2']:g} (measured {worst['rate']:.3g}, ln χ1 = {worst['log_chi1']:.3g}, mean field along "
-                f"the same layers {worst['rate_path']:.3g}).")
+        text = (
+            f"The {len(off)} cell(s) beyond {RATE_TOL:g}: σ_w² ∈ {{{_values(off['sigma_w2'])}}}, σ_b² ∈ "
+            f"{{{_values(off['sigma_b2'])}}}; the largest gap is at σ_w² = {worst['sigma_w2']:g}, σ_b² = "
+            f"{worst['sigma_b2']:g} (measured {worst['rate']:.3g}, ln χ1 = {worst['log_chi1']:.3g}, mean field along "
+            f"the same layers {worst['rate_path']:.3g})."
+        )
         if len(ends):
-            text += (f" In {len(ends)} of them the mean-field rate along the same layers, started from the measured "
-                     f"second layer, is within {RATE_TOL:g} of the measurement: there q^l has not reached q* inside the "
-                     f"fitted layers, and the ends of the net, not the theory, make the difference.")
+            text += (
+                f" In {len(ends)} of them the mean-field rate along the same layers, started from the measured "
+                f"second layer, is within {RATE_TOL:g} of the measurement: there q^l has not reached q* inside the "
+                f"fitted layers, and the ends of the net, not the theory, make the difference."
+            )
         if len(ends) < len(off):
-            text += f" In {len(off) - len(ends)} the mean field along the same layers misses by more than {RATE_TOL:g} too."
+            text += (
+                f" In {len(off) - len(ends)} the mean field along the same layers misses by more than {RATE_TOL:g} too."
+            )
         out.append(text)
     near = t[np.abs(t["log_chi1"]) < NEAR_CRITICAL]
     if len(near):
@@ -501,8 +600,12 @@ def decay_sentences(t: pd.DataFrame) -> list[str]:
             f"Near the critical line (|ln χ1| < {NEAR_CRITICAL:g}, {len(near)} cells; |ξ_∇| > {1 / NEAR_CRITICAL:g} layers) "
             f"the measured rate has the sign of ln χ1 in {same} of {len(near)}. The seeds spread by a median "
             f"{spread:.3g} per layer (min–max), {_compare(spread, size)} the median |ln χ1| = {size:.3g} of these cells"
-            + (": there a single seed cannot tell the phase, and the measured ξ is poorly determined."
-               if spread > 0.9 * size else "."))
+            + (
+                ": there a single seed cannot tell the phase, and the measured ξ is poorly determined."
+                if spread > 0.9 * size
+                else "."
+            )
+        )
     width = int(t["width"].median())
     bias = t["diff_path"].median()
     low = (t["diff_path"] < 0).sum()
@@ -515,21 +618,28 @@ def decay_sentences(t: pd.DataFrame) -> list[str]:
         f"A rate of the log of a product of fluctuating factors is biased low by about half the variance of one "
         f"factor's log (E ln X ≈ ln E X − Var/2, a bias that vanishes in the infinitely wide limit of the theory); "
         f"the measured per-layer increments give a median {jensen:+.3g}, "
-        + ("of the same sign and within a factor 3." if alike else "which does not match it in sign or within a factor 3."))
+        + (
+            "of the same sign and within a factor 3."
+            if alike
+            else "which does not match it in sign or within a factor 3."
+        )
+    )
     ends = (t["rate_all"] - t["rate"]).dropna()
     if ends.empty:
         return out
     out.append(
         f"The ends of the net: fitting every hidden layer instead of layers {int(t['first'].iloc[0])}–{int(t['last'].iloc[0])} "
         f"moves the rate by a median {ends.median():+.3g} (largest |change| {np.abs(ends).max():.3g}, at σ_w² = "
-        f"{t.loc[np.abs(ends).idxmax(), 'sigma_w2']:g}, σ_b² = {t.loc[np.abs(ends).idxmax(), 'sigma_b2']:g}).")
+        f"{t.loc[np.abs(ends).idxmax(), 'sigma_w2']:g}, σ_b² = {t.loc[np.abs(ends).idxmax(), 'sigma_b2']:g})."
+    )
     return out
 
 
 def _pairs(d: pd.DataFrame) -> str:
     """'σ_w² = 0.75 at depth 8, 1 at 16 and 32, ...' for the rows of d."""
-    return ", ".join(f"{sw2:g} at depth {' and '.join(f'{x:g}' for x in sorted(g['depth']))}"
-                     for sw2, g in d.groupby("sigma_w2"))
+    return ", ".join(
+        f"{sw2:g} at depth {' and '.join(f'{x:g}' for x in sorted(g['depth']))}" for sw2, g in d.groupby("sigma_w2")
+    )
 
 
 def multiple_brackets(tt: pd.DataFrame) -> pd.DataFrame:
@@ -550,8 +660,10 @@ def train_sentences(tt: pd.DataFrame, multiple: float = TRAIN_MULTIPLE) -> list[
         return []
     measured = tt["fraction"] >= 0.5
     agree = (measured == tt["predicted"]).sum()
-    out = [f"A (depth, σ_w²) cell counts as trainable when at least half its seeds are. The prediction "
-           f"depth ≤ {multiple:g} ξ_c agrees with that in {agree} of {len(tt)} cells."]
+    out = [
+        f"A (depth, σ_w²) cell counts as trainable when at least half its seeds are. The prediction "
+        f"depth ≤ {multiple:g} ξ_c agrees with that in {agree} of {len(tt)} cells."
+    ]
     over = tt[~measured & tt["predicted"]]
     under = tt[measured & ~tt["predicted"]]
     if len(over):
@@ -559,31 +671,41 @@ def train_sentences(tt: pd.DataFrame, multiple: float = TRAIN_MULTIPLE) -> list[
             f"Predicted trainable but below the target after the budget: {len(over)} cell(s), σ_w² = {_pairs(over)} "
             f"(depth/ξ_c from {over['depth_over_xi_c'].min():.3g} to {over['depth_over_xi_c'].max():.3g}). The theory "
             f"bounds how deep signals travel at initialisation, not how many steps of one fixed learning rate a deep "
-            f"net needs.")
+            f"net needs."
+        )
     if len(under):
-        out.append(f"Trainable although deeper than {multiple:g} ξ_c: {len(under)} cell(s), σ_w² = {_pairs(under)} "
-                   f"(depth/ξ_c up to {under['depth_over_xi_c'].max():.3g}).")
+        out.append(
+            f"Trainable although deeper than {multiple:g} ξ_c: {len(under)} cell(s), σ_w² = {_pairs(under)} "
+            f"(depth/ξ_c up to {under['depth_over_xi_c'].max():.3g})."
+        )
     b = multiple_brackets(tt)
     b = b[np.isfinite(b["upper"]) & (b["lower"] > 0)]
     shallow = b[b["upper"] < 1]  # a failure less than one ξ_c deep: not a loss of signal
     if len(shallow):
         out.append(
-            "Failing within one ξ_c: σ_w² = " + ", ".join(
-                f"{r.sigma_w2:g} at depth {r.first_failure:g} (ξ_c = {r.xi_c:.3g})" for r in shallow.itertuples())
+            "Failing within one ξ_c: σ_w² = "
+            + ", ".join(
+                f"{r.sigma_w2:g} at depth {r.first_failure:g} (ξ_c = {r.xi_c:.3g})" for r in shallow.itertuples()
+            )
             + ". Correlations there survive far deeper than the net, so the budget of steps, not the loss of signal, "
-              "limits the depth; these σ_w² are left out of the brackets below.")
+            "limits the depth; these σ_w² are left out of the brackets below."
+        )
     b = b[b["upper"] >= 1]
     if len(b):
         lo, hi = b["lower"].max(), b["upper"].min()
         spans = ", ".join(f"{r.sigma_w2:g}: {r.lower:.3g}–{r.upper:.3g}" for r in b.itertuples())
-        verdict = (f"one multiple between {lo:.3g} and {hi:.3g} fits them all" if lo < hi else
-                   f"no single multiple fits them all (the largest lower end, {lo:.3g}, exceeds the smallest upper end, {hi:.3g})")
+        verdict = (
+            f"one multiple between {lo:.3g} and {hi:.3g} fits them all"
+            if lo < hi
+            else f"no single multiple fits them all (the largest lower end, {lo:.3g}, exceeds the smallest upper end, {hi:.3g})"
+        )
         out.append(
             f"Where the depth grid brackets the trainable depth (some depth trains, a deeper one does not), it lies "
             f"between these multiples of ξ_c — σ_w² = {spans}: {verdict}, under this budget. The paper's {multiple:g} "
             f"lies above the bracket in {(b['upper'] <= multiple).sum()} of {len(b)} (there {multiple:g} ξ_c overstates the "
             f"depth trained), inside it in {((b['lower'] <= multiple) & (multiple < b['upper'])).sum()} and below it in "
-            f"{(b['lower'] > multiple).sum()}.")
+            f"{(b['lower'] > multiple).sum()}."
+        )
     return out
 
 
@@ -599,23 +721,37 @@ def short_decay_table(t: pd.DataFrame, sigma_b2: float | None = None) -> pd.Data
     sw = d["sigma_w2"].to_numpy()
     rows = sorted({int(np.argmin(np.abs(sw - w))) for w in want})
     d = d.iloc[rows]
-    return pd.DataFrame({
-        "σ_w²": d["sigma_w2"], "σ_b²": d["sigma_b2"], "phase": d["phase"], "ln χ1 (theory)": d["log_chi1"],
-        "mean field, same layers": d["rate_path"], "measured (median)": d["rate"],
-        "min–max": [f"{a:.3g} – {b:.3g}" for a, b in zip(d["rate_min"], d["rate_max"])],
-        "ξ_∇ theory": d["xi_grad"], "ξ measured": d["xi_measured"], "seeds": d["n"],
-    }).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "σ_w²": d["sigma_w2"],
+            "σ_b²": d["sigma_b2"],
+            "phase": d["phase"],
+            "ln χ1 (theory)": d["log_chi1"],
+            "mean field, same layers": d["rate_path"],
+            "measured (median)": d["rate"],
+            "min–max": [f"{a:.3g} – {b:.3g}" for a, b in zip(d["rate_min"], d["rate_max"])],
+            "ξ_∇ theory": d["xi_grad"],
+            "ξ measured": d["xi_measured"],
+            "seeds": d["n"],
+        }
+    ).reset_index(drop=True)
 
 
 def short_train_table(tt: pd.DataFrame, multiple: float = TRAIN_MULTIPLE) -> pd.DataFrame:
     d = trainable_depths(tt)
     if d.empty:
         return d
-    return pd.DataFrame({
-        "σ_w²": d["sigma_w2"], "σ_b²": d["sigma_b2"], "deepest trainable": d["deepest"],
-        "first failing depth": d["first_failure"], "ξ_c": d["xi_c"], f"{multiple:g} ξ_c": d["max_depth"],
-        "deepest / ξ_c": d["deepest_over_xi_c"],
-    })
+    return pd.DataFrame(
+        {
+            "σ_w²": d["sigma_w2"],
+            "σ_b²": d["sigma_b2"],
+            "deepest trainable": d["deepest"],
+            "first failing depth": d["first_failure"],
+            "ξ_c": d["xi_c"],
+            f"{multiple:g} ξ_c": d["max_depth"],
+            "deepest / ξ_c": d["deepest_over_xi_c"],
+        }
+    )
 
 
 CAPTION_HEATMAP = (
@@ -623,10 +759,12 @@ CAPTION_HEATMAP = (
     "input; positive: it explodes), median over seeds, with the mean-field critical line χ1 = 1 (dashed) and where the "
     "measured rate crosses 0 (solid). Right: measured rate − ln χ1 for each (σ_w², σ_b²) cell (bars: the seeds' range; "
     "grey band: ±{tol:g}), and as crosses the mean-field rate along the same layers − ln χ1, which is off 0 only where "
-    "q^l has not settled within the fitted layers.")
+    "q^l has not settled within the fitted layers."
+)
 CAPTION_TRAIN = (
     "Fraction of seeds that reach the training-accuracy target after a fixed budget of SGD steps, over σ_w² and "
-    "depth, with the theory's {m:g} ξ_c (solid), ξ_c (dotted) and the critical σ_w² (dashed, where ξ_c diverges).")
+    "depth, with the theory's {m:g} ξ_c (solid), ξ_c (dotted) and the critical σ_w² (dashed, where ξ_c diverges)."
+)
 
 
 def report_blocks(folder) -> list[Block]:
@@ -638,30 +776,41 @@ def report_blocks(folder) -> list[Block]:
     decay = decay_table(res)
     train = trainability_table(res)
     made = make_figures(res, decay=decay, train=train)
-    out = [Block("h2", "Edge of chaos"),
-           Block("p", "Schoenholz et al. (2017, *Deep Information Propagation*): for W ~ N(0, σ_w²/n_in), b ~ N(0, σ_b²), "
-                      "mean-field theory predicts that ‖δ^l‖² changes by χ1 = σ_w² E[φ'(z)²] per layer toward the input "
-                      "(ξ_∇ = −1/ln χ1 layers per factor e), critical at χ1 = 1, and that inputs' correlations settle over "
-                      "ξ_c layers, with networks trainable up to about 6 ξ_c."),
-           Block("list", what_was_run(res))]
+    out = [
+        Block("h2", "Edge of chaos"),
+        Block(
+            "p",
+            "Schoenholz et al. (2017, *Deep Information Propagation*): for W ~ N(0, σ_w²/n_in), b ~ N(0, σ_b²), "
+            "mean-field theory predicts that ‖δ^l‖² changes by χ1 = σ_w² E[φ'(z)²] per layer toward the input "
+            "(ξ_∇ = −1/ln χ1 layers per factor e), critical at χ1 = 1, and that inputs' correlations settle over "
+            "ξ_c layers, with networks trainable up to about 6 ξ_c.",
+        ),
+        Block("list", what_was_run(res)),
+    ]
     if not decay.empty:
         sb_train = float(train["sigma_b2"].iloc[0]) if not train.empty else None
-        out += [Block("h3", "Per-layer decay at initialisation"),
-                Block("figure", str(made["chaos_heatmap"][0]), CAPTION_HEATMAP.format(tol=RATE_TOL)),
-                Block("table", short_decay_table(decay, sb_train)),
-                Block("list", decay_sentences(decay))]
+        out += [
+            Block("h3", "Per-layer decay at initialisation"),
+            Block("figure", str(made["chaos_heatmap"][0]), CAPTION_HEATMAP.format(tol=RATE_TOL)),
+            Block("table", short_decay_table(decay, sb_train)),
+            Block("list", decay_sentences(decay)),
+        ]
     if not train.empty:
-        out += [Block("h3", "Trainable depth against ξ_c"),
-                Block("figure", str(made["chaos_trainability"][0]), CAPTION_TRAIN.format(m=TRAIN_MULTIPLE)),
-                Block("table", short_train_table(train)),
-                Block("list", train_sentences(train))]
+        out += [
+            Block("h3", "Trainable depth against ξ_c"),
+            Block("figure", str(made["chaos_trainability"][0]), CAPTION_TRAIN.format(m=TRAIN_MULTIPLE)),
+            Block("table", short_train_table(train)),
+            Block("list", train_sentences(train)),
+        ]
     out.append(Block("p", PROVENANCE))
     return out
 
 
 # -- command line ---------------------------------------------------------------------------------------------
 def _round(df: pd.DataFrame) -> pd.DataFrame:
-    return df.apply(lambda c: c.map(lambda x: float(f"{x:.4g}") if math.isfinite(x) else x) if c.dtype.kind == "f" else c)
+    return df.apply(
+        lambda c: c.map(lambda x: float(f"{x:.4g}") if math.isfinite(x) else x) if c.dtype.kind == "f" else c
+    )
 
 
 def write_outputs(folder) -> str:
@@ -679,15 +828,34 @@ def write_outputs(folder) -> str:
     parts = ["# Edge of chaos", "", *what_was_run(res)]
     if not decay.empty:
         sb_train = float(train["sigma_b2"].iloc[0]) if not train.empty else None
-        parts += ["", "## Per-layer decay at initialisation", "", markdown_table(_round(short_decay_table(decay, sb_train))), "",
-                  *[f"- {s}" for s in decay_sentences(decay)]]
+        parts += [
+            "",
+            "## Per-layer decay at initialisation",
+            "",
+            markdown_table(_round(short_decay_table(decay, sb_train))),
+            "",
+            *[f"- {s}" for s in decay_sentences(decay)],
+        ]
         decay.to_csv(path / "chaos_table.csv", index=False)
     if not train.empty:
-        parts += ["", "## Trainable depth against ξ_c", "", markdown_table(_round(short_train_table(train))), "",
-                  *[f"- {s}" for s in train_sentences(train)]]
+        parts += [
+            "",
+            "## Trainable depth against ξ_c",
+            "",
+            markdown_table(_round(short_train_table(train))),
+            "",
+            *[f"- {s}" for s in train_sentences(train)],
+        ]
         train.to_csv(path / "chaos_train_table.csv", index=False)
-    parts += ["", PROVENANCE, "", "Figures: " + ", ".join(
-        str(Path(w[0]).relative_to(path)) if not isinstance(w, str) else f"{n} ({w})" for n, w in made.items())]
+    parts += [
+        "",
+        PROVENANCE,
+        "",
+        "Figures: "
+        + ", ".join(
+            str(Path(w[0]).relative_to(path)) if not isinstance(w, str) else f"{n} ({w})" for n, w in made.items()
+        ),
+    ]
     md = "\n".join(parts) + "\n"
     (path / "chaos_table.md").write_text(md)
     return md

@@ -47,8 +47,24 @@ ACC_FRAC = 0.9  # claim 1: accuracy target = this fraction of the best median fi
 VANISH_BELOW = 0.1  # claim 2: first-to-last ratio below this = the first layer learns >= 10x slower
 CONFIG = list(CONFIG_TYPES)  # every field of a run's config
 # config values that define a "setting" besides the network shape, loss, clip rule and seed
-SETTING = ["residual", "norm", "init", "sigma_w", "sigma_b", "lr", "width", "batch_size", "epochs", "weight_decay",
-           "dataset", "n_samples", "n_features", "n_classes", "noise", "dtype"]
+SETTING = [
+    "residual",
+    "norm",
+    "init",
+    "sigma_w",
+    "sigma_b",
+    "lr",
+    "width",
+    "batch_size",
+    "epochs",
+    "weight_decay",
+    "dataset",
+    "n_samples",
+    "n_features",
+    "n_classes",
+    "noise",
+    "dtype",
+]
 DESCRIBE = ["dataset", "activation", "loss", "depth", "phase", "sigma_w", "init", "lr"]  # how cases are named
 
 
@@ -123,13 +139,30 @@ def gradient_ratios(layers: pd.DataFrame, column: str | None = None) -> pd.DataF
         measure = np.where(use_w, "grad_w_norm", "grad_b_norm")
         # pandas arithmetic: a zero norm gives inf or NaN, with no floating-point warning
         ratio = (first["grad_b_norm"] / last["grad_b_norm"]).where(~use_w, first["grad_w_norm"] / last["grad_w_norm"])
-        frames.append(pd.DataFrame({"run_id": first.index, "phase": phase, "step": first["step"].to_numpy(),
-                                    "ratio": ratio.to_numpy(), "measure": measure}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "run_id": first.index,
+                    "phase": phase,
+                    "step": first["step"].to_numpy(),
+                    "ratio": ratio.to_numpy(),
+                    "measure": measure,
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
-def predicted_ratio(activation: str, init: str, sigma_w: float, sigma_b: float, width: int, depth: int,
-                    residual: bool = False, norm: str = "none") -> float:
+def predicted_ratio(
+    activation: str,
+    init: str,
+    sigma_w: float,
+    sigma_b: float,
+    width: int,
+    depth: int,
+    residual: bool = False,
+    norm: str = "none",
+) -> float:
     """Mean-field prediction of ‖δ^1‖/‖δ^L‖ = ∏_(l=1..depth) √χ^l (``mlplab.theory.profile``),
     with each initialiser's effective (σ_w, σ_b); NaN where the theory has no answer — and for
     residual or normalised networks, which ``mlplab.theory`` does not model."""
@@ -203,8 +236,15 @@ def _cases(pairs: pd.DataFrame, conds: list[str], effect) -> pd.DataFrame:
         # already fix them (n_features, n_samples... follow from the data set)
         present_conds = [c for c in conds if c in pairs]
         grouped = pairs.groupby(present_conds, dropna=False) if present_conds else None
-        extra = [c for c in CONFIG if c not in conds and c != "seed" and c in pairs and pairs[c].nunique(dropna=False) > 1
-                 and (grouped is None or grouped[c].nunique(dropna=False).max() > 1)]
+        extra = [
+            c
+            for c in CONFIG
+            if c not in conds
+            and c != "seed"
+            and c in pairs
+            and pairs[c].nunique(dropna=False) > 1
+            and (grouped is None or grouped[c].nunique(dropna=False).max() > 1)
+        ]
         conds = conds + extra
         for key, g in pairs.groupby(conds, dropna=False, sort=True):
             key = key if isinstance(key, tuple) else (key,)
@@ -241,8 +281,9 @@ def convergence_cases(pr: pd.DataFrame, column: str) -> pd.DataFrame:
 
 def _phase_rows(pr: pd.DataFrame) -> pd.DataFrame:
     """Each run twice, once per phase, with that phase's ratio as ``ratio``."""
-    return pd.concat([pr.assign(phase=ph, ratio=pr[col]) for ph, col in zip(PHASES, ("ratio_init", "ratio_end"))],
-                     ignore_index=True)
+    return pd.concat(
+        [pr.assign(phase=ph, ratio=pr[col]) for ph, col in zip(PHASES, ("ratio_init", "ratio_end"))], ignore_index=True
+    )
 
 
 def vanishing_cases(pr: pd.DataFrame, activation: str = "sigmoid") -> pd.DataFrame:
@@ -270,7 +311,9 @@ def explode_cases(pr: pd.DataFrame) -> pd.DataFrame:
     the step-0 first-to-last ratio, log10 (> 0: the gradient grows toward the input)."""
     d = exploding_settings(pr)
     d = d[(d["clip"] == "none") & d["ratio_init"].notna()]
-    return _cases(d, ["dataset", "activation", "sigma_w", "init", "depth"], lambda g: np.log10(g["ratio_init"].to_numpy(float)))
+    return _cases(
+        d, ["dataset", "activation", "sigma_w", "init", "depth"], lambda g: np.log10(g["ratio_init"].to_numpy(float))
+    )
 
 
 def relu_cases(pr: pd.DataFrame) -> pd.DataFrame:
@@ -279,15 +322,23 @@ def relu_cases(pr: pd.DataFrame) -> pd.DataFrame:
     lower layers are less starved)."""
     pr = pr[plain(pr) & (pr["clip"] == "none") & (pr["depth"] >= 1)]
     pairs = _phase_rows_pairs(twins(pr, "activation", "relu", "sigmoid"))
-    return _cases(pairs, ["dataset", "phase", "depth", "loss"],
-                  lambda g: np.abs(np.log10(g["ratio_b"].to_numpy(float))) - np.abs(np.log10(g["ratio_a"].to_numpy(float))))
+    return _cases(
+        pairs,
+        ["dataset", "phase", "depth", "loss"],
+        lambda g: np.abs(np.log10(g["ratio_b"].to_numpy(float))) - np.abs(np.log10(g["ratio_a"].to_numpy(float))),
+    )
 
 
 def _phase_rows_pairs(p: pd.DataFrame) -> pd.DataFrame:
     if p.empty:
         return p.assign(phase=[], ratio_a=[], ratio_b=[])
-    out = pd.concat([p.assign(phase=ph, ratio_a=p[f"{col}_a"], ratio_b=p[f"{col}_b"])
-                     for ph, col in zip(PHASES, ("ratio_init", "ratio_end"))], ignore_index=True)
+    out = pd.concat(
+        [
+            p.assign(phase=ph, ratio_a=p[f"{col}_a"], ratio_b=p[f"{col}_b"])
+            for ph, col in zip(PHASES, ("ratio_init", "ratio_end"))
+        ],
+        ignore_index=True,
+    )
     return out[(out["ratio_a"] > 0) & (out["ratio_b"] > 0)]
 
 
@@ -315,12 +366,25 @@ CASE_SUMMARY = ["n_cases", "n_holds", "n_fails", "n_undecided", "min_seeds", "ef
 def case_summary(cases: pd.DataFrame) -> dict:
     """Counts and ranges over a claim's cases (the numeric columns of the blog table)."""
     if cases is None or cases.empty:
-        return {"n_cases": 0, "n_holds": 0, "n_fails": 0, "n_undecided": 0, "min_seeds": 0,
-                "effect_min": math.nan, "effect_max": math.nan}
+        return {
+            "n_cases": 0,
+            "n_holds": 0,
+            "n_fails": 0,
+            "n_undecided": 0,
+            "min_seeds": 0,
+            "effect_min": math.nan,
+            "effect_max": math.nan,
+        }
     h = cases["holds"]
-    return {"n_cases": len(cases), "n_holds": int((h == True).sum()), "n_fails": int((h == False).sum()),  # noqa: E712
-            "n_undecided": int(h.isna().sum()), "min_seeds": int(cases["n"].min()),
-            "effect_min": float(cases["effect"].min()), "effect_max": float(cases["effect"].max())}
+    return {
+        "n_cases": len(cases),
+        "n_holds": int((h == True).sum()),  # noqa: E712 - a nullable column: True, False or NA
+        "n_fails": int((h == False).sum()),  # noqa: E712
+        "n_undecided": int(h.isna().sum()),
+        "min_seeds": int(cases["n"].min()),
+        "effect_min": float(cases["effect"].min()),
+        "effect_max": float(cases["effect"].max()),
+    }
 
 
 # Mutation testing (make mutation) covers the computations above: the effects, cases and their
@@ -341,13 +405,17 @@ def _effects_text(cases: pd.DataFrame, conds: list[str], unit: str) -> str:
         return "no case"
     conds = [c for c in conds if c in cases and cases[c].nunique(dropna=False) > 1]
     if len(cases) <= MAX_LISTED:
-        parts = [f"{_case_name(r, conds) or 'one case'}: {fmt(r.effect)} [{fmt(r.low)}, {fmt(r.high)}] (n={r.n})"
-                 for r in cases.itertuples(index=False)]
+        parts = [
+            f"{_case_name(r, conds) or 'one case'}: {fmt(r.effect)} [{fmt(r.low)}, {fmt(r.high)}] (n={r.n})"
+            for r in cases.itertuples(index=False)
+        ]
         return f"median {unit} [interval] per case — " + "; ".join(parts)
     s = case_summary(cases)
     seeds = f"{s['min_seeds']}" if s["min_seeds"] == cases["n"].max() else f"{s['min_seeds']}–{cases['n'].max()}"
-    return (f"{len(cases)} cases ({seeds} seeds each): {s['n_holds']} hold, {s['n_fails']} fail, {s['n_undecided']} "
-            f"undecided; median {unit} from {fmt(s['effect_min'])} to {fmt(s['effect_max'])} (every case: the claim-cases table)")
+    return (
+        f"{len(cases)} cases ({seeds} seeds each): {s['n_holds']} hold, {s['n_fails']} fail, {s['n_undecided']} "
+        f"undecided; median {unit} from {fmt(s['effect_min'])} to {fmt(s['effect_max'])} (every case: the claim-cases table)"
+    )
 
 
 def case_table(source) -> pd.DataFrame:
@@ -357,11 +425,24 @@ def case_table(source) -> pd.DataFrame:
     for cid, c in all_cases(load(source)).items():
         conds = [x for x in c.attrs.get("conds", CONDS[cid]) if x != "dataset"]
         for r in c.itertuples(index=False):
-            rows.append({"claim": cid, "dataset": getattr(r, "dataset", ""), "case": _case_name(r, conds),
-                         "n": r.n, "effect": r.effect, "low": r.low, "high": r.high, "coverage": r.coverage, "p": r.p,
-                         "decision": {True: "holds", False: "fails"}.get(r.holds, "undecided"), "unit": UNITS[cid]})
-    return pd.DataFrame(rows, columns=["claim", "dataset", "case", "n", "effect", "low", "high", "coverage", "p",
-                                       "decision", "unit"])
+            rows.append(
+                {
+                    "claim": cid,
+                    "dataset": getattr(r, "dataset", ""),
+                    "case": _case_name(r, conds),
+                    "n": r.n,
+                    "effect": r.effect,
+                    "low": r.low,
+                    "high": r.high,
+                    "coverage": r.coverage,
+                    "p": r.p,
+                    "decision": {True: "holds", False: "fails"}.get(r.holds, "undecided"),
+                    "unit": UNITS[cid],
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["claim", "dataset", "case", "n", "effect", "low", "high", "coverage", "p", "decision", "unit"]
+    )
 
 
 def divergence_text(pr: pd.DataFrame) -> str:
@@ -375,16 +456,23 @@ def divergence_text(pr: pd.DataFrame) -> str:
         where = ""
         if len(div):
             where = f", non-finite at step {fmt(div['diverged_step'].median())} (median)"
-        out.append(f"clip={clip}: {len(div)}/{len(g)} runs diverged{where}; largest finite gradient norm "
-                   f"{fmt(g['max_grad_norm'].median())} (median)")
+        out.append(
+            f"clip={clip}: {len(div)}/{len(g)} runs diverged{where}; largest finite gradient norm "
+            f"{fmt(g['max_grad_norm'].median())} (median)"
+        )
     return "; ".join(out)
 
 
 # -- all claims ---------------------------------------------------------------------------------------
 VERDICT_COLUMNS = ["claim", "post_claim", "check", "verdict", "evidence"]
-CONDS = {"1a": ["dataset", "depth", "loss"], "1b": ["dataset", "depth", "loss"],
-         "2": ["dataset", "phase", "depth"], "3": ["dataset", "activation", "sigma_w", "init", "depth"],
-         "4a": ["dataset", "phase", "depth", "loss"], "4b": ["dataset", "activation", "sigma_w", "depth", "loss"]}
+CONDS = {
+    "1a": ["dataset", "depth", "loss"],
+    "1b": ["dataset", "depth", "loss"],
+    "2": ["dataset", "phase", "depth"],
+    "3": ["dataset", "activation", "sigma_w", "init", "depth"],
+    "4a": ["dataset", "phase", "depth", "loss"],
+    "4b": ["dataset", "activation", "sigma_w", "depth", "loss"],
+}
 POST = {
     "1a": "cross-entropy converges faster than MSE (δ^L has no σ' factor)",
     "1b": "cross-entropy converges faster than MSE (δ^L has no σ' factor)",
@@ -395,28 +483,34 @@ POST = {
 }
 CHECK = {
     "1a": f"plain sigmoid nets, no clipping: steps until the test accuracy reaches {ACC_FRAC:g} × the best median final "
-          "test accuracy of the compared losses; MSE over each cross-entropy twin, log10 per seed (> 0: cross-entropy faster)",
+    "test accuracy of the compared losses; MSE over each cross-entropy twin, log10 per seed (> 0: cross-entropy faster)",
     "1b": f"the same with the training accuracy (target {ACC_FRAC:g} × the best median final training accuracy)",
     "2": f"plain sigmoid nets, no clipping: log10({VANISH_BELOW:g} / ‖∂C/∂b^1‖/‖∂C/∂b^L‖) per seed "
-         f"(> 0: the first layer learns ≥ {1 / VANISH_BELOW:g}× slower), at step 0 and after training",
+    f"(> 0: the first layer learns ≥ {1 / VANISH_BELOW:g}× slower), at step 0 and after training",
     "3": "settings with mean-field factor √χ1 > 1: log10 of the step-0 first-to-last ratio per seed (> 0: the "
-         "gradient grows toward the input)",
+    "gradient grows toward the input)",
     "4a": "relu against its sigmoid twin: |log10 r_sigmoid| − |log10 r_relu| per seed (> 0: relu's ratio closer to 1)",
     "4b": "settings with √χ1 > 1: norm clipping against its unclipped twin, per seed +1 if only the unclipped run "
-          "diverges (−1 the other way), else log10 of the final training losses unclipped / clipped",
+    "diverges (−1 the other way), else log10 of the final training losses unclipped / clipped",
 }
 UNTESTED = {
     "1a": "no pair of plain, unclipped sigmoid runs that differ only in loss (mse against bce or softmax_ce) "
-          "where either run reaches a test-accuracy target",
+    "where either run reaches a test-accuracy target",
     "1b": "no pair of plain, unclipped sigmoid runs that differ only in loss (mse against bce or softmax_ce) "
-          "where either run reaches a training-accuracy target",
+    "where either run reaches a training-accuracy target",
     "2": "no plain, unclipped sigmoid network with a hidden layer",
     "3": "no setting has a per-layer factor above 1: √χ1 ≤ 1 everywhere (e.g. relu needs σ_w > √2)",
     "4a": "no relu run with a sigmoid twin",
     "4b": "no setting with √χ1 > 1 has runs with and without norm clipping",
 }
-UNITS = {"1a": "log10 steps ratio", "1b": "log10 steps ratio", "2": "effect", "3": "log10 ratio", "4a": "effect",
-         "4b": "score"}
+UNITS = {
+    "1a": "log10 steps ratio",
+    "1b": "log10 steps ratio",
+    "2": "effect",
+    "3": "log10 ratio",
+    "4a": "effect",
+    "4b": "score",
+}
 
 
 def all_cases(source) -> dict[str, pd.DataFrame]:
@@ -452,13 +546,27 @@ def verdicts(source, by_dataset: bool = False) -> pd.DataFrame:
             div = divergence_text(pr)
             evidence_text = (div + "; " if div else "") + evidence_text
         base = {"claim": cid, "post_claim": POST[cid], "check": CHECK[cid] + "; " + describe_level()}
-        rows.append({**base, "dataset": "all", "verdict": verdict(c, conds, UNTESTED[cid]), "evidence": evidence_text,
-                     **case_summary(c)})
+        rows.append(
+            {
+                **base,
+                "dataset": "all",
+                "verdict": verdict(c, conds, UNTESTED[cid]),
+                "evidence": evidence_text,
+                **case_summary(c),
+            }
+        )
         for d in datasets:
             sub = c[c["dataset"] == d] if not c.empty else c
             inner = [x for x in conds if x != "dataset"]
-            rows.append({**base, "dataset": d, "verdict": verdict(sub, inner, UNTESTED[cid]),
-                         "evidence": _effects_text(sub, inner, UNITS[cid]), **case_summary(sub)})
+            rows.append(
+                {
+                    **base,
+                    "dataset": d,
+                    "verdict": verdict(sub, inner, UNTESTED[cid]),
+                    "evidence": _effects_text(sub, inner, UNITS[cid]),
+                    **case_summary(sub),
+                }
+            )
     cols = VERDICT_COLUMNS + (["dataset"] if by_dataset else []) + CASE_SUMMARY
     out = pd.DataFrame(rows)
     if not by_dataset:
@@ -476,7 +584,7 @@ def method_notes() -> list[str]:
         f"**Decision rule.** Each case (a data set, depth, loss, …) turns its pairs into one effect per seed; {describe_level()}. "
         "A case whose interval straddles no effect is undecided and named in the verdict.",
         "**Claim 1 uses accuracy, not the loss.** The three losses start at different values and scales (a 10-class BCE near "
-        "7 nats, MSE near 1.2, softmax-CE near ln 10), so \"the loss halves\" is easy for one and real learning for another. "
+        '7 nats, MSE near 1.2, softmax-CE near ln 10), so "the loss halves" is easy for one and real learning for another. '
         f"The target is {ACC_FRAC:g} × the best median final accuracy of the compared losses in the same setting and depth, "
         "the same number for every arm; a run that never reaches it counts as one logged step past its end, a pair where "
         "neither run reaches it says nothing about speed and is left out, and a target already met at step 0 (nothing to "
@@ -512,16 +620,23 @@ def disagreements(source, by_dataset: pd.DataFrame | None = None) -> list[str]:
                 effects = ", ".join(f"{d} {fmt(e)}" for d, e in zip(g["dataset"], g["effect"]))
                 numbers = _case_numbers(cid, pr, key, sorted(holds | fails))
                 split_effects += list(g["effect"])
-                split.append(f"{name}: holds on {', '.join(sorted(holds))}, fails on {', '.join(sorted(fails))} "
-                             f"(median {UNITS[cid]}: {effects}" + (f"; {numbers}" if numbers else "") + ")")
+                split.append(
+                    f"{name}: holds on {', '.join(sorted(holds))}, fails on {', '.join(sorted(fails))} "
+                    f"(median {UNITS[cid]}: {effects}" + (f"; {numbers}" if numbers else "") + ")"
+                )
         if split:
             shown = split[:4] + ([f"and {len(split) - 4} more"] if len(split) > 4 else [])
-            why = (f" Those cases are marginal: their median |effect| is {fmt(np.median(np.abs(split_effects)))} against "
-                   f"{fmt(decided['effect'].abs().median())} over all {len(decided)} decided cases of the claim, so a different "
-                   "data set tips them across no effect." if np.median(np.abs(split_effects)) < decided["effect"].abs().median()
-                   else " Those cases are not marginal (their |effect| is as large as the claim's typical one): the data set "
-                        "changes the outcome itself.")
-            out.append(f"**Claim {cid}**: the data sets disagree in {len(split)} case(s) — " + "; ".join(shown) + "." + why)
+            why = (
+                f" Those cases are marginal: their median |effect| is {fmt(np.median(np.abs(split_effects)))} against "
+                f"{fmt(decided['effect'].abs().median())} over all {len(decided)} decided cases of the claim, so a different "
+                "data set tips them across no effect."
+                if np.median(np.abs(split_effects)) < decided["effect"].abs().median()
+                else " Those cases are not marginal (their |effect| is as large as the claim's typical one): the data set "
+                "changes the outcome itself."
+            )
+            out.append(
+                f"**Claim {cid}**: the data sets disagree in {len(split)} case(s) — " + "; ".join(shown) + "." + why
+            )
     return out
 
 
@@ -544,15 +659,30 @@ def _case_numbers(cid: str, pr: pd.DataFrame, key: dict, datasets: list) -> str:
             parts.append(f"{ds} " + " vs ".join(f"{a} {fmt(x)}" for a, x in m.items()))
         elif cid in ("1a", "1b"):
             column = "test_accuracy" if cid == "1a" else "train_accuracy"
-            g = pr[(pr["dataset"] == ds) & plain(pr) & (pr["activation"] == "sigmoid") & (pr["clip"] == "none")
-                   & (pr["depth"] == key.get("depth"))]
+            g = pr[
+                (pr["dataset"] == ds)
+                & plain(pr)
+                & (pr["activation"] == "sigmoid")
+                & (pr["clip"] == "none")
+                & (pr["depth"] == key.get("depth"))
+            ]
             steps = g.groupby("loss")[f"steps_{column}"].median()
-            parts.append(f"{ds} target {fmt(g[f'target_{column}'].median())}, steps " +
-                         ", ".join(f"{k} {fmt(x)}" for k, x in steps.items()))
+            parts.append(
+                f"{ds} target {fmt(g[f'target_{column}'].median())}, steps "
+                + ", ".join(f"{k} {fmt(x)}" for k, x in steps.items())
+            )
         elif cid == "4b":
-            parts.append(f"{ds} diverged " + ", ".join(f"{k} {int(x.sum())}/{len(x)}" for k, x in g.groupby("clip")["diverged"]))
-    what = {"2": "median first/last ratio", "3": "median step-0 first/last ratio", "4a": "median first/last ratio",
-            "1a": "", "1b": "", "4b": ""}[cid]
+            parts.append(
+                f"{ds} diverged " + ", ".join(f"{k} {int(x.sum())}/{len(x)}" for k, x in g.groupby("clip")["diverged"])
+            )
+    what = {
+        "2": "median first/last ratio",
+        "3": "median step-0 first/last ratio",
+        "4a": "median first/last ratio",
+        "1a": "",
+        "1b": "",
+        "4b": "",
+    }[cid]
     return (f"{what} " if what else "") + "; ".join(parts) if parts else ""
 
 
@@ -569,21 +699,63 @@ def claim_convergence(source) -> pd.DataFrame:
         for key, d in g:
             v = d[f"steps_{column}"].to_numpy(float)
             reached = v < d["beyond"].to_numpy(float)
-            rows.append({"target": target, "dataset": key[0], "activation": key[1], "depth": key[2], "loss": key[3],
-                         "target_value": float(d[f"target_{column}"].median()), "n": len(v), "n_reached": int(reached.sum()),
-                         "median": float(np.median(np.where(reached, v, np.inf))),
-                         "q25": float(np.quantile(np.where(reached, v, np.inf), 0.25, method="nearest")),
-                         "q75": float(np.quantile(np.where(reached, v, np.inf), 0.75, method="nearest"))})
-    return pd.DataFrame(rows, columns=["target", "dataset", "activation", "depth", "loss", "target_value", "n",
-                                       "n_reached", "median", "q25", "q75"])
+            rows.append(
+                {
+                    "target": target,
+                    "dataset": key[0],
+                    "activation": key[1],
+                    "depth": key[2],
+                    "loss": key[3],
+                    "target_value": float(d[f"target_{column}"].median()),
+                    "n": len(v),
+                    "n_reached": int(reached.sum()),
+                    "median": float(np.median(np.where(reached, v, np.inf))),
+                    "q25": float(np.quantile(np.where(reached, v, np.inf), 0.25, method="nearest")),
+                    "q75": float(np.quantile(np.where(reached, v, np.inf), 0.75, method="nearest")),
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "target",
+            "dataset",
+            "activation",
+            "depth",
+            "loss",
+            "target_value",
+            "n",
+            "n_reached",
+            "median",
+            "q25",
+            "q75",
+        ],
+    )
 
 
 def claim_vanishing(source) -> pd.DataFrame:
     """First-to-last gradient ratio by setting, depth and phase over the unclipped runs:
     median, quartiles, per-layer factor (median^(1/depth)) and the mean-field prediction."""
     res = load(source)
-    cols = ["dataset", "activation", "residual", "norm", "init", "sigma_w", "sigma_b", "lr", "depth", "phase", "n", "median",
-            "q25", "q75", "per_layer", "predicted", "predicted_per_layer", "main"]
+    cols = [
+        "dataset",
+        "activation",
+        "residual",
+        "norm",
+        "init",
+        "sigma_w",
+        "sigma_b",
+        "lr",
+        "depth",
+        "phase",
+        "n",
+        "median",
+        "q25",
+        "q75",
+        "per_layer",
+        "predicted",
+        "predicted_per_layer",
+        "main",
+    ]
     runs = res.runs[res.runs["clip"] == "none"]
     ratios = gradient_ratios(res.layers[res.layers["run_id"].isin(runs["run_id"])])
     if ratios.empty:
@@ -591,17 +763,23 @@ def claim_vanishing(source) -> pd.DataFrame:
     keys = ["dataset", "activation", "residual", "norm", "init", "sigma_w", "sigma_b", "lr", "width", "depth"]
     d = ratios.merge(runs[["run_id"] + keys], on="run_id")
     g = d.groupby(keys + ["phase"])["ratio"]
-    out = pd.DataFrame({"n": g.size(), "median": g.median(), "q25": g.quantile(0.25), "q75": g.quantile(0.75)}).reset_index()
+    out = pd.DataFrame(
+        {"n": g.size(), "median": g.median(), "q25": g.quantile(0.25), "q75": g.quantile(0.75)}
+    ).reset_index()
     with np.errstate(divide="ignore", invalid="ignore"):
         out["per_layer"] = out["median"] ** (1.0 / out["depth"])
-    pred = {k: predicted_ratio(k.activation, k.init, k.sigma_w, k.sigma_b, k.width, k.depth, k.residual, k.norm)
-            for k in out[keys].drop_duplicates().itertuples(index=False)}
+    pred = {
+        k: predicted_ratio(k.activation, k.init, k.sigma_w, k.sigma_b, k.width, k.depth, k.residual, k.norm)
+        for k in out[keys].drop_duplicates().itertuples(index=False)
+    }
     out["predicted"] = [pred[k] for k in out[keys].itertuples(index=False)]
     out["predicted_per_layer"] = out["predicted"] ** (1.0 / out["depth"])
     out["main"] = _is_main(out, main_runs(res.runs))
     out["phase"] = pd.Categorical(out["phase"], PHASES, ordered=True)
-    return out.sort_values(["main", "dataset", "activation", "residual", "norm", "init", "sigma_w", "phase", "depth"],
-                           ascending=[False] + [True] * 8)[cols].reset_index(drop=True)
+    return out.sort_values(
+        ["main", "dataset", "activation", "residual", "norm", "init", "sigma_w", "phase", "depth"],
+        ascending=[False] + [True] * 8,
+    )[cols].reset_index(drop=True)
 
 
 def _is_main(table: pd.DataFrame, main: pd.DataFrame) -> pd.Series:
@@ -620,18 +798,35 @@ def claim_exploding(source) -> pd.DataFrame:
     pr = per_run(load(source))
     d = pr[plain(pr) & (pr["depth"] >= 1)].copy()
     keys = ["dataset", "activation", "init", "sigma_w", "sigma_b", "width", "depth", "loss"]
-    cols = keys + ["clip", "n", "n_diverged", "diverged_step", "max_grad_norm", "final_loss", "ratio_step0", "factor",
-                   "exploding"]
+    cols = keys + [
+        "clip",
+        "n",
+        "n_diverged",
+        "diverged_step",
+        "max_grad_norm",
+        "final_loss",
+        "ratio_step0",
+        "factor",
+        "exploding",
+    ]
     if d.empty:
         return pd.DataFrame(columns=cols)
     fk = ["activation", "init", "sigma_w", "sigma_b", "width"]
     factors = {k: predicted_factor(*k) for k in d[fk].drop_duplicates().itertuples(index=False, name=None)}
     d["factor"] = [factors[k] for k in d[fk].itertuples(index=False, name=None)]
     g = d.groupby(keys + ["clip"], dropna=False)
-    out = pd.DataFrame({
-        "n": g.size(), "n_diverged": g["diverged"].sum(), "diverged_step": g["diverged_step"].median(),
-        "max_grad_norm": g["max_grad_norm"].median(), "final_loss": g["final_loss"].median(),
-        "ratio_step0": g["ratio_init"].median(), "factor": g["factor"].first(),
-    }).reset_index()
+    out = pd.DataFrame(
+        {
+            "n": g.size(),
+            "n_diverged": g["diverged"].sum(),
+            "diverged_step": g["diverged_step"].median(),
+            "max_grad_norm": g["max_grad_norm"].median(),
+            "final_loss": g["final_loss"].median(),
+            "ratio_step0": g["ratio_init"].median(),
+            "factor": g["factor"].first(),
+        }
+    ).reset_index()
     out["exploding"] = out["factor"] > 1
-    return out.sort_values(["exploding"] + keys + ["clip"], ascending=[False] + [True] * (len(keys) + 1))[cols].reset_index(drop=True)
+    return out.sort_values(["exploding"] + keys + ["clip"], ascending=[False] + [True] * (len(keys) + 1))[
+        cols
+    ].reset_index(drop=True)

@@ -66,9 +66,21 @@ MIN_TEXT_PX = 9  # the smallest text a figure may show at that width
 def style():
     """The look of every mlplab figure: white grid, text ≥ 8.5 pt (≥ 9 px at the report's width
     for figures up to 10 in wide at ``DPI``)."""
-    rc = {"font.size": 9.5, "axes.titlesize": 10, "axes.labelsize": 9.5, "xtick.labelsize": 9, "ytick.labelsize": 9,
-          "legend.fontsize": 9, "legend.title_fontsize": 9.5, "figure.titlesize": 10.5}
-    with sns.axes_style("whitegrid"), sns.plotting_context("paper", rc=rc), np.errstate(divide="ignore", invalid="ignore"):
+    rc = {
+        "font.size": 9.5,
+        "axes.titlesize": 10,
+        "axes.labelsize": 9.5,
+        "xtick.labelsize": 9,
+        "ytick.labelsize": 9,
+        "legend.fontsize": 9,
+        "legend.title_fontsize": 9.5,
+        "figure.titlesize": 10.5,
+    }
+    with (
+        sns.axes_style("whitegrid"),
+        sns.plotting_context("paper", rc=rc),
+        np.errstate(divide="ignore", invalid="ignore"),
+    ):
         yield
 
 
@@ -152,10 +164,20 @@ def fig_gradient_profile(res) -> plt.Figure:
     for i, act in enumerate(acts):
         for j, loss in enumerate(losses):
             ax = axes[i, j]
-            for (depth, phase), g in med[(med["activation"] == act) & (med["loss"] == loss)].groupby(["depth", "phase"]):
+            for (depth, phase), g in med[(med["activation"] == act) & (med["loss"] == loss)].groupby(
+                ["depth", "phase"]
+            ):
                 y = g["grad_b_norm"].to_numpy()
                 zeros |= bool((y <= 0).any())
-                ax.plot(g["layer"], np.where(y > 0, y, np.nan), styles[phase], color=colors[depth], marker="o", ms=2.5, lw=1.3)
+                ax.plot(
+                    g["layer"],
+                    np.where(y > 0, y, np.nan),
+                    styles[phase],
+                    color=colors[depth],
+                    marker="o",
+                    ms=2.5,
+                    lw=1.3,
+                )
             ax.set_yscale("log")
             ax.set_title(f"{act}, loss = {loss}", fontsize=10)
             if i == len(acts) - 1:
@@ -192,12 +214,16 @@ def fig_ratio_vs_depth(res) -> plt.Figure:
     pos = d.loc[d["ratio"] > 0, "ratio"]
     floor = pos.min() / 30 if len(pos) else 1e-3
     d["ratio_plot"] = d["ratio"].where(d["ratio"] > 0, floor)
-    labels = sorted(d["setting"].unique(), key=lambda s: (ACT_ORDER.index(s.split(",")[0]) if s.split(",")[0] in ACT_ORDER else 9, s))
+    labels = sorted(
+        d["setting"].unique(),
+        key=lambda s: (ACT_ORDER.index(s.split(",")[0]) if s.split(",")[0] in ACT_ORDER else 9, s),
+    )
     colors = dict(zip(labels, sns.color_palette(CATEGORICAL, len(labels))))
     depths = sorted(d["depth"].unique())
-    pred = pd.concat([
-        _predictions(g[keys].drop_duplicates(), range(1, int(g["depth"].max()) + 1)) for _, g in d.groupby("setting")
-    ], ignore_index=True)
+    pred = pd.concat(
+        [_predictions(g[keys].drop_duplicates(), range(1, int(g["depth"].max()) + 1)) for _, g in d.groupby("setting")],
+        ignore_index=True,
+    )
     pred["setting"] = pred.apply(_setting_label, axis=1)
     have_theory = len(pred) and pred["predicted"].notna().any()
     fig, axes = _grid(1, 2, w=4.8, h=3.8, sharey=True)
@@ -211,7 +237,15 @@ def fig_ratio_vs_depth(res) -> plt.Figure:
             jitter = rng.uniform(-0.15, 0.15, len(g)) * np.maximum(g["depth"], 1) ** 0.5
             ax.scatter(g["depth"] + jitter, g["ratio_plot"], s=9, alpha=0.45, color=colors[lab], lw=0)
             m = g.groupby("depth")["ratio"].median()
-            ax.plot(m.index, m.where(m > 0).to_numpy(), "o-", color=colors[lab], ms=4, lw=1.2, label=f"{lab}: measured median")
+            ax.plot(
+                m.index,
+                m.where(m > 0).to_numpy(),
+                "o-",
+                color=colors[lab],
+                ms=4,
+                lw=1.2,
+                label=f"{lab}: measured median",
+            )
             ax.plot(m.index[m <= 0], np.full((m <= 0).sum(), floor), "v", color=colors[lab], ms=6)
             q = pred[pred["setting"] == lab]
             if phase == claims.PHASES[0] and q["predicted"].notna().any():
@@ -219,15 +253,30 @@ def fig_ratio_vs_depth(res) -> plt.Figure:
         ax.axhline(1.0, color="0.5", lw=0.8)
         if (p["ratio"] <= 0).any():
             ax.axhline(floor, color="0.6", lw=0.6, ls="--")
-            ax.annotate("exactly 0 (dead first layer)", (0.02, floor), xycoords=("axes fraction", "data"), xytext=(0, 3), textcoords="offset points", fontsize=8, color="0.4")
+            ax.annotate(
+                "exactly 0 (dead first layer)",
+                (0.02, floor),
+                xycoords=("axes fraction", "data"),
+                xytext=(0, 3),
+                textcoords="offset points",
+                fontsize=8,
+                color="0.4",
+            )
         ax.set_yscale("log")
         ax.set_xticks(depths)
         ax.set_xlabel("depth (hidden layers)")
-        ax.set_title("at initialisation (step 0)" if phase == claims.PHASES[0] else "after training (last step, ok runs)", fontsize=10)
+        ax.set_title(
+            "at initialisation (step 0)" if phase == claims.PHASES[0] else "after training (last step, ok runs)",
+            fontsize=10,
+        )
     axes[0, 0].set_ylabel(r"$\|\partial C/\partial b^1\| \,/\, \|\partial C/\partial b^L\|$")
     h, l = axes[0, 0].get_legend_handles_labels()
     fig.legend(h, l, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8)
-    theory = r"dotted: mean-field $\prod_l \sqrt{\chi^l}$ (mlplab.theory)" if have_theory else "no mean-field prediction for these settings"
+    theory = (
+        r"dotted: mean-field $\prod_l \sqrt{\chi^l}$ (mlplab.theory)"
+        if have_theory
+        else "no mean-field prediction for these settings"
+    )
     if have_theory and pred["predicted"].isna().any():
         theory += " (plain networks only)"
     data = sorted(runs["dataset"].unique())
@@ -265,7 +314,9 @@ def fig_curves(res) -> plt.Figure:
     axes[1, 0].set_ylabel("test accuracy")
     handles = [plt.Line2D([], [], color=colors[l], ls=dashes[a], label=f"{l}, {a}") for a in acts for l in losses]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    fig.suptitle(TITLES["curves"] + f"\n{claims.setting_values(runs)}; median over seeds, band = quartiles", fontsize=11)
+    fig.suptitle(
+        TITLES["curves"] + f"\n{claims.setting_values(runs)}; median over seeds, band = quartiles", fontsize=11
+    )
     fig.tight_layout()
     return fig
 
@@ -317,29 +368,58 @@ def fig_exploding(res) -> plt.Figure:
             d = lay[lay["run_id"] == run["run_id"]]
             for layer, h in d.groupby("layer"):
                 y = h["grad_b_norm"].to_numpy()
-                ax.plot(h["step"], np.where((y > 0) & np.isfinite(y), y, np.nan), color=colors[layer], lw=1.1,
-                        marker="o" if len(h) <= 12 else None, ms=2.5, label=f"layer {layer}")
+                ax.plot(
+                    h["step"],
+                    np.where((y > 0) & np.isfinite(y), y, np.nan),
+                    color=colors[layer],
+                    lw=1.1,
+                    marker="o" if len(h) <= 12 else None,
+                    ms=2.5,
+                    label=f"layer {layer}",
+                )
             if run["status"] == "diverged":
                 last = d[d["step"] == d["step"].max()]
                 finite = last["grad_b_norm"].replace([np.inf], np.nan).dropna()
                 y = finite.max() if len(finite) else ax.get_ylim()[1]
                 ax.plot([last["step"].iloc[0]], [y], "x", color="crimson", ms=9, mew=2)
-                ax.annotate(f"diverged at step {int(run['diverged_step'])}", (last["step"].iloc[0], y), textcoords="offset points", xytext=(6, -12), color="crimson", fontsize=8)
+                ax.annotate(
+                    f"diverged at step {int(run['diverged_step'])}",
+                    (last["step"].iloc[0], y),
+                    textcoords="offset points",
+                    xytext=(6, -12),
+                    color="crimson",
+                    fontsize=8,
+                )
             else:
-                ax.annotate(f"ok, final loss {run['final_loss']:.3g}", (0.97, 0.97), xycoords="axes fraction", ha="right", va="top", fontsize=8,
-                            bbox={"boxstyle": "round", "fc": "white", "ec": "0.8", "alpha": 0.85})
+                ax.annotate(
+                    f"ok, final loss {run['final_loss']:.3g}",
+                    (0.97, 0.97),
+                    xycoords="axes fraction",
+                    ha="right",
+                    va="top",
+                    fontsize=8,
+                    bbox={"boxstyle": "round", "fc": "white", "ec": "0.8", "alpha": 0.85},
+                )
             ax.set_xscale("symlog", linthresh=10)
             ax.set_xlim(0, max(int(run["n_steps"]), 10))
             ax.set_yscale("log")
             rule = "no clipping" if clip == "none" else f"norm clipping, threshold {run['clip_threshold']:g}"
             if clip == "none":
                 rule += f" ({run['unclipped_diverged']} seeds diverge)"
-            ax.set_title(f"{dataset}: {act}, σ_w={sw:g}, depth {depth}, {loss}, seed {run['seed']}\n{rule}", fontsize=8.5)
+            ax.set_title(
+                f"{dataset}: {act}, σ_w={sw:g}, depth {depth}, {loss}, seed {run['seed']}\n{rule}", fontsize=8.5
+            )
             if i == settings.ngroups - 1:
                 ax.set_xlabel("step (symmetric log scale)")
         axes[i, 0].set_ylabel(r"$\|\partial C/\partial b^l\|$ (before clipping)")
-        axes[i, 1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8, ncol=1 + (len(colors) > 10))
-    fig.suptitle(TITLES["exploding"] + "\nnorms are measured before clipping; clipping rescales the whole update to norm ≤ threshold", fontsize=11)
+        axes[i, 1].legend(
+            loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, fontsize=8, ncol=1 + (len(colors) > 10)
+        )
+    fig.suptitle(
+        TITLES["exploding"]
+        + "\nnorms are measured before clipping; clipping rescales the whole update to norm ≤ threshold",
+        fontsize=11,
+    )
     fig.tight_layout()
     return fig
 
@@ -375,24 +455,54 @@ def fig_steps_heatmap(res) -> plt.Figure:
         for j, target in enumerate(targets):
             d = conv[(conv["target"] == target) & (conv["dataset"] == dataset)]
             d = d.groupby(["depth", "loss"], as_index=False).first()
-            grid = {c: d.pivot(index="depth", columns="loss", values=c).reindex(columns=losses)
-                    for c in ("median", "n_reached", "n", "target_value")}
+            grid = {
+                c: d.pivot(index="depth", columns="loss", values=c).reindex(columns=losses)
+                for c in ("median", "n_reached", "n", "target_value")
+            }
             med = grid["median"]
-            text = np.array([[_cell_text(med.loc[r, c], grid["n_reached"].loc[r, c], grid["n"].loc[r, c],
-                                         grid["target_value"].loc[r, c]) for c in med.columns] for r in med.index], dtype=object)
+            text = np.array(
+                [
+                    [
+                        _cell_text(
+                            med.loc[r, c],
+                            grid["n_reached"].loc[r, c],
+                            grid["n"].loc[r, c],
+                            grid["target_value"].loc[r, c],
+                        )
+                        for c in med.columns
+                    ]
+                    for r in med.index
+                ],
+                dtype=object,
+            )
             val = med.where(grid["target_value"].notna()).replace([np.inf], np.nan).astype(float)
             ax = axes[i, j]
-            sns.heatmap(val, ax=ax, annot=text, fmt="", cmap=cmap, norm=norm, vmin=norm.vmin, vmax=norm.vmax,
-                        cbar=j == len(targets) - 1, cbar_kws={"label": "median steps"}, linewidths=0.5, linecolor="white",
-                        annot_kws={"fontsize": 8.5})
+            sns.heatmap(
+                val,
+                ax=ax,
+                annot=text,
+                fmt="",
+                cmap=cmap,
+                norm=norm,
+                vmin=norm.vmin,
+                vmax=norm.vmax,
+                cbar=j == len(targets) - 1,
+                cbar_kws={"label": "median steps"},
+                linewidths=0.5,
+                linecolor="white",
+                annot_kws={"fontsize": 8.5},
+            )
             for (r, c), t in np.ndenumerate(text):
                 if pd.isna(val.iloc[r, c]) and t:
                     ax.text(c + 0.5, r + 0.5, t, ha="center", va="center", fontsize=8.5, color="0.35")
             ax.set_title(f"{dataset}: {target} ≥ {claims.ACC_FRAC:g} × best", fontsize=10)
             ax.set_xlabel("loss" if i == len(datasets) - 1 else "")
             ax.set_ylabel("depth (hidden layers)" if j == 0 else "")
-    fig.suptitle(TITLES["steps_heatmap"] + "\nsigmoid nets: median over seeds of the first logged step that reaches the "
-                 "target (the same\naccuracy target for every loss); grey: the median run never reaches it", fontsize=10.5)
+    fig.suptitle(
+        TITLES["steps_heatmap"] + "\nsigmoid nets: median over seeds of the first logged step that reaches the "
+        "target (the same\naccuracy target for every loss); grey: the median run never reaches it",
+        fontsize=10.5,
+    )
     fig.tight_layout()
     return fig
 

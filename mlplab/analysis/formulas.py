@@ -180,7 +180,7 @@ def _check_case(case: Case, column: str) -> dict[str, tuple[float, float]]:
     # a^L'(z^L): the post's (diagonal) derivative vs the Jacobian ∂a_i/∂z_j of the first sample
     z0 = zL[:, :1].copy()
     jac = np.stack([central_difference(lambda i=i: float(case.output(z0)[i, 0]), z0)[:, 0] for i in range(len(z0))])
-    post_jac = np.diag((aL[:, 0] * (1 - aL[:, 0])))
+    post_jac = np.diag(aL[:, 0] * (1 - aL[:, 0]))
     e = rel_error(post_jac, jac)
     out["a^L'(z^L)"] = (e, e)
 
@@ -217,7 +217,10 @@ def _check_case(case: Case, column: str) -> dict[str, tuple[float, float]]:
 
 _NOTES = {
     ("softmax CE", "C'(a^L)"): "right for one-hot y: the only non-zero component is −1/a_i",
-    ("softmax CE", "a^L'(z^L)"): "only the diagonal of the softmax Jacobian; the missing −a_i a_j terms cause erratum 3",
+    (
+        "softmax CE",
+        "a^L'(z^L)",
+    ): "only the diagonal of the softmax Jacobian; the missing −a_i a_j terms cause erratum 3",
     ("softmax CE", "δ^L"): "the post keeps only the true-class component; off-class components a_j are dropped",
     ("softmax CE", "∂C/∂W^L"): "the rule holds; fed the post's δ^L (chained) it does not",
     ("softmax CE", "δ^l"): "the recursion holds; fed the post's δ^L (chained) every lower δ^l is wrong",
@@ -249,10 +252,19 @@ def formula_table(seed: int = 0, n_cases: int = 20) -> pd.DataFrame:
             e = max(x[0] for x in errs[entry])
             ec = max(x[1] for x in errs[entry])
             rows.append(
-                {"column": column, "loss": loss, "entry": entry, "post_formula": post_f,
-                 "correct_formula": corr_f, "holds": bool(e < TOL), "max_rel_error": e,
-                 "chained_holds": bool(ec < TOL), "chained_max_rel_error": ec, "n_cases": n_cases,
-                 "note": _NOTES.get((column, entry), "")}
+                {
+                    "column": column,
+                    "loss": loss,
+                    "entry": entry,
+                    "post_formula": post_f,
+                    "correct_formula": corr_f,
+                    "holds": bool(e < TOL),
+                    "max_rel_error": e,
+                    "chained_holds": bool(ec < TOL),
+                    "chained_max_rel_error": ec,
+                    "n_cases": n_cases,
+                    "note": _NOTES.get((column, entry), ""),
+                }
             )
     return pd.DataFrame(rows)
 
@@ -270,10 +282,15 @@ def _erratum_sigmoid(rng, n_cases):
     e_corr = max(rel_error(s * (1 - s), fd(sigmoid)), rel_error(Sigmoid().fn(z), s))
     mirror = rel_error(post, sigmoid(-z))
     return dict(
-        title="sigmoid sign", post_formula="σ(z) = 1/(1 + exp(z))", correct_formula="σ(z) = 1/(1 + exp(−z))",
+        title="sigmoid sign",
+        post_formula="σ(z) = 1/(1 + exp(z))",
+        correct_formula="σ(z) = 1/(1 + exp(−z))",
         check="σ'(z) = σ(1−σ) against central differences of σ, on z in [−8, 8] and random z",
-        post_holds=bool(e_post < TOL), max_rel_error=e_post, correct_holds=bool(e_corr < TOL),
-        correct_max_rel_error=e_corr, n_cases=len(z),
+        post_holds=bool(e_post < TOL),
+        max_rel_error=e_post,
+        correct_holds=bool(e_corr < TOL),
+        correct_max_rel_error=e_corr,
+        n_cases=len(z),
         note=f"the post's σ is σ(−z) = 1 − σ(z) (rel. error {mirror:.1e}), decreasing: its derivative is "
         "−σ(1−σ), so the stated σ' has the wrong sign (rel. error 2); mlplab's Sigmoid is 1/(1+e^(−z))",
     )
@@ -300,11 +317,16 @@ def _erratum_bias_update(rng, n_cases, eta=1e-3):
         case.b[0] = case.W[0] - eta * db[0]
         dC_post.append(case.cost() - c0)
     return dict(
-        title="bias update", post_formula="b^l = W^l − η ∂C/∂b^l", correct_formula="b^l = b^l − η ∂C/∂b^l",
+        title="bias update",
+        post_formula="b^l = W^l − η ∂C/∂b^l",
+        correct_formula="b^l = b^l − η ∂C/∂b^l",
         check="the bias change of one step against −η ∂C/∂b^1 (networks with n_0 = 1, where the post's rule "
         "at least has b^1's shape)",
-        post_holds=bool(e_post < TOL), max_rel_error=e_post, correct_holds=bool(e_corr < 0.05),
-        correct_max_rel_error=e_corr, n_cases=n_cases,
+        post_holds=bool(e_post < TOL),
+        max_rel_error=e_post,
+        correct_holds=bool(e_corr < 0.05),
+        correct_max_rel_error=e_corr,
+        n_cases=n_cases,
         note=f"the post's rule gives shape (n_l, n_(l−1)), not b^l's (n_l, 1), in {wrong_shape} of {n_layers} layers; "
         f"with n_0 = 1 it moves C by {min(dC_post):+.3g}…{max(dC_post):+.3g} vs {min(dC_corr):+.3g}…{max(dC_corr):+.3g} "
         f"for the SGD step (η = {eta}); correct_max_rel_error is the step's deviation from first order −η‖∂C/∂b‖²",
@@ -326,10 +348,15 @@ def _erratum_softmax(rng, n_cases):
         e_true_class = max(e_true_class, rel_error(post[case.labels, cols], true[case.labels, cols]))
         e_mlplab = max(e_mlplab, rel_error(get_loss("softmax_ce").delta(z[-1].T, a[-1].T, case.Y.T).T, true))
     return dict(
-        title="softmax δ^L", post_formula="δ^L = (0, …, a^L_i − 1, …, 0)^T", correct_formula="δ^L = a^L − y",
+        title="softmax δ^L",
+        post_formula="δ^L = (0, …, a^L_i − 1, …, 0)^T",
+        correct_formula="δ^L = a^L − y",
         check="δ^L against m · ∂C/∂z^L by central differences (C the batch mean of softmax cross-entropy)",
-        post_holds=bool(e_post < TOL), max_rel_error=e_post, correct_holds=bool(e_corr < TOL),
-        correct_max_rel_error=e_corr, n_cases=n_cases,
+        post_holds=bool(e_post < TOL),
+        max_rel_error=e_post,
+        correct_holds=bool(e_corr < TOL),
+        correct_max_rel_error=e_corr,
+        n_cases=n_cases,
         note=f"the post's entry is right only at the true class i (rel. error {e_true_class:.1e}); the true δ^L has "
         f"a_j ≠ 0 at every j ≠ i and sums to 0; mlplab's softmax_ce δ^L = a − y (rel. error {e_mlplab:.1e})",
     )
@@ -363,12 +390,16 @@ def _erratum_batch_sum(rng, batch_sizes=(1, 4, 16, 64), eta=0.1):
         e_mlplab = max(e_mlplab, *(rel_error(g.dW[l], dW[l]) for l in range(case.L)))
         e_mlplab = max(e_mlplab, *(rel_error(g.db[l][:, None], db[l]) for l in range(case.L)))
     return dict(
-        title="sum vs mean over the batch", post_formula="W^l = W^l − η Σ_x ∂C_x/∂W^l",
+        title="sum vs mean over the batch",
+        post_formula="W^l = W^l − η Σ_x ∂C_x/∂W^l",
         correct_formula="W^l = W^l − η (1/m) Σ_x ∂C_x/∂W^l (mlplab: C is the batch mean)",
         check=f"the summed step (per-sample differences, summed) against the mean cost's step with the same η, "
         f"m in {list(batch_sizes)}; mlplab's gradients against differences of the mean cost",
-        post_holds=bool(e_post < TOL), max_rel_error=e_post, correct_holds=bool(e_mlplab < TOL),
-        correct_max_rel_error=e_mlplab, n_cases=len(batch_sizes),
+        post_holds=bool(e_post < TOL),
+        max_rel_error=e_post,
+        correct_holds=bool(e_mlplab < TOL),
+        correct_max_rel_error=e_mlplab,
+        n_cases=len(batch_sizes),
         note=f"Σ_x ∂C_x/∂W = m · ∂C_mean/∂W (rel. error {e_scale:.1e}); step ratio summed/mean "
         f"= {', '.join(f'{r:.4g}' for r in ratios)} for m = {', '.join(map(str, batch_sizes))}: the effective "
         "learning rate of the summed rule is η·m, tied to the batch size. A valid rule, but a study must say "

@@ -45,19 +45,163 @@ NIELSEN: dict[int, tuple[float, ...]] = {
 NIELSEN_EPOCHS: tuple[int, ...] = (0, 5, 10, 20, 30, 40, 50, 60, 80, 100, 150, 200, 300, 400, 495)
 NIELSEN_TRAINING: dict[int, tuple[tuple[float, ...], ...]] = {
     2: (
-        (0.06574, 0.01899, 0.00893, 0.002505, 0.001109, 0.0009498, 0.001017, 0.001114, 0.00131, 0.001488, 0.001835, 0.00208, 0.002489, 0.003026, 0.003429),
-        (0.3092, 0.09027, 0.04038, 0.0107, 0.003533, 0.001693, 0.001342, 0.001358, 0.001582, 0.001857, 0.002593, 0.003368, 0.005167, 0.00753, 0.009575),
+        (
+            0.06574,
+            0.01899,
+            0.00893,
+            0.002505,
+            0.001109,
+            0.0009498,
+            0.001017,
+            0.001114,
+            0.00131,
+            0.001488,
+            0.001835,
+            0.00208,
+            0.002489,
+            0.003026,
+            0.003429,
+        ),
+        (
+            0.3092,
+            0.09027,
+            0.04038,
+            0.0107,
+            0.003533,
+            0.001693,
+            0.001342,
+            0.001358,
+            0.001582,
+            0.001857,
+            0.002593,
+            0.003368,
+            0.005167,
+            0.00753,
+            0.009575,
+        ),
     ),
     3: (
-        (0.01184, 0.005163, 0.002004, 0.0004555, 0.0001525, 9.516e-05, 8.504e-05, 8.257e-05, 8.107e-05, 8.053e-05, 8.078e-05, 8.215e-05, 8.506e-05, 8.632e-05, 8.563e-05),
-        (0.05997, 0.02653, 0.01042, 0.002437, 0.000799, 0.0004167, 0.0003255, 0.0003013, 0.0002879, 0.0002809, 0.0002672, 0.0002565, 0.0002407, 0.0002285, 0.0002186),
-        (0.2831, 0.1488, 0.05962, 0.01391, 0.004472, 0.002178, 0.001601, 0.001452, 0.001396, 0.001385, 0.001365, 0.001347, 0.001315, 0.001287, 0.001262),
+        (
+            0.01184,
+            0.005163,
+            0.002004,
+            0.0004555,
+            0.0001525,
+            9.516e-05,
+            8.504e-05,
+            8.257e-05,
+            8.107e-05,
+            8.053e-05,
+            8.078e-05,
+            8.215e-05,
+            8.506e-05,
+            8.632e-05,
+            8.563e-05,
+        ),
+        (
+            0.05997,
+            0.02653,
+            0.01042,
+            0.002437,
+            0.000799,
+            0.0004167,
+            0.0003255,
+            0.0003013,
+            0.0002879,
+            0.0002809,
+            0.0002672,
+            0.0002565,
+            0.0002407,
+            0.0002285,
+            0.0002186,
+        ),
+        (
+            0.2831,
+            0.1488,
+            0.05962,
+            0.01391,
+            0.004472,
+            0.002178,
+            0.001601,
+            0.001452,
+            0.001396,
+            0.001385,
+            0.001365,
+            0.001347,
+            0.001315,
+            0.001287,
+            0.001262,
+        ),
     ),
     4: (
-        (0.002975, 0.0006996, 0.0002659, 6.369e-05, 2.867e-05, 2.223e-05, 2.065e-05, 1.998e-05, 1.91e-05, 1.834e-05, 1.657e-05, 1.498e-05, 1.225e-05, 1.002e-05, 8.279e-06),
-        (0.01708, 0.003957, 0.001475, 0.0003198, 0.0001043, 5.841e-05, 4.803e-05, 4.525e-05, 4.35e-05, 4.24e-05, 3.985e-05, 3.747e-05, 3.315e-05, 2.939e-05, 2.627e-05),
-        (0.06954, 0.02175, 0.008404, 0.001838, 0.0005854, 0.0003102, 0.0002466, 0.0002309, 0.0002242, 0.0002215, 0.0002157, 0.0002102, 0.0002, 0.0001908, 0.0001828),
-        (0.2851, 0.09496, 0.03657, 0.007906, 0.002493, 0.001312, 0.001045, 0.0009827, 0.000963, 0.00096, 0.000955, 0.0009503, 0.0009413, 0.0009328, 0.000925),
+        (
+            0.002975,
+            0.0006996,
+            0.0002659,
+            6.369e-05,
+            2.867e-05,
+            2.223e-05,
+            2.065e-05,
+            1.998e-05,
+            1.91e-05,
+            1.834e-05,
+            1.657e-05,
+            1.498e-05,
+            1.225e-05,
+            1.002e-05,
+            8.279e-06,
+        ),
+        (
+            0.01708,
+            0.003957,
+            0.001475,
+            0.0003198,
+            0.0001043,
+            5.841e-05,
+            4.803e-05,
+            4.525e-05,
+            4.35e-05,
+            4.24e-05,
+            3.985e-05,
+            3.747e-05,
+            3.315e-05,
+            2.939e-05,
+            2.627e-05,
+        ),
+        (
+            0.06954,
+            0.02175,
+            0.008404,
+            0.001838,
+            0.0005854,
+            0.0003102,
+            0.0002466,
+            0.0002309,
+            0.0002242,
+            0.0002215,
+            0.0002157,
+            0.0002102,
+            0.0002,
+            0.0001908,
+            0.0001828,
+        ),
+        (
+            0.2851,
+            0.09496,
+            0.03657,
+            0.007906,
+            0.002493,
+            0.001312,
+            0.001045,
+            0.0009827,
+            0.000963,
+            0.00096,
+            0.000955,
+            0.0009503,
+            0.0009413,
+            0.0009328,
+            0.000925,
+        ),
     ),
 }
 
@@ -75,8 +219,18 @@ DATASET_NAMES = {"mnist": "MNIST", "digits": "the 8×8 digits"}
 
 # what decides the network and the batch whose gradient is logged at step 0; runs that share
 # these (and Nielsen's configuration) differ only in how they would go on training
-STEP0_KEYS = ("dataset", "n_samples", "test_fraction", "standardise", "data_path", "data_digest",
-              "batch_size", "dtype", "seed", "depth")
+STEP0_KEYS = (
+    "dataset",
+    "n_samples",
+    "test_fraction",
+    "standardise",
+    "data_path",
+    "data_digest",
+    "batch_size",
+    "dtype",
+    "seed",
+    "depth",
+)
 
 NIELSEN_COLOR = sns.color_palette("colorblind")[3]
 
@@ -132,7 +286,8 @@ def hidden_speeds(results, step: int | None = 0) -> pd.DataFrame:
         raise ValueError(f"no run with Nielsen's configuration ({want}) in these results")
     # the config is taken from ``runs`` (not the joined columns of ``layers``)
     cfg = runs.loc[keep, ["run_id", "depth", "seed", "dataset", "n_steps", "epochs"]].astype(
-        {"run_id": str, "dataset": str})
+        {"run_id": str, "dataset": str}
+    )
     cols = ["run_id", "step", "layer", "fan_in", "fan_out", "grad_b_norm"]
     lay = results.layers[cols].astype({"run_id": str}).merge(cfg, on="run_id", how="inner")
     # the network's sizes from the logged fans: n_0 = fan_in of layer 1, n_L = fan_out of layer L
@@ -152,9 +307,7 @@ def hidden_speeds(results, step: int | None = 0) -> pd.DataFrame:
             "speed": lay.grad_b_norm.to_numpy(),
         }
     )
-    out["network"] = [
-        _network([first[r]] + [30] * d + [last[r]]) for r, d in zip(out.run_id, out.depth)
-    ]
+    out["network"] = [_network([first[r]] + [30] * d + [last[r]]) for r, d in zip(out.run_id, out.depth)]
     return out.sort_values(["dataset", "depth", "seed", "run_id", "step", "layer"], ignore_index=True)
 
 
@@ -215,8 +368,20 @@ def nielsen_table(results, step: int = 0, q0: float | None = None) -> pd.DataFra
         pred = {d: profile("sigmoid", sw, sb, d, q0).ratio.to_numpy() for d in t.depth.unique()}
         t["theory_ratio_next"] = [pred[d][l - 1] if l < d else np.nan for d, l in zip(t.depth, t.layer)]
         extra = ["theory_ratio_next"]
-    cols = ["depth", "layer", "nielsen_network", "network", "nielsen", "ours_mean", "ours_std", "n_seeds",
-            "ours_over_nielsen", "nielsen_ratio_next", "ours_ratio_next", "ours_ratio_next_std"] + extra
+    cols = [
+        "depth",
+        "layer",
+        "nielsen_network",
+        "network",
+        "nielsen",
+        "ours_mean",
+        "ours_std",
+        "n_seeds",
+        "ours_over_nielsen",
+        "nielsen_ratio_next",
+        "ours_ratio_next",
+        "ours_ratio_next_std",
+    ] + extra
     return t[cols]
 
 
@@ -234,9 +399,16 @@ def nielsen_first_last(results, step: int = 0) -> pd.DataFrame:
         depth=("depth", "first"), network=("network", "first"), first=("speed", "first"), last=("speed", "last")
     )
     per_run["ratio"] = per_run["first"] / per_run["last"]
-    t = per_run.groupby("depth").agg(
-        network=("network", "first"), ours_mean=("ratio", "mean"), ours_std=("ratio", "std"), n_seeds=("ratio", "size")
-    ).reset_index()
+    t = (
+        per_run.groupby("depth")
+        .agg(
+            network=("network", "first"),
+            ours_mean=("ratio", "mean"),
+            ours_std=("ratio", "std"),
+            n_seeds=("ratio", "size"),
+        )
+        .reset_index()
+    )
     t["nielsen_network"] = [nielsen_network(d) for d in t.depth]
     t["nielsen"] = [NIELSEN[d][0] / NIELSEN[d][-1] if d in NIELSEN else np.nan for d in t.depth]
     return t[["depth", "nielsen_network", "network", "nielsen", "ours_mean", "ours_std", "n_seeds"]]
@@ -259,8 +431,12 @@ def nielsen_training(results) -> pd.DataFrame:
     last = s.groupby(["run_id", "step"]).speed.transform("last")
     s["rel_to_last"] = s.speed / last
     t = s.groupby(["dataset", "lr", "weight_decay", "depth", "step", "layer"]).agg(
-        epoch=("epoch", "first"), speed_mean=("speed", "mean"), speed_std=("speed", "std"),
-        rel_to_last_mean=("rel_to_last", "mean"), rel_to_last_std=("rel_to_last", "std"), n_seeds=("speed", "size"),
+        epoch=("epoch", "first"),
+        speed_mean=("speed", "mean"),
+        speed_std=("speed", "std"),
+        rel_to_last_mean=("rel_to_last", "mean"),
+        rel_to_last_std=("rel_to_last", "std"),
+        n_seeds=("speed", "size"),
     )
     return t.reset_index()
 
@@ -285,8 +461,14 @@ def _distribution(values: np.ndarray, his: float) -> dict:
     whether it lies within [5 %, 95 %]."""
     p5, med, p95 = np.quantile(values, [0.05, 0.5, 0.95])
     pct = percentile_rank(his, values)
-    return {"n": len(values), "median": med, "p5": p5, "p95": p95, "percentile": pct,
-            "inside": bool(p5 <= his <= p95) if not np.isnan(his) else np.nan}
+    return {
+        "n": len(values),
+        "median": med,
+        "p5": p5,
+        "p95": p95,
+        "percentile": pct,
+        "inside": bool(p5 <= his <= p95) if not np.isnan(his) else np.nan,
+    }
 
 
 def percentile_table(speeds: pd.DataFrame) -> pd.DataFrame:
@@ -297,8 +479,16 @@ def percentile_table(speeds: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (dataset, depth, layer), g in speeds.groupby(["dataset", "depth", "layer"], sort=True):
         his = _his(depth, layer)
-        rows.append({"dataset": dataset, "depth": depth, "layer": layer, "network": g.network.iloc[0],
-                     "nielsen": his, **_distribution(g.speed.to_numpy(float), his)})
+        rows.append(
+            {
+                "dataset": dataset,
+                "depth": depth,
+                "layer": layer,
+                "network": g.network.iloc[0],
+                "nielsen": his,
+                **_distribution(g.speed.to_numpy(float), his),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -315,8 +505,15 @@ def slowdown_table(speeds: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (dataset, depth, layer), g in s.groupby(["dataset", "depth", "layer"], sort=True):
         his = _his(depth, layer + 1) / _his(depth, layer)
-        rows.append({"dataset": dataset, "depth": depth, "layer": layer, "nielsen": his,
-                     **_distribution(1.0 / g.ratio_next.to_numpy(float), his)})
+        rows.append(
+            {
+                "dataset": dataset,
+                "depth": depth,
+                "layer": layer,
+                "nielsen": his,
+                **_distribution(1.0 / g.ratio_next.to_numpy(float), his),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -325,7 +522,9 @@ def init_sentences(pct: pd.DataFrame, slow: pd.DataFrame) -> list[str]:
     have = pct.dropna(subset=["nielsen"])
     n_in = int(have.inside.sum())
     out_rows = have[~have.inside.astype(bool)]
-    outside = "; ".join(f"depth {r.depth}, layer {r.layer}: percentile {r.percentile:.0f}" for r in out_rows.itertuples())
+    outside = "; ".join(
+        f"depth {r.depth}, layer {r.layer}: percentile {r.percentile:.0f}" for r in out_rows.itertuples()
+    )
     n = int(have.n.min()) if len(have) else 0
     lines = [
         f"{n_in} of his {len(have)} values lie inside our 5–95 % range (at least {plural(n, 'network')} per depth)"
@@ -364,7 +563,12 @@ def is_his_protocol(protocol: tuple) -> bool:
     """Whether (dataset, lr, weight_decay, batch_size) is his training protocol (``NIELSEN_PROTOCOL``)."""
     p = NIELSEN_PROTOCOL
     dataset, lr, wd, bs = protocol
-    return dataset == p["dataset"] and np.isclose(lr, p["lr"]) and np.isclose(wd, p["weight_decay"]) and bs == p["batch_size"]
+    return (
+        dataset == p["dataset"]
+        and np.isclose(lr, p["lr"])
+        and np.isclose(wd, p["weight_decay"])
+        and bs == p["batch_size"]
+    )
 
 
 def training_curves(results) -> pd.DataFrame:
@@ -387,8 +591,10 @@ def training_checkpoints(results, epochs: tuple = (0, 50)) -> pd.DataFrame:
     last = c.epoch.max()
     wanted = [e for e in dict.fromkeys((*epochs, last)) if e in NIELSEN_EPOCHS and e in set(c.epoch)]
     c = c[c.epoch.isin(wanted)].copy()
-    c["nielsen"] = [NIELSEN_TRAINING[d][l - 1][NIELSEN_EPOCHS.index(int(e))] if d in NIELSEN_TRAINING else np.nan
-                    for d, l, e in zip(c.depth, c.layer, c.epoch)]
+    c["nielsen"] = [
+        NIELSEN_TRAINING[d][l - 1][NIELSEN_EPOCHS.index(int(e))] if d in NIELSEN_TRAINING else np.nan
+        for d, l, e in zip(c.depth, c.layer, c.epoch)
+    ]
     c["inside"] = (c.lo <= c.nielsen) & (c.nielsen <= c.hi)
     c["epoch"] = c.epoch.astype(int)
     return c[["depth", "epoch", "layer", "nielsen", "n", "median", "lo", "hi", "inside"]].reset_index(drop=True)
@@ -400,14 +606,18 @@ def training_sentences(results) -> list[str]:
     if cp.empty:
         return []
     curves = training_curves(results)
-    curves = curves[[is_his_protocol(p) for p in curves[["dataset", "lr", "weight_decay", "batch_size"]].itertuples(index=False)]]
+    curves = curves[
+        [is_his_protocol(p) for p in curves[["dataset", "lr", "weight_decay", "batch_size"]].itertuples(index=False)]
+    ]
     last = int(cp.epoch.max())
     at_last = cp[cp.epoch == last]
     n_seeds = int(cp.n.min())
     lines = []
     for e, g in cp.groupby("epoch"):
-        lines.append(f"Epoch {e}: {int(g.inside.sum())} of his {len(g)} values lie within the range of our "
-                     f"{plural(n_seeds, 'seed')}.")
+        lines.append(
+            f"Epoch {e}: {int(g.inside.sum())} of his {len(g)} values lie within the range of our "
+            f"{plural(n_seeds, 'seed')}."
+        )
     drop = []
     on_his = curves[curves.epoch.isin(NIELSEN_EPOCHS)]  # both curves at the epochs his are kept at
     for d, g in on_his[on_his.depth.isin(list(NIELSEN_TRAINING))].groupby("depth"):
@@ -415,16 +625,20 @@ def training_sentences(results) -> list[str]:
         ours = first["median"]
         his = [NIELSEN_TRAINING[d][0][NIELSEN_EPOCHS.index(int(e))] for e in first.epoch]
         drop.append(f"{ours.iloc[0] / ours.min():.3g} with {d} hidden layers (his {his[0] / min(his):.3g})")
-    lines.append(f"From epoch 0 to its lowest point (compared at the {len(NIELSEN_EPOCHS)} epochs his curves are kept at, "
-                 f"0 to {NIELSEN_EPOCHS[-1]}) the first hidden layer's speed falls by a factor of " + ", ".join(drop) + ".")
+    lines.append(
+        f"From epoch 0 to its lowest point (compared at the {len(NIELSEN_EPOCHS)} epochs his curves are kept at, "
+        f"0 to {NIELSEN_EPOCHS[-1]}) the first hidden layer's speed falls by a factor of " + ", ".join(drop) + "."
+    )
     ours, his = {}, {}
     for d, g in at_last.groupby("depth"):
         ours[d] = g[g.layer == 1]["median"].iloc[0] / g[g.layer == d]["median"].iloc[0]
         his[d] = g[g.layer == 1].nielsen.iloc[0] / g[g.layer == d].nielsen.iloc[0]
     both = "; ".join(f"depth {d}: ours {ours[d]:.2g}, his {his[d]:.2g}" for d in ours)
     still = max(*ours.values(), *his.values()) < 1
-    lines.append(f"At epoch {last}, ‖∂C/∂b^1‖/‖∂C/∂b^depth‖ of the medians is {both}"
-                 + (": the first hidden layer still learns slower than the last." if still else "."))
+    lines.append(
+        f"At epoch {last}, ‖∂C/∂b^1‖/‖∂C/∂b^depth‖ of the medians is {both}"
+        + (": the first hidden layer still learns slower than the last." if still else ".")
+    )
     return lines
 
 
@@ -451,24 +665,44 @@ def fig_init(res) -> plt.Figure:
         ncol = 3 if len(depths) >= 3 else 1  # the legend: one line, or one entry per line
         legend_h = 0.4 if ncol == 3 else 0.8  # inches
         height = 3.3 * len(datasets) + 0.5 + legend_h
-        fig, axes = plt.subplots(len(datasets), len(depths), figsize=(min(3.1 * len(depths) + 0.6, 10), height),
-                                 squeeze=False, sharey=True)
+        fig, axes = plt.subplots(
+            len(datasets), len(depths), figsize=(min(3.1 * len(depths) + 0.6, 10), height), squeeze=False, sharey=True
+        )
         for i, dataset in enumerate(datasets):
             for j, depth in enumerate(depths):
                 ax = axes[i, j]
                 g = speeds[(speeds.dataset == dataset) & (speeds.depth == depth)]
                 layers = sorted(g.layer.unique())
                 values = [g[g.layer == l].speed.to_numpy() for l in layers]
-                ax.boxplot(values, positions=layers, widths=0.5, whis=(5, 95), showfliers=False,
-                           medianprops={"color": "0.15", "lw": 1.5}, boxprops={"color": "0.35"},
-                           whiskerprops={"color": "0.35"}, capprops={"color": "0.35"})
+                ax.boxplot(
+                    values,
+                    positions=layers,
+                    widths=0.5,
+                    whis=(5, 95),
+                    showfliers=False,
+                    medianprops={"color": "0.15", "lw": 1.5},
+                    boxprops={"color": "0.35"},
+                    whiskerprops={"color": "0.35"},
+                    capprops={"color": "0.35"},
+                )
                 for l, v in zip(layers, values):
-                    ax.scatter(l + rng.uniform(-0.18, 0.18, len(v)), v, s=9, alpha=0.45, lw=0, color=colors[l], zorder=1)
+                    ax.scatter(
+                        l + rng.uniform(-0.18, 0.18, len(v)), v, s=9, alpha=0.45, lw=0, color=colors[l], zorder=1
+                    )
                 p = pct[(pct.dataset == dataset) & (pct.depth == depth)].dropna(subset=["nielsen"])
-                ax.scatter(p.layer + 0.36, p.nielsen, marker="D", s=34, color=NIELSEN_COLOR, edgecolor="k", lw=0.6, zorder=3)
+                ax.scatter(
+                    p.layer + 0.36, p.nielsen, marker="D", s=34, color=NIELSEN_COLOR, edgecolor="k", lw=0.6, zorder=3
+                )
                 for r in p.itertuples():
-                    ax.annotate(ordinal(r.percentile), (r.layer + 0.36, r.nielsen), xytext=(5, 0), textcoords="offset points",
-                                va="center", fontsize=9, color="0.2")
+                    ax.annotate(
+                        ordinal(r.percentile),
+                        (r.layer + 0.36, r.nielsen),
+                        xytext=(5, 0),
+                        textcoords="offset points",
+                        va="center",
+                        fontsize=9,
+                        color="0.2",
+                    )
                 ax.set_yscale("log")
                 ax.set_xticks(layers)
                 ax.set_xlim(0.4, max(layers) + 0.9)
@@ -477,10 +711,29 @@ def fig_init(res) -> plt.Figure:
                     ax.set_xlabel("hidden layer l")
             axes[i, 0].set_ylabel(r"$\|\partial C/\partial b^l\|$ at initialisation")
         n = int(speeds.groupby(["dataset", "depth"]).run_id.nunique().min())
-        handles = [plt.Line2D([], [], ls="", marker="o", ms=4, color=colors[1], alpha=0.6, label=f"ours: one network (≥ {n} per depth)"),
-                   plt.Line2D([], [], color="0.35", label="ours: box = quartiles, whiskers = 5–95 %"),
-                   plt.Line2D([], [], ls="", marker="D", ms=6, color=NIELSEN_COLOR, mec="k",
-                              label="Nielsen's network (MNIST), with its percentile in ours")]
+        handles = [
+            plt.Line2D(
+                [],
+                [],
+                ls="",
+                marker="o",
+                ms=4,
+                color=colors[1],
+                alpha=0.6,
+                label=f"ours: one network (≥ {n} per depth)",
+            ),
+            plt.Line2D([], [], color="0.35", label="ours: box = quartiles, whiskers = 5–95 %"),
+            plt.Line2D(
+                [],
+                [],
+                ls="",
+                marker="D",
+                ms=6,
+                color=NIELSEN_COLOR,
+                mec="k",
+                label="Nielsen's network (MNIST), with its percentile in ours",
+            ),
+        ]
         fig.legend(handles=handles, loc="lower center", ncol=ncol, frameon=False, bbox_to_anchor=(0.5, 0.0))
         fig.suptitle("Speed of learning of each hidden layer at initialisation: our seeds vs Nielsen's single network")
         fig.tight_layout(rect=(0, legend_h / height, 1, 1))
@@ -504,8 +757,9 @@ def fig_training(res) -> plt.Figure:
     colors = _layer_colors(depths)
     with style():
         height = 3.1 * len(protocols) + 1.2  # 0.65 inch for the legend (two lines)
-        fig, axes = plt.subplots(len(protocols), len(depths), figsize=(min(3.1 * len(depths) + 0.6, 10), height),
-                                 squeeze=False, sharey=True)
+        fig, axes = plt.subplots(
+            len(protocols), len(depths), figsize=(min(3.1 * len(depths) + 0.6, 10), height), squeeze=False, sharey=True
+        )
         for i, proto in enumerate(protocols):
             dataset, lr, wd, bs = proto
             mine = curves[_of_protocol(curves, proto)]
@@ -517,18 +771,30 @@ def fig_training(res) -> plt.Figure:
                     ax.plot(h.epoch, h["median"], color=colors[layer], lw=1.6, label=f"hidden layer {layer}")
                     ax.fill_between(h.epoch, h.lo, h.hi, color=colors[layer], alpha=0.2, lw=0)
                     if his and depth in NIELSEN_TRAINING:
-                        ax.plot(NIELSEN_EPOCHS, NIELSEN_TRAINING[depth][layer - 1], "--", marker=".", ms=4, lw=1.1,
-                                color=colors[layer], alpha=0.9)
+                        ax.plot(
+                            NIELSEN_EPOCHS,
+                            NIELSEN_TRAINING[depth][layer - 1],
+                            "--",
+                            marker=".",
+                            ms=4,
+                            lw=1.1,
+                            color=colors[layer],
+                            alpha=0.9,
+                        )
                 ax.set_yscale("log")
                 ax.set_xlim(0, max(g.epoch.max(), 1) if len(g) else 1)
                 n = int(g.n.min()) if len(g) else 0
-                ax.set_title(f"{depth} hidden layers, {dataset_name(dataset)}\nη = {lr:g}, weight decay {wd:g}, {n} seeds")
+                ax.set_title(
+                    f"{depth} hidden layers, {dataset_name(dataset)}\nη = {lr:g}, weight decay {wd:g}, {n} seeds"
+                )
                 if i == len(protocols) - 1:
                     ax.set_xlabel("epochs of training")
             axes[i, 0].set_ylabel(r"$\|\partial C/\partial b^l\|$")
         handles = [plt.Line2D([], [], color=c, lw=2, label=f"hidden layer {l}") for l, c in colors.items()]
-        handles += [plt.Line2D([], [], color="0.3", lw=1.6, label="ours: median over seeds"),
-                    plt.Rectangle((0, 0), 1, 1, color="0.3", alpha=0.2, lw=0, label="ours: lowest to highest seed")]
+        handles += [
+            plt.Line2D([], [], color="0.3", lw=1.6, label="ours: median over seeds"),
+            plt.Rectangle((0, 0), 1, 1, color="0.3", alpha=0.2, lw=0, label="ours: lowest to highest seed"),
+        ]
         if any(is_his_protocol(p) for p in protocols):
             handles.append(plt.Line2D([], [], color="0.3", ls="--", marker=".", label="Nielsen's network"))
         fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False, bbox_to_anchor=(0.5, 0.0))
@@ -554,8 +820,10 @@ def make_figures(res, outdir: Path, prefix: str) -> dict[str, list[Path] | str]:
 # -- the report's section -------------------------------------------------------------------------------
 def how_to_make(results_dir: str) -> str:
     """The commands that make the Nielsen runs into ``results_dir``."""
-    sweeps = " && ".join(f"python -m mlplab -m sweep={s} results_dir={results_dir}"
-                         for s in ("nielsen_mnist", "nielsen_mnist_training", "nielsen"))
+    sweeps = " && ".join(
+        f"python -m mlplab -m sweep={s} results_dir={results_dir}"
+        for s in ("nielsen_mnist", "nielsen_mnist_training", "nielsen")
+    )
     return f"Make them with `make nielsen` (or `{sweeps}`), then rebuild this report."
 
 
@@ -574,19 +842,34 @@ def nielsen_folders(folder) -> list[Path]:
 def _pct_display(pct: pd.DataFrame) -> pd.DataFrame:
     """The percentile table with the reader's column names."""
     d = pct.dropna(subset=["nielsen"])
-    return pd.DataFrame({
-        "hidden layers": d.depth, "layer": d.layer, "network": d.network, "Nielsen (MNIST)": d.nielsen,
-        "ours: median": d["median"], "ours: 5 %": d.p5, "ours: 95 %": d.p95, "networks": d.n,
-        "percentile of his": d.percentile,
-    }).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "hidden layers": d.depth,
+            "layer": d.layer,
+            "network": d.network,
+            "Nielsen (MNIST)": d.nielsen,
+            "ours: median": d["median"],
+            "ours: 5 %": d.p5,
+            "ours: 95 %": d.p95,
+            "networks": d.n,
+            "percentile of his": d.percentile,
+        }
+    ).reset_index(drop=True)
 
 
 def _slow_display(slow: pd.DataFrame) -> pd.DataFrame:
     d = slow.dropna(subset=["nielsen"])
-    return pd.DataFrame({
-        "hidden layers": d.depth, "layer l": d.layer, "Nielsen": d.nielsen, "ours: median": d["median"],
-        "ours: 5 %": d.p5, "ours: 95 %": d.p95, "percentile of his": d.percentile,
-    }).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "hidden layers": d.depth,
+            "layer l": d.layer,
+            "Nielsen": d.nielsen,
+            "ours: median": d["median"],
+            "ours: 5 %": d.p5,
+            "ours: 95 %": d.p95,
+            "percentile of his": d.percentile,
+        }
+    ).reset_index(drop=True)
 
 
 def folder_blocks(res, outdir: Path) -> list[Block]:
@@ -601,32 +884,63 @@ def folder_blocks(res, outdir: Path) -> list[Block]:
         p, s = pct[pct.dataset == dataset], slow[slow.dataset == dataset]
         out += [
             Block("h3", f"At initialisation, on {dataset_name(dataset)} (`{name}`)"),
-            Block("p", f"His value for each hidden layer next to our distribution over networks (seeds), and the percentile "
-                       f"of his value in ours: the share of our networks whose ‖∂C/∂b^l‖ is below his (ties count half), "
-                       f"50 at our median."
-                       + ("" if dataset == "mnist" else f" His networks saw MNIST; ours here see {dataset_name(dataset)}.")),
+            Block(
+                "p",
+                "His value for each hidden layer next to our distribution over networks (seeds), and the percentile "
+                "of his value in ours: the share of our networks whose ‖∂C/∂b^l‖ is below his (ties count half), "
+                "50 at our median."
+                + ("" if dataset == "mnist" else f" His networks saw MNIST; ours here see {dataset_name(dataset)}."),
+            ),
             Block("table", _pct_display(p)),
             Block("p", "How many times slower each hidden layer l learns than layer l+1, ‖∂C/∂b^(l+1)‖/‖∂C/∂b^l‖:"),
             Block("table", _slow_display(s)),
             Block("list", init_sentences(p, s)),
         ]
     if isinstance(made["init"], list):
-        out.append(Block("figure", made["init"][0],
-                         "Our ‖∂C/∂b^l‖ at initialisation, one dot per network; boxes span the quartiles, whiskers 5 % to 95 %. "
-                         "Diamonds: Nielsen's single network per depth (MNIST), labelled with its percentile in ours."))
+        out.append(
+            Block(
+                "figure",
+                made["init"][0],
+                "Our ‖∂C/∂b^l‖ at initialisation, one dot per network; boxes span the quartiles, whiskers 5 % to 95 %. "
+                "Diamonds: Nielsen's single network per depth (MNIST), labelled with its percentile in ours.",
+            )
+        )
     if isinstance(made["training"], list):
         cp = training_checkpoints(res)
-        his = "Dashed: Nielsen's network under the same protocol (from his fig/norms_during_training_*.json)." if len(cp) else (
-            "These runs do not follow his training protocol (MNIST, η = 0.1, λ/n = 0.005, batches of 1,000), so his curves are not drawn.")
-        out += [Block("h3", f"During training (`{name}`)"),
-                Block("figure", made["training"][0],
-                      "‖∂C/∂b^l‖ of each hidden layer, measured before each epoch's update; median over seeds, band from the "
-                      f"lowest to the highest seed. {his}")]
+        his = (
+            "Dashed: Nielsen's network under the same protocol (from his fig/norms_during_training_*.json)."
+            if len(cp)
+            else (
+                "These runs do not follow his training protocol (MNIST, η = 0.1, λ/n = 0.005, batches of 1,000), so his curves are not drawn."
+            )
+        )
+        out += [
+            Block("h3", f"During training (`{name}`)"),
+            Block(
+                "figure",
+                made["training"][0],
+                "‖∂C/∂b^l‖ of each hidden layer, measured before each epoch's update; median over seeds, band from the "
+                f"lowest to the highest seed. {his}",
+            ),
+        ]
         if len(cp):
-            out += [Block("table", cp.rename(columns={"depth": "hidden layers", "nielsen": "Nielsen", "n": "seeds",
-                                                      "median": "ours: median", "lo": "ours: lowest", "hi": "ours: highest",
-                                                      "inside": "his within ours"})),
-                    Block("list", training_sentences(res))]
+            out += [
+                Block(
+                    "table",
+                    cp.rename(
+                        columns={
+                            "depth": "hidden layers",
+                            "nielsen": "Nielsen",
+                            "n": "seeds",
+                            "median": "ours: median",
+                            "lo": "ours: lowest",
+                            "hi": "ours: highest",
+                            "inside": "his within ours",
+                        }
+                    ),
+                ),
+                Block("list", training_sentences(res)),
+            ]
     return out
 
 
@@ -651,12 +965,21 @@ def report_blocks(folder, outdir=None) -> list[Block]:
             continue
         found.append(res)
     if not found:
-        return out + [Block("p", f"No Nielsen runs next to `{folder.name}` ({' or '.join(f'{n}/' for n in FOLDERS)} not found). {how_to_make(folder.parent.name)}")]
-    out.append(Block("p",
-        "Nielsen (*Neural Networks and Deep Learning*, ch. 5) measured the speed of learning ‖∂C/∂b^l‖ of each hidden "
-        "layer of sigmoid networks [784, 30, …, 30, 10] (cross-entropy cost, W ~ N(0, 1/n_in), b ~ N(0, 1)), the "
-        "gradient averaged over 1,000 MNIST training images: one network per depth, at initialisation and during "
-        "training. We repeat his measurement over many seeds and place his values in our distribution."))
+        return out + [
+            Block(
+                "p",
+                f"No Nielsen runs next to `{folder.name}` ({' or '.join(f'{n}/' for n in FOLDERS)} not found). {how_to_make(folder.parent.name)}",
+            )
+        ]
+    out.append(
+        Block(
+            "p",
+            "Nielsen (*Neural Networks and Deep Learning*, ch. 5) measured the speed of learning ‖∂C/∂b^l‖ of each hidden "
+            "layer of sigmoid networks [784, 30, …, 30, 10] (cross-entropy cost, W ~ N(0, 1/n_in), b ~ N(0, 1)), the "
+            "gradient averaged over 1,000 MNIST training images: one network per depth, at initialisation and during "
+            "training. We repeat his measurement over many seeds and place his values in our distribution.",
+        )
+    )
     for res in found:
         out += folder_blocks(res, outdir)
     return out
@@ -689,8 +1012,11 @@ def write_tables(folder) -> str:
         markdown_table(pct),
         "## How many times slower each hidden layer l learns than layer l+1",
         markdown_table(slow),
-        "\n".join(f"- {s}" for d in pct.dataset.unique()
-                  for s in init_sentences(pct[pct.dataset == d], slow[slow.dataset == d])),
+        "\n".join(
+            f"- {s}"
+            for d in pct.dataset.unique()
+            for s in init_sentences(pct[pct.dataset == d], slow[slow.dataset == d])
+        ),
         "## Mean ± std over seeds",
         markdown_table(table),
         "## First over last hidden layer",
@@ -698,10 +1024,16 @@ def write_tables(folder) -> str:
     ]
     cp = training_checkpoints(r)
     if len(cp):
-        parts += ["## During training, against his curves", markdown_table(_sig(cp)),
-                  "\n".join(f"- {s}" for s in training_sentences(r))]
+        parts += [
+            "## During training, against his curves",
+            markdown_table(_sig(cp)),
+            "\n".join(f"- {s}" for s in training_sentences(r)),
+        ]
     made = make_figures(r, Path(r.path) / "figures", Path(r.path).name)
-    parts += ["## Figures", "\n".join(f"- {n}: {w if isinstance(w, str) else ', '.join(p.name for p in w)}" for n, w in made.items())]
+    parts += [
+        "## Figures",
+        "\n".join(f"- {n}: {w if isinstance(w, str) else ', '.join(p.name for p in w)}" for n, w in made.items()),
+    ]
     md = "\n\n".join(parts) + "\n"
     (r.path / "nielsen_table.md").write_text(md, encoding="utf-8")
     table.to_csv(r.path / "nielsen_table.csv", index=False)

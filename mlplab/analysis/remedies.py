@@ -57,8 +57,11 @@ def weight_ratios(layers: pd.DataFrame) -> pd.DataFrame:
     """Per run: ‖∂C/∂W^1‖/‖∂C/∂W^L‖ at step 0 (``w_init``) and at the last logged step of an
     ok run (``w_end``)."""
     r = gradient_ratios(layers, column="grad_w_norm")
-    return r.pivot(index="run_id", columns="phase", values="ratio").reindex(columns=list(PHASES)).set_axis(
-        ["w_init", "w_end"], axis=1)
+    return (
+        r.pivot(index="run_id", columns="phase", values="ratio")
+        .reindex(columns=list(PHASES))
+        .set_axis(["w_init", "w_end"], axis=1)
+    )
 
 
 def per_run(res) -> pd.DataFrame:
@@ -68,7 +71,12 @@ def per_run(res) -> pd.DataFrame:
     runs["remedy"] = [label(r) for r in runs.itertuples(index=False)]
     runs["beyond"] = runs["n_steps"] + runs["eval_every"]
     ok = runs[runs["status"] == "ok"]
-    best = ok.groupby(["dataset", "depth", "remedy", "activation"])["final_test_accuracy"].median().groupby(level=["dataset", "depth"]).max()
+    best = (
+        ok.groupby(["dataset", "depth", "remedy", "activation"])["final_test_accuracy"]
+        .median()
+        .groupby(level=["dataset", "depth"])
+        .max()
+    )
     runs["target"] = np.round(ACC_FRAC * runs.set_index(["dataset", "depth"]).index.map(best).to_numpy(float), 4)
     runs["steps"] = steps_to(res.steps, "test_accuracy", runs["target"], runs["beyond"])
     return runs.reset_index(drop=True)
@@ -134,13 +142,25 @@ def verdicts(source) -> pd.DataFrame:
     for remedy in REMEDIES:
         for claim in CLAIMS:
             sub = c[(c["remedy"] == remedy) & (c["claim"] == claim)] if not c.empty else c
-            rows.append({"remedy": remedy, "claim": claim,
-                         "verdict": verdict(sub, ["activation", "depth"], (
-                             "it acts only during training: at step 0 the run is its twin"
-                             if claim == "toward 1 at initialisation" and remedy in TRAINING_ONLY
-                             else UNTESTED[claim].format(remedy=remedy))),
-                         "median effect": ", ".join(f"{a} {d}: {fmt(e)}" for a, d, e in
-                                                   zip(sub.get("activation", []), sub.get("depth", []), sub.get("effect", [])))})
+            rows.append(
+                {
+                    "remedy": remedy,
+                    "claim": claim,
+                    "verdict": verdict(
+                        sub,
+                        ["activation", "depth"],
+                        (
+                            "it acts only during training: at step 0 the run is its twin"
+                            if claim == "toward 1 at initialisation" and remedy in TRAINING_ONLY
+                            else UNTESTED[claim].format(remedy=remedy)
+                        ),
+                    ),
+                    "median effect": ", ".join(
+                        f"{a} {d}: {fmt(e)}"
+                        for a, d, e in zip(sub.get("activation", []), sub.get("depth", []), sub.get("effect", []))
+                    ),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -150,8 +170,17 @@ def steps_table(source) -> pd.DataFrame:
     rows = []
     for (remedy, act, depth), g in pr.groupby(["remedy", "activation", "depth"]):
         v = np.where(g["steps"] < g["beyond"], g["steps"], np.inf)
-        rows.append({"remedy": remedy, "activation": act, "depth": depth, "n": len(v), "n_reached": int(np.isfinite(v).sum()),
-                     "median": float(np.median(v)), "target": float(g["target"].median())})
+        rows.append(
+            {
+                "remedy": remedy,
+                "activation": act,
+                "depth": depth,
+                "n": len(v),
+                "n_reached": int(np.isfinite(v).sum()),
+                "median": float(np.median(v)),
+                "target": float(g["target"].median()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -185,12 +214,16 @@ def fig_ratios(source):
     acts = [a for a in ("sigmoid", "tanh") if a in set(pr["activation"])] or sorted(pr["activation"].unique())
     rem = [r for r in ORDER if r in set(pr["remedy"])]
     colors = _colors(rem)
-    fig, axes = plt.subplots(len(acts), 2, figsize=(8.4, 3.0 * len(acts) + 0.8), squeeze=False, sharex=True, sharey="row")
+    fig, axes = plt.subplots(
+        len(acts), 2, figsize=(8.4, 3.0 * len(acts) + 0.8), squeeze=False, sharex=True, sharey="row"
+    )
     for i, act in enumerate(acts):
         for j, (phase, col) in enumerate(zip(PHASES, ("w_init", "w_end"))):
             ax = axes[i, j]
             for r in rem:
-                g = pr[(pr["remedy"] == r) & ((pr["activation"] == act) | ((r == "relu") & (pr["activation"] == "relu")))]
+                g = pr[
+                    (pr["remedy"] == r) & ((pr["activation"] == act) | ((r == "relu") & (pr["activation"] == "relu")))
+                ]
                 q = g.groupby("depth")[col].quantile([0.25, 0.5, 0.75]).unstack() if len(g) else None
                 if q is None or q.empty:
                     continue
@@ -208,8 +241,12 @@ def fig_ratios(source):
         axes[i, 0].set_ylabel(r"$\|\partial C/\partial W^1\| / \|\partial C/\partial W^L\|$")
     h, l = axes[0, 0].get_legend_handles_labels()
     fig.legend(h, l, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, title="remedy")
-    fig.suptitle(TITLES["remedy_ratios"] + "\nmedian over seeds (band: quartiles); 1 (dashed) = every layer learns at the same speed; "
-                 "relu is drawn in both rows;\nclipping and weight decay act only during training: at step 0 they lie under plain", fontsize=10.5)
+    fig.suptitle(
+        TITLES["remedy_ratios"]
+        + "\nmedian over seeds (band: quartiles); 1 (dashed) = every layer learns at the same speed; "
+        "relu is drawn in both rows;\nclipping and weight decay act only during training: at step 0 they lie under plain",
+        fontsize=10.5,
+    )
     fig.tight_layout()
     return fig
 
@@ -233,18 +270,37 @@ def fig_steps(source):
     fig, axes = plt.subplots(1, len(acts), figsize=(4.3 * len(acts) + 0.6, 0.42 * len(rows) + 1.6), squeeze=False)
     for j, act in enumerate(acts):
         d = t[(t["activation"] == act) | (t["remedy"] == "relu")]  # relu, the remedy, in every panel
-        med = d.pivot_table(index="remedy", columns="depth", values="median", aggfunc="first").reindex(index=rows, columns=depths)
-        reach = d.pivot_table(index="remedy", columns="depth", values="n_reached", aggfunc="first").reindex(index=rows, columns=depths)
-        n = d.pivot_table(index="remedy", columns="depth", values="n", aggfunc="first").reindex(index=rows, columns=depths)
+        med = d.pivot_table(index="remedy", columns="depth", values="median", aggfunc="first").reindex(
+            index=rows, columns=depths
+        )
+        reach = d.pivot_table(index="remedy", columns="depth", values="n_reached", aggfunc="first").reindex(
+            index=rows, columns=depths
+        )
+        n = d.pivot_table(index="remedy", columns="depth", values="n", aggfunc="first").reindex(
+            index=rows, columns=depths
+        )
         text = np.empty(med.shape, dtype=object)
         for (a, b), m in np.ndenumerate(med.to_numpy()):
             k, m_n = reach.iloc[a, b], n.iloc[a, b]
-            text[a, b] = "" if pd.isna(m_n) else ("never" if k == 0 else
-                                                  f"{'never' if math.isinf(m) else f'{m:.0f}'} ({k:.0f}/{m_n:.0f})")
+            text[a, b] = (
+                ""
+                if pd.isna(m_n)
+                else ("never" if k == 0 else f"{'never' if math.isinf(m) else f'{m:.0f}'} ({k:.0f}/{m_n:.0f})")
+            )
         ax = axes[0, j]
-        sns.heatmap(med.replace([np.inf], np.nan).astype(float), ax=ax, annot=text, fmt="", cmap=cmap, norm=norm,
-                    cbar=j == len(acts) - 1, cbar_kws={"label": "median steps"}, linewidths=0.5, linecolor="white",
-                    annot_kws={"fontsize": 8.5})
+        sns.heatmap(
+            med.replace([np.inf], np.nan).astype(float),
+            ax=ax,
+            annot=text,
+            fmt="",
+            cmap=cmap,
+            norm=norm,
+            cbar=j == len(acts) - 1,
+            cbar_kws={"label": "median steps"},
+            linewidths=0.5,
+            linecolor="white",
+            annot_kws={"fontsize": 8.5},
+        )
         for (a, b), s in np.ndenumerate(text):
             if s and not np.isfinite(med.iloc[a, b]):
                 ax.text(b + 0.5, a + 0.5, s, ha="center", va="center", fontsize=8.5, color="0.3")
@@ -252,9 +308,12 @@ def fig_steps(source):
         ax.set_xlabel("depth (hidden layers)")
         ax.set_ylabel("" if j else "remedy")
     target = t["target"].dropna()
-    fig.suptitle(TITLES["remedy_steps"] + "\nmedian over seeds of the first logged step with test accuracy ≥ the target, "
-                 f"{ACC_FRAC:g} × the best\nmedian final accuracy of any arm at that depth (here {fmt(target.min())}–"
-                 f"{fmt(target.max())}); (k/n): runs that reach it; grey: the median run never does", fontsize=10.5)
+    fig.suptitle(
+        TITLES["remedy_steps"] + "\nmedian over seeds of the first logged step with test accuracy ≥ the target, "
+        f"{ACC_FRAC:g} × the best\nmedian final accuracy of any arm at that depth (here {fmt(target.min())}–"
+        f"{fmt(target.max())}); (k/n): runs that reach it; grey: the median run never does",
+        fontsize=10.5,
+    )
     fig.tight_layout()
     return fig
 
@@ -266,19 +325,21 @@ def make_figures(source, outdir=None) -> dict[str, list]:
     res = load(source)
     outdir = Path(outdir) if outdir is not None else Path(res.path) / "figures"
     with style():
-        return {"remedy_ratios": save(fig_ratios(res), outdir, "R1_remedy_ratios"),
-                "remedy_steps": save(fig_steps(res), outdir, "R2_remedy_steps")}
+        return {
+            "remedy_ratios": save(fig_ratios(res), outdir, "R1_remedy_ratios"),
+            "remedy_steps": save(fig_steps(res), outdir, "R2_remedy_steps"),
+        }
 
 
 # -- the report section --------------------------------------------------------------------------------
 SECTION = "The remedies, each against its plain twin"
 NOTES = {
     "remedy_ratios": "Each remedy's first-to-last weight-gradient ratio (median over seeds) against its plain twin's "
-                     "(black). Closer to the dashed line at 1 means the first layer learns at a speed nearer the last "
-                     "one's; the claim *toward 1* compares each seed with its twin.",
+    "(black). Closer to the dashed line at 1 means the first layer learns at a speed nearer the last "
+    "one's; the claim *toward 1* compares each seed with its twin.",
     "remedy_steps": "Steps each remedy needs to reach the shared test-accuracy target, per depth. The claim *faster* "
-                    "compares each seed with its plain twin; a run that never reaches the target counts one logged "
-                    "step past its end.",
+    "compares each seed with its plain twin; a run that never reaches the target counts one logged "
+    "step past its end.",
 }
 
 
@@ -286,9 +347,13 @@ def _effects_grid(c: pd.DataFrame) -> pd.DataFrame:
     """Cases as one row per (remedy, claim), one column per (twin activation, depth):
     'median [low, high]' of the per-seed effects, with a mark for the decision."""
     mark = {True: " ✔", False: " ✘"}
-    d = c.assign(case=[f"{a} {d}" for a, d in zip(c["activation"], c["depth"])],
-                 cell=[f"{fmt(e)} [{fmt(lo)}, {fmt(hi)}]{mark.get(h, '')}" for e, lo, hi, h in
-                       zip(c["effect"], c["low"], c["high"], c["holds"])])
+    d = c.assign(
+        case=[f"{a} {d}" for a, d in zip(c["activation"], c["depth"])],
+        cell=[
+            f"{fmt(e)} [{fmt(lo)}, {fmt(hi)}]{mark.get(h, '')}"
+            for e, lo, hi, h in zip(c["effect"], c["low"], c["high"], c["holds"])
+        ],
+    )
     g = d.pivot_table(index=["remedy", "claim"], columns="case", values="cell", aggfunc="first", sort=False)
     cols = sorted(g.columns, key=lambda s: (s.split()[0], int(s.split()[1])))
     return g[cols].reset_index().rename_axis(columns=None)
@@ -301,9 +366,17 @@ def highlights(v: pd.DataFrame) -> list[str]:
     for claim, g in v.groupby("claim", sort=False):
         groups = {}
         for r, text in zip(g["remedy"], g["verdict"]):
-            kind = ("reproduced" if text == "reproduced" else "only in some cases" if text.startswith("reproduced") else
-                    "not reproduced" if text == "not reproduced" else "not tested" if text.startswith("not tested") else
-                    "undecided")
+            kind = (
+                "reproduced"
+                if text == "reproduced"
+                else "only in some cases"
+                if text.startswith("reproduced")
+                else "not reproduced"
+                if text == "not reproduced"
+                else "not tested"
+                if text.startswith("not tested")
+                else "undecided"
+            )
             groups.setdefault(kind, []).append(r)
         out.append(f"**{claim}**: " + "; ".join(f"{k} — {', '.join(rs)}" for k, rs in groups.items()) + ".")
     return out
@@ -329,10 +402,12 @@ def report_blocks(source) -> list:
     pr = per_run(res)
     v = verdicts(res)
     made = make_figures(res)
-    ran = (f"{len(pr)} runs: twin activations {', '.join(sorted(set(c['activation'])))}; depths "
-           f"{', '.join(map(str, sorted(pr['depth'].unique())))}; remedies "
-           f"{', '.join(r for r in REMEDIES if r in set(pr['remedy']))}; "
-           f"{_span(pr.groupby(['remedy', 'activation', 'depth']).size())} seeds per cell; data {', '.join(sorted(pr['dataset'].unique()))}.")
+    ran = (
+        f"{len(pr)} runs: twin activations {', '.join(sorted(set(c['activation'])))}; depths "
+        f"{', '.join(map(str, sorted(pr['depth'].unique())))}; remedies "
+        f"{', '.join(r for r in REMEDIES if r in set(pr['remedy']))}; "
+        f"{_span(pr.groupby(['remedy', 'activation', 'depth']).size())} seeds per cell; data {', '.join(sorted(pr['dataset'].unique()))}."
+    )
     held = [r for r in REMEDIES if r in set(c["remedy"])]
     absent = [r for r in REMEDIES if r not in held]
     v = v[v["remedy"].isin(held)]
@@ -340,13 +415,21 @@ def report_blocks(source) -> list:
     grid = grid.reset_index().rename_axis(columns=None)
     out = [
         Block("h2", SECTION),
-        Block("p", "Each of the post's remedies (and the usual modern ones) is switched on alone in a deep network whose "
-                   "plain version barely trains, and compared with its *plain twin*: the same config, data, seed and "
-                   "initial draw but for the remedy. " + ran),
-        Block("list", [f"**{k}**: {t}." for k, t in CLAIMS.items()] + [
-            "Effects per seed: toward 1 = |log10 r_twin| − |log10 r_remedy| with r = ‖∂C/∂W^1‖/‖∂C/∂W^L‖ (weight "
-            "gradients for every arm: under batch norm ∂C/∂b = 0); faster = log10(steps_twin / steps_remedy). "
-            f"Positive favours the remedy. Decision: {LEVEL_TEXT}."]),
+        Block(
+            "p",
+            "Each of the post's remedies (and the usual modern ones) is switched on alone in a deep network whose "
+            "plain version barely trains, and compared with its *plain twin*: the same config, data, seed and "
+            "initial draw but for the remedy. " + ran,
+        ),
+        Block(
+            "list",
+            [f"**{k}**: {t}." for k, t in CLAIMS.items()]
+            + [
+                "Effects per seed: toward 1 = |log10 r_twin| − |log10 r_remedy| with r = ‖∂C/∂W^1‖/‖∂C/∂W^L‖ (weight "
+                "gradients for every arm: under batch norm ∂C/∂b = 0); faster = log10(steps_twin / steps_remedy). "
+                f"Positive favours the remedy. Decision: {LEVEL_TEXT}."
+            ],
+        ),
         Block("h3", "Verdicts"),
         Block("table", grid),
         Block("list", highlights(v) + ([f"Not in this folder: {', '.join(absent)}."] if absent else [])),

@@ -36,9 +36,11 @@ SECTIONS = [  # the blog study's sections, when the folder can test its claims
     "Theory: predicted vs measured decay per layer",
 ]
 CONFIG_SECTION = "Configuration and versions"
-OTHER_STUDIES = ("Other studies write their own folders and reports: `make blog` (the post's study on four data sets), "
-                 "`make remedies` (every remedy against its plain twin), `make nielsen` (Nielsen's ch. 5 on real MNIST "
-                 "and the 8×8 digits), `make chaos` (the edge of chaos).")
+OTHER_STUDIES = (
+    "Other studies write their own folders and reports: `make blog` (the post's study on four data sets), "
+    "`make remedies` (every remedy against its plain twin), `make nielsen` (Nielsen's ch. 5 on real MNIST "
+    "and the 8×8 digits), `make chaos` (the edge of chaos)."
+)
 
 
 # -- sections -------------------------------------------------------------------------------------
@@ -87,8 +89,14 @@ def section_checks(res, tab: pd.DataFrame) -> list[Block]:
     claim_rows = tab[tab["section"] == "claim"]
     untested = claim_rows[claim_rows["verdict"].str.startswith(claims.NOT_TESTED)]
     if len(untested):
-        out.append(Block("p", "This folder cannot test claim(s) " + ", ".join(untested["item"]) +
-                         ": the verdict names what a sweep would need (e.g. `make blog`)."))
+        out.append(
+            Block(
+                "p",
+                "This folder cannot test claim(s) "
+                + ", ".join(untested["item"])
+                + ": the verdict names what a sweep would need (e.g. `make blog`).",
+            )
+        )
     out += rows("claim")
     by_data = claims.verdicts(res, by_dataset=True)
     if by_data["dataset"].nunique() > 2:  # "all" and at least two data sets
@@ -101,29 +109,55 @@ def section_checks(res, tab: pd.DataFrame) -> list[Block]:
     conv = claims.claim_convergence(res)
     conv = conv[conv["activation"] == "sigmoid"]
     if not conv.empty and tested & {"1a", "1b"}:
-        out += [Block("h3", "Claim 1 in detail: steps to the accuracy target (sigmoid), median [quartiles] over seeds "
-                            "(k/n: runs that reach it)"),
-                Block("table", convergence_grid(conv))]
+        out += [
+            Block(
+                "h3",
+                "Claim 1 in detail: steps to the accuracy target (sigmoid), median [quartiles] over seeds "
+                "(k/n: runs that reach it)",
+            ),
+            Block("table", convergence_grid(conv)),
+        ]
     exp = claims.claim_exploding(res)
     exp = exp[exp["exploding"]]
     if not exp.empty and tested & {"3", "4b"}:
-        keep = ["activation"] + [c for c in claims.varying(exp, ["dataset", "loss", "depth", "sigma_w", "init"])] + [
-            "factor", "clip", "n", "n_diverged", "diverged_step", "max_grad_norm", "final_loss", "ratio_step0"]
-        d = exp[keep].rename(columns={"factor": "√χ1", "diverged_step": "non-finite at step (median)",
-                                      "max_grad_norm": "largest finite ‖∇‖ (median)", "ratio_step0": "first/last at step 0"})
-        out += [Block("h3", "Claims 3 and 4b in detail: the settings with √χ1 > 1, unclipped vs norm-clipped twins"),
-                Block("table", d)]
+        keep = (
+            ["activation"]
+            + [c for c in claims.varying(exp, ["dataset", "loss", "depth", "sigma_w", "init"])]
+            + ["factor", "clip", "n", "n_diverged", "diverged_step", "max_grad_norm", "final_loss", "ratio_step0"]
+        )
+        d = exp[keep].rename(
+            columns={
+                "factor": "√χ1",
+                "diverged_step": "non-finite at step (median)",
+                "max_grad_norm": "largest finite ‖∇‖ (median)",
+                "ratio_step0": "first/last at step 0",
+            }
+        )
+        out += [
+            Block("h3", "Claims 3 and 4b in detail: the settings with √χ1 > 1, unclipped vs norm-clipped twins"),
+            Block("table", d),
+        ]
     cases = claims.case_table(res)
     if len(cases):
-        cases = cases.assign(interval=[f"[{claims.fmt(lo)}, {claims.fmt(hi)}]" for lo, hi in zip(cases["low"], cases["high"])])
-        keep = ["claim"] + (["dataset"] if cases["dataset"].nunique() > 1 else []) + [
-            "case", "n", "effect", "interval", "coverage", "p", "decision"]
-        out += [Block("h3", "Every case behind the verdicts"),
-                Block("p", "One row per case: the median effect over its seeds (the unit of each claim is in its check), "
-                           "the distribution-free interval of that median and its exact coverage, the one-sided sign-test "
-                           "p-value for a positive effect, and the decision. Also in `<folder>_claim_cases.{parquet,csv}` "
-                           "(`python -m mlplab.analysis.table`)."),
-                Block("table", cases[keep])]
+        cases = cases.assign(
+            interval=[f"[{claims.fmt(lo)}, {claims.fmt(hi)}]" for lo, hi in zip(cases["low"], cases["high"])]
+        )
+        keep = (
+            ["claim"]
+            + (["dataset"] if cases["dataset"].nunique() > 1 else [])
+            + ["case", "n", "effect", "interval", "coverage", "p", "decision"]
+        )
+        out += [
+            Block("h3", "Every case behind the verdicts"),
+            Block(
+                "p",
+                "One row per case: the median effect over its seeds (the unit of each claim is in its check), "
+                "the distribution-free interval of that median and its exact coverage, the one-sided sign-test "
+                "p-value for a positive effect, and the decision. Also in `<folder>_claim_cases.{parquet,csv}` "
+                "(`python -m mlplab.analysis.table`).",
+            ),
+            Block("table", cases[keep]),
+        ]
     return out + rows("erratum") + rows("formula")
 
 
@@ -134,16 +168,20 @@ def verdict_summary(tab: pd.DataFrame) -> str:
     """'formulas: 17 holds, 4 ...; claims: 3 reproduced, 2 reproduced only when ...'."""
     parts = []
     for section, v in tab.groupby("section", sort=False)["verdict"]:
-        kinds = (v.str.replace(r" \(undecided when .*\)$", "", regex=True)
-                 .str.replace(r" only when .*", " only when (conditions)", regex=True)
-                 .str.replace(r"^(not tested|not enough data) \(.*\)$", r"\1", regex=True))
-        parts.append(f"{SECTION_NAMES.get(section, section)}: " + ", ".join(f"{n} {k}" for k, n in kinds.value_counts().items()))
+        kinds = (
+            v.str.replace(r" \(undecided when .*\)$", "", regex=True)
+            .str.replace(r" only when .*", " only when (conditions)", regex=True)
+            .str.replace(r"^(not tested|not enough data) \(.*\)$", r"\1", regex=True)
+        )
+        parts.append(
+            f"{SECTION_NAMES.get(section, section)}: " + ", ".join(f"{n} {k}" for k, n in kinds.value_counts().items())
+        )
     return "; ".join(parts)
 
 
 def _steps_cell(r) -> str:
     if r.n_reached == 0:
-        return "never (0/%d)" % r.n
+        return f"never (0/{r.n})"
     spread = f"{_fmt_cell(r.q25)}–{_fmt_cell(r.q75)}"
     reach = "" if r.n_reached == r.n else f" ({r.n_reached}/{r.n})"
     return f"{_fmt_cell(r.median)} [{spread}]{reach}"
@@ -153,9 +191,12 @@ def convergence_grid(conv: pd.DataFrame) -> pd.DataFrame:
     """claims.claim_convergence as one row per (target, data set, activation, depth), one column
     per loss."""
     d = conv.assign(cell=[_steps_cell(r) for r in conv.itertuples()])
-    d["target"] = [f"{t} ≥ {v:.3g}" if v == v else f"{t}: none (met at step 0)" for t, v in zip(d["target"], d["target_value"])]
-    g = d.pivot_table(index=["target", "dataset", "activation", "depth"], columns="loss", values="cell",
-                      aggfunc="first", sort=False)
+    d["target"] = [
+        f"{t} ≥ {v:.3g}" if v == v else f"{t}: none (met at step 0)" for t, v in zip(d["target"], d["target_value"])
+    ]
+    g = d.pivot_table(
+        index=["target", "dataset", "activation", "depth"], columns="loss", values="cell", aggfunc="first", sort=False
+    )
     order = [c for c in figures.LOSS_ORDER if c in g.columns] + [c for c in g.columns if c not in figures.LOSS_ORDER]
     return g[order].reset_index().rename_axis(columns=None)
 
@@ -178,29 +219,65 @@ def section_theory(res) -> list[Block]:
     remedied = van[van["residual"].astype(bool) | (van["norm"] != "none")]
     note = []
     if len(remedied):
-        kinds = sorted({("residual" if r else "") + (" + " if r and n != "none" else "") + (f"{n} norm" if n != "none" else "")
-                        for r, n in zip(remedied["residual"].astype(bool), remedied["norm"])})
-        note = [Block("p",
-            f"mlplab.theory predicts plain networks only: the runs with {', '.join(kinds)} "
-            f"({len(remedied.groupby(['activation', 'residual', 'norm', 'init', 'sigma_w', 'sigma_b']))} setting(s)) "
-            "have no mean-field prediction and are left out of this comparison.")]
+        kinds = sorted(
+            {
+                ("residual" if r else "") + (" + " if r and n != "none" else "") + (f"{n} norm" if n != "none" else "")
+                for r, n in zip(remedied["residual"].astype(bool), remedied["norm"])
+            }
+        )
+        note = [
+            Block(
+                "p",
+                f"mlplab.theory predicts plain networks only: the runs with {', '.join(kinds)} "
+                f"({len(remedied.groupby(['activation', 'residual', 'norm', 'init', 'sigma_w', 'sigma_b']))} setting(s)) "
+                "have no mean-field prediction and are left out of this comparison.",
+            )
+        ]
     van = van[van["predicted"].notna()]
     if van.empty:
         return out + note + [Block("p", "No unclipped plain runs with hidden layers: nothing to compare.")]
-    out.append(Block("p",
-        "Mean-field theory (mlplab.theory; Poole et al. 2016, Schoenholz et al. 2017) predicts that at initialisation "
-        "‖δ^l‖ changes by √χ^l per layer, χ^l = σ_w² E[φ'(z)²] over the layer's pre-activations z ~ N(0, q^l). "
-        "Below, the measured first-to-last ratio ‖∂C/∂b^1‖/‖∂C/∂b^L‖ at step 0 (median over runs) against the "
-        "predicted product of √χ^l over the depth hidden layers, and the same as a per-layer factor "
-        "(ratio^(1/depth))."))
-    d = van[["activation", "init", "sigma_w", "sigma_b", "depth", "n", "median", "predicted", "per_layer", "predicted_per_layer"]].copy()
+    out.append(
+        Block(
+            "p",
+            "Mean-field theory (mlplab.theory; Poole et al. 2016, Schoenholz et al. 2017) predicts that at initialisation "
+            "‖δ^l‖ changes by √χ^l per layer, χ^l = σ_w² E[φ'(z)²] over the layer's pre-activations z ~ N(0, q^l). "
+            "Below, the measured first-to-last ratio ‖∂C/∂b^1‖/‖∂C/∂b^L‖ at step 0 (median over runs) against the "
+            "predicted product of √χ^l over the depth hidden layers, and the same as a per-layer factor "
+            "(ratio^(1/depth)).",
+        )
+    )
+    d = van[
+        [
+            "activation",
+            "init",
+            "sigma_w",
+            "sigma_b",
+            "depth",
+            "n",
+            "median",
+            "predicted",
+            "per_layer",
+            "predicted_per_layer",
+        ]
+    ].copy()
     with np.errstate(divide="ignore", invalid="ignore"):
         d["measured/predicted"] = d["median"] / d["predicted"]
-    d = d.rename(columns={"median": "measured ratio", "predicted": "predicted ratio", "per_layer": "measured per layer", "predicted_per_layer": "predicted per layer"})
+    d = d.rename(
+        columns={
+            "median": "measured ratio",
+            "predicted": "predicted ratio",
+            "per_layer": "measured per layer",
+            "predicted_per_layer": "predicted per layer",
+        }
+    )
     out.append(Block("table", _pretty(d)))
-    per = d.groupby(["activation", "init", "sigma_w", "sigma_b"])[["measured per layer", "predicted per layer"]].median()
-    lines = [f"{a}, init={i}, σ_w={sw:g}, σ_b={sb:g}: measured {m:.3g} vs predicted {p:.3g} per layer"
-             for (a, i, sw, sb), (m, p) in per.iterrows()]
+    per = d.groupby(["activation", "init", "sigma_w", "sigma_b"])[
+        ["measured per layer", "predicted per layer"]
+    ].median()
+    lines = [
+        f"{a}, init={i}, σ_w={sw:g}, σ_b={sb:g}: measured {m:.3g} vs predicted {p:.3g} per layer"
+        for (a, i, sw, sb), (m, p) in per.iterrows()
+    ]
     out.append(Block("list", lines))
     return out + note
 
@@ -243,16 +320,33 @@ def section_config(res) -> list[Block]:
     out.append(Block("p", f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in status.items()) + "."))
     cfg = [c for c in CONFIG_TYPES if c in runs]
     const = {c: runs[c].iloc[0] for c in cfg if runs[c].nunique(dropna=False) == 1}
-    varied = {c: sorted(runs[c].dropna().unique().tolist(), key=lambda v: (isinstance(v, str), v)) for c in cfg if c not in const}
-    out.append(Block("table", pd.DataFrame({
-        "key": list(varied) + list(const),
-        "value": [", ".join(map(_fmt_cell, v)) for v in varied.values()] + [_fmt_cell(v) or "none" for v in const.values()],
-        "": ["varied"] * len(varied) + ["fixed"] * len(const),
-    })))
+    varied = {
+        c: sorted(runs[c].dropna().unique().tolist(), key=lambda v: (isinstance(v, str), v))
+        for c in cfg
+        if c not in const
+    }
+    out.append(
+        Block(
+            "table",
+            pd.DataFrame(
+                {
+                    "key": list(varied) + list(const),
+                    "value": [", ".join(map(_fmt_cell, v)) for v in varied.values()]
+                    + [_fmt_cell(v) or "none" for v in const.values()],
+                    "": ["varied"] * len(varied) + ["fixed"] * len(const),
+                }
+            ),
+        )
+    )
     cmds = _multiruns(Path(res.path))
     if cmds:
-        out += [Block("p", "Sweeps run into this folder (from the Hydra logs):"), Block("code", "\n".join(f"# {t}\n{c}" for t, c in cmds))]
-    versions = {c: ", ".join(sorted(map(str, runs[c].dropna().unique()))) for c in [*PROVENANCE, "schema_version"] if c in runs}
+        out += [
+            Block("p", "Sweeps run into this folder (from the Hydra logs):"),
+            Block("code", "\n".join(f"# {t}\n{c}" for t, c in cmds)),
+        ]
+    versions = {
+        c: ", ".join(sorted(map(str, runs[c].dropna().unique()))) for c in [*PROVENANCE, "schema_version"] if c in runs
+    }
     versions["report built by mlplab"] = mlplab.__version__
     out.append(Block("list", [f"{k}: {v}" for k, v in versions.items()]))
     return out
@@ -265,10 +359,15 @@ def section_claims_brief(tab: pd.DataFrame) -> list[Block]:
     """The post's claims as this folder's runs decide them: the verdicts table alone (the full
     blog framing belongs to the folders of the blog study)."""
     d = tab[tab["section"] == "claim"][["item", "post_says", "verdict", "evidence"]]
-    return [Block("h2", BRIEF),
-            Block("p", "These runs belong to a study of their own (below); where they can also decide one of the post's "
-                       "claims, the verdict is here. " + claims.method_notes()[1]),
-            Block("table", d)]
+    return [
+        Block("h2", BRIEF),
+        Block(
+            "p",
+            "These runs belong to a study of their own (below); where they can also decide one of the post's "
+            "claims, the verdict is here. " + claims.method_notes()[1],
+        ),
+        Block("table", d),
+    ]
 
 
 def blog_testable(tab: pd.DataFrame) -> bool:
@@ -286,15 +385,23 @@ def build(source) -> list[Block]:
     tab = table.blog_table(res)
     head = [
         Block("h1", f"mlplab report: {folder.name}"),
-        Block("p", f"Results folder `{folder.name}`: {len(res.runs)} runs. Rebuild with "
-                   f"`make report SWEEP={folder.name}` (or `python -m mlplab.analysis.report <folder>`). " + OTHER_STUDIES),
+        Block(
+            "p",
+            f"Results folder `{folder.name}`: {len(res.runs)} runs. Rebuild with "
+            f"`make report SWEEP={folder.name}` (or `python -m mlplab.analysis.report <folder>`). " + OTHER_STUDIES,
+        ),
     ]
     blocks = head
     studies = remedies.report_blocks(res) + section_nielsen(res) + chaos.report_blocks(res)
     if not blog_testable(tab):
-        blocks.append(Block("p", "This folder cannot test any of the blog post's claims (it has no matched pair or "
-                                 "setting for them; `make blog` runs the study that can), so the report shows its own "
-                                 "studies only."))
+        blocks.append(
+            Block(
+                "p",
+                "This folder cannot test any of the blog post's claims (it has no matched pair or "
+                "setting for them; `make blog` runs the study that can), so the report shows its own "
+                "studies only.",
+            )
+        )
     elif studies:  # a study of its own: the post's claims on its runs, in brief
         blocks += section_claims_brief(tab)
     else:
@@ -332,7 +439,9 @@ def to_markdown(blocks: list[Block], folder: Path) -> str:
             out.append(table.markdown_table(_pretty(b.body)))
         elif b.kind == "figure":
             rel = Path(b.body).relative_to(folder) if Path(b.body).is_relative_to(folder) else Path(b.body)
-            out.append(f"![{Path(b.body).stem}]({rel.as_posix()})\n\n{b.caption} ([SVG]({rel.with_suffix('.svg').as_posix()}))")
+            out.append(
+                f"![{Path(b.body).stem}]({rel.as_posix()})\n\n{b.caption} ([SVG]({rel.with_suffix('.svg').as_posix()}))"
+            )
         elif b.kind == "code":
             out.append(f"```\n{b.body}\n```")
     return "\n\n".join(out) + "\n"
@@ -381,15 +490,23 @@ def to_html(blocks: list[Block]) -> str:
         elif b.kind == "table":
             d = _pretty(b.body)
             head = "".join(f"<th>{html.escape(str(c))}</th>" for c in d.columns)
-            rows = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in r) + "</tr>" for r in d.itertuples(index=False))
+            rows = "".join(
+                "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in r) + "</tr>" for r in d.itertuples(index=False)
+            )
             out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         elif b.kind == "figure":
             data = base64.b64encode(Path(b.body).read_bytes()).decode("ascii")
-            out.append(f'<figure><img alt="{html.escape(Path(b.body).stem)}" src="data:image/png;base64,{data}"><figcaption>{_inline(b.caption)}</figcaption></figure>')
+            out.append(
+                f'<figure><img alt="{html.escape(Path(b.body).stem)}" src="data:image/png;base64,{data}"><figcaption>{_inline(b.caption)}</figcaption></figure>'
+            )
         elif b.kind == "code":
             out.append(f"<pre><code>{html.escape(b.body)}</code></pre>")
     title = html.escape(blocks[0].body if blocks else "mlplab report")
-    return f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{CSS}</style></head>\n<body>\n' + "\n".join(out) + "\n</body></html>\n"
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title><style>{CSS}</style></head>\n<body>\n'
+        + "\n".join(out)
+        + "\n</body></html>\n"
+    )
 
 
 def write_report(source) -> dict[str, Path]:
@@ -404,7 +521,9 @@ def write_report(source) -> dict[str, Path]:
 
 
 def main(argv=None) -> int:
-    return command(lambda folder: "wrote " + ", ".join(map(str, write_report(folder).values())), argv, "results/default")
+    return command(
+        lambda folder: "wrote " + ", ".join(map(str, write_report(folder).values())), argv, "results/default"
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,16 @@ TEXT_COLUMNS = ["section", "item", "post_says", "check", "verdict", "evidence"]
 # the numbers behind the verdicts, next to the prose: for formulas and errata the largest
 # relative error and the number of random networks checked; for claims the counts and range of
 # their cases (``claims.CASE_SUMMARY``; every case: ``<name>_claim_cases.{parquet,csv}``)
-NUMERIC_COLUMNS = ["max_rel_error", "n_cases", "n_holds", "n_fails", "n_undecided", "min_seeds", "effect_min",
-                   "effect_max"]
+NUMERIC_COLUMNS = [
+    "max_rel_error",
+    "n_cases",
+    "n_holds",
+    "n_fails",
+    "n_undecided",
+    "min_seeds",
+    "effect_min",
+    "effect_max",
+]
 COLUMNS = TEXT_COLUMNS + NUMERIC_COLUMNS
 SECTION_TITLES = {
     "formula": "The post's comparison table, entry by entry (central differences)",
@@ -70,9 +78,18 @@ def _formula_rows() -> pd.DataFrame:  # the checks use fixed seeds and no result
         if r.get("note"):
             evidence += f"; {r['note']}"
         check = r["correct_formula"] if r["correct_formula"] != r["post_formula"] else "same"
-        rows.append({"section": "formula", "item": f"{r['column']}: {r['entry']}", "post_says": r["post_formula"],
-                     "check": check, "verdict": verdict, "evidence": evidence,
-                     "max_rel_error": float(r["max_rel_error"]), "n_cases": int(r["n_cases"])})
+        rows.append(
+            {
+                "section": "formula",
+                "item": f"{r['column']}: {r['entry']}",
+                "post_says": r["post_formula"],
+                "check": check,
+                "verdict": verdict,
+                "evidence": evidence,
+                "max_rel_error": float(r["max_rel_error"]),
+                "n_cases": int(r["n_cases"]),
+            }
+        )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -94,20 +111,35 @@ def _erratum_rows() -> pd.DataFrame:  # as _formula_rows
         evidence = f"checked: {r['check']}; post's version: rel. error {_err(r['max_rel_error'])}; corrected: {_err(r['correct_max_rel_error'])}"
         if r.get("note"):
             evidence += f"; {r['note']}"
-        rows.append({"section": "erratum", "item": f"{r['erratum']}. {r['title']}", "post_says": r["post_formula"],
-                     "check": r["correct_formula"], "verdict": verdict, "evidence": evidence,
-                     "max_rel_error": float(r["max_rel_error"])})
+        rows.append(
+            {
+                "section": "erratum",
+                "item": f"{r['erratum']}. {r['title']}",
+                "post_says": r["post_formula"],
+                "check": r["correct_formula"],
+                "verdict": verdict,
+                "evidence": evidence,
+                "max_rel_error": float(r["max_rel_error"]),
+            }
+        )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def claim_rows(source) -> pd.DataFrame:
     """One row per empirical claim (``claims.verdicts``)."""
     v = claims.verdicts(source)
-    return pd.DataFrame({
-        "section": "claim", "item": v["claim"], "post_says": v["post_claim"],
-        "check": v["check"], "verdict": v["verdict"], "evidence": v["evidence"],
-        **{c: v[c] for c in claims.CASE_SUMMARY},
-    }, columns=COLUMNS)
+    return pd.DataFrame(
+        {
+            "section": "claim",
+            "item": v["claim"],
+            "post_says": v["post_claim"],
+            "check": v["check"],
+            "verdict": v["verdict"],
+            "evidence": v["evidence"],
+            **{c: v[c] for c in claims.CASE_SUMMARY},
+        },
+        columns=COLUMNS,
+    )
 
 
 def blog_table(source) -> pd.DataFrame:
@@ -130,7 +162,10 @@ def markdown_table(df: pd.DataFrame, code_columns=()) -> str:
     """A GitHub-flavoured Markdown table of ``df`` (cells escaped, one line per row)."""
     head = "| " + " | ".join(str(c) for c in df.columns) + " |"
     rule = "|" + "|".join("---" for _ in df.columns) + "|"
-    body = ["| " + " | ".join(_cell(v, c in code_columns) for c, v in zip(df.columns, row)) + " |" for row in df.itertuples(index=False)]
+    body = [
+        "| " + " | ".join(_cell(v, c in code_columns) for c, v in zip(df.columns, row)) + " |"
+        for row in df.itertuples(index=False)
+    ]
     return "\n".join([head, rule] + body)
 
 

@@ -36,8 +36,10 @@ STAT_COLUMNS = ["n", "effect", "low", "high", "coverage", "p", "holds"]
 
 
 def describe_level() -> str:
-    return (f"a case decides when the {100 * LEVEL:.0f} % distribution-free interval of the median effect over seeds "
-            f"(order statistics; a one-sided sign test at {50 * (1 - LEVEL):.0f} %) excludes no effect, with ≥ {MIN_SEEDS} seeds")
+    return (
+        f"a case decides when the {100 * LEVEL:.0f} % distribution-free interval of the median effect over seeds "
+        f"(order statistics; a one-sided sign test at {50 * (1 - LEVEL):.0f} %) excludes no effect, with ≥ {MIN_SEEDS} seeds"
+    )
 
 
 @dataclass

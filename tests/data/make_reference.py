@@ -24,8 +24,11 @@ HERE = Path(__file__).resolve().parent
 BASE = dict(depth=2, width=8, n_samples=120, epochs=2, batch_size=16, log_every=1, eval_every=1)
 
 # (label, RunSpec overrides): every activation x loss, and each training option on its own
-CASES = [(f"{a}-{l}", dict(activation=a, loss=l)) for a in ("sigmoid", "tanh", "relu", "leaky_relu")
-         for l in ("mse", "bce", "softmax_ce")]
+CASES = [
+    (f"{a}-{l}", dict(activation=a, loss=l))
+    for a in ("sigmoid", "tanh", "relu", "leaky_relu")
+    for l in ("mse", "bce", "softmax_ce")
+]
 CASES += [
     ("depth0", dict(depth=0)),
     ("deep", dict(depth=6, activation="tanh")),
@@ -45,11 +48,32 @@ CASES += [
 # columns renamed since the reference was written (schema 3): today's name -> the reference's
 RENAMED = {"train_loss": "loss", "train_accuracy": "accuracy"}
 METRIC_COLUMNS = {
-    "runs": ["status", "diverged_step", "reason", "n_steps", "steps_done", "final_loss", "final_accuracy",
-             "final_test_loss", "final_test_accuracy"],
+    "runs": [
+        "status",
+        "diverged_step",
+        "reason",
+        "n_steps",
+        "steps_done",
+        "final_loss",
+        "final_accuracy",
+        "final_test_loss",
+        "final_test_accuracy",
+    ],
     "steps": ["step", "epoch", "loss", "accuracy", "test_loss", "test_accuracy", "batch_loss", "grad_norm", "clipped"],
-    "layers": ["step", "epoch", "layer", "fan_in", "fan_out", "grad_w_norm", "grad_b_norm", "weight_norm",
-               "update_ratio", "act_mean", "act_std", "sat_frac"],
+    "layers": [
+        "step",
+        "epoch",
+        "layer",
+        "fan_in",
+        "fan_out",
+        "grad_w_norm",
+        "grad_b_norm",
+        "weight_norm",
+        "update_ratio",
+        "act_mean",
+        "act_std",
+        "sat_frac",
+    ],
 }
 
 

@@ -81,12 +81,12 @@ JobCompType=jobcomp/none
 JobAcctGatherType=jobacct_gather/none
 SlurmctldPort=6817
 SlurmdPort=6818
-StateSaveLocation={d / 'state'}
-SlurmdSpoolDir={d / 'spool'}
-SlurmctldPidFile={d / 'slurmctld.pid'}
-SlurmdPidFile={d / 'slurmd.pid'}
-SlurmctldLogFile={d / 'log' / 'slurmctld.log'}
-SlurmdLogFile={d / 'log' / 'slurmd.log'}
+StateSaveLocation={d / "state"}
+SlurmdSpoolDir={d / "spool"}
+SlurmctldPidFile={d / "slurmctld.pid"}
+SlurmdPidFile={d / "slurmd.pid"}
+SlurmctldLogFile={d / "log" / "slurmctld.log"}
+SlurmdLogFile={d / "log" / "slurmd.log"}
 NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem_mb} State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 """)
@@ -186,8 +186,10 @@ class Watch:
 
         for folder in self.root.glob("smoke/hydra/*/tls-*"):
             try:
-                self.modes = {"folder": stat.S_IMODE(folder.stat().st_mode),
-                              **{f.name: stat.S_IMODE(f.stat().st_mode) for f in folder.iterdir()}}
+                self.modes = {
+                    "folder": stat.S_IMODE(folder.stat().st_mode),
+                    **{f.name: stat.S_IMODE(f.stat().st_mode) for f in folder.iterdir()},
+                }
                 self.folder = folder
             except FileNotFoundError:
                 pass
@@ -219,8 +221,10 @@ class Watch:
             raise RuntimeError(f"the workers' TLS files are not the sweep's ({self.folder}): {files}")
         if self.modes != {"folder": 0o700, "cert.pem": 0o600, "key.pem": 0o600}:
             raise RuntimeError(f"the TLS files' modes: { {k: oct(v) for k, v in self.modes.items()} }")
-        step(f"the workers' job script: {self.worker[3]} --protocol tls:// --tls-ca-file/--tls-cert "
-             f"{files[0].name} --tls-key {files[2].name} in {self.folder.relative_to(self.root)}/ (0700, files 0600)")
+        step(
+            f"the workers' job script: {self.worker[3]} --protocol tls:// --tls-ca-file/--tls-cert "
+            f"{files[0].name} --tls-key {files[2].name} in {self.folder.relative_to(self.root)}/ (0700, files 0600)"
+        )
         if self.refused is None:
             raise RuntimeError("the scheduler was not tried with clients lacking the sweep's certificate")
         if self.refused:
@@ -230,7 +234,10 @@ class Watch:
         scheduler = int(self.worker[3].rsplit(":", 1)[1])
         if scheduler not in {port for _, port in self.listening} or ips != {"127.0.0.1"}:
             raise RuntimeError(f"the sweep listened on {sorted(self.listening)}")
-        step(f"the sweep's {len(self.listening)} listening sockets (the scheduler's, its HTTP server's) were on 127.0.0.1")
+        step(
+            f"the sweep's {len(self.listening)} listening sockets (the scheduler's, its HTTP server's) were on "
+            "127.0.0.1"
+        )
 
 
 def main() -> int:
@@ -253,10 +260,22 @@ def main() -> int:
         what = "the sweep through SLURM"
         grid = ["sweep=smoke", "data.n_samples=200", "width=8"]
         slurm = d / "results-slurm"
-        cmd = [sys.executable, "-m", "mlplab", "-m", *grid, f"results_dir={slurm}", "hydra/launcher=dask",
-               "hydra.launcher.cluster=slurm", "hydra.launcher.slurm.queue=debug", "hydra.launcher.slurm.cores=1",
-               "hydra.launcher.slurm.jobs=2", "hydra.launcher.slurm.memory=2GB", "hydra.launcher.slurm.walltime=00:10:00",
-               "hydra.launcher.slurm.interface=lo"]  # the Dask traffic of the check: on 127.0.0.1
+        cmd = [
+            sys.executable,
+            "-m",
+            "mlplab",
+            "-m",
+            *grid,
+            f"results_dir={slurm}",
+            "hydra/launcher=dask",
+            "hydra.launcher.cluster=slurm",
+            "hydra.launcher.slurm.queue=debug",
+            "hydra.launcher.slurm.cores=1",
+            "hydra.launcher.slurm.jobs=2",
+            "hydra.launcher.slurm.memory=2GB",
+            "hydra.launcher.slurm.walltime=00:10:00",
+            "hydra.launcher.slurm.interface=lo",
+        ]  # the Dask traffic of the check: on 127.0.0.1
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
             p = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=err)
             watch = Watch(p.pid, slurm, env)
@@ -287,8 +306,13 @@ def main() -> int:
         step(f"{len(jobs)} SLURM job(s) ran the workers, registered to the scheduler through TLS")
         what = "the same sweep on the local launcher"
         local = d / "results-local"
-        p = subprocess.run([sys.executable, "-m", "mlplab", "-m", *grid, f"results_dir={local}", "hydra/launcher=local"],
-                           cwd=REPO, capture_output=True, text=True, timeout=600)
+        p = subprocess.run(
+            [sys.executable, "-m", "mlplab", "-m", *grid, f"results_dir={local}", "hydra/launcher=local"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if p.returncode != 0:
             raise RuntimeError(f"exit code {p.returncode}: {p.stderr.strip()[-500:]}")
         what = "comparing the two"
