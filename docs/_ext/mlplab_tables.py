@@ -241,7 +241,7 @@ class Groups(SphinxDirective):
 
 
 class Sweeps(SphinxDirective):
-    """Each sweep file of conf/sweep/: what it sweeps (hydra.sweeper.params) and its first sentence."""
+    """Each sweep file of conf/sweep/: its first sentence and what it sweeps (hydra.sweeper.params)."""
 
     def run(self):
         rows = []
@@ -249,9 +249,10 @@ class Sweeps(SphinxDirective):
             self.env.note_dependency(str(path))
             data = yaml.safe_load(path.read_text()) or {}
             params = ((data.get("hydra") or {}).get("sweeper") or {}).get("params") or {}
-            grid = ", ".join(code(f"{k}={yaml_value(v)}") for k, v in params.items())
-            rows.append([code(f"sweep={path.stem}"), grid, first_sentence(comment(path))])
-        return [table(["sweep", "sweeps", "what it is"], rows, [14, 30, 40])]
+            grid = "; ".join(f"`{k}` {', '.join(str(v).split(','))}" for k, v in params.items())
+            about = first_sentence(comment(path))
+            rows.append([code(f"sweep={path.stem}"), f"{about} Sweeps {grid}." if grid else about])
+        return [table(["sweep", "what it is, and what it sweeps"], rows, [16, 60])]
 
 
 # -- the Makefile ---------------------------------------------------------------------------------
