@@ -173,6 +173,19 @@ def test_every_page_is_in_the_site():
             assert re.search(rf"^{re.escape(page.stem)}$", index, flags=re.M), f"{page.name} is in no toctree"
 
 
+def test_every_column_has_a_meaning():
+    """The results page's tables take each column's meaning from the code: none is missing or stale."""
+    import mlplab.results as res
+
+    columns = {c for schema in res.SCHEMAS.values() for c in schema.names}
+    assert {c for c in columns if c not in res.CONFIG_TYPES} == set(res.COLUMN_DOCS)
+
+
+def test_every_run_field_has_a_meaning():
+    for f in FIELDS:
+        assert f.metadata["doc"] or f.metadata["group"], f"RunSpec.{f.name} needs a doc"
+
+
 def render(tmp_path: Path) -> Path:
     out = tmp_path / "site"
     proc = subprocess.run(

@@ -91,7 +91,8 @@ class Fields(SphinxDirective):
             m = f.metadata
             key = code(m["key"]) + ("" if m["config"] else " (filled in from the data)")
             column = [nodes.literal(f.name, f.name), nodes.Text(f" {spec.COLUMN_TYPES[f.name]}")]
-            rows.append([key, column, code(yaml_value(f.default)), m["check"].allowed(), m["doc"]])
+            doc = m["doc"] or (f"an option of the `{m['key']}` config group" if m["group"] else "")
+            rows.append([key, column, code(yaml_value(f.default)), m["check"].allowed(), doc])
         return [table(["config key", "runs column", "default", "allowed", "meaning"], rows, [14, 14, 8, 22, 32])]
 
 
