@@ -107,7 +107,7 @@ class NielsenStudy:
     def figures(self, results, folder: Path) -> dict[str, list[Path]]:
         """``<name>_init`` and ``<name>_training`` of each Nielsen folder the section shows, saved
         into ``folder`` (a figure a folder lacks the runs for is left out)."""
-        found, _ = compared(results.path)
+        found, _ = compared(results.path, results)
         made = draw(found, Path(folder))
         return {
             f"{name}_{kind}": paths
@@ -118,7 +118,7 @@ class NielsenStudy:
 
     def sections(self, results, figures: dict[str, list[Path]]) -> list[Block]:
         """The report section "Nielsen's speeds of learning", with the figures of ``figures``."""
-        found, notes = compared(results.path)
+        found, notes = compared(results.path, results)
         made = {}
         for res in found:
             name = Path(res.path).name

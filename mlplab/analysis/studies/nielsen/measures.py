@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mlplab.analysis.studies._common import percentile_rank
+from mlplab.analysis.studies._common import one_at_a_time, percentile_rank
 from mlplab.analysis.studies.nielsen.published import (
     NIELSEN,
     NIELSEN_CONFIG,
@@ -181,6 +181,7 @@ def slowdown_table(speeds: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+@one_at_a_time  # the training figure, checkpoints and sentences read it in turn
 def training_curves(results) -> pd.DataFrame:
     """Per protocol, depth, logged epoch and hidden layer: median, min and max over seeds of
     ‖∂C/∂b^l‖ (columns dataset, lr, weight_decay, batch_size, depth, epoch, layer, n, median,

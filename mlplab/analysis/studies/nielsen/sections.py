@@ -69,13 +69,13 @@ def _display(table: pd.DataFrame, columns: dict) -> pd.DataFrame:
     return pd.DataFrame({shown: d[c] for c, shown in columns.items()}).reset_index(drop=True)
 
 
-def compared(folder) -> tuple[list[Results], list[Block]]:
-    """The Nielsen folders next to ``folder`` (``nielsen_folders``) that hold his runs, loaded,
-    and a paragraph for each that does not."""
+def compared(folder, results: Results | None = None) -> tuple[list[Results], list[Block]]:
+    """The Nielsen folders next to ``folder`` (``nielsen_folders``) that hold his runs, loaded
+    (``results`` where it is one of them, already loaded), and a paragraph for each that does not."""
     found, notes = [], []
     for path in nielsen_folders(folder):
         try:
-            res = load(path)
+            res = load(results if results is not None and Path(results.path) == path else path)
             speeds_at_init(res)
         except (ResultsError, ValueError, KeyError) as e:
             notes.append(Block("p", TEXT("cannot_compare", folder=path.name, error=e)))

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlplab.analysis.studies._common import matching, unmodified
+from mlplab.analysis.studies._common import matching, one_at_a_time, unmodified
 from mlplab.analysis.studies.nielsen.published import NIELSEN_CONFIG, network_text
 
 # results folders of the two studies, his data set first
@@ -83,6 +83,7 @@ def hidden_speeds(results, step: int | None = 0) -> pd.DataFrame:
     return out.sort_values(["dataset", "depth", "seed", "run_id", "step", "layer"], ignore_index=True)
 
 
+@one_at_a_time  # the section, its figures and tables read it in turn
 def speeds_at_init(results) -> pd.DataFrame:
     """``hidden_speeds`` at step 0, each network counted once.
 
