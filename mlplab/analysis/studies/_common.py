@@ -1,6 +1,6 @@
 """What the Nielsen and edge-of-chaos studies share with every study, until the shared layers hold it.
 
-Each helper names the shared layer it belongs to (``fmt``: numbers and text; ``select``: which
+Each function here names the shared layer it belongs to (``fmt``: numbers and text; ``select``: which
 runs; ``measures``: fits and statistics; ``plots``: style and saving), where it is to be folded
 in. Every output is byte for byte what the studies wrote before they became packages.
 """
