@@ -15,8 +15,11 @@ from hydra import compose, initialize_config_dir
 import mlplab
 from mlplab import theory
 from mlplab.activations import get_activation
-from mlplab.analysis import chaos, load
+from mlplab.analysis import chaos as command_module
+from mlplab.analysis import load, report
 from mlplab.analysis.figures import MIN_TEXT_PX, text_px_in_report
+from mlplab.analysis.studies import chaos
+from mlplab.analysis.studies.chaos import sections
 from mlplab.cli import CONF_DIR
 from mlplab.config import to_spec
 from mlplab.train import prepare
@@ -302,8 +305,8 @@ def command(sweep):
         return made[-1]
 
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
-        mp.setattr(chaos, "make_figures", recorded)
-        code = chaos.main([str(sweep)])
+        mp.setattr(sections, "make_figures", recorded)
+        code = command_module.main([str(sweep)])
     return code, out.getvalue(), made, asked
 
 
@@ -319,6 +322,9 @@ def test_figures_are_written(sweep, command):
     plt.close(fig)
 
 
+original_decay = chaos.decay_table
+
+
 def test_report_blocks(sweep, command, monkeypatch):
     """The report's section asks make_figures for the command's figures (the same data), and
     shows them; they are not drawn a second time here."""
@@ -330,7 +336,7 @@ def test_report_blocks(sweep, command, monkeypatch):
             pd.testing.assert_frame_equal(kw[k], kwargs[k])
         return made
 
-    monkeypatch.setattr(chaos, "make_figures", same_figures)
+    monkeypatch.setattr(sections, "make_figures", same_figures)
     blocks = chaos.report_blocks(sweep)
     assert (blocks[0].kind, blocks[0].body) == ("h2", "Edge of chaos")
     figs = [b for b in blocks if b.kind == "figure"]
@@ -339,9 +345,25 @@ def test_report_blocks(sweep, command, monkeypatch):
     assert all(text_px_in_report(b.body) >= MIN_TEXT_PX for b in figs)  # legible at the report's width
     assert sum(b.kind == "table" for b in blocks) == 2
     text = " ".join(" ".join(b.body) if b.kind == "list" else str(b.body) for b in blocks if b.kind in ("p", "list"))
-    t = chaos.decay_table(load(sweep))
+    # the same section through the Study protocol, its runs fitted once for tables, figures, sections
+    fitted = []
+    monkeypatch.setattr(chaos, "decay_table", lambda res: fitted.append(res) or original_decay(res))
+    monkeypatch.setattr(chaos, "make_figures", lambda res, outdir, **kw: made)
+    res = load(sweep)
+    assert chaos.STUDY.applies(res) and chaos.STUDY.title == blocks[0].body
+    tables = chaos.STUDY.tables(res)
+    assert list(tables) == ["chaos_table", "chaos_train_table"]
+    for name, table in tables.items():  # what the command wrote
+        pd.testing.assert_frame_equal(pd.read_csv(sweep / f"{name}.csv"), table, check_dtype=False)
+    t = tables["chaos_table"]
     assert f"Over {len(t)} (σ_w², σ_b²) cells" in text
     assert "6 ξ_c" in text and "has not been checked" in text
+    figs = chaos.STUDY.figures(res, sweep / "figures")
+    assert figs == made
+    again = chaos.STUDY.sections(res, figs)
+    assert len(fitted) == 1
+    assert [b.kind for b in again] == [b.kind for b in blocks]
+    assert report.to_markdown(again, sweep) == report.to_markdown(blocks, sweep)  # what the report writes
 
 
 def test_report_blocks_without_chaos_runs(tmp_path):
@@ -349,6 +371,7 @@ def test_report_blocks_without_chaos_runs(tmp_path):
     mlplab.run(mlplab.RunSpec(depth=2, width=8, epochs=1, n_samples=100, activation="relu"), root, sweep="other")
     assert chaos.report_blocks(root) == []
     assert not chaos.present(root)
+    assert not chaos.STUDY.applies(load(root)) and chaos.STUDY.sections(load(root), {}) == []
 
 
 def test_command_line(sweep, command, tmp_path):
@@ -356,7 +379,7 @@ def test_command_line(sweep, command, tmp_path):
     md = (sweep / "chaos_table.md").read_text()
     assert md.startswith("# Edge of chaos") and command[1].startswith("# Edge of chaos")
     assert len(pd.read_csv(sweep / "chaos_table.csv")) == len(INIT_GRID)
-    assert chaos.main([str(tmp_path / "missing")]) == 2
+    assert command_module.main([str(tmp_path / "missing")]) == 2
 
 
 # -- the sweep files ------------------------------------------------------------------------------

@@ -10,8 +10,11 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 import mlplab
-from mlplab.analysis import nielsen as N
+from mlplab.analysis import load, report
+from mlplab.analysis import nielsen as command
 from mlplab.analysis.figures import MIN_TEXT_PX, Skip, text_px_in_report
+from mlplab.analysis.studies import nielsen as N
+from mlplab.analysis.studies.nielsen import sections
 from mlplab.cli import CONF_DIR
 from mlplab.config import to_spec
 from mlplab.train import build_network, load_data, rngs
@@ -244,6 +247,8 @@ def test_other_configurations_are_refused(tmp_path):
     mlplab.run(spec(2, 0, loss="mse"), tmp_path)
     with pytest.raises(ValueError, match="Nielsen's configuration"):
         N.nielsen_table(mlplab.load_results(tmp_path))
+    assert not N.STUDY.applies(mlplab.load_results(tmp_path))  # decided by the data, not by an error
+    assert command.main([str(tmp_path)]) == 2  # the command: one line, exit code 2
 
 
 # -- MNIST: his protocol ----------------------------------------------------------------------------------
@@ -302,7 +307,7 @@ def written_and_drawn(mnist_root):
         return drawn[-1][1]
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(N, "make_figures", recorded)
+        mp.setattr(sections, "make_figures", recorded)
         md = N.write_tables(mnist_root)
     return md, drawn
 
@@ -341,7 +346,7 @@ def test_report_blocks(mnist_root, tmp_path, written_and_drawn, monkeypatch):
         assert (Path(res.path), name, Path(outdir)) == (folder, prefix, tmp_path)
         return made
 
-    monkeypatch.setattr(N, "make_figures", same_figures)
+    monkeypatch.setattr(sections, "make_figures", same_figures)
     blocks = N.report_blocks(mnist_root.parent / "blog", outdir=tmp_path)  # a study next to the Nielsen folder
     assert blocks[0].kind == "h2" and blocks[0].body == "Nielsen's speeds of learning"
     assert {b.kind for b in blocks} <= {"h2", "h3", "p", "list", "table", "figure", "code"}
@@ -355,6 +360,14 @@ def test_report_blocks(mnist_root, tmp_path, written_and_drawn, monkeypatch):
     inside = f"{int(pct.inside.sum())} of his 5 values lie inside our 5–95 % range"
     assert any(inside in line for b in blocks if b.kind == "list" for line in b.body)
     assert N.nielsen_folders(mnist_root) == N.nielsen_folders(mnist_root.parent / "blog") == [mnist_root]
+    # the same section through the Study protocol: its figures, then its blocks from them
+    res = load(mnist_root)
+    assert N.STUDY.applies(res) and N.STUDY.name == "nielsen" and N.STUDY.title == blocks[0].body
+    figs = N.STUDY.figures(res, tmp_path)
+    assert figs == {f"nielsen_mnist_{kind}": paths for kind, paths in made.items()}
+    again = N.STUDY.sections(res, figs)
+    assert [b.kind for b in again] == [b.kind for b in blocks]
+    assert report.to_markdown(again, mnist_root) == report.to_markdown(blocks, mnist_root)  # what the report writes
 
 
 def test_report_blocks_without_runs(tmp_path):
@@ -371,6 +384,10 @@ def test_write_tables(mnist_root, written):
     assert (mnist_root / "nielsen_table.md").exists() and (
         mnist_root / "figures" / "nielsen_mnist_training.svg"
     ).exists()
+    tables = N.STUDY.tables(mlplab.load_results(mnist_root))  # what the command writes as CSV
+    assert list(tables) == ["nielsen_table", "nielsen_percentiles"]
+    for name, table in tables.items():
+        pd.testing.assert_frame_equal(pd.read_csv(mnist_root / f"{name}.csv"), table, check_dtype=False)
 
 
 # -- the sweep files -----------------------------------------------------------------------------------------

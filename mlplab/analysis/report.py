@@ -24,8 +24,9 @@ import numpy as np
 import pandas as pd
 
 import mlplab
-from mlplab.analysis import chaos, claims, command, figures, load, nielsen, remedies, table
+from mlplab.analysis import claims, command, figures, load, remedies, table
 from mlplab.analysis.blocks import Block
+from mlplab.analysis.studies import chaos, nielsen
 from mlplab.provenance import COLUMNS as PROVENANCE
 from mlplab.results import CONFIG_TYPES
 

@@ -1,0 +1,49 @@
+"""Which runs the edge-of-chaos study reads: plain networks the mean-field theory describes,
+single-input runs at initialisation deep enough for a fit, and trained runs."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from mlplab.analysis import load
+from mlplab.analysis.studies._common import matching, unmodified
+
+SKIP_INPUT = 5  # hidden layers next to the input left out of the fit (q^l has not settled there)
+SKIP_OUTPUT = 2  # hidden layers next to the output layer left out of the fit
+MIN_FIT_LAYERS = 3
+BOUNDED = ["sigmoid", "tanh"]  # the activations whose mean-field maps mlplab.theory computes
+# the rest of a plain run: normal initialisation, no clipping, no weight decay
+PLAIN = {"init": "normal", "clip": "none", "weight_decay": 0.0}
+
+
+def plain(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs the mean-field theory describes: init=normal, no residual, no normalisation, no
+    clipping or weight decay, a bounded activation (sigmoid, tanh)."""
+    keep = unmodified(runs) & matching(runs, PLAIN) & runs["activation"].isin(BOUNDED).to_numpy()
+    return runs[keep]
+
+
+def init_runs(res) -> pd.DataFrame:
+    """The single-input runs at initialisation: plain, batch size 1, deep enough for a fit."""
+    runs = plain(res.runs)
+    return runs[(runs["batch_size"] == 1) & (runs["depth"] >= SKIP_INPUT + SKIP_OUTPUT + MIN_FIT_LAYERS)]
+
+
+def train_runs(res) -> pd.DataFrame:
+    """The trained runs: plain, more than one step."""
+    runs = plain(res.runs)
+    return runs[(runs["n_steps"] > 1) & (runs["depth"] >= 1)]
+
+
+def present(source) -> bool:
+    """Whether the folder holds the study: single-input runs at initialisation deep enough for
+    a fit, or trained runs over a grid of ≥ 3 depths × ≥ 3 σ_w (not just any trained runs)."""
+    res = load(source)
+    train = train_runs(res)
+    grid = train["depth"].nunique() >= 3 and train["sigma_w"].nunique() >= 3
+    return not init_runs(res).empty or grid
+
+
+def fit_layers(depth: int) -> tuple[int, int]:
+    """The first and last hidden layer of the fit: SKIP_INPUT and SKIP_OUTPUT left out."""
+    return SKIP_INPUT + 1, int(depth) - SKIP_OUTPUT
