@@ -9,7 +9,8 @@ import pytest
 from synthetic import BASE, LOG_EVERY, accuracy_curve, make_results
 
 import mlplab
-from mlplab.analysis import claims, load, table
+from mlplab.analysis import load, measures, select
+from mlplab.analysis.studies.blog import claims, table
 from mlplab.analysis.verdicts import MIN_SEEDS
 
 SEEDS = range(MIN_SEEDS)
@@ -48,7 +49,7 @@ def test_accuracy_target_and_steps_to_it():
     res = convergence_data(speeds(6, 2))
     pr = claims.per_run(res).set_index("run_id")
     # best median final accuracy is 0.95 for every loss: target 0.9 × 0.95
-    assert pr["target_test_accuracy"].unique().tolist() == [round(claims.ACC_FRAC * 0.95, 4)]
+    assert pr["target_test_accuracy"].unique().tolist() == [round(measures.ACC_FRAC * 0.95, 4)]
     # 0.2 + k/6 · 0.1 ≥ 0.855 first at k = 40 (seed 0): step 400; cross-entropy at k = 14
     assert pr.loc["blobs-mse-1-0", "steps_test_accuracy"] == 40 * LOG_EVERY
     assert pr.loc["blobs-bce-1-0", "steps_test_accuracy"] == 14 * LOG_EVERY
@@ -117,7 +118,7 @@ def test_twins_pair_only_exact_matches():
     """A run with no twin (another learning rate) is left out, not compared."""
     pr = claims.per_run(convergence_data(speeds(6, 2)))
     lonely = pr[pr["loss"] == "mse"].assign(lr=0.1, run_id=lambda d: d["run_id"] + "-lr")
-    p = claims.twins(pd.concat([pr, lonely], ignore_index=True), "loss", "mse", "bce")
+    p = select.twins(pd.concat([pr, lonely], ignore_index=True), "loss", "mse", "bce")
     assert len(p) == 2 * MIN_SEEDS  # two depths x seeds; the lr=0.1 runs have no bce twin
     assert set(p["lr"]) == {BASE["lr"]}
     assert (p["run_id_a"].str.contains("mse") & p["run_id_b"].str.contains("bce")).all()
@@ -182,7 +183,7 @@ def test_vanishing_ratio_and_verdicts():
 def test_after_training_ratio_is_read_from_ok_runs_only():
     """A diverged run has a ratio at initialisation, none after training."""
     res = vanishing_data({"sigmoid": 0.2}, diverged={"sigmoid-3-0"})
-    ratios = claims.gradient_ratios(res.layers).set_index(["phase", "run_id"])["ratio"]
+    ratios = measures.gradient_ratios(res.layers).set_index(["phase", "run_id"])["ratio"]
     assert ratios[("initialisation", "sigmoid-3-0")] == pytest.approx(0.2**3)
     assert ("after training", "sigmoid-3-0") not in ratios.index
     assert ratios[("after training", "sigmoid-3-1")] == pytest.approx((0.2 * 1.01) ** 3)
@@ -232,7 +233,7 @@ def mean_field_ratio(activation: str, sigma_w: float, sigma_b: float, depth: int
 )
 def test_vanishing_prediction_from_theory(activation, sigma_w, sigma_b, depth, expected):
     expected = mean_field_ratio(activation, sigma_w, sigma_b, depth) if expected is None else expected
-    got = claims.predicted_ratio(activation, "normal", sigma_w, sigma_b, 32, depth)
+    got = measures.predicted_ratio(activation, "normal", sigma_w, sigma_b, 32, depth)
     assert got == pytest.approx(expected, rel=1e-6), (activation, sigma_w, sigma_b, depth)
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from mlplab import MLP
-from mlplab.analysis import formulas as F
+from mlplab.analysis.studies.blog import formulas as F
 
 
 @pytest.fixture(scope="module", params=[0, 1])

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlplab.analysis import fmt
 from mlplab.analysis import verdicts as v
 
 
@@ -97,7 +98,7 @@ def test_verdict_names_the_conditions_across_two_columns():
     ],
 )
 def test_fmt(x, text):
-    assert v.fmt(x) == text
+    assert fmt.number(x) == text
 
 
 # --- how the conditions of a partial verdict read --------------------------------------------------
@@ -190,7 +191,7 @@ def test_evidence_counts_ties_with_no_effect_on_neither_side():
     ],
 )
 def test_fmt_boundaries(x, text):
-    assert v.fmt(x) == text
+    assert fmt.number(x) == text
 
 
 def test_the_decision_rule_is_described_with_its_numbers():

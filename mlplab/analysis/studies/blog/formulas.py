@@ -327,8 +327,10 @@ def _erratum_bias_update(rng, n_cases, eta=1e-3):
         correct_holds=bool(e_corr < 0.05),
         correct_max_rel_error=e_corr,
         n_cases=n_cases,
-        note=f"the post's rule gives shape (n_l, n_(l−1)), not b^l's (n_l, 1), in {wrong_shape} of {n_layers} layers; "
-        f"with n_0 = 1 it moves C by {min(dC_post):+.3g}…{max(dC_post):+.3g} vs {min(dC_corr):+.3g}…{max(dC_corr):+.3g} "
+        note="the post's rule gives shape (n_l, n_(l−1)), not b^l's (n_l, 1), "
+        f"in {wrong_shape} of {n_layers} layers; "
+        f"with n_0 = 1 it moves C by {min(dC_post):+.3g}…{max(dC_post):+.3g} "
+        f"vs {min(dC_corr):+.3g}…{max(dC_corr):+.3g} "
         f"for the SGD step (η = {eta}); correct_max_rel_error is the step's deviation from first order −η‖∂C/∂b‖²",
     )
 

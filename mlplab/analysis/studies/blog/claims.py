@@ -36,173 +36,37 @@ import math
 import numpy as np
 import pandas as pd
 
-from mlplab import theory
-from mlplab.analysis import load
-from mlplab.analysis.verdicts import NOT_ENOUGH, NOT_TESTED, cases_table, describe_level, evidence, fmt, verdict  # noqa: F401
-from mlplab.results import CONFIG_TYPES
+from mlplab.analysis import load, select
+from mlplab.analysis.fmt import number
+from mlplab.analysis.measures import (
+    ACC_FRAC,
+    PHASES,
+    closer_to_one,
+    gradient_ratios,
+    log_ratio,
+    predicted_ratio,
+    steps_effect,
+    with_factor,
+)
+from mlplab.analysis.prose import Prose
+from mlplab.analysis.select import CONFIG, main_runs, plain, steps_to, twins
+from mlplab.analysis.verdicts import cases_table, describe_level, evidence, verdict
 
-PHASES = ("initialisation", "after training")
+PROSE = Prose.of("mlplab.analysis.studies.blog")
 CE_LOSSES = ("bce", "softmax_ce")
-ACC_FRAC = 0.9  # claim 1: accuracy target = this fraction of the best median final accuracy
 VANISH_BELOW = 0.1  # claim 2: first-to-last ratio below this = the first layer learns >= 10x slower
-CONFIG = list(CONFIG_TYPES)  # every field of a run's config
-# config values that define a "setting" besides the network shape, loss, clip rule and seed
-SETTING = [
-    "residual",
-    "norm",
-    "init",
-    "sigma_w",
-    "sigma_b",
-    "lr",
-    "width",
-    "batch_size",
-    "epochs",
-    "weight_decay",
-    "dataset",
-    "n_samples",
-    "n_features",
-    "n_classes",
-    "noise",
-    "dtype",
-]
 DESCRIBE = ["dataset", "activation", "loss", "depth", "phase", "sigma_w", "init", "lr"]  # how cases are named
 
 
-# -- selections ---------------------------------------------------------------------------------
-def present(df: pd.DataFrame, cols) -> list[str]:
-    return [c for c in cols if c in df.columns]
-
-
-def varying(df: pd.DataFrame, cols) -> list[str]:
-    return [c for c in cols if c in df and df[c].nunique(dropna=False) > 1]
-
-
-def main_runs(runs: pd.DataFrame) -> pd.DataFrame:
-    """Unclipped runs in the most common setting (for the figures that show one setting)."""
-    r = runs[runs["clip"] == "none"]
-    if r.empty:
-        return r
-    key = r[present(r, SETTING)].astype(str).agg("|".join, axis=1)
-    return r[key == key.value_counts().idxmax()]
-
-
-def setting_values(runs: pd.DataFrame, cols=("dataset", "lr", "init", "sigma_w", "sigma_b")) -> str:
-    """'lr=0.5, init=normal, ...' for the values shared by ``runs``."""
-    parts = []
-    for c in present(runs, cols):
-        vals = runs[c].dropna().unique()
-        if len(vals) == 1:
-            parts.append(f"{c}={fmt(vals[0])}")
-    return ", ".join(parts)
-
-
-def plain(runs: pd.DataFrame) -> pd.Series:
-    """Runs of plain networks: no skips, no normalisation."""
-    return ~runs["residual"].astype(bool) & (runs["norm"] == "none")
-
-
-def twins(per_run: pd.DataFrame, factor: str, a, b) -> pd.DataFrame:
-    """Pairs of runs whose configs differ only in ``factor`` (``a`` against ``b``), matched on
-    every other config field, the seed included: one row per pair, the shared config columns and
-    the measures of each arm suffixed ``_a`` and ``_b``."""
-    keys = [c for c in CONFIG if c != factor and c in per_run]
-    A = per_run[per_run[factor] == a]
-    B = per_run[per_run[factor] == b]
-    measures = [c for c in per_run.columns if c not in CONFIG]
-    return A.merge(B[keys + measures], on=keys, suffixes=("_a", "_b"))
-
-
 # -- per-run measures -------------------------------------------------------------------------------
-def gradient_ratios(layers: pd.DataFrame, column: str | None = None) -> pd.DataFrame:
-    """Per run and phase: ‖∂C/∂b^1‖/‖∂C/∂b^L‖ at step 0 ('initialisation') and at the last
-    logged step of an ok run ('after training'). Networks without hidden layers are skipped.
-
-    Under batch norm ∂C/∂b^l = 1ᵀ δ^l = 0 in every hidden layer (the bias is redundant), so
-    for those runs the ratio is ‖∂C/∂W^1‖/‖∂C/∂W^L‖ instead; ``measure`` names the column used.
-    ``column`` ("grad_w_norm" or "grad_b_norm") imposes one column on every run."""
-    lay = layers[layers["depth"] >= 1]
-    if lay.empty:
-        return pd.DataFrame(columns=["run_id", "phase", "step", "ratio", "measure"])
-    last_step = lay.groupby("run_id")["step"].transform("max")
-    picks = {
-        PHASES[0]: lay[lay["step"] == 0],
-        PHASES[1]: lay[(lay["step"] == last_step) & (lay["status"] == "ok") & (lay["step"] > 0)],
-    }
-    frames = []
-    for phase, d in picks.items():
-        first = d[d["layer"] == 1].set_index("run_id")
-        last = d[d["layer"] == d["depth"] + 1].set_index("run_id").reindex(first.index)
-        if column is not None:
-            use_w = pd.Series(column == "grad_w_norm", index=first.index)
-        else:
-            use_w = (first["norm"] == "batch") if "norm" in first else pd.Series(False, index=first.index)
-        measure = np.where(use_w, "grad_w_norm", "grad_b_norm")
-        # pandas arithmetic: a zero norm gives inf or NaN, with no floating-point warning
-        ratio = (first["grad_b_norm"] / last["grad_b_norm"]).where(~use_w, first["grad_w_norm"] / last["grad_w_norm"])
-        frames.append(
-            pd.DataFrame(
-                {
-                    "run_id": first.index,
-                    "phase": phase,
-                    "step": first["step"].to_numpy(),
-                    "ratio": ratio.to_numpy(),
-                    "measure": measure,
-                }
-            )
-        )
-    return pd.concat(frames, ignore_index=True)
-
-
-def predicted_ratio(
-    activation: str,
-    init: str,
-    sigma_w: float,
-    sigma_b: float,
-    width: int,
-    depth: int,
-    residual: bool = False,
-    norm: str = "none",
-) -> float:
-    """Mean-field prediction of ‖δ^1‖/‖δ^L‖ = ∏_(l=1..depth) √χ^l (``mlplab.theory.profile``),
-    with each initialiser's effective (σ_w, σ_b); NaN where the theory has no answer — and for
-    residual or normalised networks, which ``mlplab.theory`` does not model."""
-    if residual or norm not in ("none", None):
-        return math.nan
-    sigma_w, sigma_b = theory.effective_sigmas(init, width, sigma_w=sigma_w, sigma_b=sigma_b)  # normal: as given
-    try:
-        return float(theory.profile(activation, sigma_w, sigma_b, int(depth))["ratio"].prod())
-    except (ValueError, RuntimeError):
-        return math.nan
-
-
-def predicted_factor(activation: str, init: str, sigma_w: float, sigma_b: float, width: int) -> float:
-    """The mean-field per-layer factor √χ1 of a plain network's hidden layers (NaN without one)."""
-    try:
-        sw, sb = theory.effective_sigmas(init, width, width, sigma_w, sigma_b)
-        return math.sqrt(theory.chi1(activation, sw, sb))
-    except (ValueError, RuntimeError):
-        return math.nan
-
-
-def steps_to(steps: pd.DataFrame, column: str, targets: pd.Series, beyond: pd.Series) -> pd.Series:
-    """Per run: the first logged step whose ``column`` reaches its run's target (``targets``,
-    by run_id); runs that never do get ``beyond`` (one evaluation past their end)."""
-    s = steps[["run_id", "step", column]].copy()
-    s["target"] = s["run_id"].map(targets)
-    hit = s[s[column] >= s["target"]].groupby("run_id")["step"].min()
-    return hit.reindex(targets.index).fillna(beyond).astype(float)
-
-
 def per_run(res) -> pd.DataFrame:
     """One row per run: its config, status, and the measures the claims compare (the
     accuracy targets of claim 1, the steps to reach them, the gradient ratios)."""
-    runs = res.runs.copy()
-    runs = runs.set_index("run_id", drop=False)
+    runs = select.per_run(res)
     ratios = gradient_ratios(res.layers)
     for phase, name in zip(PHASES, ("ratio_init", "ratio_end")):
         runs[name] = ratios[ratios["phase"] == phase].set_index("run_id")["ratio"].reindex(runs.index)
     runs["diverged"] = runs["status"] == "diverged"
-    runs["beyond"] = runs["n_steps"] + runs["eval_every"]
     # claim 1's targets: ACC_FRAC × the best median final accuracy over the losses compared at
     # that depth and setting (every config field but loss and seed)
     # (a target the runs already meet at initialisation — nothing learns — is no target: NaN)
@@ -221,11 +85,6 @@ def per_run(res) -> pd.DataFrame:
 
 
 # -- the claims -------------------------------------------------------------------------------------
-def log_ratio(a, b) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.log10(np.asarray(a, float) / np.asarray(b, float))
-
-
 def _cases(pairs: pd.DataFrame, conds: list[str], effect) -> pd.DataFrame:
     """One case per value of ``conds`` and of any other config field that varies among the pairs
     (a case is one setting; its pairs differ only by seed): its effects' evidence. The case
@@ -254,14 +113,6 @@ def _cases(pairs: pd.DataFrame, conds: list[str], effect) -> pd.DataFrame:
     out = cases_table(rows, conds)
     out.attrs["conds"] = conds
     return out
-
-
-def steps_effect(g: pd.DataFrame, column: str) -> np.ndarray:
-    """Per pair (a against b): log10(steps_a / steps_b), > 0 when b is faster; NaN when neither
-    run reaches the target (the pair says nothing about speed)."""
-    a, b = g[f"{column}_a"].to_numpy(float), g[f"{column}_b"].to_numpy(float)
-    neither = (a >= g["beyond_a"].to_numpy(float)) & (b >= g["beyond_b"].to_numpy(float))
-    return np.where(neither, np.nan, log_ratio(a, b))
 
 
 def convergence_cases(pr: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -297,12 +148,10 @@ def vanishing_cases(pr: pd.DataFrame, activation: str = "sigmoid") -> pd.DataFra
 
 def exploding_settings(pr: pd.DataFrame) -> pd.DataFrame:
     """Plain runs whose mean-field per-layer factor √χ1 exceeds 1 (the post's exploding case)."""
-    d = pr[plain(pr) & (pr["depth"] >= 1)].copy()
+    d = pr[plain(pr) & (pr["depth"] >= 1)]
     if d.empty:
         return d.assign(factor=[])
-    keys = ["activation", "init", "sigma_w", "sigma_b", "width"]
-    factors = {k: predicted_factor(*k) for k in d[keys].drop_duplicates().itertuples(index=False, name=None)}
-    d["factor"] = [factors[k] for k in d[keys].itertuples(index=False, name=None)]
+    d = with_factor(d)
     return d[d["factor"] > 1]
 
 
@@ -325,7 +174,7 @@ def relu_cases(pr: pd.DataFrame) -> pd.DataFrame:
     return _cases(
         pairs,
         ["dataset", "phase", "depth", "loss"],
-        lambda g: np.abs(np.log10(g["ratio_b"].to_numpy(float))) - np.abs(np.log10(g["ratio_a"].to_numpy(float))),
+        lambda g: closer_to_one(g["ratio_a"], g["ratio_b"]),
     )
 
 
@@ -395,7 +244,7 @@ MAX_LISTED = 6  # cases named one by one in a verdict's evidence; beyond that, a
 
 
 def _case_name(r, conds: list[str]) -> str:
-    return ", ".join(f"{c} {fmt(getattr(r, c))}" for c in conds)
+    return ", ".join(f"{c} {number(getattr(r, c))}" for c in conds)
 
 
 def _effects_text(cases: pd.DataFrame, conds: list[str], unit: str) -> str:
@@ -406,7 +255,7 @@ def _effects_text(cases: pd.DataFrame, conds: list[str], unit: str) -> str:
     conds = [c for c in conds if c in cases and cases[c].nunique(dropna=False) > 1]
     if len(cases) <= MAX_LISTED:
         parts = [
-            f"{_case_name(r, conds) or 'one case'}: {fmt(r.effect)} [{fmt(r.low)}, {fmt(r.high)}] (n={r.n})"
+            f"{_case_name(r, conds) or 'one case'}: {number(r.effect)} [{number(r.low)}, {number(r.high)}] (n={r.n})"
             for r in cases.itertuples(index=False)
         ]
         return f"median {unit} [interval] per case — " + "; ".join(parts)
@@ -414,7 +263,8 @@ def _effects_text(cases: pd.DataFrame, conds: list[str], unit: str) -> str:
     seeds = f"{s['min_seeds']}" if s["min_seeds"] == cases["n"].max() else f"{s['min_seeds']}–{cases['n'].max()}"
     return (
         f"{len(cases)} cases ({seeds} seeds each): {s['n_holds']} hold, {s['n_fails']} fail, {s['n_undecided']} "
-        f"undecided; median {unit} from {fmt(s['effect_min'])} to {fmt(s['effect_max'])} (every case: the claim-cases table)"
+        f"undecided; median {unit} from {number(s['effect_min'])} to {number(s['effect_max'])} "
+        "(every case: the claim-cases table)"
     )
 
 
@@ -455,10 +305,10 @@ def divergence_text(pr: pd.DataFrame) -> str:
         div = g[g["diverged"]]
         where = ""
         if len(div):
-            where = f", non-finite at step {fmt(div['diverged_step'].median())} (median)"
+            where = f", non-finite at step {number(div['diverged_step'].median())} (median)"
         out.append(
             f"clip={clip}: {len(div)}/{len(g)} runs diverged{where}; largest finite gradient norm "
-            f"{fmt(g['max_grad_norm'].median())} (median)"
+            f"{number(g['max_grad_norm'].median())} (median)"
         )
     return "; ".join(out)
 
@@ -482,8 +332,9 @@ POST = {
     "4b": "gradient clipping is a remedy for exploding gradients",
 }
 CHECK = {
-    "1a": f"plain sigmoid nets, no clipping: steps until the test accuracy reaches {ACC_FRAC:g} × the best median final "
-    "test accuracy of the compared losses; MSE over each cross-entropy twin, log10 per seed (> 0: cross-entropy faster)",
+    "1a": f"plain sigmoid nets, no clipping: steps until the test accuracy reaches {ACC_FRAC:g} × the best median "
+    "final test accuracy of the compared losses; MSE over each cross-entropy twin, log10 per seed (> 0: "
+    "cross-entropy faster)",
     "1b": f"the same with the training accuracy (target {ACC_FRAC:g} × the best median final training accuracy)",
     "2": f"plain sigmoid nets, no clipping: log10({VANISH_BELOW:g} / ‖∂C/∂b^1‖/‖∂C/∂b^L‖) per seed "
     f"(> 0: the first layer learns ≥ {1 / VANISH_BELOW:g}× slower), at step 0 and after training",
@@ -576,26 +427,11 @@ def verdicts(source, by_dataset: bool = False) -> pd.DataFrame:
 
 # -- for the report: how claims are decided, where data sets disagree --------------------------------
 def method_notes() -> list[str]:
-    """How the claims are measured and decided, for the report (one item per point)."""
-    return [
-        "**Matched comparisons.** Every comparison pairs runs whose configs differ only in the factor under test "
-        "(loss, activation, clip rule), seed by seed: same data, same initial weights where the shapes agree. "
-        "Runs without such a twin are not compared.",
-        f"**Decision rule.** Each case (a data set, depth, loss, …) turns its pairs into one effect per seed; {describe_level()}. "
-        "A case whose interval straddles no effect is undecided and named in the verdict.",
-        "**Claim 1 uses accuracy, not the loss.** The three losses start at different values and scales (a 10-class BCE near "
-        '7 nats, MSE near 1.2, softmax-CE near ln 10), so "the loss halves" is easy for one and real learning for another. '
-        f"The target is {ACC_FRAC:g} × the best median final accuracy of the compared losses in the same setting and depth, "
-        "the same number for every arm; a run that never reaches it counts as one logged step past its end, a pair where "
-        "neither run reaches it says nothing about speed and is left out, and a target already met at step 0 (nothing to "
-        "learn) is no target.",
-        "**Claims 2 and 4a** read Nielsen's speeds of learning: the first-to-last ratio ‖∂C/∂b^1‖/‖∂C/∂b^L‖ "
-        f"(‖∂C/∂W‖ under batch norm, where ∂C/∂b = 0), at step 0 and after training. Claim 2 holds in a case when the ratio "
-        f"is below {VANISH_BELOW:g} (the first layer learns ≥ {1 / VANISH_BELOW:g}× slower).",
-        "**Claim 3 is the post's mechanism**: a per-layer factor above 1 from the start. It is tested only in settings whose "
-        "mean-field factor √χ1 exceeds 1, on the step-0 ratio; whether runs later go non-finite is reported beside it, "
-        "not taken for the mechanism (any gradient can grow during training).",
-    ]
+    """How the claims are measured and decided, for the report (one item per point; the text is
+    the piece ``method`` of ``prose.md``)."""
+    return PROSE.items(
+        "method", level=describe_level(), acc_frac=ACC_FRAC, vanish_below=VANISH_BELOW, slower=1 / VANISH_BELOW
+    )
 
 
 def disagreements(source, by_dataset: pd.DataFrame | None = None) -> list[str]:
@@ -616,8 +452,8 @@ def disagreements(source, by_dataset: pd.DataFrame | None = None) -> list[str]:
             fails = set(g.loc[~g["holds"].astype(bool), "dataset"])
             if holds and fails:
                 key = dict(zip(conds, key if isinstance(key, tuple) else (key,)))
-                name = ", ".join(f"{k} {fmt(v)}" for k, v in key.items()) or "every case"
-                effects = ", ".join(f"{d} {fmt(e)}" for d, e in zip(g["dataset"], g["effect"]))
+                name = ", ".join(f"{k} {number(v)}" for k, v in key.items()) or "every case"
+                effects = ", ".join(f"{d} {number(e)}" for d, e in zip(g["dataset"], g["effect"]))
                 numbers = _case_numbers(cid, pr, key, sorted(holds | fails))
                 split_effects += list(g["effect"])
                 split.append(
@@ -627,12 +463,12 @@ def disagreements(source, by_dataset: pd.DataFrame | None = None) -> list[str]:
         if split:
             shown = split[:4] + ([f"and {len(split) - 4} more"] if len(split) > 4 else [])
             why = (
-                f" Those cases are marginal: their median |effect| is {fmt(np.median(np.abs(split_effects)))} against "
-                f"{fmt(decided['effect'].abs().median())} over all {len(decided)} decided cases of the claim, so a different "
-                "data set tips them across no effect."
+                f" Those cases are marginal: their median |effect| is {number(np.median(np.abs(split_effects)))} "
+                f"against {number(decided['effect'].abs().median())} over all {len(decided)} decided cases of the "
+                "claim, so a different data set tips them across no effect."
                 if np.median(np.abs(split_effects)) < decided["effect"].abs().median()
-                else " Those cases are not marginal (their |effect| is as large as the claim's typical one): the data set "
-                "changes the outcome itself."
+                else " Those cases are not marginal (their |effect| is as large as the claim's typical one): the "
+                "data set changes the outcome itself."
             )
             out.append(
                 f"**Claim {cid}**: the data sets disagree in {len(split)} case(s) — " + "; ".join(shown) + "." + why
@@ -653,10 +489,10 @@ def _case_numbers(cid: str, pr: pd.DataFrame, key: dict, datasets: list) -> str:
     for ds, g in d.groupby("dataset"):
         if cid in ("2", "3"):
             g = g[g["activation"] == "sigmoid"] if cid == "2" else g
-            parts.append(f"{ds} {fmt(g[col].median())}")
+            parts.append(f"{ds} {number(g[col].median())}")
         elif cid == "4a":
             m = g.groupby("activation")[col].median()
-            parts.append(f"{ds} " + " vs ".join(f"{a} {fmt(x)}" for a, x in m.items()))
+            parts.append(f"{ds} " + " vs ".join(f"{a} {number(x)}" for a, x in m.items()))
         elif cid in ("1a", "1b"):
             column = "test_accuracy" if cid == "1a" else "train_accuracy"
             g = pr[
@@ -668,8 +504,8 @@ def _case_numbers(cid: str, pr: pd.DataFrame, key: dict, datasets: list) -> str:
             ]
             steps = g.groupby("loss")[f"steps_{column}"].median()
             parts.append(
-                f"{ds} target {fmt(g[f'target_{column}'].median())}, steps "
-                + ", ".join(f"{k} {fmt(x)}" for k, x in steps.items())
+                f"{ds} target {number(g[f'target_{column}'].median())}, steps "
+                + ", ".join(f"{k} {number(x)}" for k, x in steps.items())
             )
         elif cid == "4b":
             parts.append(
@@ -811,10 +647,7 @@ def claim_exploding(source) -> pd.DataFrame:
     ]
     if d.empty:
         return pd.DataFrame(columns=cols)
-    fk = ["activation", "init", "sigma_w", "sigma_b", "width"]
-    factors = {k: predicted_factor(*k) for k in d[fk].drop_duplicates().itertuples(index=False, name=None)}
-    d["factor"] = [factors[k] for k in d[fk].itertuples(index=False, name=None)]
-    g = d.groupby(keys + ["clip"], dropna=False)
+    g = with_factor(d).groupby(keys + ["clip"], dropna=False)
     out = pd.DataFrame(
         {
             "n": g.size(),
