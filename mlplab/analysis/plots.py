@@ -126,3 +126,28 @@ def draw_all(res, figures: dict, outdir: Path, names: dict[str, str]) -> dict[st
                 continue
             out[name] = save(fig, outdir, names[name])
     return out
+
+
+def steps_heatmap(ax, values: pd.DataFrame, text, norm, cmap, colorbar: bool, grey: str, **kw) -> None:
+    """Median steps to a target as a heatmap on ``ax``: ``values`` coloured on ``norm``, each
+    cell labelled with ``text``; a cell without a finite value (its median run never reaches the
+    target) gets the colour map's 'bad' colour and its label in ``grey``. ``kw``: more of
+    ``seaborn.heatmap``."""
+    sns.heatmap(
+        values,
+        ax=ax,
+        annot=text,
+        fmt="",
+        cmap=cmap,
+        norm=norm,
+        cbar=colorbar,
+        cbar_kws={"label": "median steps"},
+        linewidths=0.5,
+        linecolor="white",
+        annot_kws={"fontsize": 8.5},
+        **kw,
+    )
+    missing = ~np.isfinite(values.to_numpy(float))
+    for (r, c), label in np.ndenumerate(text):
+        if label and missing[r, c]:
+            ax.text(c + 0.5, r + 0.5, label, ha="center", va="center", fontsize=8.5, color=grey)

@@ -572,31 +572,14 @@ def claim_vanishing(source) -> pd.DataFrame:
     """First-to-last gradient ratio by setting, depth and phase over the unclipped runs:
     median, quartiles, per-layer factor (median^(1/depth)) and the mean-field prediction."""
     res = load(source)
-    cols = [
-        "dataset",
-        "activation",
-        "residual",
-        "norm",
-        "init",
-        "sigma_w",
-        "sigma_b",
-        "lr",
-        "depth",
-        "phase",
-        "n",
-        "median",
-        "q25",
-        "q75",
-        "per_layer",
-        "predicted",
-        "predicted_per_layer",
-        "main",
-    ]
+    setting = ["dataset", "activation", "residual", "norm", "init", "sigma_w", "sigma_b", "lr"]
+    stats = ["n", "median", "q25", "q75", "per_layer", "predicted", "predicted_per_layer", "main"]
+    cols = setting + ["depth", "phase"] + stats
     runs = res.runs[res.runs["clip"] == "none"]
     ratios = gradient_ratios(res.layers[res.layers["run_id"].isin(runs["run_id"])])
     if ratios.empty:
         return pd.DataFrame(columns=cols)
-    keys = ["dataset", "activation", "residual", "norm", "init", "sigma_w", "sigma_b", "lr", "width", "depth"]
+    keys = setting + ["width", "depth"]
     d = ratios.merge(runs[["run_id"] + keys], on="run_id")
     g = d.groupby(keys + ["phase"])["ratio"]
     out = pd.DataFrame(

@@ -29,6 +29,7 @@ from mlplab.analysis.plots import (
     ordered,
     ordered_colors,
     panels,
+    steps_heatmap,
 )
 from mlplab.analysis.select import main_runs, setting_values
 from mlplab.analysis.studies.blog import claims
@@ -397,24 +398,7 @@ def fig_steps_heatmap(res) -> plt.Figure:
             )
             val = med.where(grid["target_value"].notna()).replace([np.inf], np.nan).astype(float)
             ax = axes[i, j]
-            sns.heatmap(
-                val,
-                ax=ax,
-                annot=text,
-                fmt="",
-                cmap=cmap,
-                norm=norm,
-                vmin=norm.vmin,
-                vmax=norm.vmax,
-                cbar=j == len(targets) - 1,
-                cbar_kws={"label": "median steps"},
-                linewidths=0.5,
-                linecolor="white",
-                annot_kws={"fontsize": 8.5},
-            )
-            for (r, c), t in np.ndenumerate(text):
-                if pd.isna(val.iloc[r, c]) and t:
-                    ax.text(c + 0.5, r + 0.5, t, ha="center", va="center", fontsize=8.5, color="0.35")
+            steps_heatmap(ax, val, text, norm, cmap, j == len(targets) - 1, grey="0.35", vmin=norm.vmin, vmax=norm.vmax)
             ax.set_title(f"{dataset}: {target} ≥ {ACC_FRAC:g} × best", fontsize=10)
             ax.set_xlabel("loss" if i == len(datasets) - 1 else "")
             ax.set_ylabel("depth (hidden layers)" if j == 0 else "")

@@ -15,7 +15,7 @@ import seaborn as sns
 from mlplab.analysis import load
 from mlplab.analysis.fmt import number
 from mlplab.analysis.measures import ACC_FRAC, PHASES
-from mlplab.analysis.plots import category_colors, draw_all
+from mlplab.analysis.plots import category_colors, draw_all, steps_heatmap
 from mlplab.analysis.studies.remedies.arms import REMEDIES
 from mlplab.analysis.studies.remedies.compare import per_run, steps_table
 
@@ -105,22 +105,7 @@ def fig_steps(source):
                 else ("never" if k == 0 else f"{'never' if math.isinf(m) else f'{m:.0f}'} ({k:.0f}/{m_n:.0f})")
             )
         ax = axes[0, j]
-        sns.heatmap(
-            med.replace([np.inf], np.nan).astype(float),
-            ax=ax,
-            annot=text,
-            fmt="",
-            cmap=cmap,
-            norm=norm,
-            cbar=j == len(acts) - 1,
-            cbar_kws={"label": "median steps"},
-            linewidths=0.5,
-            linecolor="white",
-            annot_kws={"fontsize": 8.5},
-        )
-        for (a, b), s in np.ndenumerate(text):
-            if s and not np.isfinite(med.iloc[a, b]):
-                ax.text(b + 0.5, a + 0.5, s, ha="center", va="center", fontsize=8.5, color="0.3")
+        steps_heatmap(ax, med.replace([np.inf], np.nan).astype(float), text, norm, cmap, j == len(acts) - 1, "0.3")
         ax.set_title(f"{act} twins", fontsize=10)
         ax.set_xlabel("depth (hidden layers)")
         ax.set_ylabel("" if j else "remedy")
