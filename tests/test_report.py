@@ -18,7 +18,7 @@ import mlplab
 import mlplab.analysis.__main__ as analysis_command
 from mlplab.analysis import load, measures, plots, render, report
 from mlplab.analysis.studies import STUDIES
-from mlplab.analysis.studies.blog import claims, figures, table
+from mlplab.analysis.studies.blog import claims, figures, summaries, table
 from mlplab.analysis.studies.blog import sections as blog_sections
 from mlplab.results import CONFIG_TYPES
 
@@ -364,7 +364,7 @@ def test_theory_speaks_of_plain_networks_only(tmp_path):
     for kw in (dict(), dict(residual=True), dict(norm="batch")):
         for depth in (1, 3):
             mlplab.run(mlplab.RunSpec(depth=depth, **kw, **TINY), root, sweep="remedies")
-    van = claims.claim_vanishing(root)
+    van = summaries.claim_vanishing(root)
     plain = (~van.residual.astype(bool)) & (van.norm == "none")
     assert van[plain].predicted.notna().all() and van[~plain].predicted.isna().all()
     assert len(van[~plain]) == 2 * 2 * 2  # two remedies x two depths x two phases

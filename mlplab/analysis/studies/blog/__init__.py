@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlplab.analysis import studies
-from mlplab.analysis.studies.blog import claims, sections, table
+from mlplab.analysis.studies.blog import sections, table, wording
 from mlplab.analysis.studies.blog.figures import make_figures
 
 
@@ -39,7 +39,7 @@ class Blog:
         return self._last[1], self._last[2]
 
     def tables(self, results) -> dict:
-        return {"blog_table": table.blog_table(results), "blog_claim_cases": claims.case_table(results)}
+        return {"blog_table": table.blog_table(results), "blog_claim_cases": wording.case_table(results)}
 
     def figures(self, results, folder: Path) -> dict:
         return make_figures(results, folder) if self._framing(results)[0] == "full" else {}

@@ -3,6 +3,9 @@
 ``make_figures(folder)`` returns, for each figure, the list of files written or, when the sweep
 lacks the runs a figure needs, a one-line note saying what is missing. The style, palettes and
 saving are the shared ``mlplab.analysis.plots``.
+
+Over 300 lines, on purpose: five figures of one study, one drawing function each (about 80
+lines of matplotlib apiece), registered together in ``FIGURES`` with their ``TITLES``.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from mlplab.analysis.plots import (
     steps_heatmap,
 )
 from mlplab.analysis.select import main_runs, setting_values
-from mlplab.analysis.studies.blog import claims
+from mlplab.analysis.studies.blog import summaries
 
 TITLES = {
     "gradient_profile": "1. Per-layer gradient norm at initialisation and after training",
@@ -246,7 +249,7 @@ def fig_curves(res) -> plt.Figure:
 def exploding_examples(res, n: int = 2) -> pd.DataFrame:
     """Up to ``n`` settings with a per-layer factor above 1 (√χ1 > 1) run with both clip rules
     (most often diverging, then deepest, first), with the lowest seed present in both."""
-    exp = claims.claim_exploding(res)
+    exp = summaries.claim_exploding(res)
     e = exp[exp["exploding"] & (exp["clip"] == "none")]
     if e.empty:
         raise FigureSkipped("no setting has a per-layer factor above 1 (mean-field √χ1 > 1)")
@@ -360,7 +363,7 @@ def _cell_text(median: float, reached: float, n: float, target: float = 1.0) -> 
 
 
 def fig_steps_heatmap(res) -> plt.Figure:
-    conv = claims.claim_convergence(res)
+    conv = summaries.claim_convergence(res)
     conv = conv[conv["activation"] == "sigmoid"] if (conv["activation"] == "sigmoid").any() else conv
     if conv.empty:
         raise FigureSkipped("no runs")

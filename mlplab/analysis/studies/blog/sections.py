@@ -9,11 +9,12 @@ import pandas as pd
 
 from mlplab.analysis.blocks import Block
 from mlplab.analysis.fmt import number, pretty
+from mlplab.analysis.measures import PHASES
 from mlplab.analysis.plots import LOSS_ORDER
 from mlplab.analysis.select import varying
-from mlplab.analysis.studies.blog import claims, table
-from mlplab.analysis.studies.blog.claims import PROSE
+from mlplab.analysis.studies.blog import summaries, table, wording
 from mlplab.analysis.studies.blog.figures import TITLES
+from mlplab.analysis.studies.blog.wording import PROSE
 from mlplab.analysis.verdicts import NOT_TESTED
 
 SECTIONS = [  # the blog study's sections, when the folder can test its claims
@@ -66,7 +67,7 @@ def _steps_cell(r) -> str:
 
 
 def convergence_grid(conv: pd.DataFrame) -> pd.DataFrame:
-    """claims.claim_convergence as one row per (target, data set, activation, depth), one column
+    """summaries.claim_convergence as one row per (target, data set, activation, depth), one column
     per loss."""
     d = conv.assign(cell=[_steps_cell(r) for r in conv.itertuples()])
     d["target"] = [
@@ -83,7 +84,7 @@ def _claim_details(res, claim_rows: pd.DataFrame) -> list[Block]:
     """Claim 1's steps and claims 3 and 4b's exploding settings in detail, where tested."""
     out = []
     tested = set(claim_rows.loc[~claim_rows["verdict"].str.startswith(NOT_TESTED), "item"])
-    conv = claims.claim_convergence(res)
+    conv = summaries.claim_convergence(res)
     conv = conv[conv["activation"] == "sigmoid"]
     if not conv.empty and tested & {"1a", "1b"}:
         out += [
@@ -94,7 +95,7 @@ def _claim_details(res, claim_rows: pd.DataFrame) -> list[Block]:
             ),
             Block("table", convergence_grid(conv)),
         ]
-    exp = claims.claim_exploding(res)
+    exp = summaries.claim_exploding(res)
     exp = exp[exp["exploding"]]
     if not exp.empty and tested & {"3", "4b"}:
         keep = (
@@ -126,21 +127,21 @@ def section_checks(res, tab: pd.DataFrame) -> list[Block]:
         d = tab[tab["section"] == section][table.TEXT_COLUMNS].drop(columns="section")
         return [Block("h3", table.SECTION_TITLES[section]), Block("table", d)] if not d.empty else []
 
-    out += [Block("h3", "How the claims are decided"), Block("list", claims.method_notes())]
+    out += [Block("h3", "How the claims are decided"), Block("list", wording.method_notes())]
     claim_rows = tab[tab["section"] == "claim"]
     untested = claim_rows[claim_rows["verdict"].str.startswith(NOT_TESTED)]
     if len(untested):
         out.append(Block("p", PROSE("untested", claims=", ".join(untested["item"]))))
     out += rows("claim")
-    by_data = claims.verdicts(res, by_dataset=True)
+    by_data = wording.verdicts(res, by_dataset=True)
     if by_data["dataset"].nunique() > 2:  # "all" and at least two data sets
         grid = by_data.pivot(index="claim", columns="dataset", values="verdict")
         grid = grid[["all"] + [c for c in grid.columns if c != "all"]].reset_index().rename_axis(columns=None)
         out += [Block("h3", "The claims per data set"), Block("table", grid)]
-        notes = claims.disagreements(res, by_data)
+        notes = wording.disagreements(res, by_data)
         out.append(Block("list", notes) if notes else Block("p", PROSE("agree")))
     out += _claim_details(res, claim_rows)
-    cases = claims.case_table(res)
+    cases = wording.case_table(res)
     if len(cases):
         cases = cases.assign(interval=[f"[{number(lo)}, {number(hi)}]" for lo, hi in zip(cases["low"], cases["high"])])
         keep = (
@@ -193,8 +194,8 @@ THEORY_COLUMNS = {
 
 def section_theory(res) -> list[Block]:
     out = [Block("h2", SECTIONS[3])]
-    van = claims.claim_vanishing(res)
-    van = van[van["phase"] == claims.PHASES[0]]
+    van = summaries.claim_vanishing(res)
+    van = van[van["phase"] == PHASES[0]]
     note = _remedied_note(van)
     van = van[van["predicted"].notna()]
     if van.empty:
@@ -219,7 +220,7 @@ def section_brief(tab: pd.DataFrame) -> list[Block]:
     """The post's claims as this folder's runs decide them: the verdicts table alone (the full
     blog framing belongs to the folders of the blog study)."""
     d = tab[tab["section"] == "claim"][["item", "post_says", "verdict", "evidence"]]
-    return [Block("h2", BRIEF), Block("p", PROSE("brief", decision=claims.method_notes()[1])), Block("table", d)]
+    return [Block("h2", BRIEF), Block("p", PROSE("brief", decision=wording.method_notes()[1])), Block("table", d)]
 
 
 def section_cannot_test() -> list[Block]:

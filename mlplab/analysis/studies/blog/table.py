@@ -29,7 +29,7 @@ import pandas as pd
 
 from mlplab.analysis import load
 from mlplab.analysis.fmt import markdown_table, scientific
-from mlplab.analysis.studies.blog import claims, formulas
+from mlplab.analysis.studies.blog import claims, formulas, wording
 
 TEXT_COLUMNS = ["section", "item", "post_says", "check", "verdict", "evidence"]
 # the numbers behind the verdicts, next to the prose: for formulas and errata the largest
@@ -126,8 +126,8 @@ def _erratum_rows() -> pd.DataFrame:  # as _formula_rows
 
 
 def claim_rows(source) -> pd.DataFrame:
-    """One row per empirical claim (``claims.verdicts``)."""
-    v = claims.verdicts(source)
+    """One row per empirical claim (``wording.verdicts``)."""
+    v = wording.verdicts(source)
     return pd.DataFrame(
         {
             "section": "claim",
@@ -183,7 +183,7 @@ def write_table(source) -> dict[str, Path]:
     paths["md"].write_text(table_markdown(table, Path(res.path)), encoding="utf-8")
     table.to_parquet(paths["parquet"], index=False)
     table.to_csv(paths["csv"], index=False)
-    cases = claims.case_table(res)
+    cases = wording.case_table(res)
     cases.to_parquet(paths["cases_parquet"], index=False)
     cases.to_csv(paths["cases_csv"], index=False)
     return paths
