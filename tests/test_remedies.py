@@ -177,7 +177,7 @@ def test_each_remedy_config_changes_one_field_of_the_plain_twin(remedy):
     arm = arms.REMEDIES[arms.LABELS.get(remedy, remedy.replace("_", " "))]
     plain, cured = to_spec(make(["remedy=plain"])), to_spec(make([f"remedy={remedy}"]))
     twin = getattr(plain, arm.field)
-    assert getattr(cured, arm.field) == arm.value and ("none" if twin is None else twin) in arm.plain  # norm: "none"
+    assert getattr(cured, arm.field) == arm.value and ("none" if twin is None else twin) in arm.twin  # norm: "none"
     differ = {k for k in plain.__dataclass_fields__ if getattr(plain, k) != getattr(cured, k)}
     assert differ <= {arm.field, "sigma_b"}  # He and Xavier set b = 0 as their papers do
     row = next(pd.DataFrame([cured.__dict__]).itertuples(index=False))

@@ -7,7 +7,8 @@ A prose file (``<study package>/prose.md``) is plain Markdown cut into pieces by
     its plain twin.
 
 A piece's lines are joined with single spaces (Markdown's soft line breaks), or, in a list
-piece (lines starting with ``- ``), into one item per ``- ``. ``{name}`` placeholders are filled
+piece (lines starting with ``- ``), into one item per ``- ``; a list of ``- key: text`` items is
+also a mapping (``mapping``). ``{name}`` placeholders are filled
 by ``str.format_map`` with the numbers the study's Python computes (literal braces are
 doubled); a piece asked for without values is returned as written.
 """
@@ -47,3 +48,7 @@ class Prose:
             elif line:
                 items[-1] += " " + line
         return [i.format_map(values) for i in items] if values else items
+
+    def mapping(self, name: str, **values) -> dict[str, str]:
+        """The list piece ``name`` of ``- key: text`` items as {key: text}, placeholders filled."""
+        return dict(item.split(": ", 1) for item in self.items(name, **values))

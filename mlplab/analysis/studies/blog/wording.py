@@ -107,37 +107,11 @@ CONDS = {
     "4a": ["dataset", "phase", "depth", "loss"],
     "4b": ["dataset", "activation", "sigma_w", "depth", "loss"],
 }
-POST = {
-    "1a": "cross-entropy converges faster than MSE (δ^L has no σ' factor)",
-    "1b": "cross-entropy converges faster than MSE (δ^L has no σ' factor)",
-    "2": "gradients vanish toward the lower layers of a sigmoid network (σ' ≤ 1/4)",
-    "3": "gradients explode when the per-layer factor exceeds 1",
-    "4a": "ReLU (derivative 1) is a remedy for vanishing gradients",
-    "4b": "gradient clipping is a remedy for exploding gradients",
-}
-CHECK = {
-    "1a": f"plain sigmoid nets, no clipping: steps until the test accuracy reaches {ACC_FRAC:g} × the best median "
-    "final test accuracy of the compared losses; MSE over each cross-entropy twin, log10 per seed (> 0: "
-    "cross-entropy faster)",
-    "1b": f"the same with the training accuracy (target {ACC_FRAC:g} × the best median final training accuracy)",
-    "2": f"plain sigmoid nets, no clipping: log10({VANISH_BELOW:g} / ‖∂C/∂b^1‖/‖∂C/∂b^L‖) per seed "
-    f"(> 0: the first layer learns ≥ {1 / VANISH_BELOW:g}× slower), at step 0 and after training",
-    "3": "settings with mean-field factor √χ1 > 1: log10 of the step-0 first-to-last ratio per seed (> 0: the "
-    "gradient grows toward the input)",
-    "4a": "relu against its sigmoid twin: |log10 r_sigmoid| − |log10 r_relu| per seed (> 0: relu's ratio closer to 1)",
-    "4b": "settings with √χ1 > 1: norm clipping against its unclipped twin, per seed +1 if only the unclipped run "
-    "diverges (−1 the other way), else log10 of the final training losses unclipped / clipped",
-}
-UNTESTED = {
-    "1a": "no pair of plain, unclipped sigmoid runs that differ only in loss (mse against bce or softmax_ce) "
-    "where either run reaches a test-accuracy target",
-    "1b": "no pair of plain, unclipped sigmoid runs that differ only in loss (mse against bce or softmax_ce) "
-    "where either run reaches a training-accuracy target",
-    "2": "no plain, unclipped sigmoid network with a hidden layer",
-    "3": "no setting has a per-layer factor above 1: √χ1 ≤ 1 everywhere (e.g. relu needs σ_w > √2)",
-    "4a": "no relu run with a sigmoid twin",
-    "4b": "no setting with √χ1 > 1 has runs with and without norm clipping",
-}
+# what the post says, how each claim is checked, what a sweep lacks when it cannot test it
+NUMBERS = {"acc_frac": ACC_FRAC, "vanish_below": VANISH_BELOW, "slower": 1 / VANISH_BELOW}
+POST = PROSE.mapping("post_says")
+CHECK = PROSE.mapping("check", **NUMBERS)
+UNTESTED = PROSE.mapping("untested_claim")
 UNITS = {
     "1a": "log10 steps ratio",
     "1b": "log10 steps ratio",
@@ -196,9 +170,7 @@ def verdicts(source, by_dataset: bool = False) -> pd.DataFrame:
 def method_notes() -> list[str]:
     """How the claims are measured and decided, for the report (one item per point; the text is
     the piece ``method`` of ``prose.md``)."""
-    return PROSE.items(
-        "method", level=describe_level(), acc_frac=ACC_FRAC, vanish_below=VANISH_BELOW, slower=1 / VANISH_BELOW
-    )
+    return PROSE.items("method", level=describe_level(), **NUMBERS)
 
 
 def disagreements(source, by_dataset: pd.DataFrame | None = None) -> list[str]:

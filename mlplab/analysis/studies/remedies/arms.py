@@ -41,12 +41,12 @@ FIELD_AT = {f.metadata["key"] + (".name" if f.metadata["group"] else ""): f.name
 @dataclass(frozen=True)
 class Remedy:
     """One change away from the plain network: ``field`` at ``value`` where the plain twin has
-    one of ``plain``. A numeric ``value`` stands for any value other than the plain one (any
-    positive weight decay)."""
+    one of the values ``twin``. A numeric ``value`` stands for any value other than the twin's
+    (any positive weight decay)."""
 
     field: str
     value: object
-    plain: tuple
+    twin: tuple
 
     @property
     def any_value(self) -> bool:
@@ -54,7 +54,7 @@ class Remedy:
 
     def carried_by(self, v) -> bool:
         """Whether a run whose ``field`` is ``v`` carries the remedy."""
-        return v not in self.plain if self.any_value else v == self.value
+        return v not in self.twin if self.any_value else v == self.value
 
 
 def conf_folder() -> Path:

@@ -24,21 +24,15 @@ import pandas as pd
 from mlplab.analysis import load, select
 from mlplab.analysis.fmt import number
 from mlplab.analysis.measures import ACC_FRAC, PHASES, closer_to_one, gradient_ratios, steps_effect
+from mlplab.analysis.prose import Prose
 from mlplab.analysis.select import steps_to, twins
 from mlplab.analysis.studies.remedies.arms import REMEDIES
 from mlplab.analysis.verdicts import cases_table, evidence, verdict
 
 TRAINING_ONLY = {"norm clipping", "weight decay"}  # the same network as the twin until the first update
-UNTESTED = {
-    "toward 1 at initialisation": "no {remedy} run with a plain twin",
-    "toward 1 after training": "no {remedy} run and plain twin that both finished",
-    "faster": "no {remedy} run or plain twin that reaches the target",
-}
-CLAIMS = {
-    "toward 1 at initialisation": "the first-to-last ratio of ‖∂C/∂W‖ at step 0 is closer to 1 than the twin's",
-    "toward 1 after training": "the same at the last logged step of runs that finished",
-    "faster": f"fewer steps to a test accuracy of {ACC_FRAC:g} × the best median final one (any arm)",
-}
+PROSE = Prose.of("mlplab.analysis.studies.remedies")
+CLAIMS = PROSE.mapping("claims", acc_frac=ACC_FRAC)  # claim -> what it says
+UNTESTED = PROSE.mapping("untested")  # claim -> what a folder lacks, for a {remedy}
 
 
 def weight_ratios(layers: pd.DataFrame) -> pd.DataFrame:
@@ -83,7 +77,7 @@ def pairs(pr: pd.DataFrame, remedy: str) -> pd.DataFrame:
     values = sorted(arms.loc[arms["remedy"] == remedy, field].unique()) if arm.any_value else [arm.value]
     frames = []
     for v in values:
-        for pv in arm.plain:
+        for pv in arm.twin:
             p = twins(arms[(arms[field] == v) | (arms[field] == pv)], field, v, pv)
             frames.append(p.assign(activation=pv) if field == "activation" else p)
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -128,7 +122,7 @@ def verdicts(source) -> pd.DataFrame:
                         sub,
                         ["activation", "depth"],
                         (
-                            "it acts only during training: at step 0 the run is its twin"
+                            PROSE("training_only")
                             if claim == "toward 1 at initialisation" and remedy in TRAINING_ONLY
                             else UNTESTED[claim].format(remedy=remedy)
                         ),

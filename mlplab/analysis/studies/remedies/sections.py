@@ -9,13 +9,11 @@ import pandas as pd
 
 from mlplab.analysis.blocks import Block
 from mlplab.analysis.fmt import number
-from mlplab.analysis.prose import Prose
 from mlplab.analysis.studies.remedies.arms import REMEDIES
-from mlplab.analysis.studies.remedies.compare import CLAIMS, cases, per_run, verdicts
+from mlplab.analysis.studies.remedies.compare import CLAIMS, PROSE, cases, per_run, verdicts
 from mlplab.analysis.studies.remedies.figures import TITLES
 from mlplab.analysis.verdicts import describe_level
 
-PROSE = Prose.of(__package__)
 SECTION = PROSE("section")
 
 
