@@ -254,7 +254,7 @@ def test_a_config_field_that_varies_within_a_condition_makes_cases_too():
             rows.append({"seed": seed, "dataset": "blobs", "lr": lr, "n_features": 2, "e": 1.0 + lr})
         rows.append({"seed": seed, "dataset": "file", "data_path": "d.npz", "n_features": 7, "e": -1.0})
         rows.append({"seed": seed, "dataset": "file", "data_path": None, "n_features": 7, "e": 2.0})
-    cases = claims._cases(per_run(rows), ["dataset"], lambda g: g["e"].to_numpy())
+    cases = claims._decide(per_run(rows), ["dataset"], lambda g: g["e"].to_numpy())
     assert cases.attrs["conds"] == ["dataset", "lr", "data_path"]
     paths = [p if isinstance(p, str) else None for p in cases["data_path"]]
     assert list(zip(cases["dataset"], cases["lr"], paths, cases["effect"])) == [
@@ -511,7 +511,7 @@ def test_targets_keep_the_accuracy_dtype_without_an_ok_run():
 
 def test_without_conditions_the_cases_are_the_values_of_the_fields_that_vary():
     rows = [{"seed": s, "lr": lr, "e": lr} for s in range(5) for lr in (0.1, 0.5)]
-    cases = claims._cases(per_run(rows), [], lambda g: g["e"].to_numpy())
+    cases = claims._decide(per_run(rows), [], lambda g: g["e"].to_numpy())
     assert cases.attrs["conds"] == ["lr"]
     assert list(zip(cases["lr"], cases["effect"], cases["n"])) == [(0.1, 0.1, 5), (0.5, 0.5, 5)]
 
@@ -520,7 +520,7 @@ def test_a_missing_condition_value_still_groups_the_pairs_that_share_it():
     """σ_w is missing in every pair (an initialiser that ignores it): lr still varies among the
     pairs of that one condition value, so it makes cases."""
     rows = [{"seed": s, "sigma_w": np.nan, "lr": lr, "e": lr} for s in range(5) for lr in (0.1, 0.5)]
-    cases = claims._cases(per_run(rows), ["sigma_w"], lambda g: g["e"].to_numpy())
+    cases = claims._decide(per_run(rows), ["sigma_w"], lambda g: g["e"].to_numpy())
     assert cases.attrs["conds"] == ["sigma_w", "lr"]
     assert list(zip(cases["lr"], cases["effect"])) == [(0.1, 0.1), (0.5, 0.5)]
 

@@ -102,7 +102,7 @@ def test_verdicts_follow_the_data():
 def test_a_pair_where_neither_run_reaches_the_target_says_nothing():
     speed = {k: 1000 for k in ARMS}  # nobody reaches the target
     speed["plain"] = 3  # ... but the plain twin: it sets the target
-    c = remedies.cases(remedy_data({k: 0.5 for k in ARMS}, speed))
+    c = remedies.remedy_cases(remedy_data({k: 0.5 for k in ARMS}, speed))
     faster = c[c["claim"] == "faster"]
     assert set(faster["holds"].dropna()) == {False}  # the plain twin is faster wherever a pair can say
     speed = {k: 1000 for k in ARMS}

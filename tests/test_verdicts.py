@@ -202,9 +202,9 @@ def test_the_decision_rule_is_described_with_its_numbers():
 
 
 def test_an_empty_case_table_has_its_columns():
-    t = v.cases_table([], ["dataset", "depth"])
+    t = v.case_frame([], ["dataset", "depth"])
     assert list(t.columns) == ["dataset", "depth", *v.STAT_COLUMNS] and t.empty
-    t = v.cases_table([{"holds": True, "depth": 2, "n": 5, "dataset": "a"}], ["dataset", "depth"])
+    t = v.case_frame([{"holds": True, "depth": 2, "n": 5, "dataset": "a"}], ["dataset", "depth"])
     assert list(t.columns) == ["dataset", "depth", *v.STAT_COLUMNS]
 
 

@@ -174,6 +174,6 @@ def verdict(cases: pd.DataFrame | None, conds: list[str], untested: str = "the s
     return out
 
 
-def cases_table(rows: list[dict], conds: list[str]) -> pd.DataFrame:
+def case_frame(rows: list[dict], conds: list[str]) -> pd.DataFrame:
     """Cases as a DataFrame: the condition columns, then the statistics."""
     return pd.DataFrame(rows, columns=conds + STAT_COLUMNS)

@@ -39,7 +39,7 @@ class Blog:
         return self._last[1], self._last[2]
 
     def tables(self, results) -> dict:
-        return {"blog_table": table.blog_table(results), "blog_claim_cases": wording.case_table(results)}
+        return {"blog_table": table.blog_table(results), "blog_claim_cases": wording.claim_cases(results)}
 
     def figures(self, results, folder: Path) -> dict:
         return make_figures(results, folder) if self._framing(results)[0] == "full" else {}

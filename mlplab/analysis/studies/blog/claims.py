@@ -39,7 +39,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from mlplab.analysis import load, select
+from mlplab.analysis import select
 from mlplab.analysis.measures import (
     ACC_FRAC,
     PHASES,
@@ -50,7 +50,7 @@ from mlplab.analysis.measures import (
     with_factor,
 )
 from mlplab.analysis.select import CONFIG, plain, steps_to, twins
-from mlplab.analysis.verdicts import cases_table, evidence
+from mlplab.analysis.verdicts import case_frame, evidence
 
 CE_LOSSES = ("bce", "softmax_ce")
 VANISH_BELOW = 0.1  # claim 2: first-to-last ratio below this = the first layer learns >= 10x slower
@@ -84,10 +84,10 @@ def per_run(res) -> pd.DataFrame:
 
 
 # -- the claims -------------------------------------------------------------------------------------
-def _cases(pairs: pd.DataFrame, conds: list[str], effect) -> pd.DataFrame:
-    """One case per value of ``conds`` and of any other config field that varies among the pairs
-    (a case is one setting; its pairs differ only by seed): its effects' evidence. The case
-    columns are in ``cases.attrs["conds"]``."""
+def _decide(pairs: pd.DataFrame, conds: list[str], effect) -> pd.DataFrame:
+    """The cases of one claim: one per value of ``conds`` and of any other config field that
+    varies among the pairs (a case is one setting; its pairs differ only by seed), each with its
+    effects' evidence. The case columns are in ``cases.attrs["conds"]``."""
     rows = []
     if not pairs.empty:
         # other config fields that vary among the pairs make cases too, unless the conditions
@@ -109,7 +109,7 @@ def _cases(pairs: pd.DataFrame, conds: list[str], effect) -> pd.DataFrame:
             ev = evidence(effect(g))
             if ev.n:  # a setting where no pair has a measurable effect is not a case
                 rows.append({**dict(zip(conds, key)), **ev.row()})
-    out = cases_table(rows, conds)
+    out = case_frame(rows, conds)
     out.attrs["conds"] = conds
     return out
 
@@ -126,7 +126,7 @@ def convergence_cases(pr: pd.DataFrame, column: str) -> pd.DataFrame:
             frames.append(p.assign(loss=ce))
     pairs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     conds = ["dataset", "depth", "loss"]
-    return _cases(pairs, conds, lambda g: steps_effect(g, f"steps_{column}"))
+    return _decide(pairs, conds, lambda g: steps_effect(g, f"steps_{column}"))
 
 
 def _phase_rows(pr: pd.DataFrame) -> pd.DataFrame:
@@ -142,7 +142,7 @@ def vanishing_cases(pr: pd.DataFrame, activation: str = "sigmoid") -> pd.DataFra
     d = pr[(pr["activation"] == activation) & plain(pr) & (pr["clip"] == "none") & (pr["depth"] >= 1)]
     d = _phase_rows(d)
     d = d[d["ratio"].notna()]
-    return _cases(d, ["dataset", "phase", "depth"], lambda g: log_ratio(VANISH_BELOW, g["ratio"]))
+    return _decide(d, ["dataset", "phase", "depth"], lambda g: log_ratio(VANISH_BELOW, g["ratio"]))
 
 
 def exploding_settings(pr: pd.DataFrame) -> pd.DataFrame:
@@ -159,7 +159,7 @@ def explode_cases(pr: pd.DataFrame) -> pd.DataFrame:
     the step-0 first-to-last ratio, log10 (> 0: the gradient grows toward the input)."""
     d = exploding_settings(pr)
     d = d[(d["clip"] == "none") & d["ratio_init"].notna()]
-    return _cases(
+    return _decide(
         d, ["dataset", "activation", "sigma_w", "init", "depth"], lambda g: np.log10(g["ratio_init"].to_numpy(float))
     )
 
@@ -170,7 +170,7 @@ def relu_cases(pr: pd.DataFrame) -> pd.DataFrame:
     lower layers are less starved)."""
     pr = pr[plain(pr) & (pr["clip"] == "none") & (pr["depth"] >= 1)]
     pairs = _phase_rows_pairs(twins(pr, "activation", "relu", "sigmoid"))
-    return _cases(
+    return _decide(
         pairs,
         ["dataset", "phase", "depth", "loss"],
         lambda g: closer_to_one(g["ratio_a"], g["ratio_b"]),
@@ -205,7 +205,7 @@ def clipping_cases(pr: pd.DataFrame) -> pd.DataFrame:
     (data set, activation, σ_w, depth, loss)."""
     d = exploding_settings(pr)
     pairs = twins(d, "clip", "norm", "none") if not d.empty else pd.DataFrame()
-    return _cases(pairs, ["dataset", "activation", "sigma_w", "depth", "loss"], clip_effect)
+    return _decide(pairs, ["dataset", "activation", "sigma_w", "depth", "loss"], clip_effect)
 
 
 CASE_SUMMARY = ["n_cases", "n_holds", "n_fails", "n_undecided", "min_seeds", "effect_min", "effect_max"]
@@ -233,11 +233,6 @@ def case_summary(cases: pd.DataFrame) -> dict:
         "effect_min": float(cases["effect"].min()),
         "effect_max": float(cases["effect"].max()),
     }
-
-
-def all_cases(source) -> dict[str, pd.DataFrame]:
-    """The cases of every claim, by claim id."""
-    return cases_of(per_run(load(source)))
 
 
 def cases_of(pr: pd.DataFrame) -> dict[str, pd.DataFrame]:

@@ -141,7 +141,7 @@ def section_checks(res, tab: pd.DataFrame) -> list[Block]:
         notes = wording.disagreements(res, by_data)
         out.append(Block("list", notes) if notes else Block("p", PROSE("agree")))
     out += _claim_details(res, claim_rows)
-    cases = wording.case_table(res)
+    cases = wording.claim_cases(res)
     if len(cases):
         cases = cases.assign(interval=[f"[{number(lo)}, {number(hi)}]" for lo, hi in zip(cases["low"], cases["high"])])
         keep = (

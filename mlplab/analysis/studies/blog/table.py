@@ -183,7 +183,7 @@ def write_table(source) -> dict[str, Path]:
     paths["md"].write_text(table_markdown(table, Path(res.path)), encoding="utf-8")
     table.to_parquet(paths["parquet"], index=False)
     table.to_csv(paths["csv"], index=False)
-    cases = wording.case_table(res)
+    cases = wording.claim_cases(res)
     cases.to_parquet(paths["cases_parquet"], index=False)
     cases.to_csv(paths["cases_csv"], index=False)
     return paths

@@ -1,6 +1,6 @@
 """The blog claims' verdicts in words: what the post says, how each claim is checked, the
 verdict over its cases with the numbers behind it (``verdicts``), every case as a row
-(``case_table``), how the claims are decided and where the data sets disagree (for the report).
+(``claim_cases``), how the claims are decided and where the data sets disagree (for the report).
 The computations that decide them are ``claims``; this module writes them out."""
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from mlplab.analysis.select import plain
 from mlplab.analysis.studies.blog.claims import (
     CASE_SUMMARY,
     VANISH_BELOW,
-    all_cases,
     case_summary,
     cases_of,
     exploding_settings,
@@ -53,11 +52,11 @@ def _effects_text(cases: pd.DataFrame, conds: list[str], unit: str) -> str:
     )
 
 
-def case_table(source) -> pd.DataFrame:
+def claim_cases(source) -> pd.DataFrame:
     """Every case of every claim, one row each: claim, data set, a description of the case (its
     other conditions), the statistics of ``mlplab.analysis.verdicts`` and the decision."""
     rows = []
-    for cid, c in all_cases(load(source)).items():
+    for cid, c in cases_of(per_run(load(source))).items():
         conds = [x for x in c.attrs.get("conds", CONDS[cid]) if x != "dataset"]
         for r in c.itertuples(index=False):
             rows.append(

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlplab.analysis.studies.remedies import sections
-from mlplab.analysis.studies.remedies.compare import cases, steps_table, verdicts
+from mlplab.analysis.studies.remedies.compare import remedy_cases, steps_table, verdicts
 from mlplab.analysis.studies.remedies.figures import make_figures
 from mlplab.analysis.study import write_files
 
@@ -20,13 +20,13 @@ class Remedies:
 
     def applies(self, results) -> bool:
         """A remedy run with a plain twin, besides relu and norm clipping (the blog's claims 4a, 4b)."""
-        c = cases(results)
+        c = remedy_cases(results)
         return not c.empty and bool(set(c["remedy"]) - BLOG_REMEDIES)
 
     def tables(self, results) -> dict:
         return {
             "remedies_verdicts": verdicts(results),
-            "remedies_cases": cases(results),
+            "remedies_cases": remedy_cases(results),
             "remedies_steps": steps_table(results),
         }
 

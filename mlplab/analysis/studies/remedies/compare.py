@@ -27,7 +27,7 @@ from mlplab.analysis.measures import ACC_FRAC, PHASES, closer_to_one, gradient_r
 from mlplab.analysis.prose import Prose
 from mlplab.analysis.select import steps_to, twins
 from mlplab.analysis.studies.remedies.arms import REMEDIES
-from mlplab.analysis.verdicts import cases_table, evidence, verdict
+from mlplab.analysis.verdicts import case_frame, evidence, verdict
 
 TRAINING_ONLY = {"norm clipping", "weight decay"}  # the same network as the twin until the first update
 PROSE = Prose.of("mlplab.analysis.studies.remedies")
@@ -84,7 +84,7 @@ def pairs(pr: pd.DataFrame, remedy: str) -> pd.DataFrame:
     return out.assign(remedy=remedy) if not out.empty else out
 
 
-def cases(source) -> pd.DataFrame:
+def remedy_cases(source) -> pd.DataFrame:
     """One row per (remedy, claim, activation of the twin, depth): the evidence."""
     pr = per_run(load(source))
     rows = []
@@ -104,12 +104,12 @@ def cases(source) -> pd.DataFrame:
                 ev = evidence([x for x in e if np.isfinite(x)])
                 if ev.n:
                     rows.append({"remedy": remedy, "claim": claim, "activation": act, "depth": depth, **ev.row()})
-    return cases_table(rows, ["remedy", "claim", "activation", "depth"])
+    return case_frame(rows, ["remedy", "claim", "activation", "depth"])
 
 
 def verdicts(source) -> pd.DataFrame:
     """remedy × claim: the verdict over its cases (activation of the twin × depth)."""
-    c = cases(source)
+    c = remedy_cases(source)
     rows = []
     for remedy in REMEDIES:
         for claim in CLAIMS:

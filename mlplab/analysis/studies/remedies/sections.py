@@ -10,7 +10,7 @@ import pandas as pd
 from mlplab.analysis.blocks import Block
 from mlplab.analysis.fmt import number
 from mlplab.analysis.studies.remedies.arms import REMEDIES
-from mlplab.analysis.studies.remedies.compare import CLAIMS, PROSE, cases, per_run, verdicts
+from mlplab.analysis.studies.remedies.compare import CLAIMS, PROSE, per_run, remedy_cases, verdicts
 from mlplab.analysis.studies.remedies.figures import TITLES
 from mlplab.analysis.verdicts import describe_level
 
@@ -62,7 +62,7 @@ def _span(x: pd.Series) -> str:
 
 def sections(res, made: dict[str, list[Path]]) -> list[Block]:
     """The remedies section of the report, with the figures ``made`` (name -> [png, svg])."""
-    c = cases(res)
+    c = remedy_cases(res)
     pr = per_run(res)
     v = verdicts(res)
     ran = {
