@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 import mlplab
+from mlplab.analysis.prose import Prose
 from mlplab.analysis.studies import STUDIES
 
 PAGE = Path(__file__).resolve().parents[1] / "docs" / "write-a-study.md"
@@ -39,3 +40,17 @@ def test_the_worked_example_of_the_docs_runs(folder):
         STUDIES.pop("depths", None)
     assert "depths" not in STUDIES
     assert (folder / "report.md").is_file() and (folder / "depths.csv").is_file()
+
+
+def test_prose_pieces_are_paragraphs_lists_and_mappings_with_named_placeholders():
+    prose = Prose(
+        "# a title, not a piece\n\n<!-- para -->\nOne {n} and\n  two {{literal}}.\n\n"
+        "<!-- items -->\n- first: {x:g} x\n  goes on\n- second: plain\n\n<!-- raw -->\n{kept} as {{written}}\n"
+    )
+    assert set(prose.pieces) == {"para", "items", "raw"}
+    assert prose("para", n=3) == "One 3 and two {literal}."
+    assert prose("raw") == "{kept} as {{written}}"  # no values: the piece as written
+    assert prose.items("items", x=0.5) == ["first: 0.5 x goes on", "second: plain"]
+    assert prose.mapping("items", x=2.0) == {"first": "2 x goes on", "second": "plain"}
+    assert prose("para") == "One {n} and two {{literal}}."  # to be filled later (str.format)
+    assert Prose.of("mlplab.analysis.studies.remedies")("section") == "The remedies, each against its plain twin"
