@@ -1,4 +1,4 @@
-"""The blog post's claims (mlplab.analysis.claims) on synthetic tables with known answers, and on
+"""The blog post's claims (mlplab.analysis.studies.blog) on synthetic tables with known answers, and on
 a tiny real sweep."""
 
 import math

@@ -1,5 +1,5 @@
-"""The small pieces of mlplab.analysis.claims that select runs and compute one number each,
-on hand-made tables whose answer is known."""
+"""The small pieces of the blog claims (mlplab.analysis.select, measures, studies.blog.claims)
+that select runs and compute one number each, on hand-made tables whose answer is known."""
 
 import math
 

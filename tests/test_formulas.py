@@ -1,4 +1,4 @@
-"""The post's table and errata, as checked by mlplab.analysis.formulas."""
+"""The post's table and errata, as checked by mlplab.analysis.studies.blog.formulas."""
 
 import numpy as np
 import pytest

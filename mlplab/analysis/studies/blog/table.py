@@ -16,8 +16,8 @@ writes ``results/blog_table.md``, ``results/blog_table.parquet`` and ``results/b
     max_rel_error, n_cases, n_holds, n_fails, n_undecided, min_seeds, effect_min, effect_max
                the same numbers as columns (``NUMERIC_COLUMNS``)
 
-Formula and erratum rows come from ``mlplab.analysis.formulas`` (checked by central
-differences, no results needed); claim rows from ``mlplab.analysis.claims`` on the results folder.
+Formula and erratum rows come from ``formulas`` (checked by central
+differences, no results needed); claim rows from ``claims`` and ``wording`` on the results folder.
 """
 
 from __future__ import annotations
