@@ -14,32 +14,26 @@ PAGE = Path(__file__).resolve().parents[1] / "docs" / "write-a-study.md"
 
 
 @pytest.fixture
-def folder(tmp_path):
-    """Plain tanh networks: they can test none of the blog post's claims, so the report is short
-    (no blog figures) and the example's section is the one that says something."""
-    root = tmp_path / "depths"
+def workdir(tmp_path, monkeypatch):
+    """A fresh folder holding results/default, as ``make sweep`` leaves it (in small), as the
+    working directory. Plain tanh networks: they can test none of the blog post's claims, so the
+    report is short (no blog figures)."""
     for depth in (1, 2):
         for seed in range(2):
-            mlplab.run(
-                mlplab.RunSpec(depth=depth, width=4, epochs=1, n_samples=100, seed=seed, activation="tanh"),
-                root,
-                sweep="depths",
-            )
-    return root
+            spec = mlplab.RunSpec(depth=depth, width=4, epochs=1, n_samples=100, seed=seed, activation="tanh")
+            mlplab.run(spec, tmp_path / "results" / "default", sweep="default")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
 
 
-def test_the_worked_example_of_the_docs_runs(folder):
-    blocks = re.findall(r"```python\n(.*?)```", PAGE.read_text(encoding="utf-8"), flags=re.DOTALL)
-    assert len(blocks) >= 4
-    namespace = {"folder": folder}
-    try:
-        for code in blocks:
-            exec(compile(code, str(PAGE), "exec"), namespace)  # the page's own asserts check the outcome
-        assert "depths" in STUDIES and namespace["Depths"].name == "depths"
-    finally:
-        STUDIES.pop("depths", None)
-    assert "depths" not in STUDIES
-    assert (folder / "report.md").is_file() and (folder / "depths.csv").is_file()
+def test_the_worked_example_of_the_docs_runs(workdir):
+    (code,) = re.findall(r"```python\n(.*?)```", PAGE.read_text(encoding="utf-8"), flags=re.DOTALL)
+    namespace = {}
+    exec(compile(code, str(PAGE), "exec"), namespace)  # the page's own asserts check the outcome
+    assert namespace["Depths"].name == "depths" and "depths" not in STUDIES  # registered, then removed
+    folder = workdir / "results" / "default"
+    assert "## Final loss per depth" in (folder / "report.md").read_text()
+    assert (folder / "depths.csv").read_text().startswith("depth,final_loss")
 
 
 def test_prose_pieces_are_paragraphs_lists_and_mappings_with_named_placeholders():
