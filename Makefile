@@ -59,30 +59,30 @@ blog: $(STAMP) ## the blog post's study on 4 data sets (960 runs, four sweep fil
 	$(BIN)/python -m mlplab -m sweep=blog_data_explode $(ARGS)
 
 table: blog ## the post's comparison table, checked: results/blog_table.{md,parquet,csv}, and results/blog/report.html
-	$(BIN)/python -m mlplab.analysis.table results/blog
-	$(BIN)/python -m mlplab.analysis.report results/blog
+	$(BIN)/python -m mlplab.analysis blog results/blog
+	$(BIN)/python -m mlplab.analysis report results/blog
 
 report: $(STAMP) ## report.md + self-contained report.html + figures/ for results/$(SWEEP)/ (run its sweep first)
-	$(BIN)/python -m mlplab.analysis.report results/$(SWEEP)
+	$(BIN)/python -m mlplab.analysis report results/$(SWEEP)
 
 remedies: $(STAMP) ## every remedy against its plain twin, sigmoid/tanh at depth 8-32 (285 runs, a few minutes) + its report
 	$(BIN)/python -m mlplab -m sweep=remedies $(ARGS)
 	$(BIN)/python -m mlplab -m sweep=remedies_relu $(ARGS)
-	$(BIN)/python -m mlplab.analysis.report results/remedies
+	$(BIN)/python -m mlplab.analysis report results/remedies
 
 nielsen: $(STAMP) ## Nielsen's speed of learning per hidden layer: MNIST (300 + 15 runs, ~2 min), 8x8 digits (30 runs)
 	$(BIN)/python -m mlplab -m sweep=nielsen_mnist $(ARGS)
 	$(BIN)/python -m mlplab -m sweep=nielsen_mnist_training $(ARGS)
 	$(BIN)/python -m mlplab -m sweep=nielsen $(ARGS)
-	$(BIN)/python -m mlplab.analysis.nielsen results/nielsen_mnist
-	$(BIN)/python -m mlplab.analysis.nielsen results/nielsen
-	$(BIN)/python -m mlplab.analysis.report results/nielsen_mnist
+	$(BIN)/python -m mlplab.analysis nielsen results/nielsen_mnist
+	$(BIN)/python -m mlplab.analysis nielsen results/nielsen
+	$(BIN)/python -m mlplab.analysis report results/nielsen_mnist
 
 chaos: $(STAMP) ## the edge of chaos (Schoenholz et al. 2017): decay per layer over σ_w² × σ_b², trainable depth vs 6 ξ_c (600 runs, ~5 min)
 	$(BIN)/python -m mlplab -m sweep=chaos $(ARGS)
 	$(BIN)/python -m mlplab -m sweep=chaos_train $(ARGS)
-	$(BIN)/python -m mlplab.analysis.chaos results/chaos
-	$(BIN)/python -m mlplab.analysis.report results/chaos
+	$(BIN)/python -m mlplab.analysis chaos results/chaos
+	$(BIN)/python -m mlplab.analysis report results/chaos
 
 bench: $(STAMP) ## every speed goal as a ratio measured in one run, with ✔/✘ and the machine -> results/bench/bench.md
 	$(BIN)/python experiments/bench/bench.py $(ARGS)

@@ -199,10 +199,11 @@ SWEEP_CASES = {
     ),
 }
 ANALYSIS_CASES = {
-    "report on a missing folder": (["mlplab.analysis.report", "results/none"], 2, ["no such folder"]),
-    "report with two folders": (["mlplab.analysis.report", "results/base", "x"], 2, ["unrecognized arguments: x"]),
-    "table on a folder not mlplab's": (["mlplab.analysis.table", "data"], 2, ["not an mlplab results folder"]),
-    "figures with an unknown option": (["mlplab.analysis.figures", "--nope"], 2, ["--nope"]),
+    "report on a missing folder": (["mlplab.analysis", "report", "results/none"], 2, ["no such folder"]),
+    "report with two folders": (["mlplab.analysis", "report", "results/base", "x"], 2, ["unrecognized arguments: x"]),
+    "blog on a folder not mlplab's": (["mlplab.analysis", "blog", "data"], 2, ["not an mlplab results folder"]),
+    "blog with an unknown option": (["mlplab.analysis", "blog", "--nope"], 2, ["--nope"]),
+    "an unknown study": (["mlplab.analysis", "nope", "results/base"], 2, ["invalid choice: 'nope'"]),
 }
 
 
@@ -234,7 +235,7 @@ def tables(folder: Path) -> set:
 # cases that run in a new interpreter instead: the command's own start-up, for a run and for an
 # analysis command that does not import the plotting libraries (a sweep's start-up in a new
 # interpreter is test_sweep's first test)
-SPAWNED = {"negative depth", "table on a folder not mlplab's"}
+SPAWNED = {"negative depth", "blog on a folder not mlplab's"}
 
 
 def invoke(base, tmp_path, args, module="mlplab", code=None, spawn=False):

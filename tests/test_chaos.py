@@ -15,9 +15,9 @@ from hydra import compose, initialize_config_dir
 import mlplab
 from mlplab import theory
 from mlplab.activations import get_activation
-from mlplab.analysis import chaos as command_module
 from mlplab.analysis import load, report
-from mlplab.analysis.figures import MIN_TEXT_PX, text_px_in_report
+from mlplab.analysis.__main__ import main as analysis
+from mlplab.analysis.plots import MIN_TEXT_PX, text_px_in_report
 from mlplab.analysis.studies import chaos
 from mlplab.analysis.studies.chaos import sections
 from mlplab.cli import CONF_DIR
@@ -294,7 +294,7 @@ def test_trainability_table_counts_the_runs(sweep):
 
 @pytest.fixture(scope="module")
 def command(sweep):
-    """``python -m mlplab.analysis.chaos <sweep>`` (its ``main``), once: (its exit code, what it
+    """``python -m mlplab.analysis chaos <sweep>`` (its ``main``), once: (its exit code, what it
     printed, the figures it wrote as ``make_figures`` returned them to it, what it asked
     ``make_figures`` for)."""
     original, made, asked, out = chaos.make_figures, [], [], io.StringIO()
@@ -306,7 +306,7 @@ def command(sweep):
 
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
         mp.setattr(sections, "make_figures", recorded)
-        code = command_module.main([str(sweep)])
+        code = analysis(["chaos", str(sweep)])
     return code, out.getvalue(), made, asked
 
 
@@ -379,7 +379,7 @@ def test_command_line(sweep, command, tmp_path):
     md = (sweep / "chaos_table.md").read_text()
     assert md.startswith("# Edge of chaos") and command[1].startswith("# Edge of chaos")
     assert len(pd.read_csv(sweep / "chaos_table.csv")) == len(INIT_GRID)
-    assert command_module.main([str(tmp_path / "missing")]) == 2
+    assert analysis(["chaos", str(tmp_path / "missing")]) == 2
 
 
 # -- the sweep files ------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The blog post's claims (mlplab.analysis.claims) on synthetic tables with known answers, and on
+"""The blog post's claims (mlplab.analysis.studies.blog) on synthetic tables with known answers, and on
 a tiny real sweep."""
 
 import math
@@ -9,7 +9,8 @@ import pytest
 from synthetic import BASE, LOG_EVERY, accuracy_curve, make_results
 
 import mlplab
-from mlplab.analysis import claims, load, table
+from mlplab.analysis import load, measures, select
+from mlplab.analysis.studies.blog import claims, summaries, table, wording
 from mlplab.analysis.verdicts import MIN_SEEDS
 
 SEEDS = range(MIN_SEEDS)
@@ -48,7 +49,7 @@ def test_accuracy_target_and_steps_to_it():
     res = convergence_data(speeds(6, 2))
     pr = claims.per_run(res).set_index("run_id")
     # best median final accuracy is 0.95 for every loss: target 0.9 × 0.95
-    assert pr["target_test_accuracy"].unique().tolist() == [round(claims.ACC_FRAC * 0.95, 4)]
+    assert pr["target_test_accuracy"].unique().tolist() == [round(measures.ACC_FRAC * 0.95, 4)]
     # 0.2 + k/6 · 0.1 ≥ 0.855 first at k = 40 (seed 0): step 400; cross-entropy at k = 14
     assert pr.loc["blobs-mse-1-0", "steps_test_accuracy"] == 40 * LOG_EVERY
     assert pr.loc["blobs-bce-1-0", "steps_test_accuracy"] == 14 * LOG_EVERY
@@ -59,7 +60,7 @@ def test_a_run_that_never_reaches_the_target_counts_one_log_past_its_end():
     res.steps.loc[res.steps["run_id"] == "blobs-mse-1-0", "test_accuracy"] = 0.3  # flat
     pr = claims.per_run(res).set_index("run_id")
     assert pr.loc["blobs-mse-1-0", "steps_test_accuracy"] == pr.loc["blobs-mse-1-0", "n_steps"] + LOG_EVERY
-    conv = claims.claim_convergence(res)
+    conv = summaries.claim_convergence(res)
     row = conv[(conv["target"] == "test accuracy") & (conv["loss"] == "mse") & (conv["depth"] == 1)].iloc[0]
     assert (row["n"], row["n_reached"]) == (MIN_SEEDS, MIN_SEEDS - 1)
 
@@ -69,7 +70,7 @@ def test_a_target_met_at_initialisation_is_no_target():
     res.steps.loc[res.steps["step"] == 0, "test_accuracy"] = 0.99
     pr = claims.per_run(res)
     assert pr["target_test_accuracy"].isna().all() and pr["steps_test_accuracy"].isna().all()
-    assert claim(claims.verdicts(res), "1a").startswith("not tested")
+    assert claim(wording.verdicts(res), "1a").startswith("not tested")
 
 
 def mse_over_ce(speed: dict, depth: int, ce: str, ds: str = "blobs") -> np.ndarray:
@@ -89,7 +90,7 @@ def mse_over_ce(speed: dict, depth: int, ce: str, ds: str = "blobs") -> np.ndarr
 
 def test_convergence_verdict_follows_the_data():
     sp = speeds(6, 2)
-    v = claims.verdicts(convergence_data(sp))
+    v = wording.verdicts(convergence_data(sp))
     assert claim(v, "1a") == "reproduced" and claim(v, "1b") == "reproduced"
     # the numbers and the decision rule are stated: each case's median effect over seeds and
     # its interval (five seeds: their range)
@@ -102,14 +103,14 @@ def test_convergence_verdict_follows_the_data():
     assert evidence(v, "1a") == "median log10 steps ratio [interval] per case — " + "; ".join(cases)
     assert "90 %" in v.set_index("claim").loc["1a", "check"]
 
-    assert claim(claims.verdicts(convergence_data(speeds(2, 6))), "1a") == "not reproduced"
+    assert claim(wording.verdicts(convergence_data(speeds(2, 6))), "1a") == "not reproduced"
 
     mixed = {**speeds(6, 2), ("blobs", "bce", 4): 8, ("blobs", "softmax_ce", 4): 8}
-    assert claim(claims.verdicts(convergence_data(mixed)), "1a") == "reproduced only when depth = 1"
+    assert claim(wording.verdicts(convergence_data(mixed)), "1a") == "reproduced only when depth = 1"
 
 
 def test_three_seeds_are_not_enough():
-    v = claims.verdicts(convergence_data(speeds(6, 2), seeds=range(3)))
+    v = wording.verdicts(convergence_data(speeds(6, 2), seeds=range(3)))
     assert claim(v, "1a") == f"not enough data (3 seeds in a case; a case needs ≥ {MIN_SEEDS})"
 
 
@@ -117,7 +118,7 @@ def test_twins_pair_only_exact_matches():
     """A run with no twin (another learning rate) is left out, not compared."""
     pr = claims.per_run(convergence_data(speeds(6, 2)))
     lonely = pr[pr["loss"] == "mse"].assign(lr=0.1, run_id=lambda d: d["run_id"] + "-lr")
-    p = claims.twins(pd.concat([pr, lonely], ignore_index=True), "loss", "mse", "bce")
+    p = select.twins(pd.concat([pr, lonely], ignore_index=True), "loss", "mse", "bce")
     assert len(p) == 2 * MIN_SEEDS  # two depths x seeds; the lr=0.1 runs have no bce twin
     assert set(p["lr"]) == {BASE["lr"]}
     assert (p["run_id_a"].str.contains("mse") & p["run_id_b"].str.contains("bce")).all()
@@ -129,11 +130,11 @@ def test_verdict_per_dataset_and_where_they_disagree():
         **speeds(6, 2, datasets=("blobs", "digits")),
         **{("digits", l, d): (2 if l == "mse" else 6) for l in ("mse", "bce", "softmax_ce") for d in (1, 4)},
     }
-    v = claims.verdicts(convergence_data(sp, datasets=("blobs", "digits")), by_dataset=True)
+    v = wording.verdicts(convergence_data(sp, datasets=("blobs", "digits")), by_dataset=True)
     one = v[v["claim"] == "1a"].set_index("dataset")["verdict"]
     assert one["blobs"] == "reproduced" and one["digits"] == "not reproduced"
     assert one["all"] == "reproduced only when dataset = blobs"
-    notes = claims.disagreements(convergence_data(sp, datasets=("blobs", "digits")))
+    notes = wording.disagreements(convergence_data(sp, datasets=("blobs", "digits")))
     assert len(notes) == 2 and notes[0].startswith("**Claim 1a**: the data sets disagree in 4 case(s)")
     assert "depth 1, loss bce: holds on blobs, fails on digits" in notes[0]
     assert "blobs target 0.855, steps bce 140, mse 410" in notes[0]  # the numbers behind it
@@ -166,15 +167,15 @@ def vanishing_data(factor: dict, depths=(1, 3, 6), diverged=()):
 
 def test_vanishing_ratio_and_verdicts():
     res = vanishing_data({"sigmoid": 0.2, "relu": 0.9})
-    van = claims.claim_vanishing(res)
+    van = summaries.claim_vanishing(res)
     sig0 = van[(van["activation"] == "sigmoid") & (van["phase"] == "initialisation")].set_index("depth")
     assert sig0.loc[3, "median"] == pytest.approx((0.2 * 1.02) ** 3)
     assert sig0.loc[6, "per_layer"] == pytest.approx(0.2 * 1.02)
-    v = claims.verdicts(res)
+    v = wording.verdicts(res)
     assert claim(v, "2") == "reproduced only when depth ≥ 3"  # 0.2 > 0.1 at depth 1
     assert claim(v, "4a") == "reproduced"
 
-    v = claims.verdicts(vanishing_data({"sigmoid": 0.9, "relu": 0.2}))
+    v = wording.verdicts(vanishing_data({"sigmoid": 0.9, "relu": 0.2}))
     assert claim(v, "2") == "not reproduced"
     assert claim(v, "4a") == "not reproduced"
 
@@ -182,11 +183,11 @@ def test_vanishing_ratio_and_verdicts():
 def test_after_training_ratio_is_read_from_ok_runs_only():
     """A diverged run has a ratio at initialisation, none after training."""
     res = vanishing_data({"sigmoid": 0.2}, diverged={"sigmoid-3-0"})
-    ratios = claims.gradient_ratios(res.layers).set_index(["phase", "run_id"])["ratio"]
+    ratios = measures.gradient_ratios(res.layers).set_index(["phase", "run_id"])["ratio"]
     assert ratios[("initialisation", "sigmoid-3-0")] == pytest.approx(0.2**3)
     assert ("after training", "sigmoid-3-0") not in ratios.index
     assert ratios[("after training", "sigmoid-3-1")] == pytest.approx((0.2 * 1.01) ** 3)
-    van = claims.claim_vanishing(res).set_index(["phase", "depth"])["n"]
+    van = summaries.claim_vanishing(res).set_index(["phase", "depth"])["n"]
     assert (van[("initialisation", 3)], van[("after training", 3)], van[("after training", 6)]) == (
         MIN_SEEDS,
         MIN_SEEDS - 1,
@@ -232,12 +233,12 @@ def mean_field_ratio(activation: str, sigma_w: float, sigma_b: float, depth: int
 )
 def test_vanishing_prediction_from_theory(activation, sigma_w, sigma_b, depth, expected):
     expected = mean_field_ratio(activation, sigma_w, sigma_b, depth) if expected is None else expected
-    got = claims.predicted_ratio(activation, "normal", sigma_w, sigma_b, 32, depth)
+    got = measures.predicted_ratio(activation, "normal", sigma_w, sigma_b, 32, depth)
     assert got == pytest.approx(expected, rel=1e-6), (activation, sigma_w, sigma_b, depth)
 
 
 def test_vanishing_table_predicts_each_depth():
-    van = claims.claim_vanishing(vanishing_data({"sigmoid": 0.2}))
+    van = summaries.claim_vanishing(vanishing_data({"sigmoid": 0.2}))
     pred = van[van["phase"] == "initialisation"].set_index("depth")
     for depth in (1, 3, 6):
         p = mean_field_ratio("sigmoid", 1.0, 1.0, depth)
@@ -275,44 +276,44 @@ def exploding_data(clipped_diverges: bool, unclipped_diverges: bool = True, sigm
 
 
 def test_exploding_and_clipping_verdicts_follow_the_data():
-    v = claims.verdicts(exploding_data(clipped_diverges=False))
+    v = wording.verdicts(exploding_data(clipped_diverges=False))
     assert claim(v, "3") == "reproduced"  # ratio 1.4^4 > 1 in the one setting with √χ1 > 1
     assert claim(v, "4b") == "reproduced"
     # divergence counted over the exploding setting only (not the σ_w = 1 runs), and where it happened
     assert f"clip=none: {MIN_SEEDS}/{MIN_SEEDS} runs diverged, non-finite at step 20 (median)" in evidence(v, "4b")
     assert f"clip=norm: 0/{MIN_SEEDS} runs diverged" in evidence(v, "4b")
     assert (
-        claim(claims.verdicts(exploding_data(clipped_diverges=True, unclipped_diverges=False)), "4b")
+        claim(wording.verdicts(exploding_data(clipped_diverges=True, unclipped_diverges=False)), "4b")
         == "not reproduced"
     )
     # both ok: the clipped runs end at a lower training loss
     assert (
-        claim(claims.verdicts(exploding_data(clipped_diverges=False, unclipped_diverges=False)), "4b") == "reproduced"
+        claim(wording.verdicts(exploding_data(clipped_diverges=False, unclipped_diverges=False)), "4b") == "reproduced"
     )
     # both diverge: no effect either way
-    assert claim(claims.verdicts(exploding_data(clipped_diverges=True)), "4b").startswith("not enough data")
+    assert claim(wording.verdicts(exploding_data(clipped_diverges=True)), "4b").startswith("not enough data")
 
 
 def test_exploding_is_not_tested_where_nothing_can_explode():
-    v = claims.verdicts(vanishing_data({"sigmoid": 0.2}))
+    v = wording.verdicts(vanishing_data({"sigmoid": 0.2}))
     assert claim(v, "3").startswith("not tested (no setting has a per-layer factor above 1")
     assert claim(v, "4b").startswith("not tested")
-    assert claims.claim_exploding(vanishing_data({"sigmoid": 0.2}))["exploding"].sum() == 0
+    assert summaries.claim_exploding(vanishing_data({"sigmoid": 0.2}))["exploding"].sum() == 0
 
 
 def test_a_setting_that_grows_without_diverging_counts_as_exploding():
     """The mechanism, not the divergence: √χ1 > 1 and a gradient growing toward the input make
     an exploding setting even when no run goes non-finite; √χ1 < 1 does not."""
     res = exploding_data(clipped_diverges=False, unclipped_diverges=False)
-    t = claims.claim_exploding(res)
+    t = summaries.claim_exploding(res)
     hot, cold = t[t["exploding"]], t[~t["exploding"]]
     assert len(hot) == 2 and (hot["n_diverged"] == 0).all() and (hot["ratio_step0"] > 1).all()
     assert len(cold) == 1 and (cold["factor"] < 1).all() and (cold["ratio_step0"] < 1).all()
-    assert claim(claims.verdicts(res), "3") == "reproduced"
+    assert claim(wording.verdicts(res), "3") == "reproduced"
 
 
 def test_claim_exploding_table_names_the_activation_and_the_factor():
-    t = claims.claim_exploding(exploding_data(clipped_diverges=False))
+    t = summaries.claim_exploding(exploding_data(clipped_diverges=False))
     hot = t[t["exploding"]]
     assert set(hot["clip"]) == {"none", "norm"} and set(hot["activation"]) == {"relu"}
     assert hot["factor"].iloc[0] == pytest.approx(math.sqrt(2), rel=1e-6)  # relu: χ1 = σ_w²/2
@@ -324,7 +325,7 @@ def test_missing_data_gives_not_tested():
     only_mse = res.runs[res.runs["loss"] == "mse"]
     from mlplab.results import Results
 
-    v = claims.verdicts(
+    v = wording.verdicts(
         Results(
             only_mse, res.steps[res.steps["run_id"].isin(only_mse["run_id"])], res.layers, res.path, for_analysis=True
         )
@@ -371,9 +372,9 @@ def test_blog_table_claim_rows_count_the_cases_that_hold_and_fail(slow, verdict,
     )
     assert (
         list(rows.index) == ["1a", "1b", "2", "3", "4a", "4b"]
-        and (rows["post_says"] == [claims.POST[c] for c in rows.index]).all()
+        and (rows["post_says"] == [wording.POST[c] for c in rows.index]).all()
     )
-    assert rows.loc["2", "n_cases"] == 0 and rows.loc["2", "verdict"] == f"not tested ({claims.UNTESTED['2']})"
+    assert rows.loc["2", "n_cases"] == 0 and rows.loc["2", "verdict"] == f"not tested ({wording.UNTESTED['2']})"
 
 
 # -- a real sweep -----------------------------------------------------------------------------------
@@ -385,19 +386,19 @@ def test_verdicts_on_a_tiny_real_sweep(tmp_path):
     for res in (load(root), load(mlplab.load_results(root)), load(mlplab.load_results(root, join=False))):
         assert {"train_loss", "loss", "activation"} <= set(res.steps.columns)
         assert set(res.steps["loss"]) == {"mse", "softmax_ce"}
-    v = claims.verdicts(root)
+    v = wording.verdicts(root)
     assert list(v["claim"]) == ["1a", "1b", "2", "3", "4a", "4b"]
     two = f"not enough data (2 seeds in a case; a case needs ≥ {MIN_SEEDS})"  # two seeds never decide
     for cid in ("1a", "1b"):  # whether a pair reaches its target depends on the training
-        assert claim(v, cid) in (two, f"not tested ({claims.UNTESTED[cid]})"), claim(v, cid)
+        assert claim(v, cid) in (two, f"not tested ({wording.UNTESTED[cid]})"), claim(v, cid)
     assert claim(v, "2") == two
     for cid in ("3", "4a", "4b"):  # sigmoid at σ_w = 1 cannot explode; no relu, no clipping
-        assert claim(v, cid) == f"not tested ({claims.UNTESTED[cid]})", cid
+        assert claim(v, cid) == f"not tested ({wording.UNTESTED[cid]})", cid
     # the first-to-last ratios, from the layers table: the median over the four runs per phase
     raw = mlplab.load_results(root, join=False)
     lay = raw.layers
     phases = {"initialisation": lay[lay["step"] == 0], "after training": lay[lay["step"] == lay["step"].max()]}
-    van = claims.claim_vanishing(root).set_index("phase")
+    van = summaries.claim_vanishing(root).set_index("phase")
     for phase, d in phases.items():
         d = d.set_index(["run_id", "layer"])["grad_b_norm"].unstack()
         ratio = d[1] / d[4]  # depth 3: layer 4 is the output layer

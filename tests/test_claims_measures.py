@@ -1,5 +1,5 @@
-"""The small pieces of mlplab.analysis.claims that select runs and compute one number each,
-on hand-made tables whose answer is known."""
+"""The small pieces of the blog claims (mlplab.analysis.select, measures, studies.blog.claims)
+that select runs and compute one number each, on hand-made tables whose answer is known."""
 
 import math
 
@@ -8,22 +8,23 @@ import pandas as pd
 import pytest
 
 from mlplab import theory
-from mlplab.analysis import claims
+from mlplab.analysis import measures, select
+from mlplab.analysis.studies.blog import claims
 
 
 def test_present_keeps_the_asked_order_of_the_columns_that_exist():
     df = pd.DataFrame({"b": [1], "a": [2]})
-    assert claims.present(df, ["a", "x", "b"]) == ["a", "b"]
+    assert select.columns_in(df, ["a", "x", "b"]) == ["a", "b"]
 
 
 def test_varying_counts_a_missing_value_as_a_value():
     df = pd.DataFrame({"one": [1, 1, 1], "two": [1, 2, 2], "gap": [1.0, np.nan, 1.0]})
-    assert claims.varying(df, ["absent", "one", "two", "gap"]) == ["two", "gap"]
-    assert claims.varying(df.iloc[:1], ["two"]) == []
+    assert select.varying(df, ["absent", "one", "two", "gap"]) == ["two", "gap"]
+    assert select.varying(df.iloc[:1], ["two"]) == []
 
 
 def runs_table():
-    base = {s: 0 for s in claims.SETTING}
+    base = {s: 0 for s in select.SETTING}
     rows = []
     for i, (lr, clip, n) in enumerate([(0.5, "none", 3), (0.1, "none", 2), (0.1, "norm", 4)]):
         rows += [{**base, "lr": lr, "clip": clip, "dataset": "blobs", "seed": k, "tag": i} for k in range(n)]
@@ -31,17 +32,17 @@ def runs_table():
 
 
 def test_main_runs_are_the_unclipped_runs_of_the_most_common_setting():
-    got = claims.main_runs(runs_table())
+    got = select.main_runs(runs_table())
     assert list(got["tag"]) == [0, 0, 0] and (got["clip"] == "none").all()
-    assert claims.main_runs(runs_table().query("clip == 'norm'")).empty
+    assert select.main_runs(runs_table().query("clip == 'norm'")).empty
 
 
 def test_setting_values_names_the_values_every_run_shares():
     runs = pd.DataFrame(
         {"dataset": ["blobs", "blobs"], "lr": [0.5, 0.5], "init": ["normal", "he_normal"], "sigma_w": [np.nan, 2.0]}
     )
-    assert claims.setting_values(runs) == "dataset=blobs, lr=0.5, sigma_w=2"
-    assert claims.setting_values(runs, cols=("init",)) == ""
+    assert select.setting_values(runs) == "dataset=blobs, lr=0.5, sigma_w=2"
+    assert select.setting_values(runs, cols=("init",)) == ""
 
 
 @pytest.mark.parametrize(
@@ -52,18 +53,18 @@ def test_predicted_ratio_is_the_product_of_the_layer_factors(activation, init, s
     width, depth, sigma_b = 64, 6, 0.1
     sw, sb = theory.effective_sigmas(init, width, width, sigma_w, sigma_b)
     want = float(theory.profile(activation, sw, sb, depth)["ratio"].prod())
-    assert claims.predicted_ratio(activation, init, sigma_w, sigma_b, width, depth) == pytest.approx(want, rel=1e-12)
-    assert claims.predicted_ratio(activation, init, sigma_w, sigma_b, width, depth, False, None) == pytest.approx(
+    assert measures.predicted_ratio(activation, init, sigma_w, sigma_b, width, depth) == pytest.approx(want, rel=1e-12)
+    assert measures.predicted_ratio(activation, init, sigma_w, sigma_b, width, depth, False, "none") == pytest.approx(
         want, rel=1e-12
     )
     if init == "normal":
         assert want == pytest.approx(float(theory.profile(activation, sigma_w, sigma_b, depth)["ratio"].prod()))
-    assert math.isnan(claims.predicted_ratio(activation, init, sigma_w, sigma_b, width, depth, True, "none"))
-    assert math.isnan(claims.predicted_ratio(activation, init, sigma_w, sigma_b, width, depth, False, "batch"))
+    assert math.isnan(measures.predicted_ratio(activation, init, sigma_w, sigma_b, width, depth, True, "none"))
+    assert math.isnan(measures.predicted_ratio(activation, init, sigma_w, sigma_b, width, depth, False, "batch"))
 
 
 def test_predicted_ratio_is_nan_where_the_theory_has_no_answer():
-    assert math.isnan(claims.predicted_ratio("swish", "normal", 1.0, 0.0, 8, 3))  # not a registered activation
+    assert math.isnan(measures.predicted_ratio("swish", "normal", 1.0, 0.0, 8, 3))  # not a registered activation
 
 
 def test_clip_effect_scores_each_pair():
@@ -86,7 +87,7 @@ def test_log_ratio_takes_zeros_and_object_columns_quietly():
     """Steps and losses may be 0 (a target met at step 0) and arrive as object columns after a
     merge: log10(a/b) is then ±inf or NaN, with no warning (the suite turns warnings into errors)."""
     a, b = np.array([10, 0, 1, 0], dtype=object), np.array([1, 1, 0, 0], dtype=object)
-    got = claims.log_ratio(a, b)
+    got = measures.log_ratio(a, b)
     assert got.dtype == np.float64
     np.testing.assert_array_equal(got, [1.0, -np.inf, np.inf, np.nan])
 
@@ -101,7 +102,7 @@ def test_steps_effect_is_nan_only_when_neither_run_reaches_its_target():
             "beyond_b": [50.0, 60.0, 60.0, 100.0],
         }
     )
-    got = claims.steps_effect(g.astype(object), "steps_x")
+    got = measures.steps_effect(g.astype(object), "steps_x")
     assert got.dtype == np.float64
     np.testing.assert_allclose(got, [np.nan, math.log10(2.0), math.log10(0.8), -1.0], rtol=1e-15)
 
@@ -154,14 +155,14 @@ def per_run(rows):
         "seed": 0,
         "dtype": "float64",
     }
-    assert set(base) == set(claims.CONFIG)
+    assert set(base) == set(select.CONFIG)
     return pd.DataFrame([{**base, **r} for r in rows])
 
 
 def test_phase_rows_repeat_each_run_once_per_phase():
     pr = pd.DataFrame({"run_id": ["a", "b"], "ratio_init": [0.1, 0.2], "ratio_end": [0.3, 0.4]})
     out = claims._phase_rows(pr)
-    assert list(out["phase"]) == [claims.PHASES[0]] * 2 + [claims.PHASES[1]] * 2
+    assert list(out["phase"]) == [measures.PHASES[0]] * 2 + [measures.PHASES[1]] * 2
     assert list(out["ratio"]) == [0.1, 0.2, 0.3, 0.4] and list(out["run_id"]) == ["a", "b", "a", "b"]
 
 
@@ -175,7 +176,7 @@ def test_phase_pairs_keep_only_positive_ratios_on_both_sides():
         }
     )
     out = claims._phase_rows_pairs(p)
-    assert list(out["phase"]) == [claims.PHASES[0]] + [claims.PHASES[1]] * 4
+    assert list(out["phase"]) == [measures.PHASES[0]] + [measures.PHASES[1]] * 4
     assert list(out["ratio_a"]) == [0.5, 0.5, 0.5, 0.5, 0.5]
     empty = claims._phase_rows_pairs(p.iloc[:0])
     assert empty.empty and {"phase", "ratio_a", "ratio_b"} <= set(empty.columns)
@@ -183,7 +184,7 @@ def test_phase_pairs_keep_only_positive_ratios_on_both_sides():
 
 def test_exploding_settings_are_plain_networks_with_a_factor_above_one(monkeypatch):
     factor = {"tanh": 1.5, "relu": 1.0, "sigmoid": 0.5}
-    monkeypatch.setattr(claims, "predicted_factor", lambda activation, *rest: factor[activation])
+    monkeypatch.setattr(measures, "predicted_factor", lambda activation, *rest: factor[activation])
     pr = per_run(
         [
             {"activation": "tanh", "depth": 1},
@@ -200,7 +201,7 @@ def test_exploding_settings_are_plain_networks_with_a_factor_above_one(monkeypat
 
 
 def test_claim_3_takes_unclipped_runs_with_a_measured_ratio(monkeypatch):
-    monkeypatch.setattr(claims, "predicted_factor", lambda *a: 2.0)
+    monkeypatch.setattr(measures, "predicted_factor", lambda *a: 2.0)
     rows = [{"seed": s, "ratio_init": 10.0 ** (1 + s)} for s in range(5)]
     rows += [{"seed": 9, "clip": "norm", "ratio_init": 1e-9}, {"seed": 8, "ratio_init": np.nan}]
     cases = claims.explode_cases(per_run(rows))
@@ -253,7 +254,7 @@ def test_a_config_field_that_varies_within_a_condition_makes_cases_too():
             rows.append({"seed": seed, "dataset": "blobs", "lr": lr, "n_features": 2, "e": 1.0 + lr})
         rows.append({"seed": seed, "dataset": "file", "data_path": "d.npz", "n_features": 7, "e": -1.0})
         rows.append({"seed": seed, "dataset": "file", "data_path": None, "n_features": 7, "e": 2.0})
-    cases = claims._cases(per_run(rows), ["dataset"], lambda g: g["e"].to_numpy())
+    cases = claims._decide(per_run(rows), ["dataset"], lambda g: g["e"].to_numpy())
     assert cases.attrs["conds"] == ["dataset", "lr", "data_path"]
     paths = [p if isinstance(p, str) else None for p in cases["data_path"]]
     assert list(zip(cases["dataset"], cases["lr"], paths, cases["effect"])) == [
@@ -297,8 +298,8 @@ def layers_table():
 
 
 def test_gradient_ratios_per_phase_with_the_measure_each_run_needs():
-    got = claims.gradient_ratios(layers_table()).set_index(["run_id", "phase"])
-    init, end = claims.PHASES
+    got = measures.gradient_ratios(layers_table()).set_index(["run_id", "phase"])
+    init, end = measures.PHASES
     assert sorted(got.index) == sorted([("p", init), ("bn", init), ("bad", init), ("p", end), ("bn", end)])
     assert got.loc[("p", init)].tolist() == [0, 1 / 3, "grad_b_norm"]  # b^1 / b^3
     assert got.loc[("p", end)].tolist() == [10, 1 / 3, "grad_b_norm"]
@@ -311,22 +312,22 @@ def test_gradient_ratios_per_phase_with_the_measure_each_run_needs():
     "column,ratios", [("grad_w_norm", {"p": 5.0, "bn": 5.0}), ("grad_b_norm", {"p": 1 / 3, "bn": 0.5})]
 )
 def test_gradient_ratios_can_impose_one_measure(column, ratios):
-    got = claims.gradient_ratios(layers_table(), column).set_index(["run_id", "phase"])
+    got = measures.gradient_ratios(layers_table(), column).set_index(["run_id", "phase"])
     for rid, r in ratios.items():
         assert (
-            got.loc[(rid, claims.PHASES[0]), "ratio"] == pytest.approx(r)
-            and got.loc[(rid, claims.PHASES[0]), "measure"] == column
+            got.loc[(rid, measures.PHASES[0]), "ratio"] == pytest.approx(r)
+            and got.loc[(rid, measures.PHASES[0]), "measure"] == column
         )
 
 
 def test_gradient_ratios_without_a_hidden_layer_are_an_empty_table():
-    got = claims.gradient_ratios(layers_table().query("run_id == 'lin'"))
+    got = measures.gradient_ratios(layers_table().query("run_id == 'lin'"))
     assert got.empty and list(got.columns) == ["run_id", "phase", "step", "ratio", "measure"]
 
 
 def test_plain_means_no_skips_and_no_normalisation():
     runs = pd.DataFrame({"residual": [False, True, False, True], "norm": ["none", "none", "layer", "batch"]})
-    assert claims.plain(runs).tolist() == [True, False, False, False]
+    assert select.plain(runs).tolist() == [True, False, False, False]
 
 
 def test_case_summary_counts_and_ranges():
@@ -360,7 +361,7 @@ def test_a_run_reaches_its_target_at_the_first_step_at_or_above_it():
         {"run_id": ["a"] * 4 + ["b"] * 2, "step": [0, 10, 20, 30, 0, 10], "acc": [0.1, 0.5, 0.8, 0.9, 0.1, 0.2]}
     )
     targets = pd.Series({"a": 0.8, "b": 0.8})
-    got = claims.steps_to(steps, "acc", targets, pd.Series({"a": 40, "b": 20}))
+    got = select.steps_to(steps, "acc", targets, pd.Series({"a": 40, "b": 20}))
     assert got.to_dict() == {"a": 20.0, "b": 20.0} and got.dtype == np.float64
 
 
@@ -368,8 +369,8 @@ def test_a_run_reaches_its_target_at_the_first_step_at_or_above_it():
 
 
 def test_gradient_ratios_have_the_same_columns_with_rows_as_without():
-    full = claims.gradient_ratios(layers_table())
-    empty = claims.gradient_ratios(layers_table().query("run_id == 'lin'"))
+    full = measures.gradient_ratios(layers_table())
+    empty = measures.gradient_ratios(layers_table().query("run_id == 'lin'"))
     assert list(full.columns) == list(empty.columns) == ["run_id", "phase", "step", "ratio", "measure"]
 
 
@@ -378,8 +379,8 @@ def test_after_training_needs_a_logged_step_after_step_0():
     logged step is 1 has one, at step 1."""
     p = layers_table().query("run_id == 'p'")
     short = pd.concat([p[p["step"] == 0].assign(run_id="p0"), p.assign(run_id="p1", step=p["step"].clip(upper=1))])
-    got = claims.gradient_ratios(short)
-    init, end = claims.PHASES
+    got = measures.gradient_ratios(short)
+    init, end = measures.PHASES
     assert sorted(zip(got["run_id"], got["phase"], got["step"])) == [("p0", init, 0), ("p1", end, 1), ("p1", init, 0)]
     np.testing.assert_allclose(got["ratio"], 1 / 3, rtol=1e-15)
 
@@ -393,17 +394,17 @@ def test_gradient_ratios_do_not_depend_on_the_order_of_the_rows(order):
         t = t.sort_values(["step", "layer", "run_id"], ascending=[True, True, False])
     else:
         t = t.iloc[np.random.default_rng(3).permutation(len(t))]
-    got = claims.gradient_ratios(t).set_index(["run_id", "phase"])["ratio"]
-    init, end = claims.PHASES
+    got = measures.gradient_ratios(t).set_index(["run_id", "phase"])["ratio"]
+    init, end = measures.PHASES
     want = {("p", init): 1 / 3, ("p", end): 1 / 3, ("bn", init): 5.0, ("bn", end): 5.0, ("bad", init): 0.5}
     assert got.sort_index().to_dict() == pytest.approx(dict(sorted(want.items())), rel=1e-15)
 
 
 def test_gradient_ratios_without_a_norm_column_read_the_bias_gradients():
     """No norm column: no run is batch-normalised, every ratio is ‖∂C/∂b^1‖/‖∂C/∂b^L‖."""
-    got = claims.gradient_ratios(layers_table().drop(columns="norm")).set_index(["run_id", "phase"])
+    got = measures.gradient_ratios(layers_table().drop(columns="norm")).set_index(["run_id", "phase"])
     assert (got["measure"] == "grad_b_norm").all()
-    init, end = claims.PHASES
+    init, end = measures.PHASES
     assert got.loc[("bn", init), "ratio"] == 0.5 and got.loc[("bn", end), "ratio"] == 0.5  # b^1 / b^2
     assert got.loc[("p", init), "ratio"] == pytest.approx(1 / 3) and got.loc[("bad", init), "ratio"] == 0.5
 
@@ -418,12 +419,12 @@ def test_gradient_ratios_without_a_norm_column_read_the_bias_gradients():
     ],
 )
 def test_predicted_factor_is_the_mean_field_per_layer_factor(activation, init, sigma_w, sigma_b, want):
-    assert claims.predicted_factor(activation, init, sigma_w, sigma_b, 64) == pytest.approx(want, rel=1e-9)
+    assert measures.predicted_factor(activation, init, sigma_w, sigma_b, 64) == pytest.approx(want, rel=1e-9)
 
 
 def test_predicted_factor_is_nan_without_a_theory():
-    assert math.isnan(claims.predicted_factor("swish", "normal", 1.0, 0.0, 8))
-    assert math.isnan(claims.predicted_factor("tanh", "no_such_init", 1.0, 0.0, 8))
+    assert math.isnan(measures.predicted_factor("swish", "normal", 1.0, 0.0, 8))
+    assert math.isnan(measures.predicted_factor("tanh", "no_such_init", 1.0, 0.0, 8))
 
 
 # --- claim 1's targets ---------------------------------------------------------------------------------
@@ -510,7 +511,7 @@ def test_targets_keep_the_accuracy_dtype_without_an_ok_run():
 
 def test_without_conditions_the_cases_are_the_values_of_the_fields_that_vary():
     rows = [{"seed": s, "lr": lr, "e": lr} for s in range(5) for lr in (0.1, 0.5)]
-    cases = claims._cases(per_run(rows), [], lambda g: g["e"].to_numpy())
+    cases = claims._decide(per_run(rows), [], lambda g: g["e"].to_numpy())
     assert cases.attrs["conds"] == ["lr"]
     assert list(zip(cases["lr"], cases["effect"], cases["n"])) == [(0.1, 0.1, 5), (0.5, 0.5, 5)]
 
@@ -519,7 +520,7 @@ def test_a_missing_condition_value_still_groups_the_pairs_that_share_it():
     """σ_w is missing in every pair (an initialiser that ignores it): lr still varies among the
     pairs of that one condition value, so it makes cases."""
     rows = [{"seed": s, "sigma_w": np.nan, "lr": lr, "e": lr} for s in range(5) for lr in (0.1, 0.5)]
-    cases = claims._cases(per_run(rows), ["sigma_w"], lambda g: g["e"].to_numpy())
+    cases = claims._decide(per_run(rows), ["sigma_w"], lambda g: g["e"].to_numpy())
     assert cases.attrs["conds"] == ["sigma_w", "lr"]
     assert list(zip(cases["lr"], cases["effect"])) == [(0.1, 0.1), (0.5, 0.5)]
 
@@ -529,7 +530,7 @@ def test_a_missing_condition_value_still_groups_the_pairs_that_share_it():
 
 def test_claim_3_reads_ratios_from_an_object_column(monkeypatch):
     """As the effects of claims 1 and 4b: a column of floats held as objects gives the same numbers."""
-    monkeypatch.setattr(claims, "predicted_factor", lambda *a: 2.0)
+    monkeypatch.setattr(measures, "predicted_factor", lambda *a: 2.0)
     pr = per_run([{"seed": s, "ratio_init": 10.0 ** (1 + s)} for s in range(5)]).astype({"ratio_init": object})
     cases = claims.explode_cases(pr)
     assert cases["n"].tolist() == [5] and cases["effect"].tolist() == [3.0]
@@ -542,7 +543,7 @@ def test_claim_4a_reads_ratios_from_object_columns():
         rows.append({"seed": seed, "activation": "sigmoid", "ratio_init": 1e-3, "ratio_end": 1e-2})
     cases = claims.relu_cases(per_run(rows).astype({"ratio_init": object, "ratio_end": object}))
     effects = dict(zip(cases["phase"], cases["effect"]))
-    init, end = claims.PHASES
+    init, end = measures.PHASES
     assert effects == pytest.approx({init: 3 - math.log10(2), end: 2 - math.log10(2)}, rel=1e-12)
 
 
@@ -557,7 +558,7 @@ def test_gradient_ratios_of_zero_norms_are_inf_or_nan_quietly():
             t.assign(run_id="nan", grad_b_norm=0.0),
         ]
     )
-    got = claims.gradient_ratios(t).set_index(["run_id", "phase"])["ratio"]
+    got = measures.gradient_ratios(t).set_index(["run_id", "phase"])["ratio"]
     assert (got.loc["inf"] == np.inf).all() and got.loc["nan"].isna().all() and len(got) == 4
 
 
@@ -571,4 +572,4 @@ def test_phase_pairs_drop_missing_ratios_quietly():
         }
     )
     out = claims._phase_rows_pairs(p)
-    assert list(zip(out["phase"], out["ratio_a"], out["ratio_b"])) == [(claims.PHASES[0], 0.5, np.inf)]
+    assert list(zip(out["phase"], out["ratio_a"], out["ratio_b"])) == [(measures.PHASES[0], 0.5, np.inf)]

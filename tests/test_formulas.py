@@ -1,10 +1,10 @@
-"""The post's table and errata, as checked by mlplab.analysis.formulas."""
+"""The post's table and errata, as checked by mlplab.analysis.studies.blog.formulas."""
 
 import numpy as np
 import pytest
 
 from mlplab import MLP
-from mlplab.analysis import formulas as F
+from mlplab.analysis.studies.blog import formulas as F
 
 
 @pytest.fixture(scope="module", params=[0, 1])

@@ -11,8 +11,8 @@ from hydra import compose, initialize_config_dir
 
 import mlplab
 from mlplab.analysis import load, report
-from mlplab.analysis import nielsen as command
-from mlplab.analysis.figures import MIN_TEXT_PX, Skip, text_px_in_report
+from mlplab.analysis.__main__ import main as analysis
+from mlplab.analysis.plots import MIN_TEXT_PX, FigureSkipped, text_px_in_report
 from mlplab.analysis.studies import nielsen as N
 from mlplab.analysis.studies.nielsen import sections
 from mlplab.cli import CONF_DIR
@@ -248,7 +248,7 @@ def test_other_configurations_are_refused(tmp_path):
     with pytest.raises(ValueError, match="Nielsen's configuration"):
         N.nielsen_table(mlplab.load_results(tmp_path))
     assert not N.STUDY.applies(mlplab.load_results(tmp_path))  # decided by the data, not by an error
-    assert command.main([str(tmp_path)]) == 2  # the command: one line, exit code 2
+    assert analysis(["nielsen", str(tmp_path)]) == 2  # the command: one line, exit code 2
 
 
 # -- MNIST: his protocol ----------------------------------------------------------------------------------
@@ -333,7 +333,7 @@ def test_figures_are_written(mnist, mnist_root, written):
 def test_no_training_figure_without_training(tmp_path):
     for seed in (0, 1):
         mlplab.run(mnist_spec(2, seed), tmp_path)
-    with pytest.raises(Skip, match="trains"):
+    with pytest.raises(FigureSkipped, match="trains"):
         N.fig_training(mlplab.load_results(tmp_path))
 
 

@@ -35,7 +35,7 @@ def installed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("package")
     source = tmp / "source"  # a copy: building writes build/ and *.egg-info/ beside the sources
     source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy2(REPO / name, source / name)
     for name in ("mlplab", "hydra_plugins", "conf"):
         shutil.copytree(REPO / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -58,6 +58,7 @@ def test_the_wheel_holds_every_module_and_config_of_the_checkout(installed):
     wheel, _ = installed
     names = set(zipfile.ZipFile(wheel).namelist())
     code = {p.relative_to(REPO).as_posix() for d in ("mlplab", "hydra_plugins") for p in (REPO / d).rglob("*.py")}
+    code |= {p.relative_to(REPO).as_posix() for p in (REPO / "mlplab").rglob("*.md")}  # a study's prose
     configs = {"mlplab/conf/" + p.relative_to(REPO / "conf").as_posix() for p in (REPO / "conf").rglob("*.yaml")}
     assert code and configs and code <= names and configs <= names, sorted((code | configs) - names)
     assert "mlplab/conf/sweep/smoke.yaml" in names

@@ -1,5 +1,5 @@
-"""The remedies study (mlplab.analysis.remedies): labels, exact twins, verdicts with known
-answers, its report section, and the conf/remedy group."""
+"""The remedies study (mlplab.analysis.studies.remedies): labels, exact twins, verdicts with
+known answers, its report section, and the remedies as conf/remedy composes them."""
 
 import numpy as np
 import pandas as pd
@@ -8,8 +8,13 @@ from synthetic import LOG_EVERY, accuracy_curve, make_results
 from test_config import make
 
 import mlplab
-from mlplab.analysis import remedies
-from mlplab.analysis.figures import MIN_TEXT_PX, text_px_in_report
+from mlplab.analysis import load, report
+from mlplab.analysis.plots import MIN_TEXT_PX, text_px_in_report
+from mlplab.analysis.studies import remedies as study
+from mlplab.analysis.studies.blog import sections as blog_sections
+from mlplab.analysis.studies.remedies import arms
+from mlplab.analysis.studies.remedies import compare as remedies
+from mlplab.analysis.studies.remedies.sections import SECTION
 from mlplab.analysis.verdicts import MIN_SEEDS
 from mlplab.config import to_spec
 
@@ -97,7 +102,7 @@ def test_verdicts_follow_the_data():
 def test_a_pair_where_neither_run_reaches_the_target_says_nothing():
     speed = {k: 1000 for k in ARMS}  # nobody reaches the target
     speed["plain"] = 3  # ... but the plain twin: it sets the target
-    c = remedies.cases(remedy_data({k: 0.5 for k in ARMS}, speed))
+    c = remedies.remedy_cases(remedy_data({k: 0.5 for k in ARMS}, speed))
     faster = c[c["claim"] == "faster"]
     assert set(faster["holds"].dropna()) == {False}  # the plain twin is faster wherever a pair can say
     speed = {k: 1000 for k in ARMS}
@@ -120,17 +125,15 @@ def folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def reported(folder):
     """``report.write_report`` on the folder: (its files, the remedies section it is built with,
-    as ``remedies.report_blocks`` returned it to the report)."""
-    from mlplab.analysis import report
+    as the study's ``sections`` returned it to the report)."""
+    original, sections = study.STUDY.sections, []
 
-    original, sections = remedies.report_blocks, []
-
-    def recorded(source):
-        sections.append(original(source))
+    def recorded(results, figures):
+        sections.append(original(results, figures))
         return sections[-1]
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(remedies, "report_blocks", recorded)
+        mp.setattr(study.STUDY, "sections", recorded)
         paths = report.write_report(folder)
     assert len(sections) == 1
     return paths, sections[0]
@@ -138,7 +141,7 @@ def reported(folder):
 
 def test_report_section_on_a_real_sweep(reported):
     blocks = reported[1]
-    assert blocks[0].body == remedies.SECTION
+    assert blocks[0].body == SECTION
     figs = [b.body for b in blocks if b.kind == "figure"]
     assert len(figs) == 2 and all(p.read_bytes()[:4] == b"\x89PNG" for p in figs)
     assert all(text_px_in_report(p) >= MIN_TEXT_PX for p in figs)
@@ -155,35 +158,34 @@ def test_no_section_without_remedies_beyond_the_blog_claims(tmp_path):
             mlplab.run(
                 mlplab.RunSpec(depth=2, width=8, epochs=1, n_samples=200, seed=seed, activation=act), root, sweep="b"
             )
-    assert remedies.report_blocks(root) == []
+    assert not study.STUDY.applies(load(root))
+    assert "## " + SECTION not in report.write_report(root)["md"].read_text()
 
 
-@pytest.mark.parametrize(
-    "remedy,field,value",
-    [
-        ("residual", "residual", True),
-        ("batch_norm", "norm", "batch"),
-        ("layer_norm", "norm", "layer"),
-        ("orthogonal", "init", "orthogonal"),
-        ("he", "init", "he_normal"),
-        ("xavier", "init", "xavier_normal"),
-        ("clipping", "clip", "norm"),
-        ("weight_decay", "weight_decay", 0.001),
-    ],
-)
-def test_each_remedy_config_changes_one_field_of_the_plain_twin(remedy, field, value):
+REMEDY_FILES = sorted(p.stem for p in (arms.conf_folder() / "remedy").glob("*.yaml") if p.stem != "plain")
+
+
+def test_every_remedy_file_is_a_remedy_of_the_study():
+    assert len(REMEDY_FILES) >= 8 and len(arms.REMEDIES) == len(REMEDY_FILES) + 1  # and relu, an activation
+    assert arms.REMEDIES["relu"] == arms.Remedy("activation", "relu", ("sigmoid", "tanh"))
+
+
+@pytest.mark.parametrize("remedy", REMEDY_FILES)
+def test_each_remedy_config_changes_one_field_of_the_plain_twin(remedy):
+    """The study reads conf/remedy/<remedy>.yaml with PyYAML; Hydra composes it: the same field,
+    the same value, against the same plain twin."""
+    arm = arms.REMEDIES[arms.LABELS.get(remedy, remedy.replace("_", " "))]
     plain, cured = to_spec(make(["remedy=plain"])), to_spec(make([f"remedy={remedy}"]))
-    assert getattr(cured, field) == value
+    twin = getattr(plain, arm.field)
+    assert getattr(cured, arm.field) == arm.value and ("none" if twin is None else twin) in arm.twin  # norm: "none"
     differ = {k for k in plain.__dataclass_fields__ if getattr(plain, k) != getattr(cured, k)}
-    assert differ <= {field, "sigma_b"}  # He and Xavier set b = 0 as their papers do
+    assert differ <= {arm.field, "sigma_b"}  # He and Xavier set b = 0 as their papers do
     row = next(pd.DataFrame([cured.__dict__]).itertuples(index=False))
     assert remedies.label(row) != "plain"
 
 
 def test_the_report_of_a_remedies_folder_is_framed_by_its_study(reported):
-    from mlplab.analysis import report
-
     md = reported[0]["md"].read_text()
-    assert f"## {report.BRIEF}" in md and f"## {remedies.SECTION}" in md
-    assert not any(f"## {t}" in md for t in report.SECTIONS)  # no full blog framing
+    assert f"## {blog_sections.BRIEF}" in md and f"## {SECTION}" in md
+    assert not any(f"## {t}" in md for t in blog_sections.SECTIONS)  # no full blog framing
     assert "## Edge of chaos" not in md and "## Nielsen" not in md

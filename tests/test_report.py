@@ -15,7 +15,11 @@ import pandas as pd
 import pytest
 
 import mlplab
-from mlplab.analysis import claims, figures, load, report, table
+import mlplab.analysis.__main__ as analysis_command
+from mlplab.analysis import load, measures, plots, render, report
+from mlplab.analysis.studies import STUDIES
+from mlplab.analysis.studies.blog import claims, figures, summaries, table
+from mlplab.analysis.studies.blog import sections as blog_sections
 from mlplab.results import CONFIG_TYPES
 
 TINY = dict(width=8, epochs=2, n_samples=200)
@@ -95,7 +99,7 @@ def test_every_figure_is_written_as_png_and_svg(sweep):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
         assert "<svg" in svg.read_text()[:2000], name
         # legible in the report: its smallest text, at the width the report shows it
-        assert figures.text_px_in_report(png) >= figures.MIN_TEXT_PX, name
+        assert plots.text_px_in_report(png) >= plots.MIN_TEXT_PX, name
 
 
 # -- the report of the tiny sweep ---------------------------------------------------------------------
@@ -118,18 +122,18 @@ def test_report_sections_come_in_order(sweep):
     assert "make nielsen" in md  # no Nielsen runs here: a pointer, not a section
     assert "<math" in page and "$" not in page.split("<body>")[1]  # maths rendered as MathML
     assert "break-inside:avoid" in page  # printing keeps figures with their captions
-    claims_md = sections(md)[report.SECTIONS[0]]
+    claims_md = sections(md)[blog_sections.SECTIONS[0]]
     assert re.findall(r"^- \*\*(\d)\. ", claims_md, flags=re.M) == ["1", "2", "3", "4"]
 
 
 def test_report_figures_section_links_and_embeds_each_figure_in_order(sweep):
     md = (sweep / "report.md").read_text()
-    body = sections(md)[report.SECTIONS[2]]
+    body = sections(md)[blog_sections.SECTIONS[2]]
     links = re.findall(r"^!\[(.+?)\]\((.+?)\)\n\n\*\*(.+?)\.\*\* (.+) \(\[SVG\]\((.+?)\)\)$", body, flags=re.M)
     assert [l[0] for l in links] == [f"{i}_{n}" for i, n in enumerate(figures.FIGURES, 1)]
     for (stem, png, title, note, svg), name in zip(links, figures.FIGURES):
         assert (png, svg) == (f"figures/{stem}.png", f"figures/{stem}.svg")
-        assert (title, note) == (figures.TITLES[name], report.FIGURE_NOTES[name]), name
+        assert (title, note) == (figures.TITLES[name], blog_sections.PROSE(name)), name
     page = (sweep / "report.html").read_text()
     assert 'src="figures/' not in page  # self-contained
     embedded = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)">', page)
@@ -140,7 +144,7 @@ def test_report_figures_section_links_and_embeds_each_figure_in_order(sweep):
 
 def test_report_checks_state_the_blog_tables_rows_and_counts(sweep):
     md = (sweep / "report.md").read_text()
-    checks = sections(md)[report.SECTIONS[1]]
+    checks = sections(md)[blog_sections.SECTIONS[1]]
     tab = pd.read_parquet(sweep.parent / "tiny_table.parquet")
     # the summary: per section, in the table's order, how many rows got each kind of verdict
     names = {"formula": "formulas", "erratum": "errata", "claim": "claims"}
@@ -202,7 +206,7 @@ def test_report_claim_1_grid_states_the_median_steps_per_loss(sweep):
     """Median [quartiles] of the steps to the accuracy target over the seeds, per depth and loss,
     from the per-run steps (pandas groupby; a run that never reaches it counts as never)."""
     md = (sweep / "report.md").read_text()
-    sub = sections(sections(md)[report.SECTIONS[1]], "### ")
+    sub = sections(sections(md)[blog_sections.SECTIONS[1]], "### ")
     grid = md_tables(next(v for k, v in sub.items() if k.startswith("Claim 1 in detail")))[0]
     assert list(grid.columns) == ["target", "dataset", "activation", "depth", "mse", "softmax_ce"]
     pr = claims.per_run(load(sweep))
@@ -223,9 +227,9 @@ def test_report_claim_1_grid_states_the_median_steps_per_loss(sweep):
 
 def test_report_theory_table_is_the_measured_median_ratio_per_setting(sweep):
     """Measured: the median over the unclipped runs of ‖∂C/∂b^1‖/‖∂C/∂b^L‖ at step 0, from the
-    layers table (pandas); per layer: its depth-th root; against claims.predicted_ratio."""
+    layers table (pandas); per layer: its depth-th root; against measures.predicted_ratio."""
     md = (sweep / "report.md").read_text()
-    theory = sections(md)[report.SECTIONS[3]]
+    theory = sections(md)[blog_sections.SECTIONS[3]]
     shown = md_tables(theory)[0]
     raw = mlplab.load_results(sweep, join=False)
     runs = raw.runs[raw.runs["clip"] == "none"]
@@ -241,7 +245,7 @@ def test_report_theory_table_is_the_measured_median_ratio_per_setting(sweep):
         assert int(r["n"]) == n, key
         shows(r["measured ratio"], m, f"measured {key}")
         shows(r["measured per layer"], m ** (1 / key[2]), f"per layer {key}")
-        p = claims.predicted_ratio(
+        p = measures.predicted_ratio(
             key[0], "normal", key[1], 1.0, int(runs.loc[runs["depth"] == key[2], "width"].iloc[0]), key[2]
         )
         shows(r["predicted ratio"], p, f"predicted {key}")
@@ -360,11 +364,11 @@ def test_theory_speaks_of_plain_networks_only(tmp_path):
     for kw in (dict(), dict(residual=True), dict(norm="batch")):
         for depth in (1, 3):
             mlplab.run(mlplab.RunSpec(depth=depth, **kw, **TINY), root, sweep="remedies")
-    van = claims.claim_vanishing(root)
+    van = summaries.claim_vanishing(root)
     plain = (~van.residual.astype(bool)) & (van.norm == "none")
     assert van[plain].predicted.notna().all() and van[~plain].predicted.isna().all()
     assert len(van[~plain]) == 2 * 2 * 2  # two remedies x two depths x two phases
-    theory = report.to_markdown(report.section_theory(load(root)), root)
+    theory = render.to_markdown(blog_sections.section_theory(load(root)), root)
     assert "predicts plain networks only: the runs with batch norm, residual (2 setting(s))" in theory
     shown = md_tables(theory)[0]
     assert list(shown["depth"]) == ["1", "3"] and set(shown["activation"]) == {"sigmoid"}  # the plain runs only
@@ -374,12 +378,12 @@ def test_theory_speaks_of_plain_networks_only(tmp_path):
         rid = plain_runs.loc[int(r["depth"]), "run_id"]
         lay = raw.layers[(raw.layers["run_id"] == rid) & (raw.layers["step"] == 0)].set_index("layer")["grad_b_norm"]
         shows(r["measured ratio"], lay[1] / lay[int(r["depth"]) + 1], f"depth {r['depth']}")
-    assert claims.predicted_ratio("sigmoid", "normal", 1.0, 1.0, 32, 3) > 0
-    assert math.isnan(claims.predicted_ratio("sigmoid", "normal", 1.0, 1.0, 32, 3, residual=True))
-    assert math.isnan(claims.predicted_ratio("sigmoid", "normal", 1.0, 1.0, 32, 3, norm="layer"))
+    assert measures.predicted_ratio("sigmoid", "normal", 1.0, 1.0, 32, 3) > 0
+    assert math.isnan(measures.predicted_ratio("sigmoid", "normal", 1.0, 1.0, 32, 3, residual=True))
+    assert math.isnan(measures.predicted_ratio("sigmoid", "normal", 1.0, 1.0, 32, 3, norm="layer"))
     # ∂C/∂b^l = 0 under batch norm: its first-to-last ratio is that of the weight gradients
     res = load(root)
-    ratios = claims.gradient_ratios(res.layers).merge(res.runs[["run_id", "norm", "depth"]], on="run_id")
+    ratios = measures.gradient_ratios(res.layers).merge(res.runs[["run_id", "norm", "depth"]], on="run_id")
     bn = ratios[ratios.norm == "batch"]
     assert (bn.measure == "grad_w_norm").all() and (ratios[ratios.norm != "batch"].measure == "grad_b_norm").all()
     assert (bn.ratio > 1e-3).all()  # the bias-gradient ratio would be rounding noise, ~1e-16
@@ -390,7 +394,7 @@ BAD = {
     "missing": (lambda p: None, "no such folder"),
     "not-mlplab": (lambda p: p.mkdir(), "not an mlplab results folder"),
 }
-COMMANDS = {"report": report, "table": table, "figures": figures}
+COMMANDS = ["report", *STUDIES]  # python -m mlplab.analysis <command> <folder>
 
 
 @pytest.mark.parametrize("command", list(COMMANDS))
@@ -399,7 +403,7 @@ def test_bad_folder_is_a_one_line_error_with_exit_code_2(tmp_path, capsys, comma
     folder = tmp_path / "nowhere"
     make, words = BAD[bad]
     make(folder)
-    assert COMMANDS[command].main([str(folder)]) == 2
+    assert analysis_command.main([command, str(folder)]) == 2
     out, err = capsys.readouterr()
     assert out == "" and len(err.strip().splitlines()) == 1, err
     assert err.startswith("mlplab: ") and str(folder) in err and words in err, err
@@ -437,6 +441,6 @@ def forked(module: str, args: list[str], tmp_path):
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_bad_folder_exit_code_from_the_command_line(tmp_path, command):
     bad = tmp_path / "missing"
-    code, out, err = forked(f"mlplab.analysis.{command}", [str(bad)], tmp_path)
+    code, out, err = forked("mlplab.analysis.__main__", [command, str(bad)], tmp_path)
     assert code == 2, (code, err)
     assert out == "" and err.count("\n") == 1 and err.startswith("mlplab: ") and str(bad) in err, err

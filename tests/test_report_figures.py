@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from synthetic import accuracy_curve, make_results
 
-from mlplab.analysis import claims, figures
+from mlplab.analysis import measures, plots
+from mlplab.analysis.studies.blog import figures
 
 ACTS, LOSSES, DEPTHS, SEEDS = ("sigmoid", "relu"), ("mse", "softmax_ce"), (1, 3), range(3)
 SPEED = {"mse": 2.0, "softmax_ce": 1.0}  # logged steps per 0.1 of accuracy
@@ -57,7 +58,7 @@ def draw():
     made = []
 
     def f(name, res):
-        with figures.style():
+        with plots.style():
             made.append(figures.FIGURES[name](res))
         return made[-1]
 
@@ -131,7 +132,7 @@ def test_ratio_vs_depth_plots_each_runs_ratio_and_the_median_per_depth(res, draw
                 continue
             np.testing.assert_array_equal(theory.get_xdata(), [1, 2, 3])
             np.testing.assert_allclose(
-                theory.get_ydata(), [claims.predicted_ratio(act, "normal", 1.0, 1.0, 32, k) for k in (1, 2, 3)]
+                theory.get_ydata(), [measures.predicted_ratio(act, "normal", 1.0, 1.0, 32, k) for k in (1, 2, 3)]
             )
         dots = np.concatenate([c.get_offsets()[:, 1] for c in ax.collections])
         np.testing.assert_allclose(np.sort(dots), np.sort(r["ratio"].to_numpy()), rtol=1e-12, err_msg=ax.get_title())

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlplab.analysis import fmt
 from mlplab.analysis import verdicts as v
 
 
@@ -97,7 +98,7 @@ def test_verdict_names_the_conditions_across_two_columns():
     ],
 )
 def test_fmt(x, text):
-    assert v.fmt(x) == text
+    assert fmt.number(x) == text
 
 
 # --- how the conditions of a partial verdict read --------------------------------------------------
@@ -190,7 +191,7 @@ def test_evidence_counts_ties_with_no_effect_on_neither_side():
     ],
 )
 def test_fmt_boundaries(x, text):
-    assert v.fmt(x) == text
+    assert fmt.number(x) == text
 
 
 def test_the_decision_rule_is_described_with_its_numbers():
@@ -201,9 +202,9 @@ def test_the_decision_rule_is_described_with_its_numbers():
 
 
 def test_an_empty_case_table_has_its_columns():
-    t = v.cases_table([], ["dataset", "depth"])
+    t = v.case_frame([], ["dataset", "depth"])
     assert list(t.columns) == ["dataset", "depth", *v.STAT_COLUMNS] and t.empty
-    t = v.cases_table([{"holds": True, "depth": 2, "n": 5, "dataset": "a"}], ["dataset", "depth"])
+    t = v.case_frame([{"holds": True, "depth": 2, "n": 5, "dataset": "a"}], ["dataset", "depth"])
     assert list(t.columns) == ["dataset", "depth", *v.STAT_COLUMNS]
 
 

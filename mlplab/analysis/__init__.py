@@ -1,8 +1,11 @@
-"""Analysis of mlplab results folders: claims, figures, the blog table and the report.
+"""Analysis of mlplab results folders: the report and the studies (``python -m mlplab.analysis``).
 
 Everything here reads the parquet tables through ``mlplab.load_results`` and never touches
 training objects. ``load`` gives the three tables with the run configuration joined onto
-``steps`` and ``layers``.
+``steps`` and ``layers``. The package is in layers: ``select`` (which runs), ``measures`` (what is
+measured), ``verdicts`` (the statistics of a claim), ``fmt`` (numbers and tables as text),
+``plots`` (figures), ``report`` and ``render`` (the report); each study is a package of
+``studies/`` registered in ``studies.STUDIES`` (``study.Study``, the protocol).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlplab.results import Results, ResultsError, load_results
+from mlplab.results import CONFIG_TYPES, Results, ResultsError, load_results
 
 __all__ = ["load", "Results"]
 
@@ -47,7 +50,6 @@ def load(source) -> Results:
 def _plain_norm(df: pd.DataFrame) -> pd.DataFrame:
     """A config value that is null (``norm`` without normalisation, ``data_path`` and
     ``data_digest`` without a data file) says "none" here, so that groupings keep those runs."""
-    from mlplab.results import CONFIG_TYPES
 
     for c in ("norm", "data_path", "data_digest"):
         if c in df and c in CONFIG_TYPES:
@@ -60,32 +62,43 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"mlplab: {self.prog}: {message} (--help shows the usage)\n")
 
 
-def command(action: Callable[[str], str], argv: list[str] | None, default: str) -> int:
-    """The shared entry of the analysis commands: ``action(folder)`` on one results folder
-    (``default`` when none is given), its text printed; ``--help`` prints the usage (the
-    command module's docstring); bad arguments, or a folder that is missing or not mlplab's,
-    give one line on stderr and exit code 2."""
-    module = sys.modules[action.__module__]
-    name = module.__spec__.name if module.__spec__ else action.__module__
-    doc = (module.__doc__ or "").strip()
-    parser = _Parser(
-        prog=f"python -m {name}",
+def parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
+    """A command's parser: the first line of ``doc`` as its description, the rest as the epilog
+    of ``--help``; an argument error is one line on stderr and exit code 2."""
+    doc = (doc or "").strip()
+    return _Parser(
+        prog=prog,
         description=doc.split("\n")[0],
         epilog="\n".join(doc.split("\n")[1:]).strip() or None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
+
+
+def run_on(action: Callable[[str], str], folder: str) -> int:
+    """``action(folder)``, its text printed (exit code 0); a folder that is missing or not
+    mlplab's is one line on stderr and exit code 2."""
+    try:
+        # normalised ('results/x/runs/..' is 'results/x'): the files a command writes beside or
+        # inside the folder are named after its real name, never '..'
+        print(action(os.path.normpath(folder)))
+    except ResultsError as e:
+        print(f"mlplab: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def command(action: Callable[[str], str], argv: list[str] | None, default: str) -> int:
+    """A command on one results folder: ``action(folder)`` (``default`` when none is given), its
+    text printed; ``--help`` prints the usage (the command module's docstring); bad arguments, or
+    a folder that is missing or not mlplab's, give one line on stderr and exit code 2."""
+    module = sys.modules[action.__module__]
+    name = module.__spec__.name if module.__spec__ else action.__module__
+    p = parser(f"python -m {name}", module.__doc__)
+    p.add_argument(
         "results",
         nargs="?",
         default=default,
         help=f"an mlplab results folder, <results_dir>/<sweep_name> (default: {default})",
     )
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        # normalised ('results/x/runs/..' is 'results/x'): the files a command writes beside or
-        # inside the folder are named after its real name, never '..'
-        print(action(os.path.normpath(args.results)))
-    except ResultsError as e:
-        print(f"mlplab: {e}", file=sys.stderr)
-        return 2
-    return 0
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    return run_on(action, args.results)

@@ -5,8 +5,9 @@ or one of your own) is a package ``mlplab/analysis/studies/<name>/`` whose ``STU
 the methods below, and one line in ``mlplab.analysis.studies.STUDIES``. It reads a ``Results``
 (``mlplab.analysis.load``: parquet, never training objects) and builds on the shared layers:
 ``select`` (which runs), ``measures`` (ratios, rates, decay per layer), ``fmt`` (numbers and
-tables as text) and ``plots`` (style, palettes, saving). Its prose lives as Markdown templates
-next to it, in ``experiments/<name>/``, with named placeholders that its Python fills with numbers.
+tables as text) and ``plots`` (style, palettes, saving). Its prose lives as Markdown next to it
+(``<name>/prose.md``, read by ``mlplab.analysis.prose``), with named placeholders that its
+Python fills with numbers. ``docs/write-a-study.md`` writes one from scratch.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Protocol
 import pandas as pd
 
 from mlplab.analysis.blocks import Block
+from mlplab.analysis.fmt import markdown_table, pretty
 from mlplab.results import Results
 
 
@@ -25,13 +27,34 @@ class Study(Protocol):
     title: str  # one line, the heading of its part of the report
 
     def applies(self, results: Results) -> bool:
-        """Whether the folder holds runs this study can say something about."""
+        """Whether the folder holds runs this study can say something about: the report shows
+        the study's sections only then."""
 
     def tables(self, results: Results) -> dict[str, pd.DataFrame]:
-        """Its tables by name (written as <folder>/<name>.{md,csv,parquet} by the command)."""
+        """Its tables by name."""
 
-    def figures(self, results: Results, folder: Path) -> dict[str, list[Path]]:
-        """Its figures by name, saved into ``folder`` (PNG and SVG each)."""
+    def figures(self, results: Results, folder: Path) -> dict[str, list[Path] | str]:
+        """Its figures by name, saved into ``folder``: [png, svg] each, or a note saying why a
+        figure was skipped."""
 
-    def sections(self, results: Results, figures: dict[str, list[Path]]) -> list[Block]:
+    def sections(self, results: Results, figures: dict[str, list[Path] | str]) -> list[Block]:
         """Its part of the report, with the figures made by ``figures``."""
+
+    def write(self, results: Results) -> str:
+        """What ``python -m mlplab.analysis <name> <folder>`` does: write its tables and figures
+        (``write_files`` for the usual ones) and return the text the command prints."""
+
+
+def write_files(study: Study, results: Results) -> str:
+    """The usual ``write``: each table as ``<folder>/<name>.md`` (numbers shortened) and
+    ``.csv`` (every digit), the figures into ``<folder>/figures``; 'wrote <files>'."""
+    folder = Path(results.path)
+    written: list[Path] = []
+    for name, table in study.tables(results).items():
+        md, csv = folder / f"{name}.md", folder / f"{name}.csv"
+        md.write_text(markdown_table(pretty(table)) + "\n", encoding="utf-8")
+        table.to_csv(csv, index=False)
+        written += [md, csv]
+    for made in study.figures(results, folder / "figures").values():
+        written += [] if isinstance(made, str) else made
+    return "wrote " + ", ".join(map(str, written))

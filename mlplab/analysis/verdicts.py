@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from mlplab.analysis.fmt import number
+
 LEVEL = 0.90  # two-sided coverage of the median's interval: a one-sided test at 5 %
 MIN_SEEDS = 5  # pairs a case needs before it can decide
 NOT_ENOUGH = "not enough data"
@@ -38,7 +40,8 @@ STAT_COLUMNS = ["n", "effect", "low", "high", "coverage", "p", "holds"]
 def describe_level() -> str:
     return (
         f"a case decides when the {100 * LEVEL:.0f} % distribution-free interval of the median effect over seeds "
-        f"(order statistics; a one-sided sign test at {50 * (1 - LEVEL):.0f} %) excludes no effect, with ≥ {MIN_SEEDS} seeds"
+        f"(order statistics; a one-sided sign test at {50 * (1 - LEVEL):.0f} %) excludes no effect, "
+        f"with ≥ {MIN_SEEDS} seeds"
     )
 
 
@@ -94,31 +97,16 @@ def evidence(effects, zero: float = 0.0, min_n: int = MIN_SEEDS) -> Evidence:
 
 
 # -- a claim's verdict over its cases ------------------------------------------------------------
-def fmt(x) -> str:
-    """Short human form of a number (or a value)."""
-    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
-        return str(x)
-    if isinstance(x, (int, np.integer)):
-        return str(int(x))
-    if math.isnan(x):
-        return "n/a"
-    if math.isinf(x):
-        return "never" if x == math.inf else "-inf"
-    if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e5):
-        return f"{x:.1e}"
-    return f"{x:.3g}"
-
-
 def _describe(values: list, holding: set) -> str:
     """How the holding values of one column read: 'depth ≤ 4', 'loss ∈ {bce, softmax_ce}'."""
     vals = sorted(values, key=lambda v: (str(type(v)), v))
     if all(isinstance(v, (int, float, np.integer, np.floating)) for v in vals) and len(vals) > 2 and len(holding) > 1:
         flags = [v in holding for v in vals]
         if flags == sorted(flags, reverse=True):
-            return f"≤ {fmt(max(holding))}"
+            return f"≤ {number(max(holding))}"
         if flags == sorted(flags):
-            return f"≥ {fmt(min(holding))}"
-    inside = [fmt(v) for v in vals if v in holding]
+            return f"≥ {number(min(holding))}"
+    inside = [number(v) for v in vals if v in holding]
     return f"= {inside[0]}" if len(inside) == 1 else "∈ {" + ", ".join(inside) + "}"
 
 
@@ -186,6 +174,6 @@ def verdict(cases: pd.DataFrame | None, conds: list[str], untested: str = "the s
     return out
 
 
-def cases_table(rows: list[dict], conds: list[str]) -> pd.DataFrame:
+def case_frame(rows: list[dict], conds: list[str]) -> pd.DataFrame:
     """Cases as a DataFrame: the condition columns, then the statistics."""
     return pd.DataFrame(rows, columns=conds + STAT_COLUMNS)

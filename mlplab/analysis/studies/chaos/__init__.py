@@ -44,7 +44,7 @@ import pandas as pd
 
 from mlplab.analysis import load
 from mlplab.analysis.blocks import Block
-from mlplab.analysis.studies._common import one_at_a_time
+from mlplab.analysis.select import one_at_a_time
 from mlplab.analysis.studies.chaos.figures import (
     critical_line,
     fig_chaos_heatmap,

@@ -16,7 +16,7 @@ from matplotlib.colors import TwoSlopeNorm
 
 from mlplab import theory
 from mlplab.analysis import load
-from mlplab.analysis.studies._common import cell_edges, save, style
+from mlplab.analysis.plots import cell_edges, save, style
 from mlplab.analysis.studies.chaos.measures import (
     ACC_TARGET,
     RATE_TOL,

@@ -11,7 +11,7 @@ import pandas as pd
 
 from mlplab import theory
 from mlplab.analysis import load
-from mlplab.analysis.studies._common import rate_of
+from mlplab.analysis.measures import rate_of
 from mlplab.analysis.studies.chaos.select import fit_layers, init_runs, train_runs
 
 ACC_TARGET = 0.5  # "trainable": final training accuracy >= this (10 classes: chance is 0.1)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from mlplab.analysis import load
 from mlplab.analysis.blocks import Block
-from mlplab.analysis.studies._common import four_significant, markdown_table
+from mlplab.analysis.fmt import markdown_table, significant
 from mlplab.analysis.studies.chaos.figures import make_figures
 from mlplab.analysis.studies.chaos.measures import (
     RATE_TOL,
@@ -122,7 +122,7 @@ def write_outputs(folder) -> str:
             "",
             "## " + TEXT("decay.heading"),
             "",
-            markdown_table(four_significant(short_decay_table(decay, _train_sigma_b2(train)))),
+            markdown_table(significant(short_decay_table(decay, _train_sigma_b2(train)))),
             "",
             *[f"- {s}" for s in decay_sentences(decay)],
         ]
@@ -132,7 +132,7 @@ def write_outputs(folder) -> str:
             "",
             "## " + TEXT("train.heading"),
             "",
-            markdown_table(four_significant(short_train_table(train))),
+            markdown_table(significant(short_train_table(train))),
             "",
             *[f"- {s}" for s in train_sentences(train)],
         ]

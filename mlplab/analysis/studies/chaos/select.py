@@ -6,32 +6,32 @@ from __future__ import annotations
 import pandas as pd
 
 from mlplab.analysis import load
-from mlplab.analysis.studies._common import matching, unmodified
+from mlplab.analysis.select import matching, plain
 
 SKIP_INPUT = 5  # hidden layers next to the input left out of the fit (q^l has not settled there)
 SKIP_OUTPUT = 2  # hidden layers next to the output layer left out of the fit
 MIN_FIT_LAYERS = 3
 BOUNDED = ["sigmoid", "tanh"]  # the activations whose mean-field maps mlplab.theory computes
-# the rest of a plain run: normal initialisation, no clipping, no weight decay
-PLAIN = {"init": "normal", "clip": "none", "weight_decay": 0.0}
+# what the theory assumes beyond a plain network: normal initialisation, no clipping, no weight decay
+THEORY = {"init": "normal", "clip": "none", "weight_decay": 0.0}
 
 
-def plain(runs: pd.DataFrame) -> pd.DataFrame:
+def described(runs: pd.DataFrame) -> pd.DataFrame:
     """Runs the mean-field theory describes: init=normal, no residual, no normalisation, no
     clipping or weight decay, a bounded activation (sigmoid, tanh)."""
-    keep = unmodified(runs) & matching(runs, PLAIN) & runs["activation"].isin(BOUNDED).to_numpy()
+    keep = plain(runs).to_numpy() & matching(runs, THEORY) & runs["activation"].isin(BOUNDED).to_numpy()
     return runs[keep]
 
 
 def init_runs(res) -> pd.DataFrame:
-    """The single-input runs at initialisation: plain, batch size 1, deep enough for a fit."""
-    runs = plain(res.runs)
+    """The single-input runs at initialisation: described by the theory, batch size 1, deep enough for a fit."""
+    runs = described(res.runs)
     return runs[(runs["batch_size"] == 1) & (runs["depth"] >= SKIP_INPUT + SKIP_OUTPUT + MIN_FIT_LAYERS)]
 
 
 def train_runs(res) -> pd.DataFrame:
-    """The trained runs: plain, more than one step."""
-    runs = plain(res.runs)
+    """The trained runs described by the theory, more than one step."""
+    runs = described(res.runs)
     return runs[(runs["n_steps"] > 1) & (runs["depth"] >= 1)]
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mlplab.analysis.studies._common import Text, strings, values
+from mlplab.analysis.fmt import strings, values
+from mlplab.analysis.prose import Prose
 from mlplab.analysis.studies.chaos.measures import (
     ACC_TARGET,
     NEAR_CRITICAL,
@@ -17,7 +18,7 @@ from mlplab.analysis.studies.chaos.measures import (
 )
 from mlplab.analysis.studies.chaos.select import SKIP_INPUT, SKIP_OUTPUT, fit_layers, init_runs, train_runs
 
-TEXT = Text(__package__)
+TEXT = Prose.of(__package__)
 
 
 def what_was_run(res) -> list[str]:

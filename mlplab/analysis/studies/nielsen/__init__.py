@@ -30,7 +30,8 @@ from pathlib import Path
 import pandas as pd
 
 from mlplab.analysis.blocks import Block
-from mlplab.analysis.studies._common import ordinal, percentile_rank
+from mlplab.analysis.fmt import ordinal
+from mlplab.analysis.measures import percentile_rank
 from mlplab.analysis.studies.nielsen.figures import fig_init, fig_training, make_figures
 from mlplab.analysis.studies.nielsen.measures import (
     nielsen_first_last,

@@ -10,7 +10,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-from mlplab.analysis.studies._common import Skip, ordered_colors, ordinal, save, style
+from mlplab.analysis.fmt import ordinal
+from mlplab.analysis.plots import FigureSkipped, ordered_colors, save, style
 from mlplab.analysis.studies.nielsen.measures import percentile_table, training_curves
 from mlplab.analysis.studies.nielsen.published import (
     NIELSEN_EPOCHS,
@@ -123,9 +124,9 @@ def fig_training(res) -> plt.Figure:
     try:
         curves = training_curves(res)
     except ValueError as e:
-        raise Skip(str(e)) from None
+        raise FigureSkipped(str(e)) from None
     if curves.empty:
-        raise Skip("no run trains (logs a step after step 0)")
+        raise FigureSkipped("no run trains (logs a step after step 0)")
     shown = protocols(curves)
     depths = sorted(curves.depth.unique())
     colors = _layer_colors(depths)
@@ -184,6 +185,6 @@ def make_figures(res, outdir: Path, prefix: str) -> dict[str, list[Path] | str]:
     for name, draw in (("init", fig_init), ("training", fig_training)):
         try:
             out[name] = save(draw(res), Path(outdir), f"{prefix}_{name}")
-        except Skip as e:
+        except FigureSkipped as e:
             out[name] = f"skipped: {e}"
     return out

@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from mlplab.analysis.studies._common import one_at_a_time, percentile_rank
+from mlplab.analysis.measures import percentile_rank
+from mlplab.analysis.select import one_at_a_time
 from mlplab.analysis.studies.nielsen.published import (
     NIELSEN,
     NIELSEN_CONFIG,

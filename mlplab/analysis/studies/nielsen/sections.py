@@ -9,7 +9,7 @@ import pandas as pd
 
 from mlplab.analysis import load
 from mlplab.analysis.blocks import Block
-from mlplab.analysis.studies._common import four_significant, markdown_table
+from mlplab.analysis.fmt import markdown_table, significant
 from mlplab.analysis.studies.nielsen.figures import make_figures
 from mlplab.analysis.studies.nielsen.measures import (
     nielsen_first_last,
@@ -154,8 +154,8 @@ def tables(results) -> dict[str, pd.DataFrame]:
     """The tables the command writes as CSV, rounded to 4 significant digits: ``nielsen_table``
     (means over seeds) and ``nielsen_percentiles`` (his values in our distribution)."""
     return {
-        "nielsen_table": four_significant(nielsen_table(results)),
-        "nielsen_percentiles": four_significant(percentile_table(speeds_at_init(results))),
+        "nielsen_table": significant(nielsen_table(results)),
+        "nielsen_percentiles": significant(percentile_table(speeds_at_init(results))),
     }
 
 
@@ -168,8 +168,8 @@ def write_tables(folder) -> str:
         speeds = speeds_at_init(r)
     except ValueError as e:  # a results folder without Nielsen's runs: one line, exit code 2
         raise ResultsError(f"{r.path}: {e}") from None
-    table, first_last = four_significant(nielsen_table(r)), four_significant(nielsen_first_last(r))
-    pct, slow = four_significant(percentile_table(speeds)), four_significant(slowdown_table(speeds))
+    table, first_last = significant(nielsen_table(r)), significant(nielsen_first_last(r))
+    pct, slow = significant(percentile_table(speeds)), significant(slowdown_table(speeds))
     sentences = (
         s for d in pct.dataset.unique() for s in init_sentences(pct[pct.dataset == d], slow[slow.dataset == d])
     )
@@ -190,7 +190,7 @@ def write_tables(folder) -> str:
     if len(cp):
         parts += [
             "## " + TEXT("tables.training"),
-            markdown_table(four_significant(cp)),
+            markdown_table(significant(cp)),
             "\n".join(f"- {s}" for s in training_sentences(r)),
         ]
     made = make_figures(r, Path(r.path) / "figures", Path(r.path).name)

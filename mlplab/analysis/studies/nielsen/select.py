@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlplab.analysis.studies._common import matching, one_at_a_time, unmodified
+from mlplab.analysis.select import matching, one_at_a_time, plain
 from mlplab.analysis.studies.nielsen.published import NIELSEN_CONFIG, network_text
 
 # results folders of the two studies, his data set first
@@ -37,7 +37,7 @@ PROTOCOL_KEYS = ["dataset", "lr", "weight_decay", "batch_size"]
 
 def is_nielsens(runs: pd.DataFrame) -> np.ndarray:
     """Which runs have Nielsen's configuration (``NIELSEN_CONFIG``, no residual, no normalisation)."""
-    return matching(runs, NIELSEN_CONFIG) & unmodified(runs)
+    return matching(runs, NIELSEN_CONFIG) & plain(runs)
 
 
 def has_nielsens(results) -> bool:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from mlplab.analysis.studies._common import Text, plural
+from mlplab.analysis.fmt import plural
+from mlplab.analysis.prose import Prose
 from mlplab.analysis.studies.nielsen.measures import training_checkpoints, training_curves
 from mlplab.analysis.studies.nielsen.published import NIELSEN_EPOCHS, NIELSEN_TRAINING, is_his_protocol
 from mlplab.analysis.studies.nielsen.select import PROTOCOL_KEYS
 
-TEXT = Text(__package__)
+TEXT = Prose.of(__package__)
 
 # Nielsen's "about 4–5× per layer", read as a range of slowdown factors
 ABOUT_4_TO_5 = (3.5, 5.5)

@@ -1,6 +1,6 @@
 """The blog table: the post's formulas, its errata and its empirical claims, each with a check.
 
-    python -m mlplab.analysis.table [results/blog]
+    python -m mlplab.analysis blog [results/blog]
 
 writes ``results/blog_table.md``, ``results/blog_table.parquet`` and ``results/blog_table.csv``
 (next to the results folder, named after it), and every case behind the claims' verdicts in
@@ -16,19 +16,20 @@ writes ``results/blog_table.md``, ``results/blog_table.parquet`` and ``results/b
     max_rel_error, n_cases, n_holds, n_fails, n_undecided, min_seeds, effect_min, effect_max
                the same numbers as columns (``NUMERIC_COLUMNS``)
 
-Formula and erratum rows come from ``mlplab.analysis.formulas`` (checked by central
-differences, no results needed); claim rows from ``mlplab.analysis.claims`` on the results folder.
+Formula and erratum rows come from ``formulas`` (checked by central
+differences, no results needed); claim rows from ``claims`` and ``wording`` on the results folder.
 """
 
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
 
 import pandas as pd
 
-from mlplab.analysis import claims, command, formulas, load
+from mlplab.analysis import load
+from mlplab.analysis.fmt import markdown_table, scientific
+from mlplab.analysis.studies.blog import claims, formulas, wording
 
 TEXT_COLUMNS = ["section", "item", "post_says", "check", "verdict", "evidence"]
 # the numbers behind the verdicts, next to the prose: for formulas and errata the largest
@@ -53,10 +54,6 @@ SECTION_TITLES = {
 FORMULA_COLUMNS = {"post_says", "check"}  # shown as code in Markdown
 
 
-def _err(x) -> str:
-    return f"{float(x):.1e}"
-
-
 def formula_rows() -> pd.DataFrame:
     """One row per entry of the post's table (``formulas.formula_table``)."""
     return _formula_rows().copy()
@@ -72,9 +69,9 @@ def _formula_rows() -> pd.DataFrame:  # the checks use fixed seeds and no result
             verdict = "holds; wrong when chained from the post's δ^L"
         else:
             verdict = "does not hold"
-        evidence = f"max rel. error {_err(r['max_rel_error'])} over {r['n_cases']} random networks"
+        evidence = f"max rel. error {scientific(r['max_rel_error'])} over {r['n_cases']} random networks"
         if "chained_max_rel_error" in r and not r.get("chained_holds", True):
-            evidence += f"; chained {_err(r['chained_max_rel_error'])}"
+            evidence += f"; chained {scientific(r['chained_max_rel_error'])}"
         if r.get("note"):
             evidence += f"; {r['note']}"
         check = r["correct_formula"] if r["correct_formula"] != r["post_formula"] else "same"
@@ -108,7 +105,10 @@ def _erratum_rows() -> pd.DataFrame:  # as _formula_rows
             verdict = "not an erratum: the post's version holds"
         else:
             verdict = "unresolved: the correction does not hold either"
-        evidence = f"checked: {r['check']}; post's version: rel. error {_err(r['max_rel_error'])}; corrected: {_err(r['correct_max_rel_error'])}"
+        evidence = (
+            f"checked: {r['check']}; post's version: rel. error {scientific(r['max_rel_error'])}; "
+            f"corrected: {scientific(r['correct_max_rel_error'])}"
+        )
         if r.get("note"):
             evidence += f"; {r['note']}"
         rows.append(
@@ -126,8 +126,8 @@ def _erratum_rows() -> pd.DataFrame:  # as _formula_rows
 
 
 def claim_rows(source) -> pd.DataFrame:
-    """One row per empirical claim (``claims.verdicts``)."""
-    v = claims.verdicts(source)
+    """One row per empirical claim (``wording.verdicts``)."""
+    v = wording.verdicts(source)
     return pd.DataFrame(
         {
             "section": "claim",
@@ -150,32 +150,13 @@ def blog_table(source) -> pd.DataFrame:
 
 
 # -- Markdown -------------------------------------------------------------------------------------
-def _cell(value, code: bool = False) -> str:
-    s = "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
-    s = s.replace("\n", " ").replace("|", "\\|")
-    if code and s and s != "same":
-        return "`" + s.replace("`", "'") + "`"
-    return s
-
-
-def markdown_table(df: pd.DataFrame, code_columns=()) -> str:
-    """A GitHub-flavoured Markdown table of ``df`` (cells escaped, one line per row)."""
-    head = "| " + " | ".join(str(c) for c in df.columns) + " |"
-    rule = "|" + "|".join("---" for _ in df.columns) + "|"
-    body = [
-        "| " + " | ".join(_cell(v, c in code_columns) for c, v in zip(df.columns, row)) + " |"
-        for row in df.itertuples(index=False)
-    ]
-    return "\n".join([head, rule] + body)
-
-
 def table_markdown(table: pd.DataFrame, folder: Path) -> str:
     parts = [
         "# The blog post, checked",
         "",
-        f"Formulas and errata are checked numerically (mlplab.analysis.formulas); claims are measured on "
-        f"`{folder.name}` (mlplab.analysis.claims). Every verdict is computed. "
-        "Rebuild with `python -m mlplab.analysis.table " + f"{folder.parent.name}/{folder.name}`.",
+        f"Formulas and errata are checked numerically (mlplab.analysis.studies.blog.formulas); claims are measured on "
+        f"`{folder.name}` (mlplab.analysis.studies.blog.claims). Every verdict is computed. "
+        "Rebuild with `python -m mlplab.analysis blog " + f"{folder.parent.name}/{folder.name}`.",
     ]
     for section, title in SECTION_TITLES.items():
         d = table[table["section"] == section][TEXT_COLUMNS].drop(columns="section")
@@ -202,15 +183,7 @@ def write_table(source) -> dict[str, Path]:
     paths["md"].write_text(table_markdown(table, Path(res.path)), encoding="utf-8")
     table.to_parquet(paths["parquet"], index=False)
     table.to_csv(paths["csv"], index=False)
-    cases = claims.case_table(res)
+    cases = wording.claim_cases(res)
     cases.to_parquet(paths["cases_parquet"], index=False)
     cases.to_csv(paths["cases_csv"], index=False)
     return paths
-
-
-def main(argv=None) -> int:
-    return command(lambda folder: "wrote " + ", ".join(map(str, write_table(folder).values())), argv, "results/blog")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

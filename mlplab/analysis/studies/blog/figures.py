@@ -1,18 +1,16 @@
 """The blog study's figures, each saved as PNG and SVG under ``<results>/<sweep>/figures/``.
 
-    python -m mlplab.analysis.figures results/blog
-
 ``make_figures(folder)`` returns, for each figure, the list of files written or, when the sweep
-lacks the runs a figure needs, a one-line note saying what is missing. One palette throughout:
-seaborn's "colorblind" for categories (loss, activation, setting, clip rule), "viridis" for
-ordered values (depth, layer).
+lacks the runs a figure needs, a one-line note saying what is missing. The style, palettes and
+saving are the shared ``mlplab.analysis.plots``.
+
+Over 300 lines, on purpose: five figures of one study, one drawing function each (about 80
+lines of matplotlib apiece), registered together in ``FIGURES`` with their ``TITLES``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -21,13 +19,23 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from mlplab.analysis import claims, command, load
-
-CATEGORICAL = "colorblind"
-ORDERED = "viridis"
-LOSS_ORDER = ["mse", "bce", "softmax_ce"]
-ACT_ORDER = ["sigmoid", "tanh", "relu", "leaky_relu"]
-DPI = 110
+from mlplab.analysis import load
+from mlplab.analysis.measures import ACC_FRAC, PHASES, gradient_ratios, predicted_ratio
+from mlplab.analysis.plots import (
+    ACT_ORDER,
+    CATEGORICAL,
+    LOSS_ORDER,
+    ORDERED,
+    FigureSkipped,
+    draw_all,
+    loss_colors,
+    ordered,
+    ordered_colors,
+    panels,
+    steps_heatmap,
+)
+from mlplab.analysis.select import main_runs, setting_values
+from mlplab.analysis.studies.blog import summaries
 
 TITLES = {
     "gradient_profile": "1. Per-layer gradient norm at initialisation and after training",
@@ -36,88 +44,6 @@ TITLES = {
     "exploding": "4. Per-layer gradient norm of exploding runs, unclipped vs norm-clipped",
     "steps_heatmap": "5. Steps to reach the accuracy targets, depth × loss, per data set",
 }
-
-
-class Skip(Exception):
-    """A figure that the sweep has no data for; the message says what is missing."""
-
-
-# -- helpers ------------------------------------------------------------------------------------
-def _order(values, preferred) -> list:
-    vals = list(pd.unique(pd.Series(values).dropna()))
-    return [v for v in preferred if v in vals] + sorted(v for v in vals if v not in preferred)
-
-
-def loss_colors(losses) -> dict:
-    pal = sns.color_palette(CATEGORICAL)
-    return {l: pal[LOSS_ORDER.index(l) if l in LOSS_ORDER else 3 + i] for i, l in enumerate(_order(losses, LOSS_ORDER))}
-
-
-def ordered_colors(values) -> dict:
-    vals = sorted(pd.unique(pd.Series(values).dropna()))
-    return dict(zip(vals, sns.color_palette(ORDERED, max(len(vals), 1))))
-
-
-REPORT_WIDTH_PX = 1040  # the widest an image is shown in the HTML report (its CSS)
-MIN_TEXT_PX = 9  # the smallest text a figure may show at that width
-
-
-@contextlib.contextmanager
-def style():
-    """The look of every mlplab figure: white grid, text ≥ 8.5 pt (≥ 9 px at the report's width
-    for figures up to 10 in wide at ``DPI``)."""
-    rc = {
-        "font.size": 9.5,
-        "axes.titlesize": 10,
-        "axes.labelsize": 9.5,
-        "xtick.labelsize": 9,
-        "ytick.labelsize": 9,
-        "legend.fontsize": 9,
-        "legend.title_fontsize": 9.5,
-        "figure.titlesize": 10.5,
-    }
-    with (
-        sns.axes_style("whitegrid"),
-        sns.plotting_context("paper", rc=rc),
-        np.errstate(divide="ignore", invalid="ignore"),
-    ):
-        yield
-
-
-def smallest_text_pt(fig) -> float:
-    """The smallest font size (pt) of any visible, non-empty text of ``fig``."""
-    sizes = [t.get_fontsize() for t in fig.findobj(matplotlib.text.Text) if t.get_visible() and t.get_text().strip()]
-    return min(sizes) if sizes else math.inf
-
-
-def text_px_in_report(png: Path) -> float:
-    """The smallest text of a figure saved by ``save``, in pixels as the HTML report shows it
-    (scaled down to ``REPORT_WIDTH_PX`` when wider)."""
-    from PIL import Image
-
-    with Image.open(png) as im:
-        width, pt = im.width, float(im.text["smallest text pt"])
-    return pt / 72 * DPI * min(1.0, REPORT_WIDTH_PX / width)
-
-
-def save(fig, outdir: Path, name: str) -> list[Path]:
-    """Write ``fig`` as ``name``.png and ``name``.svg in ``outdir``; close it. The PNG records
-    its smallest font size (``text_px_in_report`` reads it back)."""
-    outdir.mkdir(parents=True, exist_ok=True)
-    paths = [outdir / f"{name}.png", outdir / f"{name}.svg"]
-    fig.savefig(paths[0], dpi=DPI, bbox_inches="tight", metadata={"smallest text pt": f"{smallest_text_pt(fig):g}"})
-    fig.savefig(paths[1], bbox_inches="tight")
-    plt.close(fig)
-    return paths
-
-
-MAX_WIDTH_IN = 8.8  # panels; a legend outside adds about an inch: the PNG stays ≤ ~10 in
-
-
-def _grid(nrows: int, ncols: int, w: float = 3.6, h: float = 3.0, **kw):
-    width = min(w * ncols + 1.2, MAX_WIDTH_IN)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width, h * nrows + 0.6), squeeze=False, **kw)
-    return fig, axes
 
 
 def _setting_label(row) -> str:
@@ -136,9 +62,9 @@ def _setting_label(row) -> str:
 
 
 def _main(res) -> pd.DataFrame:
-    runs = claims.main_runs(res.runs)
+    runs = main_runs(res.runs)
     if runs.empty:
-        raise Skip("no unclipped runs")
+        raise FigureSkipped("no unclipped runs")
     return runs
 
 
@@ -151,15 +77,15 @@ def fig_gradient_profile(res) -> plt.Figure:
     runs = _main(res)
     lay = res.layers[res.layers["run_id"].isin(runs["run_id"])]
     ok = lay[lay["status"] == "ok"]
-    phases = {claims.PHASES[0]: lay[lay["step"] == 0], claims.PHASES[1]: _last_step_rows(ok[ok["step"] > 0])}
+    phases = {PHASES[0]: lay[lay["step"] == 0], PHASES[1]: _last_step_rows(ok[ok["step"] > 0])}
     d = pd.concat([p.assign(phase=name) for name, p in phases.items()])
     if d.empty:
-        raise Skip("no per-layer rows")
+        raise FigureSkipped("no per-layer rows")
     med = d.groupby(["activation", "loss", "depth", "phase", "layer"])["grad_b_norm"].median().reset_index()
-    acts, losses = _order(med["activation"], ACT_ORDER), _order(med["loss"], LOSS_ORDER)
+    acts, losses = ordered(med["activation"], ACT_ORDER), ordered(med["loss"], LOSS_ORDER)
     colors = ordered_colors(med["depth"])
-    styles = {claims.PHASES[0]: "-", claims.PHASES[1]: "--"}
-    fig, axes = _grid(len(acts), len(losses), sharex=True, sharey=True)
+    styles = {PHASES[0]: "-", PHASES[1]: "--"}
+    fig, axes = panels(len(acts), len(losses), sharex=True, sharey=True)
     zeros = False
     for i, act in enumerate(acts):
         for j, loss in enumerate(losses):
@@ -188,7 +114,7 @@ def fig_gradient_profile(res) -> plt.Figure:
     handles += [plt.Line2D([], [], color="0.3", ls=s, label=p) for p, s in styles.items()]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     note = " Layers whose gradient is exactly 0 (dead ReLU units) are left out." if zeros else ""
-    fig.suptitle(TITLES["gradient_profile"] + f"\n{claims.setting_values(runs)}, no clipping.{note}", fontsize=11)
+    fig.suptitle(TITLES["gradient_profile"] + f"\n{setting_values(runs)}, no clipping.{note}", fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -198,16 +124,16 @@ def _predictions(settings: pd.DataFrame, depths) -> pd.DataFrame:
     rows = []
     for s in settings.itertuples(index=False):
         for k in depths:
-            p = claims.predicted_ratio(s.activation, s.init, s.sigma_w, s.sigma_b, s.width, k, s.residual, s.norm)
+            p = predicted_ratio(s.activation, s.init, s.sigma_w, s.sigma_b, s.width, k, s.residual, s.norm)
             rows.append({**s._asdict(), "depth": k, "predicted": p})
     return pd.DataFrame(rows)
 
 
 def fig_ratio_vs_depth(res) -> plt.Figure:
     runs = res.runs[(res.runs["clip"] == "none") & (res.runs["depth"] >= 1)]
-    ratios = claims.gradient_ratios(res.layers[res.layers["run_id"].isin(runs["run_id"])])
+    ratios = gradient_ratios(res.layers[res.layers["run_id"].isin(runs["run_id"])])
     if ratios.empty:
-        raise Skip("no unclipped runs with hidden layers")
+        raise FigureSkipped("no unclipped runs with hidden layers")
     keys = ["activation", "residual", "norm", "init", "sigma_w", "sigma_b", "width"]
     d = ratios.merge(runs[["run_id", "depth", "lr"] + keys], on="run_id")
     d["setting"] = d.apply(_setting_label, axis=1)
@@ -226,9 +152,9 @@ def fig_ratio_vs_depth(res) -> plt.Figure:
     )
     pred["setting"] = pred.apply(_setting_label, axis=1)
     have_theory = len(pred) and pred["predicted"].notna().any()
-    fig, axes = _grid(1, 2, w=4.8, h=3.8, sharey=True)
+    fig, axes = panels(1, 2, w=4.8, h=3.8, sharey=True)
     rng = np.random.default_rng(0)
-    for ax, phase in zip(axes[0], claims.PHASES):
+    for ax, phase in zip(axes[0], PHASES):
         p = d[d["phase"] == phase]
         for lab in labels:
             g = p[p["setting"] == lab]
@@ -248,7 +174,7 @@ def fig_ratio_vs_depth(res) -> plt.Figure:
             )
             ax.plot(m.index[m <= 0], np.full((m <= 0).sum(), floor), "v", color=colors[lab], ms=6)
             q = pred[pred["setting"] == lab]
-            if phase == claims.PHASES[0] and q["predicted"].notna().any():
+            if phase == PHASES[0] and q["predicted"].notna().any():
                 ax.plot(q["depth"], q["predicted"], ":", color=colors[lab], lw=2, label=f"{lab}: mean-field")
         ax.axhline(1.0, color="0.5", lw=0.8)
         if (p["ratio"] <= 0).any():
@@ -266,7 +192,7 @@ def fig_ratio_vs_depth(res) -> plt.Figure:
         ax.set_xticks(depths)
         ax.set_xlabel("depth (hidden layers)")
         ax.set_title(
-            "at initialisation (step 0)" if phase == claims.PHASES[0] else "after training (last step, ok runs)",
+            "at initialisation (step 0)" if phase == PHASES[0] else "after training (last step, ok runs)",
             fontsize=10,
         )
     axes[0, 0].set_ylabel(r"$\|\partial C/\partial b^1\| \,/\, \|\partial C/\partial b^L\|$")
@@ -291,15 +217,15 @@ def fig_curves(res) -> plt.Figure:
     runs = _main(res)
     st = res.steps[res.steps["run_id"].isin(runs["run_id"])].copy()
     if st.empty:
-        raise Skip("no steps")
+        raise FigureSkipped("no steps")
     loss0 = st[st["step"] == 0].set_index("run_id")["train_loss"]
     st["rel_loss"] = st["train_loss"] / st["run_id"].map(loss0)
     depths = sorted(st["depth"].unique())
-    losses = _order(st["loss"], LOSS_ORDER)
-    acts = _order(st["activation"], ACT_ORDER)
+    losses = ordered(st["loss"], LOSS_ORDER)
+    acts = ordered(st["activation"], ACT_ORDER)
     colors = loss_colors(losses)
     dashes = dict(zip(acts, ["-", "--", ":", "-."]))
-    fig, axes = _grid(2, len(depths), w=3.2, h=2.9, sharex=True, sharey="row")
+    fig, axes = panels(2, len(depths), w=3.2, h=2.9, sharex=True, sharey="row")
     for j, depth in enumerate(depths):
         for (loss, act), g in st[st["depth"] == depth].groupby(["loss", "activation"]):
             for i, col in enumerate(["rel_loss", "test_accuracy"]):
@@ -314,9 +240,7 @@ def fig_curves(res) -> plt.Figure:
     axes[1, 0].set_ylabel("test accuracy")
     handles = [plt.Line2D([], [], color=colors[l], ls=dashes[a], label=f"{l}, {a}") for a in acts for l in losses]
     fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    fig.suptitle(
-        TITLES["curves"] + f"\n{claims.setting_values(runs)}; median over seeds, band = quartiles", fontsize=11
-    )
+    fig.suptitle(TITLES["curves"] + f"\n{setting_values(runs)}; median over seeds, band = quartiles", fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -325,10 +249,10 @@ def fig_curves(res) -> plt.Figure:
 def exploding_examples(res, n: int = 2) -> pd.DataFrame:
     """Up to ``n`` settings with a per-layer factor above 1 (√χ1 > 1) run with both clip rules
     (most often diverging, then deepest, first), with the lowest seed present in both."""
-    exp = claims.claim_exploding(res)
+    exp = summaries.claim_exploding(res)
     e = exp[exp["exploding"] & (exp["clip"] == "none")]
     if e.empty:
-        raise Skip("no setting has a per-layer factor above 1 (mean-field √χ1 > 1)")
+        raise FigureSkipped("no setting has a per-layer factor above 1 (mean-field √χ1 > 1)")
     keys = ["dataset", "activation", "init", "sigma_w", "sigma_b", "width", "depth", "loss"]
     # densely logged runs first (the steps before a blow-up are drawn), then the most diverging
     log_every = res.runs.groupby(keys)["log_every"].min().rename("log_every")
@@ -350,14 +274,14 @@ def exploding_examples(res, n: int = 2) -> pd.DataFrame:
         if len(picked) == n:
             break
     if not picked:
-        raise Skip("no setting with √χ1 > 1 has runs with both clip=none and clip=norm")
+        raise FigureSkipped("no setting with √χ1 > 1 has runs with both clip=none and clip=norm")
     return pd.concat(picked)
 
 
 def fig_exploding(res) -> plt.Figure:
     ex = exploding_examples(res)
     settings = ex.groupby(["depth", "loss", "activation", "sigma_w", "init", "lr", "dataset"], sort=False)
-    fig, axes = _grid(settings.ngroups, 2, w=4.6, h=3.2)
+    fig, axes = panels(settings.ngroups, 2, w=4.6, h=3.2)
     for i, (key, g) in enumerate(settings):
         depth, loss, act, sw, init, lr, dataset = key
         lay = res.layers[res.layers["run_id"].isin(g["run_id"])]
@@ -439,14 +363,14 @@ def _cell_text(median: float, reached: float, n: float, target: float = 1.0) -> 
 
 
 def fig_steps_heatmap(res) -> plt.Figure:
-    conv = claims.claim_convergence(res)
+    conv = summaries.claim_convergence(res)
     conv = conv[conv["activation"] == "sigmoid"] if (conv["activation"] == "sigmoid").any() else conv
     if conv.empty:
-        raise Skip("no runs")
+        raise FigureSkipped("no runs")
     targets = list(pd.unique(conv["target"]))
     datasets = sorted(conv["dataset"].unique())
-    losses = _order(conv["loss"], LOSS_ORDER)
-    fig, axes = _grid(len(datasets), len(targets), w=3.6, h=2.9)
+    losses = ordered(conv["loss"], LOSS_ORDER)
+    fig, axes = panels(len(datasets), len(targets), w=3.6, h=2.9)
     finite = conv.loc[np.isfinite(conv["median"]) & (conv["median"] > 0), "median"]
     vmin, vmax = (finite.min(), finite.max()) if len(finite) else (1, 10)
     norm = matplotlib.colors.LogNorm(vmin=max(vmin, 1), vmax=max(vmax, vmin * 10, 2))
@@ -477,25 +401,8 @@ def fig_steps_heatmap(res) -> plt.Figure:
             )
             val = med.where(grid["target_value"].notna()).replace([np.inf], np.nan).astype(float)
             ax = axes[i, j]
-            sns.heatmap(
-                val,
-                ax=ax,
-                annot=text,
-                fmt="",
-                cmap=cmap,
-                norm=norm,
-                vmin=norm.vmin,
-                vmax=norm.vmax,
-                cbar=j == len(targets) - 1,
-                cbar_kws={"label": "median steps"},
-                linewidths=0.5,
-                linecolor="white",
-                annot_kws={"fontsize": 8.5},
-            )
-            for (r, c), t in np.ndenumerate(text):
-                if pd.isna(val.iloc[r, c]) and t:
-                    ax.text(c + 0.5, r + 0.5, t, ha="center", va="center", fontsize=8.5, color="0.35")
-            ax.set_title(f"{dataset}: {target} ≥ {claims.ACC_FRAC:g} × best", fontsize=10)
+            steps_heatmap(ax, val, text, norm, cmap, j == len(targets) - 1, grey="0.35", vmin=norm.vmin, vmax=norm.vmax)
+            ax.set_title(f"{dataset}: {target} ≥ {ACC_FRAC:g} × best", fontsize=10)
             ax.set_xlabel("loss" if i == len(datasets) - 1 else "")
             ax.set_ylabel("depth (hidden layers)" if j == 0 else "")
     fig.suptitle(
@@ -523,25 +430,4 @@ def make_figures(source, outdir=None) -> dict[str, list[Path] | str]:
     """
     res = load(source)
     outdir = Path(outdir) if outdir is not None else Path(res.path) / "figures"
-    out: dict[str, list[Path] | str] = {}
-    with style():
-        for i, (name, draw) in enumerate(FIGURES.items(), start=1):
-            try:
-                fig = draw(res)
-            except Skip as e:
-                out[name] = f"skipped: {e}"
-                continue
-            out[name] = save(fig, outdir, f"{i}_{name}")
-    return out
-
-
-def main(argv=None) -> int:
-    def describe(folder: str) -> str:
-        made = make_figures(folder)
-        return "\n".join(f"{n}: {w if isinstance(w, str) else ', '.join(map(str, w))}" for n, w in made.items())
-
-    return command(describe, argv, "results/default")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return draw_all(res, FIGURES, outdir, {name: f"{i}_{name}" for i, name in enumerate(FIGURES, start=1)})

@@ -1,0 +1,45 @@
+"""Analyse an mlplab results folder: its report, or one study's tables and figures.
+
+The report, then each study of mlplab.analysis.studies.STUDIES, is a command of its name:
+
+    python -m mlplab.analysis report results/<sweep>      report.md, report.html, figures/
+    python -m mlplab.analysis blog results/blog           the blog table: results/blog_table.{md,parquet,csv}
+                                                          and results/blog_claim_cases.{parquet,csv}; figures/
+    python -m mlplab.analysis remedies results/remedies   remedies_*.{md,csv} and figures/ in the folder
+    python -m mlplab.analysis nielsen results/nielsen_mnist
+    python -m mlplab.analysis chaos results/chaos
+
+Without a folder, a command reads results/<name> (the report: results/default). A folder that is missing or not
+mlplab's ends with one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from mlplab.analysis import load, parser, run_on
+from mlplab.analysis.report import write_report
+from mlplab.analysis.studies import STUDIES
+
+REPORT = "report"
+
+
+def _report(folder: str) -> str:
+    return "wrote " + ", ".join(map(str, write_report(folder).values()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser("python -m mlplab.analysis", __doc__)
+    p.add_argument("what", choices=[REPORT, *STUDIES], help="the report, or one study")
+    p.add_argument(
+        "results", nargs="?", help="an mlplab results folder, <results_dir>/<sweep_name> (default: results/<what>)"
+    )
+    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.what == REPORT:
+        return run_on(_report, args.results or "results/default")
+    study = STUDIES[args.what]
+    return run_on(lambda folder: study.write(load(folder)), args.results or f"results/{args.what}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

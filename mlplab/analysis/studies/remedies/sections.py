@@ -1,0 +1,96 @@
+"""The remedies section of the report: what ran, how it is decided, the verdicts with their
+numbers, both figures (its prose: ``prose.md``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from mlplab.analysis.blocks import Block
+from mlplab.analysis.fmt import number
+from mlplab.analysis.studies.remedies.arms import REMEDIES
+from mlplab.analysis.studies.remedies.compare import CLAIMS, PROSE, per_run, remedy_cases, verdicts
+from mlplab.analysis.studies.remedies.figures import TITLES
+from mlplab.analysis.verdicts import describe_level
+
+SECTION = PROSE("section")
+
+
+def _effects_grid(c: pd.DataFrame) -> pd.DataFrame:
+    """Cases as one row per (remedy, claim), one column per (twin activation, depth):
+    'median [low, high]' of the per-seed effects, with a mark for the decision."""
+    mark = {True: " ✔", False: " ✘"}
+    d = c.assign(
+        case=[f"{a} {d}" for a, d in zip(c["activation"], c["depth"])],
+        cell=[
+            f"{number(e)} [{number(lo)}, {number(hi)}]{mark.get(h, '')}"
+            for e, lo, hi, h in zip(c["effect"], c["low"], c["high"], c["holds"])
+        ],
+    )
+    g = d.pivot_table(index=["remedy", "claim"], columns="case", values="cell", aggfunc="first", sort=False)
+    cols = sorted(g.columns, key=lambda s: (s.split()[0], int(s.split()[1])))
+    return g[cols].reset_index().rename_axis(columns=None)
+
+
+def highlights(v: pd.DataFrame) -> list[str]:
+    """One computed sentence per claim: which remedies reproduce it, which only sometimes,
+    which not, which are undecided."""
+    out = []
+    for claim, g in v.groupby("claim", sort=False):
+        groups = {}
+        for r, text in zip(g["remedy"], g["verdict"]):
+            kind = (
+                "reproduced"
+                if text == "reproduced"
+                else "only in some cases"
+                if text.startswith("reproduced")
+                else "not reproduced"
+                if text == "not reproduced"
+                else "not tested"
+                if text.startswith("not tested")
+                else "undecided"
+            )
+            groups.setdefault(kind, []).append(r)
+        out.append(f"**{claim}**: " + "; ".join(f"{k} — {', '.join(rs)}" for k, rs in groups.items()) + ".")
+    return out
+
+
+def _span(x: pd.Series) -> str:
+    return f"{x.min()}" if x.min() == x.max() else f"{x.min()}–{x.max()}"
+
+
+def sections(res, made: dict[str, list[Path]]) -> list[Block]:
+    """The remedies section of the report, with the figures ``made`` (name -> [png, svg])."""
+    c = remedy_cases(res)
+    pr = per_run(res)
+    v = verdicts(res)
+    ran = {
+        "n": len(pr),
+        "activations": ", ".join(sorted(set(c["activation"]))),
+        "depths": ", ".join(map(str, sorted(pr["depth"].unique()))),
+        "remedies": ", ".join(r for r in REMEDIES if r in set(pr["remedy"])),
+        "seeds": _span(pr.groupby(["remedy", "activation", "depth"]).size()),
+        "datasets": ", ".join(sorted(pr["dataset"].unique())),
+    }
+    held = [r for r in REMEDIES if r in set(c["remedy"])]
+    absent = [r for r in REMEDIES if r not in held]
+    v = v[v["remedy"].isin(held)]
+    grid = v.pivot(index="remedy", columns="claim", values="verdict").reindex(index=held, columns=list(CLAIMS))
+    grid = grid.reset_index().rename_axis(columns=None)
+    out = [
+        Block("h2", SECTION),
+        Block("p", PROSE("intro", **ran)),
+        Block(
+            "list",
+            [f"**{k}**: {t}." for k, t in CLAIMS.items()] + [PROSE("effects", decision=describe_level())],
+        ),
+        Block("h3", PROSE("verdicts")),
+        Block("table", grid),
+        Block("list", highlights(v) + ([PROSE("absent", remedies=", ".join(absent))] if absent else [])),
+        Block("h3", PROSE("cases")),
+        Block("table", _effects_grid(c)),
+    ]
+    for name, paths in made.items():
+        out.append(Block("figure", paths[0], f"**{TITLES[name]}.** {PROSE(name)}"))
+    return out
