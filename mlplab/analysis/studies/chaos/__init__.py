@@ -154,9 +154,9 @@ class ChaosStudy:
         res, decay, train = _measured(results)
         return section_blocks(res, decay, train, figures)
 
-    def write(self, folder) -> str:
-        """What ``python -m mlplab.analysis.chaos <folder>`` writes (``write_outputs``)."""
-        return write_outputs(folder)
+    def write(self, results) -> str:
+        """What ``python -m mlplab.analysis chaos <folder>`` writes (``write_outputs``)."""
+        return write_outputs(results)
 
 
 STUDY = ChaosStudy()

@@ -126,9 +126,9 @@ class NielsenStudy:
             made[name] = {kind: figures.get(f"{name}_{kind}", "skipped") for kind in ("init", "training")}
         return section_blocks(results.path, found, notes, made)
 
-    def write(self, folder) -> str:
-        """What ``python -m mlplab.analysis.nielsen <folder>`` writes (``write_tables``)."""
-        return write_tables(folder)
+    def write(self, results) -> str:
+        """What ``python -m mlplab.analysis nielsen <folder>`` writes (``write_tables``)."""
+        return write_tables(Path(results.path))
 
 
 STUDY = NielsenStudy()
