@@ -23,15 +23,6 @@ KEY_COLUMNS = ("run_id", "step", "epoch", "layer", "fan_in", "fan_out")
 NORM_COLUMNS = {"W": "grad_w_norm", "b": "grad_b_norm", "gamma": "grad_gamma_norm", "beta": "grad_beta_norm"}
 
 
-def safe_norm(g: np.ndarray) -> float:
-    """‖g‖ without overflow: max|g| · ‖g / max|g|‖ (NaN or inf when an entry is)."""
-    m = float(np.abs(g).max(initial=0.0))
-    if m == 0.0 or not math.isfinite(m):
-        return m
-    x = g / m
-    return m * math.sqrt(np.vdot(x, x))
-
-
 def block_stats(x: np.ndarray, starts: np.ndarray, counts: np.ndarray, output: np.ndarray, activation, loss):
     """Mean, standard deviation (two passes: the mean, then the squared deviations from it) and
     saturated fraction of every segment of the flat array ``x`` (segment k: ``counts[k]``
@@ -70,7 +61,7 @@ class Pending:
     Per row: the workspace's block of layer outputs (``mlplab.network.Workspace.outputs``:
     a^1..a^L back to back), z^L, a^L and the targets Y — each in a flat store, rows back to
     back. With residual layers, σ's output h^l is apart from a^l; their saturated fractions are
-    counted at once (``skip_sat``)."""
+    counted at once (``residual_sat``)."""
 
     MAX_BYTES = 32 * 2**20  # raw copies of a run beyond this: statistics at each logged step
 
@@ -90,13 +81,13 @@ class Pending:
             self.zaY = self.memory[n:].reshape(3, capacity * m, n_out)
         self.rows: list[tuple[int, int]] = []  # (row, samples) of each deferred row
         self.used = 0  # samples stored
-        self.skip_sat = np.full((capacity, net.L), np.nan)
+        self.residual_sat = np.full((capacity, net.L), np.nan)
 
     def add(self, rec: Record, i: int, net, Yb: np.ndarray) -> None:
         ws = net.last_workspace
         m = ws.m
-        for l in ws.skips:
-            self.skip_sat[i, l] = np.count_nonzero(net.activation.saturated(ws.buffers[l].h)) / ws.counts[l]
+        for l in ws.residuals:
+            self.residual_sat[i, l] = np.count_nonzero(net.activation.saturated(ws.buffers[l].h)) / ws.counts[l]
         if not self.deferred or m > self.m:  # too large to keep: now
             output = np.zeros(net.L, bool)
             output[-1] = True
@@ -135,9 +126,9 @@ class Pending:
             rec.steps["batch_loss"][rows] = np.add.reduceat(loss.fn(z, a, Y), first, dtype=np.float64) / ms
             self.rows.clear()
             self.used = 0
-        has = ~np.isnan(self.skip_sat)
-        rec.layers["sat_frac"][has] = self.skip_sat[has]
-        self.skip_sat[has] = np.nan
+        has = ~np.isnan(self.residual_sat)
+        rec.layers["sat_frac"][has] = self.residual_sat[has]
+        self.residual_sat[has] = np.nan
 
 
 def _metric_arrays(schema, shape) -> dict[str, np.ndarray]:
@@ -199,16 +190,11 @@ class Record:
         evaluated at this step, NaN). Returns the training loss (NaN when not evaluated)."""
         st, lay = self.steps, self.layers
         st["clipped"][i] = clipped
-        lr, wd = step.lr, step.weight_decay
         wn, ratio = lay["weight_norm"][i], lay["update_ratio"][i]
-        if wd or (clipped and not step.rule.scales):
-            # ΔW^l = −η (scale · g + λ W), g as clipped in place: its norm from the arrays
-            # (decay: no cancellation between the two terms)
-            step_norm = np.array([safe_norm(scale * g + wd * W) for W, g in zip(net.weights, net.dW)])
-        else:  # ΔW^l = −η · scale · g: from the gradient norms already logged
-            step_norm = scale * lay["grad_w_norm"][i]
-        np.multiply(step_norm, lr, out=ratio)
-        np.divide(ratio, wn, out=ratio, where=wn > 0)
+        # ‖ΔW^l‖ as the optimiser's rule gives it; the logged gradient norms are the gradients'
+        # unless clipping changed them in place
+        known = None if clipped and not step.rule.scales else lay["grad_w_norm"][i]
+        np.divide(step.opt.weight_step_norms(scale, known), wn, out=ratio, where=wn > 0)
         ratio[wn <= 0] = math.inf
         if evaluation is not None:
             (st["train_loss"][i], st["train_accuracy"][i]), (st["test_loss"][i], st["test_accuracy"][i]) = evaluation

@@ -10,16 +10,14 @@ cgroup's limit when a container or a batch scheduler sets a lower one).
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from pathlib import Path
 
-from mlplab.data import split_sizes
-from mlplab.spec import ConfigError, RunSpec, cadence
+from mlplab.layout import SquaredNorms
+from mlplab.record import Pending
+from mlplab.spec import ConfigError, RunSpec
 
-FLAT_NORMS_MAX = 16384  # mlplab.layout.SquaredNorms.FLAT_MAX: a squares buffer below this size
-PENDING_MAX = 32 * 2**20  # mlplab.record.Pending.MAX_BYTES
 LOGGED_COLUMNS = 16  # metric arrays per layer and per step in a run's Record, 8 bytes or less each
 BASELINE = 64 * 2**20  # temporaries of evaluation and writing, on top of what is counted
 
@@ -29,29 +27,25 @@ def estimate(spec: RunSpec) -> dict[str, int]:
     size's buffers), data, records. ``spec`` must be resolved (a file's or data set's real
     shape in n_samples, n_features, n_classes)."""
     item = 4 if spec.dtype == "float32" else 8
-    sizes = [spec.n_features] + [spec.width] * spec.depth + [spec.n_classes]
+    sizes, sched = spec.layer_sizes(), spec.schedule()
     L = len(sizes) - 1
     n_params = sum(n_in * n_out + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
-    if spec.norm:
+    if spec.normalised:
         n_params += 2 * spec.width * spec.depth  # γ, β
-    params = (2 + (n_params <= FLAT_NORMS_MAX)) * n_params * item  # params, grads (+ their squares)
+    params = (2 + (n_params <= SquaredNorms.FLAT_MAX)) * n_params * item  # params, grads (+ their squares)
     # per sample, the arrays a forward and backward pass keep: z/h/a per hidden layer (one array
     # for a plain layer, one more for a normalised one, one more for a skip), z and a^L of the
     # output, two alternating δ buffers and two scratch buffers of the widest layer, ones
-    per_layer = 1 + (spec.norm is not None) + spec.residual
+    per_layer = 1 + spec.normalised + spec.residual
     per_sample = spec.width * spec.depth * per_layer + 2 * spec.n_classes + 4 * max(sizes[1:]) + L
-    n_train, n_test = split_sizes(spec.n_samples, spec.test_fraction)
-    batch = n_train if spec.batch_size == "full" else min(spec.batch_size, max(n_train, 1))
+    n_train, n_test, batch, rows = sched.n_train, sched.n_test, sched.batch_size, sched.rows
     last = n_train % batch or batch
     activations = per_sample * sum({batch, last, n_train, n_test}) * item
     columns = spec.n_features + spec.n_classes
     data = spec.n_samples * columns * (8 + 8 + item)  # generated (float64), shuffled, cast
-    steps_per_epoch = math.ceil(n_train / batch)
-    n_steps = steps_per_epoch * spec.epochs
-    rows = cadence(n_steps, spec.log_every, spec.eval_every)[2]
     records = 2 * rows * (L + 1) * LOGGED_COLUMNS * 8  # the arrays, then the tables made from them
     # the logged mini-batches' outputs kept raw until the run ends (mlplab.record.Pending)
-    records += min(PENDING_MAX, rows * batch * (sum(sizes[1:]) + 3 * spec.n_classes) * item)
+    records += min(Pending.MAX_BYTES, rows * batch * (sum(sizes[1:]) + 3 * spec.n_classes) * item)
     return {"parameters": params, "activations": activations, "data": data, "records": records}
 
 

@@ -46,7 +46,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mlplab.lock import HOST, LEASE_S, Lease, alive, scratch_name, server_now, writer_here
-from mlplab.spec import COLUMN_TYPES, SCHEMA_VERSION
+from mlplab.spec import COLUMN_TYPES, RESPELLED, SCHEMA_VERSION
 
 if TYPE_CHECKING:  # pandas is imported when results are read (to_pandas), not to write them
     import pandas as pd
@@ -734,7 +734,7 @@ class Results:
     steps: pd.DataFrame
     layers: pd.DataFrame
     path: Path
-    for_analysis: bool = False  # prepared by mlplab.analysis.load (plain strings, norm "none")
+    for_analysis: bool = False  # prepared by mlplab.analysis.load (plain strings, "none" for no data file)
 
     def __iter__(self):
         return iter((self.runs, self.steps, self.layers))
@@ -797,6 +797,18 @@ def _read_table(cat: Catalogue, table: str, schema: pa.Schema) -> pa.Table:
     return pa.concat_tables(parts).unify_dictionaries().combine_chunks()
 
 
+def respell(runs: pa.Table) -> pa.Table:
+    """The runs table with values stored under an old spelling in today's (``RESPELLED``: a
+    null ``norm``, written before "none" was its spelling, reads "none")."""
+    for name, (old, new) in RESPELLED.items():
+        i = runs.schema.get_field_index(name)
+        col = runs.column(i)
+        if old is None and col.null_count:
+            filled = pc.fill_null(col.cast(pa.string()), new).cast(runs.schema.field(i).type)
+            runs = runs.set_column(i, runs.schema.field(i), filled)
+    return runs
+
+
 def check_results_folder(path) -> Path:
     """Raise ResultsError unless ``path`` is an mlplab results folder."""
     root = Path(path)
@@ -824,7 +836,8 @@ def load_results(path, join: bool = True) -> Results:
         check_versions(cat, path)
         return [_read_table(cat, t, SCHEMAS[t]) for t in ("runs", "steps", "layers")]
 
-    runs, steps, layers = (t.to_pandas() for t in _settled(look))  # read again if files move meanwhile
+    runs, steps, layers = _settled(look)
+    runs, steps, layers = (t.to_pandas() for t in (respell(runs), steps, layers))  # read again if files move meanwhile
     if join and len(runs):
         cfg = runs[["run_id"] + JOIN_COLUMNS]
         steps = steps.merge(cfg, on="run_id", how="left")

@@ -23,9 +23,9 @@ from typing import Any
 
 from mlplab.activations import ACTIVATIONS
 from mlplab.clipping import CLIPS
-from mlplab.data import DATASETS
+from mlplab.data import DATASETS, split_sizes
 from mlplab.init import INITS
-from mlplab.layers import NORMS
+from mlplab.layers import NO_NORM, NORMS
 from mlplab.losses import LOSSES
 
 SCHEMA_VERSION = 5  # of the result tables; part of every run id
@@ -184,12 +184,12 @@ class RunSpec:
         use=("net",),
         doc="a^l = a^(l-1) + σ(·) in hidden layers l >= 2 of unchanged width",
     )
-    norm: str | None = param(
-        None,
+    norm: str | None = param(  # None: the spelling before "none", read as "none" (__post_init__)
+        NO_NORM,
         "norm",
-        OneOf(NORMS, null=True),
+        OneOf((NO_NORM, *NORMS)),
         use=("net",),
-        doc="normalise every hidden layer's z before σ: null, batch or layer",
+        doc="normalise every hidden layer's z before σ: none, batch or layer",
     )
     # training
     lr: float = param(0.5, "train.lr", Finite(above=0), doc="learning rate η")
@@ -259,18 +259,46 @@ class RunSpec:
     )
     dtype: str = param("float64", "dtype", OneOf(("float32", "float64")), use=("net", "data"), doc="float64 or float32")
 
+    def __post_init__(self):
+        for name, (old, new) in RESPELLED.items():  # an old spelling (a config, a command line, a sweep file)
+            if getattr(self, name) is old:
+                object.__setattr__(self, name, new)
+
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @functools.cached_property
     def run_id(self) -> str:
-        """sha256 of the canonical JSON of every field plus the result schema version."""
-        blob = json.dumps({"schema": SCHEMA_VERSION, **self.as_dict()}, sort_keys=True)
+        """sha256 of the canonical JSON of every field plus the result schema version. A value
+        spelled anew hashes as its old spelling did (``RESPELLED``), so no run id changes."""
+        fields = self.as_dict()
+        for name, (old, new) in RESPELLED.items():
+            if fields[name] == new:
+                fields[name] = old
+        blob = json.dumps({"schema": SCHEMA_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def used_by(self, use: str) -> dict:
         """The fields that feed ``use`` ("net" or "data"), as keyword arguments."""
         return {f.name: getattr(self, f.name) for f in FIELDS if use in f.metadata["use"]}
+
+    def network_kwargs(self) -> dict:
+        """The keywords of ``mlplab.MLP`` besides its sizes and seed: every field declared ``use="net"``."""
+        return self.used_by("net")
+
+    @property
+    def normalised(self) -> bool:
+        """Every hidden layer normalises its z (``norm`` is batch or layer)."""
+        return self.norm != NO_NORM
+
+    def layer_sizes(self) -> list[int]:
+        """[n_0, n_1, ..., n_L]: the features, ``depth`` hidden layers of ``width``, the classes
+        (of a resolved spec: a data set's real shape, ``mlplab.train.resolve``)."""
+        return [self.n_features] + [self.width] * self.depth + [self.n_classes]
+
+    def schedule(self) -> Schedule:
+        """The run's steps: batches, steps per epoch, and which steps are logged and evaluated."""
+        return Schedule.of(self)
 
     def data_key(self) -> tuple:
         """What decides the data set (the data fields and the seed): runs with the same key share it."""
@@ -291,7 +319,36 @@ def cadence(n_steps: int, log_every: int | None, eval_every: int | str | None) -
     return log, ev, rows + 1
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """When a run computes and logs: ``n_train``/``n_test`` samples, mini-batches of
+    ``batch_size`` (the whole training set when full), ``steps_per_epoch`` × epochs = ``n_steps``
+    updates, gradient metrics every ``log_every`` steps, a whole-set evaluation every
+    ``eval_every`` steps (each also a logged step); ``rows``: the most rows the run writes."""
+
+    n_train: int
+    n_test: int
+    batch_size: int
+    steps_per_epoch: int
+    n_steps: int
+    log_every: int
+    eval_every: int
+    rows: int
+
+    @classmethod
+    def of(cls, spec: RunSpec) -> Schedule:
+        n_train, n_test = split_sizes(spec.n_samples, spec.test_fraction)
+        bs = max(n_train, 1) if spec.batch_size == "full" else min(int(spec.batch_size), max(n_train, 1))
+        spe = math.ceil(n_train / bs)
+        n_steps = spe * spec.epochs
+        return cls(n_train, n_test, bs, spe, n_steps, *cadence(n_steps, spec.log_every, spec.eval_every))
+
+
 FIELDS: tuple[dataclasses.Field, ...] = dataclasses.fields(RunSpec)
+# field -> (old value, today's): a value spelled anew after runs were made. Read as today's from
+# a config or an old results folder (``mlplab.results.load_results``); hashed as the old one, so
+# that a run keeps its id.
+RESPELLED: dict[str, tuple[Any, str]] = {"norm": (None, NO_NORM)}
 CONFIG_KEYS: dict[str, str] = {f.name: f.metadata["key"] for f in FIELDS}  # RunSpec field -> config key
 
 PY_COLUMN = {bool: "bool", int: "int32", float: "float64", str: "category"}

@@ -17,7 +17,6 @@ import dataclasses
 import functools
 import math
 import time
-from dataclasses import dataclass
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -25,13 +24,15 @@ from threadpoolctl import ThreadpoolController
 from mlplab import resources
 from mlplab import results as res
 from mlplab.clipping import get_clip
-from mlplab.data import DataError, Dataset, facts, make_dataset, split_sizes
+from mlplab.data import DataError, Dataset, facts, make_dataset
+from mlplab.layout import safe_norm
 from mlplab.losses import check_targets as loss_targets
 from mlplab.losses import get_loss
-from mlplab.network import MLP, sgd_step
+from mlplab.network import MLP
+from mlplab.optim import make as make_optimiser
 from mlplab.provenance import provenance
-from mlplab.record import Record, safe_norm
-from mlplab.spec import ConfigError, RunSpec, cadence, validate
+from mlplab.record import Record
+from mlplab.spec import ConfigError, RunSpec, Schedule, validate
 
 
 @functools.lru_cache(maxsize=1)
@@ -74,7 +75,8 @@ def prepare(spec: RunSpec) -> RunSpec:
     a non-empty training and test split, the batch size, batch norm's batches, the memory the
     run needs. ConfigError (exit code 2) before anything is trained or written."""
     spec = resolve(validate(spec))
-    n_train, n_test = split_sizes(spec.n_samples, spec.test_fraction)
+    sched = spec.schedule()
+    n_train, n_test = sched.n_train, sched.n_test
     if n_train < 1 or n_test < 1:
         raise ConfigError(
             "test_fraction",
@@ -85,7 +87,7 @@ def prepare(spec: RunSpec) -> RunSpec:
     if spec.batch_size != "full" and spec.batch_size > n_train:
         raise ConfigError("batch_size", spec.batch_size, f"must be <= the {n_train} training samples (or 'full')")
     if spec.norm == "batch":
-        bs = n_train if spec.batch_size == "full" else spec.batch_size
+        bs = sched.batch_size
         if bs < 2 or n_train % bs == 1:
             raise ConfigError(
                 "batch_size",
@@ -124,34 +126,16 @@ def check_targets(spec: RunSpec, data: Dataset) -> None:
         raise ConfigError("loss", spec.loss, str(e)) from None
 
 
-def layer_sizes(spec: RunSpec, data: Dataset) -> list[int]:
-    """[n_0, n_1, ..., n_L]: the data's features, ``depth`` hidden layers of ``width``, the classes."""
-    return [data.n_features] + [spec.width] * spec.depth + [data.n_classes]
-
-
 def build_network(spec: RunSpec, data: Dataset, rng) -> MLP:
-    return MLP(layer_sizes(spec, data), seed=rng, **spec.used_by("net"))
-
-
-@dataclass
-class Schedule:
-    """When a run logs: gradient metrics every ``log_every`` steps, a whole-set evaluation every
-    ``eval_every`` steps (each also a logged step); ``rows``: the most rows it can write."""
-
-    n_train: int
-    batch_size: int
-    steps_per_epoch: int
-    n_steps: int
-    log_every: int
-    eval_every: int
-    rows: int
-
-    @classmethod
-    def of(cls, spec: RunSpec, n_train: int) -> Schedule:
-        bs = n_train if spec.batch_size == "full" else int(spec.batch_size)
-        spe = math.ceil(n_train / bs)
-        n_steps = spe * spec.epochs
-        return cls(n_train, bs, spe, n_steps, *cadence(n_steps, spec.log_every, spec.eval_every))
+    """The network of a resolved spec (``spec.layer_sizes()``, which must fit the data) with its
+    initial weights drawn from ``rng``."""
+    sizes = spec.layer_sizes()
+    if (sizes[0], sizes[-1]) != (data.n_features, data.n_classes):
+        raise ValueError(
+            f"the spec's {sizes[0]} features and {sizes[-1]} classes are not the data's "
+            f"{data.n_features} and {data.n_classes}: resolve the spec first (mlplab.train.prepare)"
+        )
+    return MLP(sizes, seed=rng, **spec.network_kwargs())
 
 
 class Step:
@@ -163,12 +147,13 @@ class Step:
       updated), backward with the squared norm of every gradient array; returns ‖g‖ over all
       parameters (``norms()`` gives the per-layer norms);
     * ``clip(gnorm)`` — the clipping rule: (scale, clipped); value clipping acts in place;
-    * ``update(scale)`` — ``sgd_step``: W ← (1 − ηλ) W − η·scale·∂C/∂W, θ ← θ − η·scale·∂C/∂θ.
+    * ``update(scale)`` — the optimiser's step (``opt``, ``mlplab.optim.SGD``):
+      W ← (1 − ηλ) W − η·scale·∂C/∂W, θ ← θ − η·scale·∂C/∂θ.
     """
 
     def __init__(self, net: MLP, clip: str, threshold: float, lr: float, weight_decay: float):
-        self.net, self.rule = net, get_clip(clip)
-        self.threshold, self.lr, self.weight_decay = float(threshold), float(lr), float(weight_decay)
+        self.net, self.rule, self.threshold = net, get_clip(clip), float(threshold)
+        self.opt = make_optimiser(net, "sgd", lr=lr, weight_decay=weight_decay)
         self.params = [net.grads]  # what clipping acts on: every gradient, flat
         self.safe: dict | None = None
 
@@ -195,7 +180,7 @@ class Step:
         return self.rule.clip_(self.params, gnorm, self.threshold)
 
     def update(self, scale: float) -> None:
-        sgd_step(self.net, self.lr, scale, self.weight_decay)
+        self.opt.step(scale)
 
     def __call__(self, X: np.ndarray, Y: np.ndarray) -> float:
         gnorm = self.gradients(X, Y)
@@ -306,7 +291,7 @@ def run(spec: RunSpec, root, sweep: str = "", force: bool = False, tables: list 
     res.prepare_folder(root)  # before training: an unusable folder is bad input, not a lost run
     _, rng_init, rng_shuffle = rngs(spec.seed)
     data = load_data(spec)  # drawn from the first of the three streams, as make_data says
-    sched = Schedule.of(spec, len(data.X_train))
+    sched = spec.schedule()
     row = {k: v for k, v in spec.as_dict().items() if k in res.CONFIG_TYPES}
     row.update(
         run_id=run_id,
@@ -325,7 +310,7 @@ def run(spec: RunSpec, root, sweep: str = "", force: bool = False, tables: list 
         schema_version=res.SCHEMA_VERSION,
         **provenance(blas()),
     )
-    rec = Record(layer_sizes(spec, data), sched.rows, spec.norm is not None)
+    rec = Record(spec.layer_sizes(), sched.rows, spec.normalised)
     t1 = time.perf_counter()
     with blas().limit(limits=1), np.errstate(over="ignore", invalid="ignore"):
         # overflow and inf-inf are expected in exploding runs; they are caught as divergence

@@ -98,7 +98,7 @@ def test_block_statistics_are_each_layers_mean_std_and_saturation(rng, residual,
         assert mean[l] == pytest.approx(c.a.mean(), rel=1e-13, abs=1e-15)
         assert std[l] == pytest.approx(c.a.std(), rel=1e-13, abs=1e-15)
         rule = net.loss if output[l] else net.activation
-        if l not in ws.skips:  # a skip layer's saturation is σ's output h^l, not a^l = a^(l-1) + h^l
+        if l not in ws.residuals:  # a residual layer's saturation is σ's output h^l, not a^l = a^(l-1) + h^l
             assert sat[l] == rule.saturated(c.a).mean()
     assert (0 < sat).any() and (sat < 1).all()
-    assert ws.skips == ([1, 2] if residual else [])
+    assert ws.residuals == ([1, 2] if residual else [])

@@ -37,11 +37,11 @@ def test_tables_are_plain_parquet_datasets(folder):
         dataset = ds.dataset(folder / table, format="parquet").to_table()
         assert len(direct) == dataset.num_rows > 0
 
-    # the ids, computed here from the config (sha256 of the sorted-key JSON with the schema version)
+    # the ids, computed here from the config (sha256 of the sorted-key JSON with the schema
+    # version; norm "none" hashed as null, its spelling when the first runs were made)
     def run_id(seed):
-        blob = json.dumps(
-            {"schema": res.SCHEMA_VERSION, **dataclasses.asdict(RunSpec(**SMALL, seed=seed))}, sort_keys=True
-        )
+        fields = {**dataclasses.asdict(RunSpec(**SMALL, seed=seed)), "norm": None}
+        blob = json.dumps({"schema": res.SCHEMA_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     runs = pd.read_parquet(folder / "runs")
@@ -690,3 +690,20 @@ def test_a_folder_holding_only_leftovers_is_compacted_to_an_empty_one(tmp_path):
     r = load_results(root, join=False)
     for name in res.TABLES:
         assert len(getattr(r, name)) == 0 and list(getattr(r, name).columns) == res.SCHEMAS[name].names
+
+
+def test_a_null_norm_of_an_older_folder_reads_none_and_its_runs_are_done(folder):
+    """Runs written when no normalisation was spelled null (the runs table's ``norm`` null) read
+    "none", as runs written today store it; their ids are today's, so they are not run again."""
+    today = load_results(folder, join=True)
+    assert set(today.runs.norm) == {"none"} and set(today.steps.norm) == {"none"}
+    for f in (folder / "runs").glob("*.parquet"):  # the runs files as an older version wrote them
+        t = pq.read_table(f)
+        i = t.schema.get_field_index("norm")
+        t = t.set_column(i, t.schema.field(i), pa.nulls(len(t), t.schema.field(i).type))
+        pq.write_table(t, f)
+    assert pd.read_parquet(folder / "runs").norm.isna().all()
+    old = load_results(folder, join=True)
+    assert list(old.runs.norm) == ["none", "none"] and set(old.layers.norm) == {"none"}
+    pd.testing.assert_frame_equal(old.runs.astype({"norm": str}), today.runs.astype({"norm": str}))
+    assert run(RunSpec(**SMALL, seed=0), folder, sweep="t")["skipped"]

@@ -9,7 +9,7 @@ import pytest
 
 import mlplab
 from mlplab import MLP, RunSpec, load_results, run
-from mlplab.train import Schedule, build_network, load_data, rngs
+from mlplab.train import build_network, load_data, rngs
 
 SMALL = dict(depth=2, width=8, n_samples=200, epochs=6, batch_size=16)
 
@@ -171,7 +171,8 @@ def test_batch_norm_evaluates_with_running_estimates(tmp_path):
 
 @pytest.mark.parametrize("batch_size,steps_per_epoch", [(1, 160), ("full", 1), (50, 4)])
 def test_batch_sizes(batch_size, steps_per_epoch):
-    s = Schedule.of(RunSpec(**{**SMALL, "batch_size": batch_size}), 160)
+    s = RunSpec(**{**SMALL, "batch_size": batch_size}).schedule()
+    assert (s.n_train, s.n_test, s.batch_size) == (160, 40, 160 if batch_size == "full" else batch_size)
     assert s.steps_per_epoch == steps_per_epoch and s.n_steps == 6 * steps_per_epoch
     assert math.ceil(s.n_steps / s.log_every) >= min(50, s.n_steps)
 
@@ -210,7 +211,7 @@ def test_a_finite_gradient_too_large_to_square_is_recorded_truly(clip):
     data = load_data(spec, rng_data)
     net = build_network(spec, data, rng_init)
     net.weights[-1] *= 1e170  # δ^(L-1) = δ^L W^L ⊙ σ' ~ 1e170
-    sched = Schedule.of(spec, len(data.X_train))
+    sched = spec.schedule()
     rec = Record(net.sizes, sched.n_steps + 2)
     with np.errstate(over="ignore", invalid="ignore"):  # as run() does around training
         train(net, data, spec, rng_shuffle, sched, rec)
