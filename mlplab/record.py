@@ -41,18 +41,26 @@ def block_stats(x: np.ndarray, starts: np.ndarray, counts: np.ndarray, output: n
     return mean, std, sat / counts
 
 
-_FREE: dict[str, np.ndarray] = {}  # a finished run's store, per dtype, for the next run of this process
+class Scratch:
+    """Memory handed from one run's record to the next: a sweep's worker runs one run after
+    another, and fresh memory would fault its pages in on every run. Its owner runs them
+    (``mlplab.train.Runner``); a record without one takes fresh memory."""
 
+    def __init__(self):
+        self.free: dict[str, np.ndarray] = {}  # a finished run's store, per dtype
 
-def _take(n: int, dtype) -> np.ndarray:
-    """n numbers of memory for a run's store: the last finished run's when it is large enough
-    (a sweep's worker runs one run after another; fresh memory would fault its pages in on
-    every run), else new. Taken out of ``_FREE`` while in use, so no two runs share it."""
-    dtype = np.dtype(dtype)
-    buf = _FREE.pop(dtype.char, None)
-    if buf is None or buf.size < n:
-        buf = np.empty(max(n, 0 if buf is None else buf.size), dtype)
-    return buf[:n]
+    def take(self, n: int, dtype) -> np.ndarray:
+        """n numbers of memory for a run's store: the last finished run's when it is large
+        enough, else new. Taken out while in use, so no two runs share it."""
+        dtype = np.dtype(dtype)
+        buf = self.free.pop(dtype.char, None)
+        if buf is None or buf.size < n:
+            buf = np.empty(max(n, 0 if buf is None else buf.size), dtype)
+        return buf[:n]
+
+    def give(self, buf: np.ndarray) -> None:
+        """A finished run's store, for the next run."""
+        self.free[buf.dtype.char] = buf
 
 
 class Pending:
@@ -65,8 +73,9 @@ class Pending:
 
     MAX_BYTES = 32 * 2**20  # raw copies of a run beyond this: statistics at each logged step
 
-    def __init__(self, net, capacity: int, m: int):
+    def __init__(self, net, capacity: int, m: int, scratch: Scratch):
         ws = net.last_workspace
+        self.scratch = scratch
         n_out = net.sizes[-1]
         self.activation, self.loss = net.activation, net.loss  # the saturation rules and the loss
         self.block, self.m = ws.outputs.size // ws.m, m  # numbers per sample in the outputs block
@@ -76,7 +85,7 @@ class Pending:
         self.deferred = size <= self.MAX_BYTES
         if self.deferred:
             n = capacity * m * self.block
-            self.memory = _take(n + 3 * capacity * m * n_out, net.dtype)
+            self.memory = scratch.take(n + 3 * capacity * m * n_out, net.dtype)
             self.out = self.memory[:n]
             self.zaY = self.memory[n:].reshape(3, capacity * m, n_out)
         self.rows: list[tuple[int, int]] = []  # (row, samples) of each deferred row
@@ -104,9 +113,9 @@ class Pending:
         self.used += m
 
     def release(self) -> None:
-        """Hand the store back for the next run of this process (see ``_take``)."""
+        """Hand the store back for the next run (``Scratch``)."""
         if self.deferred:
-            _FREE[self.memory.dtype.char] = self.memory.base  # the whole buffer _take sliced
+            self.scratch.give(self.memory.base)  # the whole buffer take sliced
             self.deferred, self.out = False, None
 
     def flush(self, rec: Record) -> None:
@@ -145,8 +154,9 @@ class Record:
     """Rows accumulated in preallocated arrays during a run, turned into tables once: one
     array per metric column of the steps and layers tables (``mlplab.results``)."""
 
-    def __init__(self, sizes: list[int], capacity: int, normalised: bool = False):
+    def __init__(self, sizes: list[int], capacity: int, normalised: bool = False, scratch: Scratch | None = None):
         L = len(sizes) - 1
+        self.scratch = scratch if scratch is not None else Scratch()  # the memory of its raw copies
         self.L, self.sizes, self.capacity, self.n_steps_rows, self.steps_done = L, list(sizes), capacity, 0, 0
         self.max_grad_norm = 0.0  # the largest finite global gradient norm of every step, logged or not
         self.steps = {"step": np.zeros(capacity, np.int32), "epoch": np.zeros(capacity, np.int32)}
@@ -172,7 +182,7 @@ class Record:
         for kind, norms in step.norms().items():
             lay[NORM_COLUMNS[kind]][i, self.kind_layers[kind]] = norms
         if self.pending is None:
-            self.pending = Pending(net, self.capacity, len(Yb))
+            self.pending = Pending(net, self.capacity, len(Yb), self.scratch)
         wn, vdot = lay["weight_norm"][i], np.vdot
         for l, W in enumerate(net.weights):
             wn[l] = vdot(W, W)

@@ -10,6 +10,7 @@ cgroup's limit when a container or a batch scheduler sets a lower one).
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from pathlib import Path
@@ -57,21 +58,25 @@ def _read_int(path: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-_LAST: list = [0.0, None]  # (time, bytes) of the last reading
+class MemoryProbe:
+    """Reads the bytes of memory this process may still use (``read_available``); a reading
+    younger than ``max_age`` seconds is reused: a sweep's planner checks every run, and one
+    reading costs several times a run's other checks. Its owner is whoever checks many runs
+    (the planner, ``mlplab.train.Runner``)."""
+
+    def __init__(self, max_age: float = 1.0):
+        self.max_age, self.time, self.bytes = max_age, -math.inf, None
+
+    def available(self) -> int | None:
+        now = time.monotonic()
+        if now - self.time >= self.max_age:
+            self.time, self.bytes = now, read_available()
+        return self.bytes
 
 
-def available(max_age: float = 1.0) -> int | None:
+def read_available() -> int | None:
     """Bytes of memory this process may still use: MemAvailable, lowered to the room left
-    under a cgroup (v2 or v1) limit; None where the system does not tell. A reading younger
-    than ``max_age`` seconds is reused (a sweep checks every run)."""
-    now = time.monotonic()
-    if now - _LAST[0] < max_age:
-        return _LAST[1]
-    _LAST[:] = [now, _read_available()]
-    return _LAST[1]
-
-
-def _read_available() -> int | None:
+    under a cgroup (v2 or v1) limit; None where the system does not tell."""
     avail = None
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -121,10 +126,11 @@ class ResourceError(ConfigError):
         ValueError.__init__(self, msg)
 
 
-def check(spec: RunSpec, avail: int | None = None) -> None:
+def check(spec: RunSpec, avail: int | None = None, memory: MemoryProbe | None = None) -> None:
     """ResourceError when the run's estimate (plus a baseline for temporaries) exceeds the
-    memory available."""
-    avail = available() if avail is None else avail
+    memory available: ``avail`` bytes, else ``memory``'s reading, else a reading now."""
+    if avail is None:
+        avail = memory.available() if memory is not None else read_available()
     need = estimate(spec)
     if avail is not None and sum(need.values()) + BASELINE > avail:
         raise ResourceError(spec, need, avail)

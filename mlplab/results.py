@@ -239,16 +239,11 @@ def atomic_write_table(table: pa.Table, path: Path) -> FileId:
     return _atomic(Path(path), lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
-_PREPARED: set[str] = set()  # folders this process has created or checked
-
-
 def prepare_folder(root: Path, key: str = "results_dir") -> Path:
     """Create the results folder ``root`` (and its marker) if needed: ResultsError, one line
-    naming ``key``, when it cannot be written (a regular file in the way, no permission...).
-    Checked once per process and folder; a full disk raises DiskFull."""
+    naming ``key``, when it cannot be written (a regular file in the way, no permission...); a
+    full disk raises DiskFull. Checked at every call (``ResultsFolder`` checks once)."""
     root = Path(root)
-    if str(root) in _PREPARED and (root / MARKER).is_file():
-        return root
     try:
         root.mkdir(parents=True, exist_ok=True)
         mark_folder(root)
@@ -260,8 +255,21 @@ def prepare_folder(root: Path, key: str = "results_dir") -> Path:
             raise DiskFull(e.filename or root, e) from None
         where = f" ({e.filename})" if e.filename and str(e.filename) != str(root) else ""
         raise ResultsError(f"{key}: the results folder {str(root)!r} cannot be written: {e.strerror}{where}") from None
-    _PREPARED.add(str(root))
     return root
+
+
+class ResultsFolder:
+    """A results folder as one writer uses it, run after run (``mlplab.train.Runner``): created
+    and checked for writing once (``prepare_folder``), and again only when its marker is gone."""
+
+    def __init__(self, root, key: str = "results_dir"):
+        self.root, self.key, self.checked = Path(root), key, False
+
+    def prepare(self) -> Path:
+        if not (self.checked and (self.root / MARKER).is_file()):
+            prepare_folder(self.root, self.key)
+            self.checked = True
+        return self.root
 
 
 def mark_folder(root: Path) -> None:

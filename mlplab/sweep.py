@@ -110,13 +110,13 @@ def run_chunk(specs: list[RunSpec], root: str, sweep: str, force: bool) -> list[
     import pyarrow as pa
 
     from mlplab import results as res
-    from mlplab.train import run
+    from mlplab.train import Runner
 
-    out, tables = [], []
+    out, tables, run = [], [], Runner(root, sweep, force)  # what the chunk's runs share
     for spec in specs:
         t0 = time.perf_counter()
         try:
-            row = run(spec, root, sweep=sweep, force=force, tables=tables)
+            row = run(spec, tables=tables)
             status = "skipped" if row["skipped"] else row["status"]
             out.append(Outcome(spec.run_id, status, time.perf_counter() - t0, row.get("reason")))
         except Exception as e:  # noqa: BLE001 - bad input or a write fault: recorded, the sweep goes on

@@ -409,10 +409,10 @@ def test_a_run_missing_its_own_steps_file_still_loads(folder):
 
 def test_prepare_folder_creates_nested_folders_once_and_names_what_blocks_it(tmp_path):
     root = tmp_path / "a" / "b" / "sweep"
-    assert res.prepare_folder(root) == root and (root / res.MARKER).is_file()
-    assert str(root) in res._PREPARED
+    folder = res.ResultsFolder(root)
+    assert folder.prepare() == root and (root / res.MARKER).is_file() and folder.checked
     (root / res.MARKER).unlink()  # checked again when its marker is gone
-    res.prepare_folder(root)
+    folder.prepare()
     assert (root / res.MARKER).is_file()
     blocked = tmp_path / "file"
     blocked.write_text("x")
@@ -592,24 +592,28 @@ def test_a_failed_atomic_write_raises_its_own_error_even_if_its_temporary_is_gon
     assert list(tmp_path.iterdir()) == []
 
 
-def test_prepare_folder_checks_a_folder_once_per_process_even_when_marked(tmp_path, monkeypatch):
+def test_a_results_folder_is_checked_once_by_its_writer_even_when_marked(tmp_path, monkeypatch):
     """A folder another process made (its marker there already) is still checked for writing
-    the first time; the next calls trust the check."""
+    the first time; the next calls trust the check, for the writer that made it; another
+    ``ResultsFolder`` (another writer, a later command) checks again."""
     root = tmp_path / "theirs"
     root.mkdir()
     (root / res.MARKER).write_text("{}")
     probes = []
     real = res.mark_folder
     monkeypatch.setattr(res, "mark_folder", lambda r: probes.append(r) or real(r))
-    res.prepare_folder(root)
-    res.prepare_folder(root)
+    folder = res.ResultsFolder(root)
+    folder.prepare()
+    folder.prepare()
     assert probes == [root]
+    res.ResultsFolder(root).prepare()
+    res.prepare_folder(root)
+    assert probes == [root] * 3
 
 
 def test_prepare_folder_names_the_file_that_blocks_it_when_not_the_folder(tmp_path):
     root = tmp_path / "sweep"
     res.prepare_folder(root)
-    res._PREPARED.discard(str(root))
     probe = root / f".write-test-{res.HOST}-{os.getpid()}"
     probe.mkdir()  # the write test cannot remove it
     with pytest.raises(res.ResultsError) as e:

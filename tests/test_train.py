@@ -687,3 +687,36 @@ def test_one_batch_of_every_training_sample_is_full_batch_descent(tmp_path):
         assert whole[k] == full[k], k
     a, b = load_results(tmp_path / "a").layers, load_results(tmp_path / "b").layers
     np.testing.assert_array_equal(a.grad_w_norm, b.grad_w_norm)
+
+
+def test_a_memory_probe_reuses_a_recent_reading_only(monkeypatch):
+    from mlplab import resources
+
+    readings = iter([1000, 2000, 3000])
+    monkeypatch.setattr(resources, "read_available", lambda: next(readings))
+    clock = [100.0]
+    monkeypatch.setattr(resources.time, "monotonic", lambda: clock[0])
+    probe = resources.MemoryProbe(max_age=1.0)
+    assert probe.available() == 1000  # the first call reads
+    clock[0] = 100.9
+    assert probe.available() == 1000  # younger than max_age: reused
+    clock[0] = 101.0
+    assert probe.available() == 2000  # max_age old: read again
+    assert resources.MemoryProbe().available() == 3000  # another probe reads for itself
+
+
+def test_the_memory_estimate_follows_the_schedule_and_the_layer_sizes():
+    """resources.estimate takes the batches and rows from RunSpec.schedule() and the sizes from
+    RunSpec.layer_sizes(): a run of more logged steps needs more, and so does a deeper one."""
+    from mlplab import resources
+
+    base = RunSpec()
+    e = resources.estimate(base)
+    sched, sizes = base.schedule(), base.layer_sizes()
+    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    assert e["parameters"] == 3 * n_params * 8  # params, grads and their squares (a small network)
+    every = dict(log_every=5, eval_every="log")
+    assert resources.estimate(RunSpec(epochs=40, **every))["records"] > resources.estimate(RunSpec(**every))["records"]
+    assert resources.estimate(RunSpec(depth=3))["parameters"] == 3 * (n_params + 32 * 32 + 32) * 8
+    assert e["records"] >= 2 * sched.rows * (len(sizes)) * resources.LOGGED_COLUMNS * 8
+    assert resources.estimate(RunSpec(norm="layer"))["parameters"] == 3 * (n_params + 2 * 32 * 2) * 8
