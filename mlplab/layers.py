@@ -228,7 +228,7 @@ class Residual:
 
         a^l = a^(l-1) + h,  h = f(a^(l-1));     ∂C/∂a^(l-1) = ∂C/∂a^(l-1)|_f + g
 
-    (g = ∂C/∂a^l reaches the layer below twice: through f and straight down the skip)."""
+    (g = ∂C/∂a^l reaches the layer below twice: through f and straight down the identity path)."""
 
     def __init__(self, f: Dense):
         self.f = f

@@ -35,7 +35,7 @@ def estimate(spec: RunSpec) -> dict[str, int]:
         n_params += 2 * spec.width * spec.depth  # γ, β
     params = (2 + (n_params <= SquaredNorms.FLAT_MAX)) * n_params * item  # params, grads (+ their squares)
     # per sample, the arrays a forward and backward pass keep: z/h/a per hidden layer (one array
-    # for a plain layer, one more for a normalised one, one more for a skip), z and a^L of the
+    # for a plain layer, one more for a normalised one, one more for a residual one), z and a^L of the
     # output, two alternating δ buffers and two scratch buffers of the widest layer, ones
     per_layer = 1 + spec.normalised + spec.residual
     per_sample = spec.width * spec.depth * per_layer + 2 * spec.n_classes + 4 * max(sizes[1:]) + L
