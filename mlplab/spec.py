@@ -291,10 +291,13 @@ class RunSpec:
         """Every hidden layer normalises its z (``norm`` is batch or layer)."""
         return self.norm != NO_NORM
 
-    def layer_sizes(self) -> list[int]:
-        """[n_0, n_1, ..., n_L]: the features, ``depth`` hidden layers of ``width``, the classes
-        (of a resolved spec: a data set's real shape, ``mlplab.train.resolve``)."""
-        return [self.n_features] + [self.width] * self.depth + [self.n_classes]
+    def layer_sizes(self, n_features: int | None = None, n_classes: int | None = None) -> list[int]:
+        """[n_0, n_1, ..., n_L]: the features, ``depth`` hidden layers of ``width``, the classes:
+        the spec's (a resolved spec's are its data set's real shape, ``mlplab.train.resolve``),
+        or the data's where given."""
+        n_0 = self.n_features if n_features is None else n_features
+        n_L = self.n_classes if n_classes is None else n_classes
+        return [n_0] + [self.width] * self.depth + [n_L]
 
     def schedule(self) -> Schedule:
         """The run's steps: batches, steps per epoch, and which steps are logged and evaluated."""

@@ -128,15 +128,8 @@ def check_targets(spec: RunSpec, data: Dataset) -> None:
 
 
 def build_network(spec: RunSpec, data: Dataset, rng) -> MLP:
-    """The network of a resolved spec (``spec.layer_sizes()``, which must fit the data) with its
-    initial weights drawn from ``rng``."""
-    sizes = spec.layer_sizes()
-    if (sizes[0], sizes[-1]) != (data.n_features, data.n_classes):
-        raise ValueError(
-            f"the spec's {sizes[0]} features and {sizes[-1]} classes are not the data's "
-            f"{data.n_features} and {data.n_classes}: resolve the spec first (mlplab.train.prepare)"
-        )
-    return MLP(sizes, seed=rng, **spec.network_kwargs())
+    """The network of ``spec`` for ``data`` (its features and classes), its initial weights drawn from ``rng``."""
+    return MLP(spec.layer_sizes(data.n_features, data.n_classes), seed=rng, **spec.network_kwargs())
 
 
 class Step:
@@ -323,7 +316,7 @@ class Runner:
             schema_version=res.SCHEMA_VERSION,
             **provenance(blas()),
         )
-        rec = Record(spec.layer_sizes(), sched.rows, spec.normalised, self.scratch)
+        rec = Record(spec.layer_sizes(data.n_features, data.n_classes), sched.rows, spec.normalised, self.scratch)
         t1 = time.perf_counter()
         with blas().limit(limits=1), np.errstate(over="ignore", invalid="ignore"):
             # overflow and inf-inf are expected in exploding runs; they are caught as divergence

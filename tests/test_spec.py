@@ -339,6 +339,7 @@ def test_a_run_builds_its_network_from_every_network_field(monkeypatch):
     net = tr.build_network(spec, data, np.random.default_rng(0))
     assert got == spec.network_kwargs() and set(got) == NET
     assert net.sizes == spec.layer_sizes() == [8, 32, 32, 3]
+    assert RunSpec(depth=1, width=5).layer_sizes(64, 10) == [64, 5, 10]  # the data's shape where given
 
 
 def test_every_network_field_has_its_yaml_default():
