@@ -14,7 +14,7 @@ SWEEP  ?= default
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lock lint format sweep sweep-smoke blog table report remedies nielsen chaos bench bench-torch mutation test test-slurm clean
+.PHONY: help venv lock lint format docs sweep sweep-smoke blog table report remedies nielsen chaos bench bench-torch mutation test test-slurm clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,6 +39,12 @@ lint: $(STAMP) ## ruff: the lint rules and the format of pyproject.toml (CI runs
 format: $(STAMP) ## ruff: format the code and apply the lint rules' safe fixes
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# -E: a fresh build each time (the generated tables read the code, which Sphinx does not watch);
+# -W --keep-going: every warning is an error, all of them reported
+docs: $(STAMP) ## build the documentation site offline into docs/site/ (Sphinx; every warning an error)
+	$(BIN)/python -m sphinx -E -W --keep-going -q -b html docs docs/site
+	@echo "docs/site/index.html"
 
 sweep: $(STAMP) ## run the default sweep (300 runs) on all cores; ARGS="train.lr=0.1" adds overrides
 	$(BIN)/python -m mlplab -m sweep=$(SWEEP) $(ARGS)

@@ -139,6 +139,59 @@ RUNS_SCHEMA = pa.schema(
 
 SCHEMAS = {"runs": RUNS_SCHEMA, "steps": STEPS_SCHEMA, "layers": LAYERS_SCHEMA}
 
+# what each column means (a name means one thing in every table); the config columns' meanings
+# are their RunSpec fields' docs. The documentation's schema tables are generated from these.
+COLUMN_DOCS = {
+    "run_id": "the run: 16 hex digits of the sha256 of its config and the schema version",
+    "sweep": "`sweep_name`",
+    "step": "updates done (step 0 is the initialisation)",
+    "epoch": "epoch of the mini-batch",
+    "layer": "`l`, 1..L (layer L is the output layer)",
+    "fan_in": "`n_(l-1)`",
+    "fan_out": "`n_l`",
+    "grad_w_norm": "`‖∂C/∂W^l‖_F` of the mini-batch, before clipping",
+    "grad_b_norm": "`‖∂C/∂b^l‖₂`, Nielsen's speed of learning of layer `l` (0, to rounding, in a batch-normalised"
+    " hidden layer: the analysis then compares `grad_w_norm`)",
+    "grad_gamma_norm": "`‖∂C/∂γ^l‖₂` of a normalised hidden layer; null where the layer has no norm",
+    "grad_beta_norm": "`‖∂C/∂β^l‖₂` of a normalised hidden layer; null where the layer has no norm",
+    "weight_norm": "`‖W^l‖_F` before the update",
+    "update_ratio": "`‖ΔW^l‖_F / ‖W^l‖_F` of the update applied (after clipping and decay)",
+    "act_mean": "mean of `a^l` over the mini-batch",
+    "act_std": "standard deviation of `a^l` over the mini-batch",
+    "sat_frac": "fraction of saturated units of `h^l = σ(·)` (`a^l` but for a skip's `a^(l-1)`): sigmoid or softmax"
+    " within 0.01 of 0 or 1, tanh within 0.01 of ±1, relu and leaky_relu with input ≤ 0",
+    "train_loss": "mean loss on the whole training set in evaluation mode (batch norm: running estimates) after"
+    " `step` updates; NaN between evaluations (`eval_every`)",
+    "train_accuracy": "accuracy on the whole training set, evaluated as `train_loss`",
+    "test_loss": "mean loss on the test set, evaluated as `train_loss`",
+    "test_accuracy": "accuracy on the test set, evaluated as `train_loss`",
+    "batch_loss": "mean loss of the mini-batch about to be applied (batch norm: its own statistics), at every row",
+    "grad_norm": "global gradient norm over all parameters, before clipping",
+    "clipped": "whether the clipping rule changed the gradient",
+    "full_batch": "`batch_size` was `full`",
+    "status": "`ok`, `diverged` or `failed`",
+    "diverged_step": "the step where the run diverged",
+    "reason": "why it diverged (which quantity, which layer), or the error of a failed run",
+    "n_steps": "planned updates",
+    "steps_done": "updates done",
+    "max_grad_norm": "the largest finite global gradient norm (before clipping) of every step, logged or not",
+    "final_loss": "training loss after training",
+    "final_accuracy": "training accuracy after training",
+    "final_test_loss": "test loss after training",
+    "final_test_accuracy": "test accuracy after training",
+    "wall_time_s": "seconds the run took",
+    "setup_time_s": "seconds of it spent on the data and the network",
+    "train_time_s": "seconds of it spent training",
+    "write_time_s": "seconds of it spent writing the steps and layers tables",
+    "mlplab_version": "mlplab's version",
+    "mlplab_commit": "git commit of mlplab's checkout (`-dirty` when tracked files differ; null for a package)",
+    "numpy_version": "NumPy's version",
+    "python_version": "Python's version",
+    "blas": "the BLAS NumPy calls and its version (threadpoolctl)",
+    "blas_core": "the kernels the BLAS chose for the CPU (OpenBLAS's core type: `Haswell`, `SkylakeX`, ...)",
+    "schema_version": "of the result tables",
+}
+
 
 class ResultsError(ValueError):
     """A results folder that cannot be read; ``str(err)`` is a one-line message."""
