@@ -36,7 +36,6 @@ from mlplab.init import get_init
 from mlplab.layers import NO_NORM, NORMS, Buffers, Dense, Output, Residual
 from mlplab.layout import FlatLayout, SquaredNorms
 from mlplab.losses import Loss, get_loss
-from mlplab.optim import SGD
 
 STATS = ("batch", "running")
 
@@ -365,9 +364,3 @@ class _ResultArrays:
             list(self.dgamma) if norm else None,
             list(self.dbeta) if norm else None,
         )
-
-
-def sgd_step(net: MLP, lr: float, scale: float = 1.0, weight_decay: float = 0.0) -> None:
-    """The former spelling of ``mlplab.optim.SGD(net, lr, weight_decay).step(scale)`` (the update
-    rule lives there), kept while callers move to ``mlplab.optim.make``."""
-    SGD(net, lr, weight_decay).step(scale)

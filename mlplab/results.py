@@ -158,8 +158,8 @@ COLUMN_DOCS = {
     "update_ratio": "`‖ΔW^l‖_F / ‖W^l‖_F` of the update applied (after clipping and decay)",
     "act_mean": "mean of `a^l` over the mini-batch",
     "act_std": "standard deviation of `a^l` over the mini-batch",
-    "sat_frac": "fraction of saturated units of `h^l = σ(·)` (`a^l` but for a skip's `a^(l-1)`): sigmoid or softmax"
-    " within 0.01 of 0 or 1, tanh within 0.01 of ±1, relu and leaky_relu with input ≤ 0",
+    "sat_frac": "fraction of saturated units of `h^l = σ(·)` (`a^l` but for a residual layer's `a^(l-1)`): sigmoid"
+    " or softmax within 0.01 of 0 or 1, tanh within 0.01 of ±1, relu and leaky_relu with input ≤ 0",
     "train_loss": "mean loss on the whole training set in evaluation mode (batch norm: running estimates) after"
     " `step` updates; NaN between evaluations (`eval_every`)",
     "train_accuracy": "accuracy on the whole training set, evaluated as `train_loss`",

@@ -534,18 +534,3 @@ def test_the_weight_step_norms_are_those_of_the_step_taken(wd, known, rng):
     W0 = [W.copy() for W in net.weights]
     opt.step(s)
     np.testing.assert_allclose([np.linalg.norm(W - w) for W, w in zip(net.weights, W0)], want, rtol=1e-9)
-
-
-def test_the_former_sgd_step_is_the_optimisers_step(rng):
-    """network.sgd_step, the former spelling, takes the same step as optim.SGD, bit for bit."""
-    from mlplab.network import sgd_step
-
-    a, b = MLP([3, 5, 2], "tanh", "mse", seed=4), MLP([3, 5, 2], "tanh", "mse", seed=4)
-    X, Y = rng.standard_normal((6, 3)), np.eye(2)[rng.integers(0, 2, 6)]
-    for net in (a, b):
-        net.gradients(X, Y)
-    sgd_step(a, 0.3, scale=0.5, weight_decay=0.1)
-    SGD(b, 0.3, weight_decay=0.1).step(0.5)
-    assert np.array_equal(a.params, b.params) and not np.array_equal(
-        a.params, MLP([3, 5, 2], "tanh", "mse", seed=4).params
-    )
