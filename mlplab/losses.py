@@ -35,11 +35,11 @@ def softplus(z: np.ndarray) -> np.ndarray:
     return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
 
 
-def sigmoid_minus(z: np.ndarray, y: np.ndarray, sigmoid: Sigmoid | None = None) -> np.ndarray:
+def sigmoid_minus(z: np.ndarray, y: np.ndarray) -> np.ndarray:
     """σ(z) − y, relatively accurate for y ∈ {0, 1}: as (1 − y) − σ(−z) where z > 0 (so that
     σ(z) − 1 = −σ(−z) is never the difference of two numbers near 1). At z = 0 this is 0.5 − y,
-    one rounding for any y. ``sigmoid``: the caller's (its constants), else a new one."""
-    sigmoid = sigmoid or Sigmoid()
+    one rounding for any y. (Off the training step's path: a σ of its own.)"""
+    sigmoid = Sigmoid()
     return np.where(z > 0, (1.0 - y) - sigmoid.fn(-z), sigmoid.fn(z) - y)
 
 
@@ -89,7 +89,7 @@ class MSE(Loss):
         return self.sigmoid.fn_(z, out)
 
     def fn(self, z, a, y):
-        d = sigmoid_minus(z, y, self.sigmoid)  # a − y, from z
+        d = sigmoid_minus(z, y)  # a − y, from z
         return 0.5 * np.einsum("ij,ij->i", d, d)
 
     def delta_(self, z, a, y, out):

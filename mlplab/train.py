@@ -270,7 +270,7 @@ class Runner:
     created and checked once (``results.ResultsFolder``), the memory reading
     (``resources.MemoryProbe``) and the memory of the records' raw copies (``record.Scratch``)."""
 
-    def __init__(self, root, sweep: str = "", force: bool = False):
+    def __init__(self, root, sweep: str, force: bool):
         self.root, self.sweep, self.force = root, sweep, force
         self.folder = res.ResultsFolder(root)
         self.memory = resources.MemoryProbe()
@@ -316,7 +316,7 @@ class Runner:
             schema_version=res.SCHEMA_VERSION,
             **provenance(blas()),
         )
-        rec = Record(spec.layer_sizes(data.n_features, data.n_classes), sched.rows, spec.normalised, self.scratch)
+        rec = Record(spec.layer_sizes(), sched.rows, spec.normalised, self.scratch)  # spec: resolved
         t1 = time.perf_counter()
         with blas().limit(limits=1), np.errstate(over="ignore", invalid="ignore"):
             # overflow and inf-inf are expected in exploding runs; they are caught as divergence

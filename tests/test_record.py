@@ -126,7 +126,7 @@ def test_a_runner_reuses_the_records_memory_from_run_to_run_with_the_same_number
     those of the run done alone."""
     from mlplab.train import Runner
 
-    runner = Runner(tmp_path / "together", sweep="t")
+    runner = Runner(tmp_path / "together", "t", False)
     specs = [RunSpec(**SMALL, seed=s) for s in (0, 1)]
     runner(specs[0])
     first = runner.scratch.free["d"]

@@ -720,3 +720,22 @@ def test_the_memory_estimate_follows_the_schedule_and_the_layer_sizes():
     assert resources.estimate(RunSpec(depth=3))["parameters"] == 3 * (n_params + 32 * 32 + 32) * 8
     assert e["records"] >= 2 * sched.rows * (len(sizes)) * resources.LOGGED_COLUMNS * 8
     assert resources.estimate(RunSpec(norm="layer"))["parameters"] == 3 * (n_params + 2 * 32 * 2) * 8
+
+
+def test_a_runner_reads_the_free_memory_once_for_its_runs_of_a_second(tmp_path, monkeypatch):
+    """The runs of one Runner share its memory reading (a second old at most); run() alone reads
+    it afresh each time."""
+    from mlplab import resources
+    from mlplab.train import Runner
+
+    reads = []
+    monkeypatch.setattr(resources, "read_available", lambda: reads.append(1) or 2**40)
+    runner = Runner(tmp_path / "r", "t", False)
+    for seed in (0, 1):
+        runner(RunSpec(**{**SMALL, "epochs": 1, "seed": seed}))
+    assert len(reads) == 1
+    run(RunSpec(**{**SMALL, "epochs": 1, "seed": 2}), tmp_path / "r")
+    assert len(reads) == 2
+    monkeypatch.setattr(resources, "read_available", lambda: 1000)  # too little for any run
+    with pytest.raises(mlplab.ConfigError, match="of memory"):
+        run(RunSpec(**{**SMALL, "epochs": 1, "seed": 3}), tmp_path / "r")
