@@ -47,13 +47,13 @@ class SGD:
             norms = np.array([safe_norm(scale * g + wd * W) for W, g in zip(net.weights, net.dW)])
         else:
             norms = scale * grad_w_norms
-        return np.multiply(norms, lr, out=norms)
+        return norms * lr
 
 
 OPTIMISERS: dict[str, type] = {"sgd": SGD}
 
 
-def make(net, name: str = "sgd", **kw):
+def make(net, name: str, **kw):
     """The optimiser ``name`` bound to ``net`` (``lr=``, ``weight_decay=``, ...)."""
     try:
         cls = OPTIMISERS[name]

@@ -861,10 +861,10 @@ def _read_table(cat: Catalogue, table: str, schema: pa.Schema) -> pa.Table:
 def respell(runs: pa.Table) -> pa.Table:
     """The runs table with values stored under an old spelling in today's (``RESPELLED``: a
     null ``norm``, written before "none" was its spelling, reads "none")."""
-    for name, (old, new) in RESPELLED.items():
+    for name, new in RESPELLED.items():
         i = runs.schema.get_field_index(name)
         col = runs.column(i)
-        if old is None and col.null_count:
+        if col.null_count:
             filled = pc.fill_null(col.cast(pa.string()), new).cast(runs.schema.field(i).type)
             runs = runs.set_column(i, runs.schema.field(i), filled)
     return runs

@@ -260,8 +260,8 @@ class RunSpec:
     dtype: str = param("float64", "dtype", OneOf(("float32", "float64")), use=("net", "data"), doc="float64 or float32")
 
     def __post_init__(self):
-        for name, (old, new) in RESPELLED.items():  # an old spelling (a config, a command line, a sweep file)
-            if getattr(self, name) is old:
+        for name, new in RESPELLED.items():  # null, the old spelling (a config, a command line, a sweep file)
+            if getattr(self, name) is None:
                 object.__setattr__(self, name, new)
 
     def as_dict(self) -> dict:
@@ -272,9 +272,9 @@ class RunSpec:
         """sha256 of the canonical JSON of every field plus the result schema version. A value
         spelled anew hashes as its old spelling did (``RESPELLED``), so no run id changes."""
         fields = self.as_dict()
-        for name, (old, new) in RESPELLED.items():
+        for name, new in RESPELLED.items():
             if fields[name] == new:
-                fields[name] = old
+                fields[name] = None
         blob = json.dumps({"schema": SCHEMA_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -348,10 +348,10 @@ class Schedule:
 
 
 FIELDS: tuple[dataclasses.Field, ...] = dataclasses.fields(RunSpec)
-# field -> (old value, today's): a value spelled anew after runs were made. Read as today's from
-# a config or an old results folder (``mlplab.results.load_results``); hashed as the old one, so
-# that a run keeps its id.
-RESPELLED: dict[str, tuple[Any, str]] = {"norm": (None, NO_NORM)}
+# field -> today's spelling of a value spelled null when runs were first made. Null is read as
+# it, from a config or an old results folder (``mlplab.results.load_results``); it is hashed as
+# null, so that a run keeps its id.
+RESPELLED: dict[str, str] = {"norm": NO_NORM}
 CONFIG_KEYS: dict[str, str] = {f.name: f.metadata["key"] for f in FIELDS}  # RunSpec field -> config key
 
 PY_COLUMN = {bool: "bool", int: "int32", float: "float64", str: "category"}

@@ -511,7 +511,7 @@ def test_make_binds_a_registered_optimiser_and_refuses_an_unknown_one():
     net = MLP([3, 4, 2], "tanh", "mse", seed=1)
     opt = make(net, "sgd", lr=0.25, weight_decay=0.5)
     assert type(opt) is SGD and opt.net is net and (opt.lr, opt.weight_decay) == (0.25, 0.5)
-    assert make(net, lr=0.1).weight_decay == 0.0
+    assert make(net, "sgd", lr=0.1).weight_decay == 0.0
     with pytest.raises(ValueError, match=r"optimiser 'adam' is not registered; choose one of \['sgd'\]"):
         make(net, "adam", lr=0.1)
 

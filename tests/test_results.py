@@ -711,3 +711,14 @@ def test_a_null_norm_of_an_older_folder_reads_none_and_its_runs_are_done(folder)
     assert list(old.runs.norm) == ["none", "none"] and set(old.layers.norm) == {"none"}
     pd.testing.assert_frame_equal(old.runs.astype({"norm": str}), today.runs.astype({"norm": str}))
     assert run(RunSpec(**SMALL, seed=0), folder, sweep="t")["skipped"]
+
+
+def test_a_results_folder_names_its_key_when_it_cannot_be_written(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("x")
+    with pytest.raises(res.ResultsError, match=r"^results_dir: the results folder .* cannot be written: File exists"):
+        res.ResultsFolder(blocked).prepare()
+    folder = res.ResultsFolder(blocked / "sub", key="hydra.sweep.dir")
+    with pytest.raises(res.ResultsError, match=r"^hydra\.sweep\.dir: the results folder .* Not a directory"):
+        folder.prepare()
+    assert not folder.checked

@@ -739,3 +739,12 @@ def test_a_runner_reads_the_free_memory_once_for_its_runs_of_a_second(tmp_path, 
     monkeypatch.setattr(resources, "read_available", lambda: 1000)  # too little for any run
     with pytest.raises(mlplab.ConfigError, match="of memory"):
         run(RunSpec(**{**SMALL, "epochs": 1, "seed": 3}), tmp_path / "r")
+
+
+def test_a_network_is_sized_by_its_data_even_for_a_spec_not_resolved():
+    """build_network takes the features and classes from the data (a spec not yet resolved
+    says 8 and 3 for the 8x8 digits' 64 and 10)."""
+    spec = RunSpec(dataset="digits", depth=1, width=5, n_samples=100, epochs=1)
+    data = load_data(spec, rngs(0)[0])
+    net = build_network(spec, data, np.random.default_rng(0))
+    assert net.sizes == [64, 5, 10] and spec.layer_sizes() == [8, 5, 3]
