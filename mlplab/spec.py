@@ -301,7 +301,11 @@ class RunSpec:
 
     def schedule(self) -> Schedule:
         """The run's steps: batches, steps per epoch, and which steps are logged and evaluated."""
-        return Schedule.of(self)
+        n_train, n_test = split_sizes(self.n_samples, self.test_fraction)
+        bs = max(n_train, 1) if self.batch_size == "full" else min(int(self.batch_size), max(n_train, 1))
+        spe = math.ceil(n_train / bs)
+        n_steps = spe * self.epochs
+        return Schedule(n_train, n_test, bs, spe, n_steps, *cadence(n_steps, self.log_every, self.eval_every))
 
     def data_key(self) -> tuple:
         """What decides the data set (the data fields and the seed): runs with the same key share it."""
@@ -324,7 +328,7 @@ def cadence(n_steps: int, log_every: int | None, eval_every: int | str | None) -
 
 @dataclass(frozen=True)
 class Schedule:
-    """When a run computes and logs: ``n_train``/``n_test`` samples, mini-batches of
+    """When a run computes and logs (``RunSpec.schedule()``): ``n_train``/``n_test`` samples, mini-batches of
     ``batch_size`` (the whole training set when full), ``steps_per_epoch`` × epochs = ``n_steps``
     updates, gradient metrics every ``log_every`` steps, a whole-set evaluation every
     ``eval_every`` steps (each also a logged step); ``rows``: the most rows the run writes."""
@@ -337,14 +341,6 @@ class Schedule:
     log_every: int
     eval_every: int
     rows: int
-
-    @classmethod
-    def of(cls, spec: RunSpec) -> Schedule:
-        n_train, n_test = split_sizes(spec.n_samples, spec.test_fraction)
-        bs = max(n_train, 1) if spec.batch_size == "full" else min(int(spec.batch_size), max(n_train, 1))
-        spe = math.ceil(n_train / bs)
-        n_steps = spe * spec.epochs
-        return cls(n_train, n_test, bs, spe, n_steps, *cadence(n_steps, spec.log_every, spec.eval_every))
 
 
 FIELDS: tuple[dataclasses.Field, ...] = dataclasses.fields(RunSpec)

@@ -15,7 +15,7 @@ from mlplab.data import DATASETS
 from mlplab.init import INITS
 from mlplab.layers import NORMS
 from mlplab.losses import LOSSES
-from mlplab.spec import FIELDS, SCHEMA_VERSION, RunSpec
+from mlplab.spec import FIELDS, SCHEMA_VERSION, RunSpec, cadence
 
 # every string a field may hold, for finding a valid value other than the default
 WORDS = sorted(
@@ -359,3 +359,22 @@ def test_every_network_field_has_its_yaml_default():
             key = f.metadata["key"] + (".name" if f.metadata["group"] else "")
             assert OmegaConf.select(cfg, key, default="missing") == f.default, f.name
     assert OmegaConf.select(cfg, "norm") == "none"
+
+
+@pytest.mark.parametrize(
+    "kw,want",
+    [
+        (dict(n_samples=200, batch_size=32, epochs=3), (160, 40, 32, 5, 15)),
+        (dict(n_samples=200, batch_size="full", epochs=3), (160, 40, 160, 1, 3)),
+        (dict(n_samples=2, test_fraction=0.5, batch_size="full"), (1, 1, 1, 1, 20)),
+        (dict(n_samples=2, test_fraction=0.5, batch_size=5), (1, 1, 1, 1, 20)),  # a batch is at most the set
+        (dict(n_samples=2, test_fraction=0.9, batch_size="full"), (0, 2, 1, 0, 0)),  # refused later, not a crash
+        (dict(n_samples=2, test_fraction=0.9, batch_size=3), (0, 2, 1, 0, 0)),
+    ],
+)
+def test_the_schedule_is_derived_once_from_the_spec(kw, want):
+    """RunSpec.schedule(): (n_train, n_test, batch size, steps per epoch, steps), and the logged
+    and evaluated steps of ``cadence``; what train, the memory estimate and the sweep's cost use."""
+    s = RunSpec(**kw).schedule()
+    assert (s.n_train, s.n_test, s.batch_size, s.steps_per_epoch, s.n_steps) == want
+    assert (s.log_every, s.eval_every, s.rows) == cadence(s.n_steps, None, None)
