@@ -14,28 +14,34 @@ limit); callers of the raw ``fn_`` wrap the whole step in ``np.errstate(over="ig
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 SAT_EPS = 0.01  # a unit is saturated when its output is within 0.01 of an asymptote
 
-_FULL: dict = {}
 
-
-def full_like(value: float, x: np.ndarray) -> np.ndarray:
-    """A cached read-only array of ``value`` with the shape and dtype of ``x``.
+class Constants:
+    """Read-only arrays of one value, by value, shape and dtype, made on first use and kept.
 
     NumPy's SIMD loops for two contiguous arrays are several times faster than the ones for an
     array and a Python scalar in ``maximum`` and ``divide`` (same results, bit for bit), so the
-    hot path passes a constant array instead of a scalar there.
-    """
-    key = (value, x.shape, x.dtype.char)
-    c = _FULL.get(key)
-    if c is None:
-        if len(_FULL) > 64:  # many batch sizes (e.g. tests): keep the cache small
-            _FULL.clear()
-        c = _FULL[key] = np.full(x.shape, value, x.dtype)
-        c.flags.writeable = False
-    return c
+    hot path passes a constant array instead of a scalar there. Each activation and loss owns
+    its constants (``constants``), so a network's live as long as the network does."""
+
+    def __init__(self):
+        self.arrays: dict = {}
+
+    def full_like(self, value: float, x: np.ndarray) -> np.ndarray:
+        """The read-only array of ``value`` with the shape and dtype of ``x``."""
+        key = (value, x.shape, x.dtype.char)
+        c = self.arrays.get(key)
+        if c is None:
+            if len(self.arrays) > 64:  # many batch sizes (e.g. tests): keep the cache small
+                self.arrays.clear()
+            c = self.arrays[key] = np.full(x.shape, value, x.dtype)
+            c.flags.writeable = False
+        return c
 
 
 def as_float(z) -> np.ndarray:
@@ -46,6 +52,11 @@ def as_float(z) -> np.ndarray:
 
 class Activation:
     name: str = ""
+
+    @functools.cached_property
+    def constants(self) -> Constants:
+        """This activation's constant arrays (made on first use)."""
+        return Constants()
 
     def fn_(self, z: np.ndarray, out: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -85,7 +96,7 @@ class Sigmoid(Activation):
         np.negative(z, out=out)
         np.exp(out, out=out)
         out += 1.0
-        return np.divide(full_like(1.0, out), out, out=out)
+        return np.divide(self.constants.full_like(1.0, out), out, out=out)
 
     def grad_a_(self, a, out):
         np.subtract(1.0, a, out=out)
@@ -124,7 +135,7 @@ class ReLU(Activation):
     name = "relu"
 
     def fn_(self, z, out):
-        return np.maximum(z, full_like(0.0, z), out=out)
+        return np.maximum(z, self.constants.full_like(0.0, z), out=out)
 
     def grad_a_(self, a, out):
         return np.greater(a, 0.0, out=out)  # a > 0  <=>  z > 0

@@ -30,6 +30,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mlplab import results as res
 from mlplab.config import CLI_KEYS, Config, to_spec
+from mlplab.resources import MemoryProbe
 from mlplab.results import ResultsError
 from mlplab.spec import ConfigError, RunSpec
 from mlplab.train import check_targets, make_data, prepare, run
@@ -405,6 +406,7 @@ def plan_jobs(config: DictConfig) -> list[tuple[list[str], RunSpec]]:
     composed: dict[tuple, tuple] = {}  # group choices -> (config or None, its RunSpec, plain?)
     cache = CompositionCache(sweep_root(config) / "hydra" / "compositions.json", config)
     datasets: dict[tuple, object] = {}
+    memory = MemoryProbe()  # one reading of the free memory for the jobs of a second
     planned = []
     for overrides in jobs:
         try:
@@ -433,7 +435,7 @@ def plan_jobs(config: DictConfig) -> list[tuple[list[str], RunSpec]]:
                 cfg = cfg.copy()
                 apply_overrides(cfg, values)
                 spec = spec_of(cfg)
-            spec = prepare(spec)
+            spec = prepare(spec, memory)
             key = spec.data_key()
             if key not in datasets:
                 datasets[key] = make_data(spec)

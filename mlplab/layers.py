@@ -11,7 +11,7 @@ and g = ∂C/∂a^l is what a layer's backward pass receives from the layer abov
                  δ = (g_ẑ − mean(g_ẑ) − ẑ ⊙ mean(g_ẑ ⊙ ẑ))/√(v + ε),   g_ẑ = g ⊙ σ'(u) ⊙ γ
                  (μ, v: mean and biased variance per unit over the batch — batch norm — or per
                  sample over the units — layer norm; the means in δ run over the same axis)
-    Skip(f)      a^l = a^(l-1) + f(a^(l-1))         ∂C/∂a^(l-1) = (f's backward of g) + g
+    Residual(f)  a^l = a^(l-1) + f(a^(l-1))         ∂C/∂a^(l-1) = (f's backward of g) + g
     Output       z = a^(L-1) Wᵀ + b,   a^L = the loss's output(z),   δ^L = ∂C/∂z^L from the loss
 
 and in every layer  ∂C/∂W = δᵀ a^(l-1),  ∂C/∂b = 1ᵀ δ,  ∂C/∂a^(l-1) = δ W.
@@ -219,15 +219,16 @@ class LayerNormalised(Normalised):
         return self.backward_z_(delta, a_prev, c, out)
 
 
+NO_NORM = "none"  # the spelling of "no normalisation" everywhere: config, RunSpec, the runs table, the analysis
 NORMS: dict[str, type[Normalised]] = {"batch": BatchNormalised, "layer": LayerNormalised}
 
 
-class Skip:
+class Residual:
     """Residual connection around a block f (He et al. 2016):
 
         a^l = a^(l-1) + h,  h = f(a^(l-1));     ∂C/∂a^(l-1) = ∂C/∂a^(l-1)|_f + g
 
-    (g = ∂C/∂a^l reaches the layer below twice: through f and straight down the skip)."""
+    (g = ∂C/∂a^l reaches the layer below twice: through f and straight down the identity path)."""
 
     def __init__(self, f: Dense):
         self.f = f

@@ -14,6 +14,8 @@ norm comes out of one pass over the flat gradient (``sq_norms_``).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 KINDS = ("W", "b", "gamma", "beta")  # the order of the kinds in the flat arrays
@@ -119,3 +121,12 @@ class SquaredNorms:
     def total(self) -> float:
         """‖g‖² over all parameters: the per-kind sums added kind by kind (W, b, γ, β)."""
         return sum(sum(v.tolist()) for v in self.by_kind.values() if len(v))
+
+
+def safe_norm(g: np.ndarray) -> float:
+    """‖g‖ without overflow: max|g| · ‖g / max|g|‖ (NaN or inf when an entry is)."""
+    m = float(np.abs(g).max(initial=0.0))
+    if m == 0.0 or not math.isfinite(m):
+        return m
+    x = g / m
+    return m * math.sqrt(np.vdot(x, x))

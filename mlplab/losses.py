@@ -23,11 +23,11 @@ relative to the largest logit with log1p, MSE with σ(z) − 1 written as −σ(
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
-from mlplab.activations import SAT_EPS, Sigmoid, full_like
-
-_sigmoid = Sigmoid()
+from mlplab.activations import SAT_EPS, Constants, Sigmoid
 
 
 def softplus(z: np.ndarray) -> np.ndarray:
@@ -38,13 +38,24 @@ def softplus(z: np.ndarray) -> np.ndarray:
 def sigmoid_minus(z: np.ndarray, y: np.ndarray) -> np.ndarray:
     """σ(z) − y, relatively accurate for y ∈ {0, 1}: as (1 − y) − σ(−z) where z > 0 (so that
     σ(z) − 1 = −σ(−z) is never the difference of two numbers near 1). At z = 0 this is 0.5 − y,
-    one rounding for any y."""
-    return np.where(z > 0, (1.0 - y) - _sigmoid.fn(-z), _sigmoid.fn(z) - y)
+    one rounding for any y. (Off the training step's path: a σ of its own.)"""
+    sigmoid = Sigmoid()
+    return np.where(z > 0, (1.0 - y) - sigmoid.fn(-z), sigmoid.fn(z) - y)
 
 
 class Loss:
     name: str = ""
     target_kind: str = "any"  # what y must be: 'binary' (0/1 entries) or 'one_hot'
+
+    @functools.cached_property
+    def constants(self) -> Constants:
+        """This loss's constant arrays (made on first use)."""
+        return Constants()
+
+    @functools.cached_property
+    def sigmoid(self) -> Sigmoid:
+        """The σ of a sigmoid output layer, this loss's own (with its constants)."""
+        return Sigmoid()
 
     def output_(self, z, out):
         raise NotImplementedError
@@ -75,7 +86,7 @@ class MSE(Loss):
     name = "mse"
 
     def output_(self, z, out):
-        return _sigmoid.fn_(z, out)
+        return self.sigmoid.fn_(z, out)
 
     def fn(self, z, a, y):
         d = sigmoid_minus(z, y)  # a − y, from z
@@ -99,7 +110,7 @@ class BCE(Loss):
     target_kind = "binary"
 
     def output_(self, z, out):
-        return _sigmoid.fn_(z, out)
+        return self.sigmoid.fn_(z, out)
 
     def fn(self, z, a, y):
         return ((1.0 - y) * softplus(z) + y * softplus(-z)).sum(axis=1)
@@ -125,7 +136,7 @@ class SoftmaxCE(Loss):
         np.exp(out, out=out)
         # Σ_j e^{z_j − max z} as a matrix-vector product: one BLAS call, much cheaper than a
         # row-wise reduction over a few columns
-        out /= np.dot(out, full_like(1.0, out[0]))[:, None]
+        out /= np.dot(out, self.constants.full_like(1.0, out[0]))[:, None]
         return out
 
     def fn(self, z, a, y):

@@ -17,8 +17,9 @@ Two ways in:
 
 * the copying API — ``gradients(X, Y)``, ``forward(X)``, ``predict(X)``, ``loss_value(X, Y)``,
   ``evaluate(X, Y)`` — checks its inputs and returns fresh arrays;
-* the in-place step API — ``forward_(X)``, ``backward_(Y, norms=True)``, ``sgd_step(net, ...)`` —
-  is what training, the benchmark and the tests use: no checks, no allocation; results live in
+* the in-place step API — ``forward_(X)``, ``backward_(Y, norms=True)``, then an optimiser's
+  ``step`` (``mlplab.optim``) — is what training, the benchmark and the tests use: no checks, no
+  allocation; results live in
   the network's buffers (``net.grads`` and its views ``net.dW``…, ``net.sq``), valid until the
   next call.
 """
@@ -32,7 +33,7 @@ import numpy as np
 
 from mlplab.activations import Activation, get_activation
 from mlplab.init import get_init
-from mlplab.layers import NORMS, Buffers, Dense, Output, Skip
+from mlplab.layers import NO_NORM, NORMS, Buffers, Dense, Output, Residual
 from mlplab.layout import FlatLayout, SquaredNorms
 from mlplab.losses import Loss, get_loss
 
@@ -87,7 +88,7 @@ class Workspace:
             layer.buffers(m, s[: m * k].reshape(m, k), t[: m * k].reshape(m, k), a)
             for layer, k, a in zip(layers, n, out)
         ]
-        self.skips = [i for i, c in enumerate(self.buffers) if c.h is not c.a]  # layers whose h is apart from a^l
+        self.residuals = [i for i, c in enumerate(self.buffers) if c.h is not c.a]  # residual layers: h apart from a^l
         # g[l-1] holds ∂C/∂a^l, then δ^l in place: buffer (L − l) % 2
         self.g = [d[(L - 1 - i) % 2][: m * k].reshape(m, k) for i, k in enumerate(n)]
         self.buffers[-1].delta = self.g[-1]  # δ^L
@@ -106,7 +107,7 @@ class MLP:
 
     ``sizes`` = [n_0, n_1, ..., n_L]; ``depth`` (hidden layers) = len(sizes) - 2.
     ``residual``: a^l = a^(l-1) + σ(·) in hidden layers l ≥ 2 whose width equals the previous one.
-    ``norm``: None, "batch" or "layer": normalise every hidden layer's z^l, with a learned scale
+    ``norm``: "none", "batch" or "layer": normalise every hidden layer's z^l, with a learned scale
     γ^l (``net.gamma[l-1]``, starts at 1) and shift β^l (``net.beta[l-1]``, starts at 0).
 
     Parameters live in one flat array (``net.params``, laid out by ``mlplab.layout``) and so do
@@ -122,7 +123,7 @@ class MLP:
         init: str = "normal",
         seed: int | np.random.Generator = 0,
         residual: bool = False,
-        norm: str | None = None,
+        norm: str = NO_NORM,
         *,
         sigma_w: float = 1.0,
         sigma_b: float = 1.0,
@@ -132,8 +133,9 @@ class MLP:
         self.sizes = [int(n) for n in sizes]
         if len(self.sizes) < 2 or min(self.sizes) < 1:
             raise ValueError(f"sizes={sizes!r}: need at least [n_0, n_L], every size >= 1")
-        if norm is not None and norm not in NORMS:
-            raise ValueError(f"norm={norm!r} is not registered; choose None or one of {sorted(NORMS)}")
+        norm = NO_NORM if norm is None else norm  # None: the old spelling of "none"
+        if norm != NO_NORM and norm not in NORMS:
+            raise ValueError(f"norm={norm!r} is not registered; choose {NO_NORM!r} or one of {sorted(NORMS)}")
         self.L = len(self.sizes) - 1
         self.activation = get_activation(activation, **({"alpha": alpha} if activation == "leaky_relu" else {}))
         self.loss = get_loss(loss)
@@ -148,7 +150,7 @@ class MLP:
         p, g = self.layout.by_kind, self.layout.grads_by_kind
         self.weights, self.biases, self.dW, self.db = Views(p["W"]), Views(p["b"]), Views(g["W"]), Views(g["b"])
         self.gamma = self.beta = self.dgamma = self.dbeta = self.running_mean = self.running_var = None
-        if norm:
+        if self.normalised:
             self.gamma, self.beta, self.dgamma, self.dbeta = (
                 Views(p["gamma"]),
                 Views(p["beta"]),
@@ -168,10 +170,16 @@ class MLP:
         self._last: tuple[Workspace, str] | None = None  # the last forward_'s workspace and statistics
 
     def _hidden(self, l: int):
-        """Hidden layer l: plain or normalised, with a skip when residual, l ≥ 2 and the width is unchanged."""
+        """Hidden layer l: plain or normalised; residual (adds its input) when ``residual``, l ≥ 2
+        and the width is unchanged."""
         n_in, n_out = self.sizes[l - 1], self.sizes[l]
-        block = (NORMS[self.norm] if self.norm else Dense)(n_in, n_out, self.activation)
-        return Skip(block) if self.residual and l >= 2 and n_in == n_out else block
+        block = (NORMS[self.norm] if self.normalised else Dense)(n_in, n_out, self.activation)
+        return Residual(block) if self.residual and l >= 2 and n_in == n_out else block
+
+    @property
+    def normalised(self) -> bool:
+        """Every hidden layer normalises its z (``norm`` is "batch" or "layer")."""
+        return self.norm != NO_NORM
 
     @property
     def depth(self) -> int:
@@ -233,7 +241,7 @@ class MLP:
 
     def layer_outputs(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """(a^l, h^l) of every layer l = 1..L in the last ``forward_`` (buffers): the layer's
-        output, and σ's output h^l (= a^l but where a skip adds a^(l-1))."""
+        output, and σ's output h^l (= a^l but where a residual layer adds a^(l-1))."""
         return [(c.a, c.h) for c in self._last[0].buffers]
 
     # -- the copying API ------------------------------------------------------------------------
@@ -310,7 +318,7 @@ class MLP:
         return out.result(loss)
 
     def __repr__(self) -> str:
-        extra = (", residual=True" if self.residual else "") + (f", norm={self.norm!r}" if self.norm else "")
+        extra = (", residual=True" if self.residual else "") + (f", norm={self.norm!r}" if self.normalised else "")
         return (
             f"MLP(sizes={self.sizes}, activation={self.activation.name!r}, "
             f"loss={self.loss.name!r}{extra}, dtype={self.dtype.name!r})"
@@ -336,7 +344,7 @@ class _ResultArrays:
         for n in net.sizes[1:]:
             self.delta.append(self.block[at : at + m * n].reshape(m, n))
             at += m * n
-        self.norm = net.norm is not None
+        self.norm = net.normalised
         self._all = (self.block, *self.dW, *self.db, *self.dgamma, *self.dbeta, *self.delta)
         self._counts = self._refcounts()
 
@@ -356,17 +364,3 @@ class _ResultArrays:
             list(self.dgamma) if norm else None,
             list(self.dbeta) if norm else None,
         )
-
-
-def sgd_step(net: MLP, lr: float, scale: float = 1.0, weight_decay: float = 0.0) -> None:
-    """One SGD update in place, from the gradients of the last ``backward_``:
-
-        W ← (1 − ηλ) W − η·s·∂C/∂W   (weights),     θ ← θ − η·s·∂C/∂θ   (b, γ, β)
-
-    with η = ``lr``, λ = ``weight_decay`` and s = ``scale`` (the clipping factor). Two array
-    operations over the flat arrays whatever the depth; overwrites the gradients."""
-    if weight_decay:
-        net.params[net.layout.decayed] *= 1.0 - lr * weight_decay
-    g = net.grads
-    g *= -lr * scale
-    net.params += g

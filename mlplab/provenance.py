@@ -20,6 +20,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
+
 # the runs table's provenance columns, in order (mlplab.results.RUNS_SCHEMA)
 COLUMNS = ("mlplab_version", "mlplab_commit", "numpy_version", "python_version", "blas", "blas_core")
 
@@ -65,9 +67,7 @@ def git_commit(folder: Path | None = None) -> str | None:
 
 @functools.lru_cache(maxsize=1)
 def _fixed() -> dict:
-    import numpy as np
-
-    from mlplab import __version__
+    from mlplab import __version__  # here: mlplab's __init__ imports this module (through train)
 
     return {
         "mlplab_version": __version__,

@@ -23,15 +23,6 @@ KEY_COLUMNS = ("run_id", "step", "epoch", "layer", "fan_in", "fan_out")
 NORM_COLUMNS = {"W": "grad_w_norm", "b": "grad_b_norm", "gamma": "grad_gamma_norm", "beta": "grad_beta_norm"}
 
 
-def safe_norm(g: np.ndarray) -> float:
-    """‖g‖ without overflow: max|g| · ‖g / max|g|‖ (NaN or inf when an entry is)."""
-    m = float(np.abs(g).max(initial=0.0))
-    if m == 0.0 or not math.isfinite(m):
-        return m
-    x = g / m
-    return m * math.sqrt(np.vdot(x, x))
-
-
 def block_stats(x: np.ndarray, starts: np.ndarray, counts: np.ndarray, output: np.ndarray, activation, loss):
     """Mean, standard deviation (two passes: the mean, then the squared deviations from it) and
     saturated fraction of every segment of the flat array ``x`` (segment k: ``counts[k]``
@@ -50,18 +41,26 @@ def block_stats(x: np.ndarray, starts: np.ndarray, counts: np.ndarray, output: n
     return mean, std, sat / counts
 
 
-_FREE: dict[str, np.ndarray] = {}  # a finished run's store, per dtype, for the next run of this process
+class Scratch:
+    """Memory handed from one run's record to the next: a sweep's worker runs one run after
+    another, and fresh memory would fault its pages in on every run. Its owner runs them
+    (``mlplab.train.Runner``); a record without one takes fresh memory."""
 
+    def __init__(self):
+        self.free: dict[str, np.ndarray] = {}  # a finished run's store, per dtype
 
-def _take(n: int, dtype) -> np.ndarray:
-    """n numbers of memory for a run's store: the last finished run's when it is large enough
-    (a sweep's worker runs one run after another; fresh memory would fault its pages in on
-    every run), else new. Taken out of ``_FREE`` while in use, so no two runs share it."""
-    dtype = np.dtype(dtype)
-    buf = _FREE.pop(dtype.char, None)
-    if buf is None or buf.size < n:
-        buf = np.empty(max(n, 0 if buf is None else buf.size), dtype)
-    return buf[:n]
+    def take(self, n: int, dtype) -> np.ndarray:
+        """n numbers of memory for a run's store: the last finished run's when it is large
+        enough, else new. Taken out while in use, so no two runs share it."""
+        dtype = np.dtype(dtype)
+        buf = self.free.pop(dtype.char, None)
+        if buf is None or buf.size < n:
+            buf = np.empty(max(n, 0 if buf is None else buf.size), dtype)
+        return buf[:n]
+
+    def give(self, buf: np.ndarray) -> None:
+        """A finished run's store, for the next run."""
+        self.free[buf.dtype.char] = buf
 
 
 class Pending:
@@ -70,12 +69,13 @@ class Pending:
     Per row: the workspace's block of layer outputs (``mlplab.network.Workspace.outputs``:
     a^1..a^L back to back), z^L, a^L and the targets Y — each in a flat store, rows back to
     back. With residual layers, σ's output h^l is apart from a^l; their saturated fractions are
-    counted at once (``skip_sat``)."""
+    counted at once (``residual_sat``)."""
 
     MAX_BYTES = 32 * 2**20  # raw copies of a run beyond this: statistics at each logged step
 
-    def __init__(self, net, capacity: int, m: int):
+    def __init__(self, net, capacity: int, m: int, scratch: Scratch):
         ws = net.last_workspace
+        self.scratch = scratch
         n_out = net.sizes[-1]
         self.activation, self.loss = net.activation, net.loss  # the saturation rules and the loss
         self.block, self.m = ws.outputs.size // ws.m, m  # numbers per sample in the outputs block
@@ -85,18 +85,18 @@ class Pending:
         self.deferred = size <= self.MAX_BYTES
         if self.deferred:
             n = capacity * m * self.block
-            self.memory = _take(n + 3 * capacity * m * n_out, net.dtype)
+            self.memory = scratch.take(n + 3 * capacity * m * n_out, net.dtype)
             self.out = self.memory[:n]
             self.zaY = self.memory[n:].reshape(3, capacity * m, n_out)
         self.rows: list[tuple[int, int]] = []  # (row, samples) of each deferred row
         self.used = 0  # samples stored
-        self.skip_sat = np.full((capacity, net.L), np.nan)
+        self.residual_sat = np.full((capacity, net.L), np.nan)
 
     def add(self, rec: Record, i: int, net, Yb: np.ndarray) -> None:
         ws = net.last_workspace
         m = ws.m
-        for l in ws.skips:
-            self.skip_sat[i, l] = np.count_nonzero(net.activation.saturated(ws.buffers[l].h)) / ws.counts[l]
+        for l in ws.residuals:
+            self.residual_sat[i, l] = np.count_nonzero(net.activation.saturated(ws.buffers[l].h)) / ws.counts[l]
         if not self.deferred or m > self.m:  # too large to keep: now
             output = np.zeros(net.L, bool)
             output[-1] = True
@@ -113,9 +113,9 @@ class Pending:
         self.used += m
 
     def release(self) -> None:
-        """Hand the store back for the next run of this process (see ``_take``)."""
+        """Hand the store back for the next run (``Scratch``)."""
         if self.deferred:
-            _FREE[self.memory.dtype.char] = self.memory.base  # the whole buffer _take sliced
+            self.scratch.give(self.memory.base)  # the whole buffer take sliced
             self.deferred, self.out = False, None
 
     def flush(self, rec: Record) -> None:
@@ -135,9 +135,9 @@ class Pending:
             rec.steps["batch_loss"][rows] = np.add.reduceat(loss.fn(z, a, Y), first, dtype=np.float64) / ms
             self.rows.clear()
             self.used = 0
-        has = ~np.isnan(self.skip_sat)
-        rec.layers["sat_frac"][has] = self.skip_sat[has]
-        self.skip_sat[has] = np.nan
+        has = ~np.isnan(self.residual_sat)
+        rec.layers["sat_frac"][has] = self.residual_sat[has]
+        self.residual_sat[has] = np.nan
 
 
 def _metric_arrays(schema, shape) -> dict[str, np.ndarray]:
@@ -154,8 +154,9 @@ class Record:
     """Rows accumulated in preallocated arrays during a run, turned into tables once: one
     array per metric column of the steps and layers tables (``mlplab.results``)."""
 
-    def __init__(self, sizes: list[int], capacity: int, normalised: bool = False):
+    def __init__(self, sizes: list[int], capacity: int, normalised: bool = False, scratch: Scratch | None = None):
         L = len(sizes) - 1
+        self.scratch = scratch if scratch is not None else Scratch()  # the memory of its raw copies
         self.L, self.sizes, self.capacity, self.n_steps_rows, self.steps_done = L, list(sizes), capacity, 0, 0
         self.max_grad_norm = 0.0  # the largest finite global gradient norm of every step, logged or not
         self.steps = {"step": np.zeros(capacity, np.int32), "epoch": np.zeros(capacity, np.int32)}
@@ -181,7 +182,7 @@ class Record:
         for kind, norms in step.norms().items():
             lay[NORM_COLUMNS[kind]][i, self.kind_layers[kind]] = norms
         if self.pending is None:
-            self.pending = Pending(net, self.capacity, len(Yb))
+            self.pending = Pending(net, self.capacity, len(Yb), self.scratch)
         wn, vdot = lay["weight_norm"][i], np.vdot
         for l, W in enumerate(net.weights):
             wn[l] = vdot(W, W)
@@ -199,16 +200,11 @@ class Record:
         evaluated at this step, NaN). Returns the training loss (NaN when not evaluated)."""
         st, lay = self.steps, self.layers
         st["clipped"][i] = clipped
-        lr, wd = step.lr, step.weight_decay
         wn, ratio = lay["weight_norm"][i], lay["update_ratio"][i]
-        if wd or (clipped and not step.rule.scales):
-            # ΔW^l = −η (scale · g + λ W), g as clipped in place: its norm from the arrays
-            # (decay: no cancellation between the two terms)
-            step_norm = np.array([safe_norm(scale * g + wd * W) for W, g in zip(net.weights, net.dW)])
-        else:  # ΔW^l = −η · scale · g: from the gradient norms already logged
-            step_norm = scale * lay["grad_w_norm"][i]
-        np.multiply(step_norm, lr, out=ratio)
-        np.divide(ratio, wn, out=ratio, where=wn > 0)
+        # ‖ΔW^l‖ as the optimiser's rule gives it; the logged gradient norms are the gradients'
+        # unless clipping changed them in place
+        known = None if clipped and not step.rule.scales else lay["grad_w_norm"][i]
+        np.divide(step.opt.weight_step_norms(scale, known), wn, out=ratio, where=wn > 0)
         ratio[wn <= 0] = math.inf
         if evaluation is not None:
             (st["train_loss"][i], st["train_accuracy"][i]), (st["test_loss"][i], st["test_accuracy"][i]) = evaluation

@@ -15,11 +15,10 @@ import os
 import time
 from pathlib import Path
 
-from mlplab.data import split_sizes
-from mlplab.spec import ConfigError, RunSpec, cadence
+from mlplab.layout import SquaredNorms
+from mlplab.record import Pending
+from mlplab.spec import ConfigError, RunSpec
 
-FLAT_NORMS_MAX = 16384  # mlplab.layout.SquaredNorms.FLAT_MAX: a squares buffer below this size
-PENDING_MAX = 32 * 2**20  # mlplab.record.Pending.MAX_BYTES
 LOGGED_COLUMNS = 16  # metric arrays per layer and per step in a run's Record, 8 bytes or less each
 BASELINE = 64 * 2**20  # temporaries of evaluation and writing, on top of what is counted
 
@@ -29,29 +28,25 @@ def estimate(spec: RunSpec) -> dict[str, int]:
     size's buffers), data, records. ``spec`` must be resolved (a file's or data set's real
     shape in n_samples, n_features, n_classes)."""
     item = 4 if spec.dtype == "float32" else 8
-    sizes = [spec.n_features] + [spec.width] * spec.depth + [spec.n_classes]
+    sizes, sched = spec.layer_sizes(), spec.schedule()
     L = len(sizes) - 1
     n_params = sum(n_in * n_out + n_out for n_in, n_out in zip(sizes[:-1], sizes[1:]))
-    if spec.norm:
+    if spec.normalised:
         n_params += 2 * spec.width * spec.depth  # γ, β
-    params = (2 + (n_params <= FLAT_NORMS_MAX)) * n_params * item  # params, grads (+ their squares)
+    params = (2 + (n_params <= SquaredNorms.FLAT_MAX)) * n_params * item  # params, grads (+ their squares)
     # per sample, the arrays a forward and backward pass keep: z/h/a per hidden layer (one array
-    # for a plain layer, one more for a normalised one, one more for a skip), z and a^L of the
+    # for a plain layer, one more for a normalised one, one more for a residual one), z and a^L of the
     # output, two alternating δ buffers and two scratch buffers of the widest layer, ones
-    per_layer = 1 + (spec.norm is not None) + spec.residual
+    per_layer = 1 + spec.normalised + spec.residual
     per_sample = spec.width * spec.depth * per_layer + 2 * spec.n_classes + 4 * max(sizes[1:]) + L
-    n_train, n_test = split_sizes(spec.n_samples, spec.test_fraction)
-    batch = n_train if spec.batch_size == "full" else min(spec.batch_size, max(n_train, 1))
+    n_train, n_test, batch, rows = sched.n_train, sched.n_test, sched.batch_size, sched.rows
     last = n_train % batch or batch
     activations = per_sample * sum({batch, last, n_train, n_test}) * item
     columns = spec.n_features + spec.n_classes
     data = spec.n_samples * columns * (8 + 8 + item)  # generated (float64), shuffled, cast
-    steps_per_epoch = math.ceil(n_train / batch)
-    n_steps = steps_per_epoch * spec.epochs
-    rows = cadence(n_steps, spec.log_every, spec.eval_every)[2]
     records = 2 * rows * (L + 1) * LOGGED_COLUMNS * 8  # the arrays, then the tables made from them
     # the logged mini-batches' outputs kept raw until the run ends (mlplab.record.Pending)
-    records += min(PENDING_MAX, rows * batch * (sum(sizes[1:]) + 3 * spec.n_classes) * item)
+    records += min(Pending.MAX_BYTES, rows * batch * (sum(sizes[1:]) + 3 * spec.n_classes) * item)
     return {"parameters": params, "activations": activations, "data": data, "records": records}
 
 
@@ -63,21 +58,25 @@ def _read_int(path: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-_LAST: list = [0.0, None]  # (time, bytes) of the last reading
+class MemoryProbe:
+    """Reads the bytes of memory this process may still use (``read_available``); a reading
+    younger than ``max_age`` seconds is reused: a sweep's planner checks every run, and one
+    reading costs several times a run's other checks. Its owner is whoever checks many runs
+    (the planner, ``mlplab.train.Runner``)."""
+
+    def __init__(self, max_age: float = 1.0):
+        self.max_age, self.time, self.bytes = max_age, -math.inf, None
+
+    def available(self) -> int | None:
+        now = time.monotonic()
+        if now - self.time >= self.max_age:
+            self.time, self.bytes = now, read_available()
+        return self.bytes
 
 
-def available(max_age: float = 1.0) -> int | None:
+def read_available() -> int | None:
     """Bytes of memory this process may still use: MemAvailable, lowered to the room left
-    under a cgroup (v2 or v1) limit; None where the system does not tell. A reading younger
-    than ``max_age`` seconds is reused (a sweep checks every run)."""
-    now = time.monotonic()
-    if now - _LAST[0] < max_age:
-        return _LAST[1]
-    _LAST[:] = [now, _read_available()]
-    return _LAST[1]
-
-
-def _read_available() -> int | None:
+    under a cgroup (v2 or v1) limit; None where the system does not tell."""
     avail = None
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -127,10 +126,11 @@ class ResourceError(ConfigError):
         ValueError.__init__(self, msg)
 
 
-def check(spec: RunSpec, avail: int | None = None) -> None:
+def check(spec: RunSpec, avail: int | None = None, memory: MemoryProbe | None = None) -> None:
     """ResourceError when the run's estimate (plus a baseline for temporaries) exceeds the
-    memory available."""
-    avail = available() if avail is None else avail
+    memory available: ``avail`` bytes, else ``memory``'s reading, else a reading now."""
+    if avail is None:
+        avail = memory.available() if memory is not None else read_available()
     need = estimate(spec)
     if avail is not None and sum(need.values()) + BASELINE > avail:
         raise ResourceError(spec, need, avail)

@@ -46,7 +46,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mlplab.lock import HOST, LEASE_S, Lease, alive, scratch_name, server_now, writer_here
-from mlplab.spec import COLUMN_TYPES, SCHEMA_VERSION
+from mlplab.spec import COLUMN_TYPES, RESPELLED, SCHEMA_VERSION
 
 if TYPE_CHECKING:  # pandas is imported when results are read (to_pandas), not to write them
     import pandas as pd
@@ -158,8 +158,8 @@ COLUMN_DOCS = {
     "update_ratio": "`‖ΔW^l‖_F / ‖W^l‖_F` of the update applied (after clipping and decay)",
     "act_mean": "mean of `a^l` over the mini-batch",
     "act_std": "standard deviation of `a^l` over the mini-batch",
-    "sat_frac": "fraction of saturated units of `h^l = σ(·)` (`a^l` but for a skip's `a^(l-1)`): sigmoid or softmax"
-    " within 0.01 of 0 or 1, tanh within 0.01 of ±1, relu and leaky_relu with input ≤ 0",
+    "sat_frac": "fraction of saturated units of `h^l = σ(·)` (`a^l` but for a residual layer's `a^(l-1)`): sigmoid"
+    " or softmax within 0.01 of 0 or 1, tanh within 0.01 of ±1, relu and leaky_relu with input ≤ 0",
     "train_loss": "mean loss on the whole training set in evaluation mode (batch norm: running estimates) after"
     " `step` updates; NaN between evaluations (`eval_every`)",
     "train_accuracy": "accuracy on the whole training set, evaluated as `train_loss`",
@@ -292,16 +292,11 @@ def atomic_write_table(table: pa.Table, path: Path) -> FileId:
     return _atomic(Path(path), lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
-_PREPARED: set[str] = set()  # folders this process has created or checked
-
-
 def prepare_folder(root: Path, key: str = "results_dir") -> Path:
     """Create the results folder ``root`` (and its marker) if needed: ResultsError, one line
-    naming ``key``, when it cannot be written (a regular file in the way, no permission...).
-    Checked once per process and folder; a full disk raises DiskFull."""
+    naming ``key``, when it cannot be written (a regular file in the way, no permission...); a
+    full disk raises DiskFull. Checked at every call (``ResultsFolder`` checks once)."""
     root = Path(root)
-    if str(root) in _PREPARED and (root / MARKER).is_file():
-        return root
     try:
         root.mkdir(parents=True, exist_ok=True)
         mark_folder(root)
@@ -313,8 +308,21 @@ def prepare_folder(root: Path, key: str = "results_dir") -> Path:
             raise DiskFull(e.filename or root, e) from None
         where = f" ({e.filename})" if e.filename and str(e.filename) != str(root) else ""
         raise ResultsError(f"{key}: the results folder {str(root)!r} cannot be written: {e.strerror}{where}") from None
-    _PREPARED.add(str(root))
     return root
+
+
+class ResultsFolder:
+    """A results folder as one writer uses it, run after run (``mlplab.train.Runner``): created
+    and checked for writing once (``prepare_folder``), and again only when its marker is gone."""
+
+    def __init__(self, root, key: str = "results_dir"):
+        self.root, self.key, self.checked = Path(root), key, False
+
+    def prepare(self) -> Path:
+        if not (self.checked and (self.root / MARKER).is_file()):
+            prepare_folder(self.root, self.key)
+            self.checked = True
+        return self.root
 
 
 def mark_folder(root: Path) -> None:
@@ -787,7 +795,7 @@ class Results:
     steps: pd.DataFrame
     layers: pd.DataFrame
     path: Path
-    for_analysis: bool = False  # prepared by mlplab.analysis.load (plain strings, norm "none")
+    for_analysis: bool = False  # prepared by mlplab.analysis.load (plain strings, "none" for no data file)
 
     def __iter__(self):
         return iter((self.runs, self.steps, self.layers))
@@ -850,6 +858,18 @@ def _read_table(cat: Catalogue, table: str, schema: pa.Schema) -> pa.Table:
     return pa.concat_tables(parts).unify_dictionaries().combine_chunks()
 
 
+def respell(runs: pa.Table) -> pa.Table:
+    """The runs table with values stored under an old spelling in today's (``RESPELLED``: a
+    null ``norm``, written before "none" was its spelling, reads "none")."""
+    for name, new in RESPELLED.items():
+        i = runs.schema.get_field_index(name)
+        col = runs.column(i)
+        if col.null_count:
+            filled = pc.fill_null(col.cast(pa.string()), new).cast(runs.schema.field(i).type)
+            runs = runs.set_column(i, runs.schema.field(i), filled)
+    return runs
+
+
 def check_results_folder(path) -> Path:
     """Raise ResultsError unless ``path`` is an mlplab results folder."""
     root = Path(path)
@@ -877,7 +897,8 @@ def load_results(path, join: bool = True) -> Results:
         check_versions(cat, path)
         return [_read_table(cat, t, SCHEMAS[t]) for t in ("runs", "steps", "layers")]
 
-    runs, steps, layers = (t.to_pandas() for t in _settled(look))  # read again if files move meanwhile
+    runs, steps, layers = _settled(look)
+    runs, steps, layers = (t.to_pandas() for t in (respell(runs), steps, layers))  # read again if files move meanwhile
     if join and len(runs):
         cfg = runs[["run_id"] + JOIN_COLUMNS]
         steps = steps.merge(cfg, on="run_id", how="left")

@@ -23,9 +23,9 @@ from typing import Any
 
 from mlplab.activations import ACTIVATIONS
 from mlplab.clipping import CLIPS
-from mlplab.data import DATASETS
+from mlplab.data import DATASETS, split_sizes
 from mlplab.init import INITS
-from mlplab.layers import NORMS
+from mlplab.layers import NO_NORM, NORMS
 from mlplab.losses import LOSSES
 
 SCHEMA_VERSION = 5  # of the result tables; part of every run id
@@ -184,12 +184,12 @@ class RunSpec:
         use=("net",),
         doc="a^l = a^(l-1) + σ(·) in hidden layers l >= 2 of unchanged width",
     )
-    norm: str | None = param(
-        None,
+    norm: str | None = param(  # None: the spelling before "none", read as "none" (__post_init__)
+        NO_NORM,
         "norm",
-        OneOf(NORMS, null=True),
+        OneOf((NO_NORM, *NORMS)),
         use=("net",),
-        doc="normalise every hidden layer's z before σ: null, batch or layer",
+        doc="normalise every hidden layer's z before σ: none, batch or layer",
     )
     # training
     lr: float = param(0.5, "train.lr", Finite(above=0), doc="learning rate η")
@@ -259,18 +259,53 @@ class RunSpec:
     )
     dtype: str = param("float64", "dtype", OneOf(("float32", "float64")), use=("net", "data"), doc="float64 or float32")
 
+    def __post_init__(self):
+        for name, new in RESPELLED.items():  # null, the old spelling (a config, a command line, a sweep file)
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, new)
+
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @functools.cached_property
     def run_id(self) -> str:
-        """sha256 of the canonical JSON of every field plus the result schema version."""
-        blob = json.dumps({"schema": SCHEMA_VERSION, **self.as_dict()}, sort_keys=True)
+        """sha256 of the canonical JSON of every field plus the result schema version. A value
+        spelled anew hashes as its old spelling did (``RESPELLED``), so no run id changes."""
+        fields = self.as_dict()
+        for name, new in RESPELLED.items():
+            if fields[name] == new:
+                fields[name] = None
+        blob = json.dumps({"schema": SCHEMA_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def used_by(self, use: str) -> dict:
         """The fields that feed ``use`` ("net" or "data"), as keyword arguments."""
         return {f.name: getattr(self, f.name) for f in FIELDS if use in f.metadata["use"]}
+
+    def network_kwargs(self) -> dict:
+        """The keywords of ``mlplab.MLP`` besides its sizes and seed: every field declared ``use="net"``."""
+        return self.used_by("net")
+
+    @property
+    def normalised(self) -> bool:
+        """Every hidden layer normalises its z (``norm`` is batch or layer)."""
+        return self.norm != NO_NORM
+
+    def layer_sizes(self, n_features: int | None = None, n_classes: int | None = None) -> list[int]:
+        """[n_0, n_1, ..., n_L]: the features, ``depth`` hidden layers of ``width``, the classes:
+        the spec's (a resolved spec's are its data set's real shape, ``mlplab.train.resolve``),
+        or the data's where given."""
+        n_0 = self.n_features if n_features is None else n_features
+        n_L = self.n_classes if n_classes is None else n_classes
+        return [n_0] + [self.width] * self.depth + [n_L]
+
+    def schedule(self) -> Schedule:
+        """The run's steps: batches, steps per epoch, and which steps are logged and evaluated."""
+        n_train, n_test = split_sizes(self.n_samples, self.test_fraction)
+        bs = max(n_train, 1) if self.batch_size == "full" else min(int(self.batch_size), max(n_train, 1))
+        spe = math.ceil(n_train / bs)
+        n_steps = spe * self.epochs
+        return Schedule(n_train, n_test, bs, spe, n_steps, *cadence(n_steps, self.log_every, self.eval_every))
 
     def data_key(self) -> tuple:
         """What decides the data set (the data fields and the seed): runs with the same key share it."""
@@ -291,7 +326,28 @@ def cadence(n_steps: int, log_every: int | None, eval_every: int | str | None) -
     return log, ev, rows + 1
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """When a run computes and logs (``RunSpec.schedule()``): ``n_train``/``n_test`` samples, mini-batches of
+    ``batch_size`` (the whole training set when full), ``steps_per_epoch`` × epochs = ``n_steps``
+    updates, gradient metrics every ``log_every`` steps, a whole-set evaluation every
+    ``eval_every`` steps (each also a logged step); ``rows``: the most rows the run writes."""
+
+    n_train: int
+    n_test: int
+    batch_size: int
+    steps_per_epoch: int
+    n_steps: int
+    log_every: int
+    eval_every: int
+    rows: int
+
+
 FIELDS: tuple[dataclasses.Field, ...] = dataclasses.fields(RunSpec)
+# field -> today's spelling of a value spelled null when runs were first made. Null is read as
+# it, from a config or an old results folder (``mlplab.results.load_results``); it is hashed as
+# null, so that a run keeps its id.
+RESPELLED: dict[str, str] = {"norm": NO_NORM}
 CONFIG_KEYS: dict[str, str] = {f.name: f.metadata["key"] for f in FIELDS}  # RunSpec field -> config key
 
 PY_COLUMN = {bool: "bool", int: "int32", float: "float64", str: "category"}

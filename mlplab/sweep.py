@@ -22,8 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlplab.data import split_sizes
-from mlplab.spec import RunSpec, cadence
+from mlplab.spec import RunSpec
 
 # a run's seconds ≈ fixed + per step (Python's work per layer and per step dominates small
 # networks) + its arithmetic; fitted to the default sweep's runs on one core (only ratios matter)
@@ -32,13 +31,16 @@ RUN_S, STEP_S, LAYER_STEP_S, LAYER_LOG_S, FLOPS = 0.005, 30e-6, 50e-6, 5e-6, 1e1
 
 def cost(spec: RunSpec) -> float:
     """A rough estimate of a run's seconds, to order and group the runs (not a promise)."""
-    sizes = [spec.n_features] + [spec.width] * spec.depth + [spec.n_classes]
+    sizes, sched = spec.layer_sizes(), spec.schedule()
     L = len(sizes) - 1
     macs = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))  # per sample, forward
-    n_train, n_test = split_sizes(spec.n_samples, spec.test_fraction)
-    batch = n_train if spec.batch_size == "full" else min(int(spec.batch_size), max(n_train, 1))
-    n_steps = math.ceil(n_train / max(batch, 1)) * spec.epochs
-    log_every, eval_every, logged = cadence(n_steps, spec.log_every, spec.eval_every)
+    n_train, n_test, n_steps, eval_every, logged = (
+        sched.n_train,
+        sched.n_test,
+        sched.n_steps,
+        sched.eval_every,
+        sched.rows,
+    )
     flops = 6 * macs * n_train * spec.epochs + 2 * macs * (n_train + n_test) * (n_steps // eval_every + 1)
     return RUN_S + n_steps * (STEP_S + LAYER_STEP_S * L) + logged * L * LAYER_LOG_S + flops / FLOPS
 
@@ -108,13 +110,13 @@ def run_chunk(specs: list[RunSpec], root: str, sweep: str, force: bool) -> list[
     import pyarrow as pa
 
     from mlplab import results as res
-    from mlplab.train import run
+    from mlplab.train import Runner
 
-    out, tables = [], []
+    out, tables, run = [], [], Runner(root, sweep, force)  # what the chunk's runs share
     for spec in specs:
         t0 = time.perf_counter()
         try:
-            row = run(spec, root, sweep=sweep, force=force, tables=tables)
+            row = run(spec, tables=tables)
             status = "skipped" if row["skipped"] else row["status"]
             out.append(Outcome(spec.run_id, status, time.perf_counter() - t0, row.get("reason")))
         except Exception as e:  # noqa: BLE001 - bad input or a write fault: recorded, the sweep goes on

@@ -17,7 +17,6 @@ import dataclasses
 import functools
 import math
 import time
-from dataclasses import dataclass
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -25,13 +24,15 @@ from threadpoolctl import ThreadpoolController
 from mlplab import resources
 from mlplab import results as res
 from mlplab.clipping import get_clip
-from mlplab.data import DataError, Dataset, facts, make_dataset, split_sizes
+from mlplab.data import DataError, Dataset, facts, make_dataset
+from mlplab.layout import safe_norm
 from mlplab.losses import check_targets as loss_targets
 from mlplab.losses import get_loss
-from mlplab.network import MLP, sgd_step
+from mlplab.network import MLP
+from mlplab.optim import make as make_optimiser
 from mlplab.provenance import provenance
-from mlplab.record import Record, safe_norm
-from mlplab.spec import ConfigError, RunSpec, cadence, validate
+from mlplab.record import Record, Scratch
+from mlplab.spec import ConfigError, RunSpec, Schedule, validate
 
 
 @functools.lru_cache(maxsize=1)
@@ -69,12 +70,14 @@ def resolve(spec: RunSpec) -> RunSpec:
     return dataclasses.replace(spec, **found) if found else spec
 
 
-def prepare(spec: RunSpec) -> RunSpec:
+def prepare(spec: RunSpec, memory: resources.MemoryProbe | None = None) -> RunSpec:
     """The spec validated, resolved and checked for everything that needs no data values:
     a non-empty training and test split, the batch size, batch norm's batches, the memory the
-    run needs. ConfigError (exit code 2) before anything is trained or written."""
+    run needs (``memory``: the caller's probe, which reuses a recent reading; else one reading
+    now). ConfigError (exit code 2) before anything is trained or written."""
     spec = resolve(validate(spec))
-    n_train, n_test = split_sizes(spec.n_samples, spec.test_fraction)
+    sched = spec.schedule()
+    n_train, n_test = sched.n_train, sched.n_test
     if n_train < 1 or n_test < 1:
         raise ConfigError(
             "test_fraction",
@@ -85,7 +88,7 @@ def prepare(spec: RunSpec) -> RunSpec:
     if spec.batch_size != "full" and spec.batch_size > n_train:
         raise ConfigError("batch_size", spec.batch_size, f"must be <= the {n_train} training samples (or 'full')")
     if spec.norm == "batch":
-        bs = n_train if spec.batch_size == "full" else spec.batch_size
+        bs = sched.batch_size
         if bs < 2 or n_train % bs == 1:
             raise ConfigError(
                 "batch_size",
@@ -93,7 +96,7 @@ def prepare(spec: RunSpec) -> RunSpec:
                 f"with norm=batch every mini-batch needs >= 2 samples; {n_train} training samples in batches of {bs} "
                 f"leave {'a batch' if bs < 2 else 'a last batch'} of 1",
             )
-    resources.check(spec)
+    resources.check(spec, memory=memory)
     return spec
 
 
@@ -124,34 +127,9 @@ def check_targets(spec: RunSpec, data: Dataset) -> None:
         raise ConfigError("loss", spec.loss, str(e)) from None
 
 
-def layer_sizes(spec: RunSpec, data: Dataset) -> list[int]:
-    """[n_0, n_1, ..., n_L]: the data's features, ``depth`` hidden layers of ``width``, the classes."""
-    return [data.n_features] + [spec.width] * spec.depth + [data.n_classes]
-
-
 def build_network(spec: RunSpec, data: Dataset, rng) -> MLP:
-    return MLP(layer_sizes(spec, data), seed=rng, **spec.used_by("net"))
-
-
-@dataclass
-class Schedule:
-    """When a run logs: gradient metrics every ``log_every`` steps, a whole-set evaluation every
-    ``eval_every`` steps (each also a logged step); ``rows``: the most rows it can write."""
-
-    n_train: int
-    batch_size: int
-    steps_per_epoch: int
-    n_steps: int
-    log_every: int
-    eval_every: int
-    rows: int
-
-    @classmethod
-    def of(cls, spec: RunSpec, n_train: int) -> Schedule:
-        bs = n_train if spec.batch_size == "full" else int(spec.batch_size)
-        spe = math.ceil(n_train / bs)
-        n_steps = spe * spec.epochs
-        return cls(n_train, bs, spe, n_steps, *cadence(n_steps, spec.log_every, spec.eval_every))
+    """The network of ``spec`` for ``data`` (its features and classes), its initial weights drawn from ``rng``."""
+    return MLP(spec.layer_sizes(data.n_features, data.n_classes), seed=rng, **spec.network_kwargs())
 
 
 class Step:
@@ -163,12 +141,13 @@ class Step:
       updated), backward with the squared norm of every gradient array; returns ‖g‖ over all
       parameters (``norms()`` gives the per-layer norms);
     * ``clip(gnorm)`` — the clipping rule: (scale, clipped); value clipping acts in place;
-    * ``update(scale)`` — ``sgd_step``: W ← (1 − ηλ) W − η·scale·∂C/∂W, θ ← θ − η·scale·∂C/∂θ.
+    * ``update(scale)`` — the optimiser's step (``opt``, ``mlplab.optim.SGD``):
+      W ← (1 − ηλ) W − η·scale·∂C/∂W, θ ← θ − η·scale·∂C/∂θ.
     """
 
     def __init__(self, net: MLP, clip: str, threshold: float, lr: float, weight_decay: float):
-        self.net, self.rule = net, get_clip(clip)
-        self.threshold, self.lr, self.weight_decay = float(threshold), float(lr), float(weight_decay)
+        self.net, self.rule, self.threshold = net, get_clip(clip), float(threshold)
+        self.opt = make_optimiser(net, "sgd", lr=lr, weight_decay=weight_decay)
         self.params = [net.grads]  # what clipping acts on: every gradient, flat
         self.safe: dict | None = None
 
@@ -195,7 +174,7 @@ class Step:
         return self.rule.clip_(self.params, gnorm, self.threshold)
 
     def update(self, scale: float) -> None:
-        sgd_step(self.net, self.lr, scale, self.weight_decay)
+        self.opt.step(scale)
 
     def __call__(self, X: np.ndarray, Y: np.ndarray) -> float:
         gnorm = self.gradients(X, Y)
@@ -285,80 +264,102 @@ def train(
             rec.steps_done = s
 
 
-def run(spec: RunSpec, root, sweep: str = "", force: bool = False, tables: list | None = None) -> dict:
-    """Do one run and write its tables under ``root``; return its ``runs`` row as a dict.
+class Runner:
+    """Runs done one after another into the results folder ``root`` (a sweep's worker, a
+    command): ``runner(spec)`` does one (``run``). What the runs share is owned here: the folder,
+    created and checked once (``results.ResultsFolder``), the memory reading
+    (``resources.MemoryProbe``) and the memory of the records' raw copies (``record.Scratch``)."""
 
-    A run already committed as ``ok`` or ``diverged`` is skipped (its row is read back) unless
-    ``force``; a ``failed`` run is done again. With ``tables``, the run's three tables, once
-    committed, are appended to it as a dict, with ``files``: table -> the version of the file
-    written (``results.file_id``), so that only that version is removed when it is compacted.
-    Raises ``ConfigError`` for bad input, and ``ResultsError`` for a folder that cannot be
-    written, before anything is trained or written; ``results.DiskFull`` when the disk is full
-    (the run is then not committed, and no half-written file is left).
-    """
-    t0 = time.perf_counter()
-    spec = prepare(spec)
-    run_id = spec.run_id
-    if not force and res.is_done(root, run_id):
-        row = res.committed_row(root, run_id)
-        row["skipped"] = True
+    def __init__(self, root, sweep: str, force: bool):
+        self.root, self.sweep, self.force = root, sweep, force
+        self.folder = res.ResultsFolder(root)
+        self.memory = resources.MemoryProbe()
+        self.scratch = Scratch()
+
+    def __call__(self, spec: RunSpec, tables: list | None = None) -> dict:
+        """Do one run and write its tables under ``root``; return its ``runs`` row as a dict.
+
+        A run already committed as ``ok`` or ``diverged`` is skipped (its row is read back) unless
+        ``force``; a ``failed`` run is done again. With ``tables``, the run's three tables, once
+        committed, are appended to it as a dict, with ``files``: table -> the version of the file
+        written (``results.file_id``), so that only that version is removed when it is compacted.
+        Raises ``ConfigError`` for bad input, and ``ResultsError`` for a folder that cannot be
+        written, before anything is trained or written; ``results.DiskFull`` when the disk is full
+        (the run is then not committed, and no half-written file is left).
+        """
+        t0 = time.perf_counter()
+        spec = prepare(spec, self.memory)
+        run_id = spec.run_id
+        if not self.force and res.is_done(self.root, run_id):
+            row = res.committed_row(self.root, run_id)
+            row["skipped"] = True
+            return row
+        self.folder.prepare()  # before training: an unusable folder is bad input, not a lost run
+        _, rng_init, rng_shuffle = rngs(spec.seed)
+        data = load_data(spec)  # drawn from the first of the three streams, as make_data says
+        sched = spec.schedule()
+        row = {k: v for k, v in spec.as_dict().items() if k in res.CONFIG_TYPES}
+        row.update(
+            run_id=run_id,
+            sweep=self.sweep,
+            batch_size=sched.batch_size,
+            full_batch=spec.batch_size == "full",
+            log_every=sched.log_every,
+            eval_every=sched.eval_every,
+            n_steps=sched.n_steps,
+            diverged_step=None,
+            reason=None,
+            final_loss=math.nan,
+            final_accuracy=math.nan,
+            final_test_loss=math.nan,
+            final_test_accuracy=math.nan,
+            schema_version=res.SCHEMA_VERSION,
+            **provenance(blas()),
+        )
+        rec = Record(spec.layer_sizes(), sched.rows, spec.normalised, self.scratch)  # spec: resolved
+        t1 = time.perf_counter()
+        with blas().limit(limits=1), np.errstate(over="ignore", invalid="ignore"):
+            # overflow and inf-inf are expected in exploding runs; they are caught as divergence
+            # (non-finite norms and losses) right where they arise, not silenced elsewhere.
+            try:
+                net = build_network(spec, data, rng_init)
+                t1 = time.perf_counter()
+                train(net, data, spec, rng_shuffle, sched, rec)
+                row["status"] = "ok"
+                row["final_loss"], row["final_accuracy"] = net.evaluate(data.X_train, data.Y_train)
+                row["final_test_loss"], row["final_test_accuracy"] = net.evaluate(data.X_test, data.Y_test)
+                if not math.isfinite(row["final_loss"]):
+                    row.update(
+                        status="diverged",
+                        diverged_step=sched.n_steps,
+                        reason=f"final training loss is {row['final_loss']}",
+                    )
+            except Diverged as e:
+                row.update(status="diverged", diverged_step=int(rec.steps["step"][rec.n_steps_rows - 1]), reason=str(e))
+            except Exception as e:  # noqa: BLE001 - any fault of one run is recorded, the sweep goes on
+                row.update(status="failed", reason=f"{type(e).__name__}: {e}")
+            t2 = time.perf_counter()
+        layers, steps = rec.tables(run_id)
+        row.update(
+            steps_done=rec.steps_done, max_grad_norm=rec.max_grad_norm, setup_time_s=t1 - t0, train_time_s=t2 - t1
+        )
+        # write_time_s covers the two large tables; the one-row runs file (the commit) comes last
+        t3 = time.perf_counter()
+        files = {
+            "layers": res.atomic_write_table(layers, res.run_path(self.root, "layers", run_id)),
+            "steps": res.atomic_write_table(steps, res.run_path(self.root, "steps", run_id)),
+        }
+        t4 = time.perf_counter()
+        row.update(write_time_s=t4 - t3, wall_time_s=t4 - t0)
+        runs = res.to_table({k: [v] for k, v in row.items()}, "runs")
+        files["runs"] = res.atomic_write_table(runs, res.run_path(self.root, "runs", run_id))
+        if tables is not None:  # the caller gathers them (a sweep's chunk, to compact it)
+            tables.append({"runs": runs, "steps": steps, "layers": layers, "files": files})
+        row["skipped"] = False
         return row
-    res.prepare_folder(root)  # before training: an unusable folder is bad input, not a lost run
-    _, rng_init, rng_shuffle = rngs(spec.seed)
-    data = load_data(spec)  # drawn from the first of the three streams, as make_data says
-    sched = Schedule.of(spec, len(data.X_train))
-    row = {k: v for k, v in spec.as_dict().items() if k in res.CONFIG_TYPES}
-    row.update(
-        run_id=run_id,
-        sweep=sweep,
-        batch_size=sched.batch_size,
-        full_batch=spec.batch_size == "full",
-        log_every=sched.log_every,
-        eval_every=sched.eval_every,
-        n_steps=sched.n_steps,
-        diverged_step=None,
-        reason=None,
-        final_loss=math.nan,
-        final_accuracy=math.nan,
-        final_test_loss=math.nan,
-        final_test_accuracy=math.nan,
-        schema_version=res.SCHEMA_VERSION,
-        **provenance(blas()),
-    )
-    rec = Record(layer_sizes(spec, data), sched.rows, spec.norm is not None)
-    t1 = time.perf_counter()
-    with blas().limit(limits=1), np.errstate(over="ignore", invalid="ignore"):
-        # overflow and inf-inf are expected in exploding runs; they are caught as divergence
-        # (non-finite norms and losses) right where they arise, not silenced elsewhere.
-        try:
-            net = build_network(spec, data, rng_init)
-            t1 = time.perf_counter()
-            train(net, data, spec, rng_shuffle, sched, rec)
-            row["status"] = "ok"
-            row["final_loss"], row["final_accuracy"] = net.evaluate(data.X_train, data.Y_train)
-            row["final_test_loss"], row["final_test_accuracy"] = net.evaluate(data.X_test, data.Y_test)
-            if not math.isfinite(row["final_loss"]):
-                row.update(
-                    status="diverged", diverged_step=sched.n_steps, reason=f"final training loss is {row['final_loss']}"
-                )
-        except Diverged as e:
-            row.update(status="diverged", diverged_step=int(rec.steps["step"][rec.n_steps_rows - 1]), reason=str(e))
-        except Exception as e:  # noqa: BLE001 - any fault of one run is recorded, the sweep goes on
-            row.update(status="failed", reason=f"{type(e).__name__}: {e}")
-        t2 = time.perf_counter()
-    layers, steps = rec.tables(run_id)
-    row.update(steps_done=rec.steps_done, max_grad_norm=rec.max_grad_norm, setup_time_s=t1 - t0, train_time_s=t2 - t1)
-    # write_time_s covers the two large tables; the one-row runs file (the commit) comes last
-    t3 = time.perf_counter()
-    files = {
-        "layers": res.atomic_write_table(layers, res.run_path(root, "layers", run_id)),
-        "steps": res.atomic_write_table(steps, res.run_path(root, "steps", run_id)),
-    }
-    t4 = time.perf_counter()
-    row.update(write_time_s=t4 - t3, wall_time_s=t4 - t0)
-    runs = res.to_table({k: [v] for k, v in row.items()}, "runs")
-    files["runs"] = res.atomic_write_table(runs, res.run_path(root, "runs", run_id))
-    if tables is not None:  # the caller gathers them (a sweep's chunk, to compact it)
-        tables.append({"runs": runs, "steps": steps, "layers": layers, "files": files})
-    row["skipped"] = False
-    return row
+
+
+def run(spec: RunSpec, root, sweep: str = "", force: bool = False, tables: list | None = None) -> dict:
+    """One run (``Runner.__call__``) into ``root``. Many runs into one folder: a ``Runner``,
+    which keeps what they share."""
+    return Runner(root, sweep, force)(spec, tables)

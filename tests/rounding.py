@@ -2,7 +2,7 @@
 kernels (AVX-512, AVX2, AVX, Accelerate, MKL...) and whichever ``exp``/``tanh`` compute them.
 
 ``rounding_bound(net, X, Y)`` gives, entry by entry, a bound E on |computed − exact| of every
-δ^l, ∂C/∂W^l, ∂C/∂b^l and of C, for a plain float64 network (no skips, no normalisation), where
+δ^l, ∂C/∂W^l, ∂C/∂b^l and of C, for a plain float64 network (no residual layers, no normalisation), where
 "exact" is the real-number result for the network's float64 parameters and inputs. Two machines
 then agree within 2E: each is within E of the same exact number.
 
@@ -52,7 +52,7 @@ def gamma(n, u: float = U) -> float:
 def plain_backprop(net, X, Y, dtype=np.float64) -> dict:
     """z^l, a^l (a[0] = X), δ^l of the batch-mean loss, ∂C/∂W^l, ∂C/∂b^l and C of the plain
     network ``net`` from the definitions, every number in ``dtype`` (lists indexed l − 1)."""
-    if net.residual or net.norm is not None:
+    if net.residual or net.normalised:
         raise ValueError("plain networks only")
     W = [np.asarray(w, dtype) for w in net.weights]
     b = [np.asarray(c, dtype) for c in net.biases]

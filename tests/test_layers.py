@@ -6,11 +6,11 @@ import pytest
 
 from mlplab import MLP
 from mlplab.activations import ACTIVATIONS
-from mlplab.layers import EPS, NORMS, Buffers, Normalised, Skip
+from mlplab.layers import EPS, NORMS, Buffers, Normalised, Residual
 from mlplab.losses import LOSSES
 from mlplab.train import Step
 
-SIZES = [3, 4, 4, 6, 6, 2]  # a width change mid-network: skips at layers 2 and 4 only
+SIZES = [3, 4, 4, 6, 6, 2]  # a width change mid-network: residual layers at 2 and 4 only
 
 
 def make(activation, loss, residual, norm, rng, sizes=SIZES, m=None, dtype="float64"):
@@ -67,7 +67,7 @@ def reference_forward(net, X, stats="batch"):
             out.append(net.loss.output(z))
             break
         u = z
-        if net.norm:
+        if net.normalised:
             if net.norm == "batch" and stats == "running":
                 mu, v = net.running_mean[l - 1], net.running_var[l - 1]
             else:
@@ -88,9 +88,9 @@ def test_forward_is_the_definition(residual, norm, rng):
     got = net.forward(X)[1:]
     for l, (a, ref) in enumerate(zip(got, reference_forward(net, X)), start=1):
         np.testing.assert_allclose(a, ref, rtol=1e-12, atol=1e-14, err_msg=f"a^{l}")
-    skips = [isinstance(layer, Skip) for layer in net.layers]
-    assert skips == [False, residual, False, residual, False]  # l >= 2 and unchanged width only
-    blocks = [layer.f if isinstance(layer, Skip) else layer for layer in net.layers[:-1]]
+    residuals = [isinstance(layer, Residual) for layer in net.layers]
+    assert residuals == [False, residual, False, residual, False]  # l >= 2 and unchanged width only
+    blocks = [layer.f if isinstance(layer, Residual) else layer for layer in net.layers[:-1]]
     assert all(isinstance(block, Normalised) == bool(norm) for block in blocks)
 
 
@@ -247,9 +247,9 @@ def test_a_skip_exposes_its_blocks_parameters_but_not_a_missing_block():
     from mlplab.layers import Dense
 
     f = Dense(3, 3, get_activation("tanh"))
-    s = Skip(f)
+    s = Residual(f)
     assert s.n_in == 3 and s.n_out == 3 and s.act is f.act and s.shapes() == f.shapes()
-    bare = Skip.__new__(Skip)  # no block yet (e.g. while unpickling): no endless lookup of f
+    bare = Residual.__new__(Residual)  # no block yet (e.g. while unpickling): no endless lookup of f
     with pytest.raises(AttributeError) as e:
         _ = bare.n_out
     assert e.value.args == ("f",)

@@ -172,7 +172,7 @@ def test_saturation_rules(name, a, sat):
 
 # --- the registries' contracts: dtypes, in-place buffers, boundaries, error messages ---------
 
-from mlplab.activations import SAT_EPS, full_like  # noqa: E402
+from mlplab.activations import SAT_EPS, Constants  # noqa: E402
 from mlplab.losses import sigmoid_minus  # noqa: E402
 
 
@@ -236,11 +236,29 @@ def test_saturation_is_strictly_within_the_margin(name, edge):
 
 def test_full_like_is_one_cached_read_only_array_of_the_same_shape_and_dtype():
     x = np.zeros((3, 7), dtype=np.float32)
-    c = full_like(0.25, x)
+    constants = Constants()
+    c = constants.full_like(0.25, x)
     assert c.shape == x.shape and c.dtype == np.float32 and np.all(c == 0.25)
-    assert full_like(0.25, x) is c
+    assert constants.full_like(0.25, x) is c
+    assert Constants().full_like(0.25, x) is not c  # each owner its own
     with pytest.raises(ValueError):
         c[0, 0] = 1.0
+
+
+def test_each_network_owns_its_constants_and_keeps_few():
+    """An activation's and a loss's constant arrays are theirs (a network's, not the process's),
+    made on first use; many shapes (a test's many batch sizes) do not pile up."""
+    from mlplab import MLP
+
+    a, b = MLP([3, 4, 2], "relu", "softmax_ce", seed=0), MLP([3, 4, 2], "relu", "softmax_ce", seed=0)
+    X = np.ones((5, 3))
+    a.forward(X)
+    assert a.activation.constants is not b.activation.constants and a.loss.constants is not b.loss.constants
+    assert len(a.activation.constants.arrays) == 1 and len(b.activation.constants.arrays) == 0
+    assert len(a.loss.constants.arrays) == 1
+    constants = Constants()
+    sizes = [len(constants.arrays) for n in range(1, 200) if constants.full_like(1.0, np.zeros(n)) is not None]
+    assert sizes[:3] == [1, 2, 3] and max(sizes) <= 66
 
 
 def test_sigmoid_minus_at_zero_is_one_rounding_for_any_target():

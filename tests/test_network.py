@@ -9,7 +9,7 @@ from mlplab import MLP
 from mlplab.activations import ACTIVATIONS
 from mlplab.init import INITS
 from mlplab.losses import LOSSES, Loss
-from mlplab.network import sgd_step
+from mlplab.optim import SGD, make
 
 
 def numerical_gradients(net, X, Y, numerical):
@@ -112,7 +112,7 @@ def test_weights_are_writable_and_used(rng):
 
 def test_assigning_a_parameter_copies_into_the_flat_array(rng):
     """``net.weights[l] = W`` and ``net.weights[l][:] = W`` are the same: the values go into the
-    flat parameter array, which the network (and sgd_step) keeps using."""
+    flat parameter array, which the network (and its optimiser) keeps using."""
     a = MLP([3, 5, 4, 2], "sigmoid", "softmax_ce", seed=7)
     b = MLP([3, 5, 4, 2], "sigmoid", "softmax_ce", seed=7)
     W = rng.standard_normal((4, 5))
@@ -123,7 +123,7 @@ def test_assigning_a_parameter_copies_into_the_flat_array(rng):
     for _ in range(5):
         for net in (a, b):
             net.gradients(X, Y)  # fills net.dW / net.db
-            sgd_step(net, 0.3, scale=0.5, weight_decay=0.01)
+            SGD(net, 0.3, weight_decay=0.01).step(0.5)
     for Pa, Pb in zip(a.weights + a.biases, b.weights + b.biases):
         np.testing.assert_array_equal(Pa, Pb)
     assert not np.array_equal(a.weights[1], W)  # trained
@@ -138,7 +138,7 @@ def test_sgd_step_is_the_update_formula(rng):
     g = net.gradients(X, Y)
     W0, b0 = [w.copy() for w in net.weights], [b.copy() for b in net.biases]
     lr, s, wd = 0.3, 0.5, 0.1
-    sgd_step(net, lr, scale=s, weight_decay=wd)
+    make(net, "sgd", lr=lr, weight_decay=wd).step(scale=s)
     for l in range(net.L):
         np.testing.assert_allclose(net.weights[l], (1 - lr * wd) * W0[l] - lr * s * g.dW[l], rtol=1e-14, atol=1e-15)
         np.testing.assert_allclose(net.biases[l], b0[l] - lr * s * g.db[l], rtol=1e-14, atol=1e-15)
@@ -155,7 +155,7 @@ def test_weight_decay_shrinks_the_weights_only(norm):
     before = net.params.copy()
     W0, b0 = [w.copy() for w in net.weights], [b.copy() for b in net.biases]
     net.grads[...] = 0.0
-    sgd_step(net, 0.5, weight_decay=0.1)
+    SGD(net, 0.5, weight_decay=0.1).step()
     for W, w in zip(net.weights, W0):
         np.testing.assert_array_equal(W, 0.95 * w)
     for b, c in zip(net.biases, b0):
@@ -435,12 +435,12 @@ def test_as_targets_gives_a_contiguous_array_of_the_networks_dtype(dtype, rng):
 
 
 def test_sgd_step_defaults_to_plain_sgd(rng):
-    """sgd_step(net, lr): s = 1 (no clipping), λ = 0 (no decay): θ ← θ − η ∂C/∂θ for every parameter."""
+    """SGD(net, lr).step(): s = 1 (no clipping), λ = 0 (no decay): θ ← θ − η ∂C/∂θ for every parameter."""
     net = MLP([3, 4, 2], "tanh", "softmax_ce", seed=1)
     X, Y = rng.standard_normal((5, 3)), np.eye(2)[rng.integers(0, 2, 5)]
     g = net.gradients(X, Y)
     before = [p.copy() for p in net.weights + net.biases]
-    sgd_step(net, 0.3)
+    SGD(net, 0.3).step()
     for p, p0, d in zip(net.weights + net.biases, before, g.dW + g.db):
         np.testing.assert_allclose(p, p0 - 0.3 * d, rtol=1e-15, atol=1e-17)
 
@@ -502,3 +502,35 @@ def test_the_first_layer_computes_no_gradient_for_the_input(rng):
     net = MLP([n0, 8, 4], "tanh", "softmax_ce")
     X, Y = rng.standard_normal((m, n0)), np.eye(4)[rng.integers(0, 4, m)]
     assert step_peak_bytes(net, X, Y) < m * n0 * 8 / 4
+
+
+# --- the optimiser: mlplab.optim --------------------------------------------------------------------
+
+
+def test_make_binds_a_registered_optimiser_and_refuses_an_unknown_one():
+    net = MLP([3, 4, 2], "tanh", "mse", seed=1)
+    opt = make(net, "sgd", lr=0.25, weight_decay=0.5)
+    assert type(opt) is SGD and opt.net is net and (opt.lr, opt.weight_decay) == (0.25, 0.5)
+    assert make(net, "sgd", lr=0.1).weight_decay == 0.0
+    with pytest.raises(ValueError, match=r"optimiser 'adam' is not registered; choose one of \['sgd'\]"):
+        make(net, "adam", lr=0.1)
+
+
+@pytest.mark.parametrize("wd,known", [(0.0, True), (0.0, False), (0.1, True), (0.1, False)])
+def test_the_weight_step_norms_are_those_of_the_step_taken(wd, known, rng):
+    """weight_step_norms(s) = η ‖s·∂C/∂W^l + λ W^l‖ per layer: the size of the next step(s), from
+    the gradient norms passed in (without decay) or from the arrays."""
+    net = MLP([3, 6, 5, 2], "tanh", "softmax_ce", seed=2, norm="layer")
+    X, Y = rng.standard_normal((7, 3)), np.eye(2)[rng.integers(0, 2, 7)]
+    net.forward_(net.as_input(X))
+    net.backward_(net.as_targets(X, Y))
+    opt, lr, s = SGD(net, 0.3, weight_decay=wd), 0.3, 0.4
+    gw = np.array([np.linalg.norm(g) for g in net.dW])
+    want = np.array([lr * np.linalg.norm(s * g + wd * W) for W, g in zip(net.weights, net.dW)])
+    got = opt.weight_step_norms(s, gw.copy() if known else None)
+    np.testing.assert_allclose(got, want, rtol=1e-13)
+    if known and not wd:  # from the norms given: the arrays are not read
+        np.testing.assert_array_equal(opt.weight_step_norms(s, np.ones(3)), lr * s * np.ones(3))
+    W0 = [W.copy() for W in net.weights]
+    opt.step(s)
+    np.testing.assert_allclose([np.linalg.norm(W - w) for W, w in zip(net.weights, W0)], want, rtol=1e-9)

@@ -416,7 +416,7 @@ def test_mnist_sweep_files_are_his_setup(sweep):
     assert cfg.sweep_name == "nielsen_mnist"  # both files write to one folder
     for k, v in N.NIELSEN_CONFIG.items():
         assert getattr(s, k) == v, k
-    assert s.init == "normal" and s.residual is False and s.norm is None
+    assert s.init == "normal" and s.residual is False and s.norm == "none"
     assert s.dataset == "mnist" and not s.standardise and s.batch_size == 1000
     data = load_data(s)
     assert data.X_train.shape == (1000, 784) and 0 <= data.X_train.min() and data.X_train.max() <= 1

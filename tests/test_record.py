@@ -2,6 +2,7 @@
 raw during training (``mlplab.record.Pending``) against the same numbers computed at once."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mlplab import MLP, RunSpec, load_results, run
@@ -98,7 +99,42 @@ def test_block_statistics_are_each_layers_mean_std_and_saturation(rng, residual,
         assert mean[l] == pytest.approx(c.a.mean(), rel=1e-13, abs=1e-15)
         assert std[l] == pytest.approx(c.a.std(), rel=1e-13, abs=1e-15)
         rule = net.loss if output[l] else net.activation
-        if l not in ws.skips:  # a skip layer's saturation is σ's output h^l, not a^l = a^(l-1) + h^l
+        if l not in ws.residuals:  # a residual layer's saturation is σ's output h^l, not a^l = a^(l-1) + h^l
             assert sat[l] == rule.saturated(c.a).mean()
     assert (0 < sat).any() and (sat < 1).all()
-    assert ws.skips == ([1, 2] if residual else [])
+    assert ws.residuals == ([1, 2] if residual else [])
+
+
+def test_a_scratch_hands_a_finished_runs_memory_to_the_next_and_never_shares_it():
+    from mlplab.record import Scratch
+
+    scratch = Scratch()
+    a = scratch.take(100, np.float64)
+    b = scratch.take(100, np.float64)  # a is in use: b is other memory
+    assert a.size == b.size == 100 and not np.shares_memory(a, b)
+    scratch.give(a.base if a.base is not None else a)
+    c = scratch.take(60, np.float64)
+    assert np.shares_memory(a, c) and c.size == 60 and not scratch.free  # taken out while in use
+    scratch.give(c.base)
+    d = scratch.take(500, np.float64)  # too small: new memory, of the size asked
+    assert not np.shares_memory(a, d) and d.size == 500
+    assert scratch.take(10, np.float32).dtype == np.float32 and not np.shares_memory(a, scratch.take(10, np.float64))
+
+
+def test_a_runner_reuses_the_records_memory_from_run_to_run_with_the_same_numbers(tmp_path):
+    """The runs of a Runner (a sweep's chunk) hand the records' memory on; each run's tables are
+    those of the run done alone."""
+    from mlplab.train import Runner
+
+    runner = Runner(tmp_path / "together", "t", False)
+    specs = [RunSpec(**SMALL, seed=s) for s in (0, 1)]
+    runner(specs[0])
+    first = runner.scratch.free["d"]
+    runner(specs[1])
+    assert runner.scratch.free["d"] is first  # taken by the second run, handed back
+    for s in specs:
+        run(s, tmp_path / "alone", sweep="t")
+    together, alone = load_results(tmp_path / "together"), load_results(tmp_path / "alone")
+    for name in ("steps", "layers"):
+        a, b = (getattr(r, name).drop(columns=["sweep"]).sort_values(["run_id", "step"]) for r in (together, alone))
+        pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))

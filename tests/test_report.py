@@ -373,7 +373,7 @@ def test_theory_speaks_of_plain_networks_only(tmp_path):
     shown = md_tables(theory)[0]
     assert list(shown["depth"]) == ["1", "3"] and set(shown["activation"]) == {"sigmoid"}  # the plain runs only
     raw = mlplab.load_results(root, join=False)
-    plain_runs = raw.runs[~raw.runs["residual"].astype(bool) & raw.runs["norm"].isna()].set_index("depth")
+    plain_runs = raw.runs[~raw.runs["residual"].astype(bool) & (raw.runs["norm"] == "none")].set_index("depth")
     for r in shown.to_dict("records"):
         rid = plain_runs.loc[int(r["depth"]), "run_id"]
         lay = raw.layers[(raw.layers["run_id"] == rid) & (raw.layers["step"] == 0)].set_index("layer")["grad_b_norm"]

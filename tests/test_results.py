@@ -37,11 +37,11 @@ def test_tables_are_plain_parquet_datasets(folder):
         dataset = ds.dataset(folder / table, format="parquet").to_table()
         assert len(direct) == dataset.num_rows > 0
 
-    # the ids, computed here from the config (sha256 of the sorted-key JSON with the schema version)
+    # the ids, computed here from the config (sha256 of the sorted-key JSON with the schema
+    # version; norm "none" hashed as null, its spelling when the first runs were made)
     def run_id(seed):
-        blob = json.dumps(
-            {"schema": res.SCHEMA_VERSION, **dataclasses.asdict(RunSpec(**SMALL, seed=seed))}, sort_keys=True
-        )
+        fields = {**dataclasses.asdict(RunSpec(**SMALL, seed=seed)), "norm": None}
+        blob = json.dumps({"schema": res.SCHEMA_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     runs = pd.read_parquet(folder / "runs")
@@ -409,10 +409,10 @@ def test_a_run_missing_its_own_steps_file_still_loads(folder):
 
 def test_prepare_folder_creates_nested_folders_once_and_names_what_blocks_it(tmp_path):
     root = tmp_path / "a" / "b" / "sweep"
-    assert res.prepare_folder(root) == root and (root / res.MARKER).is_file()
-    assert str(root) in res._PREPARED
+    folder = res.ResultsFolder(root)
+    assert folder.prepare() == root and (root / res.MARKER).is_file() and folder.checked
     (root / res.MARKER).unlink()  # checked again when its marker is gone
-    res.prepare_folder(root)
+    folder.prepare()
     assert (root / res.MARKER).is_file()
     blocked = tmp_path / "file"
     blocked.write_text("x")
@@ -592,24 +592,28 @@ def test_a_failed_atomic_write_raises_its_own_error_even_if_its_temporary_is_gon
     assert list(tmp_path.iterdir()) == []
 
 
-def test_prepare_folder_checks_a_folder_once_per_process_even_when_marked(tmp_path, monkeypatch):
+def test_a_results_folder_is_checked_once_by_its_writer_even_when_marked(tmp_path, monkeypatch):
     """A folder another process made (its marker there already) is still checked for writing
-    the first time; the next calls trust the check."""
+    the first time; the next calls trust the check, for the writer that made it; another
+    ``ResultsFolder`` (another writer, a later command) checks again."""
     root = tmp_path / "theirs"
     root.mkdir()
     (root / res.MARKER).write_text("{}")
     probes = []
     real = res.mark_folder
     monkeypatch.setattr(res, "mark_folder", lambda r: probes.append(r) or real(r))
-    res.prepare_folder(root)
-    res.prepare_folder(root)
+    folder = res.ResultsFolder(root)
+    folder.prepare()
+    folder.prepare()
     assert probes == [root]
+    res.ResultsFolder(root).prepare()
+    res.prepare_folder(root)
+    assert probes == [root] * 3
 
 
 def test_prepare_folder_names_the_file_that_blocks_it_when_not_the_folder(tmp_path):
     root = tmp_path / "sweep"
     res.prepare_folder(root)
-    res._PREPARED.discard(str(root))
     probe = root / f".write-test-{res.HOST}-{os.getpid()}"
     probe.mkdir()  # the write test cannot remove it
     with pytest.raises(res.ResultsError) as e:
@@ -690,3 +694,31 @@ def test_a_folder_holding_only_leftovers_is_compacted_to_an_empty_one(tmp_path):
     r = load_results(root, join=False)
     for name in res.TABLES:
         assert len(getattr(r, name)) == 0 and list(getattr(r, name).columns) == res.SCHEMAS[name].names
+
+
+def test_a_null_norm_of_an_older_folder_reads_none_and_its_runs_are_done(folder):
+    """Runs written when no normalisation was spelled null (the runs table's ``norm`` null) read
+    "none", as runs written today store it; their ids are today's, so they are not run again."""
+    today = load_results(folder, join=True)
+    assert set(today.runs.norm) == {"none"} and set(today.steps.norm) == {"none"}
+    for f in (folder / "runs").glob("*.parquet"):  # the runs files as an older version wrote them
+        t = pq.read_table(f)
+        i = t.schema.get_field_index("norm")
+        t = t.set_column(i, t.schema.field(i), pa.nulls(len(t), t.schema.field(i).type))
+        pq.write_table(t, f)
+    assert pd.read_parquet(folder / "runs").norm.isna().all()
+    old = load_results(folder, join=True)
+    assert list(old.runs.norm) == ["none", "none"] and set(old.layers.norm) == {"none"}
+    pd.testing.assert_frame_equal(old.runs.astype({"norm": str}), today.runs.astype({"norm": str}))
+    assert run(RunSpec(**SMALL, seed=0), folder, sweep="t")["skipped"]
+
+
+def test_a_results_folder_names_its_key_when_it_cannot_be_written(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("x")
+    with pytest.raises(res.ResultsError, match=r"^results_dir: the results folder .* cannot be written: File exists"):
+        res.ResultsFolder(blocked).prepare()
+    folder = res.ResultsFolder(blocked / "sub", key="hydra.sweep.dir")
+    with pytest.raises(res.ResultsError, match=r"^hydra\.sweep\.dir: the results folder .* Not a directory"):
+        folder.prepare()
+    assert not folder.checked

@@ -15,7 +15,7 @@ from mlplab.data import DATASETS
 from mlplab.init import INITS
 from mlplab.layers import NORMS
 from mlplab.losses import LOSSES
-from mlplab.spec import FIELDS, SCHEMA_VERSION, RunSpec
+from mlplab.spec import FIELDS, SCHEMA_VERSION, RunSpec, cadence
 
 # every string a field may hold, for finding a valid value other than the default
 WORDS = sorted(
@@ -65,8 +65,23 @@ def test_the_run_id_is_the_hash_of_the_canonical_config():
     """Computed here independently of RunSpec.run_id: sha256 of the sorted-key JSON of every
     field plus the schema version, 16 hex digits."""
     spec = RunSpec(depth=3, activation="relu", seed=11)
-    blob = json.dumps({"schema": SCHEMA_VERSION, **{f.name: getattr(spec, f.name) for f in FIELDS}}, sort_keys=True)
+    fields = {f.name: getattr(spec, f.name) for f in FIELDS}
+    assert fields["norm"] == "none"
+    fields["norm"] = None  # hashed as it was spelled before "none": the run ids made then stay
+    blob = json.dumps({"schema": SCHEMA_VERSION, **fields}, sort_keys=True)
     assert spec.run_id == hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+@pytest.mark.parametrize(
+    "kw,run_id",
+    [({}, "4e561cd2555ffb04"), ({"norm": "batch"}, "8e3044707c5da026"), ({"norm": None}, "4e561cd2555ffb04")],
+)
+def test_run_ids_made_before_norm_was_spelled_none_stay(kw, run_id):
+    """The ids of runs made when no normalisation was spelled null (result folders resume, the
+    reference runs keep theirs); null, the old spelling, is read as "none"."""
+    spec = RunSpec(**kw)
+    assert spec.run_id == run_id
+    assert spec.norm == (kw.get("norm") or "none")
 
 
 def test_the_run_id_is_the_same_in_another_process():
@@ -103,7 +118,7 @@ RULES = {
     "sigma_w": ([5e-324, 2], [0, 0.0, -1.0, float("inf"), float("nan"), True, "1"], POS),
     "sigma_b": ([0, 0.0, 3.5], [-5e-324, float("inf"), float("nan"), False], NONNEG),
     "residual": ([True, False], [1, 0, "true", None], BOOL),
-    "norm": ([None, *sorted(NORMS)], ["group", ""], f"must be null or one of {sorted(NORMS)}"),
+    "norm": (["none", *sorted(NORMS)], ["group", "", "None"], f"must be one of {sorted(['none', *NORMS])}"),
     "lr": ([5e-324, 10], [0, -0.5, float("inf"), float("-inf"), float("nan"), True], POS),
     "batch_size": ([1, "full", I32], [0, "half", True, 1.0, None], INT.format(1) + " or 'full'"),
     "epochs": ([1], [0, -3, True], INT.format(1)),
@@ -258,3 +273,108 @@ def test_the_data_key_is_the_seed_and_the_data_fields_only():
             dataclasses.replace(base, **{field: other_value(next(f for f in FIELDS if f.name == field))}).data_key()
             == base.data_key()
         )
+
+
+# --- a network-shaping field: declared here, given its YAML default, taken by MLP -------------------
+
+import inspect  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from mlplab import MLP  # noqa: E402
+from mlplab import train as tr  # noqa: E402
+
+NET = {f.name for f in FIELDS if "net" in f.metadata["use"]}
+# every network field: a value other than its default, with which the network must differ
+OTHER = dict(
+    activation="tanh",
+    alpha=0.3,
+    loss="mse",
+    init="orthogonal",
+    sigma_w=2.0,
+    sigma_b=0.5,
+    residual=True,
+    norm="layer",
+    dtype="float32",
+)
+
+
+def test_the_network_fields_are_the_keywords_of_the_network():
+    """Adding a field that changes only the network is three places: the field (use="net"), its
+    YAML default and MLP's keyword. A field MLP does not take, or a keyword of MLP that no field
+    feeds, fails here."""
+    keywords = set(inspect.signature(MLP).parameters) - {"sizes", "seed"}
+    assert NET == keywords
+    assert set(RunSpec().network_kwargs()) == NET
+
+
+@pytest.mark.parametrize("field", sorted(NET))
+def test_each_network_field_changes_the_network(field):
+    """MLP uses every network field: one changed (``OTHER``) changes the initial parameters, their
+    dtype or the output of a fixed batch (leaky_relu, so that its slope counts)."""
+    assert set(OTHER) == NET
+    base = RunSpec(activation="leaky_relu", width=5, depth=3, n_features=5)
+    X = np.random.default_rng(0).standard_normal((6, 5))
+
+    def net_of(spec):
+        net = MLP(spec.layer_sizes(), seed=0, **spec.network_kwargs())
+        return net.params.copy(), net.forward(X)[-1]
+
+    (p0, y0), (p1, y1) = net_of(base), net_of(dataclasses.replace(base, **{field: OTHER[field]}))
+    same = p0.dtype == p1.dtype and p0.shape == p1.shape and np.array_equal(p0, p1) and np.array_equal(y0, y1)
+    assert not same, field
+
+
+def test_a_run_builds_its_network_from_every_network_field(monkeypatch):
+    got = {}
+
+    def spy(sizes, seed, **kw):
+        got.update(kw)
+        return MLP(sizes, seed=seed, **kw)
+
+    monkeypatch.setattr(tr, "MLP", spy)
+    spec = tr.prepare(RunSpec(**{**OTHER, "activation": "leaky_relu", "n_samples": 100, "epochs": 1}))
+    data = tr.load_data(spec)
+    net = tr.build_network(spec, data, np.random.default_rng(0))
+    assert got == spec.network_kwargs() and set(got) == NET
+    assert net.sizes == spec.layer_sizes() == [8, 32, 32, 3]
+    assert RunSpec(depth=1, width=5).layer_sizes(64, 10) == [64, 5, 10]  # the data's shape where given
+
+
+def test_every_network_field_has_its_yaml_default():
+    """conf/ holds each network field's default under its config key, spelled as RunSpec's (norm:
+    the string "none", not null)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from mlplab.config import register
+
+    register()
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = compose(config_name="config")
+    for f in FIELDS:
+        if f.name in NET:
+            key = f.metadata["key"] + (".name" if f.metadata["group"] else "")
+            assert OmegaConf.select(cfg, key, default="missing") == f.default, f.name
+    assert OmegaConf.select(cfg, "norm") == "none"
+
+
+@pytest.mark.parametrize(
+    "kw,want",
+    [
+        (dict(n_samples=200, batch_size=32, epochs=3), (160, 40, 32, 5, 15)),
+        (dict(n_samples=200, batch_size="full", epochs=3), (160, 40, 160, 1, 3)),
+        (dict(n_samples=2, test_fraction=0.5, batch_size="full"), (1, 1, 1, 1, 20)),
+        (dict(n_samples=2, test_fraction=0.5, batch_size=5), (1, 1, 1, 1, 20)),  # a batch is at most the set
+        (dict(n_samples=2, test_fraction=0.9, batch_size="full"), (0, 2, 1, 0, 0)),  # refused later, not a crash
+        (dict(n_samples=2, test_fraction=0.9, batch_size=3), (0, 2, 1, 0, 0)),
+    ],
+)
+def test_the_schedule_is_derived_once_from_the_spec(kw, want):
+    """RunSpec.schedule(): (n_train, n_test, batch size, steps per epoch, steps), and the logged
+    and evaluated steps of ``cadence``; what train, the memory estimate and the sweep's cost use."""
+    s = RunSpec(**kw).schedule()
+    assert (s.n_train, s.n_test, s.batch_size, s.steps_per_epoch, s.n_steps) == want
+    assert (s.log_every, s.eval_every, s.rows) == cadence(s.n_steps, None, None)

@@ -265,16 +265,16 @@ def test_a_sweep_on_an_existing_dask_scheduler(launched):
 
 
 def test_remedies_are_sweep_axes(tmp_path):
-    p = sweep(tmp_path, "depth=3", "loss=softmax_ce", "seed=0", "residual=false,true", "norm=null,batch,layer")
+    p = sweep(tmp_path, "depth=3", "loss=softmax_ce", "seed=0", "residual=false,true", "norm=none,batch,layer")
     assert p.returncode == 0, p.stderr
     assert "6 ok, 0 diverged, 0 failed, 0 missing" in p.stdout
     r = load_results(tmp_path / "smoke")
     assert len(r.runs) == 6 and r.runs.run_id.is_unique
-    combos = set(zip(r.runs.residual, r.runs.norm.astype(object).where(r.runs.norm.notna(), None)))
-    assert combos == {(res, n) for res in (False, True) for n in (None, "batch", "layer")}
+    combos = set(zip(r.runs.residual, r.runs.norm.astype(object)))
+    assert combos == {(res, n) for res in (False, True) for n in ("none", "batch", "layer")}
     hidden = r.layers[(r.layers.layer <= 3) & (r.layers.step == 0)]
-    assert (hidden.grad_gamma_norm.isna() == hidden.norm.isna()).all()  # null exactly where no norm
-    assert hidden.norm.isna().sum() == hidden.norm.notna().sum() / 2 == 6
+    assert (hidden.grad_gamma_norm.isna() == (hidden.norm == "none")).all()  # null exactly where no norm
+    assert (hidden.norm == "none").sum() == (hidden.norm != "none").sum() / 2 == 6
 
 
 def test_a_bad_value_stops_the_whole_sweep_before_any_training(tmp_path):

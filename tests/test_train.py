@@ -9,7 +9,7 @@ import pytest
 
 import mlplab
 from mlplab import MLP, RunSpec, load_results, run
-from mlplab.train import Schedule, build_network, load_data, rngs
+from mlplab.train import build_network, load_data, rngs
 
 SMALL = dict(depth=2, width=8, n_samples=200, epochs=6, batch_size=16)
 
@@ -171,7 +171,8 @@ def test_batch_norm_evaluates_with_running_estimates(tmp_path):
 
 @pytest.mark.parametrize("batch_size,steps_per_epoch", [(1, 160), ("full", 1), (50, 4)])
 def test_batch_sizes(batch_size, steps_per_epoch):
-    s = Schedule.of(RunSpec(**{**SMALL, "batch_size": batch_size}), 160)
+    s = RunSpec(**{**SMALL, "batch_size": batch_size}).schedule()
+    assert (s.n_train, s.n_test, s.batch_size) == (160, 40, 160 if batch_size == "full" else batch_size)
     assert s.steps_per_epoch == steps_per_epoch and s.n_steps == 6 * steps_per_epoch
     assert math.ceil(s.n_steps / s.log_every) >= min(50, s.n_steps)
 
@@ -210,7 +211,7 @@ def test_a_finite_gradient_too_large_to_square_is_recorded_truly(clip):
     data = load_data(spec, rng_data)
     net = build_network(spec, data, rng_init)
     net.weights[-1] *= 1e170  # δ^(L-1) = δ^L W^L ⊙ σ' ~ 1e170
-    sched = Schedule.of(spec, len(data.X_train))
+    sched = spec.schedule()
     rec = Record(net.sizes, sched.n_steps + 2)
     with np.errstate(over="ignore", invalid="ignore"):  # as run() does around training
         train(net, data, spec, rng_shuffle, sched, rec)
@@ -686,3 +687,64 @@ def test_one_batch_of_every_training_sample_is_full_batch_descent(tmp_path):
         assert whole[k] == full[k], k
     a, b = load_results(tmp_path / "a").layers, load_results(tmp_path / "b").layers
     np.testing.assert_array_equal(a.grad_w_norm, b.grad_w_norm)
+
+
+def test_a_memory_probe_reuses_a_recent_reading_only(monkeypatch):
+    from mlplab import resources
+
+    readings = iter([1000, 2000, 3000])
+    monkeypatch.setattr(resources, "read_available", lambda: next(readings))
+    clock = [100.0]
+    monkeypatch.setattr(resources.time, "monotonic", lambda: clock[0])
+    probe = resources.MemoryProbe(max_age=1.0)
+    assert probe.available() == 1000  # the first call reads
+    clock[0] = 100.9
+    assert probe.available() == 1000  # younger than max_age: reused
+    clock[0] = 101.0
+    assert probe.available() == 2000  # max_age old: read again
+    assert resources.MemoryProbe().available() == 3000  # another probe reads for itself
+
+
+def test_the_memory_estimate_follows_the_schedule_and_the_layer_sizes():
+    """resources.estimate takes the batches and rows from RunSpec.schedule() and the sizes from
+    RunSpec.layer_sizes(): a run of more logged steps needs more, and so does a deeper one."""
+    from mlplab import resources
+
+    base = RunSpec()
+    e = resources.estimate(base)
+    sched, sizes = base.schedule(), base.layer_sizes()
+    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    assert e["parameters"] == 3 * n_params * 8  # params, grads and their squares (a small network)
+    every = dict(log_every=5, eval_every="log")
+    assert resources.estimate(RunSpec(epochs=40, **every))["records"] > resources.estimate(RunSpec(**every))["records"]
+    assert resources.estimate(RunSpec(depth=3))["parameters"] == 3 * (n_params + 32 * 32 + 32) * 8
+    assert e["records"] >= 2 * sched.rows * (len(sizes)) * resources.LOGGED_COLUMNS * 8
+    assert resources.estimate(RunSpec(norm="layer"))["parameters"] == 3 * (n_params + 2 * 32 * 2) * 8
+
+
+def test_a_runner_reads_the_free_memory_once_for_its_runs_of_a_second(tmp_path, monkeypatch):
+    """The runs of one Runner share its memory reading (a second old at most); run() alone reads
+    it afresh each time."""
+    from mlplab import resources
+    from mlplab.train import Runner
+
+    reads = []
+    monkeypatch.setattr(resources, "read_available", lambda: reads.append(1) or 2**40)
+    runner = Runner(tmp_path / "r", "t", False)
+    for seed in (0, 1):
+        runner(RunSpec(**{**SMALL, "epochs": 1, "seed": seed}))
+    assert len(reads) == 1
+    run(RunSpec(**{**SMALL, "epochs": 1, "seed": 2}), tmp_path / "r")
+    assert len(reads) == 2
+    monkeypatch.setattr(resources, "read_available", lambda: 1000)  # too little for any run
+    with pytest.raises(mlplab.ConfigError, match="of memory"):
+        run(RunSpec(**{**SMALL, "epochs": 1, "seed": 3}), tmp_path / "r")
+
+
+def test_a_network_is_sized_by_its_data_even_for_a_spec_not_resolved():
+    """build_network takes the features and classes from the data (a spec not yet resolved
+    says 8 and 3 for the 8x8 digits' 64 and 10)."""
+    spec = RunSpec(dataset="digits", depth=1, width=5, n_samples=100, epochs=1)
+    data = load_data(spec, rngs(0)[0])
+    net = build_network(spec, data, np.random.default_rng(0))
+    assert net.sizes == [64, 5, 10] and spec.layer_sizes() == [8, 5, 3]

@@ -9,7 +9,7 @@ import numpy as np
 from timing import Threads, race
 
 from mlplab.spec import RunSpec
-from mlplab.train import Record, Schedule, build_network, load_data, rngs, train
+from mlplab.train import Record, build_network, load_data, rngs, train
 
 DEPTHS = (1, 2, 4, 8, 16)
 
@@ -17,11 +17,11 @@ DEPTHS = (1, 2, 4, 8, 16)
 def training(spec: RunSpec):
     """One run's training, from the same data and initial weights each call."""
     data = load_data(spec, rngs(spec.seed)[0])
-    sched = Schedule.of(spec, len(data.X_train))
+    sched = spec.schedule()
 
     def go():
         net = build_network(spec, data, rngs(spec.seed)[1])
-        rec = Record(net.sizes, sched.rows, spec.norm is not None)
+        rec = Record(net.sizes, sched.rows, net.normalised)
         with np.errstate(over="ignore", invalid="ignore"):
             train(net, data, spec, np.random.default_rng(spec.seed), sched, rec)
             rec.close()  # the statistics computed when a run ends

@@ -36,7 +36,7 @@ def load(source) -> Results:
     """A ``Results`` (runs, steps, layers) from a folder path or an already loaded ``Results``.
 
     The config columns are joined onto ``steps`` and ``layers`` (``load_results``), with
-    "none" for a null ``norm``, ``data_path`` or ``data_digest``.
+    "none" for a null ``data_path`` or ``data_digest`` (``norm`` says "none" already: ``load_results``).
     Idempotent: a result of ``load`` passes through.
     """
     if isinstance(source, Results) and source.for_analysis:
@@ -48,10 +48,11 @@ def load(source) -> Results:
 
 
 def _plain_norm(df: pd.DataFrame) -> pd.DataFrame:
-    """A config value that is null (``norm`` without normalisation, ``data_path`` and
-    ``data_digest`` without a data file) says "none" here, so that groupings keep those runs."""
+    """A config value that is null (``data_path`` and ``data_digest`` without a data file) says
+    "none" here, so that groupings keep those runs (a null ``norm`` of an old results folder
+    reads "none" already: ``mlplab.results.load_results``)."""
 
-    for c in ("norm", "data_path", "data_digest"):
+    for c in ("data_path", "data_digest"):
         if c in df and c in CONFIG_TYPES:
             df[c] = df[c].where(df[c].notna(), "none")
     return df
