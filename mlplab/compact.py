@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from mlplab.analysis import command
+from mlplab.errors import command
 from mlplab.results import compact
 
 

@@ -5,20 +5,34 @@ config key is ``group.key`` becomes a key of that group's dataclass (``init.sigm
 that is a group's choice becomes the group's ``name`` (``activation=relu``), and any other field
 a top-level key (``depth``). The primary config ``Config`` adds the keys that steer the command
 line rather than a run (``sweep_name``, ``results_dir``, ``force``, ``debug``). ``to_spec`` turns
-a composed config into the flat, validated ``RunSpec``. Hydra is imported here and in
-``mlplab.cli`` only.
+a composed config into the flat, validated ``RunSpec``; ``sweep_root`` names its results folder.
+Hydra is imported here and by the command line (``mlplab.cli``, ``mlplab.plan``, ``mlplab.usage``)
+only.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
+from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from mlplab.spec import FIELDS, RunSpec, validate
+from mlplab.spec import FIELDS, ConfigError, RunSpec, validate
+
+
+def conf_dir() -> str:
+    """The configs: ``mlplab/conf`` of an installed package (the wheel maps the repository's
+    ``conf/`` there), else ``conf/`` of the checkout this module runs from (an editable install)."""
+    here = Path(__file__).resolve().parent
+    installed = here / "conf"
+    return str(installed if (installed / "config.yaml").is_file() else here.parent / "conf")
+
+
+CONF_DIR = conf_dir()
 
 # keys of the primary config that are not run fields: (name, type, default, doc)
 CLI_KEYS = [
@@ -86,7 +100,7 @@ def spec_of(cfg: DictConfig) -> RunSpec:
     return RunSpec(**{f.name: OmegaConf.select(cfg, config_path(f)) for f in CONFIGURED})
 
 
-def plain(cfg: DictConfig) -> bool:
+def has_no_interpolations(cfg: DictConfig) -> bool:
     """True when no run field of ``cfg`` is an interpolation: setting one field then changes
     no other, so a value override can go straight into the RunSpec (``override_value``)."""
     for f in CONFIGURED:
@@ -100,32 +114,57 @@ FIELD_AT = {config_path(f): f for f in CONFIGURED if not f.metadata["group"]}  #
 _HINTS = typing.get_type_hints(RunSpec)
 
 
-def override_value(key: str, value):
+def override_value(key: str, value) -> tuple[str, Any] | None:
     """(field name, value) of a value override ``key=value`` as OmegaConf would store it in the
-    run's config, for the plain cases: None, a bool, an int (an int for a float field becomes a
-    float), a float, a string, each where the field's type admits it. LookupError otherwise
-    (an unknown key, or a value OmegaConf would convert or refuse): the caller then applies the
-    override to the config itself."""
+    run's config, for the literal cases: None, a bool, an int (an int for a float field becomes a
+    float), a float, a string, each where the field's type admits it. None otherwise (an
+    unknown key, or a value OmegaConf would convert or refuse): the override is then applied to
+    the config itself."""
     f = FIELD_AT.get(key)
     if f is None:
-        raise LookupError(key)
+        return None
     types = typing.get_args(_HINTS[f.name]) or (_HINTS[f.name],)
-    if value is None and type(None) in types:
-        return f.name, None
+    if value is None:
+        return (f.name, None) if type(None) in types else None
     if isinstance(value, bool):
-        if bool in types:
-            return f.name, value
-    elif isinstance(value, int):
+        return (f.name, value) if bool in types else None
+    if isinstance(value, int):
         if int in types:
             return f.name, value
-        if float in types:
-            return f.name, float(value)
-    elif isinstance(value, float):
-        if float in types:
-            return f.name, value
-    elif isinstance(value, str) and str in types:
+        return (f.name, float(value)) if float in types else None
+    if isinstance(value, (float, str)) and type(value) in types:
         return f.name, value
-    raise LookupError(key)
+    return None
+
+
+# a sweep's folder is one plain name inside results_dir: no separator, no '.' or '..'
+FOLDER_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def sweep_root(cfg: DictConfig) -> Path:
+    """``<results_dir>/<sweep_name>``; ConfigError (exit 2) unless ``sweep_name`` is one plain
+    folder name, so that nothing a sweep writes lands outside ``results_dir``."""
+    name = cfg.sweep_name
+    if not (isinstance(name, str) and FOLDER_NAME.fullmatch(name) and name not in (".", "..")):
+        raise ConfigError(
+            "sweep_name",
+            name,
+            "must be one plain folder name (letters, digits, '-', '_', '.'; "
+            "not '.' or '..', no '/'), so that results stay inside results_dir",
+        )
+    return Path(cfg.results_dir) / name
+
+
+def schema_has(key: str) -> bool:
+    """Whether the dotted ``key`` (or group, ``a/b``) names a field of the config schema."""
+    node = Config
+    for part in key.replace("/", ".").split("."):
+        fields = {f.name: f for f in dataclasses.fields(node)} if dataclasses.is_dataclass(node) else {}
+        if part not in fields:
+            return part == "sweep" and node is Config  # the sweep group has no schema node
+        f = fields[part]
+        node = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+    return True
 
 
 register()

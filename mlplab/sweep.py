@@ -1,6 +1,6 @@
-"""Running a planned sweep's runs on a pool of workers: chunks, progress, the sweep log.
+"""Running a planned sweep's runs on a pool of workers: chunks, progress, the sweep log, the summary.
 
-The runs of a sweep are ``RunSpec``s, planned and validated beforehand (``mlplab.cli.plan``).
+The runs of a sweep are ``RunSpec``s, planned and validated beforehand (``mlplab.plan``).
 This module sends them to workers in chunks — the longest runs first, and chunks of many short
 runs, so that scheduling costs little beside the work and the last workers are not left waiting
 for one long run — and follows them to the end. It never imports Hydra: the Hydra plugins in
@@ -21,8 +21,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlplab.spec import RunSpec
+
+if TYPE_CHECKING:
+    from mlplab.plan import Plan
 
 # a run's seconds ≈ fixed + per step (Python's work per layer and per step dominates small
 # networks) + its arithmetic; fitted to the default sweep's runs on one core (only ratios matter)
@@ -211,3 +215,38 @@ def execute(
         if log:
             log.close()
     return outcomes
+
+
+def summary(plan: Plan, outcomes, seconds: float) -> None:
+    """The end of a sweep: its folder compacted (``results.compact``, waiting for any other
+    sweep's compaction of the folder to end), then the runs ok / diverged / failed / missing of
+    the plan, with ``seconds`` since the sweep started; exit code 1 if any failed or are
+    missing, or if the disk filled up (``outcomes`` says so, or the compaction: a line saying
+    how many runs are committed, and the same command finishes the job once there is space)."""
+    from mlplab import results as res
+    from mlplab.errors import fail
+
+    root = plan.root
+    full: BaseException | bool = any(o.disk_full for o in outcomes)
+    try:
+        res.compact(root)
+    except res.DiskFull as e:
+        full = e
+    status = res.completed_statuses(root)
+    counts = {"ok": 0, "diverged": 0, "failed": 0, "missing": 0}
+    for rid in set(plan.run_ids):
+        counts[status.get(rid, "missing")] += 1
+    print(
+        f"mlplab: sweep '{plan.sweep_name}' done in {seconds:.1f}s: "
+        + ", ".join(f"{v} {k}" for k, v in counts.items())
+        + f" -> {root}",
+        flush=True,
+    )
+    if full:
+        plan.tally().disk_full(full if isinstance(full, BaseException) else None)
+    if counts["failed"] or counts["missing"]:
+        fail(
+            f"sweep '{plan.sweep_name}': {counts['failed']} failed, {counts['missing']} missing of "
+            f"{len(set(plan.run_ids))} runs; rerun the same command to retry them -> {root}",
+            1,
+        )

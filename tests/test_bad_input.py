@@ -275,8 +275,7 @@ def compose_spec(args):
     """The spec ``python -m mlplab results_dir=results sweep_name=base TINY args`` runs."""
     from hydra import compose, initialize_config_dir
 
-    from mlplab.cli import CONF_DIR
-    from mlplab.config import to_spec
+    from mlplab.config import CONF_DIR, to_spec
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         return to_spec(
@@ -289,7 +288,7 @@ def refused_in_process(base, tmp_path, monkeypatch, make_spec, words):
     what fails), in this process, in a copy of ``base``: ``prepare``, ``mlplab.run``; the error
     must be the command's one line with exit code 2, and nothing in the results folder may
     change."""
-    from mlplab.cli import exit_code, one_line
+    from mlplab.errors import exit_code, one_line
     from mlplab.train import prepare
 
     case = tmp_path / "case"

@@ -19,7 +19,7 @@ from hydra_plugins.mlplab_sweeps.dask_launcher import (
     local_cluster,
     slurm_cluster,
 )
-from mlplab.cli import CONF_DIR
+from mlplab.config import CONF_DIR
 
 LOOPBACK = "127.0.0.1"
 

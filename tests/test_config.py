@@ -11,8 +11,7 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from omegaconf.errors import OmegaConfBaseException, ValidationError
 
-from mlplab.cli import CONF_DIR
-from mlplab.config import to_spec
+from mlplab.config import CONF_DIR, to_spec
 from mlplab.spec import ConfigError, RunSpec
 from mlplab.train import load_data, prepare
 
@@ -33,13 +32,13 @@ def _composed(choices: tuple):
 
 def make(overrides=()):
     """The config ``python -m mlplab overrides`` runs, made as the sweep planner makes a job's
-    (``mlplab.cli.plan_jobs``): Hydra composes the group choices (``loss=mse``), once per
+    (``mlplab.plan.plan_jobs``): Hydra composes the group choices (``loss=mse``), once per
     distinct set of them (~80 ms each), and the value overrides (``depth=4``) are set on a copy
     (``apply_overrides``). test_the_planner_gives_each_job_the_spec_hydra_composes holds that
     to Hydra's own composition; the tests here that are about Hydra use ``hydra_compose``."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    from mlplab.cli import apply_overrides
+    from mlplab.plan import apply_overrides
 
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     is_group = [(Path(CONF_DIR) / o.key_or_group.split("/")[0]).is_dir() for o in parsed]
@@ -76,7 +75,6 @@ def test_every_sweep_file_composes(sweep):
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"sweep={sweep}"], return_hydra_config=True)
     assert cfg.sweep_name and cfg.sweep_name != "runs"
-    assert cfg.hydra.mode is None  # what Hydra's get_mode reads: the command skips reading it (-m decides)
     params = cfg.hydra.sweeper.params
     assert params and all(str(v) for v in params.values())
     groups = {p.name for p in Path(CONF_DIR).iterdir() if p.is_dir()}
@@ -204,60 +202,6 @@ def test_cli_debug_flag_shows_the_traceback(tmp_path):
     assert p.returncode != 0 and "Traceback" in p.stderr and "ConfigError" in p.stderr
 
 
-SWEEPS = sorted(p.stem for p in (Path(CONF_DIR) / "sweep").glob("*.yaml"))
-
-
-def test_the_mode_hydra_would_read_is_the_one_the_command_skips_reading():
-    """The command does not compose the config a first time to read hydra.mode (mlplab.cli.
-    mode_from_the_flag): Hydra's own reading must give what it takes, unset, for the base
-    config and every sweep file; and an override of the mode is read by Hydra itself."""
-    from hydra.core.global_hydra import GlobalHydra
-
-    from mlplab import cli
-
-    assert not cli.conf_sets_mode()
-    # each sweep file's composed hydra.mode is checked where it is composed: test_every_sweep_file_composes
-    for overrides in [[], ["depth=-1"], *([f"sweep={s}"] for s in SWEEPS)]:
-        assert not cli.mode_needs_composing(overrides)
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        hydra_app = GlobalHydra.instance().hydra
-        assert hydra_app.get_mode(config_name="config", overrides=["depth=1"]) is None
-        assert str(hydra_app.get_mode(config_name="config", overrides=["hydra.mode=MULTIRUN"])) == "RunMode.MULTIRUN"
-    for argv in (
-        ["hydra.mode=MULTIRUN"],
-        ["++hydra.mode=RUN"],
-        ["--config-dir", "x"],
-        ["-cd=x"],
-        ["-cn", "other"],
-        ["hydra.searchpath=[file://x]"],
-        ["--experimental-rerun", "x.pickle"],
-    ):
-        assert cli.mode_needs_composing(["depth=1", *argv]), argv
-
-
-def test_a_conf_file_that_sets_the_mode_is_composed_to_read_it(tmp_path, monkeypatch):
-    from hydra._internal.hydra import Hydra
-
-    from mlplab import cli
-
-    conf = tmp_path / "conf"
-    (conf / "sweep").mkdir(parents=True)
-    (conf / "config.yaml").write_text("depth: 2\n")
-    monkeypatch.setattr(cli, "CONF_DIR", str(conf))
-    cli.conf_sets_mode.cache_clear()
-    try:
-        composing = Hydra.get_mode
-        with cli.mode_from_the_flag(["depth=1"]):  # nothing sets the mode: not composed
-            assert Hydra.get_mode is not composing and Hydra.get_mode(None, "config", []) is None
-        assert Hydra.get_mode is composing
-        (conf / "sweep" / "mine.yaml").write_text("# @package _global_\nhydra:\n  mode: MULTIRUN\n")
-        cli.conf_sets_mode.cache_clear()
-        with cli.mode_from_the_flag(["depth=1"]):  # a file of conf/ may set it: Hydra reads it
-            assert Hydra.get_mode is composing
-    finally:
-        cli.conf_sets_mode.cache_clear()
-
-
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 def test_a_learning_rate_that_is_not_finite_is_refused(value):
     """NaN compares false with every bound, so "lr > 0" alone would let it through."""
@@ -291,7 +235,7 @@ def test_the_planner_gives_each_job_the_spec_hydra_composes(tmp_path):
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    from mlplab.cli import plan_jobs
+    from mlplab.plan import plan_jobs
     from mlplab.train import prepare
 
     params = {
@@ -328,7 +272,7 @@ def test_planning_the_same_sweep_again_reuses_its_compositions(tmp_path, monkeyp
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import open_dict
 
-    import mlplab.cli as cli
+    import mlplab.plan as planning
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"results_dir={tmp_path}"], return_hydra_config=True)
@@ -336,21 +280,21 @@ def test_planning_the_same_sweep_again_reuses_its_compositions(tmp_path, monkeyp
             cfg.hydra.sweeper.params = {"loss": "mse,bce", "activation": "relu,tanh", "depth": "1,2"}
         HydraConfig.instance().set_config(cfg)
         composed = {"n": 0}
-        original = cli.compose
+        original = planning.compose
 
         def counting(*args):
             composed["n"] += 1
             return original(*args)
 
-        monkeypatch.setattr(cli, "compose", counting)
-        first = cli.plan_jobs(cfg)
+        monkeypatch.setattr(planning, "compose", counting)
+        first = planning.plan_jobs(cfg)
         assert composed["n"] == 4 and (tmp_path / "runs" / "hydra" / "compositions.json").is_file()
-        again = cli.plan_jobs(cfg)
+        again = planning.plan_jobs(cfg)
         assert composed["n"] == 4  # nothing composed the second time
         assert [(j, s, s.run_id) for j, s in first] == [(j, s, s.run_id) for j, s in again]
         from omegaconf import read_write
 
         with read_write(cfg.hydra.overrides), open_dict(cfg.hydra.overrides):  # other overrides: other compositions
             cfg.hydra.overrides.task = ["train.lr=0.1"]
-        cli.plan_jobs(cfg)
+        planning.plan_jobs(cfg)
         assert composed["n"] == 8

@@ -82,12 +82,10 @@ def test_the_installed_command_runs_a_sweep_from_an_empty_folder(installed, tmp_
     r = mlplab.load_results(work / "results" / "smoke")
     assert len(r.runs) == 8 and set(r.runs.status) == {"ok"}
     assert {p.name for p in work.iterdir()} == {"results"}  # nothing else written to the folder
-    for cmd in ([bin_dir / "mlplab", "--help"], [bin_dir / "python", "-m", "mlplab", "--help"]):
-        h = sh(*cmd, cwd=work)
+    for cmd, prog in (([bin_dir / "mlplab"], "mlplab"), ([bin_dir / "python", "-m", "mlplab"], "python -m mlplab")):
+        h = sh(*cmd, "--help", cwd=work)
         assert h.returncode == 0 and "config groups" in h.stdout and "smoke" in h.stdout, h.stderr
-    assert h.stdout.startswith("usage: python -m mlplab") and sh(
-        bin_dir / "mlplab", "--help", cwd=work
-    ).stdout.startswith("usage: mlplab")
+        assert h.stdout.startswith(f"usage: {prog} "), h.stdout
 
 
 def test_an_installed_package_takes_sweep_files_from_a_folder_of_the_user(installed, tmp_path):
@@ -151,3 +149,30 @@ def test_the_lock_covers_every_requirement_of_pyproject():
     for r in wanted:
         if r.marker is None or r.marker.evaluate():
             assert canonicalize_name(r.name) in pinned and r.specifier.contains(pinned[canonicalize_name(r.name)]), r
+
+
+def imported_modules(path: Path) -> set[str]:
+    """The modules a Python file imports (``from a import b`` counts as ``a`` and ``a.b``)."""
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    return names
+
+
+def test_the_core_imports_neither_the_analysis_nor_hydra_nor_its_internals():
+    """The library imports Hydra only where the command line is (its config schema, the command,
+    the sweep's plan, the usage text), never Hydra's private modules, and never the analysis,
+    which reads results and needs nothing of the core but ``load_results``."""
+    command_line = {"config", "cli", "plan", "usage"}
+    for path in sorted((REPO / "mlplab").glob("*.py")):
+        names = imported_modules(path)
+        assert not {n for n in names if n.startswith("mlplab.analysis")}, path.name
+        if path.stem not in command_line:
+            assert not {n for n in names if n.split(".")[0] == "hydra"}, path.name
+    for path in [*(REPO / "mlplab").rglob("*.py"), *(REPO / "hydra_plugins").rglob("*.py")]:
+        assert not {n for n in imported_modules(path) if n.startswith("hydra._internal")}, path

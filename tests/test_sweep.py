@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import FAULTY, Forked, forked
 
+import mlplab
 from mlplab import load_results
 from mlplab import results as res
 
@@ -447,6 +448,31 @@ def test_ctrl_c_during_a_single_run(tmp_path):
     assert proc.returncode == 130, err
     assert err.strip().splitlines() == ["mlplab: interrupted: 0 of 1 runs committed; rerun the same command to resume"]
     assert not (tmp_path / "one" / "runs").exists() and not list(tmp_path.rglob(".*.tmp"))
+
+
+def test_a_launcher_runs_the_plan_it_is_handed_and_returns_the_outcomes(tmp_path):
+    """mlplab's sweeper hands its launcher the Plan as an argument (``launch_plan``), and the
+    runs' outcomes come back as the return value: nothing passes through shared module state.
+    Only the plan's runs to do are run; a run already committed is skipped if handed again."""
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.mlplab_sweeps.local_launcher import LocalLauncher
+    from mlplab.plan import Plan
+
+    specs = [mlplab.RunSpec(depth=1, width=4, n_samples=60, epochs=1, seed=s) for s in (0, 1, 2)]
+    jobs = [([f"seed={s.seed}"], s) for s in specs]
+    root = tmp_path / "results" / "mine"
+    mlplab.run(specs[0], root, sweep="mine")
+    plan = Plan(root, "mine", False, jobs, todo=jobs[1:], done=1, seconds=0.0)
+    launcher = LocalLauncher(n_workers=1)
+    config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "hydra")}}})
+    launcher.setup(hydra_context=None, task_function=None, config=config)
+    outcomes = launcher.launch_plan(plan)
+    assert sorted(outcomes) == sorted(s.run_id for s in specs[1:])
+    assert {o.status for o in outcomes.values()} == {"ok"}
+    assert len(load_results(root).runs) == 3 and (tmp_path / "hydra" / "sweep.log").is_file()
+    again = launcher.launch_plan(Plan(root, "mine", False, jobs, todo=jobs, done=3, seconds=0.0))
+    assert {o.status for o in again.values()} == {"skipped"}
 
 
 def test_the_local_launcher_forks_on_linux_and_spawns_on_macos_and_windows():

@@ -18,9 +18,8 @@ nannies and workers; every dashboard). The SLURM workers get the credentials as 
 0600 in a 0700 folder of the sweep's Hydra folder on the shared filesystem, removed when the
 sweep ends; the local workers get them in memory, from the sweep that spawns them.
 
-The launcher runs the specs the sweeper planned (``mlplab.cli.CONTEXT``), not Hydra's per-job
-machinery: no per-job config composition, output folder or log files — one ``sweep.log`` in the
-sweep's Hydra folder, a line per run. The workers start while the sweep is being planned.
+The launcher runs the plan that mlplab's sweeper hands it (``launching.PlanLauncher``, which
+the local launcher shares). The workers start while the sweep is being planned.
 """
 
 from __future__ import annotations
@@ -33,15 +32,14 @@ import shutil
 import socket
 import sys
 import tempfile
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from hydra.core.utils import JobReturn, JobStatus
-from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
+
+from hydra_plugins.mlplab_sweeps.launching import PlanLauncher
 
 LOOPBACK = "127.0.0.1"
 SECURITY_FIELDS = ("ca_file", "cert", "key")
@@ -197,7 +195,7 @@ def dashboard(port: int | None) -> tuple[str, str]:
     )
 
 
-class DaskLauncher(Launcher):
+class DaskLauncher(PlanLauncher):
     def __init__(
         self,
         address: str | None = None,
@@ -210,26 +208,21 @@ class DaskLauncher(Launcher):
     ) -> None:
         if cluster not in ("local", "slurm"):
             raise ValueError(f"hydra.launcher.cluster={cluster!r}: must be one of ['local', 'slurm']")
-        from mlplab.sweep import check_launcher
-
-        check_launcher(n_workers, chunks_per_worker, min_chunk_seconds)
+        super().__init__(n_workers, chunks_per_worker, min_chunk_seconds)
         warning = check_address(address, security)
         if warning:
             print(warning, file=sys.stderr, flush=True)
-        self.address, self.cluster, self.n_workers = address, cluster, n_workers
-        self.chunks_per_worker, self.min_chunk_seconds, self.slurm = chunks_per_worker, min_chunk_seconds, slurm
-        self.security = security
-        self.config: DictConfig | None = None
+        self.address, self.cluster, self.slurm, self.security = address, cluster, slurm, security
         self._starting = None
         self._credentials: Path | None = None  # the SLURM workers' TLS files, removed at the end
         self.dashboard = importlib.util.find_spec("bokeh") is not None  # Dask's dashboard needs bokeh
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        self.config, self.hydra_context = config, hydra_context
+        super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="mlplab-dask")
         if self.address is None and self.cluster == "local":
             # start the local workers now, while the sweeper plans the sweep (dask_jobqueue
-            # installs signal handlers, which only the main thread may: SLURM starts in launch)
+            # installs signal handlers, which only the main thread may: SLURM starts in run_specs)
             self._starting = self._pool.submit(self._connect)
 
     def _connect(self):
@@ -249,14 +242,9 @@ class DaskLauncher(Launcher):
         cluster = local_cluster(n)
         return Client(cluster), cluster, n
 
-    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+    def run_specs(self, specs: list, root: Path, sweep: str, force: bool) -> dict:
         from dask.distributed import as_completed
 
-        from mlplab.cli import CONTEXT, sweep_root
-        from mlplab.sweep import execute
-
-        specs = planned_specs(self, job_overrides)
-        config = self.config
         try:
             client, cluster, workers = self._starting.result() if self._starting else self._connect()
         except BaseException:
@@ -272,59 +260,17 @@ class DaskLauncher(Launcher):
             note = f"; dashboard {link}" if link else ""
             if hint:
                 print(hint, flush=True)
-        sweep_dir = Path(config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
         try:
-            outcomes = execute(
-                client.submit,
-                as_completed,
-                specs,
-                sweep_root(config),
-                config.sweep_name,
-                bool(config.force),
-                max(workers, 1),
-                log_path=sweep_dir / "sweep.log",
-                note=note,
-                per_worker=self.chunks_per_worker,
-                min_seconds=self.min_chunk_seconds,
-            )
+            return self.execute(client.submit, as_completed, specs, root, sweep, force, max(workers, 1), note=note)
         finally:
             client.close()
             if cluster is not None:
                 cluster.close()
             self._remove_credentials()
             self._pool.shutdown(wait=False)
-        CONTEXT["outcomes"] = outcomes
-        returns = []
-        for overrides, spec in zip(job_overrides, specs):
-            o = outcomes.get(spec.run_id)
-            returns.append(
-                JobReturn(
-                    overrides=list(overrides), status=JobStatus.COMPLETED, _return_value=o.status if o else "missing"
-                )
-            )
-        return returns
 
     def _remove_credentials(self) -> None:
         """The SLURM workers' TLS files: worthless once the sweep's scheduler is gone, removed."""
         if self._credentials is not None:
             shutil.rmtree(self._credentials, ignore_errors=True)
             self._credentials = None
-
-
-def planned_specs(launcher: Launcher, job_overrides) -> list:
-    """The planned RunSpecs of these jobs (from mlplab's sweeper), or, under another sweeper,
-    each job's config composed and prepared."""
-    from mlplab.cli import CONTEXT
-    from mlplab.config import to_spec
-    from mlplab.train import prepare
-
-    planned = {tuple(o): spec for o, spec in CONTEXT.get("todo", [])}
-    if all(tuple(o) in planned for o in job_overrides):
-        return [planned[tuple(o)] for o in job_overrides]
-    loader = launcher.hydra_context.config_loader
-    specs = []
-    for overrides in job_overrides:
-        cfg = loader.load_sweep_config(launcher.config, list(overrides))
-        specs.append(prepare(to_spec(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]))))
-    return specs

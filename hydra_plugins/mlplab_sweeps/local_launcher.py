@@ -18,14 +18,10 @@ from __future__ import annotations
 import multiprocessing
 import os
 import sys
-from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from hydra.core.utils import JobReturn, JobStatus
-from hydra.plugins.launcher import Launcher
-from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig
+from hydra_plugins.mlplab_sweeps.launching import PlanLauncher
 
 
 def default_start_method(platform: str = sys.platform, available=None) -> str:
@@ -49,7 +45,7 @@ def check_start_method(start_method: str | None) -> str:
     return start_method
 
 
-class LocalLauncher(Launcher):
+class LocalLauncher(PlanLauncher):
     def __init__(
         self,
         n_workers: int | None = None,
@@ -57,41 +53,16 @@ class LocalLauncher(Launcher):
         min_chunk_seconds: float = 0.3,
         start_method: str | None = None,
     ) -> None:
-        from mlplab.sweep import check_launcher
-
-        check_launcher(n_workers, chunks_per_worker, min_chunk_seconds)
-        self.n_workers, self.chunks_per_worker, self.min_chunk_seconds = n_workers, chunks_per_worker, min_chunk_seconds
+        super().__init__(n_workers, chunks_per_worker, min_chunk_seconds)
         self.start_method = check_start_method(start_method)
-        self.config: DictConfig | None = None
 
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        self.config, self.hydra_context = config, hydra_context
-
-    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from hydra_plugins.mlplab_sweeps.dask_launcher import planned_specs
-        from mlplab.cli import CONTEXT, sweep_root
+    def run_specs(self, specs: list, root: Path, sweep: str, force: bool) -> dict:
         from mlplab.results import remove_temporaries
-        from mlplab.sweep import execute
 
-        config = self.config
-        specs = planned_specs(self, job_overrides)
         n = self.n_workers or os.cpu_count() or 1
-        sweep_dir = Path(config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
         pool = ProcessPoolExecutor(n, mp_context=multiprocessing.get_context(self.start_method))
         try:
-            outcomes = execute(
-                pool.submit,
-                as_completed,
-                specs,
-                sweep_root(config),
-                config.sweep_name,
-                bool(config.force),
-                n,
-                log_path=sweep_dir / "sweep.log",
-                per_worker=self.chunks_per_worker,
-                min_seconds=self.min_chunk_seconds,
-            )
+            outcomes = self.execute(pool.submit, as_completed, specs, root, sweep, force, n)
         except BaseException:
             # Ctrl-C (or any fault): stop the workers now — a run in flight is not committed and
             # is done again by the next sweep — and drop the chunks not started
@@ -101,15 +72,7 @@ class LocalLauncher(Launcher):
             pool.shutdown(wait=True, cancel_futures=True)
             # the temporary files of the writes they were killed in; those of another sweep
             # writing into the same folder are left alone
-            remove_temporaries(sweep_root(config), pids={w.pid for w in workers})
+            remove_temporaries(root, pids={w.pid for w in workers})
             raise
         pool.shutdown(wait=True)
-        CONTEXT["outcomes"] = outcomes
-        return [
-            JobReturn(
-                overrides=list(o),
-                status=JobStatus.COMPLETED,
-                _return_value=outcomes[s.run_id].status if s.run_id in outcomes else "missing",
-            )
-            for o, s in zip(job_overrides, specs)
-        ]
+        return outcomes

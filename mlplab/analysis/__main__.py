@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import sys
 
-from mlplab.analysis import load, parser, run_on
+from mlplab.analysis import load
 from mlplab.analysis.report import write_report
 from mlplab.analysis.studies import STUDIES
+from mlplab.errors import parser, run_on
 
 REPORT = "report"
 
