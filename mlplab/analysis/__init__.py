@@ -10,15 +10,11 @@ measured), ``verdicts`` (the statistics of a claim), ``fmt`` (numbers and tables
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 
-from mlplab.results import CONFIG_TYPES, Results, ResultsError, load_results
+from mlplab.results import CONFIG_TYPES, Results, load_results
 
 __all__ = ["load", "Results"]
 
