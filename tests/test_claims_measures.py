@@ -573,3 +573,51 @@ def test_phase_pairs_drop_missing_ratios_quietly():
     )
     out = claims._phase_rows_pairs(p)
     assert list(zip(out["phase"], out["ratio_a"], out["ratio_b"])) == [(measures.PHASES[0], 0.5, np.inf)]
+
+
+# -- the pieces the Nielsen and chaos studies share with the others ------------------------------
+def test_matching_keeps_the_runs_with_every_value():
+    runs = pd.DataFrame({"a": [1, 1, 2, 1], "b": ["x", "y", "x", "x"]})
+    assert select.matching(runs, {"a": 1, "b": "x"}).tolist() == [True, False, False, True]
+    assert select.matching(runs, {}).tolist() == [True] * 4  # no condition: every run
+
+
+def test_one_at_a_time_computes_once_per_results_object():
+    calls = []
+
+    def compute(results):
+        """The docstring travels with it."""
+        calls.append(results)
+        return len(calls)
+
+    remembered = select.one_at_a_time(compute)
+    first, second = object(), object()
+    assert remembered(first) == 1 and remembered(first) == 1  # the same object: not again
+    assert remembered(second) == 2 and calls == [first, second]  # another object: computed
+    assert remembered(first) == 3  # only the last one is kept
+    assert remembered.__wrapped__ is compute and remembered.__doc__ == compute.__doc__
+
+
+def test_rate_of_is_minus_the_slope_of_the_log_squared_norms():
+    layers = np.array([1, 2, 3, 4])
+    assert measures.rate_of(layers, 5.0 - 0.7 * layers) == pytest.approx(0.7)  # shrinking toward the input
+    assert measures.rate_of([2, 5], [1.0, 7.0]) == pytest.approx(-2.0)  # two layers are a line
+    assert math.isnan(measures.rate_of([1], [0.0]))  # one layer: no slope
+    assert math.isnan(measures.rate_of([1, 2, 3], [0.0, np.inf, 1.0]))  # a norm that overflowed
+    assert math.isnan(measures.rate_of([1, 2, 3], [0.0, np.nan, 1.0]))
+
+
+def test_percentile_rank_counts_ties_half():
+    sample = [1.0, 2.0, 2.0, 3.0, np.nan]  # the NaN is not a draw
+    assert measures.percentile_rank(2.0, sample) == 50.0  # 1 below, 2 ties: (1 + 1) / 4
+    assert measures.percentile_rank(0.5, sample) == 0.0
+    assert measures.percentile_rank(9.0, sample) == 100.0
+    assert measures.percentile_rank(1.0, sample) == 12.5  # (0 + 0.5) / 4
+    assert math.isnan(measures.percentile_rank(np.nan, sample)) and math.isnan(measures.percentile_rank(1.0, []))
+
+
+def test_closer_to_one_handles_zero_and_negative_ratios_without_a_warning():
+    # the tests turn warnings into errors: log10 of 0 or of a negative ratio must stay quiet
+    d = measures.closer_to_one([1.0, 0.0, 2.0], [10.0, 1.0, -1.0])
+    assert d[0] == pytest.approx(1.0) and d[1] == -np.inf and np.isnan(d[2])
+    assert measures.closer_to_one(0.5, 2.0) == pytest.approx(0.0, abs=1e-15)  # as far from 1 on a log scale

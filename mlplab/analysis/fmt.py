@@ -79,12 +79,12 @@ def markdown_table(df: pd.DataFrame, code_columns=()) -> str:
 
 
 def values(s) -> str:
-    """the distinct numbers of ``s``, sorted, as '0.5, 1, 2' (``:g``)."""
+    """The distinct numbers of ``s``, sorted, as '0.5, 1, 2' (``:g``)."""
     return ", ".join(f"{v:g}" for v in sorted(pd.unique(s.astype(float))))
 
 
 def strings(s) -> str:
-    """the distinct values of ``s`` as text, sorted, as 'sigmoid, tanh'."""
+    """The distinct values of ``s`` as text, sorted, as 'sigmoid, tanh'."""
     return ", ".join(sorted(map(str, pd.unique(s))))
 
 
@@ -94,7 +94,7 @@ def plural(n: int, word: str) -> str:
 
 
 def ordinal(percentile: float) -> str:
-    """a percentile rounded to a whole number, as '1st', '22nd', '43rd', '64th', '100th'."""
+    """A percentile rounded to a whole number, as '1st', '22nd', '43rd', '64th', '100th'."""
     n = int(round(percentile))
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"

@@ -128,7 +128,7 @@ def rate_of(layers, log_sq_norm) -> float:
 
 
 def percentile_rank(value: float, sample) -> float:
-    """the percentile of ``value`` in ``sample``: 100 × (#{x < value} + ½ #{x = value}) / n.
+    """The percentile of ``value`` in ``sample``: 100 × (#{x < value} + ½ #{x = value}) / n.
 
     The share of the sample below the value, ties counting half ("mid-rank"): 50 when it is
     the sample's median, 0 below every draw, 100 above every draw, 50 when every draw equals it.

@@ -154,7 +154,7 @@ def steps_heatmap(ax, values: pd.DataFrame, text, norm, cmap, colorbar: bool, gr
 
 
 def cell_edges(centres) -> np.ndarray:
-    """the cell edges of a heatmap around sorted centres: midpoints, the ends mirrored."""
+    """The cell edges of a heatmap around sorted centres: midpoints, the ends mirrored."""
     v = np.asarray(sorted(centres), float)
     if len(v) == 1:
         return np.array([v[0] - 0.5, v[0] + 0.5])

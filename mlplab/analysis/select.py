@@ -106,7 +106,7 @@ def per_run(res) -> pd.DataFrame:
 
 
 def matching(runs: pd.DataFrame, config: dict) -> np.ndarray:
-    """which runs have every value of ``config`` (column -> value)."""
+    """Which runs have every value of ``config`` (column -> value)."""
     keep = np.ones(len(runs), bool)
     for k, v in config.items():
         keep &= (runs[k] == v).to_numpy()
