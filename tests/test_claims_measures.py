@@ -621,3 +621,11 @@ def test_closer_to_one_handles_zero_and_negative_ratios_without_a_warning():
     d = measures.closer_to_one([1.0, 0.0, 2.0], [10.0, 1.0, -1.0])
     assert d[0] == pytest.approx(1.0) and d[1] == -np.inf and np.isnan(d[2])
     assert measures.closer_to_one(0.5, 2.0) == pytest.approx(0.0, abs=1e-15)  # as far from 1 on a log scale
+
+
+def test_rate_and_percentile_read_numbers_from_object_columns():
+    # a column of Python floats (object dtype, as pandas keeps a column of mixed origins) is read
+    # as numbers: the fit and the ranks convert it, rather than fail on it
+    layers, norms = np.array([1, 2, 3], dtype=object), np.array([0.0, -0.7, -1.4], dtype=object)
+    assert measures.rate_of(layers, norms) == pytest.approx(0.7)
+    assert measures.percentile_rank(2.0, np.array([1.0, 2.0, 3.0, 4.0], dtype=object)) == 37.5
