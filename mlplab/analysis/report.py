@@ -1,11 +1,14 @@
-"""The report of one results folder: ``report.md`` and a self-contained ``report.html``.
+"""The report of one results folder, or of several side by side: ``report.md`` and one
+self-contained, interactive ``report.html``.
 
-    python -m mlplab.analysis report results/<sweep>
+    python -m mlplab.analysis report results/<sweep> [results/<other> ...] [--out <folder>]
 
-A title, then the part of every registered study (``mlplab.analysis.studies.STUDIES``, in its
-order) that applies to the folder, each with its figures, then the exact configuration and
-versions. The blocks are rendered twice (``mlplab.analysis.render``): to Markdown (figures
-linked) and to HTML (figures embedded).
+In the order a reader wants: a one-line summary of what was run; the *verdict map* of every
+registered study (``mlplab.analysis.studies.STUDIES``) that applies; the figures, interactive
+where the study gives a chart (``charts``), with one filter bar over them all; then each study's
+text and evidence, collapsed; every case as a searchable table and a CSV/parquet file beside the
+report; the exact configuration and versions. Over several folders, the folder is a filter and a
+facet of every chart and a column group of the verdict map.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ import yaml
 
 import mlplab
 from mlplab.analysis import load
+from mlplab.analysis import verdictmap as vmap
 from mlplab.analysis.blocks import Block
+from mlplab.analysis.charts import FOLDER, spec
 from mlplab.analysis.fmt import cell
 from mlplab.analysis.render import to_html, to_markdown
 from mlplab.analysis.studies import STUDIES
+from mlplab.analysis.study import optional
 from mlplab.provenance import COLUMNS as PROVENANCE
-from mlplab.results import CONFIG_TYPES
+from mlplab.results import CONFIG_TYPES, Results
 
 CONFIG_SECTION = "Configuration and versions"
 OTHER_STUDIES = (
@@ -30,6 +36,7 @@ OTHER_STUDIES = (
     "`make remedies` (every remedy against its plain twin), `make nielsen` (Nielsen's ch. 5 on real MNIST "
     "and the 8×8 digits), `make chaos` (the edge of chaos)."
 )
+SUMMARY_AXES = ("dataset", "depth", "loss", "activation", "init", "norm", "residual", "clip", "lr", "sigma_w")
 
 
 def _multiruns(folder: Path) -> list[tuple[str, str]]:
@@ -47,18 +54,32 @@ def _multiruns(folder: Path) -> list[tuple[str, str]]:
     return out
 
 
+def _values(col: pd.Series) -> list:
+    return sorted(col.dropna().unique().tolist(), key=lambda v: (isinstance(v, str), v))
+
+
+def summary_line(runs: pd.DataFrame) -> str:
+    """What was run, in one line: runs by status, seeds, the axes that vary (and the data sets),
+    and what computed the numbers."""
+    status = ", ".join(f"{n} {s}" for s, n in runs["status"].value_counts().items())
+    seeds = runs["seed"].nunique() if "seed" in runs else 0
+    parts = [f"**{len(runs)} runs** ({status}), {seeds} seed{'s' * (seeds != 1)}"]
+    for axis in SUMMARY_AXES:
+        if axis in runs and (runs[axis].nunique() > 1 or axis == "dataset"):
+            vals = _values(runs[axis])
+            text = ", ".join(map(cell, vals)) if len(vals) <= 6 else f"{cell(vals[0])} … {cell(vals[-1])} ({len(vals)})"
+            parts.append(f"{axis} {text}")
+    machine = [", ".join(sorted(map(str, runs[c].dropna().unique()))) for c in PROVENANCE if c in runs]
+    versions = "; ".join(m for m in machine if m)
+    return " · ".join(parts) + (f" · computed with {versions}" if versions else "")
+
+
 def section_config(res) -> list[Block]:
     runs = res.runs
-    out = [Block("h2", CONFIG_SECTION)]
-    status = runs["status"].value_counts()
-    out.append(Block("p", f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in status.items()) + "."))
+    out = [Block("p", f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in runs["status"].value_counts().items()))]
     cfg = [c for c in CONFIG_TYPES if c in runs]
     const = {c: runs[c].iloc[0] for c in cfg if runs[c].nunique(dropna=False) == 1}
-    varied = {
-        c: sorted(runs[c].dropna().unique().tolist(), key=lambda v: (isinstance(v, str), v))
-        for c in cfg
-        if c not in const
-    }
+    varied = {c: _values(runs[c]) for c in cfg if c not in const}
     values = [", ".join(map(cell, v)) for v in varied.values()] + [cell(v) or "none" for v in const.values()]
     kinds = ["varied"] * len(varied) + ["fixed"] * len(const)
     out.append(Block("table", pd.DataFrame({"key": list(varied) + list(const), "value": values, "": kinds})))
@@ -76,31 +97,163 @@ def section_config(res) -> list[Block]:
     return out
 
 
-def build(source) -> list[Block]:
-    """Every block of the report, in order: the title, the part of each study that applies to
-    the folder (with its figures, drawn into ``<folder>/figures``), the configuration."""
-    res = load(source)
-    folder = Path(res.path)
-    blocks = [
-        Block("h1", f"mlplab report: {folder.name}"),
-        Block(
-            "p",
-            f"Results folder `{folder.name}`: {len(res.runs)} runs. Rebuild with "
-            f"`make report SWEEP={folder.name}` (or `python -m mlplab.analysis report <folder>`). " + OTHER_STUDIES,
-        ),
+def _drop_empty_headings(blocks: list[Block]) -> list[Block]:
+    """Headings left with nothing under them (their figures moved to the top) are dropped."""
+    out: list[Block] = []
+    for b in reversed(blocks):
+        if b.kind in ("h2", "h3"):
+            level = int(b.kind[1])
+            nxt = out[-1] if out else None
+            if nxt is None or (nxt.kind in ("h1", "h2", "h3") and int(nxt.kind[1]) <= level):
+                continue
+        out.append(b)
+    return out[::-1]
+
+
+class _Part:
+    """One study over the report's folders: its verdict cells, figures, charts, text, cases."""
+
+    def __init__(self, study, results: list[Results], names: list[str]):
+        self.study, self.results, self.names = study, results, names
+        self.figures = [study.figures(r, Path(r.path) / "figures") for r in results]
+        self.sections = [study.sections(r, f) for r, f in zip(results, self.figures)]
+
+    def _stack(self, method: str) -> pd.DataFrame | None:
+        frames = [optional(self.study, method, r) for r in self.results]
+        frames = [f.assign(**{FOLDER: n}) for f, n in zip(frames, self.names) if f is not None and not f.empty]
+        return pd.concat(frames, ignore_index=True) if frames else None
+
+    def verdict_cells(self) -> pd.DataFrame | None:
+        cells = self._stack("verdict_cells")
+        if cells is not None and len(self.names) > 1:
+            cells["column"] = cells[FOLDER] + ": " + cells["column"].astype(str)
+        return cells
+
+    def cases(self) -> pd.DataFrame | None:
+        cases = self._stack("cases")
+        return cases if cases is None or len(self.names) > 1 else cases.drop(columns=FOLDER)
+
+    def figure_blocks(self) -> list[Block]:
+        """Each figure once (over every folder), as a chart where the study has one."""
+        charts = [optional(self.study, "charts", r) or {} for r in self.results]
+        out = []
+        for name in dict.fromkeys(n for f in self.figures for n in f):
+            made = [(f[name], n) for f, n in zip(self.figures, self.names) if isinstance(f.get(name), list)]
+            if not made:
+                continue
+            caption = self._caption(made[0][0][0])
+            pngs = [m[0] for m, _ in made]
+            versions = [(c[name], n) for c, n in zip(charts, self.names) if name in c]
+            if versions:
+                data = pd.concat([c.data.assign(**{FOLDER: n}) for c, n in versions], ignore_index=True)
+                if len(self.names) == 1:
+                    data = data.drop(columns=FOLDER)
+                note = versions[0][0].note
+                out.append(Block("chart", spec(versions[0][0], data), caption + (f" {note}" if note else ""), pngs))
+            else:
+                out += [Block("figure", p, caption) for p in pngs]
+        return out
+
+    def _caption(self, png: Path) -> str:
+        for sec in self.sections:
+            for b in sec:
+                if b.kind == "figure" and Path(b.body) == Path(png):
+                    return b.caption
+        return ""
+
+    def text_blocks(self) -> list[Block]:
+        """The study's own sections without their figures, per folder."""
+        out = []
+        for sec, name in zip(self.sections, self.names):
+            blocks = _drop_empty_headings([b for b in sec if b.kind != "figure"])
+            if len(self.names) > 1:
+                blocks = [Block("h3", f"Folder `{name}`"), *blocks]
+            out += blocks
+        return out
+
+
+def build(sources, out: Path | None = None) -> list[Block]:
+    """Every block of the report, in order (figures drawn into each folder's ``figures/``; the
+    verdict maps into ``out/figures``, the case tables into ``out``)."""
+    results = [load(s) for s in (sources if isinstance(sources, (list, tuple)) else [sources])]
+    names = [Path(r.path).name for r in results]
+    out = Path(out or results[0].path)
+    parts = [
+        _Part(s, [r for r in results if s.applies(r)], [n for r, n in zip(results, names) if s.applies(r)])
+        for s in STUDIES.values()
     ]
-    for study in STUDIES.values():
-        if study.applies(res):
-            blocks += study.sections(res, study.figures(res, folder / "figures"))
-    return blocks + section_config(res)
+    parts = [p for p in parts if p.results]
+
+    title = f"mlplab report: {' + '.join(names)}"
+    blocks = [Block("h1", title)]
+    for r, n in zip(results, names):
+        blocks.append(Block("summary", (f"`{n}`: " if len(results) > 1 else "") + summary_line(r.runs)))
+
+    maps = []
+    for p in parts:
+        cells = p.verdict_cells()
+        if cells is None or cells.empty:
+            continue
+        fig_name = f"verdict_map_{p.study.name}"
+        pngs = vmap.save_figure(cells, p.study.title, out / "figures", fig_name)
+        caption = (
+            f"**{p.study.title}: the verdicts.** Each cell is a verdict over its cases: blue reproduced, light blue "
+            "reproduced in some cases, orange not reproduced, greys undecided or not enough data, white not tested; "
+            "the numbers are the median effect, the range of the cases' medians (one case: its interval) and how "
+            "many cases hold. Hover a cell for the verdict in words."
+        )
+        maps.append(Block("chart", spec(vmap.chart(cells, fig_name)), caption, pngs[:1]))
+    if maps:
+        blocks += [Block("h2", "Verdicts at a glance"), *maps]
+
+    figures = [b for p in parts for b in p.figure_blocks()]
+    if figures:
+        blocks += [Block("h2", "Figures"), Block("filters", None), *figures]
+
+    for p in parts:
+        blocks += [Block("h2", p.study.title), Block("details", p.text_blocks(), "The study's text, tables and evidence")]
+
+    tables = []
+    for p in parts:
+        cases = p.cases()
+        if cases is None or cases.empty:
+            continue
+        files = [out / f"report_{p.study.name}_cases.csv", out / f"report_{p.study.name}_cases.parquet"]
+        out.mkdir(parents=True, exist_ok=True)
+        cases.to_csv(files[0], index=False)
+        cases.to_parquet(files[1], index=False)
+        tables.append(Block("datatable", cases, f"**{p.study.title}: every case.** Click a column to sort.", files))
+    if tables:
+        blocks += [Block("h2", "Every case behind the verdicts"), *tables]
+
+    rebuild = (
+        f"Rebuild with `python -m mlplab.analysis report {' '.join(f'results/{n}' for n in names)}`"
+        + (f" (or `make report SWEEP={names[0]}`). " if len(names) == 1 else ". ")
+        + OTHER_STUDIES
+    )
+    config = [Block("p", rebuild)]
+    for r, n in zip(results, names):
+        config += ([Block("h3", f"Folder `{n}`")] if len(results) > 1 else []) + section_config(r)
+    blocks += [Block("h2", CONFIG_SECTION), Block("details", config, "Every setting, the sweep commands, versions")]
+    return blocks
 
 
-def write_report(source) -> dict[str, Path]:
-    """Build ``report.md`` and ``report.html`` (and the figures) in the results folder."""
-    res = load(source)
-    folder = Path(res.path)
-    blocks = build(res)
-    paths = {"md": folder / "report.md", "html": folder / "report.html"}
-    paths["md"].write_text(to_markdown(blocks, folder), encoding="utf-8")
+def default_out(sources) -> Path:
+    """Where a report goes: the folder itself, or for several ``<parent of the first>/report_<a>+<b>``."""
+    paths = [Path(s.path if isinstance(s, Results) else s) for s in sources]
+    if len(paths) == 1:
+        return paths[0]
+    return paths[0].parent / ("report_" + "+".join(p.name for p in paths))
+
+
+def write_report(sources, out: Path | None = None) -> dict[str, Path]:
+    """Build ``report.md`` and ``report.html`` (and the figures and case tables) in ``out``."""
+    sources = list(sources) if isinstance(sources, (list, tuple)) else [sources]
+    out = Path(out) if out else default_out(sources)
+    blocks = build(sources, out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"md": out / "report.md", "html": out / "report.html"}
+    paths["md"].write_text(to_markdown(blocks, out), encoding="utf-8")
     paths["html"].write_text(to_html(blocks), encoding="utf-8")
     return paths
+

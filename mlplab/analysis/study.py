@@ -44,6 +44,24 @@ class Study(Protocol):
         """What ``python -m mlplab.analysis <name> <folder>`` does: write its tables and figures
         (``write_files`` for the usual ones) and return the text the command prints."""
 
+    # Optional, for the report's first screen (``optional`` returns None for a study without them):
+    #
+    # def verdict_cells(self, results) -> pd.DataFrame | None:
+    #     """Its verdicts as the verdict map's cells (``mlplab.analysis.verdictmap.COLUMNS``)."""
+    #
+    # def charts(self, results) -> dict[str, Chart]:
+    #     """Interactive versions of its figures (``mlplab.analysis.charts.Chart``), by the
+    #     figure's name in ``figures``; a figure without one shows as a static image."""
+    #
+    # def cases(self, results) -> pd.DataFrame | None:
+    #     """Every case behind its verdicts, one row each: the report's searchable table and CSV."""
+
+
+def optional(study: Study, method: str, results: Results):
+    """``study.<method>(results)``, or None when the study does not have that method."""
+    f = getattr(study, method, None)
+    return None if f is None else f(results)
+
 
 def write_files(study: Study, results: Results) -> str:
     """The usual ``write``: each table as ``<folder>/<name>.md`` (numbers shortened) and

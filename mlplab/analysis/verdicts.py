@@ -177,3 +177,34 @@ def verdict(cases: pd.DataFrame | None, conds: list[str], untested: str = "the s
 def case_frame(rows: list[dict], conds: list[str]) -> pd.DataFrame:
     """Cases as a DataFrame: the condition columns, then the statistics."""
     return pd.DataFrame(rows, columns=conds + STAT_COLUMNS)
+
+
+# -- a verdict's kind, for the verdict map ---------------------------------------------------------
+# the kinds in the map's legend order, each with its colour (a colour-blind-safe diverging set:
+# blue for reproduced, orange for not, greys for the verdicts that do not decide)
+CATEGORIES = {
+    "reproduced": "#2166ac",
+    "in some cases": "#92c5de",
+    "not reproduced": "#e08214",
+    "undecided": "#bdbdbd",
+    "not enough data": "#e0e0e0",
+    "not tested": "#ffffff",
+}
+
+
+def category(text: str) -> str:
+    """The kind of a verdict written by ``verdict``: reproduced ("reproduced", with or without
+    undecided cases), in some cases ("reproduced only when …"), not reproduced, undecided
+    (cases enough, but no interval excludes no effect), not enough data (too few seeds), not
+    tested."""
+    if text.startswith(NOT_TESTED):
+        return "not tested"
+    if text.startswith(NOT_ENOUGH):
+        return "undecided" if "no case's interval" in text else "not enough data"
+    if text.startswith("reproduced only when"):
+        return "in some cases"
+    if text.startswith("not reproduced"):
+        return "not reproduced"
+    if text.startswith("reproduced"):
+        return "reproduced"
+    raise ValueError(f"verdict {text!r}: not one of verdict()'s forms")
