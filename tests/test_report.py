@@ -103,32 +103,37 @@ def test_every_figure_is_written_as_png_and_svg(sweep):
 
 
 # -- the report of the tiny sweep ---------------------------------------------------------------------
-ORDER = [
+ORDER = [*report.SECTIONS, STUDIES["blog"].title, report.CASES_SECTION, report.CONFIG_SECTION]
+BLOG_ORDER = [  # the blog study's part, collapsed under its title
     "What the post claims",
     "Checks: claims, errata and formulas",
-    "Figures",  # the module's docstring
     "Theory: predicted vs measured decay per layer",
-    "Configuration and versions",
 ]
+
+
+def blog_part(md: str) -> dict[str, str]:
+    """The blog study's sections (its headings one level down in the report)."""
+    return sections(sections(md)[STUDIES["blog"].title], "### ")
 
 
 def test_report_sections_come_in_order(sweep):
     md = (sweep / "report.md").read_text()
     assert md.startswith("# mlplab report: tiny\n")
     assert list(sections(md)) == ORDER
-    page = (sweep / "report.html").read_text()
+    assert list(blog_part(md)) == BLOG_ORDER
+    page = re.sub(r"<script.*?</script>", "", (sweep / "report.html").read_text(), flags=re.S)  # the text, no code
     h2 = [t.replace("&#x27;", "'") for t in re.findall(r"<h2>(.*?)</h2>", page)]
     assert h2 == ORDER, h2
     assert "make nielsen" in md  # no Nielsen runs here: a pointer, not a section
     assert "<math" in page and "$" not in page.split("<body>")[1]  # maths rendered as MathML
     assert "break-inside:avoid" in page  # printing keeps figures with their captions
-    claims_md = sections(md)[blog_sections.SECTIONS[0]]
+    claims_md = blog_part(md)[blog_sections.SECTIONS[0]]
     assert re.findall(r"^- \*\*(\d)\. ", claims_md, flags=re.M) == ["1", "2", "3", "4"]
 
 
 def test_report_figures_section_links_and_embeds_each_figure_in_order(sweep):
     md = (sweep / "report.md").read_text()
-    body = sections(md)[blog_sections.SECTIONS[2]]
+    body = sections(md)[report.SECTIONS[1]]
     links = re.findall(r"^!\[(.+?)\]\((.+?)\)\n\n\*\*(.+?)\.\*\* (.+) \(\[SVG\]\((.+?)\)\)$", body, flags=re.M)
     assert [l[0] for l in links] == [f"{i}_{n}" for i, n in enumerate(figures.FIGURES, 1)]
     for (stem, png, title, note, svg), name in zip(links, figures.FIGURES):
@@ -136,7 +141,8 @@ def test_report_figures_section_links_and_embeds_each_figure_in_order(sweep):
         assert (title, note) == (figures.TITLES[name], blog_sections.PROSE(name)), name
     page = (sweep / "report.html").read_text()
     assert 'src="figures/' not in page  # self-contained
-    embedded = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([^"]+)">', page)
+    embedded = re.findall(r'<img class="static" alt="([^"]+)" src="data:image/png;base64,([^"]+)">', page)
+    embedded = [(a, d) for a, d in embedded if not a.startswith("verdict_map")]
     assert [a for a, _ in embedded] == [l[0] for l in links]
     for stem, data in embedded:
         assert base64.b64decode(data) == (sweep / "figures" / f"{stem}.png").read_bytes(), stem
@@ -144,7 +150,7 @@ def test_report_figures_section_links_and_embeds_each_figure_in_order(sweep):
 
 def test_report_checks_state_the_blog_tables_rows_and_counts(sweep):
     md = (sweep / "report.md").read_text()
-    checks = sections(md)[blog_sections.SECTIONS[1]]
+    checks = blog_part(md)[blog_sections.SECTIONS[1]]
     tab = pd.read_parquet(sweep.parent / "tiny_table.parquet")
     # the summary: per section, in the table's order, how many rows got each kind of verdict
     names = {"formula": "formulas", "erratum": "errata", "claim": "claims"}
@@ -161,7 +167,7 @@ def test_report_checks_state_the_blog_tables_rows_and_counts(sweep):
         )
         parts.append(f"{names[section]}: " + ", ".join(f"{n} {k}" for k, n in kinds.value_counts().items()))
     assert f"Verdicts at a glance: {'; '.join(parts)}." in checks
-    sub = sections(checks, "### ")
+    sub = sections(checks, "#### ")
     # the claims first (how they are decided, their verdicts, the details), then errata and formulas
     assert list(sub) == [
         "How the claims are decided",
@@ -206,7 +212,7 @@ def test_report_claim_1_grid_states_the_median_steps_per_loss(sweep):
     """Median [quartiles] of the steps to the accuracy target over the seeds, per depth and loss,
     from the per-run steps (pandas groupby; a run that never reaches it counts as never)."""
     md = (sweep / "report.md").read_text()
-    sub = sections(sections(md)[blog_sections.SECTIONS[1]], "### ")
+    sub = sections(blog_part(md)[blog_sections.SECTIONS[1]], "#### ")
     grid = md_tables(next(v for k, v in sub.items() if k.startswith("Claim 1 in detail")))[0]
     assert list(grid.columns) == ["target", "dataset", "activation", "depth", "mse", "softmax_ce"]
     pr = claims.per_run(load(sweep))
@@ -229,7 +235,7 @@ def test_report_theory_table_is_the_measured_median_ratio_per_setting(sweep):
     """Measured: the median over the unclipped runs of ‖∂C/∂b^1‖/‖∂C/∂b^L‖ at step 0, from the
     layers table (pandas); per layer: its depth-th root; against measures.predicted_ratio."""
     md = (sweep / "report.md").read_text()
-    theory = sections(md)[blog_sections.SECTIONS[3]]
+    theory = blog_part(md)[blog_sections.SECTIONS[3]]
     shown = md_tables(theory)[0]
     raw = mlplab.load_results(sweep, join=False)
     runs = raw.runs[raw.runs["clip"] == "none"]
@@ -348,7 +354,7 @@ def test_a_folder_that_cannot_test_the_post_gets_no_blog_sections(tmp_path):
     for seed in (0, 1):
         mlplab.run(mlplab.RunSpec(activation="tanh", depth=2, seed=seed, **TINY), root, sweep="tanh")
     md = report.write_report(root)["md"].read_text()
-    assert list(sections(md)) == [report.CONFIG_SECTION]
+    assert list(sections(md)) == [STUDIES["blog"].title, report.CONFIG_SECTION]  # no verdicts, no figures
     intro = md.split(f"## {report.CONFIG_SECTION}")[0]
     assert "cannot test any of the blog post's claims" in intro
     config = sections(md)[report.CONFIG_SECTION]

@@ -39,7 +39,7 @@ def _md_figure(png: Path, caption: str, folder: Path) -> str:
 def to_markdown(blocks: list[Block], folder: Path) -> str:
     out = []
     for b in blocks:
-        if b.kind in ("h1", "h2", "h3"):
+        if b.kind in ("h1", "h2", "h3", "h4"):
             out.append("#" * int(b.kind[1]) + " " + b.body)
         elif b.kind in ("p", "summary"):
             out.append(b.body)
@@ -154,7 +154,7 @@ class _Html:
     def render(self, blocks: list[Block]) -> list[str]:
         out = []
         for b in blocks:
-            if b.kind in ("h1", "h2", "h3"):
+            if b.kind in ("h1", "h2", "h3", "h4"):
                 out.append(f"<{b.kind}>{_inline(b.body)}</{b.kind}>")
             elif b.kind == "p":
                 out.append(f"<p>{_inline(b.body)}</p>")
@@ -193,10 +193,12 @@ class _Html:
         self.n += 1
         sid = f"spec-{self.n}"
         static = "".join(_png(p, Path(p).stem, "static") for p in b.files)
+        note = b.body.get("description", "")
+        caption = _inline(b.caption) + (f' <span class="note">{_inline(note)}</span>' if note else "")
         return (
             f'<figure class="chart"><div class="vega" data-spec="{sid}"></div>'
             f'<script type="application/json" id="{sid}">{_script_json(b.body)}</script>'
-            f"{static}<figcaption>{_inline(b.caption)}</figcaption></figure>"
+            f"{static}<figcaption>{caption}</figcaption></figure>"
         )
 
 

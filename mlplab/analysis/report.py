@@ -31,6 +31,10 @@ from mlplab.provenance import COLUMNS as PROVENANCE
 from mlplab.results import CONFIG_TYPES, Results
 
 CONFIG_SECTION = "Configuration and versions"
+SECTIONS = ["Verdicts at a glance", "Figures"]  # then each study's title, CASES_SECTION, CONFIG_SECTION
+CASES_SECTION = "Every case, to sort and search"
+EVIDENCE = "How it was measured: the study's text, tables and evidence"
+SHORT = 3  # a study's part of at most this many blocks is not collapsed
 OTHER_STUDIES = (
     "Other studies write their own folders and reports: `make blog` (the post's study on four data sets), "
     "`make remedies` (every remedy against its plain twin), `make nielsen` (Nielsen's ch. 5 on real MNIST "
@@ -69,14 +73,27 @@ def summary_line(runs: pd.DataFrame) -> str:
             vals = _values(runs[axis])
             text = ", ".join(map(cell, vals)) if len(vals) <= 6 else f"{cell(vals[0])} … {cell(vals[-1])} ({len(vals)})"
             parts.append(f"{axis} {text}")
-    machine = [", ".join(sorted(map(str, runs[c].dropna().unique()))) for c in PROVENANCE if c in runs]
-    versions = "; ".join(m for m in machine if m)
-    return " · ".join(parts) + (f" · computed with {versions}" if versions else "")
+    return " · ".join(parts) + f" · computed with {computed_with(runs)}"
+
+
+def computed_with(runs: pd.DataFrame) -> str:
+    """'mlplab 0.1.0 (commit 6bd3793), numpy 2.4.6, Python 3.11.7, openblas 0.3.31 (Haswell)'."""
+
+    def of(col: str, short: int | None = None) -> str:
+        vals = sorted(str(v)[:short] for v in runs[col].dropna().unique()) if col in runs else []
+        return "/".join(vals) or "?"
+
+    commit = f" (commit {of('mlplab_commit', 7)})" if "mlplab_commit" in runs and runs["mlplab_commit"].notna().any() else ""
+    return (
+        f"mlplab {of('mlplab_version')}{commit}, numpy {of('numpy_version')}, Python {of('python_version')}, "
+        f"{of('blas')} ({of('blas_core')})"
+    )
 
 
 def section_config(res) -> list[Block]:
     runs = res.runs
-    out = [Block("p", f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in runs["status"].value_counts().items()))]
+    status = ", ".join(f"{n} {s}" for s, n in runs["status"].value_counts().items())
+    out = [Block("p", f"{len(runs)} runs: {status}.")]
     cfg = [c for c in CONFIG_TYPES if c in runs]
     const = {c: runs[c].iloc[0] for c in cfg if runs[c].nunique(dropna=False) == 1}
     varied = {c: _values(runs[c]) for c in cfg if c not in const}
@@ -104,10 +121,15 @@ def _drop_empty_headings(blocks: list[Block]) -> list[Block]:
         if b.kind in ("h2", "h3"):
             level = int(b.kind[1])
             nxt = out[-1] if out else None
-            if nxt is None or (nxt.kind in ("h1", "h2", "h3") and int(nxt.kind[1]) <= level):
+            if nxt is None or (nxt.kind in ("h1", "h2", "h3", "h4") and int(nxt.kind[1]) <= level):
                 continue
         out.append(b)
     return out[::-1]
+
+
+def _demote(b: Block) -> Block:
+    """A study's h2/h3 one level down: its sections sit under the study's own heading."""
+    return Block({"h2": "h3", "h3": "h4"}[b.kind], b.body) if b.kind in ("h2", "h3") else b
 
 
 class _Part:
@@ -148,8 +170,10 @@ class _Part:
                 data = pd.concat([c.data.assign(**{FOLDER: n}) for c, n in versions], ignore_index=True)
                 if len(self.names) == 1:
                     data = data.drop(columns=FOLDER)
-                note = versions[0][0].note
-                out.append(Block("chart", spec(versions[0][0], data), caption + (f" {note}" if note else ""), pngs))
+                vl = spec(versions[0][0], data)
+                if versions[0][0].note:
+                    vl["description"] = "Interactive: " + versions[0][0].note  # the page says it, not the .md
+                out.append(Block("chart", vl, caption, pngs))
             else:
                 out += [Block("figure", p, caption) for p in pngs]
         return out
@@ -165,9 +189,9 @@ class _Part:
         """The study's own sections without their figures, per folder."""
         out = []
         for sec, name in zip(self.sections, self.names):
-            blocks = _drop_empty_headings([b for b in sec if b.kind != "figure"])
+            blocks = [_demote(b) for b in _drop_empty_headings([b for b in sec if b.kind != "figure"])]
             if len(self.names) > 1:
-                blocks = [Block("h3", f"Folder `{name}`"), *blocks]
+                blocks = [Block("h3", f"Folder `{name}`"), *[_demote(b) if b.kind == "h3" else b for b in blocks]]
             out += blocks
         return out
 
@@ -204,14 +228,16 @@ def build(sources, out: Path | None = None) -> list[Block]:
         )
         maps.append(Block("chart", spec(vmap.chart(cells, fig_name)), caption, pngs[:1]))
     if maps:
-        blocks += [Block("h2", "Verdicts at a glance"), *maps]
+        blocks += [Block("h2", SECTIONS[0]), *maps]
 
     figures = [b for p in parts for b in p.figure_blocks()]
     if figures:
-        blocks += [Block("h2", "Figures"), Block("filters", None), *figures]
+        blocks += [Block("h2", SECTIONS[1]), Block("filters", None), *figures]
 
     for p in parts:
-        blocks += [Block("h2", p.study.title), Block("details", p.text_blocks(), "The study's text, tables and evidence")]
+        text = p.text_blocks()
+        short = len(text) <= SHORT  # a note, not a story: shown as it is
+        blocks += [Block("h2", p.study.title), *(text if short else [Block("details", text, EVIDENCE)])]
 
     tables = []
     for p in parts:
@@ -224,7 +250,7 @@ def build(sources, out: Path | None = None) -> list[Block]:
         cases.to_parquet(files[1], index=False)
         tables.append(Block("datatable", cases, f"**{p.study.title}: every case.** Click a column to sort.", files))
     if tables:
-        blocks += [Block("h2", "Every case behind the verdicts"), *tables]
+        blocks += [Block("h2", CASES_SECTION), *tables]
 
     rebuild = (
         f"Rebuild with `python -m mlplab.analysis report {' '.join(f'results/{n}' for n in names)}`"

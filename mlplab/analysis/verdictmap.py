@@ -70,8 +70,7 @@ def figure(cells: pd.DataFrame, title: str):
     """The static map (matplotlib): one coloured, labelled square per cell, the legend below."""
     cells = with_categories(cells)
     rows, cols = _order(cells["row"]), _order(cells["column"])
-    w = 2.2 + 1.45 * len(cols)
-    fig, ax = plt.subplots(figsize=(min(w, 11.0), 0.35 + 0.62 * len(rows) + 0.9))
+    fig, ax = plt.subplots(figsize=(min(1.1 + 1.35 * len(cols), 8.0), 0.5 + 0.62 * len(rows)))
     for r in cells.itertuples():
         i, j = rows.index(r.row), cols.index(r.column)
         ax.add_patch(Rectangle((j, i), 1, 1, facecolor=CATEGORIES[r.category], edgecolor="#888", lw=0.6))
@@ -87,8 +86,8 @@ def figure(cells: pd.DataFrame, title: str):
         s.set_visible(False)
     ax.set_title(title, fontsize=10, loc="left", pad=18)
     handles = [Patch(facecolor=c, edgecolor="#888", label=k) for k, c in CATEGORIES.items()]
-    fig.legend(handles=handles, loc="lower center", ncol=6, fontsize=7.5, frameon=False, bbox_to_anchor=(0.5, 0))
-    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    ax.legend(handles=handles, loc="upper center", ncol=6, fontsize=7.5, frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.subplots_adjust(left=0.02, right=0.98, top=0.86, bottom=0.16)  # saved with a tight box
     return fig
 
 
@@ -121,11 +120,11 @@ def draw(cells: pd.DataFrame) -> alt.TopLevelMixin:
             alt.Tooltip("undecided:Q"),
         ],
     )
-    text = base.mark_text(fontSize=10, lineBreak="\n").encode(
+    text = base.mark_text(fontSize=9.5, lineBreak="\n", lineHeight=12).encode(
         text="label:N",
         color=alt.condition("datum.category === 'reproduced'", alt.value("white"), alt.value("#222")),
     )
-    return (rect + text).properties(width=min(130 * len(cols), 900), height=52 * len(rows))
+    return (rect + text).properties(width=min(max(150 * len(cols), 220), 900), height=60 * len(rows))
 
 
 def chart(cells: pd.DataFrame, name: str = "verdict_map") -> Chart:

@@ -5,10 +5,26 @@
   const charts = []; // {view, params: Set of the filter parameters the chart has, figure}
   window.mlplabCharts = charts;
 
+  // the report packs each data set into columns (mlplab.analysis.charts.pack): rows again
+  function unpack(packed) {
+    const names = Object.keys(packed.columns);
+    const rows = new Array(packed.n);
+    for (let i = 0; i < packed.n; i++) {
+      const row = {};
+      for (const name of names) {
+        const col = packed.columns[name];
+        row[name] = col.levels ? (col.codes[i] >= 0 ? col.levels[col.codes[i]] : null) : col.values[i];
+      }
+      rows[i] = row;
+    }
+    return rows;
+  }
+
   async function draw() {
     for (const el of document.querySelectorAll("div.vega")) {
       const figure = el.closest("figure");
       const spec = JSON.parse(document.getElementById(el.dataset.spec).textContent);
+      for (const name of Object.keys(spec.datasets || {})) spec.datasets[name] = unpack(spec.datasets[name]);
       const params = new Set((spec.params || []).map((p) => p.name).filter((n) => n.startsWith("f_")));
       try {
         const result = await vegaEmbed(el, spec, { actions: false, renderer: "svg" });

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlplab.analysis import studies
-from mlplab.analysis.studies.blog import sections, table, wording
+from mlplab.analysis.studies.blog import charts, sections, table, wording
 from mlplab.analysis.studies.blog.figures import make_figures
 
 
@@ -56,6 +56,17 @@ class Blog:
             + sections.section_figures(figures)
             + sections.section_theory(results)
         )
+
+    def verdict_cells(self, results):
+        """The claims (rows) × data sets (columns; 'all' first when there are several); none for a
+        folder that cannot test any claim."""
+        return None if self._framing(results)[0] == "untestable" else wording.verdict_cells(results)
+
+    def cases(self, results):
+        return wording.claim_cases(results)
+
+    def charts(self, results) -> dict:
+        return charts.charts(results) if self._framing(results)[0] == "full" else {}
 
     def write(self, results) -> str:
         """The blog table next to the folder (``table.write_table``) and the figures in it."""

@@ -73,7 +73,9 @@ def _last_step_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- 1. per-layer gradient norms ----------------------------------------------------------------
-def fig_gradient_profile(res) -> plt.Figure:
+def profile_rows(res) -> pd.DataFrame:
+    """Figure 1's rows: every layer of the unclipped runs at step 0 and, for ok runs, at the last
+    logged step (``phase``)."""
     runs = _main(res)
     lay = res.layers[res.layers["run_id"].isin(runs["run_id"])]
     ok = lay[lay["status"] == "ok"]
@@ -81,6 +83,12 @@ def fig_gradient_profile(res) -> plt.Figure:
     d = pd.concat([p.assign(phase=name) for name, p in phases.items()])
     if d.empty:
         raise FigureSkipped("no per-layer rows")
+    return d
+
+
+def fig_gradient_profile(res) -> plt.Figure:
+    runs = _main(res)
+    d = profile_rows(res)
     med = d.groupby(["activation", "loss", "depth", "phase", "layer"])["grad_b_norm"].median().reset_index()
     acts, losses = ordered(med["activation"], ACT_ORDER), ordered(med["loss"], LOSS_ORDER)
     colors = ordered_colors(med["depth"])
@@ -129,14 +137,25 @@ def _predictions(settings: pd.DataFrame, depths) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def fig_ratio_vs_depth(res) -> plt.Figure:
+RATIO_KEYS = ["activation", "residual", "norm", "init", "sigma_w", "sigma_b", "width"]
+
+
+def ratio_rows(res) -> pd.DataFrame:
+    """Figure 2's rows: the first-to-last gradient ratio of every unclipped run with hidden
+    layers, per phase, with its setting's label."""
     runs = res.runs[(res.runs["clip"] == "none") & (res.runs["depth"] >= 1)]
     ratios = gradient_ratios(res.layers[res.layers["run_id"].isin(runs["run_id"])])
     if ratios.empty:
         raise FigureSkipped("no unclipped runs with hidden layers")
-    keys = ["activation", "residual", "norm", "init", "sigma_w", "sigma_b", "width"]
-    d = ratios.merge(runs[["run_id", "depth", "lr"] + keys], on="run_id")
+    d = ratios.merge(runs[["run_id", "depth", "lr"] + RATIO_KEYS], on="run_id")
     d["setting"] = d.apply(_setting_label, axis=1)
+    return d
+
+
+def fig_ratio_vs_depth(res) -> plt.Figure:
+    runs = res.runs[(res.runs["clip"] == "none") & (res.runs["depth"] >= 1)]
+    keys = RATIO_KEYS
+    d = ratio_rows(res)
     pos = d.loc[d["ratio"] > 0, "ratio"]
     floor = pos.min() / 30 if len(pos) else 1e-3
     d["ratio_plot"] = d["ratio"].where(d["ratio"] > 0, floor)
@@ -213,13 +232,21 @@ def fig_ratio_vs_depth(res) -> plt.Figure:
 
 
 # -- 3. learning curves ---------------------------------------------------------------------------
-def fig_curves(res) -> plt.Figure:
+def curve_rows(res) -> pd.DataFrame:
+    """Figure 3's rows: the logged steps of the unclipped runs, the training loss also divided by
+    its step-0 value (``rel_loss``)."""
     runs = _main(res)
     st = res.steps[res.steps["run_id"].isin(runs["run_id"])].copy()
     if st.empty:
         raise FigureSkipped("no steps")
     loss0 = st[st["step"] == 0].set_index("run_id")["train_loss"]
     st["rel_loss"] = st["train_loss"] / st["run_id"].map(loss0)
+    return st
+
+
+def fig_curves(res) -> plt.Figure:
+    runs = _main(res)
+    st = curve_rows(res)
     depths = sorted(st["depth"].unique())
     losses = ordered(st["loss"], LOSS_ORDER)
     acts = ordered(st["activation"], ACT_ORDER)
@@ -349,7 +376,7 @@ def fig_exploding(res) -> plt.Figure:
 
 
 # -- 5. steps-to-target heatmaps ------------------------------------------------------------------------
-def _cell_text(median: float, reached: float, n: float, target: float = 1.0) -> str:
+def cell_text(median: float, reached: float, n: float, target: float = 1.0) -> str:
     """'40', '480\n3/5 reach', 'never' (no run reaches it), 'median never\n2/5 reach', or
     'no target' (already met at step 0: nothing to learn)."""
     if pd.isna(n):
@@ -362,11 +389,18 @@ def _cell_text(median: float, reached: float, n: float, target: float = 1.0) -> 
     return head if reached == n else f"{head}\n{reached:.0f}/{n:.0f} reach"
 
 
-def fig_steps_heatmap(res) -> plt.Figure:
+def steps_rows(res) -> pd.DataFrame:
+    """Figure 5's rows: claim 1's steps to the accuracy targets per setting (sigmoid nets where
+    there are any)."""
     conv = summaries.claim_convergence(res)
     conv = conv[conv["activation"] == "sigmoid"] if (conv["activation"] == "sigmoid").any() else conv
     if conv.empty:
         raise FigureSkipped("no runs")
+    return conv
+
+
+def fig_steps_heatmap(res) -> plt.Figure:
+    conv = steps_rows(res)
     targets = list(pd.unique(conv["target"]))
     datasets = sorted(conv["dataset"].unique())
     losses = ordered(conv["loss"], LOSS_ORDER)
@@ -387,7 +421,7 @@ def fig_steps_heatmap(res) -> plt.Figure:
             text = np.array(
                 [
                     [
-                        _cell_text(
+                        cell_text(
                             med.loc[r, c],
                             grid["n_reached"].loc[r, c],
                             grid["n"].loc[r, c],

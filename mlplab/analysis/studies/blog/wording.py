@@ -5,6 +5,8 @@ The computations that decide them are ``claims``; this module writes them out.""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -21,6 +23,7 @@ from mlplab.analysis.studies.blog.claims import (
     exploding_settings,
     per_run,
 )
+from mlplab.analysis.verdictmap import COLUMNS, cells_from_cases
 from mlplab.analysis.verdicts import describe_level, verdict
 
 PROSE = Prose.of("mlplab.analysis.studies.blog")
@@ -163,6 +166,29 @@ def verdicts(source, by_dataset: bool = False) -> pd.DataFrame:
     if not by_dataset:
         out = out[out["dataset"] == "all"]
     return out[cols].reset_index(drop=True)
+
+
+def verdict_cells(source) -> pd.DataFrame:
+    """The verdict map's cells (``mlplab.analysis.verdictmap.COLUMNS``): each claim over all data
+    sets and on each one (one data set: that one only)."""
+    res = load(source)
+    v = verdicts(res, by_dataset=True)
+    cases = claim_cases(res).assign(holds=lambda c: c["decision"].map({"holds": True, "fails": False}))
+    if v["dataset"].nunique() == 2:  # 'all' and the one data set say the same
+        v = v[v["dataset"] != "all"]
+    rows = []
+    for r in v.itertuples(index=False):
+        sub = cases[(cases["claim"] == r.claim) & ((r.dataset == "all") | (cases["dataset"] == r.dataset))]
+        rows.append(
+            {
+                "row": f"{r.claim}: {re.sub(r' [(][^)]*[)]', '', r.post_claim)}",
+                "column": r.dataset,
+                "verdict": r.verdict,
+                "unit": UNITS[r.claim],
+                **cells_from_cases(sub),
+            }
+        )
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 # -- for the report: how claims are decided, where data sets disagree --------------------------------
