@@ -12,7 +12,8 @@ from pathlib import Path
 class Block:
     """One piece of a report. ``kind`` and ``body``:
 
-    * ``h1`` to ``h4``, ``p``, ``summary`` (the report's first line): text (inline `code`, **bold**, *italic*, and $…$ maths)
+    * ``h1`` to ``h4``, ``p``, ``summary`` (the report's first line): text (inline `code`,
+      **bold**, *italic*, and $…$ maths)
     * ``list``: a list of such texts
     * ``table``: a DataFrame (numbers are shortened to 3 significant digits when rendered)
     * ``figure``: the path of a PNG (an SVG of the same name sits next to it); ``caption`` text

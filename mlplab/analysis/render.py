@@ -177,8 +177,7 @@ class _Html:
             elif b.kind == "datatable":
                 self.n += 1
                 links = ", ".join(
-                    f'<a href="{html.escape(Path(f).name)}" download>{html.escape(Path(f).name)}</a>'
-                    for f in b.files
+                    f'<a href="{html.escape(Path(f).name)}" download>{html.escape(Path(f).name)}</a>' for f in b.files
                 )
                 out.append(
                     f'<div class="datatable"><p>{_inline(b.caption)} {len(b.body)} rows; every digit in {links} '

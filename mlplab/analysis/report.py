@@ -83,7 +83,9 @@ def computed_with(runs: pd.DataFrame) -> str:
         vals = sorted(str(v)[:short] for v in runs[col].dropna().unique()) if col in runs else []
         return "/".join(vals) or "?"
 
-    commit = f" (commit {of('mlplab_commit', 7)})" if "mlplab_commit" in runs and runs["mlplab_commit"].notna().any() else ""
+    commit = (
+        f" (commit {of('mlplab_commit', 7)})" if "mlplab_commit" in runs and runs["mlplab_commit"].notna().any() else ""
+    )
     return (
         f"mlplab {of('mlplab_version')}{commit}, numpy {of('numpy_version')}, Python {of('python_version')}, "
         f"{of('blas')} ({of('blas_core')})"
@@ -282,4 +284,3 @@ def write_report(sources, out: Path | None = None) -> dict[str, Path]:
     paths["md"].write_text(to_markdown(blocks, out), encoding="utf-8")
     paths["html"].write_text(to_html(blocks), encoding="utf-8")
     return paths
-

@@ -131,9 +131,7 @@ def curves(res) -> Chart:
 def exploding(res) -> Chart:
     ex = figures.exploding_examples(res)
     lay = res.layers[res.layers["run_id"].isin(ex["run_id"])]
-    d = lay[["run_id", "step", "layer", "grad_b_norm"]].merge(
-        ex[[*RUN, "clip", "sigma_w", "status"]], on="run_id"
-    )
+    d = lay[["run_id", "step", "layer", "grad_b_norm"]].merge(ex[[*RUN, "clip", "sigma_w", "status"]], on="run_id")
     d = _log_positive(d, "grad_b_norm")
     d = d.assign(setting=d["dataset"] + ", depth " + d["depth"].astype(str) + ", " + d["loss"])
 
@@ -166,11 +164,11 @@ def steps_heatmap(res) -> Chart:
     conv["median"] = conv["median"].where(np.isfinite(conv["median"].to_numpy(float)))  # never: no colour
 
     def draw(d):
-        base = alt.Chart(d).encode(
-            x=alt.X("loss:N", title="loss"), y=alt.Y("depth:O", title="depth (hidden layers)")
-        )
+        base = alt.Chart(d).encode(x=alt.X("loss:N", title="loss"), y=alt.Y("depth:O", title="depth (hidden layers)"))
         rect = base.mark_rect().encode(
-            color=alt.Color("median:Q", scale=alt.Scale(type="log", scheme="viridis", reverse=True), title="median steps"),
+            color=alt.Color(
+                "median:Q", scale=alt.Scale(type="log", scheme="viridis", reverse=True), title="median steps"
+            ),
             tooltip=[
                 "dataset:N",
                 "target:N",
