@@ -14,7 +14,7 @@ SWEEP  ?= default
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lock lint format docs sweep sweep-smoke blog table report remedies nielsen chaos bench bench-torch mutation test test-slurm clean
+.PHONY: help venv lock lint format docs sweep sweep-smoke blog table report remedies nielsen chaos bench bench-torch mutation test test-slurm test-browser clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -103,6 +103,10 @@ test: $(STAMP) ## run the test suite, in parallel on every core
 
 test-slurm: $(STAMP) ## opt-in, as root: install SLURM from Debian, run a sweep through it, check it, stop it
 	$(BIN)/python tests/slurm/check_slurm.py
+
+test-browser: $(STAMP) ## opt-in: the blog and remedies reports in headless Chromium (Debian's), offline, checked
+	$(PIP) -e '.[$(EXTRAS),browser]'
+	$(BIN)/python tests/browser/check_browser.py
 
 clean: ## remove the virtual environments and caches (results stay)
 	rm -rf $(VENV) .venv-lock .pytest_cache *.egg-info

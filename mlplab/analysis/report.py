@@ -228,7 +228,7 @@ def build(sources, out: Path | None = None) -> list[Block]:
             "the numbers are the median effect, the range of the cases' medians (one case: its interval) and how "
             "many cases hold. Hover a cell for the verdict in words."
         )
-        maps.append(Block("chart", spec(vmap.chart(cells, fig_name)), caption, pngs[:1]))
+        maps.append(Block("chart", spec(vmap.chart(cells, fig_name, p.study.title)), caption, pngs[:1]))
     if maps:
         blocks += [Block("h2", SECTIONS[0]), *maps]
 

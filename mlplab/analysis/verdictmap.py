@@ -96,7 +96,7 @@ def save_figure(cells: pd.DataFrame, title: str, folder: Path, name: str) -> lis
         return save(figure(cells, title), folder, name)
 
 
-def draw(cells: pd.DataFrame) -> alt.TopLevelMixin:
+def draw(cells: pd.DataFrame, title: str = "") -> alt.TopLevelMixin:
     """The interactive map: hover a cell for its verdict in words, effect, interval and counts."""
     rows, cols = _order(cells["row"]), _order(cells["column"])
     base = alt.Chart(cells).encode(
@@ -124,8 +124,9 @@ def draw(cells: pd.DataFrame) -> alt.TopLevelMixin:
         text="label:N",
         color=alt.condition("datum.category === 'reproduced'", alt.value("white"), alt.value("#222")),
     )
-    return (rect + text).properties(width=min(max(150 * len(cols), 220), 900), height=60 * len(rows))
+    size = {"width": min(max(150 * len(cols), 220), 900), "height": 60 * len(rows)}
+    return (rect + text).properties(**size, title=alt.Title(title, anchor="start") if title else "")
 
 
-def chart(cells: pd.DataFrame, name: str = "verdict_map") -> Chart:
-    return Chart(name, with_categories(cells), draw)
+def chart(cells: pd.DataFrame, name: str = "verdict_map", title: str = "") -> Chart:
+    return Chart(name, with_categories(cells), lambda d: draw(d, title))

@@ -20,6 +20,8 @@
     return rows;
   }
 
+  window.mlplabUnpack = unpack;
+
   async function draw() {
     for (const el of document.querySelectorAll("div.vega")) {
       const figure = el.closest("figure");

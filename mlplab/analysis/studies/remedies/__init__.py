@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlplab.analysis.studies.remedies import sections
-from mlplab.analysis.studies.remedies.compare import remedy_cases, steps_table, verdicts
+from mlplab.analysis.studies.remedies.compare import remedy_cases, steps_table, verdict_cells, verdicts
 from mlplab.analysis.studies.remedies.figures import make_figures
 from mlplab.analysis.study import write_files
 
@@ -35,6 +35,12 @@ class Remedies:
 
     def sections(self, results, figures: dict) -> list:
         return sections.sections(results, figures)
+
+    def verdict_cells(self, results):
+        return verdict_cells(results)
+
+    def cases(self, results):
+        return remedy_cases(results)
 
     def write(self, results) -> str:
         return write_files(self, results)

@@ -27,6 +27,7 @@ from mlplab.analysis.measures import ACC_FRAC, PHASES, closer_to_one, gradient_r
 from mlplab.analysis.prose import Prose
 from mlplab.analysis.select import steps_to, twins
 from mlplab.analysis.studies.remedies.arms import REMEDIES
+from mlplab.analysis.verdictmap import COLUMNS, cells_from_cases
 from mlplab.analysis.verdicts import case_frame, evidence, verdict
 
 TRAINING_ONLY = {"norm clipping", "weight decay"}  # the same network as the twin until the first update
@@ -134,6 +135,18 @@ def verdicts(source) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+def verdict_cells(source) -> pd.DataFrame:
+    """The verdict map's cells: each remedy (rows) × what it should do (columns), over its cases."""
+    c = remedy_cases(source)
+    v = verdicts(source)
+    rows = []
+    for r in v.itertuples(index=False):
+        sub = c[(c["remedy"] == r.remedy) & (c["claim"] == r.claim)] if not c.empty else c
+        unit = "log10 steps ratio" if r.claim == "faster" else "|log10 r_twin| − |log10 r_remedy|"
+        rows.append({"row": r.remedy, "column": r.claim, "verdict": r.verdict, "unit": unit, **cells_from_cases(sub)})
+    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def steps_table(source) -> pd.DataFrame:
