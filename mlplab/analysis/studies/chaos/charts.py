@@ -250,7 +250,8 @@ def charts(results, decay: pd.DataFrame | None = None, train: pd.DataFrame | Non
     train = trainability_table(res) if train is None else train
     out = {}
     if not decay.empty:
-        out["chaos_heatmap"] = Chart("chaos_heatmap", heatmap_rows(res, decay), draw_heatmap)
+        note = "Right: small dots are single runs. The measured-rate-0 contour is drawn in the static figure only."
+        out["chaos_heatmap"] = Chart("chaos_heatmap", heatmap_rows(res, decay), draw_heatmap, note)
     if not train.empty:
         out["chaos_trainability"] = Chart("chaos_trainability", trainability_rows(res, train), draw_trainability)
     return out

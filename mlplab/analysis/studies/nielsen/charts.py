@@ -134,7 +134,11 @@ def draw_training(d: pd.DataFrame) -> alt.TopLevelMixin:
         + [alt.Tooltip("speed:Q", format=".4g")],
     )
     median = ours.mark_line(strokeWidth=2.2).encode(
-        x=x, y=alt.Y("median(speed):Q"), color=color, opacity=opacity, tooltip=["layer:Q", "median(speed):Q"]
+        x=x,
+        y=alt.Y("median(speed):Q"),
+        color=color,
+        opacity=opacity,
+        tooltip=["layer:Q", alt.Tooltip("epoch:Q", format=".3g"), alt.Tooltip("median(speed):Q", format=".4g")],
     )
     his = (
         alt.Chart()
@@ -153,7 +157,8 @@ def draw_training(d: pd.DataFrame) -> alt.TopLevelMixin:
         )
         .add_params(sel)
     )
-    chart = alt.layer(runs, median, his, data=d).properties(width=260, height=200)
+    layers = [runs, median, his] if d["run_id"].isna().any() else [runs, median.add_params(sel)]
+    chart = alt.layer(*layers, data=d).properties(width=260, height=200)
     if len(names) == 1:
         chart = chart.properties(title=names[0])
     return facet(chart, d, row="protocol" if len(names) > 1 else None, column="depth")
@@ -168,7 +173,10 @@ def folder_charts(res) -> dict[str, Chart]:
     except ValueError:
         rows, thinned = pd.DataFrame(), False
     if not rows.empty:
-        out[f"{name}_training"] = Chart(f"{name}_training", rows, draw_training, THINNED if thinned else "")
+        note = "Thin lines: one run each (their spread is the static figure's band)." + (
+            f" {THINNED}" if thinned else ""
+        )
+        out[f"{name}_training"] = Chart(f"{name}_training", rows, draw_training, note)
     return out
 
 

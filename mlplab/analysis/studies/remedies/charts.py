@@ -113,7 +113,7 @@ def draw_steps(d: pd.DataFrame) -> alt.TopLevelMixin:
     steps. Its remedies are its rows: no legend to toggle."""
     rows = [r for r in ORDER if r in set(d["remedy"])]
     base = alt.Chart().encode(
-        x=alt.X("depth:O", title="depth (hidden layers)"),
+        x=alt.X("depth:O", title="depth (hidden layers)", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("remedy:N", sort=rows, title="remedy"),
     )
     tips = [
@@ -150,7 +150,7 @@ def charts(res) -> dict[str, Chart]:
     out = {}
     ratios = ratios_rows(res)
     if not ratios.empty:
-        out["remedy_ratios"] = Chart("remedy_ratios", ratios, draw_ratios)
+        out["remedy_ratios"] = Chart("remedy_ratios", ratios, draw_ratios, "Dots: one run each; lines: their median.")
     steps = steps_rows(res)
     if not steps.empty:
         out["remedy_steps"] = Chart("remedy_steps", steps, draw_steps)
