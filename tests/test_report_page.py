@@ -176,6 +176,7 @@ def test_each_chart_can_be_filtered_on_the_axes_its_rows_have(tiny):
         assert {param(a) for a in axes} <= names, name
         test = spec["transform"][0]["filter"]
         assert all(f"datum[{json.dumps(a)}] === {param(a)}" in test for a in axes), name
+        assert all(f"!isValid(datum[{json.dumps(a)}])" in test for a in axes), name  # theory rows stay
 
 
 def test_the_filter_bar_offers_each_axis_that_varies(tiny):

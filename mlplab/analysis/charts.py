@@ -160,7 +160,11 @@ def spec(chart: Chart, data: pd.DataFrame | None = None) -> dict:
     axes = axes_of(data)
     if axes:
         out["params"] = [*out.get("params", []), *({"name": param(a), "value": None} for a in axes)]
-        test = " && ".join(f"({param(a)} === null || datum[{json.dumps(a)}] === {param(a)})" for a in axes)
+        # a row without a value on an axis (a theory curve, a reference line) stays under any filter
+        test = " && ".join(
+            f"({param(a)} === null || !isValid(datum[{json.dumps(a)}]) || datum[{json.dumps(a)}] === {param(a)})"
+            for a in axes
+        )
         out["transform"] = [{"filter": test}, *out.get("transform", [])]
     out["datasets"] = {k: pack(v) for k, v in out.get("datasets", {}).items()}
     return out

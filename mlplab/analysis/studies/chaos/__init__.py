@@ -45,6 +45,7 @@ import pandas as pd
 from mlplab.analysis import load
 from mlplab.analysis.blocks import Block
 from mlplab.analysis.select import one_at_a_time
+from mlplab.analysis.studies.chaos import charts
 from mlplab.analysis.studies.chaos.figures import (
     critical_line,
     fig_chaos_heatmap,
@@ -145,6 +146,11 @@ class ChaosStudy:
         res, decay, train = _measured(results)
         made = make_figures(res, Path(folder), decay=decay, train=train)
         return {name: paths for name, paths in made.items() if isinstance(paths, list)}
+
+    def charts(self, results) -> dict:
+        """``chaos_heatmap`` and ``chaos_trainability`` as interactive charts (``charts``), those with runs."""
+        res, decay, train = _measured(results)
+        return charts.charts(res, decay, train)
 
     def sections(self, results, figures: dict[str, list[Path]]) -> list[Block]:
         """The report section "Edge of chaos", with the figures of ``figures``; [] where the

@@ -39,18 +39,22 @@ def critical_line(activation: str, sigma_b2) -> pd.DataFrame:
     return pd.DataFrame({"sigma_b2": sb2, "sigma_w2": [_critical_sigma_w2(activation, b) for b in sb2]})
 
 
-def fig_chaos_heatmap(res, table: pd.DataFrame | None = None):
-    """Left: the measured per-layer rate of ln ‖∂C/∂b^l‖² over σ_w² × σ_b² with the theory's
-    critical line χ1 = 1. Right: measured against ln χ1, one point per (σ_w², σ_b²)."""
-    t = decay_table(res) if table is None else table
+def heatmap_data(t: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``decay_table`` the heatmap draws: those of its first (activation, width, depth)."""
     if t.empty:
         raise ValueError("no single-input runs at initialisation")
     first_row = t.iloc[0]
-    t = t[
+    return t[
         (t["activation"] == first_row["activation"])
         & (t["width"] == first_row["width"])
         & (t["depth"] == first_row["depth"])
     ]
+
+
+def fig_chaos_heatmap(res, table: pd.DataFrame | None = None):
+    """Left: the measured per-layer rate of ln ‖∂C/∂b^l‖² over σ_w² × σ_b² with the theory's
+    critical line χ1 = 1. Right: measured against ln χ1, one point per (σ_w², σ_b²)."""
+    t = heatmap_data(decay_table(res) if table is None else table)
     act, width, depth = t["activation"].iloc[0], int(t["width"].iloc[0]), int(t["depth"].iloc[0])
     grid = t.pivot_table(index="sigma_b2", columns="sigma_w2", values="rate", aggfunc="median")
     xs, ys = grid.columns.to_numpy(float), grid.index.to_numpy(float)
@@ -151,17 +155,21 @@ def xi_c_curve(
     return pd.DataFrame({"sigma_w2": sw2, "xi_c": xi}).assign(critical_sigma_w2=crit)
 
 
-def fig_trainability(res, table: pd.DataFrame | None = None, multiple: float = TRAIN_MULTIPLE):
-    """The fraction of trainable runs over σ_w² × depth, with the multiple × ξ_c curve and the
-    critical σ_w² (χ1 = 1) at the runs' σ_b."""
-    t = trainability_table(res, multiple) if table is None else table
+def trainability_data(t: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``trainability_table`` the figure draws: those of its first (activation, σ_b, width)."""
     if t.empty:
         raise ValueError("no trained runs")
-    t = t[
+    return t[
         (t["activation"] == t["activation"].iloc[0])
         & (t["sigma_b"] == t["sigma_b"].iloc[0])
         & (t["width"] == t["width"].iloc[0])
     ]
+
+
+def fig_trainability(res, table: pd.DataFrame | None = None, multiple: float = TRAIN_MULTIPLE):
+    """The fraction of trainable runs over σ_w² × depth, with the multiple × ξ_c curve and the
+    critical σ_w² (χ1 = 1) at the runs' σ_b."""
+    t = trainability_data(trainability_table(res, multiple) if table is None else table)
     act, sb, width = t["activation"].iloc[0], float(t["sigma_b"].iloc[0]), int(t["width"].iloc[0])
     frac = t.pivot_table(index="depth", columns="sigma_w2", values="fraction")
     n = t.pivot_table(index="depth", columns="sigma_w2", values="n")

@@ -32,6 +32,7 @@ import pandas as pd
 from mlplab.analysis.blocks import Block
 from mlplab.analysis.fmt import ordinal
 from mlplab.analysis.measures import percentile_rank
+from mlplab.analysis.studies.nielsen import charts
 from mlplab.analysis.studies.nielsen.figures import fig_init, fig_training, make_figures
 from mlplab.analysis.studies.nielsen.measures import (
     nielsen_first_last,
@@ -116,6 +117,10 @@ class NielsenStudy:
             for kind, paths in kinds.items()
             if isinstance(paths, list)
         }
+
+    def charts(self, results) -> dict:
+        """The figures of ``figures`` as interactive charts (``charts``), those with runs."""
+        return charts.charts(results)
 
     def sections(self, results, figures: dict[str, list[Path]]) -> list[Block]:
         """The report section "Nielsen's speeds of learning", with the figures of ``figures``."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlplab.analysis.studies.remedies import sections
+from mlplab.analysis.studies.remedies import charts, sections
 from mlplab.analysis.studies.remedies.compare import remedy_cases, steps_table, verdict_cells, verdicts
 from mlplab.analysis.studies.remedies.figures import make_figures
 from mlplab.analysis.study import write_files
@@ -32,6 +32,10 @@ class Remedies:
 
     def figures(self, results, folder: Path) -> dict:
         return make_figures(results, folder)
+
+    def charts(self, results) -> dict:
+        """R1 and R2 as interactive charts (``charts``), those the folder has runs for."""
+        return charts.charts(results)
 
     def sections(self, results, figures: dict) -> list:
         return sections.sections(results, figures)

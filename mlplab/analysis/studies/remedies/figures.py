@@ -26,12 +26,40 @@ TITLES = {
 }
 
 
+def twin_activations(d: pd.DataFrame) -> list[str]:
+    """The twins' activations, one row of panels each: sigmoid and tanh where present."""
+    return [a for a in ("sigmoid", "tanh") if a in set(d["activation"])] or sorted(d["activation"].unique())
+
+
+def ratios_data(source) -> pd.DataFrame:
+    """``per_run`` without the runs that carry several remedies: what R1 draws (``w_init``, ``w_end``)."""
+    pr = per_run(load(source))
+    return pr[pr["remedy"] != "several"]
+
+
+def in_panel(pr: pd.DataFrame, remedy: str, activation: str) -> pd.Series:
+    """The runs of ``remedy`` in the panel of the ``activation`` twins (relu, the remedy, in every panel)."""
+    return (pr["remedy"] == remedy) & (
+        (pr["activation"] == activation) | ((remedy == "relu") & (pr["activation"] == "relu"))
+    )
+
+
+def steps_data(source) -> pd.DataFrame:
+    """``steps_table`` without the runs that carry several remedies: what R2 draws."""
+    t = steps_table(source)
+    return t[t["remedy"] != "several"]
+
+
+def in_steps_panel(t: pd.DataFrame, activation: str) -> pd.Series:
+    """The rows of R2's panel of the ``activation`` twins (relu, the remedy, in every panel)."""
+    return (t["activation"] == activation) | (t["remedy"] == "relu")
+
+
 def fig_ratios(source):
     """Median ‖∂C/∂W^1‖/‖∂C/∂W^L‖ against depth, one line per remedy (plain in black), per
     twin activation (rows) and phase (columns); a band for the quartiles."""
-    pr = per_run(load(source))
-    pr = pr[pr["remedy"] != "several"]
-    acts = [a for a in ("sigmoid", "tanh") if a in set(pr["activation"])] or sorted(pr["activation"].unique())
+    pr = ratios_data(source)
+    acts = twin_activations(pr)
     rem = [r for r in ORDER if r in set(pr["remedy"])]
     colors = category_colors(rem, ORDER)
     fig, axes = plt.subplots(
@@ -41,9 +69,7 @@ def fig_ratios(source):
         for j, (phase, col) in enumerate(zip(PHASES, ("w_init", "w_end"))):
             ax = axes[i, j]
             for r in rem:
-                g = pr[
-                    (pr["remedy"] == r) & ((pr["activation"] == act) | ((r == "relu") & (pr["activation"] == "relu")))
-                ]
+                g = pr[in_panel(pr, r, act)]
                 q = g.groupby("depth")[col].quantile([0.25, 0.5, 0.75]).unstack() if len(g) else None
                 if q is None or q.empty:
                     continue
@@ -75,9 +101,8 @@ def fig_ratios(source):
 def fig_steps(source):
     """Heatmap per twin activation: remedies (rows) × depth (columns), median steps to the shared
     target (colour, log scale; grey: the median run never reaches it), with k/n runs reaching it."""
-    t = steps_table(source)
-    t = t[t["remedy"] != "several"]
-    acts = [a for a in ("sigmoid", "tanh") if a in set(t["activation"])] or sorted(t["activation"].unique())
+    t = steps_data(source)
+    acts = twin_activations(t)
     rows = [r for r in ORDER if r in set(t["remedy"])]
     depths = sorted(t["depth"].unique())
     finite = t.loc[np.isfinite(t["median"]) & (t["median"] > 0), "median"]
@@ -86,7 +111,7 @@ def fig_steps(source):
     cmap = sns.color_palette("viridis_r", as_cmap=True).with_extremes(bad="0.88")
     fig, axes = plt.subplots(1, len(acts), figsize=(4.3 * len(acts) + 0.6, 0.42 * len(rows) + 1.6), squeeze=False)
     for j, act in enumerate(acts):
-        d = t[(t["activation"] == act) | (t["remedy"] == "relu")]  # relu, the remedy, in every panel
+        d = t[in_steps_panel(t, act)]
         med = d.pivot_table(index="remedy", columns="depth", values="median", aggfunc="first").reindex(
             index=rows, columns=depths
         )
