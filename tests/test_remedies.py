@@ -186,6 +186,7 @@ def test_each_remedy_config_changes_one_field_of_the_plain_twin(remedy):
 
 def test_the_report_of_a_remedies_folder_is_framed_by_its_study(reported):
     md = reported[0]["md"].read_text()
-    assert f"## {blog_sections.BRIEF}" in md and f"## {SECTION}" in md
-    assert not any(f"## {t}" in md for t in blog_sections.SECTIONS)  # no full blog framing
+    # the studies' parts under their titles, their own headings one level down
+    assert f"\n### {blog_sections.BRIEF}\n" in md and f"\n## {SECTION}\n" in md
+    assert not any(f"\n### {t}\n" in md for t in blog_sections.SECTIONS)  # no full blog framing
     assert "## Edge of chaos" not in md and "## Nielsen" not in md

@@ -120,7 +120,8 @@ def check(page, html: Path, shots: Path) -> None:
             continue
         want = page.evaluate(
             """async (spec) => {
-                for (const k of Object.keys(spec.datasets || {})) spec.datasets[k] = window.mlplabUnpack(spec.datasets[k]);
+                const sets = spec.datasets || {};
+                for (const k of Object.keys(sets)) sets[k] = window.mlplabUnpack(sets[k]);
                 const el = document.createElement('div'); document.body.appendChild(el);
                 await vegaEmbed(el, spec, {actions: false, renderer: 'svg'});
                 const n = el.querySelectorAll('svg g.role-mark > *').length; el.remove(); return n; }""",
