@@ -34,7 +34,7 @@ CONFIG_SECTION = "Configuration and versions"
 SECTIONS = ["Verdicts at a glance", "Figures"]  # then each study's title, CASES_SECTION, CONFIG_SECTION
 CASES_SECTION = "Every case, to sort and search"
 EVIDENCE = "How it was measured: the study's text, tables and evidence"
-SHORT = 3  # a study's part of at most this many blocks is not collapsed
+SHORT = 2  # a study's part of at most this many blocks (a note) is not collapsed
 OTHER_STUDIES = (
     "Other studies write their own folders and reports: `make blog` (the post's study on four data sets), "
     "`make remedies` (every remedy against its plain twin), `make nielsen` (Nielsen's ch. 5 on real MNIST "
