@@ -200,7 +200,12 @@ SWEEP_CASES = {
 }
 ANALYSIS_CASES = {
     "report on a missing folder": (["mlplab.analysis", "report", "results/none"], 2, ["no such folder"]),
-    "report with two folders": (["mlplab.analysis", "report", "results/base", "x"], 2, ["unrecognized arguments: x"]),
+    "report with a second folder missing": (["mlplab.analysis", "report", "results/base", "x"], 2, ["path='x'"]),
+    "a study with two folders": (
+        ["mlplab.analysis", "blog", "results/base", "results/base"],
+        2,
+        ["only the report takes several"],
+    ),
     "blog on a folder not mlplab's": (["mlplab.analysis", "blog", "data"], 2, ["not an mlplab results folder"]),
     "blog with an unknown option": (["mlplab.analysis", "blog", "--nope"], 2, ["--nope"]),
     "an unknown study": (["mlplab.analysis", "nope", "results/base"], 2, ["invalid choice: 'nope'"]),

@@ -131,7 +131,11 @@ def check_command(words: list[str]) -> None:
 
         names = (set(STUDIES) or STUDY_NAMES) | {"report"}
         assert words[3] in names, f"python -m mlplab.analysis {words[3]}: no such study ({sorted(names)})"
-        assert len(words) == 5, "python -m mlplab.analysis NAME FOLDER"
+        args = [w for w in words[4:] if not w.startswith("--")]
+        if words[3] == "report":  # one folder or several, and --out <folder>
+            assert all(w.startswith("results/") for w in args), "python -m mlplab.analysis report FOLDER... [--out F]"
+        else:
+            assert len(words) == 5, "python -m mlplab.analysis NAME FOLDER"
     elif prog.startswith("python") and words[1:3] == ["-m", "mlplab.compact"]:
         assert len(words) == 4
 
