@@ -84,7 +84,7 @@ def figure(cells: pd.DataFrame, title: str):
     ax.tick_params(length=0)
     for s in ax.spines.values():
         s.set_visible(False)
-    ax.set_title(title, fontsize=10, loc="left", pad=18)
+    ax.set_title(title, fontsize=10, loc="left", pad=26)  # above the column labels (ticks on top)
     handles = [Patch(facecolor=c, edgecolor="#888", label=k) for k, c in CATEGORIES.items()]
     ax.legend(handles=handles, loc="upper center", ncol=6, fontsize=7.5, frameon=False, bbox_to_anchor=(0.5, -0.02))
     fig.subplots_adjust(left=0.02, right=0.98, top=0.86, bottom=0.16)  # saved with a tight box

@@ -13,7 +13,8 @@ for Python drives the system's browser (no browser is downloaded). For each repo
    other charts as they were; "show all" brings every chart back;
 4. printed to PDF on A4, the summary and the verdict map come first: the map's static image
    ends within the first page (the page laid out at A4's printable width);
-5. saves screenshots of the first screen and of one filtered chart, and the PDF, under
+5. with JavaScript off, every figure shows its static image;
+6. saves screenshots of the first screen and of one filtered chart, and the PDF, under
    ``results/<study>/browser/``.
 
 Exit code 0 when all of it holds; a check that fails says which, in one line.
@@ -151,6 +152,18 @@ def check(page, html: Path, shots: Path) -> None:
     step(f"printed: the verdict map ends at {bottom:.0f} px of {A4_PRINTABLE_PX[1]} on page 1")
 
 
+def check_without_javascript(page, html: Path, shots: Path) -> None:
+    page.goto(html.as_uri())
+    heights = page.evaluate(
+        "() => [...document.querySelectorAll('figure.chart')].map((f) => f.querySelector('img.static')"
+        " ? f.querySelector('img.static').getBoundingClientRect().height : 0)"
+    )
+    if not heights or min(heights) <= 0:
+        fail(f"{html}: without JavaScript a figure shows no static image: {heights}")
+    page.screenshot(path=str(shots / "without_javascript.png"))
+    step(f"without JavaScript: {len(heights)} static figures shown")
+
+
 def main() -> int:
     from playwright.sync_api import sync_playwright
 
@@ -164,6 +177,11 @@ def main() -> int:
                 shots.mkdir(exist_ok=True)
                 context = b.new_context(viewport={"width": 1280, "height": 900}, offline=True)
                 check(context.new_page(), html, shots)
+                context.close()
+                context = b.new_context(
+                    viewport={"width": 1280, "height": 900}, offline=True, java_script_enabled=False
+                )
+                check_without_javascript(context.new_page(), html, shots)
                 context.close()
                 step(f"{study}: ok; screenshots and PDF in {shots.relative_to(REPO)}")
         finally:
