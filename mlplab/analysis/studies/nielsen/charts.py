@@ -10,7 +10,7 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from mlplab.analysis.charts import Chart, facet, legend_toggle, sample_steps
+from mlplab.analysis.charts import Chart, facet, legend_toggle, log_axis, log_scale, sample_steps
 from mlplab.analysis.fmt import ordinal
 from mlplab.analysis.studies.nielsen.measures import percentile_table
 from mlplab.analysis.studies.nielsen.published import (
@@ -55,7 +55,7 @@ def draw_init(d: pd.DataFrame) -> alt.TopLevelMixin:
     sel, opacity = legend_toggle("layer")
     x = alt.X("x:Q", title="hidden layer l", scale=alt.Scale(domain=[0.4, d.layer.max() + 0.9], nice=False))
     x = x.axis(values=list(range(1, int(d.layer.max()) + 1)), format="d")
-    y = alt.Y("speed:Q", scale=alt.Scale(type="log"), title=f"{SPEED} at initialisation")
+    y = alt.Y("speed:Q", scale=log_scale(), axis=log_axis(f"{SPEED} at initialisation"))
     ours = alt.Chart().transform_filter("datum.kind === 'ours'")
     dots = (
         ours.transform_calculate(x="datum.layer + (random() - 0.5) * 0.36")
@@ -122,7 +122,7 @@ def draw_training(d: pd.DataFrame) -> alt.TopLevelMixin:
     sel, opacity = legend_toggle("layer")
     color = layer_color(d.depth)
     x = alt.X("epoch:Q", title="epochs of training")
-    y = alt.Y("speed:Q", scale=alt.Scale(type="log"), title=SPEED)
+    y = alt.Y("speed:Q", scale=log_scale(), axis=log_axis(SPEED))
     ours = alt.Chart().transform_filter("isValid(datum.run_id)")
     runs = ours.mark_line(strokeWidth=0.8, point=alt.OverlayMarkDef(size=8)).encode(
         x=x,

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from mlplab.analysis import load
-from mlplab.analysis.charts import Chart, facet, legend_toggle
+from mlplab.analysis.charts import Chart, facet, legend_toggle, log_axis, log_scale
 from mlplab.analysis.studies.remedies.compare import per_run
 from mlplab.analysis.studies.remedies.figures import (
     ORDER,
@@ -65,7 +65,7 @@ def draw_ratios(d: pd.DataFrame) -> alt.TopLevelMixin:
     x = alt.X(
         "depth:Q", scale=alt.Scale(type="log", base=2), axis=alt.Axis(values=depths), title="depth (hidden layers)"
     )
-    y = alt.Y("ratio:Q", scale=alt.Scale(type="log"), title="‖∂C/∂W¹‖ / ‖∂C/∂Wᴸ‖")
+    y = alt.Y("ratio:Q", scale=log_scale(), axis=log_axis("‖∂C/∂W¹‖ / ‖∂C/∂Wᴸ‖"))
     tips = ["run_id:N", "seed:Q", "remedy:N", "twins:N", "phase:N", "depth:Q", alt.Tooltip("ratio:Q", format=".3g")]
     tips += [f"{a}:N" for a in AXES if a in d and a != "depth"]
     base = alt.Chart().encode(x=x, color=color)
