@@ -194,7 +194,7 @@ class Record:
         lay = self.layers
         lay["act_mean"][i], lay["act_std"][i], lay["sat_frac"][i] = mean, std, sat
 
-    def log_update(self, i: int, net, step, scale: float, clipped: bool, evaluation=None) -> float:
+    def log_update(self, i: int, step, scale: float, clipped: bool, evaluation=None) -> float:
         """The rest of row i: whether clipping acted, ‖ΔW^l‖/‖W^l‖ of the update about to be made,
         and ``evaluation`` ((loss, accuracy) on the whole training and test sets; None: not
         evaluated at this step, NaN). Returns the training loss (NaN when not evaluated)."""

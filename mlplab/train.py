@@ -254,7 +254,7 @@ def train(
                 if not finite:
                     raise Diverged(rec.divergence(step.norms(), gnorm, s))
                 scale, clipped = step.clip(gnorm)
-                train_loss = rec.log_update(i, net, step, scale, clipped, evaluation)
+                train_loss = rec.log_update(i, step, scale, clipped, evaluation)
                 if evaluated and not math.isfinite(train_loss):
                     raise Diverged(f"training loss is {train_loss} at step {s}")
             else:

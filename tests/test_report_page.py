@@ -221,27 +221,6 @@ def test_the_verdict_map_has_the_verdicts_of_the_verdicts_table(tiny):
             assert lo - RTOL * abs(lo) <= c["effect"] <= hi + RTOL * abs(hi)
 
 
-@pytest.mark.parametrize(
-    "text, kind",
-    [
-        ("reproduced", "reproduced"),
-        ("reproduced (undecided when depth = 4)", "reproduced"),
-        ("reproduced only when depth ≥ 4", "in some cases"),
-        ("not reproduced", "not reproduced"),
-        ("not enough data (no case's interval excludes no effect)", "undecided"),
-        ("not enough data (3 seeds in a case; a case needs ≥ 5)", "not enough data"),
-        ("not tested (the sweep has no case for it)", "not tested"),
-    ],
-)
-def test_each_verdict_has_its_kind(text, kind):
-    assert category(text) == kind
-
-
-def test_a_verdict_of_no_known_form_is_an_error():
-    with pytest.raises(ValueError, match="not one of"):
-        category("maybe")
-
-
 # -- several folders side by side ------------------------------------------------------------------------
 def test_a_report_over_two_folders_has_the_folder_as_filter_facet_and_map_columns(tiny, tmp_path):
     other = tmp_path / "mine"

@@ -321,3 +321,25 @@ def test_a_partial_verdict_with_undecided_cases():
     c = cases([True, False, None, None], depth=[1, 2, 4, 8])
     assert c["holds"].dtype == object
     assert v.verdict(c, ["depth"]) == "reproduced only when depth = 1 (undecided when depth ≥ 4)"
+
+
+# -- a verdict's kind (the report's verdict map) ---------------------------------------------------
+@pytest.mark.parametrize(
+    "text, kind",
+    [
+        ("reproduced", "reproduced"),
+        ("reproduced (undecided when depth = 4)", "reproduced"),
+        ("reproduced only when depth ≥ 4", "in some cases"),
+        ("not reproduced", "not reproduced"),
+        ("not enough data (no case's interval excludes no effect)", "undecided"),
+        ("not enough data (3 seeds in a case; a case needs ≥ 5)", "not enough data"),
+        ("not tested (the sweep has no case for it)", "not tested"),
+    ],
+)
+def test_each_verdict_has_its_kind(text, kind):
+    assert v.category(text) == kind
+
+
+def test_a_verdict_of_no_known_form_is_an_error():
+    with pytest.raises(ValueError, match="not one of"):
+        v.category("maybe")
