@@ -134,7 +134,7 @@ def check(page, html: Path, shots: Path) -> None:
     if not changed:
         fail(f"{html}: the filter {name} = {value} changed no chart")
     step(f"{name} = {value}: marks {after}, as the filtered rows predict ({len(changed)} charts changed)")
-    figures[changed[-1]].screenshot(path=str(shots / f"filtered_{name.removeprefix('f_')}_{value}.png"))
+    figures[changed[0]].screenshot(path=str(shots / f"filtered_{name.removeprefix('f_')}_{value}.png"))
     page.click("#reset-filters")
     page.wait_for_timeout(1500)
     if [f.evaluate(COUNT_MARKS) for f in figures] != before:
