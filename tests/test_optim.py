@@ -246,3 +246,25 @@ def test_each_optimiser_steps_as_torch_optim(name):
         for k, v in tensors.items():
             err = np.max(np.abs(net.layout.views(k[1])[k[0]] - v.detach().numpy()))
             assert err <= TOL, f"{name}, step {t + 1}, {k}: {err:.2e} from torch.optim"
+
+
+@pytest.mark.parametrize("schedule", sorted(SCHEDULES))
+@pytest.mark.parametrize("warmup", [0, 5])
+def test_each_schedule_is_torchs_schedulers_chained(schedule, warmup):
+    """LambdaLR(t/w) for the warmup (LinearLR cannot start at 0), then ConstantLR, CosineAnnealingLR
+    or StepLR, chained by SequentialLR at w: the learning rate of each of 40 updates."""
+    torch = pytest.importorskip("torch")
+    lrs = torch.optim.lr_scheduler
+    n, gamma, step_size = 40, 0.5, 7
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    after = {
+        "constant": lambda: lrs.ConstantLR(opt, factor=1.0, total_iters=0),
+        "cosine": lambda: lrs.CosineAnnealingLR(opt, T_max=n - warmup),
+        "step": lambda: lrs.StepLR(opt, step_size=step_size, gamma=gamma),
+    }[schedule]()
+    sched = lrs.SequentialLR(opt, [lrs.LambdaLR(opt, lambda t: t / warmup), after], [warmup]) if warmup else after
+    eta = LearningRate(0.1, schedule, warmup, n, gamma, step_size)
+    for t in range(n):
+        assert eta(t) == pytest.approx(opt.param_groups[0]["lr"], rel=TOL, abs=1e-16), t
+        opt.step()
+        sched.step()
