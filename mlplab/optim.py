@@ -87,7 +87,7 @@ class _Stateful:
         self.t = 0  # updates applied
         self.d = np.zeros_like(net.params)  # Δθ of the next update
         self._tmp = np.zeros_like(net.params)
-        self._ready: float | None = None  # the scale Δθ in ``d`` was computed for, until applied
+        self._ready = math.nan  # the scale Δθ in ``d`` was computed for, until applied (NaN: none)
         layout = net.layout
         W = [seg for seg in layout.segments if seg[0] == "W"]
         self._w = [slice(start, start + w.size) for (_, _, start), w in zip(W, layout.by_kind["W"])]
@@ -98,8 +98,7 @@ class _Stateful:
     def _gradient(self, scale: float) -> np.ndarray:
         """g = s·∂C/∂θ, plus λW on the weights under coupled decay: in ``net.grads``, in place."""
         g, net = self.net.grads, self.net
-        if scale != 1.0:
-            g *= scale
+        g *= scale
         if self.weight_decay and not self.DECOUPLED:
             dec = net.layout.decayed
             np.multiply(net.params[dec], self.weight_decay, out=self._tmp[dec])
@@ -125,7 +124,7 @@ class _Stateful:
         self.net.params += self.d
         self._swap()
         self.t += 1
-        self._ready = None
+        self._ready = math.nan
 
     def weight_step_norms(self, scale: float, grad_w_norms: np.ndarray | None = None) -> np.ndarray:
         """‖ΔW^l‖ of every layer for the next ``step(scale)``: Δθ is computed now and applied by

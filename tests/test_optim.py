@@ -268,3 +268,47 @@ def test_each_schedule_is_torchs_schedulers_chained(schedule, warmup):
         assert eta(t) == pytest.approx(opt.param_groups[0]["lr"], rel=TOL, abs=1e-16), t
         opt.step()
         sched.step()
+
+
+DEFAULTS = {  # PyTorch's, and momentum 0.9 for the momentum rules (torch.optim.SGD's is 0)
+    "adam": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0),
+    "adamw": dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01),
+    "rmsprop": dict(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0),
+    "momentum": dict(momentum=0.9, nesterov=False, weight_decay=0.0),
+    "nesterov": dict(momentum=0.9, nesterov=True, weight_decay=0.0),
+    "sgd": dict(weight_decay=0.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEFAULTS))
+def test_the_defaults_are_pytorchs(name):
+    kw = {} if "lr" in DEFAULTS[name] else {"lr": 0.1}
+    opt = make(network()[0], name, **kw)
+    assert {k: getattr(opt, k) for k in DEFAULTS[name]} == DEFAULTS[name]
+
+
+def test_the_schedules_defaults_and_edges():
+    assert [LearningRate(0.3)(t) for t in (0, 1, 1000)] == [0.3, 0.3, 0.3]  # constant, no warmup
+    assert [LearningRate(1.0, "step")(t) for t in range(4)] == pytest.approx([1.0, 0.1, 0.01, 0.001])  # γ 0.1 each
+    assert LearningRate(0.2, "cosine")(3) == 0.2  # no length given: nothing to anneal over
+    at_end = LearningRate(0.2, "cosine", warmup_steps=5, n_steps=5)  # the warmup takes every update
+    assert [at_end(t) for t in (4, 5, 6)] == pytest.approx([0.16, 0.2, 0.2])
+    assert LearningRate(0.2, "step", gamma=1.0, step_size=3)(10) == 0.2
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        (dict(warmup_steps=-1), r"warmup_steps=-1: must be an integer ≥ 0"),
+        (dict(gamma=0.0), r"gamma=0.0: must be a number in \(0, 1\]"),
+        (dict(gamma=1.5), r"gamma=1.5: must be a number in \(0, 1\]"),
+    ],
+)
+def test_a_bad_schedule_setting_is_a_one_line_error(kw, message):
+    with pytest.raises(ValueError, match=message):
+        LearningRate(0.1, "step", **kw)
+
+
+def test_a_negative_weight_decay_is_refused():
+    with pytest.raises(ValueError, match=r"weight_decay=-0.1: must be a number ≥ 0"):
+        make(network()[0], "adam", weight_decay=-0.1)
