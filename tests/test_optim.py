@@ -294,6 +294,8 @@ def test_the_schedules_defaults_and_edges():
     at_end = LearningRate(0.2, "cosine", warmup_steps=5, n_steps=5)  # the warmup takes every update
     assert [at_end(t) for t in (4, 5, 6)] == pytest.approx([0.16, 0.2, 0.2])
     assert LearningRate(0.2, "step", gamma=1.0, step_size=3)(10) == 0.2
+    one = LearningRate(0.2, "cosine", n_steps=1)  # one update: at lr, then 0 at the end
+    assert (one(0), one(1)) == (0.2, pytest.approx(0.0, abs=1e-17))
 
 
 @pytest.mark.parametrize(
