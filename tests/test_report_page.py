@@ -14,6 +14,7 @@ import pytest
 from test_report import make_sweep
 
 import mlplab
+import mlplab.analysis.__main__ as analysis_command
 from mlplab.analysis import load, render, report
 from mlplab.analysis.charts import AXES, SIGNIFICANT, embedded_rows, pack, param, unpack
 from mlplab.analysis.measures import PHASES
@@ -231,12 +232,7 @@ def test_a_report_over_two_folders_has_the_folder_as_filter_facet_and_map_column
             sweep="mine",
         )
     out = tmp_path / "both"
-    code = subprocess.run(
-        [sys.executable, "-m", "mlplab.analysis", "report", str(tiny), str(other), "--out", str(out)],
-        capture_output=True,
-        text=True,
-    )
-    assert code.returncode == 0, code.stderr
+    assert analysis_command.main(["report", str(tiny), str(other), "--out", str(out)]) == 0  # the command, in-process
     text = (out / "report.html").read_text()
     assert "<h1>mlplab report: tiny + mine</h1>" in text
     assert text.count('<p class="summary">') == 2
