@@ -54,8 +54,11 @@ def browser() -> str:
         return found
     step("installing chromium from Debian's packages")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update"], check=True, capture_output=True, env=env)
-    subprocess.run(["apt-get", "install", "-y", "-q", "chromium"], check=True, capture_output=True, env=env)
+    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "-q", "chromium"]):
+        try:
+            subprocess.run(cmd, check=True, capture_output=True, env=env)
+        except (OSError, subprocess.CalledProcessError) as e:
+            fail(f"no chromium, and `{' '.join(cmd)}` failed ({e}): install Debian's chromium as root, then rerun")
     return shutil.which("chromium")
 
 
