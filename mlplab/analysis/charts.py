@@ -119,6 +119,15 @@ def facet(
     return chart.facet(**enc)
 
 
+PAGE_WIDTH = 720  # what a chart's panels share, besides axes and legend, in the report's column
+
+
+def panel_width(data: pd.DataFrame, column: str | None) -> int:
+    """One panel's width when ``column`` makes the panels of a row: they fit the page together."""
+    n = data[column].nunique() if column and column in data else 1
+    return max(140, min(WIDTH, PAGE_WIDTH // max(n, 1)))
+
+
 def log_scale(**kw) -> alt.Scale:
     return alt.Scale(type="log", **kw)
 

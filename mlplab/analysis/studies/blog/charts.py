@@ -7,7 +7,17 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-from mlplab.analysis.charts import HEIGHT, WIDTH, Chart, facet, legend_toggle, log_axis, log_scale, sample_steps
+from mlplab.analysis.charts import (
+    HEIGHT,
+    WIDTH,
+    Chart,
+    facet,
+    legend_toggle,
+    log_axis,
+    log_scale,
+    panel_width,
+    sample_steps,
+)
 from mlplab.analysis.measures import PHASES
 from mlplab.analysis.plots import FigureSkipped
 from mlplab.analysis.studies.blog import figures
@@ -47,7 +57,7 @@ def gradient_profile(res) -> Chart:
                 tooltip=_tooltip("phase:N", "step:Q", "layer:Q", alt.Tooltip("grad_b_norm:Q", format=".3g")),
             )
             .add_params(sel)
-            .properties(width=WIDTH, height=HEIGHT)
+            .properties(width=panel_width(d, "loss"), height=HEIGHT)
         )
         return facet(line, d, row="activation", column="loss").interactive()
 
@@ -93,7 +103,7 @@ def curves(res) -> Chart:
     sel, opacity = legend_toggle("loss")
 
     def panel(d, y: alt.Y, title: str, first: bool):
-        width = max(140, min(WIDTH, 900 // max(d["depth"].nunique(), 1)))
+        width = panel_width(d, "depth")
         line = (
             alt.Chart(d)
             .mark_line(strokeWidth=1)
@@ -106,13 +116,13 @@ def curves(res) -> Chart:
                 opacity=opacity,
                 tooltip=_tooltip("activation:N", "step:Q", alt.Tooltip(f"{y.shorthand}", format=".3g")),
             )
-            .properties(width=width, height=HEIGHT - 40, title=title)
+            .properties(width=width, height=HEIGHT - 40)
         )
         zoom = alt.selection_interval(bind="scales", name="zoom_loss" if first else "zoom_accuracy")
         line = (line.add_params(sel) if first else line).add_params(zoom)
         if y.shorthand.startswith("rel_loss"):
             line = line.transform_filter("isFinite(datum.rel_loss) && datum.rel_loss > 0")  # a log axis
-        return facet(line, d, column="depth", column_prefix="depth")
+        return facet(line, d, column="depth", column_prefix="depth").properties(title=title)
 
     def draw(d):
         loss = panel(
