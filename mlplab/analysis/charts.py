@@ -227,7 +227,5 @@ def unpack(packed: dict) -> pd.DataFrame:
 
 def embedded_rows(vl: dict) -> pd.DataFrame:
     """The rows a spec carries (its inline data sets, in order): what the page draws from."""
-    frames = [unpack(d) if isinstance(d, dict) else pd.DataFrame(d) for d in vl.get("datasets", {}).values()]
-    if "values" in vl.get("data", {}):
-        frames.append(pd.DataFrame(vl["data"]["values"]))
+    frames = [unpack(d) for d in vl.get("datasets", {}).values()]  # ``spec`` packs every data set
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

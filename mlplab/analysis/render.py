@@ -145,7 +145,7 @@ def _filters(values: dict[str, list]) -> str:
 
 
 class _Html:
-    """Renders blocks to HTML, numbering the charts and tables it meets."""
+    """Renders blocks to HTML, numbering the charts it meets (each spec's script id)."""
 
     def __init__(self, blocks: list[Block]):
         self.blocks = blocks
@@ -175,7 +175,6 @@ class _Html:
                 inner = "\n".join(self.render(b.body))
                 out.append(f"<details><summary>{_inline(b.caption)}</summary>\n{inner}\n</details>")
             elif b.kind == "datatable":
-                self.n += 1
                 links = ", ".join(
                     f'<a href="{html.escape(Path(f).name)}" download>{html.escape(Path(f).name)}</a>' for f in b.files
                 )

@@ -204,11 +204,11 @@ def build(sources, out: Path | None = None) -> list[Block]:
     results = [load(s) for s in (sources if isinstance(sources, (list, tuple)) else [sources])]
     names = [Path(r.path).name for r in results]
     out = Path(out or results[0].path)
-    parts = [
-        _Part(s, [r for r in results if s.applies(r)], [n for r, n in zip(results, names) if s.applies(r)])
-        for s in STUDIES.values()
-    ]
-    parts = [p for p in parts if p.results]
+    parts = []
+    for s in STUDIES.values():
+        applies = [s.applies(r) for r in results]  # once per folder: it can compute a study's cases
+        if any(applies):
+            parts.append(_Part(s, [r for r, a in zip(results, applies) if a], [n for n, a in zip(names, applies) if a]))
 
     title = f"mlplab report: {' + '.join(names)}"
     blocks = [Block("h1", title)]

@@ -29,6 +29,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mlplab.analysis.charts import pack, unpack
+
 REPO = Path(__file__).resolve().parents[2]
 STUDIES = ("blog", "remedies")
 CHROMIUM = ("chromium", "chromium-browser")
@@ -75,8 +77,6 @@ def report_of(study: str) -> Path:
 
 def filtered(spec: dict, name: str, value) -> dict:
     """The spec with its rows filtered beforehand (in the packed form the page carries)."""
-    from mlplab.analysis.charts import pack, unpack
-
     out = json.loads(json.dumps(spec))
     axis = name.removeprefix("f_")
     for key, packed in out.get("datasets", {}).items():
