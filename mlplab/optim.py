@@ -42,6 +42,7 @@ class SGD:
     η = ``lr``, λ = ``weight_decay``, s = ``scale`` of ``step``. Equivalently ΔW = −η (s·∂C/∂W + λ W)."""
 
     HYPER: tuple[str, ...] = ()  # its own hyperparameters, beside lr and weight_decay
+    ARRAYS = 0  # the state it keeps: arrays the size of net.params (the memory estimate counts them)
 
     def __init__(self, net, lr: float, weight_decay: float = 0.0):
         self.net, self.lr, self.weight_decay = net, float(lr), float(weight_decay)
@@ -77,6 +78,7 @@ class _Stateful:
 
     HYPER: tuple[str, ...] = ()
     DECOUPLED = False  # weight decay beside the step (adamw), not in the gradient
+    ARRAYS = 2  # Δθ and a scratch array, plus each rule's state (current and next)
 
     def __init__(self, net, lr: float, weight_decay: float = 0.0):
         self.net = net
@@ -141,6 +143,7 @@ class Momentum(_Stateful):
     g = s·∂C/∂θ (+ λW, coupled); v starts at 0, so the first v is g, as PyTorch's first buffer."""
 
     HYPER = ("momentum",)
+    ARRAYS = _Stateful.ARRAYS + 2  # v, v'
 
     def __init__(self, net, lr: float, momentum: float = 0.9, nesterov: bool = False, weight_decay: float = 0.0):
         super().__init__(net, lr, weight_decay)
@@ -180,6 +183,7 @@ class Adam(_Stateful):
     at update t = 1, 2, …; g = s·∂C/∂θ (+ λW, coupled)."""
 
     HYPER = ("beta1", "beta2", "eps")
+    ARRAYS = _Stateful.ARRAYS + 4  # m, m', v, v'
 
     def __init__(
         self, net, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8, weight_decay=0.0
@@ -227,6 +231,7 @@ class RMSprop(_Stateful):
     g = s·∂C/∂θ (+ λW, coupled)."""
 
     HYPER = ("alpha", "eps")
+    ARRAYS = _Stateful.ARRAYS + 2  # v, v'
 
     def __init__(self, net, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0):
         super().__init__(net, lr, weight_decay)

@@ -195,11 +195,11 @@ class Record:
         lay["act_mean"][i], lay["act_std"][i], lay["sat_frac"][i] = mean, std, sat
 
     def log_update(self, i: int, step, scale: float, clipped: bool, evaluation=None) -> float:
-        """The rest of row i: whether clipping acted, ‖ΔW^l‖/‖W^l‖ of the update about to be made,
-        and ``evaluation`` ((loss, accuracy) on the whole training and test sets; None: not
-        evaluated at this step, NaN). Returns the training loss (NaN when not evaluated)."""
+        """The rest of row i: whether clipping acted, the learning rate and ‖ΔW^l‖/‖W^l‖ of the
+        update about to be made, and ``evaluation`` ((loss, accuracy) on the whole training and
+        test sets; None: not evaluated at this step, NaN). Returns the training loss (NaN when not evaluated)."""
         st, lay = self.steps, self.layers
-        st["clipped"][i] = clipped
+        st["clipped"][i], st["learning_rate"][i] = clipped, step.opt.lr
         wn, ratio = lay["weight_norm"][i], lay["update_ratio"][i]
         # ‖ΔW^l‖ as the optimiser's rule gives it; the logged gradient norms are the gradients'
         # unless clipping changed them in place

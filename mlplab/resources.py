@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from mlplab.layout import SquaredNorms
+from mlplab.optim import OPTIMISERS
 from mlplab.record import Pending
 from mlplab.spec import ConfigError, RunSpec
 
@@ -24,8 +25,8 @@ BASELINE = 64 * 2**20  # temporaries of evaluation and writing, on top of what i
 
 
 def estimate(spec: RunSpec) -> dict[str, int]:
-    """Bytes a run needs, by part: parameters (with gradients), activations (every batch
-    size's buffers), data, records. ``spec`` must be resolved (a file's or data set's real
+    """Bytes a run needs, by part: parameters (with gradients), the optimiser's state,
+    activations (every batch size's buffers), data, records. ``spec`` must be resolved (a file's or data set's real
     shape in n_samples, n_features, n_classes)."""
     item = 4 if spec.dtype == "float32" else 8
     sizes, sched = spec.layer_sizes(), spec.schedule()
@@ -34,6 +35,7 @@ def estimate(spec: RunSpec) -> dict[str, int]:
     if spec.normalised:
         n_params += 2 * spec.width * spec.depth  # γ, β
     params = (2 + (n_params <= SquaredNorms.FLAT_MAX)) * n_params * item  # params, grads (+ their squares)
+    optimiser = OPTIMISERS[spec.optim].ARRAYS * n_params * item  # its state: velocity, moments
     # per sample, the arrays a forward and backward pass keep: z/h/a per hidden layer (one array
     # for a plain layer, one more for a normalised one, one more for a residual one), z and a^L of the
     # output, two alternating δ buffers and two scratch buffers of the widest layer, ones
@@ -47,7 +49,13 @@ def estimate(spec: RunSpec) -> dict[str, int]:
     records = 2 * rows * (L + 1) * LOGGED_COLUMNS * 8  # the arrays, then the tables made from them
     # the logged mini-batches' outputs kept raw until the run ends (mlplab.record.Pending)
     records += min(Pending.MAX_BYTES, rows * batch * (sum(sizes[1:]) + 3 * spec.n_classes) * item)
-    return {"parameters": params, "activations": activations, "data": data, "records": records}
+    return {
+        "parameters": params,
+        "optimiser": optimiser,
+        "activations": activations,
+        "data": data,
+        "records": records,
+    }
 
 
 def _read_int(path: Path) -> int | None:

@@ -46,7 +46,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from mlplab.lock import HOST, LEASE_S, Lease, alive, scratch_name, server_now, writer_here
-from mlplab.spec import COLUMN_TYPES, RESPELLED, SCHEMA_VERSION
+from mlplab.spec import BEFORE, COLUMN_TYPES, RESPELLED, SCHEMA_VERSION
 
 if TYPE_CHECKING:  # pandas is imported when results are read (to_pandas), not to write them
     import pandas as pd
@@ -89,6 +89,9 @@ STEPS_SCHEMA = pa.schema(
         ("batch_loss", pa.float64()),
         ("grad_norm", pa.float64()),
         ("clipped", pa.bool_()),
+        # added with the optimisers and schedules: null in folders written before, where it is
+        # the run's lr (filled in by load_results; the other columns are unchanged, so the schema version too)
+        ("learning_rate", pa.float64()),
     ]
 )
 
@@ -155,7 +158,7 @@ COLUMN_DOCS = {
     "grad_gamma_norm": "`‖∂C/∂γ^l‖₂` of a normalised hidden layer; null where the layer has no norm",
     "grad_beta_norm": "`‖∂C/∂β^l‖₂` of a normalised hidden layer; null where the layer has no norm",
     "weight_norm": "`‖W^l‖_F` before the update",
-    "update_ratio": "`‖ΔW^l‖_F / ‖W^l‖_F` of the update applied (after clipping and decay)",
+    "update_ratio": "`‖ΔW^l‖_F / ‖W^l‖_F` of the update applied (after clipping, decay, momentum or Adam's scaling)",
     "act_mean": "mean of `a^l` over the mini-batch",
     "act_std": "standard deviation of `a^l` over the mini-batch",
     "sat_frac": "fraction of saturated units of `h^l = σ(·)` (`a^l` but for a residual layer's `a^(l-1)`): sigmoid"
@@ -168,6 +171,7 @@ COLUMN_DOCS = {
     "batch_loss": "mean loss of the mini-batch about to be applied (batch norm: its own statistics), at every row",
     "grad_norm": "global gradient norm over all parameters, before clipping",
     "clipped": "whether the clipping rule changed the gradient",
+    "learning_rate": "η of the update applied at this step (the schedule's, warmup included)",
     "full_batch": "`batch_size` was `full`",
     "status": "`ok`, `diverged` or `failed`",
     "diverged_step": "the step where the run diverged",
@@ -860,14 +864,31 @@ def _read_table(cat: Catalogue, table: str, schema: pa.Schema) -> pa.Table:
 
 def respell(runs: pa.Table) -> pa.Table:
     """The runs table with values stored under an old spelling in today's (``RESPELLED``: a
-    null ``norm``, written before "none" was its spelling, reads "none")."""
-    for name, new in RESPELLED.items():
+    null ``norm``, written before "none" was its spelling, reads "none"), and the columns of
+    fields added later filled, in the rows of runs made before, with the value every run had
+    then (``BEFORE``: ``optim`` "sgd", ...; a null that is a value, ``lr_step_size``, stays)."""
+    for name, new in {**RESPELLED, **BEFORE}.items():
         i = runs.schema.get_field_index(name)
-        col = runs.column(i)
-        if col.null_count:
-            filled = pc.fill_null(col.cast(pa.string()), new).cast(runs.schema.field(i).type)
+        col, typ = runs.column(i), runs.schema.field(i).type
+        if col.null_count and new is not None:
+            filled = pc.fill_null(col.cast(pa.string()), new).cast(typ) if pa.types.is_dictionary(typ) else None
+            if filled is None:
+                filled = pc.fill_null(col, pa.scalar(new, typ))
             runs = runs.set_column(i, runs.schema.field(i), filled)
     return runs
+
+
+def fill_learning_rate(steps: pa.Table, runs: pa.Table) -> pa.Table:
+    """``steps`` with a null ``learning_rate`` (rows written before it was recorded, when
+    every run kept η = lr) filled with the run's ``lr``."""
+    i = steps.schema.get_field_index("learning_rate")
+    col = steps.column(i)
+    if not col.null_count or not len(runs):
+        return steps
+    ids = runs.column("run_id").cast(pa.string())
+    at = pc.index_in(steps.column("run_id").cast(pa.string()), value_set=ids)
+    lr = pc.take(runs.column("lr"), at)
+    return steps.set_column(i, steps.schema.field(i), pc.coalesce(col, lr))
 
 
 def check_results_folder(path) -> Path:
@@ -898,6 +919,7 @@ def load_results(path, join: bool = True) -> Results:
         return [_read_table(cat, t, SCHEMAS[t]) for t in ("runs", "steps", "layers")]
 
     runs, steps, layers = _settled(look)
+    steps = fill_learning_rate(steps, runs)
     runs, steps, layers = (t.to_pandas() for t in (respell(runs), steps, layers))  # read again if files move meanwhile
     if join and len(runs):
         cfg = runs[["run_id"] + JOIN_COLUMNS]

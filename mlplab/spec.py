@@ -27,6 +27,8 @@ from mlplab.data import DATASETS, split_sizes
 from mlplab.init import INITS
 from mlplab.layers import NO_NORM, NORMS
 from mlplab.losses import LOSSES
+from mlplab.lr_schedule import SCHEDULES, LearningRate
+from mlplab.optim import OPTIMISERS
 
 SCHEMA_VERSION = 5  # of the result tables; part of every run id
 MIN_LOG_POINTS = 50  # auto log_every: at least this many logged steps (the gradient metrics)
@@ -91,16 +93,23 @@ class Finite(Check):
 
 @dataclass(frozen=True, eq=False)
 class Inside(Check):
-    """A real number strictly between ``lo`` and ``hi``."""
+    """A real number between ``lo`` and ``hi``: strictly, unless ``closed`` says an end is included
+    ("lo", "hi")."""
 
     lo: float
     hi: float
+    closed: str = ""
 
     def ok(self, v) -> bool:
-        return _is_real(v) and self.lo < v < self.hi
+        if not _is_real(v):
+            return False
+        above = v >= self.lo if "lo" in self.closed else v > self.lo
+        below = v <= self.hi if "hi" in self.closed else v < self.hi
+        return above and below
 
     def allowed(self) -> str:
-        return f"must be a number in ({self.lo:g}, {self.hi:g})"
+        left, right = "[" if "lo" in self.closed else "(", "]" if "hi" in self.closed else ")"
+        return f"must be a number in {left}{self.lo:g}, {self.hi:g}{right}"
 
 
 @dataclass(frozen=True, eq=False)
@@ -139,6 +148,9 @@ class Text(Check):
         return self.what
 
 
+NOT_NEW = object()  # a field runs had from the start (``param``'s ``before``)
+
+
 def param(
     default,
     key: str,
@@ -149,12 +161,18 @@ def param(
     column: str | None = None,
     doc: str = "",
     config: bool = True,
+    arg: str | None = None,
+    before=NOT_NEW,
 ):
     """A RunSpec field: ``key`` is the config key (``group``: the choice of a config group, e.g.
     ``activation=relu``); ``column`` the runs-table type where the Python type does not say
     it; ``doc`` one line for the config schema and --help; ``config=False``: not set by the
-    user but filled in from the data (``resolve``)."""
-    meta = dict(key=key, check=check, group=group, use=use, column=column, doc=doc, config=config)
+    user but filled in from the data (``resolve``); ``arg``: its keyword where it feeds a
+    ``use`` under another name; ``before``: for a field added after runs were first made, the
+    value every run had before it existed (see ``RunSpec.run_id``; never changed once set)."""
+    meta = dict(key=key, check=check, group=group, use=use, column=column, doc=doc, config=config, arg=arg)
+    if before is not NOT_NEW:
+        meta["before"] = before
     return dataclasses.field(default=default, metadata=meta)
 
 
@@ -192,7 +210,38 @@ class RunSpec:
         doc="normalise every hidden layer's z before σ: none, batch or layer",
     )
     # training
-    lr: float = param(0.5, "train.lr", Finite(above=0), doc="learning rate η")
+    lr: float = param(0.5, "train.lr", Finite(above=0), use=("optim",), doc="learning rate η (the schedule's peak)")
+    lr_schedule: str = param(
+        "constant",
+        "train.schedule",
+        OneOf(SCHEDULES),
+        use=("schedule",),
+        arg="schedule",
+        before="constant",
+        doc="η per update after the warmup: constant, cosine (to 0 at the last update) or step (× gamma)",
+    )
+    warmup_steps: int = param(
+        0, "train.warmup_steps", Integer(0), use=("schedule",), before=0, doc="updates of linear warmup from 0 to η"
+    )
+    lr_gamma: float = param(
+        0.1,
+        "train.gamma",
+        Inside(0, 1, closed="hi"),
+        use=("schedule",),
+        arg="gamma",
+        before=0.1,
+        doc="schedule step: η × gamma every step_size updates",
+    )
+    lr_step_size: int | None = param(
+        None,
+        "train.step_size",
+        Integer(1, also=(None,), extra=" or null (a third of the updates after the warmup)"),
+        use=("schedule",),
+        arg="step_size",
+        column="int32",
+        before=None,
+        doc="schedule step: updates between decays; null: a third of those after the warmup",
+    )
     batch_size: int | str = param(
         32,
         "train.batch_size",
@@ -202,7 +251,43 @@ class RunSpec:
     )
     epochs: int = param(20, "train.epochs", Integer(1), doc="passes over the training set")
     weight_decay: float = param(
-        0.0, "train.weight_decay", Finite(at_least=0), doc="L2 on weights: W <- (1 - lr*weight_decay) W - lr*grad"
+        0.0,
+        "train.weight_decay",
+        Finite(at_least=0),
+        use=("optim",),
+        doc="L2 on weights W only: λW added to the gradient (adamw: W <- W - lr*weight_decay*W beside the step)",
+    )
+    optim: str = param("sgd", "optim", OneOf(OPTIMISERS), group=True, before="sgd")
+    momentum: float = param(
+        0.9, "optim.momentum", Finite(at_least=0), use=("optim",), before=0.9, doc="μ of momentum and nesterov"
+    )
+    beta1: float = param(
+        0.9,
+        "optim.beta1",
+        Inside(0, 1, closed="lo"),
+        use=("optim",),
+        before=0.9,
+        doc="adam, adamw: first moment's decay",
+    )
+    beta2: float = param(
+        0.999,
+        "optim.beta2",
+        Inside(0, 1, closed="lo"),
+        use=("optim",),
+        before=0.999,
+        doc="adam, adamw: second moment's decay",
+    )
+    eps: float = param(
+        1e-8, "optim.eps", Finite(above=0), use=("optim",), before=1e-8, doc="adam, adamw, rmsprop: added to √v"
+    )
+    rms_alpha: float = param(
+        0.99,
+        "optim.alpha",
+        Inside(0, 1, closed="lo"),
+        use=("optim",),
+        arg="alpha",
+        before=0.99,
+        doc="rmsprop: the squared gradients' decay",
     )
     clip: str = param("none", "clip", OneOf(CLIPS), group=True)
     clip_threshold: float = param(
@@ -269,18 +354,41 @@ class RunSpec:
 
     @functools.cached_property
     def run_id(self) -> str:
-        """sha256 of the canonical JSON of every field plus the result schema version. A value
-        spelled anew hashes as its old spelling did (``RESPELLED``), so no run id changes."""
+        """sha256 of the canonical JSON of every field plus the result schema version. No run
+        id changes as mlplab grows: a value spelled anew hashes as its old spelling did
+        (``RESPELLED``), and a field added later (declared with ``before``) is left out while it
+        has the value every run had before it existed (``optim`` "sgd", ``lr_schedule``
+        "constant", ...)."""
         fields = self.as_dict()
         for name, new in RESPELLED.items():
             if fields[name] == new:
                 fields[name] = None
+        for name, value in BEFORE.items():
+            if fields[name] == value:
+                del fields[name]
         blob = json.dumps({"schema": SCHEMA_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def used_by(self, use: str) -> dict:
-        """The fields that feed ``use`` ("net" or "data"), as keyword arguments."""
-        return {f.name: getattr(self, f.name) for f in FIELDS if use in f.metadata["use"]}
+        """The fields that feed ``use`` ("net", "data", "optim" or "schedule"), as keyword arguments."""
+        return {f.metadata["arg"] or f.name: getattr(self, f.name) for f in FIELDS if use in f.metadata["use"]}
+
+    def optimiser_kwargs(self) -> dict:
+        """The keywords of ``mlplab.optim.make(net, self.optim, ...)``: lr, weight_decay and the rule's own."""
+        own = ("lr", "weight_decay", *OPTIMISERS[self.optim].HYPER)
+        return {k: v for k, v in self.used_by("optim").items() if k in own}
+
+    def step_size(self) -> int:
+        """Updates between the step schedule's decays: ``lr_step_size``, or a third of the updates
+        after the warmup (at least 1)."""
+        if self.lr_step_size is not None:
+            return self.lr_step_size
+        return max(1, (self.schedule().n_steps - self.warmup_steps) // 3)
+
+    def learning_rate(self) -> LearningRate:
+        """η per update (``mlplab.lr_schedule.LearningRate``) over the run's updates."""
+        kw = self.used_by("schedule") | {"step_size": self.step_size()}
+        return LearningRate(self.lr, n_steps=self.schedule().n_steps, **kw)
 
     def network_kwargs(self) -> dict:
         """The keywords of ``mlplab.MLP`` besides its sizes and seed: every field declared ``use="net"``."""
@@ -348,6 +456,9 @@ FIELDS: tuple[dataclasses.Field, ...] = dataclasses.fields(RunSpec)
 # it, from a config or an old results folder (``mlplab.results.load_results``); it is hashed as
 # null, so that a run keeps its id.
 RESPELLED: dict[str, str] = {"norm": NO_NORM}
+# field added later -> the value every run had before it existed: left out of the run id at that
+# value, and filled in where an older results folder has no column for it (``mlplab.results``)
+BEFORE: dict[str, Any] = {f.name: f.metadata["before"] for f in FIELDS if "before" in f.metadata}
 CONFIG_KEYS: dict[str, str] = {f.name: f.metadata["key"] for f in FIELDS}  # RunSpec field -> config key
 
 PY_COLUMN = {bool: "bool", int: "int32", float: "float64", str: "category"}

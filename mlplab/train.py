@@ -87,6 +87,12 @@ def prepare(spec: RunSpec, memory: resources.MemoryProbe | None = None) -> RunSp
         )
     if spec.batch_size != "full" and spec.batch_size > n_train:
         raise ConfigError("batch_size", spec.batch_size, f"must be <= the {n_train} training samples (or 'full')")
+    if spec.warmup_steps > sched.n_steps:
+        raise ConfigError(
+            "warmup_steps",
+            spec.warmup_steps,
+            f"must be <= the run's {sched.n_steps} updates (epochs × steps per epoch)",
+        )
     if spec.norm == "batch":
         bs = sched.batch_size
         if bs < 2 or n_train % bs == 1:
@@ -133,21 +139,23 @@ def build_network(spec: RunSpec, data: Dataset, rng) -> MLP:
 
 
 class Step:
-    """One step of mini-batch SGD: the only one in mlplab (training, the benchmark and the tests
-    all use it). ``step(X, Y)`` runs its three parts, which ``train`` calls one by one to log
-    between them:
+    """One training step: the only one in mlplab (training, the benchmark and the tests all use
+    it). ``step(X, Y)`` runs its three parts, which ``train`` calls one by one to log between them:
 
     * ``gradients(X, Y)`` — forward (mini-batch statistics; batch norm's running estimates
       updated), backward with the squared norm of every gradient array; returns ‖g‖ over all
       parameters (``norms()`` gives the per-layer norms);
     * ``clip(gnorm)`` — the clipping rule: (scale, clipped); value clipping acts in place;
-    * ``update(scale)`` — the optimiser's step (``opt``, ``mlplab.optim.SGD``):
+    * ``update(scale)`` — the optimiser's step (``opt``, ``mlplab.optim``; ``optim`` names it, ``hyper``
+      its own hyperparameters) on the clipped gradient, e.g. sgd's
       W ← (1 − ηλ) W − η·scale·∂C/∂W, θ ← θ − η·scale·∂C/∂θ.
     """
 
-    def __init__(self, net: MLP, clip: str, threshold: float, lr: float, weight_decay: float):
+    def __init__(
+        self, net: MLP, clip: str, threshold: float, lr: float, weight_decay: float = 0.0, optim="sgd", **hyper
+    ):
         self.net, self.rule, self.threshold = net, get_clip(clip), float(threshold)
-        self.opt = make_optimiser(net, "sgd", lr=lr, weight_decay=weight_decay)
+        self.opt = make_optimiser(net, optim, lr=lr, weight_decay=weight_decay, **hyper)
         self.params = [net.grads]  # what clipping acts on: every gradient, flat
         self.safe: dict | None = None
 
@@ -223,25 +231,29 @@ class Evaluation:
 def train(
     net: MLP, data: Dataset, spec: RunSpec, shuffle_rng: np.random.Generator, sched: Schedule, rec: Record
 ) -> None:
-    """Plain mini-batch SGD with per-layer instrumentation; fills ``rec``.
+    """Mini-batch training with per-layer instrumentation; fills ``rec``.
 
-    Update (weights only decay): W ← W − η (clip(∂C/∂W) + λ W),  θ ← θ − η clip(∂C/∂θ) for b, γ, β.
+    Update: the optimiser ``spec.optim`` on the clipped gradient, at η_s of the learning-rate
+    schedule (sgd: W ← W − η_s (clip(∂C/∂W) + λ W),  θ ← θ − η_s clip(∂C/∂θ) for b, γ, β).
     At every logged step s (s updates done; s = 0 is the initialisation; every ``log_every``-th
     and every ``eval_every``-th step) it records, for the mini-batch about to be applied: per
     layer the pre-clip gradient norms ‖∂C/∂W^l‖_F, ‖∂C/∂b^l‖ (and ‖∂C/∂γ^l‖, ‖∂C/∂β^l‖),
-    ‖W^l‖_F, ‖ΔW^l‖/‖W^l‖, and the mean, std and saturated fraction of the layer's output; per
-    step the mini-batch loss, the pre-clip global norm and whether clipping acted. At every
+    ‖W^l‖_F, ‖ΔW^l‖/‖W^l‖ of the update applied, and the mean, std and saturated fraction of the
+    layer's output; per step η_s, the mini-batch loss, the pre-clip global norm and whether clipping acted. At every
     ``eval_every``-th step also the training and test loss and accuracy (whole sets, evaluation
     mode); NaN at the other rows. A non-finite gradient (checked every step) or training loss
     (every evaluation) raises ``Diverged``, with that step's row kept in ``rec``. (A non-finite
     mini-batch loss needs a non-finite z^L, whose gradient is not finite either.)
     """
-    step = Step(net, spec.clip, spec.clip_threshold, spec.lr, spec.weight_decay)
+    step = Step(net, spec.clip, spec.clip_threshold, optim=spec.optim, **spec.optimiser_kwargs())
+    eta = None if spec.lr_schedule == "constant" and not spec.warmup_steps else spec.learning_rate()
     evaluate = Evaluation(net, data)
     log_every, eval_every = sched.log_every, sched.eval_every
     s = 0
     for epoch in range(spec.epochs):
         for Xb, Yb in batches(data, sched, shuffle_rng):
+            if eta is not None:
+                step.opt.lr = eta(s)
             evaluated = s % eval_every == 0
             # the network after s updates (batch norm: running estimates of s batches)
             evaluation = evaluate() if evaluated else None
@@ -306,6 +318,7 @@ class Runner:
             full_batch=spec.batch_size == "full",
             log_every=sched.log_every,
             eval_every=sched.eval_every,
+            lr_step_size=spec.step_size(),
             n_steps=sched.n_steps,
             diverged_step=None,
             reason=None,

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from mlplab.results import CONFIG_TYPES, Results
+from mlplab.spec import BEFORE
 
 LOG_EVERY = 10
 BASE = {
@@ -45,6 +46,7 @@ BASE = {
     "data_digest": "none",
     "seed": 0,
     "dtype": "float64",
+    **BEFORE,  # optim, lr_schedule, ...: every run's values before those fields existed
 }
 assert set(BASE) == set(CONFIG_TYPES)
 

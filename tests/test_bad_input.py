@@ -81,6 +81,10 @@ VALUE_CASES = {
     "negative sigma_b": (["init.sigma_b=-1"], ["init.sigma_b=-1.0"]),
     "leaky slope above 1": (["activation=leaky_relu", "activation.alpha=2"], ["activation.alpha=2.0", "(0, 1)"]),
     "negative seed": (["seed=-1"], ["seed=-1"]),
+    "beta1 of one": (["optim=adam", "optim.beta1=1"], ["optim.beta1=1.0", "[0, 1)"]),
+    "zero eps": (["optim=rmsprop", "optim.eps=0"], ["optim.eps=0.0", "> 0"]),
+    "unknown schedule": (["train.schedule=linear"], ["train.schedule='linear'", "cosine"]),
+    "warmup beyond the run": (["train.warmup_steps=100000"], ["train.warmup_steps=100000", "updates"]),
     "seed beyond int64": ([f"seed={2**63}"], [f"seed={2**63}", "<= 9223372036854775807"]),
     "depth beyond int32": ([f"depth={2**31}"], [f"depth={2**31}", "<= 2147483647"]),
     "one sample": (["data.n_samples=1"], ["data.n_samples=1", ">= 2"]),
@@ -139,6 +143,7 @@ CASES = {
     # Hydra: types, options, keys
     "text depth": (["depth=abc"], 2, ["depth=abc", "Integer"]),
     "unknown activation": (["activation=swish"], 2, ["activation/swish", "sigmoid"]),
+    "unknown optimiser": (["optim=lion"], 2, ["optim/lion", "adam"]),
     "unknown key": (["nosuchkey=1"], 2, ["nosuchkey"]),
     "added unknown key": (["+nosuchkey=1"], 2, ["nosuchkey", "no such key"]),
     "force-added unknown key": (["++nosuchkey=1"], 2, ["nosuchkey", "no such key"]),

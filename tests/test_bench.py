@@ -59,7 +59,20 @@ def paired(section, a, b, r, shape, **key):
 
 def frame(rows):
     return pd.DataFrame(
-        rows, columns=["section", "impl", "dtype", "activation", "threads", "depth", "width", "batch", "rep", "seconds"]
+        rows,
+        columns=[
+            "section",
+            "impl",
+            "optim",
+            "dtype",
+            "activation",
+            "threads",
+            "depth",
+            "width",
+            "batch",
+            "rep",
+            "seconds",
+        ],
     )
 
 
@@ -68,7 +81,7 @@ def goal_case(name, v, G):
     the goal must leave out (other thread counts, dtypes, implementations, shapes)."""
     rows, notes = [], {}
     if name == "instrumentation":
-        rows = paired("instrumentation", "step 0 only", "default", 1 - v, (4, 32, 32))  # share = 1 − ratio
+        rows = paired("instrumentation", "step 0 only", "default", 1 - v, (4, 32, 32), optim="sgd")  # share = 1 − ratio
         return rows, notes, "instrumentation share of a default run", "depth 4"
     if name == "api":
         rows = paired("api", "gradients", "in-place", v, (5, 32, 64)) + paired(
@@ -210,7 +223,7 @@ def test_a_case_the_goal_is_not_set_for_is_shown_unjudged(G, name, notes, shape,
         rows, goal, value = paired("blocks", "layer norm", "plain", 100.0, shape), "block step / plain step", 100.0
     else:  # 90 % of the run: ✘ if it were judged
         rows, goal, value = (
-            paired("instrumentation", "step 0 only", "default", 0.1, shape),
+            paired("instrumentation", "step 0 only", "default", 0.1, shape, optim="sgd"),
             "instrumentation share of a default run",
             0.9,
         )
@@ -335,9 +348,8 @@ def test_bench_writes_its_files_and_sections_in_order(bench, tiny):
     assert list(load["section"]) == ["instrumentation", "api", "step", "float32", "gemm", "blocks", "norms", "peak"]
     assert set(df["section"]) == set(load["section"]) - {"float32"}
     assert set(df.loc[df["section"] == "blocks", "impl"]) == set(bench.BLOCKS)
-    reps = df.groupby(["section", "impl", "dtype", "activation", "threads", "depth", "width", "batch"])["rep"].agg(
-        sorted
-    )
+    keys = ["section", "impl", "optim", "dtype", "activation", "threads", "depth", "width", "batch"]
+    reps = df.groupby(keys, dropna=False)["rep"].agg(sorted)
     bad = reps[reps.map(lambda r: r != list(range(len(r))) or len(r) < 3)]
     assert bad.empty, bad
 
@@ -353,10 +365,13 @@ def test_bench_sections_state_the_medians_of_their_timings(tiny):
     shp = ["depth", "width", "batch"]
 
     t = md_table(section_text(md, "## Instrumentation"))
-    m = medians(df, "instrumentation", ["depth"])
-    assert sorted(t["depth"].astype(int)) == sorted(df.loc[df["section"] == "instrumentation", "depth"].unique())
+    m = medians(df, "instrumentation", ["optim", "depth"])
+    ins = df[df["section"] == "instrumentation"]
+    assert sorted(zip(t["optimiser"], t["depth"].astype(int))) == sorted(set(zip(ins.optim, ins.depth)))
+    assert set(t["optimiser"]) == {"sgd", "adam"}
     for r in t.to_dict("records"):
-        a, b = m[(int(r["depth"]), "default")], m[(int(r["depth"]), "step 0 only")]
+        k = (r["optimiser"], int(r["depth"]))
+        a, b = m[(*k, "default")], m[(*k, "step 0 only")]
         shows(r["default"], a, "default run")
         shows(r["step 0 only"], b, "step 0 only")
         shows(r["share"], 100 * (a - b) / a, "instrumentation share")
@@ -442,11 +457,11 @@ def test_bench_goals_table_judges_the_runs_own_ratios(bench, G, tiny):
     got = {(r["goal"], r["case"]): r for r in t.to_dict("records")}
     shp = ["depth", "width", "batch"]
     expect = {}  # (goal, case) -> (measured, target; None: shown unjudged)
-    for d, share in (1 - paired_ratio(df, "instrumentation", "step 0 only", "default", ["depth"])).items():
-        expect[("instrumentation share of a default run", f"depth {d}")] = (
-            share,
-            None,
-        )  # 2-epoch runs, not default ones
+    for (o, d), share in (
+        1 - paired_ratio(df, "instrumentation", "step 0 only", "default", ["optim", "depth"])
+    ).items():
+        case = f"depth {d}" + ("" if o == "sgd" else f", {o}")
+        expect[("instrumentation share of a default run", case)] = (share, None)  # 2-epoch runs, not default ones
     for k, r in paired_ratio(df, "api", "gradients", "in-place", shp).items():
         expect[("gradients() / in-place forward, loss, backward", "×".join(map(str, k)))] = (r, G.API)
     for b in sorted(set(df.loc[df["section"] == "blocks", "impl"]) - {"plain"}):

@@ -10,6 +10,7 @@ import pytest
 from mlplab import theory
 from mlplab.analysis import measures, select
 from mlplab.analysis.studies.blog import claims
+from mlplab.spec import BEFORE
 
 
 def test_present_keeps_the_asked_order_of_the_columns_that_exist():
@@ -154,6 +155,7 @@ def per_run(rows):
         "data_digest": None,
         "seed": 0,
         "dtype": "float64",
+        **BEFORE,
     }
     assert set(base) == set(select.CONFIG)
     return pd.DataFrame([{**base, **r} for r in rows])

@@ -15,7 +15,7 @@ from mlplab.config import CONF_DIR, to_spec
 from mlplab.spec import ConfigError, RunSpec
 from mlplab.train import load_data, prepare
 
-GROUPS = ["activation", "loss", "init", "clip", "data", "train"]
+GROUPS = ["activation", "loss", "init", "clip", "data", "train", "optim"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((Path(CONF_DIR) / g).glob("*.yaml"))]
 
 
@@ -64,6 +64,7 @@ def test_every_group_option_composes(group, option):
         "loss": spec.loss,
         "init": spec.init,
         "clip": spec.clip,
+        "optim": spec.optim,
     }
     if group in name:
         assert name[group] == option
@@ -104,6 +105,16 @@ def test_every_sweep_file_composes(sweep):
         ("data.test_fraction=1.5", "data.test_fraction", "1.5"),
         ("init.sigma_w=0", "init.sigma_w", "0.0"),
         ("norm=group", "norm", "'group'"),
+        ("optim.beta1=1", "optim.beta1", "1.0"),
+        ("optim.beta2=-0.1", "optim.beta2", "-0.1"),
+        ("optim.eps=0", "optim.eps", "0.0"),
+        ("optim.momentum=-0.9", "optim.momentum", "-0.9"),
+        ("optim.alpha=1", "optim.alpha", "1.0"),
+        ("train.schedule=linear", "train.schedule", "'linear'"),
+        ("train.warmup_steps=-1", "train.warmup_steps", "-1"),
+        ("train.gamma=0", "train.gamma", "0.0"),
+        ("train.gamma=2", "train.gamma", "2.0"),
+        ("train.step_size=0", "train.step_size", "0"),
     ],
 )
 def test_out_of_range_values_fail_naming_field_value_and_rule(override, field, value):
@@ -125,6 +136,32 @@ def test_remedies_compose_from_the_command_line():
         for n in ("null", "batch", "layer")
     }
     assert len(ids) == 6  # the run id covers both
+
+
+@pytest.mark.parametrize(
+    "overrides,expected",
+    [
+        ([], dict(optim="sgd", lr=0.5, weight_decay=0.0)),
+        (["optim=momentum"], dict(optim="momentum", lr=0.05, momentum=0.9)),
+        (["optim=nesterov"], dict(optim="nesterov", lr=0.05, momentum=0.9)),
+        (["optim=adam"], dict(optim="adam", lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0)),
+        (["optim=adamw"], dict(optim="adamw", lr=1e-3, weight_decay=0.01)),
+        (["optim=rmsprop"], dict(optim="rmsprop", lr=1e-2, rms_alpha=0.99, eps=1e-8)),
+        (["optim=adam", "train.lr=0.02", "optim.beta2=0.99"], dict(optim="adam", lr=0.02, beta2=0.99)),
+        (["train.lr=0.02", "optim=adamw", "train.weight_decay=0"], dict(optim="adamw", lr=0.02, weight_decay=0.0)),
+        (["optim=adam", "remedy=weight_decay"], dict(optim="adam", lr=1e-3, weight_decay=0.001)),
+        (
+            ["train.schedule=step", "train.gamma=0.5", "train.step_size=7", "train.warmup_steps=3"],
+            dict(lr_schedule="step", lr_gamma=0.5, lr_step_size=7, warmup_steps=3),
+        ),
+    ],
+)
+def test_each_optimiser_brings_pytorchs_defaults_and_the_command_line_wins(overrides, expected):
+    """optim=adam sets Adam's own default learning rate (PyTorch's), as its config file says; a
+    value on the command line (or a remedy) beats it, in any order."""
+    spec = to_spec(make(overrides))
+    assert {k: getattr(spec, k) for k in expected} == expected
+    assert to_spec(hydra_compose(overrides)) == spec  # as Hydra itself composes it
 
 
 @pytest.mark.parametrize("batch_size,n_last", [(1, 1), (17, 1), ("full", None)])
@@ -248,6 +285,8 @@ def test_the_planner_gives_each_job_the_spec_hydra_composes(tmp_path):
         "init.sigma_b": "0",
         "data.n_samples": "200",
         "train.log_every": "null,7",
+        "optim": "sgd,adam",
+        "train.schedule": "cosine",
     }
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):  # (its cache: in tmp_path)
         cfg = compose(config_name="config", overrides=[f"results_dir={tmp_path}"], return_hydra_config=True)
@@ -255,7 +294,7 @@ def test_the_planner_gives_each_job_the_spec_hydra_composes(tmp_path):
             cfg.hydra.sweeper.params = params
         HydraConfig.instance().set_config(cfg)
         jobs = plan_jobs(cfg)
-        assert len(jobs) == 2**6 and len({spec.run_id for _, spec in jobs}) == 2**6
+        assert len(jobs) == 2**7 and len({spec.run_id for _, spec in jobs}) == 2**7
         planned = {tuple(job): spec for job, spec in jobs}
         checked = covering([list(job) for job, _ in jobs])
         assert len(checked) < 16

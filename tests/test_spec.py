@@ -15,7 +15,9 @@ from mlplab.data import DATASETS
 from mlplab.init import INITS
 from mlplab.layers import NORMS
 from mlplab.losses import LOSSES
-from mlplab.spec import FIELDS, SCHEMA_VERSION, RunSpec, cadence
+from mlplab.lr_schedule import SCHEDULES
+from mlplab.optim import OPTIMISERS
+from mlplab.spec import BEFORE, FIELDS, SCHEMA_VERSION, RunSpec, cadence
 
 # every string a field may hold, for finding a valid value other than the default
 WORDS = sorted(
@@ -26,6 +28,8 @@ WORDS = sorted(
         *CLIPS,
         *DATASETS,
         *NORMS,
+        *OPTIMISERS,
+        *SCHEDULES,
         "float32",
         "float64",
         "full",
@@ -68,17 +72,52 @@ def test_the_run_id_is_the_hash_of_the_canonical_config():
     fields = {f.name: getattr(spec, f.name) for f in FIELDS}
     assert fields["norm"] == "none"
     fields["norm"] = None  # hashed as it was spelled before "none": the run ids made then stay
+    for name in ("optim", "momentum", "beta1", "beta2", "eps", "rms_alpha"):
+        del fields[name]  # added later, at the value every run had before: left out
+    for name in ("lr_schedule", "warmup_steps", "lr_gamma", "lr_step_size"):
+        del fields[name]
     blob = json.dumps({"schema": SCHEMA_VERSION, **fields}, sort_keys=True)
     assert spec.run_id == hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def test_a_field_added_later_is_hashed_once_it_leaves_the_value_runs_had_before():
+    """An adam run's id covers optim and every hyperparameter, written out here."""
+    spec = RunSpec(optim="adam", lr=1e-3, beta2=0.99, lr_schedule="cosine")
+    fields = {f.name: getattr(spec, f.name) for f in FIELDS}
+    fields["norm"] = None
+    for name in ("momentum", "beta1", "eps", "rms_alpha", "warmup_steps", "lr_gamma", "lr_step_size"):
+        del fields[name]  # still at the value runs had before these fields existed
+    blob = json.dumps({"schema": SCHEMA_VERSION, **fields}, sort_keys=True)
+    assert spec.run_id == hashlib.sha256(blob.encode()).hexdigest()[:16]
+    assert BEFORE == {
+        "optim": "sgd",
+        "momentum": 0.9,
+        "beta1": 0.9,
+        "beta2": 0.999,
+        "eps": 1e-8,
+        "rms_alpha": 0.99,
+        "lr_schedule": "constant",
+        "warmup_steps": 0,
+        "lr_gamma": 0.1,
+        "lr_step_size": None,
+    }
+
+
 @pytest.mark.parametrize(
     "kw,run_id",
-    [({}, "4e561cd2555ffb04"), ({"norm": "batch"}, "8e3044707c5da026"), ({"norm": None}, "4e561cd2555ffb04")],
+    [
+        ({}, "4e561cd2555ffb04"),
+        ({"norm": "batch"}, "8e3044707c5da026"),
+        ({"norm": None}, "4e561cd2555ffb04"),
+        ({"optim": "sgd", "lr_schedule": "constant", "momentum": 0.9}, "4e561cd2555ffb04"),
+        ({"optim": "adam"}, "da17b633639aaa58"),
+        ({"lr_schedule": "cosine", "warmup_steps": 5}, "340897f877169ea4"),
+    ],
 )
 def test_run_ids_made_before_norm_was_spelled_none_stay(kw, run_id):
-    """The ids of runs made when no normalisation was spelled null (result folders resume, the
-    reference runs keep theirs); null, the old spelling, is read as "none"."""
+    """The ids of runs made when no normalisation was spelled null, or before there were
+    optimisers and schedules to choose (result folders resume, the reference runs keep theirs);
+    null, the old spelling, is read as "none". Pinned too: the ids of runs made with the new fields."""
     spec = RunSpec(**kw)
     assert spec.run_id == run_id
     assert spec.norm == (kw.get("norm") or "none")
@@ -104,6 +143,7 @@ INT = "must be an integer >= {}"
 POS = "must be a finite number > 0"
 NONNEG = "must be a finite number >= 0"
 OPEN01 = "must be a number in (0, 1)"
+CLOSED_OPEN01 = "must be a number in [0, 1)"
 BOOL = "must be true or false"
 I32, I64 = 2**31 - 1, 2**63 - 1
 
@@ -120,6 +160,20 @@ RULES = {
     "residual": ([True, False], [1, 0, "true", None], BOOL),
     "norm": (["none", *sorted(NORMS)], ["group", "", "None"], f"must be one of {sorted(['none', *NORMS])}"),
     "lr": ([5e-324, 10], [0, -0.5, float("inf"), float("-inf"), float("nan"), True], POS),
+    "lr_schedule": (sorted(SCHEDULES), ["linear", None], f"must be one of {sorted(SCHEDULES)}"),
+    "warmup_steps": ([0, I32], [-1, True, 1.5, None], INT.format(0)),
+    "lr_gamma": ([5e-324, 0.5, 1, 1.0], [0, -0.1, 1 + 1e-12, True, None], "must be a number in (0, 1]"),
+    "lr_step_size": (
+        [None, 1, I32],
+        [0, 2.0, True, "full"],
+        INT.format(1) + " or null (a third of the updates after the warmup)",
+    ),
+    "optim": (sorted(OPTIMISERS), ["sgdm", None, "Adam"], f"must be one of {sorted(OPTIMISERS)}"),
+    "momentum": ([0, 0.0, 0.9, 5], [-1e-12, float("inf"), float("nan"), True], NONNEG),
+    "beta1": ([0, 0.0, 0.5, 1 - 1e-16], [1, 1.0, -1e-12, True, None], CLOSED_OPEN01),
+    "beta2": ([0, 0.999], [1, 2, -0.5, False], CLOSED_OPEN01),
+    "eps": ([5e-324, 1e-8, 1], [0, -1e-8, float("inf"), True], POS),
+    "rms_alpha": ([0, 0.99], [1, -0.01, "0.9"], CLOSED_OPEN01),
     "batch_size": ([1, "full", I32], [0, "half", True, 1.0, None], INT.format(1) + " or 'full'"),
     "epochs": ([1], [0, -3, True], INT.format(1)),
     "weight_decay": ([0, 0.0, 1e-4], [-1e-12, float("nan")], NONNEG),
@@ -211,13 +265,17 @@ def test_column_types_follow_the_declared_python_types():
             "n_samples",
             "n_features",
             "n_classes",
+            "warmup_steps",
+            "lr_step_size",
         )
     }
     expected |= {
         f: "float64"
         for f in ("alpha", "sigma_w", "sigma_b", "lr", "weight_decay", "clip_threshold", "noise", "test_fraction")
     }
-    expected |= {f: "category" for f in ("activation", "loss", "init", "norm", "clip", "dataset", "dtype")}
+    expected |= {f: "float64" for f in ("lr_gamma", "momentum", "beta1", "beta2", "eps", "rms_alpha")}
+    names = ("activation", "loss", "init", "norm", "clip", "dataset", "dtype", "optim", "lr_schedule")
+    expected |= {f: "category" for f in names}
     expected |= {
         "residual": "bool",
         "standardise": "bool",
@@ -242,7 +300,10 @@ def test_param_declares_a_field_with_its_metadata():
         "column": "int16",
         "doc": "what k is",
         "config": False,
+        "arg": None,
     }
+    h = param(0.5, "optim.alpha", check, use=("optim",), arg="alpha", before=0.5)
+    assert (h.metadata["arg"], h.metadata["before"]) == ("alpha", 0.5)
     g = param("x", "k", check)
     assert dict(g.metadata) == {
         "key": "k",
@@ -252,7 +313,9 @@ def test_param_declares_a_field_with_its_metadata():
         "column": None,
         "doc": "",
         "config": True,
+        "arg": None,
     }
+    assert "before" not in g.metadata  # a field runs had from the start
 
 
 def test_the_data_key_is_the_seed_and_the_data_fields_only():

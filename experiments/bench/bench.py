@@ -50,7 +50,20 @@ from instrumentation import DEPTHS, instrumentation_section  # noqa: E402
 from timing import machine  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-COLUMNS = ["section", "impl", "dtype", "activation", "threads", "depth", "width", "batch", "rep", "seconds", "flops"]
+COLUMNS = [
+    "section",
+    "impl",
+    "optim",
+    "dtype",
+    "activation",
+    "threads",
+    "depth",
+    "width",
+    "batch",
+    "rep",
+    "seconds",
+    "flops",
+]
 SHAPES = [(2, 32, 32), (5, 32, 64), (10, 64, 128), (20, 128, 256), (50, 256, 256)]  # depth, width, batch
 
 
@@ -97,12 +110,12 @@ def report(df: pd.DataFrame, info: dict, notes: dict) -> str:
             "schedule (gradient metrics at 50 logged steps, the whole sets evaluated 5 times) against logging and "
             "evaluating step 0 only.",
             "",
-            "| depth | default | step 0 only | share |",
-            "|---|---|---|---|",
+            "| optimiser | depth | default | step 0 only | share |",
+            "|---|---|---|---|---|",
         ]
-        for d in sorted(set(ins.depth)):
-            a, b = med(ins, impl="default", depth=d), med(ins, impl="step 0 only", depth=d)
-            L.append(f"| {d} | {fmt_us(a)} | {fmt_us(b)} | {100 * (a - b) / a:.1f} % |")
+        for o, d in sorted(set(zip(ins.optim, ins.depth)), key=lambda k: (k[0] != "sgd", k)):
+            a, b = med(ins, impl="default", depth=d, optim=o), med(ins, impl="step 0 only", depth=d, optim=o)
+            L.append(f"| {o} | {d} | {fmt_us(a)} | {fmt_us(b)} | {100 * (a - b) / a:.1f} % |")
         L.append("")
 
     api = df[df.section == "api"]
@@ -324,7 +337,16 @@ def main(argv=None) -> Path:
         notes["engine_goals"] = [(k["case"], k["efficiency"], 0.9) for k in eng["cases"] if k["case"].endswith("local")]
 
     df = pd.DataFrame(rows, columns=COLUMNS)  # every column, even when the sections run gave no timings (float32)
-    for col, fill in [("dtype", ""), ("activation", ""), ("depth", 0), ("width", 0), ("batch", 0), ("flops", math.nan)]:
+    df["optim"] = df["optim"].astype(object)  # text where a section sets it (instrumentation), else empty
+    for col, fill in [
+        ("optim", ""),
+        ("dtype", ""),
+        ("activation", ""),
+        ("depth", 0),
+        ("width", 0),
+        ("batch", 0),
+        ("flops", math.nan),
+    ]:
         df[col] = df[col].fillna(fill) if col in df else fill
     df = df.astype({"depth": int, "width": int, "batch": int, "threads": int, "rep": int})
     out = Path(args.out)

@@ -63,11 +63,12 @@ def goals(df: pd.DataFrame, notes: dict) -> list[tuple[str, str, float, str, boo
         out.append((goal, case, value, f"{op} {target:g}" if applies else "", met))
 
     ins = df[df.section == "instrumentation"]
-    for d in sorted(set(ins.depth)):
-        share = 1.0 - ratio(ins, dict(impl="step 0 only"), dict(impl="default"), depth=d)
+    cases = set(zip(ins.optim, ins.depth)) if len(ins) else set()
+    for o, d in sorted(cases, key=lambda k: (k[0] != "sgd", k)):
+        share = 1.0 - ratio(ins, dict(impl="step 0 only"), dict(impl="default"), depth=d, optim=o)
         add(
             "instrumentation share of a default run",
-            f"depth {d}",
+            f"depth {d}" + ("" if o == "sgd" else f", {o}"),
             share,
             INSTRUMENTATION,
             applies=notes.get("default_runs", True),

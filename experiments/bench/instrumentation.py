@@ -1,7 +1,8 @@
 """What instrumentation costs a default run (``RunSpec()``: blobs, width 32, batch 32, 20
 epochs = 500 steps): ``train`` with the default schedule — per-layer gradient metrics at 50
 logged steps, the whole sets evaluated 5 times — against the same run logging and evaluating
-step 0 only. Both include the Record's statistics, computed when the run ends."""
+step 0 only. Both include the Record's statistics, computed when the run ends. With SGD, and
+with Adam (whose logged update ratio is the norm of the step it computes for the update)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from mlplab.spec import RunSpec
 from mlplab.train import Record, build_network, load_data, rngs, train
 
 DEPTHS = (1, 2, 4, 8, 16)
+OPTIMS = ("sgd", "adam")
 
 
 def training(spec: RunSpec):
@@ -29,31 +31,39 @@ def training(spec: RunSpec):
     return go
 
 
-def instrumentation_section(depths, repeats, rows, epochs: int | None = None):
-    for depth in depths:
-        extra = {} if epochs is None else {"epochs": epochs}
-        default = RunSpec(depth=depth, **extra)
-        quiet = RunSpec(depth=depth, log_every=10**9, eval_every=10**9, **extra)
-        with Threads(1):
-            times = race({"default": training(default), "step 0 only": training(quiet)}, repeats, 0.0)
-        for impl, ts in times.items():
-            for r, t in enumerate(ts):
-                rows.append(
-                    dict(
-                        section="instrumentation",
-                        impl=impl,
-                        dtype="float64",
-                        activation="sigmoid",
-                        threads=1,
-                        depth=depth,
-                        width=32,
-                        batch=32,
-                        rep=r,
-                        seconds=t,
-                    )
+def instrumentation_section(depths, repeats, rows, epochs: int | None = None, optims=OPTIMS):
+    for optim in optims:
+        for depth in depths:
+            _one(optim, depth, repeats, rows, epochs)
+
+
+def _one(optim, depth, repeats, rows, epochs):
+    """One depth's race, default against step 0 only, with ``optim``."""
+    extra = {} if epochs is None else {"epochs": epochs}
+    extra |= {} if optim == "sgd" else {"optim": optim, "lr": 1e-3}
+    default = RunSpec(depth=depth, **extra)
+    quiet = RunSpec(depth=depth, log_every=10**9, eval_every=10**9, **extra)
+    with Threads(1):
+        times = race({"default": training(default), "step 0 only": training(quiet)}, repeats, 0.0)
+    for impl, ts in times.items():
+        for r, t in enumerate(ts):
+            rows.append(
+                dict(
+                    section="instrumentation",
+                    impl=impl,
+                    optim=optim,
+                    dtype="float64",
+                    activation="sigmoid",
+                    threads=1,
+                    depth=depth,
+                    width=32,
+                    batch=32,
+                    rep=r,
+                    seconds=t,
                 )
-        a, b = np.median(times["default"]), np.median(times["step 0 only"])
-        print(
-            f"instrumentation depth {depth}: {a * 1e3:.1f} ms vs {b * 1e3:.1f} ms ({100 * (a - b) / a:.1f} %)",
-            flush=True,
-        )
+            )
+    a, b = np.median(times["default"]), np.median(times["step 0 only"])
+    print(
+        f"instrumentation {optim} depth {depth}: {a * 1e3:.1f} ms vs {b * 1e3:.1f} ms ({100 * (a - b) / a:.1f} %)",
+        flush=True,
+    )
