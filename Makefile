@@ -14,7 +14,7 @@ SWEEP  ?= default
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lock lint format docs sweep sweep-smoke blog table report remedies nielsen chaos bench bench-torch mutation test test-slurm test-browser clean
+.PHONY: help venv lock lint format docs sweep sweep-smoke blog table report remedies optimisers nielsen chaos bench bench-torch mutation test test-slurm test-browser clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -64,6 +64,14 @@ table: blog ## the post's comparison table, checked: results/blog_table.{md,parq
 
 report: $(STAMP) ## report.md + self-contained report.html + figures/ for results/$(SWEEP)/ (run its sweep first)
 	$(BIN)/python -m mlplab.analysis report results/$(SWEEP)
+
+optimisers: $(STAMP) ## sgd, momentum, adam, rmsprop (and adam with eps 1e-30) at their best learning rate, depth 4-32, blobs and MNIST (2,400 runs, ~25 min on 2 cores) + its report
+	$(BIN)/python -m mlplab -m sweep=optimisers $(ARGS)
+	$(BIN)/python -m mlplab -m sweep=optimisers_momentum $(ARGS)
+	$(BIN)/python -m mlplab -m sweep=optimisers_adam $(ARGS)
+	$(BIN)/python -m mlplab -m sweep=optimisers_rmsprop $(ARGS)
+	$(BIN)/python -m mlplab -m sweep=optimisers_adam_eps $(ARGS)
+	$(BIN)/python -m mlplab.analysis report results/optimisers
 
 remedies: $(STAMP) ## every remedy against its plain twin, sigmoid/tanh at depth 8-32 (285 runs, a few minutes) + its report
 	$(BIN)/python -m mlplab -m sweep=remedies $(ARGS)

@@ -37,6 +37,7 @@ AXES = (
     "activation",
     "init",
     "remedy",
+    "optimiser",
     "norm",
     "residual",
     "clip",

@@ -59,6 +59,26 @@ def gradient_ratios(layers: pd.DataFrame, column: str | None = None) -> pd.DataF
     return pd.concat(frames, ignore_index=True)
 
 
+def first_to_last(layers: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Per run (index ``run_id``): ``column`` of layer 1 over that of the output layer L, at step 0
+    (``init``) and at the last logged step of a run that finished (``end``; NaN otherwise), e.g.
+    the update ratio (``update_ratio``) or the weight gradient (``grad_w_norm``). Networks
+    without hidden layers are left out."""
+    lay = layers[layers["depth"] >= 1]
+    last_step = lay.groupby("run_id")["step"].transform("max")
+    picks = {
+        "init": lay[lay["step"] == 0],
+        "end": lay[(lay["step"] == last_step) & (lay["status"] == "ok") & (lay["step"] > 0)],
+    }
+    out = {}
+    for phase, d in picks.items():
+        first = d[d["layer"] == 1].set_index("run_id")[column]
+        last = d[d["layer"] == d["depth"] + 1].set_index("run_id")[column].reindex(first.index)
+        out[phase] = first / last  # pandas: a zero gives inf or NaN, without a warning
+    runs = lay["run_id"].unique()
+    return pd.DataFrame({k: v.reindex(runs) for k, v in out.items()}, index=pd.Index(runs, name="run_id"))
+
+
 def predicted_ratio(
     activation: str,
     init: str,
