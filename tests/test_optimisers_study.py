@@ -194,7 +194,9 @@ def test_the_charts_carry_the_tables_numbers(folder):
 def test_the_report_has_the_optimisers_section_with_its_answer(folder):
     written = report_mod.write_report(folder)
     md = written["md"].read_text(encoding="utf-8")
-    assert STUDIES["optimisers"].title in md and "**Answer:" in md
+    assert STUDIES["optimisers"].title in md and md.count("**Answer:") == 1
+    # the answer is on the first screen: under the verdict map, before the figures
+    assert md.index("verdict_map_optimisers") < md.index("**Answer:") < md.index("## Figures")
     assert "O1. Gradient norm and update ratio per layer" in md and "O2. Steps to the test-accuracy target" in md
     cases = pd.read_csv(folder / "report_optimisers_cases.csv")
     assert len(cases) == len(compare.cases(folder)) and set(cases.claim) == set(compare.CLAIMS)

@@ -153,6 +153,15 @@ class _Part:
             cells["column"] = cells[FOLDER] + ": " + cells["column"].astype(str)
         return cells
 
+    def headlines(self) -> list[Block]:
+        """The study's answer in a paragraph per folder (its optional ``headline``), for the first screen."""
+        out = []
+        for r, n in zip(self.results, self.names):
+            text = optional(self.study, "headline", r)
+            if text:
+                out.append(Block("p", (f"`{n}`: " if len(self.names) > 1 else "") + text))
+        return out
+
     def cases(self) -> pd.DataFrame | None:
         cases = self._stack("cases")
         return cases if cases is None or len(self.names) > 1 else cases.drop(columns=FOLDER)
@@ -229,6 +238,7 @@ def build(sources, out: Path | None = None) -> list[Block]:
             "many cases hold. Hover a cell for the verdict in words."
         )
         maps.append(Block("chart", spec(vmap.chart(cells, fig_name, p.study.title)), caption, pngs[:1]))
+        maps += p.headlines()
     if maps:
         blocks += [Block("h2", SECTIONS[0]), *maps]
 

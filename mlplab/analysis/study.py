@@ -53,6 +53,10 @@ class Study(Protocol):
     #     """Interactive versions of its figures (``mlplab.analysis.charts.Chart``), by the
     #     figure's name in ``figures``; a figure without one shows as a static image."""
     #
+    # def headline(self, results) -> str | None:
+    #     """The study's answer to its question in one paragraph, with its evidence: shown on the
+    #     report's first screen, under its verdict map."""
+    #
     # def cases(self, results) -> pd.DataFrame | None:
     #     """Every case behind its verdicts, one row each: the report's searchable table and CSV."""
 

@@ -38,6 +38,10 @@ class Optimisers:
     def sections(self, results, figures: dict) -> list:
         return sections.sections(results, figures)
 
+    def headline(self, results) -> str:
+        """The answer to the title's question, from the verdicts (``sections.answer``)."""
+        return sections.answer(results)
+
     def verdict_cells(self, results):
         return verdict_cells(results)
 

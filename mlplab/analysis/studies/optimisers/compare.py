@@ -44,6 +44,7 @@ from mlplab.spec import BEFORE
 
 PROSE = Prose.of("mlplab.analysis.studies.optimisers")
 CLAIMS = PROSE.mapping("claims")  # claim -> what it says
+SHORT = PROSE.mapping("short")  # claim -> a few words, for the verdict map's rows
 UNTESTED = PROSE.mapping("untested")  # claim -> what a folder lacks
 ADAPTIVE = ("adam", "adamw", "rmsprop")  # the rules that divide by a running RMS of the gradient
 ORDER = ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"]  # the report's order of the optimisers
@@ -200,7 +201,7 @@ def verdict_cells(res) -> pd.DataFrame:
         sub = c[(c["claim"] == r.claim) & (c["dataset"] == r.dataset)] if not c.empty else c
         rows.append(
             {
-                "row": f"({r.claim}) {CLAIMS[r.claim]}",
+                "row": f"({r.claim}) {SHORT[r.claim]}",
                 "column": r.dataset,
                 "verdict": r.verdict,
                 "unit": PROSE.mapping("units")[r.claim],

@@ -132,7 +132,6 @@ def sections(res, made: dict[str, list[Path] | str]) -> list[Block]:
     grid = grid.reset_index(names="claim").rename_axis(columns=None)
     out = [
         Block("h2", SECTION),
-        Block("p", answer(res)),
         Block("p", PROSE("intro", **ran)),
         Block(
             "p",
