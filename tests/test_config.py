@@ -150,6 +150,8 @@ def test_remedies_compose_from_the_command_line():
         (["optim=adam", "train.lr=0.02", "optim.beta2=0.99"], dict(optim="adam", lr=0.02, beta2=0.99)),
         (["train.lr=0.02", "optim=adamw", "train.weight_decay=0"], dict(optim="adamw", lr=0.02, weight_decay=0.0)),
         (["optim=adam", "remedy=weight_decay"], dict(optim="adam", lr=1e-3, weight_decay=0.001)),
+        (["remedy=adam"], dict(optim="adam", lr=1e-3, weight_decay=0.0)),
+        (["remedy=adam", "train.lr=0.02"], dict(optim="adam", lr=0.02)),
         (
             ["train.schedule=step", "train.gamma=0.5", "train.step_size=7", "train.warmup_steps=3"],
             dict(lr_schedule="step", lr_gamma=0.5, lr_step_size=7, warmup_steps=3),

@@ -1,8 +1,8 @@
 """Which runs: the selections every study makes, each written once.
 
 A *plain* run has no remedy of the network's shape (no skips, no normalisation); *twins* are
-runs whose configs differ only in one factor, paired on every other field (the seed
-included); ``steps_to`` counts the logged steps until a measure reaches its run's target, a
+runs whose configs differ only in one factor (and the fields that come with it), paired on
+every other field (the seed included); ``steps_to`` counts the logged steps until a measure reaches its run's target, a
 run that never does counting one evaluation past its end (``beyond``).
 """
 
@@ -72,15 +72,18 @@ def setting_values(runs: pd.DataFrame, cols=("dataset", "lr", "init", "sigma_w",
     return ", ".join(parts)
 
 
-def twins(per_run: pd.DataFrame, factor: str, a, b) -> pd.DataFrame:
+def twins(per_run: pd.DataFrame, factor: str, a, b, ignore=()) -> pd.DataFrame:
     """Pairs of runs whose configs differ only in ``factor`` (``a`` against ``b``), matched on
     every other config field, the seed included: one row per pair, the shared config columns and
-    the measures of each arm suffixed ``_a`` and ``_b``."""
-    keys = [c for c in CONFIG if c != factor and c in per_run]
+    the measures of each arm suffixed ``_a`` and ``_b``. The config fields ``ignore`` are left
+    out of the match too (those that come with ``factor``: Adam's own learning rate); each
+    arm's value of them is suffixed ``_a`` and ``_b``."""
+    left_out = [c for c in ignore if c in per_run]
+    keys = [c for c in CONFIG if c != factor and c not in left_out and c in per_run]
     A = per_run[per_run[factor] == a]
     B = per_run[per_run[factor] == b]
     measures = [c for c in per_run.columns if c not in CONFIG]
-    return A.merge(B[keys + measures], on=keys, suffixes=("_a", "_b"))
+    return A.merge(B[keys + left_out + measures], on=keys, suffixes=("_a", "_b"))
 
 
 def beyond(runs: pd.DataFrame) -> pd.Series:

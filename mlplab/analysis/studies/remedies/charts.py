@@ -19,10 +19,10 @@ from mlplab.analysis.studies.remedies.figures import (
     twin_activations,
 )
 
-AXES = ["depth", "activation", "init", "norm", "residual", "clip", "dataset", "lr"]
+AXES = ["depth", "activation", "init", "norm", "residual", "clip", "optim", "dataset", "lr"]
 PANELS = ("initialisation", "trained")  # the phases' panels, in alphabetical order as the facets sort them
 BLACK = "#1a1a1a"  # the plain twin, as in the static figure
-PALETTE = ["#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#fbafe4", "#949494", "#ece133"]
+PALETTE = ["#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#fbafe4", "#949494", "#ece133", "#56b4e9"]
 
 
 def remedy_scale(remedies) -> alt.Scale:

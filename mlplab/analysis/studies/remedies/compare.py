@@ -3,7 +3,9 @@
 A *remedy* is a change of one config field away from the plain network (``arms.REMEDIES``,
 read from ``conf/remedy/``). Its
 twin is the run with the same config but that field at its plain value (residual off, no
-norm, normal init, no clipping, no decay, a saturating activation), paired by seed. Two
+norm, normal init, no clipping, no decay, SGD, a saturating activation), paired by seed; the
+fields a remedy brings along differ too (``remedy=adam`` runs at Adam's own lr, the twin at
+SGD's). Two
 claims per remedy, each on the twins' per-seed effects (``mlplab.analysis.verdicts``):
 
 * **toward 1**: the remedy brings the first-to-last gradient ratio ‖∂C/∂W^1‖/‖∂C/∂W^L‖ closer
@@ -30,7 +32,7 @@ from mlplab.analysis.studies.remedies.arms import REMEDIES
 from mlplab.analysis.verdictmap import COLUMNS, cells_from_cases
 from mlplab.analysis.verdicts import case_frame, evidence, verdict
 
-TRAINING_ONLY = {"norm clipping", "weight decay"}  # the same network as the twin until the first update
+TRAINING_ONLY = {"norm clipping", "weight decay", "adam"}  # the same network as the twin until the first update
 PROSE = Prose.of("mlplab.analysis.studies.remedies")
 CLAIMS = PROSE.mapping("claims", acc_frac=ACC_FRAC)  # claim -> what it says
 UNTESTED = PROSE.mapping("untested")  # claim -> what a folder lacks, for a {remedy}
@@ -71,7 +73,8 @@ def label(r) -> str:
 
 def pairs(pr: pd.DataFrame, remedy: str) -> pd.DataFrame:
     """The runs of ``remedy`` against their plain twins (a: remedy, b: twin), by seed; for relu
-    ``activation`` is the twin's."""
+    ``activation`` is the twin's. The fields the remedy brings along (adam: ``lr``) are not
+    matched: each arm's value is in ``<field>_a`` and ``<field>_b``."""
     arm = REMEDIES[remedy]
     field = arm.field
     arms = pr[pr["remedy"].isin([remedy, "plain"])]
@@ -79,7 +82,7 @@ def pairs(pr: pd.DataFrame, remedy: str) -> pd.DataFrame:
     frames = []
     for v in values:
         for pv in arm.twin:
-            p = twins(arms[(arms[field] == v) | (arms[field] == pv)], field, v, pv)
+            p = twins(arms[(arms[field] == v) | (arms[field] == pv)], field, v, pv, ignore=arm.along)
             frames.append(p.assign(activation=pv) if field == "activation" else p)
     out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return out.assign(remedy=remedy) if not out.empty else out

@@ -17,13 +17,19 @@ from mlplab.analysis.fmt import number
 from mlplab.analysis.measures import ACC_FRAC, PHASES
 from mlplab.analysis.plots import category_colors, draw_all, steps_heatmap
 from mlplab.analysis.studies.remedies.arms import REMEDIES
-from mlplab.analysis.studies.remedies.compare import per_run, steps_table
+from mlplab.analysis.studies.remedies.compare import TRAINING_ONLY, per_run, steps_table
 
 ORDER = ["plain", *REMEDIES]
 TITLES = {
     "remedy_ratios": "R1. First-to-last gradient ratio vs depth, per remedy",
     "remedy_steps": "R2. Steps to the test-accuracy target, per remedy",
 }
+
+
+def _training_only() -> str:
+    """'norm clipping, weight decay and adam': the remedies that equal their twins at step 0."""
+    *rest, last = [r for r in REMEDIES if r in TRAINING_ONLY]
+    return f"{', '.join(rest)} and {last}" if rest else last
 
 
 def twin_activations(d: pd.DataFrame) -> list[str]:
@@ -90,7 +96,7 @@ def fig_ratios(source):
     fig.suptitle(
         TITLES["remedy_ratios"]
         + "\nmedian over seeds (band: quartiles); 1 (dashed) = every layer learns at the same speed; "
-        "relu is drawn in both rows;\nclipping and weight decay act only during training: "
+        f"relu is drawn in both rows;\n{_training_only()} act only during training: "
         "at step 0 they lie under plain",
         fontsize=10.5,
     )

@@ -10,7 +10,7 @@ import pandas as pd
 from mlplab.analysis.blocks import Block
 from mlplab.analysis.fmt import number
 from mlplab.analysis.studies.remedies.arms import REMEDIES
-from mlplab.analysis.studies.remedies.compare import CLAIMS, PROSE, per_run, remedy_cases, verdicts
+from mlplab.analysis.studies.remedies.compare import CLAIMS, PROSE, pairs, per_run, remedy_cases, verdicts
 from mlplab.analysis.studies.remedies.figures import TITLES
 from mlplab.analysis.verdicts import describe_level
 
@@ -56,6 +56,18 @@ def highlights(v: pd.DataFrame) -> list[str]:
     return out
 
 
+def along(pr: pd.DataFrame) -> str:
+    """'adam: lr 0.001 (twin 0.5)': each field a remedy brings along, its values in the remedy's
+    pairs and in their twins'; '' when no remedy in ``pr`` brings any."""
+    parts = []
+    for remedy, arm in REMEDIES.items():
+        p = pairs(pr, remedy) if arm.along else pd.DataFrame()
+        for f in arm.along if not p.empty else ():
+            a, b = (", ".join(number(v) for v in sorted(p[f"{f}_{s}"].unique())) for s in "ab")
+            parts.append(f"{remedy}: {f} {a} (twin {b})")
+    return "; ".join(parts)
+
+
 def _span(x: pd.Series) -> str:
     return f"{x.min()}" if x.min() == x.max() else f"{x.min()}–{x.max()}"
 
@@ -78,9 +90,11 @@ def sections(res, made: dict[str, list[Path]]) -> list[Block]:
     v = v[v["remedy"].isin(held)]
     grid = v.pivot(index="remedy", columns="claim", values="verdict").reindex(index=held, columns=list(CLAIMS))
     grid = grid.reset_index().rename_axis(columns=None)
+    brought = along(pr)
     out = [
         Block("h2", SECTION),
         Block("p", PROSE("intro", **ran)),
+        *([Block("p", PROSE("along", along=brought))] if brought else []),
         Block(
             "list",
             [f"**{k}**: {t}." for k, t in CLAIMS.items()] + [PROSE("effects", decision=describe_level())],
