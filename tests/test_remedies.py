@@ -204,7 +204,7 @@ def test_every_remedy_file_is_a_remedy_of_the_study():
     assert len(REMEDY_FILES) >= 9 and len(arms.REMEDIES) == len(REMEDY_FILES) + 1  # and relu, an activation
     assert arms.REMEDIES["relu"] == arms.Remedy("activation", "relu", ("sigmoid", "tanh"))
     # Adam brings along its own learning rate (conf/optim/adam.yaml sets train.lr)
-    assert arms.REMEDIES["adam"] == arms.Remedy("optim", "adam", ("sgd",), ("lr",))
+    assert arms.REMEDIES["adam"] == arms.Remedy("optim", "adam", ("sgd",), ("lr",), ((0.001, 0.5),))
     assert all(not r.along for name, r in arms.REMEDIES.items() if name != "adam")
 
 
@@ -227,7 +227,9 @@ def test_an_option_brings_along_what_it_sets_outside_its_group_where_it_differs(
     )
     remedy_file(conf, "heavy_ball", "defaults:", "  - override /optim: same_lr")
     found = arms.remedies(conf)
-    assert found["decoupled"] == arms.Remedy("optim", "adamw", ("sgd",), ("lr", "weight_decay"))
+    assert found["decoupled"] == arms.Remedy(
+        "optim", "adamw", ("sgd",), ("lr", "weight_decay"), ((0.001, 0.5), (0.01, 0.0))
+    )
     assert found["heavy ball"] == arms.Remedy("optim", "momentum", ("sgd",))
     assert found["adam"] == arms.REMEDIES["adam"]
 
@@ -273,9 +275,10 @@ def test_the_report_of_a_remedies_folder_is_framed_by_its_study(reported):
 
 @pytest.fixture(scope="module")
 def adam_folder(tmp_path_factory):
-    """Tiny real runs: Adam at its default lr and the plain SGD twins, seed by seed."""
+    """Tiny real runs: Adam at its default lr and the plain SGD twins, seed by seed; and both at
+    another rate, which the pairs leave out."""
     root = tmp_path_factory.mktemp("results") / "remedies"
-    for fields in ({}, {"optim": "adam", "lr": 0.001}):
+    for fields in ({}, {"optim": "adam", "lr": 0.001}, {"lr": 0.1}, {"optim": "adam", "lr": 0.01}):
         for seed in range(MIN_SEEDS):
             mlplab.run(
                 mlplab.RunSpec(depth=3, width=8, epochs=2, n_samples=200, seed=seed, **fields), root, sweep="remedies"
@@ -286,9 +289,9 @@ def adam_folder(tmp_path_factory):
 def test_adam_runs_are_paired_and_judged_against_their_sgd_twins(adam_folder):
     res = load(adam_folder)
     pr = remedies.per_run(res)
-    assert sorted(pr["remedy"].value_counts().items()) == [("adam", MIN_SEEDS), ("plain", MIN_SEEDS)]
+    assert sorted(pr["remedy"].value_counts().items()) == [("adam", 2 * MIN_SEEDS), ("plain", 2 * MIN_SEEDS)]
     p = remedies.pairs(pr, "adam")
-    assert sorted(p["seed"]) == list(range(MIN_SEEDS))
+    assert sorted(p["seed"]) == list(range(MIN_SEEDS))  # one pair per seed: adam at 0.001, sgd at 0.5
     assert set(p["lr_a"]) == {0.001} and set(p["lr_b"]) == {0.5}
     assert np.allclose(p["w_init_a"], p["w_init_b"])  # at step 0 an Adam run is its twin
     c = remedies.remedy_cases(res)

@@ -180,16 +180,24 @@ def flat(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def sets(group: str, data: dict) -> list[str]:
-    """What an option file sets, as KEY=VALUE overrides."""
+def sets(group: str, data: dict, text: str = "") -> list[str]:
+    """What an option file sets, as KEY=VALUE overrides (``text``: the file, whose first line may
+    put it at the root, ``# @package _global_``, where its group's own keys sit under the group's
+    name; an option listed in its own defaults, ``- sgd``, is the base it starts from)."""
     out = []
     for entry in data.pop("defaults", None) or []:
         for k, v in entry.items() if isinstance(entry, dict) else []:
             out.append(f"{k.removeprefix('override ').lstrip('/')}={v}")
-    data.pop("name", None)
     if "hydra" in data:
         return out
-    prefix = "" if group in ("remedy", "sweep") else f"{group}."
+    at_root = text.startswith("# @package _global_")
+    if at_root and group not in ("remedy", "sweep"):
+        data = {**{f"{group}.{k}": v for k, v in (data.pop(group, None) or {}).items()}, **data}
+        data.pop(f"{group}.name", None)
+        prefix = ""
+    else:
+        data.pop("name", None)
+        prefix = "" if group in ("remedy", "sweep") else f"{group}."
     out += [f"{prefix}{k}={yaml_value(v)}" for k, v in flat(data).items()]
     return out
 
@@ -235,7 +243,8 @@ class Groups(SphinxDirective):
                 self.env.note_dependency(str(path))
                 option = nodes.literal(f"{group}={path.stem}", f"{group}={path.stem}")
                 name = [nodes.strong("", "", option)] if chosen.get(group) == path.stem else [option]
-                values = ", ".join(code(s) for s in sets(group, yaml.safe_load(path.read_text()) or {}))
+                text = path.read_text()
+                values = ", ".join(code(s) for s in sets(group, yaml.safe_load(text) or {}, text))
                 about = comment(path) or docstring(code_of.get(group, {}).get(path.stem))
                 rows.append([code(group) if i == 0 else "", name, values, about])
         return [table(["group", "option", "sets", "what it is"], rows, [8, 18, 24, 36])]

@@ -46,12 +46,15 @@ class Remedy:
     """One change away from the plain network: ``field`` at ``value`` where the plain twin has
     one of the values ``twin``. A numeric ``value`` stands for any value other than the twin's
     (any positive weight decay). ``along``: the run fields that come with the change and so
-    differ from the twin's by design (Adam's own learning rate), left out of the pairing."""
+    differ from the twin's by design (Adam's own learning rate), left out of the pairing;
+    ``along_at``: for each, (the remedy's value, the twin's), the only values the pairs take
+    (adam at 0.001 against sgd at 0.5, not against sgd at every rate a folder holds)."""
 
     field: str
     value: object
     twin: tuple
     along: tuple[str, ...] = ()
+    along_at: tuple[tuple, ...] = ()
 
     @property
     def any_value(self) -> bool:
@@ -181,7 +184,13 @@ def remedies(conf: Path | None = None) -> dict[str, Remedy]:
             raise ValueError(f"{path}: a remedy changes one field of the plain network, not {sorted(changes)}")
         (key, value), *_ = changes.items()
         twin = (_none(plain.get(key)),)
-        found[path.stem] = Remedy(_field(path, key), _none(value), twin, tuple(_field(path, k) for k in along))
+        found[path.stem] = Remedy(
+            _field(path, key),
+            _none(value),
+            twin,
+            tuple(_field(path, k) for k in along),
+            tuple((v, plain.get(k)) for k, v in along.items()),
+        )
     order = [s for s in LABELS if s in found] + [s for s in found if s not in LABELS]
     return {LABELS.get(s, s.replace("_", " ")): found[s] for s in order}
 

@@ -74,10 +74,13 @@ def label(r) -> str:
 def pairs(pr: pd.DataFrame, remedy: str) -> pd.DataFrame:
     """The runs of ``remedy`` against their plain twins (a: remedy, b: twin), by seed; for relu
     ``activation`` is the twin's. The fields the remedy brings along (adam: ``lr``) are not
-    matched: each arm's value is in ``<field>_a`` and ``<field>_b``."""
+    matched but held at the remedy's value and the plain config's (adam 0.001, twin 0.5): each
+    arm's value is in ``<field>_a`` and ``<field>_b``."""
     arm = REMEDIES[remedy]
     field = arm.field
     arms = pr[pr["remedy"].isin([remedy, "plain"])]
+    for f, (v, pv) in zip(arm.along, arm.along_at):  # adam at its own lr, the twin at plain's
+        arms = arms[np.where(arms["remedy"] == remedy, arms[f] == v, arms[f] == pv)]
     values = sorted(arms.loc[arms["remedy"] == remedy, field].unique()) if arm.any_value else [arm.value]
     frames = []
     for v in values:
