@@ -73,7 +73,7 @@ optimisers: $(STAMP) ## sgd, momentum, adam, rmsprop (and adam with eps 1e-30) a
 	$(BIN)/python -m mlplab -m sweep=optimisers_adam_eps $(ARGS)
 	$(BIN)/python -m mlplab.analysis report results/optimisers
 
-remedies: $(STAMP) ## every remedy against its plain twin, sigmoid/tanh at depth 8-32 (285 runs, a few minutes) + its report
+remedies: $(STAMP) ## every remedy against its plain twin, sigmoid/tanh at depth 8-32 (315 runs, a few minutes) + its report
 	$(BIN)/python -m mlplab -m sweep=remedies $(ARGS)
 	$(BIN)/python -m mlplab -m sweep=remedies_relu $(ARGS)
 	$(BIN)/python -m mlplab.analysis report results/remedies
