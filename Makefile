@@ -65,7 +65,7 @@ table: blog ## the post's comparison table, checked: results/blog_table.{md,parq
 report: $(STAMP) ## report.md + self-contained report.html + figures/ for results/$(SWEEP)/ (run its sweep first)
 	$(BIN)/python -m mlplab.analysis report results/$(SWEEP)
 
-optimisers: $(STAMP) ## sgd, momentum, adam, rmsprop (and adam with eps 1e-30) at their best learning rate, depth 4-32, blobs and MNIST (2,400 runs, ~25 min on 2 cores) + its report
+optimisers: $(STAMP) ## sgd, momentum, adam, rmsprop (and adam with eps 1e-30) at their best learning rate, depth 4-32, blobs and MNIST (3,000 runs, ~35 min on 2 cores) + its report
 	$(BIN)/python -m mlplab -m sweep=optimisers $(ARGS)
 	$(BIN)/python -m mlplab -m sweep=optimisers_momentum $(ARGS)
 	$(BIN)/python -m mlplab -m sweep=optimisers_adam $(ARGS)

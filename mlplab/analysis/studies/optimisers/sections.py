@@ -11,8 +11,10 @@ import pandas as pd
 
 from mlplab.analysis.blocks import Block
 from mlplab.analysis.fmt import number
+from mlplab.analysis.plots import ACT_ORDER, ordered
 from mlplab.analysis.studies.optimisers.compare import (
     CLAIMS,
+    KEYS,
     PROSE,
     all_runs,
     arm_order,
@@ -42,36 +44,116 @@ def _overall(v: pd.DataFrame, claim: str) -> str:
     return ", ".join(f"{kind} on {' and '.join(dss)}" for kind, dss in by_kind.items())
 
 
-def _median(pr: pd.DataFrame, arm: str, col: str, log: bool = False) -> str:
-    x = pr.loc[pr["optimiser"] == arm, col].to_numpy(float)
-    x = x[np.isfinite(x) & (x > 0)]
-    if not len(x):
-        return "–"
-    return number(float(np.median(np.abs(np.log10(x))))) if log else f"{float(np.median(x)):.2g}"
+def ratio_text(log10_values) -> str:
+    """The median of log10 ratios as a ratio: '3e-06', '0.8'."""
+    x = np.asarray(log10_values, float)
+    x = x[np.isfinite(x)]
+    return "–" if not len(x) else f"{10 ** float(np.median(x)):.1g}"
+
+
+def decades(log10_values) -> str:
+    """The median distance from 1 of ratios given as log10: '14.8 decades'."""
+    x = np.abs(np.asarray(log10_values, float))
+    x = x[np.isfinite(x)]
+    return "–" if not len(x) else f"{float(np.median(x)):.2g} decades"
+
+
+def describe_cells(cells: pd.DataFrame) -> str:
+    """Cells (dataset, activation, depth) in words: 'sigmoid at depth 8, 16, 32; tanh at depth 32',
+    per data set where they differ ('blobs: …; mnist: …')."""
+
+    def one(d: pd.DataFrame) -> str:
+        acts = ordered(d["activation"], ACT_ORDER)
+        return "; ".join(
+            f"{a} at depth {', '.join(str(x) for x in sorted(d.loc[d['activation'] == a, 'depth']))}" for a in acts
+        )
+
+    per = {ds: one(g) for ds, g in cells.groupby("dataset")}
+    if len(set(per.values())) == 1:
+        return next(iter(per.values())) + ("" if len(per) == 1 else f", on {' and '.join(per)}")
+    return "; ".join(f"{ds}: {text}" for ds, text in per.items())
 
 
 def answer(res) -> str:
-    """The study's answer in one paragraph, from its verdicts and medians."""
-    v, pr = verdicts(res), per_run(res)
-    arms = set(pr["optimiser"])
-    eps_arm = next((a for a in arm_order(arms) if a.startswith("adam ε=")), None)
-    eps = PROSE("answer_eps", u_eps=f"{_median(pr, eps_arm, 'u_end', log=True)} decades ({eps_arm})") if eps_arm else ""
-    texts = {
-        "b_text": PROSE(
-            "answer_b", b=_overall(v, "b"), g_adam=_median(pr, "adam", "g_end"), g_sgd=_median(pr, "sgd", "g_end")
-        ),
-        "a_text": PROSE(
-            "answer_a",
-            a=_overall(v, "a"),
-            u_adam=_median(pr, "adam", "u_end", log=True),
-            u_sgd=_median(pr, "sgd", "u_end", log=True),
-            eps=eps,
-        ),
-        "c_text": PROSE("answer_c", c=_overall(v, "c")),
+    """The study's answer in one paragraph, over the cells (data set, activation, depth): where
+    adam's steps are level (its median first-to-last update ratio after training within ×10 of 1,
+    claim a's bound) and its median run reaches the target; where they are level but it does not
+    reach it; where they are not; each group with its numbers, then the claims' verdicts."""
+    pr, v, t = per_run(res), verdicts(res), steps_table(res)
+    lg = pd.DataFrame({c: np.log10(pr[c].astype(float).where(pr[c] > 0)) for c in ("g_init", "g_end", "u_end")})
+    lg = lg.join(pr[[*KEYS, "optimiser", "final_test_accuracy"]])
+    adam = t[t["optimiser"] == "adam"].set_index(KEYS)
+    level = lg[lg["optimiser"] == "adam"].groupby(KEYS)["u_end"].apply(lambda x: np.nanmedian(np.abs(x)) <= 1.0)
+    adam = adam.assign(level=level.reindex(adam.index).fillna(False).astype(bool))
+    adam = adam.assign(reached=np.isfinite(adam["median"].to_numpy(float))).reset_index()
+    groups = {
+        "cured": adam[adam["level"] & adam["reached"]],
+        "partial": adam[adam["level"] & ~adam["reached"]],
+        "hidden": adam[~adam["level"]],
     }
-    b = v.loc[v["claim"] == "b", "verdict"]
-    b_holds = any(category(text) in ("reproduced", "in some cases") for text in b)
-    return PROSE("answer_hides" if b_holds else "answer_cures", **texts)
+
+    def runs(cells: pd.DataFrame, arm: str) -> pd.DataFrame:
+        on = lg.merge(cells[KEYS], on=KEYS)
+        return on[on["optimiser"] == arm]
+
+    def reach(cells: pd.DataFrame, arm: str) -> str:
+        s = t[t["optimiser"] == arm].merge(cells[KEYS], on=KEYS)
+        return f"{int(np.isfinite(s['median']).sum())} of {len(s)}"
+
+    def init(cells: pd.DataFrame) -> pd.Series:
+        return runs(cells, "adam").groupby(KEYS)["g_init"].median()
+
+    parts = dict.fromkeys(groups, "")
+    headline = "headline_cures"
+    cells = groups["cured"]
+    if len(cells):
+        parts["cured"] = PROSE(
+            "answer_cured",
+            n=len(cells),
+            cells=len(adam),
+            where=describe_cells(cells),
+            g_init=f"{10 ** init(cells).min():.1g}",
+            sgd_reach=reach(cells, "sgd"),
+            g_adam=ratio_text(runs(cells, "adam")["g_end"]),
+            g_sgd=ratio_text(runs(cells, "sgd")["g_end"]),
+        )
+    cells = groups["partial"]
+    if len(cells):
+        parts["partial"] = PROSE(
+            "answer_partial",
+            n=len(cells),
+            where=describe_cells(cells),
+            g_adam=ratio_text(runs(cells, "adam")["g_end"]),
+            g_sgd=ratio_text(runs(cells, "sgd")["g_end"]),
+            acc_adam=f"{runs(cells, 'adam')['final_test_accuracy'].median():.2f}",
+            acc_sgd=f"{runs(cells, 'sgd')['final_test_accuracy'].median():.2f}",
+        )
+    cells = groups["hidden"]
+    if len(cells):
+        eps_arm = next((a for a in arm_order(pr["optimiser"]) if a.startswith("adam ε=")), None)
+        eps, headline = "", "headline_hidden"
+        if eps_arm:
+            eps_steps = t[t["optimiser"] == eps_arm].merge(cells[KEYS], on=KEYS)
+            if len(eps_steps) == len(cells) and np.isfinite(eps_steps["median"]).all():
+                headline = "headline_eps_cures"
+            eps = PROSE(
+                "answer_eps",
+                eps_value=eps_arm.split("ε=", 1)[1],
+                u_eps=decades(runs(cells, eps_arm)["u_end"]),
+                g_eps=ratio_text(runs(cells, eps_arm)["g_end"]),
+                eps_reach=reach(cells, eps_arm),
+            )
+        parts["hidden"] = PROSE(
+            "answer_hidden",
+            n=len(cells),
+            where=describe_cells(cells),
+            g_lo=f"{10 ** init(cells).max():.1g}",
+            g_hi=f"{10 ** init(cells).min():.1g}",
+            u_adam=decades(runs(cells, "adam")["u_end"]),
+            u_sgd=decades(runs(cells, "sgd")["u_end"]),
+            eps=eps,
+        )
+    return PROSE("answer", headline=PROSE(headline), **parts, **{k: _overall(v, k) for k in CLAIMS})
 
 
 def _effects_grid(c: pd.DataFrame) -> pd.DataFrame:
