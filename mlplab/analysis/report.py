@@ -134,6 +134,11 @@ def _demote(b: Block) -> Block:
     return Block({"h2": "h3", "h3": "h4"}[b.kind], b.body) if b.kind in ("h2", "h3") else b
 
 
+def _titled(title: str, words: str) -> str:
+    """A caption's head: 'The remedies: the verdicts', or 'Does Adam …? The verdicts' after a question."""
+    return f"{title} {words[0].upper()}{words[1:]}" if title.endswith("?") else f"{title}: {words}"
+
+
 class _Part:
     """One study over the report's folders: its verdict cells, figures, charts, text, cases."""
 
@@ -232,10 +237,10 @@ def build(sources, out: Path | None = None) -> list[Block]:
         fig_name = f"verdict_map_{p.study.name}"
         pngs = vmap.save_figure(cells, p.study.title, out / "figures", fig_name)
         caption = (
-            f"**{p.study.title}: the verdicts.** Each cell is a verdict over its cases: blue reproduced, light blue "
-            "reproduced in some cases, orange not reproduced, greys undecided or not enough data, white not tested; "
-            "the numbers are the median effect, the range of the cases' medians (one case: its interval) and how "
-            "many cases hold. Hover a cell for the verdict in words."
+            f"**{_titled(p.study.title, 'the verdicts')}.** Each cell is a verdict over its cases: blue reproduced, "
+            "light blue reproduced in some cases, orange not reproduced, greys undecided or not enough data, "
+            "white not tested; the numbers are the median effect, the range of the cases' medians (one case: its "
+            "interval) and how many cases hold. Hover a cell for the verdict in words."
         )
         maps.append(Block("chart", spec(vmap.chart(cells, fig_name, p.study.title)), caption, pngs[:1]))
         maps += p.headlines()
@@ -260,7 +265,9 @@ def build(sources, out: Path | None = None) -> list[Block]:
         out.mkdir(parents=True, exist_ok=True)
         cases.to_csv(files[0], index=False)
         cases.to_parquet(files[1], index=False)
-        tables.append(Block("datatable", cases, f"**{p.study.title}: every case.** Click a column to sort.", files))
+        tables.append(
+            Block("datatable", cases, f"**{_titled(p.study.title, 'every case')}.** Click a column to sort.", files)
+        )
     if tables:
         blocks += [Block("h2", CASES_SECTION), *tables]
 

@@ -10,6 +10,7 @@ import pandas as pd
 from mlplab.analysis import load
 from mlplab.analysis.charts import Chart, facet, legend_toggle, log_axis, log_scale, panel_width
 from mlplab.analysis.studies.optimisers.compare import PHASES, arm_order, profiles, steps_table
+from mlplab.analysis.studies.optimisers.figures import profile_setting
 
 PALETTE = ["#1a1a1a", "#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#949494"]
 MEASURES = {"grad_w_norm": "‖∂C/∂Wˡ‖", "update_ratio": "‖ΔWˡ‖ / ‖Wˡ‖"}
@@ -72,10 +73,21 @@ def draw_profiles(d: pd.DataFrame) -> alt.TopLevelMixin:
         .add_params(sel)
         .properties(width=panel_width(d, "phase"), height=200)
     )
-    chart = alt.layer(line, data=d)
+    cells = sorted(d["cell"].unique(), key=lambda c: (c.split()[0], c.split()[1], int(c.split()[2])))
+    first = default_cell(d)
+    pick = alt.param(
+        name="cell_pick", value=first, bind=alt.binding_select(options=cells, name="cell (data, activation, depth) ")
+    )
+    chart = alt.layer(line.transform_filter("datum.cell == cell_pick"), data=d)
     return facet(
         chart, d, row="measure", column="phase", row_sort=list(MEASURES.values()), column_sort=list(PHASES.values())
-    )
+    ).add_params(pick)
+
+
+def default_cell(d: pd.DataFrame) -> str:
+    """The cell the chart opens on: the static figure's (``figures.profile_setting``)."""
+    at = profile_setting(d)
+    return f"{at['dataset']} {at['activation']} {at['depth']}"
 
 
 def steps_rows(res) -> pd.DataFrame:
@@ -130,7 +142,7 @@ def charts(res) -> dict[str, Chart]:
     prof = profile_rows(res)
     if not prof.empty:
         out["opt_profiles"] = Chart(
-            "opt_profiles", prof, draw_profiles, "One line per optimiser and cell: pick a cell in the filter bar."
+            "opt_profiles", prof, draw_profiles, "Pick a cell (data set, activation, depth) under the chart."
         )
     steps = steps_rows(res)
     if not steps.empty:

@@ -55,7 +55,7 @@ def decades(log10_values) -> str:
     """The median distance from 1 of ratios given as log10: '14.8 decades'."""
     x = np.abs(np.asarray(log10_values, float))
     x = x[np.isfinite(x)]
-    return "–" if not len(x) else f"{float(np.median(x)):.2g} decades"
+    return "–" if not len(x) else f"{float(np.median(x)):.1f} decades"
 
 
 def describe_cells(cells: pd.DataFrame) -> str:
