@@ -81,13 +81,23 @@ def fig_steps(source):
     datasets, acts = sorted(t["dataset"].unique()), ordered(t["activation"], ACT_ORDER)
     arms = arm_order(t["optimiser"])
     colors = category_colors(arms, arms)
-    finite = t.loc[np.isfinite(t["median"]) & (t["median"] > 0), "median"]
-    top = 2 * (finite.max() if len(finite) else 10)
+
+    def never_at(ds: str) -> float:
+        """Where a data set's 'never' line sits: twice its slowest median that reaches the target."""
+        d = t[t["dataset"] == ds]
+        finite = d.loc[np.isfinite(d["median"]) & (d["median"] > 0), "median"]
+        return 2 * (finite.max() if len(finite) else 10)
+
     fig, axes = plt.subplots(
-        len(datasets), len(acts), figsize=(2.8 * len(acts) + 1.2, 2.6 * len(datasets) + 1.0), squeeze=False
+        len(datasets),
+        len(acts),
+        figsize=(2.8 * len(acts) + 1.2, 2.6 * len(datasets) + 1.0),
+        squeeze=False,
+        sharey="row",
     )
     depths = sorted(t["depth"].unique())
     for i, ds in enumerate(datasets):
+        top = never_at(ds)
         for j, act in enumerate(acts):
             ax = axes[i, j]
             for k, arm in enumerate(arms):
@@ -103,8 +113,7 @@ def fig_steps(source):
             ax.set_title(f"{act}, {ds}", fontsize=10)
             if i == len(datasets) - 1:
                 ax.set_xlabel("depth (hidden layers)")
-            if j == 0:
-                ax.set_ylabel("median steps to target")
+            ax.set_ylabel("median steps to target" if j == 0 else "")
     h, l = axes[0, 0].get_legend_handles_labels()
     fig.legend(h, l, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False, title="optimiser")
     targets = ", ".join(f"{ds} {t.loc[t['dataset'] == ds, 'target'].iloc[0]:.3g}" for ds in datasets)
