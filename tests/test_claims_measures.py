@@ -631,3 +631,24 @@ def test_rate_and_percentile_read_numbers_from_object_columns():
     layers, norms = np.array([1, 2, 3], dtype=object), np.array([0.0, -0.7, -1.4], dtype=object)
     assert measures.rate_of(layers, norms) == pytest.approx(0.7)
     assert measures.percentile_rank(2.0, np.array([1.0, 2.0, 3.0, 4.0], dtype=object)) == 37.5
+
+
+def test_first_to_last_is_layer_one_over_the_output_layer_at_step_zero_and_at_the_end():
+    """Per run: layer 1's value over layer L's at step 0 and at the last logged step of an ok
+    run (NaN for a run that did not finish); networks without hidden layers left out."""
+    rows = []
+    runs = (("a", 2, "ok", (0, 5, 10)), ("b", 1, "diverged", (0, 5)), ("c", 0, "ok", (0,)))
+    for run_id, depth, status, steps in runs:
+        for step in steps:
+            for layer in range(1, depth + 2):
+                value = (layer + 1) * 10.0 ** (-step) * (2 if run_id == "b" else 1)
+                rows.append(dict(run_id=run_id, depth=depth, status=status, step=step, layer=layer, v=value))
+    lay = pd.DataFrame(rows)
+    out = measures.first_to_last(lay, "v")
+    assert list(out.index) == ["a", "b"] and list(out.columns) == ["init", "end"]
+    assert out.loc["a", "init"] == pytest.approx(2 / 4) and out.loc["a", "end"] == pytest.approx(2 / 4)
+    assert out.loc["b", "init"] == pytest.approx(2 / 3) and math.isnan(out.loc["b", "end"])
+    lay.loc[(lay.run_id == "a") & (lay.step == 10) & (lay.layer == 3), "v"] = 0.0
+    assert math.isinf(measures.first_to_last(lay, "v").loc["a", "end"])  # a zero: inf, not an error
+    lay2 = lay[~((lay.run_id == "a") & (lay.step == 10))]
+    assert measures.first_to_last(lay2, "v").loc["a", "end"] == pytest.approx(2 / 4)  # the last logged step: 5
