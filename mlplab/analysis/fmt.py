@@ -98,3 +98,22 @@ def ordinal(percentile: float) -> str:
     n = int(round(percentile))
     suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
     return f"{n}{suffix}"
+
+
+MARKS = {True: " ✔", False: " ✘"}  # a case's decision: holds, fails (undecided: no mark)
+
+
+def effects_grid(cases: pd.DataFrame, index: list[str]) -> pd.DataFrame:
+    """Cases (``mlplab.analysis.verdicts``' columns, with ``activation`` and ``depth``) as a grid:
+    a row per ``index``, a column per 'activation depth', each cell 'median [low, high]' of the
+    per-seed effects with a mark for the decision."""
+    d = cases.assign(
+        case=[f"{a} {d}" for a, d in zip(cases["activation"], cases["depth"])],
+        cell=[
+            f"{number(e)} [{number(lo)}, {number(hi)}]{MARKS.get(h, '')}"
+            for e, lo, hi, h in zip(cases["effect"], cases["low"], cases["high"], cases["holds"])
+        ],
+    )
+    g = d.pivot_table(index=index, columns="case", values="cell", aggfunc="first", sort=False)
+    cols = sorted(g.columns, key=lambda s: (s.split()[0], int(s.split()[1])))
+    return g[cols].reset_index().rename_axis(columns=None)

@@ -128,6 +128,16 @@ def draw_all(res, figures: dict, outdir: Path, names: dict[str, str]) -> dict[st
     return out
 
 
+def make_figures(source, figures: dict, files: dict, outdir=None) -> dict[str, list[Path] | str]:
+    """A study's ``figures`` (name -> draw(results)) of a results folder (a path or ``Results``),
+    saved as ``files[name]`` into ``outdir`` (default ``<folder>/figures``): ``draw_all``."""
+    from mlplab.analysis import load
+
+    res = load(source)
+    outdir = Path(outdir) if outdir is not None else Path(res.path) / "figures"
+    return draw_all(res, figures, outdir, files)
+
+
 def steps_heatmap(ax, values: pd.DataFrame, text, norm, cmap, colorbar: bool, grey: str, **kw) -> None:
     """Median steps to a target as a heatmap on ``ax``: ``values`` coloured on ``norm``, each
     cell labelled with ``text``; a cell without a finite value (its median run never reaches the

@@ -3,15 +3,13 @@ each optimiser at initialisation and after training; O2, the steps to the target
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from mlplab.analysis import load
+from mlplab.analysis import load, plots
 from mlplab.analysis.measures import ACC_FRAC
-from mlplab.analysis.plots import ACT_ORDER, FigureSkipped, category_colors, draw_all, ordered
+from mlplab.analysis.plots import ACT_ORDER, FigureSkipped, category_colors, ordered
 from mlplab.analysis.studies.optimisers.compare import PHASES, arm_order, profiles, steps_table
 
 TITLES = {
@@ -128,9 +126,7 @@ def fig_steps(source):
 
 def make_figures(source, outdir=None) -> dict[str, list]:
     """Both figures into ``outdir`` (default ``<folder>/figures``): name -> [png, svg], or a note."""
-    res = load(source)
-    outdir = Path(outdir) if outdir is not None else Path(res.path) / "figures"
-    return draw_all(res, FIGURES, outdir, FILES)
+    return plots.make_figures(source, FIGURES, FILES, outdir)
 
 
 FIGURES = {"opt_profiles": fig_profiles, "opt_steps": fig_steps}

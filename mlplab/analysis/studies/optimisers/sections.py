@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mlplab.analysis.blocks import Block
-from mlplab.analysis.fmt import number
+from mlplab.analysis.fmt import effects_grid, number
 from mlplab.analysis.plots import ACT_ORDER, ordered
 from mlplab.analysis.studies.optimisers.compare import (
     CLAIMS,
@@ -157,20 +157,8 @@ def answer(res) -> str:
 
 
 def _effects_grid(c: pd.DataFrame) -> pd.DataFrame:
-    """Cases as rows (claim, data set, optimiser, versus, phase) × columns (activation depth):
-    'median [low, high]' with a mark for the decision."""
-    mark = {True: " ✔", False: " ✘"}
-    d = c.assign(
-        case=[f"{a} {d}" for a, d in zip(c["activation"], c["depth"])],
-        cell=[
-            f"{number(e)} [{number(lo)}, {number(hi)}]{mark.get(h, '')}"
-            for e, lo, hi, h in zip(c["effect"], c["low"], c["high"], c["holds"])
-        ],
-    ).fillna({"versus": "", "phase": ""})
-    index = ["claim", "dataset", "optimiser", "versus", "phase"]
-    g = d.pivot_table(index=index, columns="case", values="cell", aggfunc="first", sort=False)
-    cols = sorted(g.columns, key=lambda s: (s.split()[0], int(s.split()[1])))
-    return g[cols].reset_index().rename_axis(columns=None)
+    """Cases as rows (claim, data set, optimiser, versus, phase) × columns (activation depth)."""
+    return effects_grid(c.fillna({"versus": "", "phase": ""}), ["claim", "dataset", "optimiser", "versus", "phase"])
 
 
 def _reach(t: pd.DataFrame) -> pd.DataFrame:

@@ -4,7 +4,6 @@ to the target, against the plain twin's (in black)."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -12,10 +11,10 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from mlplab.analysis import load
+from mlplab.analysis import load, plots
 from mlplab.analysis.fmt import number
 from mlplab.analysis.measures import ACC_FRAC, PHASES
-from mlplab.analysis.plots import category_colors, draw_all, steps_heatmap
+from mlplab.analysis.plots import category_colors, steps_heatmap
 from mlplab.analysis.studies.remedies.arms import REMEDIES
 from mlplab.analysis.studies.remedies.compare import TRAINING_ONLY, per_run, steps_table
 
@@ -152,10 +151,8 @@ def fig_steps(source):
 
 
 def make_figures(source, outdir=None) -> dict[str, list]:
-    """Both remedy figures into ``outdir`` (default ``<folder>/figures``): name -> [png, svg]."""
-    res = load(source)
-    outdir = Path(outdir) if outdir is not None else Path(res.path) / "figures"
-    return draw_all(res, FIGURES, outdir, FILES)
+    """Both remedy figures into ``outdir`` (default ``<folder>/figures``): name -> [png, svg], or a note."""
+    return plots.make_figures(source, FIGURES, FILES, outdir)
 
 
 FIGURES = {"remedy_ratios": fig_ratios, "remedy_steps": fig_steps}

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from mlplab.analysis.blocks import Block
-from mlplab.analysis.fmt import number
+from mlplab.analysis.fmt import effects_grid, number
 from mlplab.analysis.studies.remedies.arms import REMEDIES
 from mlplab.analysis.studies.remedies.compare import CLAIMS, PROSE, pairs, per_run, remedy_cases, verdicts
 from mlplab.analysis.studies.remedies.figures import TITLES
@@ -18,19 +18,8 @@ SECTION = PROSE("section")
 
 
 def _effects_grid(c: pd.DataFrame) -> pd.DataFrame:
-    """Cases as one row per (remedy, claim), one column per (twin activation, depth):
-    'median [low, high]' of the per-seed effects, with a mark for the decision."""
-    mark = {True: " ✔", False: " ✘"}
-    d = c.assign(
-        case=[f"{a} {d}" for a, d in zip(c["activation"], c["depth"])],
-        cell=[
-            f"{number(e)} [{number(lo)}, {number(hi)}]{mark.get(h, '')}"
-            for e, lo, hi, h in zip(c["effect"], c["low"], c["high"], c["holds"])
-        ],
-    )
-    g = d.pivot_table(index=["remedy", "claim"], columns="case", values="cell", aggfunc="first", sort=False)
-    cols = sorted(g.columns, key=lambda s: (s.split()[0], int(s.split()[1])))
-    return g[cols].reset_index().rename_axis(columns=None)
+    """Cases as one row per (remedy, claim), one column per (twin activation, depth)."""
+    return effects_grid(c, ["remedy", "claim"])
 
 
 def highlights(v: pd.DataFrame) -> list[str]:
