@@ -179,7 +179,29 @@ class LeakyReLU(Activation):
         return f"LeakyReLU(alpha={self.alpha})"
 
 
-ACTIVATIONS: dict[str, type[Activation]] = {cls.name: cls for cls in (Sigmoid, Tanh, ReLU, LeakyReLU)}
+class Linear(Activation):
+    r"""σ(z) = z;  σ'(z) = 1: the linear baseline (a deep linear network, Saxe et al. 2014).
+    Never saturated: every unit passes its gradient on unchanged."""
+
+    name = "linear"
+
+    def fn_(self, z, out):
+        if out is not z:
+            np.copyto(out, z)
+        return out
+
+    def grad_a_(self, a, out):
+        out.fill(1.0)
+        return out
+
+    def grad(self, z):
+        return np.ones_like(as_float(z))
+
+    def saturated(self, a):
+        return np.zeros(np.shape(a), bool)
+
+
+ACTIVATIONS: dict[str, type[Activation]] = {cls.name: cls for cls in (Sigmoid, Tanh, ReLU, LeakyReLU, Linear)}
 
 
 def get_activation(name: str | Activation, **kwargs) -> Activation:

@@ -162,7 +162,7 @@ COLUMN_DOCS = {
     "act_mean": "mean of `a^l` over the mini-batch",
     "act_std": "standard deviation of `a^l` over the mini-batch",
     "sat_frac": "fraction of saturated units of `h^l = σ(·)` (`a^l` but for a residual layer's `a^(l-1)`): sigmoid"
-    " or softmax within 0.01 of 0 or 1, tanh within 0.01 of ±1, relu and leaky_relu with input ≤ 0",
+    " or softmax within 0.01 of 0 or 1, tanh within 0.01 of ±1, relu and leaky_relu with input ≤ 0; linear never",
     "train_loss": "mean loss on the whole training set in evaluation mode (batch norm: running estimates) after"
     " `step` updates; NaN between evaluations (`eval_every`)",
     "train_accuracy": "accuracy on the whole training set, evaluated as `train_loss`",

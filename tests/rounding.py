@@ -13,14 +13,15 @@ Algorithms*, 2nd ed., ch. 3), with u = 2^-53 and γ(n) = n·u / (1 − n·u):
   kernel computes it, is within γ(n)·Σ|x_k y_k| of the exact one (Higham, (3.5)); one more
   term (z = a Wᵀ + b, the bias added after the product) makes it γ(n + 1);
 * an input that is already off by E_x carries that error through: |x̂ − x|·|y| in a product,
-  L·E_z through a function of Lipschitz constant L (σ: 1/4, tanh, ReLU, leaky ReLU: 1);
+  L·E_z through a function of Lipschitz constant L (σ: 1/4, tanh, ReLU, leaky ReLU, linear: 1);
 * one ``exp``, ``tanh`` or ``log1p`` is within 4 ulps, 8u relative: glibc's manual lists 1 to 2
   ulps for them on x86-64, NumPy's SIMD versions (SVML, AVX-512) are within 4 (numpy/numpy#19478);
   σ(z) = 1/(1 + e^-z) adds a rounding for the sum and one for the division: 10u;
 * an elementwise +, −, × or ÷ rounds once: u relative;
 * σ'(z) is computed from h = σ(z): h(1 − h) (slope |1 − 2h| ≤ 1 in h, two roundings), 1 − h²
-  (slope 2|h|, two roundings), and for ReLU and leaky ReLU a step that is exact unless z is
-  within its own error of 0, where the step may flip (1, or 1 − α).
+  (slope 2|h|, two roundings), 1 for linear (exact; its σ is an exact copy), and for ReLU and
+  leaky ReLU a step that is exact unless z is within its own error of 0, where the step may flip
+  (1, or 1 − α).
 
 Products of errors (u², E·E) are left out: they are below u times the terms kept, ~1e-16 of
 them. The loss C is bounded as the same first-order change through z^L (Σ |∂C/∂z^L|·E_z^L), plus
@@ -64,6 +65,7 @@ def plain_backprop(net, X, Y, dtype=np.float64) -> dict:
         "tanh": np.tanh,
         "relu": lambda v: np.where(v > 0, v, 0 * v),
         "leaky_relu": lambda v: np.where(v > 0, v, alpha * v),
+        "linear": lambda v: v,
     }[act]
     a, z = [X], []
     for l in range(L):
@@ -96,6 +98,7 @@ def plain_backprop(net, X, Y, dtype=np.float64) -> dict:
             "tanh": one - h * h,
             "relu": (z[l] > 0).astype(dtype),
             "leaky_relu": np.where(z[l] > 0, one, alpha),
+            "linear": np.ones_like(h),
         }[act]
         delta[l] = (delta[l + 1] @ W[l + 1]) * s
     return dict(
@@ -124,7 +127,13 @@ def rounding_bound(net, X, Y) -> dict:
         e, h = Ez[l], np.abs(a[l + 1])
         if l < L - 1:
             Ea.append(
-                {"sigmoid": 0.25 * e + (FN + 2 * U) * h, "tanh": e + FN * h, "relu": e, "leaky_relu": e + U * h}[act]
+                {
+                    "sigmoid": 0.25 * e + (FN + 2 * U) * h,
+                    "tanh": e + FN * h,
+                    "relu": e,
+                    "leaky_relu": e + U * h,
+                    "linear": e,  # a = z, copied exactly
+                }[act]
             )
         elif loss == "softmax_ce":
             # ∂a_j/∂z_k = a_j (δ_jk − a_k); each e^(z_j − M) is off by u|z_j − M| (the rounded
@@ -155,6 +164,7 @@ def rounding_bound(net, X, Y) -> dict:
             "tanh": (1 - h * h, 2 * np.abs(h) * Eh + 2 * U),
             "relu": ((z[l] > 0).astype(float), flip),
             "leaky_relu": (np.where(z[l] > 0, 1.0, alpha), 2 * U + (1 - alpha) * flip),  # 1 as (1 − α) + α
+            "linear": (np.ones_like(h), np.zeros_like(h)),  # σ' = 1, exactly
         }[act]
         Edelta[l] = Eg * np.abs(s) + np.abs(g) * Es + U * np.abs(delta[l])  # δ = g ⊙ s
     absd = [np.abs(d) for d in delta]

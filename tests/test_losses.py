@@ -164,6 +164,7 @@ def test_sigmoid_derivative_is_at_most_a_quarter(rng):
         ("tanh", [-0.995, 0.0, 0.999, 0.9], [True, False, True, False]),
         ("relu", [0.0, 0.1, 0.0, 3.0], [True, False, True, False]),
         ("leaky_relu", [-0.01, 0.1, -3.0, 3.0], [True, False, True, False]),
+        ("linear", [-1e9, 0.0, 1e9, 3.0], [False, False, False, False]),
     ],
 )
 def test_saturation_rules(name, a, sat):

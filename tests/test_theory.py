@@ -89,6 +89,29 @@ def test_relu_q_star_closed_form():
     assert theory.q_star("relu", math.sqrt(2.0), 0.0, q0=3.0) == pytest.approx(3.0)  # critical: every q is fixed
 
 
+@pytest.mark.parametrize("sigma_b", [0.0, 0.7])
+@pytest.mark.parametrize("sigma_w", [0.5, 0.9, 1.0, 1.5])
+def test_linear_closed_forms(sigma_w, sigma_b):
+    """σ(z) = z: the length map is q ↦ σ_w² q + σ_b², so q* = σ_b²/(1 − σ_w²) for σ_w < 1 (none,
+    ``inf``, above; every q is fixed at σ_w = 1, σ_b = 0), and χ = σ_w² at every q."""
+    assert theory.length_map(0.8, "linear", sigma_w, sigma_b) == pytest.approx(sigma_w**2 * 0.8 + sigma_b**2, rel=1e-13)
+    assert theory.chi1("linear", sigma_w, sigma_b) == pytest.approx(sigma_w**2, rel=1e-13)
+    q = theory.q_star("linear", sigma_w, sigma_b, q0=2.0)
+    if sigma_w < 1.0:
+        assert q == pytest.approx(sigma_b**2 / (1.0 - sigma_w**2), rel=1e-12, abs=1e-15)
+    elif sigma_w == 1.0 and sigma_b == 0.0:
+        assert q == pytest.approx(2.0)
+    else:
+        assert q == math.inf
+    assert theory.phase(theory.chi1("linear", sigma_w, sigma_b)) == (
+        "ordered" if sigma_w < 1 else "critical" if sigma_w == 1 else "chaotic"
+    )
+
+
+def test_linear_critical_sigma_w_is_one():
+    assert theory.critical_sigma_w("linear", 0.3) == pytest.approx(1.0, abs=1e-8)
+
+
 def test_tanh_critical_line():
     """tanh with σ_b = 0: q* = 0 and χ1 = σ_w² (ordered for σ_w < 1); σ_w > 1 gives q* > 0."""
     assert theory.q_star("tanh", 0.8, 0.0) == pytest.approx(0.0, abs=1e-12)
