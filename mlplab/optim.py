@@ -80,7 +80,7 @@ class _Stateful:
     DECOUPLED = False  # weight decay beside the step (adamw), not in the gradient
     ARRAYS = 2  # Δθ and a scratch array, plus each rule's state (current and next)
 
-    def __init__(self, net, lr: float, weight_decay: float = 0.0):
+    def __init__(self, net, lr: float, weight_decay: float):
         self.net = net
         self.lr = checked("lr", lr, lr > 0 and math.isfinite(lr), "must be a number > 0")
         self.weight_decay = checked(

@@ -114,16 +114,15 @@ class Inside(Check):
 
 @dataclass(frozen=True, eq=False)
 class OneOf(Check):
-    """One of the names ``choices`` (a registry's keys), or None when ``null``."""
+    """One of the names ``choices`` (a registry's keys)."""
 
     choices: Any
-    null: bool = False
 
     def ok(self, v) -> bool:
-        return (v is None and self.null) or (isinstance(v, str) and v in self.choices)
+        return isinstance(v, str) and v in self.choices
 
     def allowed(self) -> str:
-        return f"must be {'null or ' if self.null else ''}one of {sorted(self.choices)}"
+        return f"must be one of {sorted(self.choices)}"
 
 
 @dataclass(frozen=True, eq=False)

@@ -637,7 +637,13 @@ def test_first_to_last_is_layer_one_over_the_output_layer_at_step_zero_and_at_th
     """Per run: layer 1's value over layer L's at step 0 and at the last logged step of an ok
     run (NaN for a run that did not finish); networks without hidden layers left out."""
     rows = []
-    runs = (("a", 2, "ok", (0, 5, 10)), ("b", 1, "diverged", (0, 5)), ("c", 0, "ok", (0,)))
+    runs = (
+        ("b", 1, "diverged", (0, 5)),
+        ("a", 2, "ok", (0, 5, 10)),
+        ("c", 0, "ok", (0,)),
+        ("d", 1, "ok", (0,)),  # finished with step 0 its only logged step: no "end"
+        ("e", 1, "ok", (0, 1)),  # its end is step 1
+    )
     for run_id, depth, status, steps in runs:
         for step in steps:
             for layer in range(1, depth + 2):
@@ -645,7 +651,9 @@ def test_first_to_last_is_layer_one_over_the_output_layer_at_step_zero_and_at_th
                 rows.append(dict(run_id=run_id, depth=depth, status=status, step=step, layer=layer, v=value))
     lay = pd.DataFrame(rows)
     out = measures.first_to_last(lay, "v")
-    assert list(out.index) == ["a", "b"] and list(out.columns) == ["init", "end"]
+    assert list(out.index) == ["b", "a", "d", "e"] and out.index.name == "run_id"  # in the order they come
+    assert list(out.columns) == ["init", "end"]
+    assert math.isnan(out.loc["d", "end"]) and out.loc["e", "end"] == pytest.approx(2 / 3)
     assert out.loc["a", "init"] == pytest.approx(2 / 4) and out.loc["a", "end"] == pytest.approx(2 / 4)
     assert out.loc["b", "init"] == pytest.approx(2 / 3) and math.isnan(out.loc["b", "end"])
     lay.loc[(lay.run_id == "a") & (lay.step == 10) & (lay.layer == 3), "v"] = 0.0

@@ -314,3 +314,18 @@ def test_a_bad_schedule_setting_is_a_one_line_error(kw, message):
 def test_a_negative_weight_decay_is_refused():
     with pytest.raises(ValueError, match=r"weight_decay=-0.1: must be a number ≥ 0"):
         make(network()[0], "adam", weight_decay=-0.1)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMISERS))
+def test_a_step_without_a_scale_is_a_step_of_scale_one(name):
+    """``opt.step()`` is ``opt.step(1.0)``: the unclipped gradient, three steps in a row."""
+    runs = []
+    for scale in (None, 1.0):
+        net, X, Y = network()
+        opt = make(net, name, lr=0.05, weight_decay=1e-3)
+        for _ in range(3):
+            net.forward_(X, track=True)
+            net.backward_(Y)
+            opt.step() if scale is None else opt.step(scale)
+        runs.append(net.params.copy())
+    np.testing.assert_array_equal(runs[0], runs[1])

@@ -241,3 +241,27 @@ def test_an_adam_learning_rate_schedule_object_is_the_one_the_run_uses():
     n = spec.schedule().n_steps
     ref = LearningRate(0.01, "step", 2, n, 0.5, max(1, (n - 2) // 3))
     assert [eta(t) for t in range(n)] == [ref(t) for t in range(n)]
+
+
+def test_a_step_forwards_the_optimisers_own_hyperparameters_and_decays_nothing_by_default(rng):
+    net = MLP([3, 5, 2], seed=rng)
+    step = Step(net, "none", 1.0, 0.01, optim="adam", beta1=0.5, beta2=0.9, eps=1e-6)
+    assert (step.opt.beta1, step.opt.beta2, step.opt.eps, step.opt.weight_decay) == (0.5, 0.9, 1e-6, 0.0)
+    assert (
+        Step(net, "none", 1.0, 0.1).opt.weight_decay == 0.0 and type(Step(net, "none", 1.0, 0.1).opt).__name__ == "SGD"
+    )
+    assert Step(net, "none", 1.0, 0.1, optim="momentum", momentum=0.3).opt.momentum == 0.3
+
+
+@pytest.mark.parametrize("epochs,warmup,expected", [(1, 0, 2), (1, 1, 1), (3, 0, 6), (3, 3, 5)])
+def test_the_step_schedules_default_step_size_is_a_third_of_the_updates_after_warmup_and_at_least_1(
+    epochs, warmup, expected
+):
+    """96 training samples in batches of 16: 6 updates an epoch; (6·epochs − warmup) // 3, and
+    at least 1 in a run too short for that."""
+    spec = RunSpec(**{**SMALL, "epochs": epochs}, warmup_steps=warmup)
+    assert spec.schedule().n_steps == 6 * epochs
+    assert spec.step_size() == expected
+    tiny = RunSpec(**{**SMALL, "n_samples": 40, "epochs": 1}, warmup_steps=warmup)  # 2 updates: 2 // 3 = 0
+    assert tiny.schedule().n_steps == 2 and tiny.step_size() == 1
+    assert RunSpec(**SMALL, lr_step_size=4).step_size() == 4

@@ -73,10 +73,9 @@ def first_to_last(layers: pd.DataFrame, column: str) -> pd.DataFrame:
     out = {}
     for phase, d in picks.items():
         first = d[d["layer"] == 1].set_index("run_id")[column]
-        last = d[d["layer"] == d["depth"] + 1].set_index("run_id")[column].reindex(first.index)
-        out[phase] = first / last  # pandas: a zero gives inf or NaN, without a warning
-    runs = lay["run_id"].unique()
-    return pd.DataFrame({k: v.reindex(runs) for k, v in out.items()}, index=pd.Index(runs, name="run_id"))
+        last = d[d["layer"] == d["depth"] + 1].set_index("run_id")[column]
+        out[phase] = first / last  # aligned by run; pandas: a zero gives inf or NaN, without a warning
+    return pd.DataFrame(out, index=pd.Index(lay["run_id"].unique(), name="run_id"))
 
 
 def predicted_ratio(
