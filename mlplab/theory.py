@@ -507,3 +507,30 @@ def chaos_grid(activation: str | Activation, sigma_w2, sigma_b2, n: int = N_NODE
                 }
             )
     return pd.DataFrame(rows)
+
+
+# -- the spectrum of a deep linear network's input–output Jacobian ------------------------------
+# J = W^L ⋯ W^1 of square n × n layers. Orthogonal W^l = σ_w Q^l: every singular value of J is
+# σ_w^L exactly, at any width. Gaussian W^l ~ N(0, σ_w²/n): as n → ∞, the eigenvalues of JJᵀ/σ_w^(2L)
+# follow the L-fold free multiplicative convolution of the Marchenko–Pastur law of ratio 1, whose
+# k-th moment is the Fuss–Catalan number  FC_L(k) = C((L + 1) k, k) / (L k + 1)
+# (L = 1: the Catalan numbers 1, 2, 5, 14, ...; Pennington, Schoenholz & Ganguli 2017, section 2.4;
+# Mlotkowski 2010). So the mean squared singular value is σ_w^(2L) for both, and the variance of
+# JJᵀ's eigenvalues σ_w^(4L) (FC_L(2) − 1) = L σ_w^(4L): it grows linearly with depth for Gaussian
+# weights and is 0 for orthogonal ones.
+def fuss_catalan(L: int, k: int) -> int:
+    """FC_L(k) = C((L + 1) k, k) / (L k + 1): the k-th moment of the eigenvalues of JJᵀ for a
+    product of L square Gaussian matrices of variance 1/n, as n → ∞ (an integer)."""
+    if L < 0 or k < 0:
+        raise ValueError(f"fuss_catalan: L={L}, k={k}: both must be integers >= 0")
+    return math.comb((L + 1) * k, k) // (L * k + 1)
+
+
+def linear_jjt_moments(depth: int, sigma_w: float, init: str = "normal", k_max: int = 2) -> list[float]:
+    """The moments m_1..m_k_max of the eigenvalues of JJᵀ (the squared singular values of J) for a
+    deep linear network of ``depth`` square layers: σ_w^(2 depth k) × FC_depth(k) for Gaussian
+    weights (``init="normal"``, wide layers), σ_w^(2 depth k) for orthogonal ones (any width)."""
+    if init not in ("normal", "orthogonal"):
+        raise ValueError(f"init={init!r}: the linear moments are known for 'normal' and 'orthogonal'")
+    scale = float(sigma_w) ** (2 * depth)
+    return [scale**k * (fuss_catalan(depth, k) if init == "normal" else 1) for k in range(1, k_max + 1)]

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from mlplab import MLP, theory
+from mlplab import MLP, jacobian, theory
 from mlplab.activations import ACTIVATIONS, get_activation
 from mlplab.init import INITS
 
@@ -190,3 +190,47 @@ def test_measured_layer_ratios_match_sqrt_chi(activation, sigma_w, sigma_b):
     rel = np.abs(measured / predicted - 1)
     assert rel.max() < 0.06, (measured, predicted)
     assert rel.mean() < 0.03, (measured, predicted)
+
+
+# -- the spectrum of a deep linear network's Jacobian ------------------------------------------------
+def test_fuss_catalan_numbers_are_the_catalan_numbers_for_one_layer_and_grow_with_depth():
+    assert [theory.fuss_catalan(1, k) for k in range(7)] == [1, 1, 2, 5, 14, 42, 132]  # Catalan
+    assert [theory.fuss_catalan(2, k) for k in range(5)] == [1, 1, 3, 12, 55]  # OEIS A001764
+    assert [theory.fuss_catalan(L, 1) for L in range(6)] == [1] * 6  # the mean is σ_w^(2L) at any depth
+    assert [theory.fuss_catalan(L, 2) for L in range(6)] == [1, 2, 3, 4, 5, 6]  # variance L σ_w^(4L)
+    with pytest.raises(ValueError, match="L=-1, k=2"):
+        theory.fuss_catalan(-1, 2)
+
+
+@pytest.mark.parametrize("depth,sigma_w", [(1, 1.0), (3, 1.1), (6, 0.9)])
+def test_a_wide_gaussian_linear_networks_jjt_moments_are_the_fuss_catalan_ones(depth, sigma_w):
+    """Sampled: J = W^depth ⋯ W^1 with W ~ N(0, σ_w²/n), n = 600, eight draws; the mean of JJᵀ's
+    eigenvalues within 2 % of σ_w^(2 depth), the second moment within 10 % of its wide limit (the
+    finite-width gap, which grows with depth/n)."""
+    rng = np.random.default_rng(depth)
+    n, draws = 600, 8
+    m1, m2 = [], []
+    for _ in range(draws):
+        J = np.eye(n)
+        for _ in range(depth):
+            J = rng.normal(0.0, sigma_w / np.sqrt(n), (n, n)) @ J
+        lam = np.linalg.svd(J, compute_uv=False) ** 2
+        m1.append(lam.mean())
+        m2.append((lam**2).mean())
+    want = theory.linear_jjt_moments(depth, sigma_w, "normal", k_max=2)
+    assert np.mean(m1) == pytest.approx(want[0], rel=0.02)
+    assert np.mean(m2) == pytest.approx(want[1], rel=0.10)
+    assert want[1] / want[0] ** 2 == pytest.approx(depth + 1, rel=1e-12)  # the spread, L + 1, grows with depth
+
+
+@pytest.mark.parametrize("sigma_w", [0.8, 1.0, 1.2])
+def test_an_orthogonal_linear_networks_singular_values_are_all_sigma_w_to_the_depth(sigma_w, rng):
+    depth, width = 5, 24
+    net = MLP([width] * (depth + 1) + [3], activation="linear", init="orthogonal", sigma_w=sigma_w, seed=rng)
+    J = jacobian(net, rng.normal(size=(4, width)), upto=depth)
+    s2 = np.linalg.svd(J, compute_uv=False) ** 2  # per sample
+    m1, m2 = theory.linear_jjt_moments(depth, sigma_w, "orthogonal")
+    np.testing.assert_allclose(s2, m1, rtol=1e-12)
+    assert m2 == pytest.approx(m1**2, rel=1e-15)  # no spread
+    with pytest.raises(ValueError, match="init='he_normal'"):
+        theory.linear_jjt_moments(depth, sigma_w, "he_normal")
