@@ -871,8 +871,9 @@ def respell(runs: pa.Table) -> pa.Table:
         i = runs.schema.get_field_index(name)
         col, typ = runs.column(i), runs.schema.field(i).type
         if col.null_count and new is not None:
-            filled = pc.fill_null(col.cast(pa.string()), new).cast(typ) if pa.types.is_dictionary(typ) else None
-            if filled is None:
+            if pa.types.is_dictionary(typ):  # a name: filled as text, then coded again
+                filled = pc.fill_null(col.cast(pa.string()), new).cast(typ)
+            else:
                 filled = pc.fill_null(col, pa.scalar(new, typ))
             runs = runs.set_column(i, runs.schema.field(i), filled)
     return runs

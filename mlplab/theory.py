@@ -514,10 +514,10 @@ def chaos_grid(activation: str | Activation, sigma_w2, sigma_b2, n: int = N_NODE
 # σ_w^L exactly, at any width. Gaussian W^l ~ N(0, σ_w²/n): as n → ∞, the eigenvalues of JJᵀ/σ_w^(2L)
 # follow the L-fold free multiplicative convolution of the Marchenko–Pastur law of ratio 1, whose
 # k-th moment is the Fuss–Catalan number  FC_L(k) = C((L + 1) k, k) / (L k + 1)
-# (L = 1: the Catalan numbers 1, 2, 5, 14, ...; Pennington, Schoenholz & Ganguli 2017, section 2.4;
-# Mlotkowski 2010). So the mean squared singular value is σ_w^(2L) for both, and the variance of
-# JJᵀ's eigenvalues σ_w^(4L) (FC_L(2) − 1) = L σ_w^(4L): it grows linearly with depth for Gaussian
-# weights and is 0 for orthogonal ones.
+# (L = 1: the Catalan numbers 1, 2, 5, 14, ...; Mlotkowski 2010; Pennington, Schoenholz & Ganguli
+# 2017 use these products as the linear baseline). So the mean squared singular value is σ_w^(2L)
+# for both, and the variance of JJᵀ's eigenvalues σ_w^(4L) (FC_L(2) − 1) = L σ_w^(4L): it grows
+# linearly with depth for Gaussian weights and is 0 for orthogonal ones.
 def fuss_catalan(L: int, k: int) -> int:
     """FC_L(k) = C((L + 1) k, k) / (L k + 1): the k-th moment of the eigenvalues of JJᵀ for a
     product of L square Gaussian matrices of variance 1/n, as n → ∞ (an integer)."""

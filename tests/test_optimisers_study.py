@@ -117,20 +117,24 @@ def test_every_claims_effects_are_recomputed_from_the_tables(folder):
     us = [ratio(res.layers, r, "update_ratio", "init") for r in ids["sgd"]]
     d = 0.5 - np.abs(np.log10(np.asarray(um) / np.asarray(us)))
     assert case("d", phase="initialisation").effect == pytest.approx(np.median(d), rel=1e-12, abs=1e-12)
-    # (c) from the steps table: the first logged step at the data set's target, per seed
+    # (c) from the steps table: the first logged step at the data set's target, per seed, in a
+    # cell where both arms reach it (relu at depth 2: all five pairs)
     steps = res.steps
-    target = cell.target.iloc[0]
+    reach = pr[(pr.activation == "relu") & (pr.depth == 2)]
+    runs = {arm: g.sort_values("seed").run_id.tolist() for arm, g in reach.groupby("optimiser")}
+    target = reach.target.iloc[0]
 
     def first(run_id):
         s = steps[(steps.run_id == run_id) & (steps.test_accuracy >= target)].step
         return s.min() if len(s) else pr.loc[run_id, "beyond"]
 
-    adam, sgd = np.array([first(r) for r in ids["adam"]]), np.array([first(r) for r in ids["sgd"]])
-    beyond = pr.loc[ids["sgd"][0], "beyond"]
+    adam, sgd = np.array([first(r) for r in runs["adam"]]), np.array([first(r) for r in runs["sgd"]])
+    beyond = pr.loc[runs["sgd"][0], "beyond"]
     e = np.log10(sgd / adam)
     e = e[~((adam >= beyond) & (sgd >= beyond))]
-    if len(e):
-        assert case("c", versus="sgd").effect == pytest.approx(np.median(e), rel=1e-12, abs=1e-12)
+    got = c[(c.claim == "c") & (c.activation == "relu") & (c.depth == 2) & (c.versus == "sgd")]
+    assert len(e) == 5 and len(got) == 1
+    assert got.effect.iloc[0] == pytest.approx(np.median(e), rel=1e-12, abs=1e-12)
     assert set(STAT_COLUMNS) <= set(c.columns)
 
 

@@ -100,6 +100,20 @@ def ordinal(percentile: float) -> str:
     return f"{n}{suffix}"
 
 
+def span(x: pd.Series) -> str:
+    """'5', or '3–5': the range of counts (e.g. seeds per cell)."""
+    return f"{x.min()}" if x.min() == x.max() else f"{x.min()}–{x.max()}"
+
+
+def reached(median: float, k: float, n: float) -> str:
+    """Steps to a target in a cell's label: 'never' when no run reaches it, else the median
+    steps ('never' for a median run that does not: inf or NaN) and k/n runs that do."""
+    if k == 0:
+        return "never"
+    steps = f"{median:.0f}" if math.isfinite(median) else "never"
+    return f"{steps} ({k:.0f}/{n:.0f})"
+
+
 MARKS = {True: " ✔", False: " ✘"}  # a case's decision: holds, fails (undecided: no mark)
 
 

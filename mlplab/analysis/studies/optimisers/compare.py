@@ -78,8 +78,8 @@ def is_adaptive(arm: str) -> bool:
 @one_at_a_time
 def all_runs(res) -> pd.DataFrame:
     """Every run with its optimiser (arm), its gradient and update ratios at step 0 and at the end
-    (``g_init``, ``g_end``, ``u_init``, ``u_end``), its final loss for choosing the rate (+∞ unless
-    it finished), and its steps to its data set's target."""
+    (``g_init``, ``g_end``, ``u_init``, ``u_end``) and its final loss for choosing the rate (+∞
+    unless it finished)."""
     res = load(res)
     pr = select.per_run(res)
     pr = pr.assign(optimiser=[optimiser_of(o, e) for o, e in zip(pr["optim"], pr["eps"])])
@@ -131,7 +131,7 @@ def per_run(res) -> pd.DataFrame:
 def pairs(pr: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
     """Runs of optimiser ``a`` against ``b`` (suffixes ``_a``, ``_b``), paired by cell and seed."""
     on = [*KEYS, "seed"]
-    cols = ["run_id", "u_init", "u_end", "g_init", "g_end", "steps", "beyond", "status"]
+    cols = ["run_id", "u_init", "u_end", "g_init", "g_end", "steps", "beyond"]
     A, B = pr[pr["optimiser"] == a], pr[pr["optimiser"] == b]
     return A[on + cols].merge(B[on + cols], on=on, suffixes=("_a", "_b"))
 
@@ -167,16 +167,12 @@ def cases(res) -> pd.DataFrame:
             if len(p):
                 rows.append(_case("c", key, -steps_effect(p, "steps"), optimiser="adam", versus=rival))
         p = pairs(cell, "momentum", "sgd")
-        for phase, label in PHASES.items():
-            if len(p):
-                d = np.abs(log_ratio(p[f"u_{phase}_a"], p[f"u_{phase}_b"]))
-                rows.append(_case("d", key, WITHIN["d"] - d, optimiser="momentum", versus="sgd", phase=label))
+        for phase, label in PHASES.items() if len(p) else ():
+            d = np.abs(log_ratio(p[f"u_{phase}_a"], p[f"u_{phase}_b"]))
+            rows.append(_case("d", key, WITHIN["d"] - d, optimiser="momentum", versus="sgd", phase=label))
     found = [r for r in rows if r is not None]
-    out = case_frame(found, ["claim", *CASE])
-    if found:
-        extra = pd.DataFrame(found).get("sgd |log10 u|")
-        out["sgd |log10 u|"] = extra
-    return out
+    context = [r.get("sgd |log10 u|", math.nan) for r in found]
+    return case_frame(found, ["claim", *CASE]).assign(**{"sgd |log10 u|": context})
 
 
 def verdicts(res) -> pd.DataFrame:
@@ -188,7 +184,7 @@ def verdicts(res) -> pd.DataFrame:
         for ds in datasets:
             sub = c[(c["claim"] == claim) & (c["dataset"] == ds)] if not c.empty else c
             span = "" if sub.empty else f"{number(sub['effect'].min())} to {number(sub['effect'].max())}"
-            text = verdict(sub, ["activation", "depth", "optimiser", "versus", "phase"], UNTESTED[claim])
+            text = verdict(sub, [c for c in CASE if c != "dataset"], UNTESTED[claim])
             rows.append({"claim": claim, "dataset": ds, "verdict": text, "median effects": span})
     return pd.DataFrame(rows)
 

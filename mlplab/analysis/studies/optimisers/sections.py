@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from mlplab.analysis.blocks import Block
-from mlplab.analysis.fmt import effects_grid, number
+from mlplab.analysis.fmt import effects_grid, number, reached, span
 from mlplab.analysis.plots import ACT_ORDER, ordered
 from mlplab.analysis.studies.optimisers.compare import (
     CLAIMS,
@@ -28,10 +28,6 @@ from mlplab.analysis.studies.optimisers.figures import TITLES
 from mlplab.analysis.verdicts import category, describe_level
 
 SECTION = PROSE("section")
-
-
-def _span(x: pd.Series) -> str:
-    return f"{x.min()}" if x.min() == x.max() else f"{x.min()}–{x.max()}"
 
 
 def _overall(v: pd.DataFrame, claim: str) -> str:
@@ -161,24 +157,23 @@ def _effects_grid(c: pd.DataFrame) -> pd.DataFrame:
     return effects_grid(c.fillna({"versus": "", "phase": ""}), ["claim", "dataset", "optimiser", "versus", "phase"])
 
 
-def _reach(t: pd.DataFrame) -> pd.DataFrame:
-    """Median steps (k/n) per data set, activation and optimiser (rows) × depth (columns)."""
-    t = t.assign(
-        cell=[
-            "never" if k == 0 else f"{'never' if np.isinf(m) else f'{m:.0f}'} ({k}/{n})"
-            for m, k, n in zip(t["median"], t["n_reached"], t["n"])
-        ]
+def _by_depth(t: pd.DataFrame, cells: list[str]) -> pd.DataFrame:
+    """``cells`` (one per row of ``t``) in a grid: data set, activation, optimiser × 'depth N'."""
+    g = t.assign(cell=cells).pivot_table(
+        index=["dataset", "activation", "optimiser"], columns="depth", values="cell", aggfunc="first"
     )
-    g = t.pivot_table(index=["dataset", "activation", "optimiser"], columns="depth", values="cell", aggfunc="first")
     g.columns = [f"depth {c}" for c in g.columns]
     return g.reset_index()
 
 
+def _reach(t: pd.DataFrame) -> pd.DataFrame:
+    """Median steps (k/n) per data set, activation and optimiser (rows) × depth (columns)."""
+    return _by_depth(t, [reached(m, k, n) for m, k, n in zip(t["median"], t["n_reached"], t["n"])])
+
+
 def _rates(b: pd.DataFrame) -> pd.DataFrame:
-    g = b.assign(cell=[f"{number(r)}{' (edge)' if e else ''}" for r, e in zip(b["lr"], b["at grid edge"])])
-    t = g.pivot_table(index=["dataset", "activation", "optimiser"], columns="depth", values="cell", aggfunc="first")
-    t.columns = [f"depth {c}" for c in t.columns]
-    return t.reset_index()
+    """The chosen rate per data set, activation and optimiser × depth, '(edge)' at an end of its grid."""
+    return _by_depth(b, [f"{number(r)}{' (edge)' if e else ''}" for r, e in zip(b["lr"], b["at grid edge"])])
 
 
 def sections(res, made: dict[str, list[Path] | str]) -> list[Block]:
@@ -195,7 +190,7 @@ def sections(res, made: dict[str, list[Path] | str]) -> list[Block]:
         "depths": ", ".join(map(str, sorted(pr["depth"].unique()))),
         "width": ", ".join(map(str, sorted(pr["width"].unique()))),
         "datasets": ", ".join(sorted(pr["dataset"].unique())),
-        "seeds": _span(pr.groupby(["dataset", "activation", "depth", "optimiser"]).size()),
+        "seeds": span(pr.groupby(["dataset", "activation", "depth", "optimiser"]).size()),
     }
     grid = v.pivot(index="claim", columns="dataset", values="verdict").reindex(list(CLAIMS))
     grid.index = [f"({k}) {CLAIMS[k]}" for k in grid.index]

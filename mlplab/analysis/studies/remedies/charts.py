@@ -9,6 +9,7 @@ import pandas as pd
 
 from mlplab.analysis import load
 from mlplab.analysis.charts import Chart, facet, legend_toggle, log_axis, log_scale
+from mlplab.analysis.fmt import reached
 from mlplab.analysis.studies.remedies.compare import per_run
 from mlplab.analysis.studies.remedies.figures import (
     ORDER,
@@ -99,10 +100,7 @@ def steps_rows(res) -> pd.DataFrame:
     d = pd.concat(frames, ignore_index=True)
     d["per_seed"] = [words.get(k, "") for k in zip(d["remedy"], d["activation"], d["depth"])]
     d["median"] = d["median"].replace(np.inf, np.nan)
-    d["label"] = [
-        "never" if k == 0 else f"{'never' if np.isnan(m) else f'{m:.0f}'} ({k:.0f}/{n:.0f})"
-        for m, k, n in zip(d["median"], d["n_reached"], d["n"])
-    ]
+    d["label"] = [reached(m, k, n) for m, k, n in zip(d["median"], d["n_reached"], d["n"])]
     cols = ["remedy", "twins", "activation", "depth", "n", "n_reached", "median", "target", "label", "per_seed"]
     return d[cols]
 

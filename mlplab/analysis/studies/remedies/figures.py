@@ -3,8 +3,6 @@ to the target, against the plain twin's (in black)."""
 
 from __future__ import annotations
 
-import math
-
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
@@ -12,7 +10,7 @@ import pandas as pd
 import seaborn as sns
 
 from mlplab.analysis import load, plots
-from mlplab.analysis.fmt import number
+from mlplab.analysis.fmt import number, reached
 from mlplab.analysis.measures import ACC_FRAC, PHASES
 from mlplab.analysis.plots import category_colors, steps_heatmap
 from mlplab.analysis.studies.remedies.arms import REMEDIES
@@ -129,11 +127,7 @@ def fig_steps(source):
         text = np.empty(med.shape, dtype=object)
         for (a, b), m in np.ndenumerate(med.to_numpy()):
             k, m_n = reach.iloc[a, b], n.iloc[a, b]
-            text[a, b] = (
-                ""
-                if pd.isna(m_n)
-                else ("never" if k == 0 else f"{'never' if math.isinf(m) else f'{m:.0f}'} ({k:.0f}/{m_n:.0f})")
-            )
+            text[a, b] = "" if pd.isna(m_n) else reached(m, k, m_n)
         ax = axes[0, j]
         steps_heatmap(ax, med.replace([np.inf], np.nan).astype(float), text, norm, cmap, j == len(acts) - 1, "0.3")
         ax.set_title(f"{act} twins", fontsize=10)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from mlplab.analysis.blocks import Block
-from mlplab.analysis.fmt import effects_grid, number
+from mlplab.analysis.fmt import effects_grid, number, span
 from mlplab.analysis.studies.remedies.arms import REMEDIES
 from mlplab.analysis.studies.remedies.compare import CLAIMS, PROSE, pairs, per_run, remedy_cases, verdicts
 from mlplab.analysis.studies.remedies.figures import TITLES
@@ -57,10 +57,6 @@ def along(pr: pd.DataFrame) -> str:
     return "; ".join(parts)
 
 
-def _span(x: pd.Series) -> str:
-    return f"{x.min()}" if x.min() == x.max() else f"{x.min()}–{x.max()}"
-
-
 def sections(res, made: dict[str, list[Path]]) -> list[Block]:
     """The remedies section of the report, with the figures ``made`` (name -> [png, svg])."""
     c = remedy_cases(res)
@@ -71,7 +67,7 @@ def sections(res, made: dict[str, list[Path]]) -> list[Block]:
         "activations": ", ".join(sorted(set(c["activation"]))),
         "depths": ", ".join(map(str, sorted(pr["depth"].unique()))),
         "remedies": ", ".join(r for r in REMEDIES if r in set(pr["remedy"])),
-        "seeds": _span(pr.groupby(["remedy", "activation", "depth"]).size()),
+        "seeds": span(pr.groupby(["remedy", "activation", "depth"]).size()),
         "datasets": ", ".join(sorted(pr["dataset"].unique())),
     }
     held = [r for r in REMEDIES if r in set(c["remedy"])]
