@@ -100,3 +100,16 @@ def _layer_rule(layer, c, K: np.ndarray) -> np.ndarray:
         return Kz
     Kz *= D  # D W J
     return Kz
+
+
+def singular_values(J: np.ndarray) -> np.ndarray:
+    """The singular values of each Jacobian of ``J`` (m, n_l, n_0), largest first: (m, min(n_l, n_0)),
+    by the SVD (LAPACK's gesdd: every value to a relative accuracy of the largest, the smallest
+    ones too, where eigenvalues of JJᵀ would lose those below √ε of the largest). A sample whose J
+    is not finite (an overflowed forward pass) gets NaN."""
+    m, n_l, n_0 = J.shape
+    out = np.full((m, min(n_l, n_0)), np.nan)
+    finite = np.isfinite(J).all(axis=(1, 2))
+    if finite.any():
+        out[finite] = np.linalg.svd(J[finite], compute_uv=False)
+    return out

@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from mlplab import results as res
+from mlplab.jacobian import jacobian, singular_values
 
 KEY_COLUMNS = ("run_id", "step", "epoch", "layer", "fan_in", "fan_out")
 NORM_COLUMNS = {"W": "grad_w_norm", "b": "grad_b_norm", "gamma": "grad_gamma_norm", "beta": "grad_beta_norm"}
@@ -244,3 +245,36 @@ class Record:
         layers["fan_out"] = np.tile(np.asarray(self.sizes[1:], np.int32), n)
         nulls = {k: np.tile(v, n) for k, v in self.nulls.items()}
         return res.to_table(layers, "layers", nulls), res.to_table(steps, "steps")
+
+
+class Spectra:
+    """The rows of the ``spectra`` table: at each step it is asked for (``log``), the singular
+    values of J = ∂a^depth/∂a^0 (``mlplab.jacobian``, the network in training mode) for each of
+    the fixed samples ``X`` (a run's first training samples), largest first."""
+
+    def __init__(self, X: np.ndarray, every: int):
+        self.X, self.every = X, every
+        self.logged: list[tuple[int, np.ndarray]] = []  # (step, singular values (samples, r))
+
+    def due(self, s: int) -> bool:
+        return s % self.every == 0
+
+    def log(self, s: int, net) -> None:
+        self.logged.append((s, singular_values(jacobian(net, self.X))))
+
+    def table(self, run_id: str):
+        """The rows (run_id, step, sample, index, singular_value): one per value, in the order
+        logged; None when nothing was logged."""
+        if not self.logged:
+            return None
+        m, r = self.logged[0][1].shape
+        n = len(self.logged)
+        values = np.concatenate([sv.reshape(-1) for _, sv in self.logged])
+        columns = {
+            "run_id": [run_id] * (n * m * r),
+            "step": np.repeat(np.array([s for s, _ in self.logged], np.int32), m * r),
+            "sample": np.tile(np.repeat(np.arange(m, dtype=np.int32), r), n),
+            "index": np.tile(np.arange(r, dtype=np.int32), n * m),
+            "singular_value": values,
+        }
+        return res.to_table(columns, "spectra")

@@ -24,10 +24,13 @@ LOGGED_COLUMNS = 16  # metric arrays per layer and per step in a run's Record, 8
 BASELINE = 64 * 2**20  # temporaries of evaluation and writing, on top of what is counted
 
 
+SPECTRA_ROW_BYTES = 24  # a row of the spectra table: step, sample, index, run_id code (int32), singular_value (float64)
+
+
 def estimate(spec: RunSpec) -> dict[str, int]:
     """Bytes a run needs, by part: parameters (with gradients), the optimiser's state,
-    activations (every batch size's buffers), data, records. ``spec`` must be resolved (a file's or data set's real
-    shape in n_samples, n_features, n_classes)."""
+    activations (every batch size's buffers), data, records, the Jacobian's spectra. ``spec``
+    must be resolved (a file's or data set's real shape in n_samples, n_features, n_classes)."""
     item = 4 if spec.dtype == "float32" else 8
     sizes, sched = spec.layer_sizes(), spec.schedule()
     L = len(sizes) - 1
@@ -49,12 +52,20 @@ def estimate(spec: RunSpec) -> dict[str, int]:
     records = 2 * rows * (L + 1) * LOGGED_COLUMNS * 8  # the arrays, then the tables made from them
     # the logged mini-batches' outputs kept raw until the run ends (mlplab.record.Pending)
     records += min(Pending.MAX_BYTES, rows * batch * (sum(sizes[1:]) + 3 * spec.n_classes) * item)
+    spectra = 0
+    if (
+        sched.spectrum_every is not None
+    ):  # mlplab.jacobian: J and its next layer's, per sample, in float64 (the SVD's copy)
+        m, widest = min(spec.spectrum_samples, n_train), max(sizes[1 : spec.depth + 1], default=spec.n_features)
+        values = (sched.n_steps // sched.spectrum_every + 2) * m * min(widest, spec.n_features)
+        spectra = 3 * m * spec.n_features * widest * 8 + values * 2 * SPECTRA_ROW_BYTES
     return {
         "parameters": params,
         "optimiser": optimiser,
         "activations": activations,
         "data": data,
         "records": records,
+        "spectra": spectra,
     }
 
 

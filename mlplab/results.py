@@ -8,6 +8,8 @@ are compacted into *generations* (``compact``)::
         runs/<run_id>.parquet        one row per run (config, status, final metrics, timings)
         steps/<run_id>.parquet       one row per logged step
         layers/<run_id>.parquet      one row per logged step and layer
+        spectra/<run_id>.parquet     one row per singular value of the Jacobian, at the steps
+                                     ``train.spectrum_every`` asks for (only runs that record it)
         <table>/compact-<generation>.parquet   the rows of many runs, compacted
         compacted/compact-<generation>         marks a committed generation (an empty file, no
                                                .parquet suffix: every *.parquet is parquet)
@@ -51,7 +53,10 @@ from mlplab.spec import BEFORE, COLUMN_TYPES, RESPELLED, SCHEMA_VERSION
 if TYPE_CHECKING:  # pandas is imported when results are read (to_pandas), not to write them
     import pandas as pd
 
-TABLES = ("runs", "steps", "layers")
+TABLES = ("runs", "steps", "layers")  # every run writes these
+OPTIONAL = ("spectra",)  # only the runs that record it: a run or generation without the file has no rows
+ALL_TABLES = TABLES + OPTIONAL
+ROWS = ("steps", "layers", "spectra")  # the tables a runs file commits (written before it)
 MARKER = "mlplab.json"
 META_KEY = b"mlplab_schema"
 
@@ -92,6 +97,18 @@ STEPS_SCHEMA = pa.schema(
         # added with the optimisers and schedules: null in folders written before, where it is
         # the run's lr (filled in by load_results; the other columns are unchanged, so the schema version too)
         ("learning_rate", pa.float64()),
+    ]
+)
+
+# added with the Jacobian's spectrum (mlplab.jacobian): a table of its own, which folders written
+# before do not have (no rows); the other tables are unchanged, so the schema version too
+SPECTRA_SCHEMA = pa.schema(
+    [
+        ("run_id", _cat),
+        ("step", pa.int32()),
+        ("sample", pa.int32()),
+        ("index", pa.int32()),
+        ("singular_value", pa.float64()),
     ]
 )
 
@@ -140,7 +157,7 @@ RUNS_SCHEMA = pa.schema(
     ]
 )
 
-SCHEMAS = {"runs": RUNS_SCHEMA, "steps": STEPS_SCHEMA, "layers": LAYERS_SCHEMA}
+SCHEMAS = {"runs": RUNS_SCHEMA, "steps": STEPS_SCHEMA, "layers": LAYERS_SCHEMA, "spectra": SPECTRA_SCHEMA}
 
 # what each column means (a name means one thing in every table); the config columns' meanings
 # are their RunSpec fields' docs. The documentation's schema tables are generated from these.
@@ -186,7 +203,11 @@ COLUMN_DOCS = {
     "wall_time_s": "seconds the run took",
     "setup_time_s": "seconds of it spent on the data and the network",
     "train_time_s": "seconds of it spent training",
-    "write_time_s": "seconds of it spent writing the steps and layers tables",
+    "write_time_s": "seconds of it spent writing the steps, layers and spectra tables",
+    "sample": "the training sample (0: the first of the training split) whose Jacobian `J = ∂a^depth/∂a^0` it is",
+    "index": "the singular value's rank, 0 = the largest",
+    "singular_value": "a singular value of `J` (the network in training mode at `step`; step `n_steps`: the"
+    " trained network); NaN where `J` is not finite",
     "mlplab_version": "mlplab's version",
     "mlplab_commit": "git commit of mlplab's checkout (`-dirty` when tracked files differ; null for a package)",
     "numpy_version": "NumPy's version",
@@ -591,7 +612,7 @@ def _compact(root: Path, lease: Lease) -> dict[str, int]:
     _tidy_markers(root)
     if not cat.own and len(cat.generations) <= 1 and not leftovers:
         return {"runs": len(cat.compacted), "removed": stale}
-    tables = {t: _read_table(cat, t, SCHEMAS[t]) for t in ("steps", "layers", "runs")}
+    tables = {t: _read_table(cat, t, SCHEMAS[t]) for t in (*ROWS, "runs")}
     removed = commit_generation(root, tables, own=own, generations=[g.name for g in cat.generations], lease=lease)
     if lease.check():
         for p, version in leftovers:
@@ -601,14 +622,14 @@ def _compact(root: Path, lease: Lease) -> dict[str, int]:
 
 def _own_versions(cat: Catalogue) -> dict[str, dict[str, FileId]]:
     """run_id -> table -> the version (``file_id``) of each own file of the catalogue's runs: the
-    files a compaction may remove. A steps or layers file newer than its runs file belongs to a
+    files a compaction may remove. A steps, layers or spectra file newer than its runs file belongs to a
     later attempt at the run, still being written (a runs file comes last): it is read, not
     removed."""
     out = {}
     for rid, path in cat.own.items():
         runs = os.stat(path)  # FileNotFoundError: moved into a generation, look again
         versions = {"runs": file_id(runs)}
-        for table in ("steps", "layers"):
+        for table in ROWS:
             try:
                 st = os.stat(run_path(cat.root, table, rid))
             except FileNotFoundError:
@@ -620,13 +641,13 @@ def _own_versions(cat: Catalogue) -> dict[str, dict[str, FileId]]:
 
 
 def _leftovers(root: Path, cat: Catalogue, now: float) -> list[tuple[Path, FileId]]:
-    """The steps and layers files no commit owns (no runs file by their name) that no writer
+    """The steps, layers and spectra files no commit owns (no runs file by their name) that no writer
     will finish, with their versions: a generation's, once the process writing it is gone; a
     run's, once the run's generation is newer (a compaction killed between its removals); any,
     once ORPHAN_AGE_S old (``now``: the file server's clock) — a kill of another host's writer,
     or of a run before its commit."""
     out = []
-    for table in ("steps", "layers"):
+    for table in ROWS:
         for p in _files(root / table):
             if (root / "runs" / p.name).exists():
                 continue
@@ -673,7 +694,7 @@ def commit_generation(
     generations: list[str] = (),
     lease: Lease | None = None,
 ) -> int:
-    """Write ``tables`` (steps, layers, runs) as a new compacted generation and remove what it
+    """Write ``tables`` (steps, layers, runs; spectra when it has rows) as a new compacted generation and remove what it
     replaces: the runs' own files, ``own`` (run id -> table -> the version of the file whose rows
     are in ``tables``; a file found in another version — the run done again since — stays), and
     the older ``generations`` (file names).
@@ -696,11 +717,13 @@ def commit_generation(
     written = []
     _WRITING.add(name)
     try:
-        for table in ("steps", "layers", "runs"):  # runs last: it commits the generation
+        for table in (*ROWS, "runs"):  # runs last: it commits the generation
+            if table in OPTIONAL and (tables.get(table) is None or not len(tables[table])):
+                continue  # no rows: no file (a reader finds none)
             atomic_write_table(tables[table].replace_schema_metadata(meta), root / table / file)
             written.append(root / table / file)
     except BaseException:
-        if len(written) < 3:  # not committed: its files are of no use
+        if root / "runs" / file not in written:  # not committed: its files are of no use
             for p in written:
                 p.unlink(missing_ok=True)
         raise
@@ -711,12 +734,12 @@ def commit_generation(
         return 0  # another process took the folder over: what this one replaced is its to remove
     removed = 0
     for g in generations:
-        for table in ("runs", "steps", "layers"):
+        for table in ("runs", *ROWS):
             removed += _unlink(root / table / g)
         _unlink(root / MARKERS / g.removesuffix(".parquet"))
         _unlink(root / MARKERS / g)  # an older mlplab's marker name
     for rid, versions in own.items():
-        for table in ("runs", "steps", "layers"):
+        for table in ("runs", *ROWS):
             if table in versions:
                 removed += _unlink_if(run_path(root, table, rid), versions[table])
     return removed
@@ -734,7 +757,7 @@ def remove_temporaries(root, pids=None, now: float | None = None) -> int:
     if pids is None and now is None and root.is_dir():
         now = server_now(root)
     removed = 0
-    for folder in (root, *(root / t for t in (*TABLES, MARKERS, "hydra"))):
+    for folder in (root, *(root / t for t in (*ALL_TABLES, MARKERS, "hydra"))):
         try:
             names = [n for n in os.listdir(folder) if n.startswith(".") and n.endswith(".tmp")]
         except OSError:
@@ -793,13 +816,17 @@ def _unlink_if(path: Path, version: FileId) -> int:
 # -- reading ---------------------------------------------------------------------------------
 @dataclass
 class Results:
-    """The three tables of a results folder (config columns joined onto steps and layers)."""
+    """The tables of a results folder (config columns joined onto steps and layers). Iterating
+    gives the three every run writes (``runs, steps, layers = load_results(...)``); ``spectra``
+    (the Jacobian's singular values, mostly empty) is an attribute, not joined: it is large, and
+    ``run_id`` finds its run's config in ``runs``."""
 
     runs: pd.DataFrame
     steps: pd.DataFrame
     layers: pd.DataFrame
     path: Path
     for_analysis: bool = False  # prepared by mlplab.analysis.load (plain strings, "none" for no data file)
+    spectra: pd.DataFrame | None = None
 
     def __iter__(self):
         return iter((self.runs, self.steps, self.layers))
@@ -855,7 +882,12 @@ def _read_table(cat: Catalogue, table: str, schema: pa.Schema) -> pa.Table:
     for rid, g in cat.compacted.items():
         by_generation.setdefault(g, []).append(rid)
     for g, rids in sorted(by_generation.items()):
-        t = _read_file(root / table / f"{g}.parquet", schema)
+        f = root / table / f"{g}.parquet"
+        if table in OPTIONAL and not f.is_file():
+            if not (root / "runs" / f.name).is_file():  # moved into a newer generation since listed
+                raise Vanished(f"results file={str(f)!r} is gone")
+            continue  # a generation with no rows of this table
+        t = _read_file(f, schema)
         parts.append(t.filter(pc.is_in(t.column("run_id").cast(pa.string()), pa.array(rids))))
     if not parts:
         return schema.empty_table()
@@ -905,7 +937,8 @@ def check_results_folder(path) -> Path:
 
 
 def load_results(path, join: bool = True) -> Results:
-    """Read a results folder into three DataFrames: ``runs``, ``steps``, ``layers``.
+    """Read a results folder into DataFrames: ``runs``, ``steps``, ``layers`` (and ``spectra``,
+    the Jacobian's singular values of the runs that record them, not joined: ``Results``).
 
     Only committed runs are returned (a ``steps``/``layers`` file without its ``runs`` row is
     ignored) and leftover temporary files are skipped. Folders that mix result schema versions
@@ -917,13 +950,13 @@ def load_results(path, join: bool = True) -> Results:
     def look():
         cat = Catalogue.of(root)
         check_versions(cat, path)
-        return [_read_table(cat, t, SCHEMAS[t]) for t in ("runs", "steps", "layers")]
+        return [_read_table(cat, t, SCHEMAS[t]) for t in ("runs", *ROWS)]
 
-    runs, steps, layers = _settled(look)
+    runs, steps, layers, spectra = _settled(look)
     steps = fill_learning_rate(steps, runs)
-    runs, steps, layers = (t.to_pandas() for t in (respell(runs), steps, layers))  # read again if files move meanwhile
+    runs, steps, layers, spectra = (t.to_pandas() for t in (respell(runs), steps, layers, spectra))
     if join and len(runs):
         cfg = runs[["run_id"] + JOIN_COLUMNS]
         steps = steps.merge(cfg, on="run_id", how="left")
         layers = layers.merge(cfg, on="run_id", how="left")
-    return Results(runs, steps, layers, root)
+    return Results(runs, steps, layers, root, spectra=spectra)

@@ -306,6 +306,21 @@ class RunSpec:
         column="int32",
         doc="steps between whole-set evaluations; 'log': every logged step; null: 5, on logged steps",
     )
+    spectrum_every: int | str | None = param(
+        None,
+        "train.spectrum_every",
+        Integer(1, also=(None, "log"), extra=", 'log' (every logged step) or null (off)"),
+        column="int32",
+        before=None,
+        doc="steps between records of J's singular values (the spectra table; the trained net too); null: off",
+    )
+    spectrum_samples: int = param(
+        16,
+        "train.spectrum_samples",
+        Integer(1),
+        before=16,
+        doc="training samples whose Jacobian's singular values are recorded (at most the training set)",
+    )
     # data
     dataset: str = param("blobs", "data", OneOf(DATASETS), group=True, use=("data",))
     n_samples: int = param(
@@ -412,7 +427,9 @@ class RunSpec:
         bs = max(n_train, 1) if self.batch_size == "full" else min(int(self.batch_size), max(n_train, 1))
         spe = math.ceil(n_train / bs)
         n_steps = spe * self.epochs
-        return Schedule(n_train, n_test, bs, spe, n_steps, *cadence(n_steps, self.log_every, self.eval_every))
+        log, ev, rows = cadence(n_steps, self.log_every, self.eval_every)
+        spectrum = log if self.spectrum_every == "log" else self.spectrum_every
+        return Schedule(n_train, n_test, bs, spe, n_steps, log, ev, rows, spectrum)
 
     def data_key(self) -> tuple:
         """What decides the data set (the data fields and the seed): runs with the same key share it."""
@@ -438,7 +455,8 @@ class Schedule:
     """When a run computes and logs (``RunSpec.schedule()``): ``n_train``/``n_test`` samples, mini-batches of
     ``batch_size`` (the whole training set when full), ``steps_per_epoch`` × epochs = ``n_steps``
     updates, gradient metrics every ``log_every`` steps, a whole-set evaluation every
-    ``eval_every`` steps (each also a logged step); ``rows``: the most rows the run writes."""
+    ``eval_every`` steps (each also a logged step); ``rows``: the most rows the run writes;
+    ``spectrum_every``: the steps between records of the Jacobian's singular values (None: off)."""
 
     n_train: int
     n_test: int
@@ -448,6 +466,7 @@ class Schedule:
     log_every: int
     eval_every: int
     rows: int
+    spectrum_every: int | None = None
 
 
 FIELDS: tuple[dataclasses.Field, ...] = dataclasses.fields(RunSpec)
@@ -496,6 +515,12 @@ def validate(spec: RunSpec) -> RunSpec:
         top = INT_MAX.get(COLUMN_TYPES[f.name])
         if top is not None and _is_int(value) and value > top:
             raise ConfigError(f.name, value, f"{check.allowed()} and <= {top}")
+    if spec.spectrum_every is not None and spec.norm == "batch":
+        raise ConfigError(
+            "spectrum_every",
+            spec.spectrum_every,
+            "must be null with norm=batch (a sample's a^l depends on its batch: it has no Jacobian of its own)",
+        )
     if spec.dataset == "file" and not spec.data_path:
         raise ConfigError("data_path", spec.data_path, "must name an .npz file when dataset is 'file'")
     return spec

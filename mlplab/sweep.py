@@ -130,8 +130,9 @@ def run_chunk(specs: list[RunSpec], root: str, sweep: str, force: bool) -> list[
                 break
     if tables:
         merged = {
-            t: pa.concat_tables([x[t] for x in tables]).unify_dictionaries().combine_chunks()
-            for t in ("runs", "steps", "layers")
+            t: pa.concat_tables(parts).unify_dictionaries().combine_chunks()
+            for t in res.ALL_TABLES
+            if (parts := [x[t] for x in tables if x.get(t) is not None])
         }
         own = {x["runs"].column("run_id")[0].as_py(): x["files"] for x in tables}
         try:

@@ -31,7 +31,7 @@ from mlplab.losses import get_loss
 from mlplab.network import MLP
 from mlplab.optim import make as make_optimiser
 from mlplab.provenance import provenance
-from mlplab.record import Record, Scratch
+from mlplab.record import Record, Scratch, Spectra
 from mlplab.spec import ConfigError, RunSpec, Schedule, validate
 
 
@@ -229,7 +229,13 @@ class Evaluation:
 
 
 def train(
-    net: MLP, data: Dataset, spec: RunSpec, shuffle_rng: np.random.Generator, sched: Schedule, rec: Record
+    net: MLP,
+    data: Dataset,
+    spec: RunSpec,
+    shuffle_rng: np.random.Generator,
+    sched: Schedule,
+    rec: Record,
+    spectra: Spectra | None = None,
 ) -> None:
     """Mini-batch training with per-layer instrumentation; fills ``rec``.
 
@@ -241,9 +247,11 @@ def train(
     ‖W^l‖_F, ‖ΔW^l‖/‖W^l‖ of the update applied, and the mean, std and saturated fraction of the
     layer's output; per step η_s, the mini-batch loss, the pre-clip global norm and whether clipping acted. At every
     ``eval_every``-th step also the training and test loss and accuracy (whole sets, evaluation
-    mode); NaN at the other rows. A non-finite gradient (checked every step) or training loss
-    (every evaluation) raises ``Diverged``, with that step's row kept in ``rec``. (A non-finite
-    mini-batch loss needs a non-finite z^L, whose gradient is not finite either.)
+    mode); NaN at the other rows. With ``spectra``, at the steps it is due (and after the last
+    update) the singular values of the network's Jacobian for its samples. A non-finite gradient
+    (checked every step) or training loss (every evaluation) raises ``Diverged``, with that
+    step's row kept in ``rec``. (A non-finite mini-batch loss needs a non-finite z^L, whose
+    gradient is not finite either.)
     """
     step = Step(net, spec.clip, spec.clip_threshold, optim=spec.optim, **spec.optimiser_kwargs())
     eta = None if spec.lr_schedule == "constant" and not spec.warmup_steps else spec.learning_rate()
@@ -257,6 +265,8 @@ def train(
             evaluated = s % eval_every == 0
             # the network after s updates (batch norm: running estimates of s batches)
             evaluation = evaluate() if evaluated else None
+            if spectra is not None and spectra.due(s):
+                spectra.log(s, net)
             gnorm = step.gradients(Xb, Yb)
             finite = math.isfinite(gnorm)
             if gnorm > rec.max_grad_norm and finite:
@@ -274,6 +284,8 @@ def train(
             step.update(scale)
             s += 1
             rec.steps_done = s
+    if spectra is not None:
+        spectra.log(s, net)  # the trained network
 
 
 class Runner:
@@ -318,6 +330,7 @@ class Runner:
             full_batch=spec.batch_size == "full",
             log_every=sched.log_every,
             eval_every=sched.eval_every,
+            spectrum_every=sched.spectrum_every,
             lr_step_size=spec.step_size(),
             n_steps=sched.n_steps,
             diverged_step=None,
@@ -330,6 +343,9 @@ class Runner:
             **provenance(blas()),
         )
         rec = Record(spec.layer_sizes(), sched.rows, spec.normalised, self.scratch)  # spec: resolved
+        spectra = None
+        if sched.spectrum_every is not None:  # the first training samples, the same at every step
+            spectra = Spectra(data.X_train[: spec.spectrum_samples], sched.spectrum_every)
         t1 = time.perf_counter()
         with blas().limit(limits=1), np.errstate(over="ignore", invalid="ignore"):
             # overflow and inf-inf are expected in exploding runs; they are caught as divergence
@@ -337,7 +353,7 @@ class Runner:
             try:
                 net = build_network(spec, data, rng_init)
                 t1 = time.perf_counter()
-                train(net, data, spec, rng_shuffle, sched, rec)
+                train(net, data, spec, rng_shuffle, sched, rec, spectra)
                 row["status"] = "ok"
                 row["final_loss"], row["final_accuracy"] = net.evaluate(data.X_train, data.Y_train)
                 row["final_test_loss"], row["final_test_accuracy"] = net.evaluate(data.X_test, data.Y_test)
@@ -353,21 +369,24 @@ class Runner:
                 row.update(status="failed", reason=f"{type(e).__name__}: {e}")
             t2 = time.perf_counter()
         layers, steps = rec.tables(run_id)
+        spectrum = spectra.table(run_id) if spectra is not None else None
         row.update(
             steps_done=rec.steps_done, max_grad_norm=rec.max_grad_norm, setup_time_s=t1 - t0, train_time_s=t2 - t1
         )
-        # write_time_s covers the two large tables; the one-row runs file (the commit) comes last
+        # write_time_s covers the large tables (steps, layers, spectra); the one-row runs file (the commit) comes last
         t3 = time.perf_counter()
         files = {
             "layers": res.atomic_write_table(layers, res.run_path(self.root, "layers", run_id)),
             "steps": res.atomic_write_table(steps, res.run_path(self.root, "steps", run_id)),
         }
+        if spectrum is not None:
+            files["spectra"] = res.atomic_write_table(spectrum, res.run_path(self.root, "spectra", run_id))
         t4 = time.perf_counter()
         row.update(write_time_s=t4 - t3, wall_time_s=t4 - t0)
         runs = res.to_table({k: [v] for k, v in row.items()}, "runs")
         files["runs"] = res.atomic_write_table(runs, res.run_path(self.root, "runs", run_id))
         if tables is not None:  # the caller gathers them (a sweep's chunk, to compact it)
-            tables.append({"runs": runs, "steps": steps, "layers": layers, "files": files})
+            tables.append({"runs": runs, "steps": steps, "layers": layers, "spectra": spectrum, "files": files})
         row["skipped"] = False
         return row
 

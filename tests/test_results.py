@@ -46,6 +46,8 @@ def test_tables_are_plain_parquet_datasets(folder):
             del fields[name]
         for name in ("lr_schedule", "warmup_steps", "lr_gamma", "lr_step_size"):
             del fields[name]
+        for name in ("spectrum_every", "spectrum_samples"):
+            del fields[name]
         blob = json.dumps({"schema": res.SCHEMA_VERSION, **fields}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -178,7 +180,9 @@ def test_a_column_name_means_one_thing_across_the_tables():
 def sorted_tables(root):
     r = load_results(root, join=False)
     out = []
-    for df, key in ((r.runs, ["run_id"]), (r.steps, ["run_id", "step"]), (r.layers, ["run_id", "step", "layer"])):
+    keys = {"runs": ["run_id"], "steps": ["run_id", "step"], "layers": ["run_id", "step", "layer"]}
+    keys["spectra"] = ["run_id", "step", "sample", "index"]
+    for df, key in ((getattr(r, t), k) for t, k in keys.items()):
         df = df.astype({c: object for c in df if isinstance(df[c].dtype, pd.CategoricalDtype)})
         out.append(df.sort_values(key).reset_index(drop=True))
     return out
@@ -190,7 +194,7 @@ def assert_same(a, b):
 
 
 def table_files(root):
-    return {t: sorted(p.name for p in (root / t).iterdir()) for t in res.TABLES}
+    return {t: sorted(p.name for p in (root / t).iterdir()) for t in res.ALL_TABLES if (root / t).is_dir()}
 
 
 @pytest.fixture(scope="module")
@@ -238,23 +242,25 @@ def test_a_run_done_again_after_compaction_wins_over_its_compacted_rows(many):
 
 @pytest.fixture(scope="module")
 def mixed_made(many_made, tmp_path_factory):
-    """``many_made`` compacted into one generation, plus two runs in their own files."""
+    """``many_made`` compacted into one generation, plus two runs in their own files, one of
+    them with a spectra file."""
     root = Path(shutil.copytree(many_made, tmp_path_factory.mktemp("mixed_made") / "many", symlinks=True))
     res.compact(root)
-    for seed in (6, 7):
-        run(RunSpec(**SMALL, seed=seed), root)
+    run(RunSpec(**SMALL, seed=6), root)
+    run(RunSpec(**SMALL, seed=7, spectrum_every=4, spectrum_samples=2), root)
     assert len(table_files(root)["runs"]) == 3
     return root
 
 
-@pytest.mark.parametrize("step", range(16))
+@pytest.mark.parametrize("step", range(19))
 def test_a_compaction_killed_at_any_step_loses_nothing_and_the_next_one_finishes(
     mixed_made, tmp_path, monkeypatch, step
 ):
     """Every write and removal of a compaction, interrupted in turn (as by a kill): the folder
     reads the same rows at once, and the next compaction leaves it clean. The folder: one
-    generation plus runs in their own files (a copy of ``mixed_made``): 3 tables and a marker
-    written, 3 files and 2 marker names of the old generation and 2 runs' 3 files removed."""
+    generation plus runs in their own files (a copy of ``mixed_made``): 4 tables and a marker
+    written, 4 files (its spectra, absent, too) and 2 marker names of the old generation and 2
+    runs' 3 and 4 files removed."""
     many = Path(shutil.copytree(mixed_made, tmp_path / "many", symlinks=True))
     before = sorted_tables(many)
     calls = {"n": 0}
@@ -275,8 +281,8 @@ def test_a_compaction_killed_at_any_step_loses_nothing_and_the_next_one_finishes
     except KeyboardInterrupt:
         pass
     else:
-        assert step == 15, "the compaction has fewer steps than the test thinks"
-    assert calls["n"] == min(step + 1, 15), "the compaction has more steps than the test thinks"
+        assert step == 18, "the compaction has fewer steps than the test thinks"
+    assert calls["n"] == min(step + 1, 18), "the compaction has more steps than the test thinks"
     monkeypatch.undo()
     assert_same(before, sorted_tables(many))
     assert set(res.completed_statuses(many)) == set(before[0].run_id)

@@ -74,7 +74,7 @@ def test_the_run_id_is_the_hash_of_the_canonical_config():
     fields["norm"] = None  # hashed as it was spelled before "none": the run ids made then stay
     for name in ("optim", "momentum", "beta1", "beta2", "eps", "rms_alpha"):
         del fields[name]  # added later, at the value every run had before: left out
-    for name in ("lr_schedule", "warmup_steps", "lr_gamma", "lr_step_size"):
+    for name in ("lr_schedule", "warmup_steps", "lr_gamma", "lr_step_size", "spectrum_every", "spectrum_samples"):
         del fields[name]
     blob = json.dumps({"schema": SCHEMA_VERSION, **fields}, sort_keys=True)
     assert spec.run_id == hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -86,6 +86,8 @@ def test_a_field_added_later_is_hashed_once_it_leaves_the_value_runs_had_before(
     fields = {f.name: getattr(spec, f.name) for f in FIELDS}
     fields["norm"] = None
     for name in ("momentum", "beta1", "eps", "rms_alpha", "warmup_steps", "lr_gamma", "lr_step_size"):
+        del fields[name]  # still at the value runs had before these fields existed
+    for name in ("spectrum_every", "spectrum_samples"):
         del fields[name]  # still at the value runs had before these fields existed
     blob = json.dumps({"schema": SCHEMA_VERSION, **fields}, sort_keys=True)
     assert spec.run_id == hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -100,6 +102,8 @@ def test_a_field_added_later_is_hashed_once_it_leaves_the_value_runs_had_before(
         "warmup_steps": 0,
         "lr_gamma": 0.1,
         "lr_step_size": None,
+        "spectrum_every": None,
+        "spectrum_samples": 16,
     }
 
 
@@ -112,6 +116,7 @@ def test_a_field_added_later_is_hashed_once_it_leaves_the_value_runs_had_before(
         ({"optim": "sgd", "lr_schedule": "constant", "momentum": 0.9}, "4e561cd2555ffb04"),
         ({"optim": "adam"}, "da17b633639aaa58"),
         ({"lr_schedule": "cosine", "warmup_steps": 5}, "340897f877169ea4"),
+        ({"spectrum_every": None, "spectrum_samples": 16}, "4e561cd2555ffb04"),
     ],
 )
 def test_run_ids_made_before_norm_was_spelled_none_stay(kw, run_id):
@@ -185,6 +190,12 @@ RULES = {
         [0, "often", "LOG", True, False],
         INT.format(1) + ", 'log' (every logged step) or null (auto: 5 points)",
     ),
+    "spectrum_every": (
+        [None, "log", 1, I32],
+        [0, -1, "often", True, 2.0],
+        INT.format(1) + ", 'log' (every logged step) or null (off)",
+    ),
+    "spectrum_samples": ([1, 16, I32], [0, None, True, 4.0], INT.format(1)),
     "dataset": (sorted(set(DATASETS) - {"file"}), ["cifar", None], f"must be one of {sorted(DATASETS)}"),
     "n_samples": ([2, I32], [1, 0, True], INT.format(2)),
     "n_features": ([1], [0], INT.format(1)),
@@ -267,6 +278,8 @@ def test_column_types_follow_the_declared_python_types():
             "n_classes",
             "warmup_steps",
             "lr_step_size",
+            "spectrum_every",
+            "spectrum_samples",
         )
     }
     expected |= {

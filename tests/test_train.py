@@ -26,7 +26,7 @@ def test_run_writes_three_tables_with_at_least_50_points(tmp_path):
     assert list(r.layers.layer.unique()) == [1, 2, 3]
     assert list(r.layers.query("step == 0").fan_in) == [8, 8, 8]
     assert list(r.layers.query("step == 0").fan_out) == [8, 8, 3]
-    not_applicable = ["data_path", "data_digest", "norm"]  # no file, no normalisation
+    not_applicable = ["data_path", "data_digest", "norm", "spectrum_every"]  # no file, no normalisation, no spectrum
     assert not r.steps.query("step == 0").drop(columns=not_applicable).isna().any(axis=None)
     layers0 = r.layers.query("step == 0")
     assert layers0[["grad_gamma_norm", "grad_beta_norm"]].isna().all(axis=None)  # no γ, β: null
@@ -516,7 +516,8 @@ def test_the_runs_row_records_versions_timings_and_the_largest_gradient(tmp_path
     assert all(0 < t for t in parts) and sum(parts) <= row["wall_time_s"] <= elapsed
     r = load_results(tmp_path)
     assert row["max_grad_norm"] == r.steps.grad_norm.max() > 0  # every step logged
-    assert [sorted(t) for t in tables] == [["files", "layers", "runs", "steps"]]
+    assert [sorted(t) for t in tables] == [["files", "layers", "runs", "spectra", "steps"]]
+    assert tables[0]["spectra"] is None and "spectra" not in tables[0]["files"]  # no spectrum asked for: no file
     for name, version in tables[0]["files"].items():  # the version of each file written, to remove only that one
         assert version == res.file_id(res.run_path(tmp_path, name, row["run_id"]).stat())
     for name in ("runs", "steps", "layers"):

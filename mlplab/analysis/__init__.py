@@ -29,7 +29,7 @@ def _decat(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def load(source) -> Results:
-    """A ``Results`` (runs, steps, layers) from a folder path or an already loaded ``Results``.
+    """A ``Results`` (runs, steps, layers; spectra) from a folder path or an already loaded ``Results``.
 
     The config columns are joined onto ``steps`` and ``layers`` (``load_results``), with
     "none" for a null ``data_path`` or ``data_digest`` (``norm`` says "none" already: ``load_results``).
@@ -39,7 +39,10 @@ def load(source) -> Results:
         return source
     raw = load_results(Path(source.path if isinstance(source, Results) else source))
     return Results(
-        *(_plain_norm(_decat(t)) for t in (raw.runs, raw.steps, raw.layers)), Path(raw.path), for_analysis=True
+        *(_plain_norm(_decat(t)) for t in (raw.runs, raw.steps, raw.layers)),
+        Path(raw.path),
+        for_analysis=True,
+        spectra=_decat(raw.spectra),
     )
 
 
