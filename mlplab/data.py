@@ -260,10 +260,13 @@ def make_dataset(
     test_fraction: float = 0.2,
     dtype="float64",
     standardise: bool = True,
+    q0: float | None = None,
     data_path: str | None = None,
     data_digest: str | None = None,
 ) -> Dataset:
-    """Generate (or read) the data set, shuffle it, split off ``test_fraction`` for testing.
+    """Generate (or read) the data set, shuffle it, split off ``test_fraction`` for testing;
+    standardise (by the training split's mean and std) and scale the inputs so that their mean
+    square over the training split is ``q0`` (mean-field theory's q^0 = ‖x‖²/n_0 on average), when asked.
     The keywords are the RunSpec fields that feed the data (``RunSpec.used_by("data")``); a
     file whose sha256 is not ``data_digest`` (it changed since the run was planned) is refused."""
     try:
@@ -301,6 +304,12 @@ def make_dataset(
         mu, sd = Xtr.mean(axis=0), Xtr.std(axis=0)
         sd[sd == 0] = 1.0
         Xtr, Xte = (Xtr - mu) / sd, (Xte - mu) / sd
+    if q0 is not None:  # one factor for both splits, from the training split: mean(x_i²) over it is q0
+        ms = float(np.mean(np.square(Xtr)))
+        if ms == 0.0:
+            raise DataError("has only zero inputs, which no factor scales to data.q0", q0, "data.q0")
+        factor = np.sqrt(q0 / ms)
+        Xtr, Xte = Xtr * factor, Xte * factor
     return Dataset(
         np.ascontiguousarray(Xtr, dtype=dtype),
         np.ascontiguousarray(Y[n_test:], dtype=dtype),

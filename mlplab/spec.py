@@ -73,12 +73,15 @@ class Integer(Check):
 
 @dataclass(frozen=True, eq=False)
 class Finite(Check):
-    """A finite real number >= ``at_least``, or > ``above``."""
+    """A finite real number >= ``at_least``, or > ``above`` (or null, with ``null``)."""
 
     at_least: float | None = None
     above: float | None = None
+    null: bool = False
 
     def ok(self, v) -> bool:
+        if v is None:
+            return self.null
         return (
             _is_real(v)
             and math.isfinite(v)
@@ -88,7 +91,7 @@ class Finite(Check):
 
     def allowed(self) -> str:
         bound = f" >= {self.at_least:g}" if self.at_least is not None else f" > {self.above:g}"
-        return f"must be a finite number{bound}"
+        return f"must be a finite number{bound}" + (" or null" if self.null else "")
 
 
 @dataclass(frozen=True, eq=False)
@@ -312,7 +315,7 @@ class RunSpec:
         Integer(1, also=(None, "log"), extra=", 'log' (every logged step) or null (off)"),
         column="int32",
         before=None,
-        doc="steps between records of J's singular values (the spectra table; the trained net too); null: off",
+        doc="steps between records of J's singular values (the spectra table; step n_steps is the trained net); null: off",
     )
     spectrum_samples: int = param(
         16,
@@ -334,6 +337,15 @@ class RunSpec:
     )
     standardise: bool = param(
         True, "data.standardise", Boolean(), use=("data",), doc="scale features by the training split's mean and std"
+    )
+    input_q0: float | None = param(
+        None,
+        "data.q0",
+        Finite(above=0, null=True),
+        use=("data",),
+        arg="q0",
+        before=None,
+        doc="scale the inputs (after standardising) to this mean square over the training split; null: unscaled",
     )
     data_path: str | None = param(
         None,

@@ -247,8 +247,8 @@ def train(
     ‖W^l‖_F, ‖ΔW^l‖/‖W^l‖ of the update applied, and the mean, std and saturated fraction of the
     layer's output; per step η_s, the mini-batch loss, the pre-clip global norm and whether clipping acted. At every
     ``eval_every``-th step also the training and test loss and accuracy (whole sets, evaluation
-    mode); NaN at the other rows. With ``spectra``, at the steps it is due (and after the last
-    update) the singular values of the network's Jacobian for its samples. A non-finite gradient
+    mode); NaN at the other rows. With ``spectra``, at the steps it is due (the last one, n_steps,
+    too: the trained network) the singular values of the network's Jacobian for its samples. A non-finite gradient
     (checked every step) or training loss (every evaluation) raises ``Diverged``, with that
     step's row kept in ``rec``. (A non-finite mini-batch loss needs a non-finite z^L, whose
     gradient is not finite either.)
@@ -284,8 +284,8 @@ def train(
             step.update(scale)
             s += 1
             rec.steps_done = s
-    if spectra is not None:
-        spectra.log(s, net)  # the trained network
+    if spectra is not None and spectra.due(s):
+        spectra.log(s, net)  # the trained network, when the cadence reaches n_steps
 
 
 class Runner:

@@ -101,3 +101,19 @@ def test_orthogonal_init_is_sign_corrected():
     rng = np.random.default_rng(2)
     first = [get_init("orthogonal")(rng, 3, 3, 1.0, 0.0)[0][0, 0] for _ in range(400)]
     assert 0.4 < np.mean(np.array(first) > 0) < 0.6
+
+
+@pytest.mark.parametrize("dataset,standardise", [("blobs", True), ("spirals", False), ("mnist", False)])
+@pytest.mark.parametrize("q0", [1 / 64, 0.4, 3.0])
+def test_q0_scales_the_inputs_to_that_mean_square_by_one_factor_from_the_training_split(dataset, standardise, q0):
+    """Mean-field theory's q^0 = ‖x‖²/n_0: the training inputs' mean square is q0 after scaling,
+    the test inputs are scaled by the same factor (the test split's own mean square is not used)."""
+    n = 400 if dataset != "mnist" else 500
+    kw = dict(n_samples=n, n_features=6, test_fraction=0.25, standardise=standardise)
+    plain = make_dataset(dataset, np.random.default_rng(5), **kw)
+    scaled = make_dataset(dataset, np.random.default_rng(5), q0=q0, **kw)
+    assert np.mean(scaled.X_train**2) == pytest.approx(q0, rel=1e-12)
+    factor = np.sqrt(q0 / np.mean(plain.X_train**2))
+    np.testing.assert_allclose(scaled.X_train, plain.X_train * factor, rtol=1e-13)
+    np.testing.assert_allclose(scaled.X_test, plain.X_test * factor, rtol=1e-13)
+    np.testing.assert_array_equal(scaled.Y_train, plain.Y_train)

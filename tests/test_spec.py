@@ -76,6 +76,7 @@ def test_the_run_id_is_the_hash_of_the_canonical_config():
         del fields[name]  # added later, at the value every run had before: left out
     for name in ("lr_schedule", "warmup_steps", "lr_gamma", "lr_step_size", "spectrum_every", "spectrum_samples"):
         del fields[name]
+    del fields["input_q0"]
     blob = json.dumps({"schema": SCHEMA_VERSION, **fields}, sort_keys=True)
     assert spec.run_id == hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -87,7 +88,7 @@ def test_a_field_added_later_is_hashed_once_it_leaves_the_value_runs_had_before(
     fields["norm"] = None
     for name in ("momentum", "beta1", "eps", "rms_alpha", "warmup_steps", "lr_gamma", "lr_step_size"):
         del fields[name]  # still at the value runs had before these fields existed
-    for name in ("spectrum_every", "spectrum_samples"):
+    for name in ("spectrum_every", "spectrum_samples", "input_q0"):
         del fields[name]  # still at the value runs had before these fields existed
     blob = json.dumps({"schema": SCHEMA_VERSION, **fields}, sort_keys=True)
     assert spec.run_id == hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -104,6 +105,7 @@ def test_a_field_added_later_is_hashed_once_it_leaves_the_value_runs_had_before(
         "lr_step_size": None,
         "spectrum_every": None,
         "spectrum_samples": 16,
+        "input_q0": None,
     }
 
 
@@ -116,7 +118,7 @@ def test_a_field_added_later_is_hashed_once_it_leaves_the_value_runs_had_before(
         ({"optim": "sgd", "lr_schedule": "constant", "momentum": 0.9}, "4e561cd2555ffb04"),
         ({"optim": "adam"}, "da17b633639aaa58"),
         ({"lr_schedule": "cosine", "warmup_steps": 5}, "340897f877169ea4"),
-        ({"spectrum_every": None, "spectrum_samples": 16}, "4e561cd2555ffb04"),
+        ({"spectrum_every": None, "spectrum_samples": 16, "input_q0": None}, "4e561cd2555ffb04"),
     ],
 )
 def test_run_ids_made_before_norm_was_spelled_none_stay(kw, run_id):
@@ -196,6 +198,7 @@ RULES = {
         INT.format(1) + ", 'log' (every logged step) or null (off)",
     ),
     "spectrum_samples": ([1, 16, I32], [0, None, True, 4.0], INT.format(1)),
+    "input_q0": ([None, 5e-324, 0.25, 4], [0, -1.0, float("inf"), float("nan"), True, "1"], POS + " or null"),
     "dataset": (sorted(set(DATASETS) - {"file"}), ["cifar", None], f"must be one of {sorted(DATASETS)}"),
     "n_samples": ([2, I32], [1, 0, True], INT.format(2)),
     "n_features": ([1], [0], INT.format(1)),
@@ -286,7 +289,7 @@ def test_column_types_follow_the_declared_python_types():
         f: "float64"
         for f in ("alpha", "sigma_w", "sigma_b", "lr", "weight_decay", "clip_threshold", "noise", "test_fraction")
     }
-    expected |= {f: "float64" for f in ("lr_gamma", "momentum", "beta1", "beta2", "eps", "rms_alpha")}
+    expected |= {f: "float64" for f in ("lr_gamma", "momentum", "beta1", "beta2", "eps", "rms_alpha", "input_q0")}
     names = ("activation", "loss", "init", "norm", "clip", "dataset", "dtype", "optim", "lr_schedule")
     expected |= {f: "category" for f in names}
     expected |= {
@@ -337,9 +340,9 @@ def test_the_data_key_is_the_seed_and_the_data_fields_only():
     base = RunSpec()
     assert base.data_key() == (
         0,
-        *{f.name: getattr(base, f.name) for f in FIELDS if "data" in f.metadata["use"]}.items(),
+        *{f.metadata["arg"] or f.name: getattr(base, f.name) for f in FIELDS if "data" in f.metadata["use"]}.items(),
     )
-    for field in ("n_samples", "noise", "dataset", "dtype", "seed"):
+    for field in ("n_samples", "noise", "dataset", "dtype", "seed", "input_q0"):
         assert (
             dataclasses.replace(base, **{field: other_value(next(f for f in FIELDS if f.name == field))}).data_key()
             != base.data_key()

@@ -42,12 +42,12 @@ def replay(spec: RunSpec):
 
 @pytest.mark.parametrize("norm,residual", [("none", False), ("layer", False), ("none", True)])
 def test_the_spectrum_is_recorded_at_step_0_every_n_steps_and_after_the_last_update(tmp_path, norm, residual):
-    spec = RunSpec(**SMALL, norm=norm, residual=residual, spectrum_every=4, spectrum_samples=3)
+    spec = RunSpec(**SMALL, norm=norm, residual=residual, spectrum_every=3, spectrum_samples=3)
     row = run(spec, tmp_path)
-    assert row["status"] == "ok" and row["spectrum_every"] == 4
+    assert row["status"] == "ok" and row["spectrum_every"] == 3
     n_steps = row["n_steps"]  # 3 epochs of 3 batches (48 training samples, 16 a batch)
     spectra = load_results(tmp_path).spectra
-    assert n_steps == 9 and sorted(spectra.step.unique()) == [0, 4, 8, 9]
+    assert n_steps == 9 and sorted(spectra.step.unique()) == [0, 3, 6, 9]
     values = by_step(spectra)
     assert all(v.shape == (3, 5) for v in values.values())  # 3 samples, min(width 6, n_0 5) values
     for v in values.values():
@@ -66,7 +66,15 @@ def test_log_records_it_at_every_logged_step(tmp_path):
     row = run(spec, tmp_path)
     r = load_results(tmp_path)
     assert row["spectrum_every"] == 2
-    assert sorted(r.spectra.step.unique()) == sorted(r.steps.step) + [row["n_steps"]]
+    assert row["n_steps"] % 2 == 1 and sorted(r.spectra.step.unique()) == sorted(r.steps.step)
+    again = run(RunSpec(**{**SMALL, "epochs": 2}, log_every=2, spectrum_every="log", spectrum_samples=2), tmp_path)
+    steps = load_results(tmp_path).spectra.query(f"run_id == '{again['run_id']}'").step.unique()
+    assert again["n_steps"] == 6 and sorted(steps) == [0, 2, 4, 6]  # n_steps on the cadence: the trained net too
+
+
+def test_a_cadence_past_the_run_records_the_initial_network_only(tmp_path):
+    row = run(RunSpec(**{**SMALL, "batch_size": "full", "epochs": 1}, spectrum_every=2), tmp_path)
+    assert row["n_steps"] == 1 and list(load_results(tmp_path).spectra.step.unique()) == [0]
 
 
 def test_the_samples_are_the_first_training_samples_at_most_the_training_set(tmp_path):
@@ -103,7 +111,9 @@ def test_a_sweep_compacts_the_spectra_and_reads_them_back(tmp_path):
     specs = [RunSpec(**SMALL, seed=s, spectrum_every=3 if s != 1 else None, spectrum_samples=2) for s in range(3)]
     run_chunk(specs, tmp_path, "t", False)
     chunked = load_results(tmp_path).spectra
-    assert list((tmp_path / "spectra").glob("*.parquet")) and len(chunked) == 2 * 4 * 2 * 5  # 2 runs × 4 steps × 2 × 5
+    assert (
+        list((tmp_path / "spectra").glob("*.parquet")) and len(chunked) == 2 * 4 * 2 * 5
+    )  # 2 runs × steps 0, 3, 6, 9 × 2 × 5
     assert set(chunked.run_id.astype(str)) == {specs[0].run_id, specs[2].run_id}
     res.compact(tmp_path)
     assert [p.name.startswith(res.COMPACT) for p in (tmp_path / "spectra").iterdir()] == [True]
@@ -125,14 +135,14 @@ def test_a_generation_without_spectra_reads_as_none(tmp_path):
 
 def test_duckdb_reads_the_spectra_table(tmp_path):
     duckdb = pytest.importorskip("duckdb")
-    run(RunSpec(**SMALL, spectrum_every=4, spectrum_samples=2), tmp_path)
+    run(RunSpec(**SMALL, spectrum_every=3, spectrum_samples=2), tmp_path)
     res.compact(tmp_path)
     got = duckdb.sql(
         f"SELECT x.step, count(*) AS n, max(x.singular_value) AS top FROM '{tmp_path}/runs/*.parquet' r "
         f"JOIN '{tmp_path}/spectra/*.parquet' x USING (run_id) GROUP BY ALL ORDER BY x.step"
     ).df()
     spectra = load_results(tmp_path).spectra
-    assert list(got.step) == [0, 4, 8, 9] and list(got.n) == [10] * 4
+    assert list(got.step) == [0, 3, 6, 9] and list(got.n) == [10] * 4
     np.testing.assert_array_equal(got.top, spectra.groupby("step").singular_value.max().to_numpy())
 
 
