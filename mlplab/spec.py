@@ -315,7 +315,7 @@ class RunSpec:
         Integer(1, also=(None, "log"), extra=", 'log' (every logged step) or null (off)"),
         column="int32",
         before=None,
-        doc="steps between records of J's singular values (the spectra table; step n_steps is the trained net); null: off",
+        doc="steps between records of J's singular values (spectra table; step n_steps: the trained net); null: off",
     )
     spectrum_samples: int = param(
         16,
