@@ -22,6 +22,12 @@ sample of the batch through μ and v, so there is no per-sample Jacobian to give
 The products are carried transposed, K = (J^l)ᵀ per sample, shape (m, n_0, n_l): row i of K is
 the image of the input direction e_i, so the rule of each layer is its forward pass applied to n_0
 tangent vectors at once, and W acts on all m n_0 of them in one matrix product (K Wᵀ).
+
+Its cost is that of a forward pass at batch m n_0, not m: one (m n_0 × n_(l-1))·(n_(l-1) × n_l)
+product per layer, plus elementwise work of the same size. So the products go to two buffers
+allocated once and used in turn (a fresh array of m n_0 n_l numbers per layer costs its page
+faults every time), and the first layer's product is skipped: K = I there, so K Wᵀ is Wᵀ itself,
+copied to every sample.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from mlplab.layers import LayerNormalised, Output, Residual
 from mlplab.losses import BCE, MSE, SoftmaxCE
 from mlplab.network import MLP
 
+dot = np.dot  # every product of K by a weight matrix (the benchmark records them, as the layers' ``dot``)
 SIGMOID_OUTPUTS = (MSE, BCE)  # the losses whose output map is a^L = sigmoid(z^L); SoftmaxCE's is softmax
 
 
@@ -65,25 +72,33 @@ def jacobian(net: MLP, X, upto: int | None = None) -> np.ndarray:
         )
     X = net.as_input(X)
     m, n0 = X.shape
-    K = np.broadcast_to(np.eye(n0, dtype=net.dtype), (m, n0, n0))  # K = (J^0)ᵀ = I per sample
+    eye = np.broadcast_to(np.eye(n0, dtype=net.dtype), (m, n0, n0))  # K = (J^0)ᵀ = I per sample
     if upto == 0:
-        return K.copy()
+        return eye.copy()
     with np.errstate(over="ignore"):
         net.forward_(X)
-    for layer, c in net.last_workspace.forward[:upto]:
-        K = _layer_rule(layer, c, K)
+    size = m * n0 * max(net.sizes[1 : upto + 1])
+    buffers = (np.empty(size, net.dtype), np.empty(size, net.dtype))  # layer l writes to buffers[l % 2]
+    K = None  # the identity: the first layer's product is Wᵀ itself
+    for l, (layer, c) in enumerate(net.last_workspace.forward[:upto], 1):
+        K = _layer_rule(layer, c, K, eye, buffers[l % 2])
     return np.ascontiguousarray(K.transpose(0, 2, 1))
 
 
-def _layer_rule(layer, c, K: np.ndarray) -> np.ndarray:
+def _layer_rule(layer, c, K: np.ndarray | None, eye: np.ndarray, out: np.ndarray) -> np.ndarray:
     """K = (J^(l-1))ᵀ of shape (m, n_0, n_(l-1)) through layer ``layer`` (its buffers ``c`` hold
-    the last forward pass): (J^l)ᵀ of shape (m, n_0, n_l)."""
+    the last forward pass): (J^l)ᵀ of shape (m, n_0, n_l), written into the flat buffer ``out``
+    (which K does not share). K None stands for the identity ``eye`` (the first layer)."""
     if isinstance(layer, Residual):
-        Kf = _layer_rule(layer.f, c, K)
-        Kf += K  # J^l = J^(l-1) + J_f
+        Kf = _layer_rule(layer.f, c, K, eye, out)
+        Kf += eye if K is None else K  # J^l = J^(l-1) + J_f
         return Kf
-    m, n0, n_in = K.shape
-    Kz = np.dot(K.reshape(m * n0, n_in), layer.WT).reshape(m, n0, layer.n_out)  # (W J)ᵀ = Kᵀ Wᵀ
+    m, n0 = eye.shape[:2]
+    Kz = out[: m * n0 * layer.n_out].reshape(m, n0, layer.n_out)
+    if K is None:
+        Kz[...] = layer.WT  # I Wᵀ = Wᵀ, exactly, per sample
+    else:
+        dot(K.reshape(m * n0, K.shape[2]), layer.WT, out=Kz.reshape(m * n0, layer.n_out))  # (W J)ᵀ = Kᵀ Wᵀ
     if isinstance(layer, Output):
         a = c.a[:, None, :]  # a^L, broadcast over the n_0 directions
         if isinstance(layer.loss, SoftmaxCE):  # (diag(a) − aaᵀ) W J
@@ -95,7 +110,9 @@ def _layer_rule(layer, c, K: np.ndarray) -> np.ndarray:
     D = layer.act.grad_a(c.h)[:, None, :]  # σ'(z), or σ'(u) under layer norm, from h = σ(·)
     if isinstance(layer, LayerNormalised):
         zhat, n = c.z[:, None, :], layer.n_out  # c.z holds ẑ, c.r holds r (m, 1)
-        Kz -= Kz.mean(axis=2, keepdims=True) + np.matmul(Kz, c.z[:, :, None]) * (zhat / n)
+        t = np.matmul(Kz, c.z[:, :, None]) * (zhat / n)  # the one temporary of Kz's size
+        t += Kz.mean(axis=2, keepdims=True)
+        Kz -= t  # Kz − (mean + (Kz ẑ) ẑᵀ/n)
         Kz *= D * layer.gamma * c.r[:, :, None]  # diag(σ'(u) ⊙ γ) r (I − 11ᵀ/n − ẑẑᵀ/n) W J
         return Kz
     Kz *= D  # D W J

@@ -178,3 +178,36 @@ def test_an_output_map_without_a_rule_is_refused_at_the_output_only():
     assert mlplab.jacobian(net, X, DEPTH).shape == (2, SIZES[DEPTH], SIZES[0])
     with pytest.raises(ValueError, match=rf"^upto={L}: loss='tanh_out' has an output map with no Jacobian rule"):
         mlplab.jacobian(net, X, L)
+
+
+def test_the_first_layer_gives_d_w_exactly_without_a_product():
+    """J^1 = diag(σ'(z^1)) W^1: the identity's product is skipped (I Wᵀ = Wᵀ), bit for bit."""
+    net = make_net("tanh")
+    X = np.random.default_rng(5).standard_normal((4, SIZES[0]))
+    D = net.activation.grad(X @ net.weights[0].T + net.biases[0])
+    np.testing.assert_allclose(mlplab.jacobian(net, X, 1), D[:, :, None] * net.weights[0], rtol=1e-15, atol=0)
+    np.testing.assert_array_equal(
+        mlplab.jacobian(net, X, 1), net.activation.grad_a(net.forward(X)[1])[:, :, None] * net.weights[0]
+    )
+
+
+@pytest.mark.parametrize("residual", [False, True])
+def test_a_deeper_net_of_changing_widths_is_the_product_of_its_layers(residual):
+    """The products go to two buffers in turn, sized for the widest layer: on a net whose widths
+    rise and fall, every J^l equals D^l W^l ⋯ D^1 W^1 (+ I for a residual layer) multiplied out
+    per sample, and a later call leaves the arrays of an earlier one alone."""
+    sizes = [5, 9, 4, 7, 7, 7, 3, 6]
+    net = mlplab.MLP(sizes, "tanh", "mse", seed=6, residual=residual)
+    X = np.random.default_rng(6).standard_normal((3, sizes[0]))
+    a = net.forward(X)
+    J = np.broadcast_to(np.eye(sizes[0]), (3, sizes[0], sizes[0]))
+    first = mlplab.jacobian(net, X, 1)
+    for l in range(1, net.depth + 1):
+        W = net.weights[l - 1]
+        if residual and sizes[l] == sizes[l - 1]:  # a^l = a^(l-1) + σ(z^l)
+            Jl = J + net.activation.grad(a[l - 1] @ W.T + net.biases[l - 1])[:, :, None] * np.matmul(W, J)
+        else:
+            Jl = net.activation.grad_a(a[l])[:, :, None] * np.matmul(W, J)
+        J = Jl
+        np.testing.assert_allclose(mlplab.jacobian(net, X, l), J, rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(first, mlplab.jacobian(net, X, 1))

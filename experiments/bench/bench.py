@@ -15,6 +15,9 @@ Sections (modules of this folder):
   forward and backward; the step against its own matrix products (``gemm``: recorded from the
   step itself, replayed bare); residual and normalised steps against the plain one; the
   per-layer norms' share of the step; the GEMM peak; float32 gradients against float64;
+* ``jacobian``: ``mlplab.jacobian`` of the spectrum study's net (depth 128, width 256, 16
+  samples) and the singular values of its J's, against the training step and against its own
+  matrix products;
 * ``engine``: sweeps end to end (the default sweep on each launcher, resuming, 10,000 tiny runs).
 
 Every number is the median over repeats, the compared functions taking turns so that a noisy
@@ -47,6 +50,8 @@ from core import (  # noqa: E402
 )
 from engine import engine_section, report_engine  # noqa: E402
 from instrumentation import DEPTHS, instrumentation_section  # noqa: E402
+from jacobian import SHAPE as JACOBIAN_SHAPE  # noqa: E402
+from jacobian import jacobian_section, report_jacobian  # noqa: E402
 from timing import machine  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -254,6 +259,7 @@ def report(df: pd.DataFrame, info: dict, notes: dict) -> str:
             s, b = med(nm, impl="step", **w), med(nm, impl="norms_bare", **w)
             L.append(f"| {G.fmt_shape(G.shape_of(k))} | {k.dtype} | {fmt_us(s)} | {fmt_us(b)} | {100 * b / s:.1f} % |")
         L.append("")
+    L += report_jacobian(df, notes, fmt_us)
     L += report_engine(notes, [], ok)
     if notes.get("load"):
         L += [
@@ -281,7 +287,8 @@ def main(argv=None) -> Path:
     p.add_argument(
         "--sections",
         default=None,
-        help="run only these, comma-separated: instrumentation, api, step, float32, gemm, blocks, norms, peak, engine",
+        help="run only these, comma-separated: instrumentation, api, step, float32, gemm, blocks, norms, peak, "
+        "jacobian, engine",
     )
     args = p.parse_args(argv)
 
@@ -317,10 +324,13 @@ def main(argv=None) -> Path:
         ("norms", lambda: norms_section(shapes, dtypes, repeats, budget, rows)),
         ("peak", lambda: peak_section(dtypes, threads, repeats, 512 if args.quick or custom else 2048, rows)),
     ]
+    wanted = set(args.sections.split(",")) if args.sections else set()
+    if not custom or "jacobian" in wanted:  # --shapes: the last shape's depth and width, n_0 = width, if asked for
+        jshape = JACOBIAN_SHAPE if not custom else (*shapes[-1][:2], JACOBIAN_SHAPE[2])
+        sections.append(("jacobian", lambda: jacobian_section(jshape, repeats, budget, rows, notes)))
     if sweep:
         sections.append(("engine", lambda: engine_section(args.quick, notes)))
     if args.sections:
-        wanted = set(args.sections.split(","))
         unknown = wanted - {name for name, _ in sections} - {"engine"}
         if unknown:
             p.error(f"--sections: unknown {sorted(unknown)}; choose from {[name for name, _ in sections]}")

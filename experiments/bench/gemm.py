@@ -14,22 +14,23 @@ import numpy as np
 import mlplab.layers
 
 
-def record(step) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def record(step, module=mlplab.layers) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The ``dot`` calls of one call of ``step()``: (a, b, out) each, ``out`` a private array
-    of the result's shape (replaying never writes into the network's buffers)."""
+    of the result's shape (replaying never writes into the network's buffers). ``module``: whose
+    ``dot`` (the layers', or ``mlplab.jacobian``'s products)."""
     calls = []
-    real = mlplab.layers.dot
+    real = module.dot
 
     def noting(a, b, out=None):
         result = real(a, b, out=out)
         calls.append((a, b, np.empty_like(result)))
         return result
 
-    mlplab.layers.dot = noting
+    module.dot = noting
     try:
         step()
     finally:
-        mlplab.layers.dot = real
+        module.dot = real
     return calls
 
 

@@ -20,6 +20,9 @@ FLOAT32_SHAPES = [(20, 128, 256), (50, 256, 256)]
 FLOAT32_ERROR = 1e-4  # float32 gradients against float64 on the oracle nets, relative
 BLOCKS = 1.3  # residual / normalised step over the plain one
 BLOCK_SHAPE = (20, 128, 256)
+# the third: the spectrum study
+JACOBIAN = 1.15  # mlplab.jacobian / its own matrix products, 1 thread
+JACOBIAN_SHAPE = (128, 256, 16)  # depth, width (= n_0), samples
 
 
 def med(df: pd.DataFrame, **where) -> float:
@@ -101,6 +104,16 @@ def goals(df: pd.DataFrame, notes: dict) -> list[tuple[str, str, float, str, boo
                 ratio(gm, dict(impl="step"), dict(impl="gemm_bare"), **w),
                 GEMM,
             )
+    jc = df[(df.section == "jacobian") & (df.impl.isin(["jacobian", "products"]))]
+    for k in jc[["depth", "width", "batch", "activation"]].drop_duplicates().itertuples(index=False):
+        w = dict(depth=k.depth, width=k.width, batch=k.batch, activation=k.activation)
+        add(
+            "jacobian / its matrix products",
+            f"{k.depth}×{k.width}, {k.batch} samples {k.activation}",
+            ratio(jc, dict(impl="jacobian"), dict(impl="products"), **w),
+            JACOBIAN,
+            applies=shape_of(k) == JACOBIAN_SHAPE,
+        )
     st = df[(df.section == "step") & (df.impl == "mlplab") & (df.threads == 1)]
     for k in st[["depth", "width", "batch", "activation"]].drop_duplicates().itertuples(index=False):
         if shape_of(k) in FLOAT32_SHAPES:
