@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 import weakref
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -534,3 +535,145 @@ def linear_jjt_moments(depth: int, sigma_w: float, init: str = "normal", k_max: 
         raise ValueError(f"init={init!r}: the linear moments are known for 'normal' and 'orthogonal'")
     scale = float(sigma_w) ** (2 * depth)
     return [scale**k * (fuss_catalan(depth, k) if init == "normal" else 1) for k in range(1, k_max + 1)]
+
+
+# -- the spectrum of a deep nonlinear network's input–output Jacobian: free probability --------
+# J = D_L W_L ⋯ D_1 W_1 with D_l = diag(φ'(z^l)) (L = ``depth`` square layers here, as in
+# ``mlplab.jacobian(net, X, upto=depth)``). Pennington, Schoenholz & Ganguli, "Resurrecting the
+# sigmoid in deep learning through dynamical isometry: theory and practice" (NeurIPS 2017), treat
+# the W_l W_lᵀ and D_l² of a wide network as freely independent, so that the S-transforms of their
+# spectra multiply (their eq. 12):
+#
+#     S_JJᵀ(z) = ∏_l S_(W_l W_lᵀ)(z) S_(D_l²)(z),     S(z) = (1 + z)/(z M⁻¹(z))  (their eq. 10),
+#
+# M(z) = Σ_(k≥1) m_k/z^k the moment generating function of a spectrum with moments m_k. A spectrum
+# with mean m1 and variance σ² has S(z) = (1/m1)(1 − (σ²/m1²) z + O(z²)), so to this order
+#
+#     S_(D_l²)(z)    = (1/μ1)(1 − (μ2/μ1² − 1) z + ⋯),   μ_k = E_h[φ'(h)^(2k)], h ~ N(0, q^l),
+#     S_(W Wᵀ)(z)    = σ_w⁻² (1 + s1 z + ⋯),            s1 = −1 (iid Gaussian: Marchenko–Pastur of
+#                                                      ratio 1, S = σ_w⁻²/(1 + z)), 0 (orthogonal:
+#                                                      W Wᵀ = σ_w² I, S = σ_w⁻²),
+#
+# and multiplying gives the first two moments of JJᵀ's eigenvalues (J's squared singular values):
+#
+#     m1 = ∏_l σ_w² μ1(q^l)                     (= χ^L at the fixed point q*),
+#     σ²/m1² = Σ_l [μ2(q^l)/μ1(q^l)² − 1 − s1]   (= L (μ2/μ1² − 1 − s1) at q*).
+#
+# At q* and χ1 = 1 this is the papers' σ²_JJᵀ = L(μ2/μ1² − 1 − s1); checked against the worked
+# ReLU and hard-tanh cases of section 2.5 (Gaussian: m2 = m1²(1 + L/p), orthogonal:
+# σ² = L(1 − p)/p at χ = 1, p the probability that φ' = 1), which this reproduces with μ1 = μ2 = p.
+# The general form is also the one of Pennington, Schoenholz & Ganguli, "The emergence of
+# spectral universality in deep networks" (AISTATS 2018); its equation number there is not checked.
+# The 2017 equation numbers (eq. 10: the S-transform, section 2.3; eq. 12: the product) and the
+# section 2.5 cases are as the Depth First Learning course on the paper quotes them
+# (depthfirstlearning.com, "Resurrecting the Sigmoid", problem set 4).
+# Linear φ (μ_k = 1) gives back ``linear_jjt_moments``: Gaussian σ²/m1² = L, orthogonal 0.
+
+# init name -> s1, the first-order coefficient of σ_w² S_(WWᵀ)(z): iid entries of any law give
+# Marchenko–Pastur's S = σ_w⁻²/(1 + z) in the wide limit (universality), orthogonal W gives σ_w⁻²
+WEIGHT_S1 = {
+    "normal": -1.0,
+    "xavier_normal": -1.0,
+    "xavier_uniform": -1.0,
+    "he_normal": -1.0,
+    "large": -1.0,
+    "orthogonal": 0.0,
+}
+
+
+def mu_k(activation: str | Activation, q: float, k: int, n: int = N_NODES) -> float:
+    """μ_k(q) = E_h[φ'(h)^(2k)], h ~ N(0, q): the k-th moment of the spectrum of D² = diag(φ'(z))²
+    for pre-activations of variance q, whose S-transform enters ``jjt_moments``.
+
+    Same quadrature as ``gaussian_expectation``; for ReLU-like φ, φ' does not depend on the scale
+    of z, so μ_k is taken at q = 1 and is exact: ReLU μ_k = 1/2, leaky ReLU (1 + α^(2k))/2, linear 1.
+    χ(q) = σ_w² μ_1(q).
+    """
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0:
+        raise ValueError(f"k={k!r}: need an integer >= 0")
+    act = _act(activation)
+    if _is_homogeneous(act):
+        q = 1.0
+    return gaussian_expectation(lambda u: act.grad(u) ** (2 * int(k)), q, n)
+
+
+@dataclass(frozen=True)
+class JJtMoments:
+    """The first two moments of the eigenvalues λ of JJᵀ (λ = J's squared singular values).
+
+    m1 = E λ, m2 = E λ², var = m2 − m1², spread = var/m1² (the scale-free width of the spectrum,
+    the sum over layers of spread_per_layer); q and chi: q^l and χ^l = σ_w² μ1(q^l) per layer;
+    s1: the weights' S-transform coefficient (−1 iid, 0 orthogonal)."""
+
+    m1: float
+    m2: float
+    var: float
+    spread: float
+    depth: int
+    s1: float
+    q: tuple[float, ...]
+    chi: tuple[float, ...]
+    spread_per_layer: tuple[float, ...]
+
+
+def jjt_moments(
+    activation: str | Activation,
+    sigma_w: float,
+    sigma_b: float,
+    depth: int,
+    init: str = "normal",
+    q0: float | None = None,
+    n: int = N_NODES,
+) -> JJtMoments:
+    """m1, m2 and the variance of the eigenvalues of JJᵀ, J = D_L W_L ⋯ D_1 W_1 (L = ``depth``
+    square layers, wide), by free probability (Pennington, Schoenholz & Ganguli 2017, eqs. 10
+    and 12; section 2.5; see the comment above ``WEIGHT_S1``):
+
+        m1 = ∏_l σ_w² μ1(q^l),     var/m1² = Σ_l [μ2(q^l)/μ1(q^l)² − 1 − s1],
+
+    μ_k = ``mu_k``; s1 = −1 for iid weights (``normal``, ``xavier_normal``, ``xavier_uniform``,
+    ``he_normal``, ``large``), 0 for ``orthogonal``. At the fixed point this is the papers'
+    m1 = χ1^L, σ²_JJᵀ = χ1^(2L) L (μ2/μ1² − 1 − s1).
+
+    ``sigma_w``, ``sigma_b``: the effective values, Var W = σ_w²/n, Var b = σ_b² (for a named
+    initialiser's own scale use ``effective_sigmas(init, n)``); ``init`` picks only the shape of
+    W's spectrum. ``q0=None``: every layer at the fixed point q* (the papers' setting; ReLU-like φ,
+    whose μ_k do not depend on q, are fine at any q*, even 0 or infinite). ``q0`` given: the
+    finite-depth profile q^1 = σ_w² q0 + σ_b², then the length map (``profile``) — an extension
+    of the papers' fixed-point result, the same free product taken layer by layer with each
+    layer's own D_l².
+    """
+    try:
+        s1 = WEIGHT_S1[init]
+    except KeyError:
+        raise ValueError(f"init={init!r} has no known weight spectrum; choose one of {sorted(WEIGHT_S1)}") from None
+    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
+        raise ValueError(f"depth={depth!r}: need an integer >= 1")
+    act = _act(activation)
+    if q0 is None:
+        q = q_star(act, sigma_w, sigma_b, n=n)
+        if not math.isfinite(q):
+            if not _is_homogeneous(act):  # pragma: no cover - bounded φ have a finite q*
+                raise ValueError(f"q* is infinite for {act!r} at sigma_w={sigma_w}, sigma_b={sigma_b}")
+            q = 1.0  # μ_k of ReLU-like φ are the same at every q
+        qs = [q] * int(depth)
+    else:
+        qs = list(profile(act, sigma_w, sigma_b, int(depth), q0=q0, n=n).q)
+    mu1 = np.array([mu_k(act, q, 1, n) for q in qs])
+    mu2 = np.array([mu_k(act, q, 2, n) for q in qs])
+    chis = float(sigma_w) ** 2 * mu1
+    per_layer = mu2 / mu1**2 - 1.0 - s1
+    m1 = float(np.prod(chis))
+    spread = float(per_layer.sum())
+    var = spread * m1**2
+    return JJtMoments(
+        m1=m1,
+        m2=var + m1**2,
+        var=var,
+        spread=spread,
+        depth=int(depth),
+        s1=s1,
+        q=tuple(float(v) for v in qs),
+        chi=tuple(float(v) for v in chis),
+        spread_per_layer=tuple(float(v) for v in per_layer),
+    )
