@@ -677,3 +677,92 @@ def jjt_moments(
         chi=tuple(float(v) for v in chis),
         spread_per_layer=tuple(float(v) for v in per_layer),
     )
+
+
+def _d2_law(act: Activation, q: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The law of d = φ'(h)², h ~ N(0, q), as atoms d_j with weights p_j (the rule of
+    ``gaussian_nodes``; equal values merged, so ReLU's law is 2 atoms and the linear one 1)."""
+    if _is_homogeneous(act):
+        q = 1.0
+    u, w = gaussian_nodes(q, n)
+    d, where = np.unique(act.grad(u) ** 2, return_inverse=True)
+    return d, np.bincount(where, weights=w)
+
+
+def jjt_density(
+    activation: str | Activation,
+    sigma_w: float,
+    sigma_b: float,
+    depth: int,
+    init: str = "normal",
+    q0: float | None = None,
+    x=None,
+    eps: float = 1e-7,
+    steps: int = 40,
+    n: int = N_NODES,
+) -> np.ndarray:
+    """The spectral density ρ(x) of JJᵀ (wide layers) at the points ``x``: the product of
+    S-transforms of ``jjt_moments`` taken whole rather than to first order, and the moment
+    generating function inverted through it (Pennington et al. 2017, eqs. 10 and 12).
+
+    With M(z) = Σ_k m_k/z^k = z G(z) − 1, S(m) = (1 + m)/(m M⁻¹(m)) and S_(W Wᵀ)(m) =
+    σ_w⁻² (1 + m)^s1 (s1 = −1 iid: Marchenko–Pastur; 0 orthogonal), m = M_JJᵀ(z) solves
+
+        z m = (1 + m) ∏_l σ_w² (1 + m)^(−1−s1) m w_l,       M_(D_l²)(w_l) = m   (l = 1..L),
+
+    where M_(D_l²)(w) = E[d/(w − d)], d = φ'(h)², h ~ N(0, q^l) (the quadrature's atoms, ``n``).
+    Newton's method solves it at z = x + iy, y going down geometrically (``steps`` steps) from
+    10 s to ``eps`` × s, s = m1 (1 + var/m1²) the spectrum's scale, from the large-z branch
+    m ≈ m1/z, w_l ≈ μ1(q^l)/m, with each update capped at 25 % of |m| and |w_l| so that the
+    continuation stays on that branch. Then ρ(x) = −Im G(x + i eps s)/π, G = (1 + m)/z: the
+    density smoothed by a Cauchy kernel of half-width eps × s, so an atom (ReLU's JJᵀ has one at
+    0) shows as a spike of that width. Points where Newton did not converge are NaN.
+
+    ``q0`` as in ``jjt_moments`` (None: every layer at q*). A linear network with Gaussian
+    weights gives the Fuss–Catalan density (Marchenko–Pastur at depth 1). The cost grows with
+    the number of distinct q^l (one at the fixed point) times the number of atoms of φ'(h)².
+    """
+    act = _act(activation)
+    mom = jjt_moments(act, sigma_w, sigma_b, depth, init, q0, n)
+    layers = sorted(set(mom.q))
+    counts = [mom.q.count(q) for q in layers]
+    laws = [_d2_law(act, q, n) for q in layers]
+    x = np.atleast_1d(np.asarray(x, float))
+    L, e = mom.depth, -1.0 - mom.s1
+    scale = mom.m1 * (1.0 + mom.spread)
+
+    def m_d2(k, w):  # M_(D_k²)(w) and its derivative, at every point
+        d, p = laws[k]
+        r = d / (w[:, None] - d)
+        return r @ p, -(r / (w[:, None] - d)) @ p
+
+    def product(m, w):  # ∏_l σ_w² (1 + m)^e m w_l
+        logs = L * (2.0 * math.log(sigma_w) + e * np.log1p(m) + np.log(m))
+        return np.exp(logs + sum(c * np.log(wk) for c, wk in zip(counts, w)))
+
+    m = mom.m1 / (x + 10j * scale)
+    w = [mu_k(act, q, 1, n) / m for q in layers]
+    with np.errstate(all="ignore"):
+        for y in scale * np.geomspace(10.0, eps, steps):
+            z = x + 1j * y
+            for _ in range(100):
+                md = [m_d2(k, wk) for k, wk in enumerate(w)]
+                P = product(m, w)
+                F = (1.0 + m) * P / z - m
+                dF_dm = (P + (1.0 + m) * P * (L * e / (1.0 + m) + L / m)) / z - 1.0
+                dF_dw = [(1.0 + m) * P * c / (wk * z) for c, wk in zip(counts, w)]
+                f = [mk - m for mk, _ in md]
+                # linearised: M'_k δw_k = δm − f_k; substituted, one equation for δm
+                a = dF_dm + sum(g / dk for g, (_, dk) in zip(dF_dw, md))
+                dm = (-F + sum(g * fk / dk for g, fk, (_, dk) in zip(dF_dw, f, md))) / a
+                dw = [(dm - fk) / dk for fk, (_, dk) in zip(f, md)]
+                rel = np.maximum(np.abs(dm / m), np.max(np.abs(np.array(dw) / np.array(w)), axis=0))
+                t = np.minimum(1.0, 0.25 / np.maximum(rel, 1e-300))
+                m = m + t * dm
+                w = [wk + t * d for wk, d in zip(w, dw)]
+                if not np.any(rel > 1e-12):
+                    break
+        resid = np.abs((1.0 + m) * product(m, w) / z - m) / np.abs(m)
+        resid_w = np.max([np.abs(m_d2(k, wk)[0] - m) / np.abs(m) for k, wk in enumerate(w)], axis=0)
+        rho = -((1.0 + m) / z).imag / math.pi
+    return np.where(np.isfinite(rho) & (resid < 1e-9) & (resid_w < 1e-9), rho, np.nan)

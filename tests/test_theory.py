@@ -364,3 +364,66 @@ def test_sampled_wide_networks_jjt_moments_match_free_probability(activation, in
     assert spread == pytest.approx(want.spread, rel=0.06)
     other = theory.jjt_moments(activation, sw, sb, 6, "orthogonal" if init == "normal" else "normal", q0=q0)
     assert spread != pytest.approx(other.spread, rel=0.3)
+
+
+def test_jjt_density_of_a_linear_gaussian_network_is_marchenko_pastur_then_fuss_catalan():
+    """Depth 1: ρ(x) = √(4u − u²)/(2πu)/σ_w², u = x/σ_w² (Marchenko–Pastur of ratio 1), away from
+    the edges 0 and 4σ_w² where the Cauchy smoothing of width eps·s shows. Depth 2 and 3: the
+    moments ∫ρ x^k = σ_w^(2Lk) FC_L(k), on a grid fine near the x^(−L/(L+1)) divergence at 0."""
+    sw = 1.2
+    x = np.linspace(0.05, 3.95, 400) * sw**2
+    u = x / sw**2
+    mp = np.sqrt(4 * u - u**2) / (2 * math.pi * u) / sw**2
+    np.testing.assert_allclose(theory.jjt_density("linear", sw, 0.0, 1, x=x), mp, rtol=1e-8)
+    sw = 1.3
+    for L in (2, 3):
+        top = (L + 1) ** (L + 1) / L**L * sw ** (2 * L)
+        x = np.concatenate([np.geomspace(1e-9, 1e-2, 300), np.linspace(1e-2, 1.05 * top, 1500)[1:]])
+        rho = theory.jjt_density("linear", sw, 0.0, L, x=x)
+        for k in (1, 2, 3):
+            want = sw ** (2 * L * k) * theory.fuss_catalan(L, k)
+            assert np.trapezoid(rho * x**k, x) == pytest.approx(want, rel=5e-4)
+
+
+@pytest.mark.parametrize("init", ["normal", "orthogonal"])
+@pytest.mark.parametrize("activation,sigma_b", [("relu", 0.0), ("tanh", 0.3)])
+def test_jjt_density_has_the_moments_of_jjt_moments(activation, sigma_b, init):
+    """The density's first two moments (trapezoid on 400 points up to 8 m2/m1) are jjt_moments'
+    to 3e-3 (measured ≤ 1.5e-3: the grid's quadrature error); it is finite and positive. 64
+    quadrature nodes for the law of φ'(h)² (q* < 1: Gauss–Hermite), the same in both."""
+    sw, depth, n = theory.critical_sigma_w(activation, sigma_b), 6, 64
+    mom = theory.jjt_moments(activation, sw, sigma_b, depth, init, n=n)
+    x = np.concatenate([np.geomspace(1e-10, 1e-2, 100), np.linspace(1e-2, 8 * mom.m2 / mom.m1, 300)[1:]])
+    rho = theory.jjt_density(activation, sw, sigma_b, depth, init, x=x, n=n)
+    assert np.isfinite(rho).all() and (rho > 0).all()
+    assert np.trapezoid(rho * x, x) == pytest.approx(mom.m1, rel=3e-3)
+    assert np.trapezoid(rho * x**2, x) == pytest.approx(mom.m2, rel=3e-3)
+
+
+@pytest.mark.parametrize("init", ["normal", "orthogonal"])
+def test_jjt_density_matches_the_spectrum_of_sampled_tanh_networks(init):
+    """Width 400, depth 6, critical tanh (σ_b = 0.3), inputs with σ_w² q0 + σ_b² = q* so every
+    layer sits at the fixed point; 4 networks × 2 inputs. The CDF of the sampled eigenvalues of
+    JJᵀ against 1 − ∫_x^top ρ (from the top, away from the mass piled up near 0), on 40 points
+    from 0.01 up: within 0.03 (measured 0.001–0.007 over five sets of seeds; the other init's
+    density is 0.28 away)."""
+    sb, depth = 0.3, 6
+    sw = theory.critical_sigma_w("tanh", sb)
+    q0 = (theory.q_star("tanh", sw, sb) - sb**2) / sw**2
+    mom = theory.jjt_moments("tanh", sw, sb, depth, init, q0=q0)
+    assert mom.q == pytest.approx([theory.q_star("tanh", sw, sb)] * depth, rel=1e-9)
+    top = 8 * mom.m2 / mom.m1
+    x = np.geomspace(0.01, top, 300)  # log-spaced: ρ falls steeply from the pile-up near 0
+    rho = theory.jjt_density("tanh", sw, sb, depth, init, q0=q0, x=x, n=64)
+    tail = np.concatenate([np.cumsum((rho[1:] + rho[:-1])[::-1] * np.diff(x)[::-1] / 2)[::-1], [0.0]])
+    lam = []
+    for seed in range(4):
+        rng = np.random.default_rng(3000 + seed)
+        net = MLP([400] * (depth + 1) + [3], "tanh", "mse", init, seed=rng, sigma_w=sw, sigma_b=sb)
+        X = rng.standard_normal((2, 400))
+        X *= np.sqrt(q0 / (X**2).mean(axis=1, keepdims=True))
+        lam.append(np.linalg.svd(jacobian(net, X, upto=depth), compute_uv=False).ravel() ** 2)
+    lam = np.concatenate(lam)
+    points = x[::7][:40]
+    empirical = np.array([(lam <= p).mean() for p in points])
+    assert np.abs(empirical - (1.0 - np.interp(points, x, tail))).max() < 0.03
