@@ -14,7 +14,7 @@ SWEEP  ?= default
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lock lint format docs sweep sweep-smoke blog table report remedies optimisers nielsen chaos bench bench-torch mutation test test-slurm test-browser clean
+.PHONY: help venv lock lint format docs sweep sweep-smoke blog table report remedies optimisers nielsen chaos isometry bench bench-torch mutation test test-slurm test-browser clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -91,6 +91,12 @@ chaos: $(STAMP) ## the edge of chaos (Schoenholz et al. 2017): decay per layer o
 	$(BIN)/python -m mlplab -m sweep=chaos_train $(ARGS)
 	$(BIN)/python -m mlplab.analysis chaos results/chaos
 	$(BIN)/python -m mlplab.analysis report results/chaos
+
+isometry: $(STAMP) ## dynamical isometry: the Jacobian's singular values per depth, activation and init at the edge of chaos vs free probability; orthogonal vs Gaussian tanh trained at depth 64-128 (480 runs, ~9 min on 2 cores) + its report
+	$(BIN)/python -m mlplab -m sweep=isometry $(ARGS)
+	$(BIN)/python -m mlplab -m sweep=isometry_width $(ARGS)
+	$(BIN)/python -m mlplab -m sweep=isometry_train $(ARGS)
+	$(BIN)/python -m mlplab.analysis report results/isometry
 
 bench: $(STAMP) ## every speed goal as a ratio measured in one run, with ✔/✘ and the machine -> results/bench/bench.md
 	$(BIN)/python experiments/bench/bench.py $(ARGS)

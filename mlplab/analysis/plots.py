@@ -150,6 +150,8 @@ def steps_heatmap(ax, values: pd.DataFrame, text, norm, cmap, colorbar: bool, gr
         fmt="",
         cmap=cmap,
         norm=norm,
+        vmin=norm.vmin,  # given: seaborn would take them from the data, and a panel may have no finite value
+        vmax=norm.vmax,
         cbar=colorbar,
         cbar_kws={"label": "median steps"},
         linewidths=0.5,

@@ -9,10 +9,11 @@ from mlplab.analysis.study import Study
 STUDIES: dict[str, Study] = {}
 
 # imported after STUDIES exists: the blog study looks the others up in it
-from mlplab.analysis.studies import blog, chaos, nielsen, optimisers, remedies  # noqa: E402
+from mlplab.analysis.studies import blog, chaos, isometry, nielsen, optimisers, remedies  # noqa: E402
 
 STUDIES["blog"] = blog.STUDY
 STUDIES["remedies"] = remedies.STUDY
 STUDIES["optimisers"] = optimisers.STUDY
 STUDIES["nielsen"] = nielsen.STUDY
 STUDIES["chaos"] = chaos.STUDY
+STUDIES["isometry"] = isometry.STUDY
