@@ -109,6 +109,8 @@ def test_figures_and_the_report_section(folder, tmp_path):
     md = report_mod.write_report(folder)["md"].read_text()
     assert "## Dynamical isometry: the Jacobian's spectrum" in md
     assert "(b) spread ∝ depth for Gaussian" in md and "I2. The spread" in md
+    # the folder's sweep is named 'isometry': its study comes first, before the registry's others
+    assert md.index("## Dynamical isometry") < md.index("## The blog post, checked")
 
 
 def test_a_folder_without_spectra_or_pairs_is_not_for_this_study(tmp_path):

@@ -26,7 +26,7 @@ def test_run_writes_three_tables_with_at_least_50_points(tmp_path):
     assert list(r.layers.layer.unique()) == [1, 2, 3]
     assert list(r.layers.query("step == 0").fan_in) == [8, 8, 8]
     assert list(r.layers.query("step == 0").fan_out) == [8, 8, 3]
-    not_applicable = ["data_path", "data_digest", "norm", "spectrum_every"]  # no file, no normalisation, no spectrum
+    not_applicable = ["data_path", "data_digest", "norm", "spectrum_every", "input_q0"]  # none of these asked for
     assert not r.steps.query("step == 0").drop(columns=not_applicable).isna().any(axis=None)
     layers0 = r.layers.query("step == 0")
     assert layers0[["grad_gamma_norm", "grad_beta_norm"]].isna().all(axis=None)  # no γ, β: null

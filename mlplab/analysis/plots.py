@@ -143,6 +143,8 @@ def steps_heatmap(ax, values: pd.DataFrame, text, norm, cmap, colorbar: bool, gr
     cell labelled with ``text``; a cell without a finite value (its median run never reaches the
     target) gets the colour map's 'bad' colour and its label in ``grey``. ``kw``: more of
     ``seaborn.heatmap``."""
+    # the colour range is the norm's: seaborn would take it from the data, and a panel may have no finite value
+    kw = {"vmin": norm.vmin, "vmax": norm.vmax, **kw}
     sns.heatmap(
         values,
         ax=ax,
@@ -150,8 +152,6 @@ def steps_heatmap(ax, values: pd.DataFrame, text, norm, cmap, colorbar: bool, gr
         fmt="",
         cmap=cmap,
         norm=norm,
-        vmin=norm.vmin,  # given: seaborn would take them from the data, and a panel may have no finite value
-        vmax=norm.vmax,
         cbar=colorbar,
         cbar_kws={"label": "median steps"},
         linewidths=0.5,

@@ -4,11 +4,12 @@ self-contained, interactive ``report.html``.
     python -m mlplab.analysis report results/<sweep> [results/<other> ...] [--out <folder>]
 
 In the order a reader wants: a one-line summary of what was run; the *verdict map* of every
-registered study (``mlplab.analysis.studies.STUDIES``) that applies; the figures, interactive
-where the study gives a chart (``charts``), with one filter bar over them all; then each study's
-text and evidence, collapsed; every case as a searchable table and a CSV/parquet file beside the
-report; the exact configuration and versions. Over several folders, the folder is a filter and a
-facet of every chart and a column group of the verdict map.
+registered study (``mlplab.analysis.studies.STUDIES``) that applies, the study named like the
+folder's sweep first; the figures, interactive where the study gives a chart (``charts``), with
+one filter bar over them all; then each study's text and evidence, collapsed; every case as a
+searchable table and a CSV/parquet file beside the report; the exact configuration and versions.
+Over several folders, the folder is a filter and a facet of every chart and a column group of the
+verdict map.
 """
 
 from __future__ import annotations
@@ -219,7 +220,10 @@ def build(sources, out: Path | None = None) -> list[Block]:
     names = [Path(r.path).name for r in results]
     out = Path(out or results[0].path)
     parts = []
-    for s in STUDIES.values():
+    own = {str(x) for r in results for x in r.runs["sweep"].dropna().unique()}  # the sweeps that wrote the folders
+    # a study named like a folder's sweep (make isometry writes sweep 'isometry') comes first,
+    # the others in the registry's order
+    for s in sorted(STUDIES.values(), key=lambda s: s.name not in own):
         applies = [s.applies(r) for r in results]  # once per folder: it can compute a study's cases
         if any(applies):
             parts.append(_Part(s, [r for r, a in zip(results, applies) if a], [n for n, a in zip(names, applies) if a]))
