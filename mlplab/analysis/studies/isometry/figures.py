@@ -49,6 +49,14 @@ def shown_depths(depths) -> list[int]:
     return [d[0], mid, d[-1]]
 
 
+def median_bars(ax, g, x: str, y: str, shift: float = 0.0, **kw) -> None:
+    """The median of ``y`` over seeds at each ``x`` with bars from the smallest to the largest
+    (x moved by the factor 1 + ``shift``, to set two series apart on a log axis)."""
+    q = g.groupby(x)[y].agg(["median", "min", "max"])
+    xs = q.index.to_numpy(float) * (1.0 + shift)
+    ax.errorbar(xs, q["median"], yerr=[q["median"] - q["min"], q["max"] - q["median"]], ms=4, **kw)
+
+
 def theory_density(ax, run, init: str, bins, color) -> bool:
     """The free-probability density of log10 λ (``theory.jjt_density``, every layer at q*: the
     runs' inputs start there) over ``bins`` on ``ax``, where its Newton continuation converges
@@ -167,17 +175,8 @@ def fig_spread(source):
             g = d[(d["point"] == point) & (d["init"] == init)]
             if g.empty or (g["theory_spread"] == 0).all():
                 continue
-            q = g.groupby("depth")["spread"].agg(["median", "min", "max"])
             th = g.groupby("depth")["theory_spread"].first()
-            ax.errorbar(
-                q.index,
-                q["median"],
-                yerr=[q["median"] - q["min"], q["max"] - q["median"]],
-                fmt="o",
-                ms=4,
-                color=colors[init],
-                label=f"{LABELS[init]}, measured",
-            )
+            median_bars(ax, g, "depth", "spread", fmt="o", color=colors[init], label=f"{LABELS[init]}, measured")
             ax.plot(th.index, th.to_numpy(), "--", color=colors[init], lw=1.3, label=f"{LABELS[init]}, theory")
             ax.fill_between(th.index, th / TOL_SPREAD, th * TOL_SPREAD, color=colors[init], alpha=0.08, lw=0)
         ax.set_xscale("log", base=2)
@@ -220,16 +219,7 @@ def fig_width(source):
             g = w[(w["point"] == point) & (w["init"] == init)]
             if g.empty:
                 continue
-            q = g.groupby("width")["ratio"].agg(["median", "min", "max"])
-            ax.errorbar(
-                q.index,
-                q["median"],
-                yerr=[q["median"] - q["min"], q["max"] - q["median"]],
-                fmt="o-",
-                ms=4,
-                color=colors[init],
-                label=LABELS[init],
-            )
+            median_bars(ax, g, "width", "ratio", fmt="o-", color=colors[init], label=LABELS[init])
         ax.axhline(1.0, color="0.3", lw=0.8)
         ax.axhspan(1 / TOL_SPREAD, TOL_SPREAD, color="0.5", alpha=0.08, lw=0)
         ax.set_xscale("log", base=2)
@@ -264,17 +254,9 @@ def fig_steps(source):
             g = t[(t["lr"] == lr) & (t["init"] == init)]
             if g.empty:
                 continue
-            q = g.groupby("depth")["steps"].agg(["median", "min", "max"])
-            x = q.index.to_numpy(float) * (1.0 + 0.04 * (n - 0.5))
-            y = np.minimum(q["median"].to_numpy(float), never)
-            ax.errorbar(
-                x,
-                y,
-                yerr=[y - np.minimum(q["min"], never), np.minimum(q["max"], never) - y],
-                fmt="o-",
-                ms=5,
-                color=colors[init],
-                label=LABELS[init],
+            g = g.assign(steps=np.minimum(g["steps"], never))
+            median_bars(
+                ax, g, "depth", "steps", fmt="o-", color=colors[init], label=LABELS[init], shift=0.04 * (n - 0.5)
             )
         ax.axhline(never, color="0.5", ls=":", lw=1)
         ax.text(
