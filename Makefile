@@ -92,7 +92,7 @@ chaos: $(STAMP) ## the edge of chaos (Schoenholz et al. 2017): decay per layer o
 	$(BIN)/python -m mlplab.analysis chaos results/chaos
 	$(BIN)/python -m mlplab.analysis report results/chaos
 
-isometry: $(STAMP) ## dynamical isometry: the Jacobian's singular values per depth, activation and init at the edge of chaos vs free probability; orthogonal vs Gaussian tanh trained at depth 64-128 (480 runs, ~9 min on 2 cores) + its report
+isometry: $(STAMP) ## dynamical isometry: the Jacobian's singular values per depth, activation and init at the edge of chaos vs free probability; orthogonal vs Gaussian tanh trained at depth 64-128 (480 runs, ~5 min on 2 cores) + its report
 	$(BIN)/python -m mlplab -m sweep=isometry $(ARGS)
 	$(BIN)/python -m mlplab -m sweep=isometry_width $(ARGS)
 	$(BIN)/python -m mlplab -m sweep=isometry_train $(ARGS)
