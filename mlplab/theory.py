@@ -18,12 +18,13 @@ exactly (He init, σ_w² = 2: χ1 = 1); the sigmoid with σ_w = 1, σ_b = 0 has 
 
 Expectations over z ~ N(0, 1) use Gauss–Hermite quadrature (probabilists' weight e^(−z²/2),
 ``numpy.polynomial.hermite_e``) with an even number of nodes, so z = 0 is never a node and the
-kink of ReLU sits between nodes: E[1(z > 0)] = 1/2 and E[relu(z)²] = 1/2 come out exact. ReLU and
-leaky ReLU are positively homogeneous, so their expectations are taken at q = 1 and scaled
-exactly. For the saturating sigmoid and tanh at q > 1 the transition of φ at z = 0 (width
-~1/√q) is resolved by fewer and fewer nodes (256 nodes lose ~1e−7 for tanh at q = 4, 2% for the
-sigmoid at q = 100), so ``gaussian_expectation`` integrates in u = √q z with a fine midpoint
-rule instead (agreement with an independent trapezoid integral: ~1e−10 or better, see the tests).
+kink of ReLU sits between nodes: E[1(z > 0)] = 1/2 and E[relu(z)²] = 1/2 come out exact (to the
+last bit, which depends on the order in which the BLAS sums). ReLU and leaky ReLU are
+positively homogeneous, so their expectations are taken at q = 1 and scaled exactly. For the
+saturating sigmoid and tanh at q > 1 the transition of φ at z = 0 (width ~1/√q) is resolved by
+fewer and fewer nodes (256 nodes lose ~1e−7 for tanh at q = 4, 2% for the sigmoid at q = 100), so
+``gaussian_expectation`` integrates in u = √q z with a fine midpoint rule instead (agreement with
+an independent trapezoid integral: ~1e−10 or better, see the tests).
 
 The predictions are for one input x: ‖δ^l_x‖ = ‖∂C_x/∂b^l‖. The gradient of a batch-mean cost
 sums δ^l_x over correlated samples, which the single-input theory does not describe exactly.
