@@ -50,7 +50,9 @@ def jacobian(net: MLP, X, upto: int | None = None) -> np.ndarray:
     L = depth + 1 (the output a^L, after the loss's output map: sigmoid or softmax). Computed by
     forward-mode products along the network's own forward pass (see the module's docstring);
     the parameters are left alone, but like ``forward`` it replaces the buffers of the last
-    ``forward_``. Batch norm is refused (ValueError): its a^l of one sample depends on the others.
+    ``forward_``. A network that overflows gives a J that is not finite, without a warning (it is
+    data: ``singular_values`` turns it into NaN). Batch norm is refused (ValueError): its a^l of one
+    sample depends on the others.
     """
     if net.norm == "batch":
         raise ValueError(
@@ -75,13 +77,14 @@ def jacobian(net: MLP, X, upto: int | None = None) -> np.ndarray:
     eye = np.broadcast_to(np.eye(n0, dtype=net.dtype), (m, n0, n0))  # K = (J^0)ᵀ = I per sample
     if upto == 0:
         return eye.copy()
-    with np.errstate(over="ignore"):
-        net.forward_(X)
     size = m * n0 * max(net.sizes[1 : upto + 1])
     buffers = (np.empty(size, net.dtype), np.empty(size, net.dtype))  # layer l writes to buffers[l % 2]
     K = None  # the identity: the first layer's product is Wᵀ itself
-    for l, (layer, c) in enumerate(net.last_workspace.forward[:upto], 1):
-        K = _layer_rule(layer, c, K, eye, buffers[l % 2])
+    # an exploding network overflows (inf, then inf − inf): its J is returned as it is, not finite
+    with np.errstate(over="ignore", invalid="ignore"):
+        net.forward_(X)
+        for l, (layer, c) in enumerate(net.last_workspace.forward[:upto], 1):
+            K = _layer_rule(layer, c, K, eye, buffers[l % 2])
     return np.ascontiguousarray(K.transpose(0, 2, 1))
 
 
@@ -89,9 +92,9 @@ def _layer_rule(layer, c, K: np.ndarray | None, eye: np.ndarray, out: np.ndarray
     """K = (J^(l-1))ᵀ of shape (m, n_0, n_(l-1)) through layer ``layer`` (its buffers ``c`` hold
     the last forward pass): (J^l)ᵀ of shape (m, n_0, n_l), written into the flat buffer ``out``
     (which K does not share). K None stands for the identity ``eye`` (the first layer)."""
-    if isinstance(layer, Residual):
+    if isinstance(layer, Residual):  # hidden layers l >= 2 only: K is never the identity here
         Kf = _layer_rule(layer.f, c, K, eye, out)
-        Kf += eye if K is None else K  # J^l = J^(l-1) + J_f
+        Kf += K  # J^l = J^(l-1) + J_f
         return Kf
     m, n0 = eye.shape[:2]
     Kz = out[: m * n0 * layer.n_out].reshape(m, n0, layer.n_out)
