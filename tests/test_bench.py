@@ -1,10 +1,12 @@
 """The benchmark (experiments/bench/): its goals judged from hand-made timings whose ratios are
 known, a run on tiny shapes whose report states the numbers of its own parquet table, and the
-GEMM replay. No timing is asserted here; the speed goals live in the benchmark's report."""
+GEMM replay, the JAX twin's numbers against mlplab's (when JAX is installed) and the JAX section
+without JAX. No timing is asserted here; the speed goals live in the benchmark's report."""
 
 import importlib.util
 import math
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -573,3 +575,80 @@ def test_gemm_replay_is_the_steps_own_products(bench, kind):
         np.dot(a, b, out=out)
         assert out.dtype == net.dtype
     assert gemm.flops(calls[:1]) == 2 * 4 * 64 * 8
+
+
+# -- the JAX twin (optional: JAX installed by make bench-jax) ------------------------------------------
+def test_jax_twin_computes_what_mlplab_runs_compute(bench, tmp_path):
+    """The twin of two short runs (depth 2, mse, 2 epochs, seeds 0 and 1) against the tables of
+    ``mlplab.run`` of the same specs: every logged number within 1e-12 (relative), the float32
+    columns equal; and ``compare`` sees a number that is off."""
+    jax = pytest.importorskip("jax")
+    import jax_twin
+
+    import mlplab
+
+    jax.config.update("jax_enable_x64", True)
+    runs = jax_twin.specs(2, "mse", seeds=(0, 1), epochs=2)
+    inp = jax_twin.inputs(runs)
+    assert inp["idx"].shape == (2, 50, 1, 32) and [w.shape for w in inp["W"]] == [(2, 32, 8), (2, 32, 32), (2, 3, 32)]
+    out = jax_twin.call(jax_twin.program(jax, inp["spec"], inp["sched"]), jax_twin.arrays(jax, inp))
+    tables = []
+    for spec in runs:
+        mlplab.run(spec, tmp_path, tables=tables)
+    check = jax_twin.compare(out, tables, inp["sched"])
+    assert set(check["relative"]) >= {"grad_w_norm", "update_ratio", "train_loss", "final_test_loss"}
+    assert check["max_relative"] <= 1e-12 and check["max_float32_steps"] == 0, check
+    steps, layers, final = (a.copy() for a in out)
+    layers[1, 7, 2, 0] *= 1 + 1e-9  # ‖∂C/∂W^3‖ of seed 1 at step 7
+    off = jax_twin.compare((steps, layers, final), tables, inp["sched"])
+    assert off["worst"] == "grad_w_norm" and 0.9e-9 < off["max_relative"] < 1.1e-9, off
+
+
+def test_bench_jax_section_quick(bench, G, tmp_path):
+    """--sections jax --quick: mlplab's runs against the twin's first and compiled calls at depth 1
+    and 4; the report's table states the medians of the parquet's timings, its goals the paired
+    ratio (unjudged: quick runs are not the goal's) and the twin's numbers within 1e-12 of mlplab's."""
+    jax = pytest.importorskip("jax")
+    out = bench.main(["--quick", "--no-sweep", "--no-torch", "--sections", "jax", "--out", str(tmp_path)])
+    md = (out / "bench.md").read_text()
+    df = pd.read_parquet(out / "bench.parquet")
+    assert dict(md_table(md).values)["JAX"] == jax.__version__
+    assert set(df["section"]) == {"jax"} and set(df["depth"]) == {1, 4}
+    assert set(df["impl"]) == {"mlplab", "mlplab training", "jax first call", "jax compiled"}
+    assert (df["seconds"] > 0).all()
+    text = section_text(md, "## JAX twin of the default sweep")
+    t = md_table(text)
+    assert list(t["depth"]) == ["1", "4", "all"]
+    m = df.groupby(["depth", "impl"])["seconds"].median()
+    for r in t.to_dict("records")[:2]:
+        d = int(r["depth"])
+        for col, impl in (
+            ("mlplab", "mlplab"),
+            ("JAX with compilation", "jax first call"),
+            ("JAX compiled", "jax compiled"),
+        ):
+            shows(r[col].removesuffix(" s"), m[(d, impl)], f"{col} depth {d}")
+        shows(r["mlplab / JAX compiled"], m[(d, "mlplab")] / m[(d, "jax compiled")], f"ratio depth {d}")
+    goals = {r["goal"]: r for r in md_table(section_text(md, "## Goals")).to_dict("records")}
+    vs = goals["mlplab / compiled JAX (issue 26)"]
+    assert (vs["target"], vs["met"]) == ("", "–"), vs
+    shows(vs["measured"], G.jax_times(df)["all"]["vs_compiled"], "overall ratio")
+    check = goals["JAX twin's numbers against mlplab's (relative, float64)"]
+    assert float(check["measured"]) <= 1e-12 and (check["target"], check["met"]) == ("≤ 1e-12", "✔"), check
+    assert "float32 columns (activation statistics, accuracies) at most 0 float32 step(s) apart" in text
+    assert "CPU time / wall time of the compiled calls" in text
+
+
+def test_bench_jax_section_skipped_without_jax(bench, tmp_path, monkeypatch, capsys):
+    """Without JAX (its import fails) the section times nothing and says so in one line."""
+    monkeypatch.setitem(sys.modules, "jax", None)  # import jax raises ImportError
+    out = bench.main(["--quick", "--no-sweep", "--no-torch", "--sections", "jax", "--out", str(tmp_path)])
+    md = (out / "bench.md").read_text()
+    text = section_text(md, "## JAX twin of the default sweep")
+    assert [line for line in text.splitlines() if line] == [
+        "JAX is not installed; the comparison is skipped (`make bench-jax` installs it, the `bench-jax` extra)."
+    ]
+    assert "JAX is not installed" in capsys.readouterr().out
+    assert pd.read_parquet(out / "bench.parquet").empty
+    assert "## Goals" in md and "JAX" not in section_text(md, "## Goals")
+    assert list(md_table(section_text(md, "## Machine load"))["section"]) == ["jax"]
