@@ -578,30 +578,77 @@ def test_gemm_replay_is_the_steps_own_products(bench, kind):
 
 
 # -- the JAX twin (optional: JAX installed by make bench-jax) ------------------------------------------
-def test_jax_twin_computes_what_mlplab_runs_compute(bench, tmp_path):
-    """The twin of two short runs (depth 2, mse, 2 epochs, seeds 0 and 1) against the tables of
-    ``mlplab.run`` of the same specs: every logged number within 1e-12 (relative), the float32
-    columns equal; and ``compare`` sees a number that is off."""
-    jax = pytest.importorskip("jax")
+def twin_output_from(tables, n_layers):
+    """What the JAX twin's call returns (steps, layers, final: seeds first), made of mlplab's own
+    tables: the arrays ``jax_twin.compare`` reads."""
+    import jax_twin
+
+    steps, layers, final = [], [], []
+    for t in tables:
+        st = t["steps"].to_pandas().sort_values("step")
+        lay = t["layers"].to_pandas().sort_values(["step", "layer"])
+        steps.append(st[list(jax_twin.STEP_COLUMNS)].to_numpy(np.float64))
+        layers.append(lay[list(jax_twin.LAYER_COLUMNS)].to_numpy(np.float64).reshape(len(st), n_layers, -1))
+        final.append(t["runs"].to_pandas()[list(jax_twin.FINAL_COLUMNS)].to_numpy(np.float64)[0])
+    return np.stack(steps), np.stack(layers), np.stack(final)
+
+
+def test_jax_twin_inputs_and_comparison(bench, tmp_path):
+    """Without JAX: the twin's inputs are the runs' own (data, initial weights, each step's
+    mini-batch as ``mlplab.train.batches`` draws it), and ``compare`` finds mlplab's tables equal
+    to themselves and a number that is off by its relative difference."""
     import jax_twin
 
     import mlplab
+    from mlplab.train import batches, load_data, prepare, rngs
 
-    jax.config.update("jax_enable_x64", True)
     runs = jax_twin.specs(2, "mse", seeds=(0, 1), epochs=2)
     inp = jax_twin.inputs(runs)
     assert inp["idx"].shape == (2, 50, 1, 32) and [w.shape for w in inp["W"]] == [(2, 32, 8), (2, 32, 32), (2, 3, 32)]
-    out = jax_twin.call(jax_twin.program(jax, inp["spec"], inp["sched"]), jax_twin.arrays(jax, inp))
+    spec = prepare(runs[1])
+    data, sched = load_data(spec), spec.schedule()
+    shuffle = rngs(1)[2]
+    got = [Xb for _ in range(2) for Xb, _ in batches(data, sched, shuffle)]
+    np.testing.assert_array_equal(np.stack(got), inp["X"][1][inp["idx"][1, :, 0]])
+    np.testing.assert_array_equal(inp["W"][0][1], mlplab.MLP(spec.layer_sizes(), seed=rngs(1)[1]).weights[0])
     tables = []
-    for spec in runs:
-        mlplab.run(spec, tmp_path, tables=tables)
-    check = jax_twin.compare(out, tables, inp["sched"])
+    for r in runs:
+        mlplab.run(r, tmp_path, tables=tables)
+    out = twin_output_from(tables, 3)
+    same = jax_twin.compare(out, tables, inp["sched"])
+    assert same["max_relative"] == 0 and same["max_float32_steps"] == 0, same
+    assert set(same["relative"]) == set(jax_twin.STEP_COLUMNS + jax_twin.LAYER_COLUMNS + jax_twin.FINAL_COLUMNS) - {
+        "train_accuracy",
+        "test_accuracy",
+        "act_mean",
+        "act_std",
+        "sat_frac",
+        "final_accuracy",
+        "final_test_accuracy",
+    }
+    out[1][1, 7, 2, 0] *= 1 + 1e-9  # ‖∂C/∂W^3‖ of seed 1 at step 7
+    out[1][0, 3, 1, 4] = np.nextafter(np.float32(out[1][0, 3, 1, 4]), np.float32(2), dtype=np.float32)  # act_mean
+    off = jax_twin.compare(out, tables, inp["sched"])
+    assert off["worst"] == "grad_w_norm" and 0.9e-9 < off["max_relative"] < 1.1e-9, off
+    assert off["float32_steps"]["act_mean"] == 1 and off["max_float32_steps"] == 1, off
+
+
+def test_jax_twin_computes_what_mlplab_runs_compute(bench):
+    """The twin (in its own process, as the bench runs it) of two short runs (depth 2, mse,
+    2 epochs, seeds 0 and 1) against mlplab's runs of the same specs: every logged number within
+    1e-12 (relative), the float32 columns equal."""
+    pytest.importorskip("jax")
+    import jax_twin
+
+    rows, notes = [], {}
+    jax_twin.jax_section(True, rows, notes, depths=(2,), losses=("mse",), seeds=(0, 1))
+    check = notes["jax"]["check"]
     assert set(check["relative"]) >= {"grad_w_norm", "update_ratio", "train_loss", "final_test_loss"}
     assert check["max_relative"] <= 1e-12 and check["max_float32_steps"] == 0, check
-    steps, layers, final = (a.copy() for a in out)
-    layers[1, 7, 2, 0] *= 1 + 1e-9  # ‖∂C/∂W^3‖ of seed 1 at step 7
-    off = jax_twin.compare((steps, layers, final), tables, inp["sched"])
-    assert off["worst"] == "grad_w_norm" and 0.9e-9 < off["max_relative"] < 1.1e-9, off
+    assert {(r["impl"], r["depth"]) for r in rows} == {
+        (impl, 2) for impl in ("mlplab", "mlplab training", "jax first call", "jax compiled")
+    }
+    assert not notes["jax"]["full"] and notes["jax"]["seeds"] == 2 and notes["jax"]["steps"] == 50
 
 
 def test_bench_jax_section_quick(bench, G, tmp_path):

@@ -20,17 +20,24 @@ The steps are an outer ``lax.scan`` over the logged steps (the logged step, then
 the ``log_every − 1`` plain steps up to the next one), the seeds a ``vmap`` of the whole run.
 ``compare`` checks the twin's numbers against the tables of the mlplab runs.
 
-JAX is optional (``make bench-jax`` installs it, the ``bench-jax`` extra); ``single_thread``
-limits it to one CPU thread, as mlplab's runs use one BLAS thread.
+JAX is optional (``make bench-jax`` installs it, the ``bench-jax`` extra). ``jax_section`` runs
+``measure`` in a process of its own (``main``), on one CPU thread, as mlplab's runs use one BLAS
+thread.
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
+import json
 import math
 import os
 import resource
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -54,21 +61,6 @@ def specs(depth: int, loss: str, seeds=SEEDS, epochs: int | None = None) -> list
         RunSpec(depth=depth, loss=loss, activation="sigmoid", clip="none", seed=s, eval_every="log", **extra)
         for s in seeds
     ]
-
-
-def single_thread() -> str:
-    """Keep XLA on one CPU thread: its flags (read when JAX starts its CPU backend) and this thread
-    pinned to one CPU, so that the threads XLA starts inherit it. Returns what was done; call it
-    before JAX's first computation in the process."""
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_cpu_multi_thread_eigen" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} {XLA_FLAGS}".strip()
-    done = f"XLA_FLAGS={os.environ['XLA_FLAGS']}"
-    if hasattr(os, "sched_setaffinity"):
-        cpu = min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpu})
-        done += f"; pinned to CPU {cpu} (sched_setaffinity, inherited by XLA's threads)"
-    return done
 
 
 def inputs(runs: list[RunSpec]) -> dict:
@@ -298,93 +290,145 @@ def cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def jax_section(quick: bool, rows: list, notes: dict, repeats: int | None = None, depths=None) -> None:
-    """Per depth, the default sweep's configurations (mse and softmax_ce, sigmoid) at 5 seeds: the
-    mlplab runs as a sweep's worker does them (``mlplab.train.Runner``: one BLAS thread, the tables
+def measure(depths, losses, seeds, epochs: int | None, repeats: int) -> tuple[list[dict], dict]:
+    """Per depth, the configurations (depth, each of ``losses``, sigmoid) at ``seeds``: the mlplab
+    runs as a sweep's worker does them (``mlplab.train.Runner``: one BLAS thread, the tables
     written), the twin's first call (tracing and XLA's compilation included) and its compiled
-    calls, taking turns; the twin's numbers checked against the runs' tables. ``quick``: depths 1
-    and 4, 2 epochs, 1 repeat. Without JAX: one note saying so, nothing timed."""
-    try:
-        import jax
-    except ImportError:
-        notes["jax"] = {"skipped": True}
-        print("jax: JAX is not installed; the JAX comparison is skipped (make bench-jax installs it)", flush=True)
-        return
+    call, mlplab and the compiled twin taking turns ``repeats`` times; the twin's numbers checked
+    against the runs' tables. Returns the bench's rows (seconds summed over the losses of a depth)
+    and the section's note. Starts JAX in this process: run it in a process of its own (``main``)."""
+    import jax
+
     from mlplab.train import Runner
 
-    affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    threads = single_thread()
     jax.config.update("jax_enable_x64", True)
-    depths = depths or ((1, 4) if quick else DEPTHS)
-    epochs = 2 if quick else None
-    repeats = repeats or (1 if quick else 3)
-    note = notes["jax"] = {
+    note = {
         "skipped": False,
         "version": jax.__version__,
-        "threads": threads,
-        "full": not quick and tuple(depths) == DEPTHS,
-        "seeds": len(SEEDS),
-        "losses": LOSSES,
+        "seeds": len(seeds),
+        "losses": list(losses),
         "repeats": repeats,
+        "full": tuple(depths) == DEPTHS and tuple(losses) == LOSSES and tuple(seeds) == SEEDS and epochs is None,
     }
     checks, cpu, wall = [], 0.0, 0.0
     times: dict = {}  # (impl, depth, rep) -> seconds, summed over the losses
-    try:
-        for depth in depths:
-            for loss in LOSSES:
-                runs = specs(depth, loss, epochs=epochs)
-                inp = inputs(runs)
-                note["steps"], note["log_every"] = inp["sched"].n_steps, inp["sched"].log_every
-                args = arrays(jax, inp)
-                jax.clear_caches()  # the first call compiles, whatever ran before
-                f = program(jax, inp["spec"], inp["sched"])
-                t0 = time.perf_counter()
-                out = call(f, args)
-                first = time.perf_counter() - t0
-                times[("jax first call", depth, 0)] = times.get(("jax first call", depth, 0), 0.0) + first
-                with tempfile.TemporaryDirectory() as tmp:
-                    runner = Runner(tmp, "jax", force=True)
-                    for rep in range(repeats):
-                        tables = [] if rep == 0 else None
-                        t0 = time.perf_counter()
-                        done = [runner(spec, tables) for spec in runs]
-                        t1 = time.perf_counter()
-                        c0 = cpu_seconds()
-                        again = call(f, args)
-                        t2 = time.perf_counter()
-                        cpu, wall = cpu + cpu_seconds() - c0, wall + t2 - t1
-                        for impl, s in (
-                            ("mlplab", t1 - t0),
-                            ("mlplab training", sum(r["train_time_s"] for r in done)),
-                            ("jax compiled", t2 - t1),
-                        ):
-                            times[(impl, depth, rep)] = times.get((impl, depth, rep), 0.0) + s
-                        if rep == 0:
-                            checks.append(compare(out, tables, inp["sched"]))
-                            if any(not np.array_equal(a, b) for a, b in zip(out, again)):
-                                raise AssertionError("the twin's compiled call gave other numbers than its first")
-                print(
-                    f"jax: depth {depth} {loss}: first call {first:.2f}s, compiled "
-                    f"{times[('jax compiled', depth, 0)]:.3f}s (so far), check {checks[-1]['max_relative']:.1e}",
-                    flush=True,
-                )
-    finally:
-        if affinity is not None:
-            os.sched_setaffinity(0, affinity)
+
+    def add(impl, depth, rep, s):
+        times[(impl, depth, rep)] = times.get((impl, depth, rep), 0.0) + s
+
+    for depth in depths:
+        for loss in losses:
+            runs = specs(depth, loss, seeds, epochs)
+            inp = inputs(runs)
+            note["steps"], note["log_every"] = inp["sched"].n_steps, inp["sched"].log_every
+            args = arrays(jax, inp)
+            jax.clear_caches()  # the first call compiles, whatever ran before
+            f = program(jax, inp["spec"], inp["sched"])
+            t0 = time.perf_counter()
+            out = call(f, args)
+            first = time.perf_counter() - t0
+            add("jax first call", depth, 0, first)
+            with tempfile.TemporaryDirectory() as tmp:
+                runner = Runner(tmp, "jax", force=True)
+                for rep in range(repeats):
+                    tables = [] if rep == 0 else None
+                    t0 = time.perf_counter()
+                    done = [runner(spec, tables) for spec in runs]
+                    t1 = time.perf_counter()
+                    c0 = cpu_seconds()
+                    again = call(f, args)
+                    t2 = time.perf_counter()
+                    cpu, wall = cpu + cpu_seconds() - c0, wall + t2 - t1
+                    add("mlplab", depth, rep, t1 - t0)
+                    add("mlplab training", depth, rep, sum(r["train_time_s"] for r in done))
+                    add("jax compiled", depth, rep, t2 - t1)
+                    if rep == 0:
+                        checks.append(compare(out, tables, inp["sched"]))
+                        if any(not np.array_equal(a, b) for a, b in zip(out, again)):
+                            raise AssertionError("the twin's compiled call gave other numbers than its first")
+            print(
+                f"jax: depth {depth} {loss}: first call {first:.2f}s, compiled {t2 - t1:.3f}s, "
+                f"numbers within {checks[-1]['max_relative']:.1e} of mlplab's",
+                flush=True,
+            )
     note["check"] = merge(checks)
     note["cpu_per_wall"] = cpu / wall if wall else math.nan
-    for (impl, depth, rep), s in times.items():
-        rows.append(
-            dict(
-                section="jax",
-                impl=impl,
-                dtype="float64",
-                activation="sigmoid",
-                threads=1,
-                depth=depth,
-                width=RunSpec().width,
-                batch=int(RunSpec().batch_size),
-                rep=rep,
-                seconds=s,
-            )
+    spec = RunSpec()
+    rows = [
+        dict(
+            section="jax",
+            impl=impl,
+            dtype="float64",
+            activation="sigmoid",
+            threads=1,
+            depth=depth,
+            width=spec.width,
+            batch=int(spec.batch_size),
+            rep=rep,
+            seconds=s,
         )
+        for (impl, depth, rep), s in times.items()
+    ]
+    return rows, note
+
+
+def available() -> bool:
+    """Whether JAX can be imported here (found, and not blocked), without importing it."""
+    try:
+        return importlib.util.find_spec("jax") is not None
+    except (ImportError, ValueError):  # sys.modules["jax"] is None: its import is blocked
+        return False
+
+
+def jax_section(quick: bool, rows: list, notes: dict, depths=None, losses=LOSSES, seeds=SEEDS) -> None:
+    """The ``jax`` section of the bench: ``measure`` in a process of its own, on one CPU thread.
+
+    JAX's CPU backend starts threads that make any later ``os.fork`` of its process unsafe (JAX
+    warns), and reads its thread settings once, when it starts; so it runs in a child process:
+    ``XLA_FLAGS`` (``--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1``) in its
+    environment and the whole process pinned to one CPU before it starts (``sched_setaffinity``
+    between fork and exec, as ``taskset`` does), its mlplab runs too. ``quick``: depths 1 and 4,
+    2 epochs, 1 repeat (default: 1, 4, 16, 20 epochs, 3 repeats). Without JAX: a note, nothing timed."""
+    if not available():
+        notes["jax"] = {"skipped": True}
+        print("jax: JAX is not installed; the JAX comparison is skipped (make bench-jax installs it)", flush=True)
+        return
+    depths = depths or ((1, 4) if quick else DEPTHS)
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--depths", ",".join(map(str, depths))]
+    cmd += ["--losses", ",".join(losses), "--seeds", ",".join(map(str, seeds))]
+    cmd += ["--epochs", "2", "--repeats", "1"] if quick else ["--repeats", "3"]
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} {XLA_FLAGS}".strip()
+    cpu = min(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    pin = None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "jax.json"
+        proc = subprocess.run([*cmd, "--json", str(result)], env=env, preexec_fn=pin, stderr=subprocess.PIPE, text=True)
+        if proc.returncode:
+            raise RuntimeError(f"the JAX section exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
+        got = json.loads(result.read_text())
+    note = got["note"]
+    note["threads"] = f"XLA_FLAGS={env['XLA_FLAGS']}" + (
+        "" if cpu is None else f"; the process pinned to CPU {cpu} (sched_setaffinity before exec, as taskset does)"
+    )
+    notes["jax"] = note
+    rows.extend(got["rows"])
+
+
+def main(argv=None) -> None:
+    """The child process of ``jax_section``: ``measure``, its rows and note written as JSON."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--depths", default=",".join(map(str, DEPTHS)))
+    p.add_argument("--losses", default=",".join(LOSSES))
+    p.add_argument("--seeds", default=",".join(map(str, SEEDS)))
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--json", required=True, help="where to write the rows and the note")
+    a = p.parse_args(argv)
+    ints = lambda text: tuple(int(v) for v in text.split(","))  # noqa: E731
+    rows, note = measure(ints(a.depths), tuple(a.losses.split(",")), ints(a.seeds), a.epochs, a.repeats)
+    Path(a.json).write_text(json.dumps({"rows": rows, "note": note}))
+
+
+if __name__ == "__main__":
+    main()
