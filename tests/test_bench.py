@@ -1,10 +1,12 @@
 """The benchmark (experiments/bench/): its goals judged from hand-made timings whose ratios are
 known, a run on tiny shapes whose report states the numbers of its own parquet table, and the
-GEMM replay. No timing is asserted here; the speed goals live in the benchmark's report."""
+GEMM replay, the JAX twin's numbers against mlplab's (when JAX is installed) and the JAX section
+without JAX. No timing is asserted here; the speed goals live in the benchmark's report."""
 
 import importlib.util
 import math
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -573,3 +575,127 @@ def test_gemm_replay_is_the_steps_own_products(bench, kind):
         np.dot(a, b, out=out)
         assert out.dtype == net.dtype
     assert gemm.flops(calls[:1]) == 2 * 4 * 64 * 8
+
+
+# -- the JAX twin (optional: JAX installed by make bench-jax) ------------------------------------------
+def twin_output_from(tables, n_layers):
+    """What the JAX twin's call returns (steps, layers, final: seeds first), made of mlplab's own
+    tables: the arrays ``jax_twin.compare`` reads."""
+    import jax_twin
+
+    steps, layers, final = [], [], []
+    for t in tables:
+        st = t["steps"].to_pandas().sort_values("step")
+        lay = t["layers"].to_pandas().sort_values(["step", "layer"])
+        steps.append(st[list(jax_twin.STEP_COLUMNS)].to_numpy(np.float64))
+        layers.append(lay[list(jax_twin.LAYER_COLUMNS)].to_numpy(np.float64).reshape(len(st), n_layers, -1))
+        final.append(t["runs"].to_pandas()[list(jax_twin.FINAL_COLUMNS)].to_numpy(np.float64)[0])
+    return np.stack(steps), np.stack(layers), np.stack(final)
+
+
+def test_jax_twin_inputs_and_comparison(bench, tmp_path):
+    """Without JAX: the twin's inputs are the runs' own (data, initial weights, each step's
+    mini-batch as ``mlplab.train.batches`` draws it), and ``compare`` finds mlplab's tables equal
+    to themselves and a number that is off by its relative difference."""
+    import jax_twin
+
+    import mlplab
+    from mlplab.train import batches, load_data, prepare, rngs
+
+    runs = jax_twin.specs(2, "mse", seeds=(0, 1), epochs=2)
+    inp = jax_twin.inputs(runs)
+    assert inp["idx"].shape == (2, 50, 1, 32) and [w.shape for w in inp["W"]] == [(2, 32, 8), (2, 32, 32), (2, 3, 32)]
+    spec = prepare(runs[1])
+    data, sched = load_data(spec), spec.schedule()
+    shuffle = rngs(1)[2]
+    got = [Xb for _ in range(2) for Xb, _ in batches(data, sched, shuffle)]
+    np.testing.assert_array_equal(np.stack(got), inp["X"][1][inp["idx"][1, :, 0]])
+    np.testing.assert_array_equal(inp["W"][0][1], mlplab.MLP(spec.layer_sizes(), seed=rngs(1)[1]).weights[0])
+    tables = []
+    for r in runs:
+        mlplab.run(r, tmp_path, tables=tables)
+    out = twin_output_from(tables, 3)
+    same = jax_twin.compare(out, tables, inp["sched"])
+    assert same["max_relative"] == 0 and same["max_float32_steps"] == 0, same
+    assert set(same["relative"]) == set(jax_twin.STEP_COLUMNS + jax_twin.LAYER_COLUMNS + jax_twin.FINAL_COLUMNS) - {
+        "train_accuracy",
+        "test_accuracy",
+        "act_mean",
+        "act_std",
+        "sat_frac",
+        "final_accuracy",
+        "final_test_accuracy",
+    }
+    out[1][1, 7, 2, 0] *= 1 + 1e-9  # ‖∂C/∂W^3‖ of seed 1 at step 7
+    out[1][0, 3, 1, 4] = np.nextafter(np.float32(out[1][0, 3, 1, 4]), np.float32(2), dtype=np.float32)  # act_mean
+    off = jax_twin.compare(out, tables, inp["sched"])
+    assert off["worst"] == "grad_w_norm" and 0.9e-9 < off["max_relative"] < 1.1e-9, off
+    assert off["float32_steps"]["act_mean"] == 1 and off["max_float32_steps"] == 1, off
+
+
+def test_jax_twin_computes_what_mlplab_runs_compute(bench):
+    """The twin (in its own process, as the bench runs it) of two short runs (depth 2, mse,
+    2 epochs, seeds 0 and 1) against mlplab's runs of the same specs: every logged number within
+    1e-12 (relative), the float32 columns equal."""
+    pytest.importorskip("jax")
+    import jax_twin
+
+    rows, notes = [], {}
+    jax_twin.jax_section(True, rows, notes, depths=(2,), losses=("mse",), seeds=(0, 1))
+    check = notes["jax"]["check"]
+    assert set(check["relative"]) >= {"grad_w_norm", "update_ratio", "train_loss", "final_test_loss"}
+    assert check["max_relative"] <= 1e-12 and check["max_float32_steps"] == 0, check
+    assert {(r["impl"], r["depth"]) for r in rows} == {
+        (impl, 2) for impl in ("mlplab", "mlplab training", "jax first call", "jax compiled")
+    }
+    assert not notes["jax"]["full"] and notes["jax"]["seeds"] == 2 and notes["jax"]["steps"] == 50
+
+
+def test_bench_jax_section_quick(bench, G, tmp_path):
+    """--sections jax --quick: mlplab's runs against the twin's first and compiled calls at depth 1
+    and 4; the report's table states the medians of the parquet's timings, its goals the paired
+    ratio (unjudged: quick runs are not the goal's) and the twin's numbers within 1e-12 of mlplab's."""
+    jax = pytest.importorskip("jax")
+    out = bench.main(["--quick", "--no-sweep", "--no-torch", "--sections", "jax", "--out", str(tmp_path)])
+    md = (out / "bench.md").read_text()
+    df = pd.read_parquet(out / "bench.parquet")
+    assert dict(md_table(md).values)["JAX"] == jax.__version__
+    assert set(df["section"]) == {"jax"} and set(df["depth"]) == {1, 4}
+    assert set(df["impl"]) == {"mlplab", "mlplab training", "jax first call", "jax compiled"}
+    assert (df["seconds"] > 0).all()
+    text = section_text(md, "## JAX twin of the default sweep")
+    t = md_table(text)
+    assert list(t["depth"]) == ["1", "4", "all"]
+    m = df.groupby(["depth", "impl"])["seconds"].median()
+    for r in t.to_dict("records")[:2]:
+        d = int(r["depth"])
+        for col, impl in (
+            ("mlplab", "mlplab"),
+            ("JAX with compilation", "jax first call"),
+            ("JAX compiled", "jax compiled"),
+        ):
+            shows(r[col].removesuffix(" s"), m[(d, impl)], f"{col} depth {d}")
+        shows(r["mlplab / JAX compiled"], m[(d, "mlplab")] / m[(d, "jax compiled")], f"ratio depth {d}")
+    goals = {r["goal"]: r for r in md_table(section_text(md, "## Goals")).to_dict("records")}
+    vs = goals["mlplab / compiled JAX (issue 26)"]
+    assert (vs["target"], vs["met"]) == ("", "–"), vs
+    shows(vs["measured"], G.jax_times(df)["all"]["vs_compiled"], "overall ratio")
+    check = goals["JAX twin's numbers against mlplab's (relative, float64)"]
+    assert float(check["measured"]) <= 1e-12 and (check["target"], check["met"]) == ("≤ 1e-12", "✔"), check
+    assert "float32 columns (activation statistics, accuracies) at most 0 float32 step(s) apart" in text
+    assert "CPU time / wall time of the compiled calls" in text
+
+
+def test_bench_jax_section_skipped_without_jax(bench, tmp_path, monkeypatch, capsys):
+    """Without JAX (its import fails) the section times nothing and says so in one line."""
+    monkeypatch.setitem(sys.modules, "jax", None)  # import jax raises ImportError
+    out = bench.main(["--quick", "--no-sweep", "--no-torch", "--sections", "jax", "--out", str(tmp_path)])
+    md = (out / "bench.md").read_text()
+    text = section_text(md, "## JAX twin of the default sweep")
+    assert [line for line in text.splitlines() if line] == [
+        "JAX is not installed; the comparison is skipped (`make bench-jax` installs it, the `bench-jax` extra)."
+    ]
+    assert "JAX is not installed" in capsys.readouterr().out
+    assert pd.read_parquet(out / "bench.parquet").empty
+    assert "## Goals" in md and "JAX" not in section_text(md, "## Goals")
+    assert list(md_table(section_text(md, "## Machine load"))["section"]) == ["jax"]

@@ -1,6 +1,6 @@
 """How fast is mlplab? One run, one machine, the same thread settings for everyone.
 
-    python experiments/bench/bench.py [--quick] [--out results/bench] [--no-torch] [--no-sweep]
+    python experiments/bench/bench.py [--quick] [--out results/bench] [--no-torch] [--no-jax] [--no-sweep]
 
 Writes ``<out>/bench.md`` — the goals table (every speed goal with its measured ratio, its
 target and ✔/✘), then each section's numbers and the machine they ran on — and
@@ -18,16 +18,21 @@ Sections (modules of this folder):
 * ``jacobian``: ``mlplab.jacobian`` of the spectrum study's net (depth 128, width 256, 16
   samples) and the singular values of its J's, against the training step and against its own
   matrix products;
+* ``jax``: the default sweep's configurations (depth 1, 4, 16 × mse, softmax_ce, sigmoid, 5 seeds)
+  as mlplab runs them against their JAX twin (``jax_twin``: ``jit`` over a ``lax.scan`` of the
+  steps, ``vmap`` over the seeds, the same numbers), with and without XLA's compilation;
 * ``engine``: sweeps end to end (the default sweep on each launcher, resuming, 10,000 tiny runs).
 
 Every number is the median over repeats, the compared functions taking turns so that a noisy
 neighbour slows them alike; every goal is a ratio of two numbers of the same run.
-PyTorch is optional (``make bench-torch`` installs ``torch==2.13.0``, CPU build).
+PyTorch is optional (``make bench-torch`` installs ``torch==2.13.0``, CPU build), and so is JAX
+(``make bench-jax``; without it the ``jax`` section says so in one line).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import math
 import os
 import sys
@@ -52,6 +57,7 @@ from engine import engine_section, report_engine  # noqa: E402
 from instrumentation import DEPTHS, instrumentation_section  # noqa: E402
 from jacobian import SHAPE as JACOBIAN_SHAPE  # noqa: E402
 from jacobian import jacobian_section, report_jacobian  # noqa: E402
+from jax_twin import jax_section  # noqa: E402
 from timing import machine  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -260,6 +266,7 @@ def report(df: pd.DataFrame, info: dict, notes: dict) -> str:
             L.append(f"| {G.fmt_shape(G.shape_of(k))} | {k.dtype} | {fmt_us(s)} | {fmt_us(b)} | {100 * b / s:.1f} % |")
         L.append("")
     L += report_jacobian(df, notes, fmt_us)
+    L += report_jax(df, notes)
     L += report_engine(notes, [], ok)
     if notes.get("load"):
         L += [
@@ -276,19 +283,68 @@ def report(df: pd.DataFrame, info: dict, notes: dict) -> str:
     return "\n".join(L)
 
 
+def fmt_s(s: float) -> str:
+    return "–" if not math.isfinite(s) else f"{s:.2f} s"
+
+
+def report_jax(df: pd.DataFrame, notes: dict) -> list[str]:
+    jn = notes.get("jax")
+    if jn is None:
+        return []
+    L = ["## JAX twin of the default sweep", ""]
+    if jn["skipped"]:
+        return L + [
+            "JAX is not installed; the comparison is skipped (`make bench-jax` installs it, the `bench-jax` extra).",
+            "",
+        ]
+    jx = G.jax_times(df)
+    L += [
+        f"The default sweep's runs at each depth ({', '.join(jn['losses'])} × sigmoid, {jn['seeds']} seeds, "
+        f"{jn['steps']} steps, logged and evaluated every {jn['log_every']} step(s)) as mlplab does them (`Runner`: "
+        "one BLAS thread, the tables written; of which training: the runs' `train_time_s`) against their JAX twin "
+        "(`experiments/bench/jax_twin.py`: `jit` over a `lax.scan` of the steps, `vmap` over the seeds, float64, "
+        "the same statistics at the same logged steps): its first call (tracing and XLA's compilation included) "
+        f"and its compiled call; medians of {jn['repeats']} repeat(s), mlplab and the compiled twin taking turns; "
+        "the seconds are summed over the configurations of a depth.",
+        "",
+        "| depth | mlplab | of which training | JAX with compilation | JAX compiled | mlplab / JAX compiled | "
+        "mlplab / JAX with compilation |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for k, v in jx.items():
+        L.append(
+            f"| {k} | {fmt_s(v['mlplab'])} | {fmt_s(v['training'])} | {fmt_s(v['first'])} | {fmt_s(v['compiled'])} "
+            f"| {v['vs_compiled']:.2f} | {v['vs_first']:.2f} |"
+        )
+    c = jn["check"]
+    L += [
+        "",
+        f"Check: the twin's numbers against the mlplab runs' tables (every logged step's per-layer and per-step "
+        f"numbers, the evaluations, the final ones): at most {c['max_relative']:.1e} apart (relative, float64 "
+        f"columns; the largest in {c['worst']}); the float32 columns (activation statistics, accuracies) at most "
+        f"{c['max_float32_steps']} float32 step(s) apart.",
+        "",
+        f"JAX {jn['version']} on one CPU thread: {jn['threads']}; CPU time / wall time of the compiled calls "
+        f"{jn['cpu_per_wall']:.2f}.",
+        "",
+    ]
+    return L
+
+
 def main(argv=None) -> Path:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer repeats and shapes, sweep=smoke (a few minutes)")
     p.add_argument("--out", default=str(REPO / "results" / "bench"), help="output folder")
     p.add_argument("--shapes", default=None, help="depth x width x batch list, e.g. 2x32x32,5x32x64")
     p.add_argument("--no-torch", action="store_true", help="do not compare with PyTorch")
+    p.add_argument("--no-jax", action="store_true", help="do not compare with JAX")
     p.add_argument("--no-sweep", action="store_true", help="skip the sweep timings")
     p.add_argument("--repeats", type=int, default=None)
     p.add_argument(
         "--sections",
         default=None,
         help="run only these, comma-separated: instrumentation, api, step, float32, gemm, blocks, norms, peak, "
-        "jacobian, engine",
+        "jacobian, jax, engine",
     )
     args = p.parse_args(argv)
 
@@ -313,6 +369,12 @@ def main(argv=None) -> Path:
     info = machine(torch, sweep)
     if args.no_torch:  # installed or not, it was not asked for
         info["PyTorch"] = "not used (--no-torch)"
+    try:  # the version only: importing JAX here would start it before the jax section sets its threads
+        info["JAX"] = importlib.metadata.version("jax")
+    except importlib.metadata.PackageNotFoundError:
+        info["JAX"] = "not installed"
+    if args.no_jax:
+        info["JAX"] = "not used (--no-jax)"
 
     sections = [
         ("instrumentation", lambda: instrumentation_section(depths, max(repeats, 5), rows, 2 if custom else None)),
@@ -328,10 +390,12 @@ def main(argv=None) -> Path:
     if not custom or "jacobian" in wanted:  # --shapes: the last shape's depth and width, n_0 = width, if asked for
         jshape = JACOBIAN_SHAPE if not custom else (*shapes[-1][:2], JACOBIAN_SHAPE[2])
         sections.append(("jacobian", lambda: jacobian_section(jshape, repeats, budget, rows, notes)))
+    if not args.no_jax and (not custom or "jax" in wanted):  # --shapes: only when asked for
+        sections.append(("jax", lambda: jax_section(args.quick, rows, notes)))
     if sweep:
         sections.append(("engine", lambda: engine_section(args.quick, notes)))
     if args.sections:
-        unknown = wanted - {name for name, _ in sections} - {"engine"}
+        unknown = wanted - {name for name, _ in sections} - {"engine", "jax"}
         if unknown:
             p.error(f"--sections: unknown {sorted(unknown)}; choose from {[name for name, _ in sections]}")
         sections = [(name, f) for name, f in sections if name in wanted]

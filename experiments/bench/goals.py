@@ -23,6 +23,9 @@ BLOCK_SHAPE = (20, 128, 256)
 # the third: the spectrum study
 JACOBIAN = 1.15  # mlplab.jacobian / its own matrix products, 1 thread
 JACOBIAN_SHAPE = (128, 256, 16)  # depth, width (= n_0), samples
+# the fourth (issue 26): mlplab against compiled JAX on the default sweep's configurations at 5 seeds
+VS_JAX = 1.0  # mlplab's runs / the JAX twin's compiled calls, all depths together
+JAX_CHECK = 1e-12  # the twin's numbers against mlplab's, relative (float64 columns)
 
 
 def med(df: pd.DataFrame, **where) -> float:
@@ -46,6 +49,35 @@ def ratio(df: pd.DataFrame, a: dict, b: dict, **where) -> float:
         y = y[y[k] == v]
     pairs = x.set_index("rep")["seconds"] / y.set_index("rep")["seconds"]
     return float(pairs.median()) if pairs.notna().any() else math.nan
+
+
+def jax_times(df: pd.DataFrame) -> dict:
+    """The JAX section's figures per depth and for all depths together ("all"): medians over
+    repeats of mlplab's runs, their training, the twin's compiled call, its first call (once);
+    mlplab / compiled JAX as the median of the per-repeat ratios (the two took turns), mlplab /
+    JAX with compilation from the medians."""
+    jx = df[df.section == "jax"]
+    if not len(jx):
+        return {}
+    p = jx.pivot_table(index=["depth", "rep"], columns="impl", values="seconds", aggfunc="sum")
+    out = {}
+    for key, sel in [
+        *((int(d), p.xs(d, level="depth")) for d in sorted(set(jx.depth))),
+        ("all", p.groupby("rep").sum()),
+    ]:
+        m = sel.median()
+        first = float(sel["jax first call"].dropna().sum()) if key != "all" else math.nan
+        out[key] = dict(
+            mlplab=float(m["mlplab"]),
+            training=float(m["mlplab training"]),
+            compiled=float(m["jax compiled"]),
+            first=first,
+            vs_compiled=float((sel["mlplab"] / sel["jax compiled"]).median()),
+        )
+    out["all"]["first"] = sum(v["first"] for k, v in out.items() if k != "all")
+    for v in out.values():
+        v["vs_first"] = v["mlplab"] / v["first"]
+    return out
 
 
 def shape_of(k) -> tuple[int, int, int]:
@@ -161,6 +193,20 @@ def goals(df: pd.DataFrame, notes: dict) -> list[tuple[str, str, float, str, boo
             f"{fmt_shape(shape_of(k))} {k.dtype}",
             ratio(nm, dict(impl="norms_bare"), dict(impl="step"), **w),
             NORMS_SHARE,
+        )
+    jx = jax_times(df)
+    if jx:
+        full = notes.get("jax", {}).get("full", False)
+        case = "depth " + ", ".join(str(k) for k in jx if k != "all") + " × mse, softmax_ce, 5 seeds"
+        add("mlplab / compiled JAX (issue 26)", case, jx["all"]["vs_compiled"], VS_JAX, applies=full)
+        add("mlplab / JAX with compilation", case, jx["all"]["vs_first"], VS_JAX, applies=False)
+    check = notes.get("jax", {}).get("check")
+    if check:
+        add(
+            "JAX twin's numbers against mlplab's (relative, float64)",
+            "every logged number",
+            check["max_relative"],
+            JAX_CHECK,
         )
     for case, value, target in notes.get("engine_goals", []):
         add("sweep efficiency (round 1)", case, value, target, "≥")
