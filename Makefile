@@ -14,7 +14,7 @@ SWEEP  ?= default
 ARGS   ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lock lint format docs sweep sweep-smoke blog table report remedies optimisers nielsen chaos isometry bench bench-torch mutation test test-slurm test-browser clean
+.PHONY: help venv lock lint format docs sweep sweep-smoke blog table report remedies optimisers nielsen chaos isometry bench bench-torch bench-jax mutation test test-slurm test-browser clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -104,6 +104,10 @@ bench: $(STAMP) ## every speed goal as a ratio measured in one run, with ✔/✘
 bench-torch: $(STAMP) ## install the optional comparison (PyTorch 2.13.0, CPU build), then make bench
 	$(PIP) -e '.[$(EXTRAS),bench]'
 	$(BIN)/python experiments/bench/bench.py $(ARGS)
+
+bench-jax: $(STAMP) ## install the optional JAX comparison (jax 0.10.2, CPU), then make bench ARGS="--sections jax"
+	$(PIP) -e '.[$(EXTRAS),bench-jax]'
+	$(BIN)/python experiments/bench/bench.py --sections jax $(ARGS)
 
 mutation: $(STAMP) ## do the tests fail when the code is wrong? mutmut over the core and the commit path -> results/mutation/
 	$(PIP) -e '.[$(EXTRAS),mutation]'

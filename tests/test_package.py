@@ -131,8 +131,8 @@ def test_the_environment_holds_exactly_the_locked_versions():
     extras = set(have) - set(want) - {"mlplab", "pip"}
     assert len(want) > 40 and {"numpy", "hydra-core", "pytest"} <= set(want)
     assert {n: (v, have.get(n)) for n, v in want.items() if have.get(n) != v} == {}
-    # `make mutation`, `make bench-torch` and `make test-browser` add their tools (and what those need) on top
-    assert not extras or {"mutmut", "torch", "playwright"} & extras, sorted(extras)
+    # `make mutation`, `make bench-torch`, `make bench-jax` and `make test-browser` add their tools on top
+    assert not extras or {"mutmut", "torch", "jax", "playwright"} & extras, sorted(extras)
 
 
 def test_the_lock_covers_every_requirement_of_pyproject():
