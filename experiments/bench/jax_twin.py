@@ -256,6 +256,11 @@ def compare(out, tables: list[dict], sched) -> dict:
             put(col, layers[s, :, :, j], lay[col].to_numpy().reshape(n_rows, L), col.startswith(("act_", "sat_")))
         for j, col in enumerate(FINAL_COLUMNS):
             put(col, final[s, j], runs[col], "accuracy" in col)
+    return _summary(rel, ulps)
+
+
+def _summary(rel: dict, ulps: dict) -> dict:
+    """The differences per column (relative; float32 steps) and the largest of each."""
     worst = max(rel, key=rel.get)
     return {
         "relative": rel,
@@ -274,14 +279,7 @@ def merge(checks: list[dict]) -> dict:
             rel[k] = max(rel.get(k, 0.0), v)
         for k, v in c["float32_steps"].items():
             ulps[k] = max(ulps.get(k, 0), v)
-    worst = max(rel, key=rel.get)
-    return {
-        "relative": rel,
-        "float32_steps": ulps,
-        "max_relative": rel[worst],
-        "worst": worst,
-        "max_float32_steps": max(ulps.values()),
-    }
+    return _summary(rel, ulps)
 
 
 def cpu_seconds() -> float:
