@@ -15,7 +15,7 @@ from mlplab.analysis.studies.isometry.measures import (
     TARGET,
     TOL_SPREAD,
     depth_runs,
-    steps_table,
+    trained_runs,
     width_runs,
 )
 
@@ -239,8 +239,6 @@ def fig_width(source):
 def fig_steps(source):
     """A panel per learning rate: median steps to TARGET against depth per init (bars: min–max
     over seeds of the runs that reached it); a median run that never reaches it sits on 'never'."""
-    from mlplab.analysis.studies.isometry.measures import trained_runs
-
     t = trained_runs(load(source))
     if t.empty:
         raise FigureSkipped("no trained runs")
@@ -271,10 +269,9 @@ def fig_steps(source):
     axes[0, 0].set_ylabel(f"steps to training accuracy {TARGET:g}")
     h, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(h, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    tt = steps_table(source)
     fig.suptitle(
         TITLES["iso_steps"] + f"\ntanh at the edge of chaos (q* = 1/64), {int(t['width'].iloc[0])} units per layer,"
-        f" {t['dataset'].iloc[0]}; median over {int(tt['seeds'].max())} seeds (bars: min–max)",
+        f" {t['dataset'].iloc[0]}; median over {t['seed'].nunique()} seeds (bars: min–max)",
         fontsize=10,
     )
     fig.tight_layout()

@@ -215,7 +215,3 @@ def sections(res, figures: dict) -> list[Block]:
     if not cases.empty:
         out.append(Block("details", [Block("table", cases)], f"Every case behind the verdicts ({len(cases)})"))
     return out
-
-
-def finite(x) -> bool:
-    return bool(np.isfinite(x))
