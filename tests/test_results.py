@@ -391,6 +391,22 @@ def test_a_generations_index_is_read_again_when_its_file_changes(tmp_path):
     assert path.stat().st_size != st.st_size and res.generation_index(path) == {"c" * 16: "ok", "d" * 16: "ok"}
 
 
+def test_each_generation_is_read_once_however_many_a_folder_holds(tmp_path, monkeypatch):
+    """``is_done`` looks a run up in every generation before each run of a sweep: with more
+    generations than a small cache holds (a sweep writes one per chunk), each must still be read
+    once, not once per lookup."""
+    paths = []
+    for k in range(40):
+        paths.append(tmp_path / f"g{k}.parquet")
+        pq.write_table(pa.table({"run_id": [f"{k:016d}"], "status": ["ok"]}), paths[-1])
+    reads = []
+    read_table = pq.read_table
+    monkeypatch.setattr(pq, "read_table", lambda path, **kw: reads.append(path) or read_table(path, **kw))
+    for _ in range(3):
+        assert [res.generation_index(p) for p in paths] == [{f"{k:016d}": "ok"} for k in range(40)]
+    assert sorted(reads) == sorted(str(p) for p in paths)
+
+
 def test_a_runs_rows_come_from_the_newest_generation_that_holds_it(many):
     """Two generations hold the same runs (a compaction killed before it removed the older):
     the newer one's rows are read, and compaction keeps them."""
