@@ -16,6 +16,11 @@ and g = ∂C/∂a^l is what a layer's backward pass receives from the layer abov
 
 and in every layer  ∂C/∂W = δᵀ a^(l-1),  ∂C/∂b = 1ᵀ δ,  ∂C/∂a^(l-1) = δ W.
 
+A stack of runs trained together (``mlplab.network.MLP.stack``) runs the same code on arrays
+with a leading axis of runs: a^l is (runs, m, n_l), W^l (runs, n_l, n_(l-1)), b^l a row
+(runs, 1, n_l), and the matrix products are ``np.matmul``'s, one BLAS call per run as a lone
+run's ``np.dot`` makes, so each run's numbers are its own, bit for bit.
+
 Every array is written in place into buffers made once per batch size (``Buffers``), so a
 training step allocates nothing; σ' is computed from h = σ(·) (each registered activation's
 derivative is a function of its output), so no pre-activation is kept for plain layers.
@@ -39,9 +44,10 @@ class Buffers:
     """One layer's arrays for a mini-batch of m samples: ``z``, ``h``, ``a`` (the same array
     where the maths allows), ``r`` = 1/√(v + ε), shared scratch ``s`` and ``t`` (views into
     buffers of the network's workspace, reused by every layer), ``ones`` (m,) for sums over the
-    batch, and ``delta``, the δ of the last backward pass."""
+    batch ((1, m) in a stack: one row of sums per run), ``delta``, the δ of the last backward
+    pass, and ``mm``, the matrix product: ``np.dot`` for one run, ``np.matmul`` for a stack."""
 
-    __slots__ = ("z", "h", "a", "r", "s", "t", "ones", "ones_n", "delta")
+    __slots__ = ("z", "h", "a", "r", "s", "t", "ones", "ones_n", "delta", "mm")
 
     def __init__(self, **arrays):
         for k in self.__slots__:
@@ -59,16 +65,19 @@ class Dense:
         return {"W": (self.n_out, self.n_in), "b": (self.n_out,)}
 
     def bind(self, params: dict, grads: dict) -> None:
-        self.W, self.b, self.WT = params["W"], params["b"], params["W"].T
+        self.W, self.b, self.WT = params["W"], params["b"], params["W"].mT
         self.dW, self.db = grads["W"], grads["b"]
 
     def buffers(self, m: int, s: np.ndarray, t: np.ndarray, a: np.ndarray) -> Buffers:
         """``a``: the (m, n_out) array the layer's output goes to (the workspace lays every
-        layer's output out in one block, for statistics over all layers at once)."""
-        return Buffers(z=a, h=a, a=a, s=s, t=t, ones=np.ones(m, a.dtype))
+        layer's output out in one block, for statistics over all layers at once); (runs, m,
+        n_out) in a stack of runs."""
+        stack = a.ndim == 3
+        ones = np.ones((1, m) if stack else m, a.dtype)
+        return Buffers(z=a, h=a, a=a, s=s, t=t, ones=ones, mm=np.matmul if stack else dot)
 
     def forward_(self, a_prev, c: Buffers, stats: str, track: bool):
-        z = dot(a_prev, self.WT, out=c.z)
+        z = c.mm(a_prev, self.WT, out=c.z)
         z += self.b  # z = a^(l-1) Wᵀ + b
         return self.act.fn_(z, c.h)  # a^l = h = σ(z), over z in place
 
@@ -80,10 +89,10 @@ class Dense:
     def backward_z_(self, delta, a_prev, c: Buffers, out):
         """Given δ = ∂C/∂z: ∂C/∂W = δᵀ a^(l-1), ∂C/∂b = 1ᵀ δ; returns ∂C/∂a^(l-1) = δ W into
         ``out`` (None: the layer below is the input, nothing to return)."""
-        c.delta = delta
-        dot(delta.T, a_prev, out=self.dW)
-        dot(c.ones, delta, out=self.db)
-        return None if out is None else dot(delta, self.W, out=out)
+        c.delta, mm = delta, c.mm
+        mm(delta.mT, a_prev, out=self.dW)
+        mm(c.ones, delta, out=self.db)
+        return None if out is None else mm(delta, self.W, out=out)
 
 
 class Normalised(Dense):
@@ -267,11 +276,11 @@ class Output(Dense):
         return c
 
     def forward_(self, a_prev, c, stats, track):
-        z = dot(a_prev, self.WT, out=c.z)
+        z = c.mm(a_prev, self.WT, out=c.z)
         z += self.b  # z^L = a^(L-1) Wᵀ + b
         return self.loss.output_(z, c.a)  # a^L
 
     def backward_(self, y, a_prev, c, out, keep_g=False):
         delta = self.loss.delta_(c.z, c.a, y, c.delta)  # δ^L per sample (c.delta: its buffer)
-        delta *= 1.0 / len(delta)  # of the batch-mean loss
+        delta *= 1.0 / delta.shape[-2]  # of the batch-mean loss (m samples)
         return self.backward_z_(delta, a_prev, c, out)

@@ -132,11 +132,12 @@ class SoftmaxCE(Loss):
     target_kind = "one_hot"
 
     def output_(self, z, out):
-        np.subtract(z, z.max(axis=1, keepdims=True), out=out)
+        np.subtract(z, z.max(axis=-1, keepdims=True), out=out)
         np.exp(out, out=out)
-        # Σ_j e^{z_j − max z} as a matrix-vector product: one BLAS call, much cheaper than a
-        # row-wise reduction over a few columns
-        out /= np.dot(out, self.constants.full_like(1.0, out[0]))[:, None]
+        # Σ_j e^{z_j − max z} as a matrix-vector product: one BLAS call (per run, in a stack of
+        # runs), much cheaper than a row-wise reduction over a few columns
+        ones = self.constants.full_like(1.0, out[(0,) * (out.ndim - 1)])
+        out /= (np.dot if out.ndim == 2 else np.matmul)(out, ones)[..., None]
         return out
 
     def fn(self, z, a, y):

@@ -74,23 +74,29 @@ class Workspace:
     ∂C/∂a^l and δ^l in two alternating arrays (layer l writes ∂C/∂a^(l-1) into the one layer
     l+1 did not use); two scratch arrays shared by all layers."""
 
-    def __init__(self, layers: list, m: int, dtype):
+    def __init__(self, layers: list, m: int, dtype, runs: int | None = None):
         n = [layer.n_out for layer in layers]
         L, size = len(layers), m * max(n)
-        d = [np.empty(size, dtype), np.empty(size, dtype)]
-        s, t = np.empty(size, dtype), np.empty(size, dtype)
+        lead = () if runs is None else (runs,)  # a stack of runs: every array has a row per run
+
+        def empty(k):
+            return np.empty(lead + (k,), dtype)
+
+        def shaped(x, k):  # the first m·k numbers (of each run's row) as (…, m, k)
+            return x[..., : m * k].reshape(lead + (m, k))
+
+        d, s, t = [empty(size), empty(size)], empty(size), empty(size)
         self.m = m
-        self.counts = np.array([m * k for k in n], np.intp)  # numbers in each a^l
+        self.counts = np.array([m * k for k in n], np.intp)  # numbers in each a^l (of a run)
         self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.intp)
-        self.outputs = np.empty(int(self.counts.sum()), dtype)
-        out = [self.outputs[i : i + c].reshape(m, k) for i, c, k in zip(self.starts, self.counts, n)]
+        self.outputs = empty(int(self.counts.sum()))
+        out = [shaped(self.outputs[..., i:], k) for i, k in zip(self.starts, n)]
         self.buffers: list[Buffers] = [
-            layer.buffers(m, s[: m * k].reshape(m, k), t[: m * k].reshape(m, k), a)
-            for layer, k, a in zip(layers, n, out)
+            layer.buffers(m, shaped(s, k), shaped(t, k), a) for layer, k, a in zip(layers, n, out)
         ]
         self.residuals = [i for i, c in enumerate(self.buffers) if c.h is not c.a]  # residual layers: h apart from a^l
         # g[l-1] holds ∂C/∂a^l, then δ^l in place: buffer (L − l) % 2
-        self.g = [d[(L - 1 - i) % 2][: m * k].reshape(m, k) for i, k in enumerate(n)]
+        self.g = [shaped(d[(L - 1 - i) % 2], k) for i, k in enumerate(n)]
         self.buffers[-1].delta = self.g[-1]  # δ^L
         self.inputs = [None] + [c.a for c in self.buffers[:-1]]  # a^(l-1) of layer l; [0] is X
         self.forward = list(zip(layers, self.buffers))
@@ -129,6 +135,7 @@ class MLP:
         sigma_b: float = 1.0,
         dtype="float64",
         alpha: float = 0.01,
+        runs: int | None = None,
     ):
         self.sizes = [int(n) for n in sizes]
         if len(self.sizes) < 2 or min(self.sizes) < 1:
@@ -143,7 +150,20 @@ class MLP:
         self.residual, self.norm = bool(residual), norm
         self.layers = [self._hidden(l) for l in range(1, self.L)]
         self.layers.append(Output(self.sizes[-2], self.sizes[-1], self.loss))
-        self.layout = FlatLayout([layer.shapes() for layer in self.layers], self.dtype)
+        if runs is not None and self.normalised:
+            raise ValueError(f"norm={norm!r}: a stack of runs holds plain and residual layers only")
+        self._lay_out(runs)
+        rng = np.random.default_rng(seed)  # a Generator is returned as it is: the caller's draws
+        initf = get_init(init)
+        for W, b in zip(self.weights, self.biases):
+            W[...], b[...] = initf(rng, W.shape[-1], W.shape[-2], sigma_w, sigma_b)
+        self._workspaces: dict[int, Workspace] = {}
+        self._last: tuple[Workspace, str] | None = None  # the last forward_'s workspace and statistics
+
+    def _lay_out(self, runs: int | None = None, memory: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Lay the parameters and gradients out (``mlplab.layout``) and bind every layer to its
+        views; in ``memory`` (a row of a stack's parameters and gradients) when given."""
+        self.layout = FlatLayout([layer.shapes() for layer in self.layers], self.dtype, runs, memory)
         for i, layer in enumerate(self.layers):
             layer.bind(self.layout.views(i), self.layout.grad_views(i))
         self.params, self.grads = self.layout.params, self.layout.grads
@@ -157,17 +177,46 @@ class MLP:
                 Views(g["gamma"]),
                 Views(g["beta"]),
             )
-        if norm == "batch":
+        if self.norm == "batch":
             self.running_mean = [layer.running_mean for layer in self.layers[:-1]]
             self.running_var = [layer.running_var for layer in self.layers[:-1]]
         self.sq = SquaredNorms(self.layout, self.L)  # ‖∂C/∂θ‖² per array, filled by backward_(norms=True)
-        rng = np.random.default_rng(seed)  # a Generator is returned as it is: the caller's draws
-        initf = get_init(init)
-        for W, b in zip(self.weights, self.biases):
-            W[...], b[...] = initf(rng, W.shape[1], W.shape[0], sigma_w, sigma_b)
-        self._workspaces: dict[int, Workspace] = {}
-        self._results: dict[int, list] = {}  # gradients()' arrays per batch size (two), reused once let go
-        self._last: tuple[Workspace, str] | None = None  # the last forward_'s workspace and statistics
+        self._results = {}  # gradients()' arrays per batch size (two), reused once let go
+
+    @classmethod
+    def stack(cls, nets: list[MLP]) -> MLP:
+        """The networks ``nets`` as one stack of runs trained together: one network whose arrays
+        carry a leading axis of runs (``mlplab.layout``, ``mlplab.layers``), starting from the
+        parameters of each. ``forward_``, ``backward_`` and an optimiser then serve every run in
+        each call, each run's numbers bit for bit its own network's. Each network then keeps its
+        parameters in its row of the stack's (``params[r]``), so it is the stack's run r at every
+        moment, for whatever one network does best (an evaluation, its Jacobian). The networks
+        must differ in their parameters only (the same sizes, activation, loss, residual and
+        dtype), and be plain or residual (ValueError otherwise)."""
+        first = nets[0]
+        key = (first.sizes, first.activation.name, first.loss.name, first.residual, first.norm, first.dtype)
+        for net in nets[1:]:
+            other = (net.sizes, net.activation.name, net.loss.name, net.residual, net.norm, net.dtype)
+            if other != key:
+                raise ValueError(f"cannot stack {net!r} with {first!r}: only their parameters may differ")
+        out = cls(
+            first.sizes,
+            first.activation,
+            first.loss,
+            residual=first.residual,
+            norm=first.norm,
+            dtype=first.dtype,
+            runs=len(nets),
+        )
+        for r, net in enumerate(nets):
+            out.params[r] = net.params
+            net._lay_out(memory=(out.params[r], out.grads[r]))
+        return out
+
+    @property
+    def runs(self) -> int | None:
+        """The number of runs of a stack (``stack``); None for one network."""
+        return self.layout.runs
 
     def _hidden(self, l: int):
         """Hidden layer l: plain or normalised; residual (adds its input) when ``residual``, l ≥ 2
@@ -189,18 +238,19 @@ class MLP:
         """The buffers for mini-batches of m samples (made on first use, then kept)."""
         ws = self._workspaces.get(m)
         if ws is None:
-            ws = self._workspaces[m] = Workspace(self.layers, m, self.dtype)
+            ws = self._workspaces[m] = Workspace(self.layers, m, self.dtype, self.runs)
         return ws
 
     # -- the in-place step API (no input checks, no allocation; wrap a step in np.errstate) -----
     def forward_(self, X: np.ndarray, stats: str = "batch", track: bool = False) -> np.ndarray:
-        """Forward pass of the batch X (C-contiguous, the network's dtype); returns a^L (a buffer).
+        """Forward pass of the batch X (C-contiguous, the network's dtype; (runs, m, n_0) for a
+        stack of runs); returns a^L (a buffer).
 
         ``stats="batch"``: batch norm uses the mini-batch's statistics (training, gradients);
         ``"running"``: its running estimates (evaluation). ``track``: update those estimates (a
         training step). Plain and layer-normalised networks ignore both.
         """
-        ws = self.workspace(X.shape[0])
+        ws = self.workspace(X.shape[-2])
         ws.inputs[0] = a = X
         for layer, c in ws.forward:
             a = layer.forward_(a, c, stats, track)

@@ -16,6 +16,10 @@ An optimiser acts on the network's flat arrays (``net.params``, ``net.grads``, l
 velocity, moments) is flat arrays like them, allocated once. Training applies it, and the record
 asks it for the size of the step it is about to take (``weight_step_norms``): the rule lives
 here once. ``LearningRate`` gives η per update: a linear warmup, then a schedule.
+
+On a stack of runs (``mlplab.network.MLP.stack``: flat arrays of shape (runs, P)) the same
+operations serve every run at once, ``scale`` being the (runs, 1) column of the runs' clipping
+factors; ``weight_step_norms(..., run=r)`` gives run r's norms.
 """
 
 from __future__ import annotations
@@ -51,20 +55,24 @@ class SGD:
         """One update in place from the gradients of the last ``backward_``; overwrites them."""
         net, lr, wd = self.net, self.lr, self.weight_decay
         if wd:
-            net.params[net.layout.decayed] *= 1.0 - lr * wd
+            net.params[..., net.layout.decayed] *= 1.0 - lr * wd
         g = net.grads
         g *= -lr * scale
         net.params += g
 
-    def weight_step_norms(self, scale: float, grad_w_norms: np.ndarray | None = None) -> np.ndarray:
+    def weight_step_norms(self, scale, grad_w_norms: np.ndarray | None = None, run: int | None = None) -> np.ndarray:
         """‖ΔW^l‖ of every layer for the next ``step(scale)``, from the gradients as they are now.
         ``grad_w_norms``: ‖∂C/∂W^l‖ when already known (not valid once clipping changed the
         gradients in place: pass None); with weight decay the two terms are summed array by
-        array (no cancellation between them is lost)."""
+        array (no cancellation between them is lost). In a stack of runs, run ``run``'s (its
+        ``grad_w_norms``; ``scale``: every run's column)."""
         lr, wd = self.lr, self.weight_decay
+        if run is not None:
+            scale = float(scale[run, 0])
         if wd or grad_w_norms is None:
             net = self.net
-            norms = np.array([safe_norm(scale * g + wd * W) for W, g in zip(net.weights, net.dW)])
+            pairs = zip(net.weights, net.dW) if run is None else ((W[run], g[run]) for W, g in zip(net.weights, net.dW))
+            norms = np.array([safe_norm(scale * g + wd * W) for W, g in pairs])
         else:
             norms = scale * grad_w_norms
         return norms * lr
@@ -89,10 +97,10 @@ class _Stateful:
         self.t = 0  # updates applied
         self.d = np.zeros_like(net.params)  # Δθ of the next update
         self._tmp = np.zeros_like(net.params)
-        self._ready = math.nan  # the scale Δθ in ``d`` was computed for, until applied (NaN: none)
+        self._ready = math.nan  # the scale Δθ in ``d`` was computed for, until applied (NaN: none; a stack's column)
         layout = net.layout
         W = [seg for seg in layout.segments if seg[0] == "W"]
-        self._w = [slice(start, start + w.size) for (_, _, start), w in zip(W, layout.by_kind["W"])]
+        self._w = [slice(start, start + w.shape[-2] * w.shape[-1]) for (_, _, start), w in zip(W, layout.by_kind["W"])]
 
     def _state(self) -> np.ndarray:
         return np.zeros_like(self.net.params)
@@ -103,19 +111,19 @@ class _Stateful:
         g *= scale
         if self.weight_decay and not self.DECOUPLED:
             dec = net.layout.decayed
-            np.multiply(net.params[dec], self.weight_decay, out=self._tmp[dec])
-            g[dec] += self._tmp[dec]
+            np.multiply(net.params[..., dec], self.weight_decay, out=self._tmp[..., dec])
+            g[..., dec] += self._tmp[..., dec]
         return g
 
     def _decoupled_decay(self) -> None:
         """Δθ += −ηλW (adamw): the decay beside the step."""
         if self.weight_decay and self.DECOUPLED:
             dec = self.net.layout.decayed
-            np.multiply(self.net.params[dec], -self.lr * self.weight_decay, out=self._tmp[dec])
-            self.d[dec] += self._tmp[dec]
+            np.multiply(self.net.params[..., dec], -self.lr * self.weight_decay, out=self._tmp[..., dec])
+            self.d[..., dec] += self._tmp[..., dec]
 
-    def _prepare(self, scale: float) -> None:
-        if self._ready != scale:
+    def _prepare(self, scale) -> None:
+        if self._ready is not scale and (np.ndim(scale) or self._ready != scale):  # a stack's column: the same array
             self._delta(scale)
             self._decoupled_decay()
             self._ready = scale
@@ -128,11 +136,13 @@ class _Stateful:
         self.t += 1
         self._ready = math.nan
 
-    def weight_step_norms(self, scale: float, grad_w_norms: np.ndarray | None = None) -> np.ndarray:
+    def weight_step_norms(self, scale, grad_w_norms: np.ndarray | None = None, run: int | None = None) -> np.ndarray:
         """‖ΔW^l‖ of every layer for the next ``step(scale)``: Δθ is computed now and applied by
-        that step (``grad_w_norms`` is not needed: the rule's step is not a multiple of it)."""
+        that step (``grad_w_norms`` is not needed: the rule's step is not a multiple of it). In
+        a stack of runs, run ``run``'s (``scale``: every run's column)."""
         self._prepare(scale)
-        return np.array([safe_norm(self.d[w]) for w in self._w])
+        d = self.d if run is None else self.d[run]
+        return np.array([safe_norm(d[w]) for w in self._w])
 
 
 class Momentum(_Stateful):

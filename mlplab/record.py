@@ -9,6 +9,9 @@ the mini-batch loss are computed from those raw copies for all rows at once, whe
 are made: a few array operations per run instead of a few dozen per logged step. A run whose
 raw copies would exceed ``Pending.MAX_BYTES`` computes them at each step instead; the numbers
 are the same either way.
+
+A stack of runs trained together (``mlplab.network.MLP.stack``) gives each run its own
+``Record``; ``run=r`` tells the record which run's row of the stack's arrays is its own.
 """
 
 from __future__ import annotations
@@ -22,6 +25,11 @@ from mlplab.jacobian import jacobian, singular_values
 
 KEY_COLUMNS = ("run_id", "step", "epoch", "layer", "fan_in", "fan_out")
 NORM_COLUMNS = {"W": "grad_w_norm", "b": "grad_b_norm", "gamma": "grad_gamma_norm", "beta": "grad_beta_norm"}
+
+
+def at(x: np.ndarray, run: int | None) -> np.ndarray:
+    """Run ``run``'s part of an array of a stack of runs; the array itself for one network."""
+    return x if run is None else x[run]
 
 
 def block_stats(x: np.ndarray, starts: np.ndarray, counts: np.ndarray, output: np.ndarray, activation, loss):
@@ -79,7 +87,7 @@ class Pending:
         self.scratch = scratch
         n_out = net.sizes[-1]
         self.activation, self.loss = net.activation, net.loss  # the saturation rules and the loss
-        self.block, self.m = ws.outputs.size // ws.m, m  # numbers per sample in the outputs block
+        self.block, self.m = ws.outputs.shape[-1] // ws.m, m  # numbers per sample in a run's outputs block
         self.base = ws.starts // ws.m  # each layer's start within a sample-block of the outputs
         self.widths = np.asarray(net.sizes[1:], np.intp)
         size = capacity * m * (self.block + 3 * n_out) * net.dtype.itemsize
@@ -93,23 +101,23 @@ class Pending:
         self.used = 0  # samples stored
         self.residual_sat = np.full((capacity, net.L), np.nan)
 
-    def add(self, rec: Record, i: int, net, Yb: np.ndarray) -> None:
+    def add(self, rec: Record, i: int, net, Yb: np.ndarray, run: int | None = None) -> None:
         ws = net.last_workspace
-        m = ws.m
+        m, c = ws.m, ws.buffers[-1]
         for l in ws.residuals:
-            self.residual_sat[i, l] = np.count_nonzero(net.activation.saturated(ws.buffers[l].h)) / ws.counts[l]
+            h = at(ws.buffers[l].h, run)
+            self.residual_sat[i, l] = np.count_nonzero(net.activation.saturated(h)) / ws.counts[l]
         if not self.deferred or m > self.m:  # too large to keep: now
             output = np.zeros(net.L, bool)
             output[-1] = True
-            stats = block_stats(ws.outputs.copy(), ws.starts, ws.counts, output, net.activation, net.loss)
+            stats = block_stats(at(ws.outputs, run).copy(), ws.starts, ws.counts, output, net.activation, net.loss)
             rec.put_stats(i, *stats)
-            rec.steps["batch_loss"][i] = net.loss_(Yb)
+            rec.steps["batch_loss"][i] = float(net.loss.fn(at(c.z, run), at(c.a, run), Yb).mean())
             return
         u = self.used
-        self.out[u * self.block : (u + m) * self.block] = ws.outputs
-        c = ws.buffers[-1]
+        self.out[u * self.block : (u + m) * self.block] = at(ws.outputs, run)
         z, a, Y = self.zaY[:, u : u + m]
-        z[...], a[...], Y[...] = c.z, c.a, Yb
+        z[...], a[...], Y[...] = at(c.z, run), at(c.a, run), Yb
         self.rows.append((i, m))
         self.used += m
 
@@ -173,39 +181,42 @@ class Record:
             self.nulls[NORM_COLUMNS[kind]] = null
         self.pending: Pending | None = None
 
-    def log_gradients(self, s: int, epoch: int, net, step, gnorm: float, Yb) -> int:
+    def log_gradients(self, s: int, epoch: int, net, step, gnorm: float, Yb, run: int | None = None) -> int:
         """A new row for step ``s``: gradient norms, weights and activations of the mini-batch
-        about to be applied (before clipping). Returns the row's index."""
+        about to be applied (before clipping); ``run``: this record's run in a stack of runs.
+        Returns the row's index."""
         i = self.n_steps_rows
         self.n_steps_rows += 1
         st, lay = self.steps, self.layers
         st["step"][i], st["epoch"][i], st["grad_norm"][i] = s, epoch, gnorm
-        for kind, norms in step.norms().items():
+        for kind, norms in step.norms(run).items():
             lay[NORM_COLUMNS[kind]][i, self.kind_layers[kind]] = norms
         if self.pending is None:
             self.pending = Pending(net, self.capacity, len(Yb), self.scratch)
         wn, vdot = lay["weight_norm"][i], np.vdot
         for l, W in enumerate(net.weights):
+            W = at(W, run)
             wn[l] = vdot(W, W)
         np.sqrt(wn, out=wn)
-        self.pending.add(self, i, net, Yb)
+        self.pending.add(self, i, net, Yb, run)
         return i
 
     def put_stats(self, i: int, mean, std, sat) -> None:
         lay = self.layers
         lay["act_mean"][i], lay["act_std"][i], lay["sat_frac"][i] = mean, std, sat
 
-    def log_update(self, i: int, step, scale: float, clipped: bool, evaluation=None) -> float:
+    def log_update(self, i: int, step, scale, clipped: bool, evaluation=None, run: int | None = None) -> float:
         """The rest of row i: whether clipping acted, the learning rate and ‖ΔW^l‖/‖W^l‖ of the
         update about to be made, and ``evaluation`` ((loss, accuracy) on the whole training and
-        test sets; None: not evaluated at this step, NaN). Returns the training loss (NaN when not evaluated)."""
+        test sets; None: not evaluated at this step, NaN). Returns the training loss (NaN when
+        not evaluated). In a stack of runs ``scale`` is every run's column, ``run`` this record's."""
         st, lay = self.steps, self.layers
         st["clipped"][i], st["learning_rate"][i] = clipped, step.opt.lr
         wn, ratio = lay["weight_norm"][i], lay["update_ratio"][i]
         # ‖ΔW^l‖ as the optimiser's rule gives it; the logged gradient norms are the gradients'
         # unless clipping changed them in place
         known = None if clipped and not step.rule.scales else lay["grad_w_norm"][i]
-        np.divide(step.opt.weight_step_norms(scale, known), wn, out=ratio, where=wn > 0)
+        np.divide(step.opt.weight_step_norms(scale, known, run), wn, out=ratio, where=wn > 0)
         ratio[wn <= 0] = math.inf
         if evaluation is not None:
             (st["train_loss"][i], st["train_accuracy"][i]), (st["test_loss"][i], st["test_accuracy"][i]) = evaluation

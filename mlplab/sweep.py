@@ -8,10 +8,10 @@ for one long run — and follows them to the end. It never imports Hydra: the Hy
 ``concurrent.futures``-like interface (``submit`` returning futures, here Dask's ``Client``)
 can run it.
 
-Each worker calls ``mlplab.train.run`` for every spec of its chunk; the results are committed
-per run as always (atomic files, the ``runs`` row last), so a worker that dies loses at most the
-run it was doing, and the engine sends the unfinished chunk to another worker, where the runs
-already committed are skipped.
+Each worker does its chunk's runs with ``mlplab.train.Runner.many``, which trains the seeds of
+one configuration together; the results are committed per run as always (atomic files, the
+``runs`` row last), so a worker that dies loses at most the runs it was training, and the engine
+sends the unfinished chunk to another worker, where the runs already committed are skipped.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ class Outcome:
 
 
 def run_chunk(specs: list[RunSpec], root: str, sweep: str, force: bool) -> list[Outcome]:
-    """What a worker does with a chunk: each run in turn (a run already committed is skipped,
+    """What a worker does with a chunk: its runs (``Runner.many``; a run already committed is skipped,
     so a chunk sent again after a worker died does only what is missing), each committed in
     its own files; then the chunk's runs are compacted into one generation from the tables
     still in memory, so that a sweep never reads its thousands of small files back (without
@@ -116,18 +116,20 @@ def run_chunk(specs: list[RunSpec], root: str, sweep: str, force: bool) -> list[
     from mlplab import results as res
     from mlplab.train import Runner
 
-    out, tables, run = [], [], Runner(root, sweep, force)  # what the chunk's runs share
-    for spec in specs:
-        t0 = time.perf_counter()
-        try:
-            row = run(spec, tables=tables)
-            status = "skipped" if row["skipped"] else row["status"]
-            out.append(Outcome(spec.run_id, status, time.perf_counter() - t0, row.get("reason")))
-        except Exception as e:  # noqa: BLE001 - bad input or a write fault: recorded, the sweep goes on
-            full = res.is_disk_full(e)
-            out.append(Outcome(spec.run_id, "failed", time.perf_counter() - t0, f"{type(e).__name__}: {e}", full))
+    tables, t0 = [], time.perf_counter()
+    # seeds of one configuration are trained together (Runner.many); each run's seconds: an equal share
+    rows = Runner(root, sweep, force).many(specs, tables)
+    share = (time.perf_counter() - t0) / max(len(specs), 1)
+    out = []
+    for spec, row in zip(specs, rows):
+        if isinstance(row, BaseException):
+            full = res.is_disk_full(row)
+            out.append(Outcome(spec.run_id, "failed", share, f"{type(row).__name__}: {row}", full))
             if full:
                 break
+        else:
+            status = "skipped" if row["skipped"] else row["status"]
+            out.append(Outcome(spec.run_id, status, share, row.get("reason")))
     if tables:
         merged = {
             t: pa.concat_tables(parts).unify_dictionaries().combine_chunks()

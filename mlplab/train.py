@@ -31,7 +31,7 @@ from mlplab.losses import get_loss
 from mlplab.network import MLP
 from mlplab.optim import make as make_optimiser
 from mlplab.provenance import provenance
-from mlplab.record import Record, Scratch, Spectra
+from mlplab.record import Record, Scratch, Spectra, at
 from mlplab.spec import ConfigError, RunSpec, Schedule, validate
 
 
@@ -149,6 +149,10 @@ class Step:
     * ``update(scale)`` — the optimiser's step (``opt``, ``mlplab.optim``; ``optim`` names it, ``hyper``
       its own hyperparameters) on the clipped gradient, e.g. sgd's
       W ← (1 − ηλ) W − η·scale·∂C/∂W, θ ← θ − η·scale·∂C/∂θ.
+
+    On a stack of runs (``MLP.stack``) ``gradients`` returns every run's ‖g‖ (an array),
+    ``norms(run)`` and ``clip(gnorm, run)`` act on one run, and ``update`` takes the (runs, 1)
+    column of their scales.
     """
 
     def __init__(
@@ -157,31 +161,42 @@ class Step:
         self.net, self.rule, self.threshold = net, get_clip(clip), float(threshold)
         self.opt = make_optimiser(net, optim, lr=lr, weight_decay=weight_decay, **hyper)
         self.params = [net.grads]  # what clipping acts on: every gradient, flat
-        self.safe: dict | None = None
+        if net.runs is not None:  # a stack: each run's own
+            self.params = [[g] for g in net.grads]
+        self.safe: dict = {}
 
-    def gradients(self, X: np.ndarray, Y: np.ndarray) -> float:
+    def gradients(self, X: np.ndarray, Y: np.ndarray):
         net = self.net
         net.forward_(X, track=True)
         net.backward_(Y, norms=True)
-        self.safe = None
+        self.safe = {}
+        if net.runs is not None:
+            gnorms = np.sqrt(net.sq.totals())
+            for r in np.flatnonzero(~np.isfinite(gnorms)):
+                gnorms[r] = self._safe(int(r))
+            return gnorms
         gnorm = math.sqrt(net.sq.total())
         if not math.isfinite(gnorm):
-            # rare: a NaN/Inf entry, or a finite gradient beyond ~1e154 whose square overflows;
-            # the norms again without squaring large numbers tell the two apart
-            self.safe = {k: [safe_norm(g) for g in gs] for k, gs in net.layout.grads_by_kind.items() if gs}
-            gnorm = safe_norm(np.asarray([v for vs in self.safe.values() for v in vs]))
+            gnorm = self._safe(None)
         return gnorm
 
-    def norms(self) -> dict[str, np.ndarray]:
+    def _safe(self, run: int | None) -> float:
+        """Rare: a NaN/Inf entry, or a finite gradient beyond ~1e154 whose square overflows; the
+        norms again without squaring large numbers tell the two apart."""
+        by_kind = self.net.layout.grads_by_kind
+        self.safe[run] = {k: [safe_norm(at(g, run)) for g in gs] for k, gs in by_kind.items() if gs}
+        return safe_norm(np.asarray([v for vs in self.safe[run].values() for v in vs]))
+
+    def norms(self, run: int | None = None) -> dict[str, np.ndarray]:
         """Per-layer norms ‖∂C/∂θ^l‖ of the last ``gradients``, by kind ("W", "b", "gamma", "beta")."""
-        if self.safe is not None:
-            return {k: np.asarray(v) for k, v in self.safe.items()}
-        return {k: np.sqrt(v) for k, v in self.net.sq.by_kind.items() if len(v)}
+        if run in self.safe:
+            return {k: np.asarray(v) for k, v in self.safe[run].items()}
+        return {k: np.sqrt(at(v, run)) for k, v in self.net.sq.by_kind.items() if v.shape[-1]}
 
-    def clip(self, gnorm: float) -> tuple[float, bool]:
-        return self.rule.clip_(self.params, gnorm, self.threshold)
+    def clip(self, gnorm: float, run: int | None = None) -> tuple[float, bool]:
+        return self.rule.clip_(self.params if run is None else self.params[run], gnorm, self.threshold)
 
-    def update(self, scale: float) -> None:
+    def update(self, scale) -> None:
         self.opt.step(scale)
 
     def __call__(self, X: np.ndarray, Y: np.ndarray) -> float:
@@ -202,6 +217,20 @@ def batches(data: Dataset, sched: Schedule, rng: np.random.Generator):
     for start in range(0, sched.n_train, sched.batch_size):
         idx = perm[start : start + sched.batch_size]
         yield X[idx], Y[idx]
+
+
+def stacked_batches(X: np.ndarray, Y: np.ndarray, sched: Schedule, rngs: list[np.random.Generator]):
+    """``batches`` of a stack of runs at once: X, Y (runs, n_train, ·) hold each run's training
+    set, and each run draws its own order from its own generator, so that its mini-batch r is
+    the one ``batches`` gives it alone."""
+    if sched.batch_size >= sched.n_train:
+        yield X, Y
+        return
+    perm = np.stack([rng.permutation(sched.n_train) for rng in rngs])
+    rows = np.arange(len(rngs))[:, None]
+    for start in range(0, sched.n_train, sched.batch_size):
+        idx = perm[:, start : start + sched.batch_size]
+        yield X[rows, idx], Y[rows, idx]
 
 
 class Evaluation:
@@ -228,6 +257,20 @@ class Evaluation:
         )
 
 
+@dataclasses.dataclass
+class Trainee:
+    """One run in training: alone, or one row ``r`` of a stack of runs trained together. What
+    training fills: its record, its spectra, and ``diverged`` (the reason it stopped, or None)."""
+
+    data: Dataset
+    shuffle: np.random.Generator
+    rec: Record
+    spectra: Spectra | None = None
+    net: MLP | None = None  # its own network (in a stack: row r of the stack's parameters, MLP.stack)
+    diverged: str | None = None
+    evaluation: tuple | None = None  # the whole sets' (loss, accuracy) at this step, when evaluated
+
+
 def train(
     net: MLP,
     data: Dataset,
@@ -237,7 +280,19 @@ def train(
     rec: Record,
     spectra: Spectra | None = None,
 ) -> None:
-    """Mini-batch training with per-layer instrumentation; fills ``rec``.
+    """One run's training (``train_runs`` of one); ``Diverged``, with the rows up to that step
+    kept in ``rec``, when it diverges."""
+    t = Trainee(data, shuffle_rng, rec, spectra)
+    train_runs(net, [t], spec, sched)
+    if t.diverged is not None:
+        raise Diverged(t.diverged)
+
+
+def train_runs(net: MLP, runs: list[Trainee], spec: RunSpec, sched: Schedule) -> None:
+    """Mini-batch training with per-layer instrumentation; fills each run's record. ``net`` is
+    one network (one run) or a stack of ``len(runs)`` runs (``MLP.stack``), which differ only in
+    their seed (data, initial weights, order of the mini-batches): each operation serves them
+    all, and each run's numbers are bit for bit those of the run alone.
 
     Update: the optimiser ``spec.optim`` on the clipped gradient, at η_s of the learning-rate
     schedule (sgd: W ← W − η_s (clip(∂C/∂W) + λ W),  θ ← θ − η_s clip(∂C/∂θ) for b, γ, β).
@@ -249,50 +304,115 @@ def train(
     ``eval_every``-th step also the training and test loss and accuracy (whole sets, evaluation
     mode); NaN at the other rows. With ``spectra``, at the steps it is due (the last one, n_steps,
     too: the trained network) the singular values of the network's Jacobian for its samples. A non-finite gradient
-    (checked every step) or training loss (every evaluation) raises ``Diverged``, with that
-    step's row kept in ``rec``. (A non-finite mini-batch loss needs a non-finite z^L, whose
-    gradient is not finite either.)
+    (checked every step) or training loss (every evaluation) stops a run (``diverged`` says why),
+    with that step's row kept in its record; the others go on. (A non-finite mini-batch loss
+    needs a non-finite z^L, whose gradient is not finite either.)
     """
+    stack = net.runs is not None
     step = Step(net, spec.clip, spec.clip_threshold, optim=spec.optim, **spec.optimiser_kwargs())
     eta = None if spec.lr_schedule == "constant" and not spec.warmup_steps else spec.learning_rate()
-    evaluate = Evaluation(net, data)
+    # each run evaluated by its own network (in a stack: its row), the cheaper pass for whole sets
+    evaluate = [Evaluation(t.net if stack else net, t.data) for t in runs]
     log_every, eval_every = sched.log_every, sched.eval_every
+    live = list(enumerate(runs)) if stack else [(None, runs[0])]  # (its row of the stack, the run)
+    scale = np.ones((len(runs), 1)) if stack else 1.0  # the clipping factors: a column per run in a stack
+    if stack:
+        X = np.stack([t.data.X_train for t in runs])
+        Y = np.stack([t.data.Y_train for t in runs])
     s = 0
     for epoch in range(spec.epochs):
-        for Xb, Yb in batches(data, sched, shuffle_rng):
+        if stack:
+            epoch_batches = stacked_batches(X, Y, sched, [t.shuffle for t in runs])
+        else:
+            epoch_batches = batches(runs[0].data, sched, runs[0].shuffle)
+        for Xb, Yb in epoch_batches:
             if eta is not None:
                 step.opt.lr = eta(s)
             evaluated = s % eval_every == 0
             # the network after s updates (batch norm: running estimates of s batches)
-            evaluation = evaluate() if evaluated else None
-            if spectra is not None and spectra.due(s):
-                spectra.log(s, net)
-            gnorm = step.gradients(Xb, Yb)
-            finite = math.isfinite(gnorm)
-            if gnorm > rec.max_grad_norm and finite:
-                rec.max_grad_norm = gnorm
-            if evaluated or not finite or s % log_every == 0:
-                i = rec.log_gradients(s, epoch, net, step, gnorm, Yb)
-                if not finite:
-                    raise Diverged(rec.divergence(step.norms(), gnorm, s))
-                scale, clipped = step.clip(gnorm)
-                train_loss = rec.log_update(i, step, scale, clipped, evaluation)
+            for r, t in live:
+                t.evaluation = evaluate[r or 0]() if evaluated else None
+                if t.spectra is not None and t.spectra.due(s):
+                    t.spectra.log(s, net if r is None else t.net)
+            gnorms = step.gradients(Xb, Yb)
+            logged = []
+            for r, t in live:
+                gnorm, rec = (gnorms if r is None else float(gnorms[r])), t.rec
+                finite = math.isfinite(gnorm)
+                if gnorm > rec.max_grad_norm and finite:
+                    rec.max_grad_norm = gnorm
+                if evaluated or not finite or s % log_every == 0:
+                    i = rec.log_gradients(s, epoch, net, step, gnorm, at(Yb, r), r)
+                    if not finite:
+                        t.diverged = rec.divergence(step.norms(r), gnorm, s)
+                        continue
+                    run_scale, clipped = step.clip(gnorm, r)
+                    logged.append((r, t, i, clipped))
+                else:
+                    run_scale, clipped = step.clip(gnorm, r)
+                if stack:
+                    scale[r] = run_scale
+                else:
+                    scale = run_scale
+            # the update's sizes once every run's scale is known (a stack's optimiser computes them at once)
+            for r, t, i, clipped in logged:
+                train_loss = t.rec.log_update(i, step, scale, clipped, t.evaluation, r)
                 if evaluated and not math.isfinite(train_loss):
-                    raise Diverged(f"training loss is {train_loss} at step {s}")
-            else:
-                scale, clipped = step.clip(gnorm)
+                    t.diverged = f"training loss is {train_loss} at step {s}"
+            live = [(r, t) for r, t in live if t.diverged is None]
+            if not live:
+                return
             step.update(scale)
             s += 1
-            rec.steps_done = s
-    if spectra is not None and spectra.due(s):
-        spectra.log(s, net)  # the trained network, when the cadence reaches n_steps
+            for _, t in live:
+                t.rec.steps_done = s
+    for r, t in live:
+        if t.spectra is not None and t.spectra.due(s):
+            t.spectra.log(s, net if r is None else t.net)  # the trained network, when the cadence reaches n_steps
+
+
+STACK_BYTES = 64 * 2**20  # a stack's data and evaluation buffers at most this (else fewer runs per stack)
+STACK_RUNS = 64  # at most this many runs in one stack
+
+
+def stack_key(spec: RunSpec) -> str | None:
+    """What runs trained together in one stack share: everything but the seed. None for a run
+    that trains alone: a normalised network (its layers are written for one run), a data file."""
+    if spec.norm != "none" or spec.data_path is not None:
+        return None
+    return repr(sorted((k, v) for k, v in spec.as_dict().items() if k != "seed"))
+
+
+def stack_size(spec: RunSpec) -> int:
+    """How many runs like ``spec`` a stack holds: its data and its evaluation's outputs (the
+    largest arrays a stack keeps per run) within ``STACK_BYTES``."""
+    sched = spec.schedule()
+    sizes = spec.layer_sizes()
+    n = sched.n_train + sched.n_test
+    per_run = 8 * n * (2 * sizes[0] + 2 * sizes[-1] + 2 * sum(sizes[1:]))
+    return max(1, min(STACK_RUNS, STACK_BYTES // max(per_run, 1)))
+
+
+@dataclasses.dataclass
+class Started:
+    """A run set up for training (``Runner.start``): its trainee and what its ``runs`` row needs."""
+
+    spec: RunSpec
+    sched: Schedule
+    trainee: Trainee
+    row: dict
+    t0: float
+    setup_s: float = 0.0
+    train_s: float = 0.0
+    failed: str | None = None
 
 
 class Runner:
-    """Runs done one after another into the results folder ``root`` (a sweep's worker, a
-    command): ``runner(spec)`` does one (``run``). What the runs share is owned here: the folder,
-    created and checked once (``results.ResultsFolder``), the memory reading
-    (``resources.MemoryProbe``) and the memory of the records' raw copies (``record.Scratch``)."""
+    """Runs done into the results folder ``root`` (a sweep's worker, a command): ``runner(spec)``
+    does one (``run``), ``runner.many(specs)`` several, training those that differ only in their
+    seed together (``MLP.stack``). What the runs share is owned here: the folder, created and
+    checked once (``results.ResultsFolder``), the memory reading (``resources.MemoryProbe``) and
+    the memory of the records' raw copies (``record.Scratch``)."""
 
     def __init__(self, root, sweep: str, force: bool):
         self.root, self.sweep, self.force = root, sweep, force
@@ -311,6 +431,59 @@ class Runner:
         written, before anything is trained or written; ``results.DiskFull`` when the disk is full
         (the run is then not committed, and no half-written file is left).
         """
+        (out,) = self.many([spec], tables)
+        if isinstance(out, BaseException):
+            raise out
+        return out
+
+    def many(self, specs: list[RunSpec], tables: list | None = None) -> list:
+        """Do the runs ``specs``, each as ``__call__`` does it; return, in their order, each one's
+        ``runs`` row, or the exception that stopped it (bad input, a folder or disk that cannot
+        be written: a full disk stops the runs not yet written too). Consecutive specs that
+        differ only in their seed (``stack_key``) are trained together, up to ``stack_size``
+        at a time; each run's numbers are those it has alone, bit for bit, and a diverged run
+        stops alone. A stack's training time is shared equally by its runs (``train_time_s``)."""
+        out: list = [None] * len(specs)
+        group: list[tuple[int, Started]] = []
+        full: BaseException | None = None
+
+        def flush():
+            nonlocal full
+            self.train([st for _, st in group])
+            for k, st in group:
+                if full is not None:
+                    out[k] = full
+                    continue
+                try:
+                    out[k] = self.finish(st, tables)
+                except Exception as e:  # noqa: BLE001 - the caller records it; a full disk stops the rest
+                    out[k] = e
+                    full = e if res.is_disk_full(e) else None
+            group.clear()
+
+        for k, spec in enumerate(specs):
+            if full is not None:
+                out[k] = full
+                continue
+            try:
+                st = self.start(spec)
+            except Exception as e:  # noqa: BLE001 - bad input: this run's outcome
+                out[k] = e
+                continue
+            if isinstance(st, dict):  # already done
+                out[k] = st
+                continue
+            key = stack_key(st.spec)
+            if group and (key is None or key != stack_key(group[0][1].spec) or len(group) >= stack_size(st.spec)):
+                flush()
+            group.append((k, st))
+        if group:
+            flush()
+        return out
+
+    def start(self, spec: RunSpec) -> Started | dict:
+        """A run prepared for training: its spec checked, data, network, record; or its committed
+        row when it is already done (and not ``force``)."""
         t0 = time.perf_counter()
         spec = prepare(spec, self.memory)
         run_id = spec.run_id
@@ -346,32 +519,63 @@ class Runner:
         spectra = None
         if sched.spectrum_every is not None:  # the first training samples, the same at every step
             spectra = Spectra(data.X_train[: spec.spectrum_samples], sched.spectrum_every)
+        st = Started(spec, sched, Trainee(data, rng_shuffle, rec, spectra), row, t0)
+        try:
+            with blas().limit(limits=1), np.errstate(over="ignore", invalid="ignore"):
+                st.trainee.net = build_network(spec, data, rng_init)
+        except Exception as e:  # noqa: BLE001 - any fault of one run is recorded, the sweep goes on
+            st.failed = f"{type(e).__name__}: {e}"
+        st.setup_s = time.perf_counter() - t0
+        return st
+
+    def train(self, started: list[Started]) -> None:
+        """Train the started runs (their specs differ only in their seed): alone, or as one stack."""
+        live = [st for st in started if st.failed is None]
+        if not live:
+            return
+        spec, sched, runs = live[0].spec, live[0].sched, [st.trainee for st in live]
         t1 = time.perf_counter()
         with blas().limit(limits=1), np.errstate(over="ignore", invalid="ignore"):
             # overflow and inf-inf are expected in exploding runs; they are caught as divergence
             # (non-finite norms and losses) right where they arise, not silenced elsewhere.
             try:
-                net = build_network(spec, data, rng_init)
-                t1 = time.perf_counter()
-                train(net, data, spec, rng_shuffle, sched, rec, spectra)
-                row["status"] = "ok"
-                row["final_loss"], row["final_accuracy"] = net.evaluate(data.X_train, data.Y_train)
-                row["final_test_loss"], row["final_test_accuracy"] = net.evaluate(data.X_test, data.Y_test)
-                if not math.isfinite(row["final_loss"]):
-                    row.update(
-                        status="diverged",
-                        diverged_step=sched.n_steps,
-                        reason=f"final training loss is {row['final_loss']}",
-                    )
-            except Diverged as e:
-                row.update(status="diverged", diverged_step=int(rec.steps["step"][rec.n_steps_rows - 1]), reason=str(e))
+                net = runs[0].net if len(runs) == 1 else MLP.stack([t.net for t in runs])
+                train_runs(net, runs, spec, sched)
+                for r, t in enumerate(runs):  # each network holds its trained parameters (MLP.stack)
+                    if t.diverged is None:
+                        st = live[r]
+                        row, data = st.row, t.data
+                        row["status"] = "ok"
+                        row["final_loss"], row["final_accuracy"] = t.net.evaluate(data.X_train, data.Y_train)
+                        row["final_test_loss"], row["final_test_accuracy"] = t.net.evaluate(data.X_test, data.Y_test)
+                        if not math.isfinite(row["final_loss"]):
+                            row.update(
+                                status="diverged",
+                                diverged_step=sched.n_steps,
+                                reason=f"final training loss is {row['final_loss']}",
+                            )
             except Exception as e:  # noqa: BLE001 - any fault of one run is recorded, the sweep goes on
-                row.update(status="failed", reason=f"{type(e).__name__}: {e}")
-            t2 = time.perf_counter()
-        layers, steps = rec.tables(run_id)
-        spectrum = spectra.table(run_id) if spectra is not None else None
+                for st in live:
+                    st.failed = f"{type(e).__name__}: {e}"
+        share = (time.perf_counter() - t1) / len(live)
+        for st in live:
+            st.train_s = share
+
+    def finish(self, st: Started, tables: list | None = None) -> dict:
+        """Write a trained run's tables, its ``runs`` row last (the commit); return the row."""
+        row, t, run_id = st.row, st.trainee, st.spec.run_id
+        if st.failed is not None:
+            row.update(status="failed", reason=st.failed)
+        elif t.diverged is not None:
+            rec = t.rec
+            row.update(status="diverged", diverged_step=int(rec.steps["step"][rec.n_steps_rows - 1]), reason=t.diverged)
+        layers, steps = t.rec.tables(run_id)
+        spectrum = t.spectra.table(run_id) if t.spectra is not None else None
         row.update(
-            steps_done=rec.steps_done, max_grad_norm=rec.max_grad_norm, setup_time_s=t1 - t0, train_time_s=t2 - t1
+            steps_done=t.rec.steps_done,
+            max_grad_norm=t.rec.max_grad_norm,
+            setup_time_s=st.setup_s,
+            train_time_s=st.train_s,
         )
         # write_time_s covers the large tables (steps, layers, spectra); the one-row runs file (the commit) comes last
         t3 = time.perf_counter()
@@ -382,7 +586,7 @@ class Runner:
         if spectrum is not None:
             files["spectra"] = res.atomic_write_table(spectrum, res.run_path(self.root, "spectra", run_id))
         t4 = time.perf_counter()
-        row.update(write_time_s=t4 - t3, wall_time_s=t4 - t0)
+        row.update(write_time_s=t4 - t3, wall_time_s=st.setup_s + st.train_s + (t4 - t3))
         runs = res.to_table({k: [v] for k, v in row.items()}, "runs")
         files["runs"] = res.atomic_write_table(runs, res.run_path(self.root, "runs", run_id))
         if tables is not None:  # the caller gathers them (a sweep's chunk, to compact it)
@@ -392,6 +596,17 @@ class Runner:
 
 
 def run(spec: RunSpec, root, sweep: str = "", force: bool = False, tables: list | None = None) -> dict:
-    """One run (``Runner.__call__``) into ``root``. Many runs into one folder: a ``Runner``,
-    which keeps what they share."""
+    """One run (``Runner.__call__``) into ``root``. Many runs into one folder: ``run_many``."""
     return Runner(root, sweep, force)(spec, tables)
+
+
+def run_many(specs: list[RunSpec], results_dir, sweep: str | None = None, force: bool = False) -> list[dict]:
+    """The runs ``specs`` into ``results_dir``, those that differ only in their seed trained
+    together (``Runner.many``); one ``runs`` row per spec, in their order. The first run that
+    cannot be done (bad input, a folder or disk that cannot be written) raises, after every
+    other run was done and written."""
+    out = Runner(results_dir, sweep or "", force).many(list(specs))
+    for x in out:
+        if isinstance(x, BaseException):
+            raise x
+    return out

@@ -562,13 +562,13 @@ def test_training_runs_on_one_blas_thread(tmp_path, monkeypatch):
     import mlplab.train as tr
 
     seen = []
-    real = tr.train
+    real = tr.train_runs
 
     def spy(*a, **k):
         seen.append({d["internal_api"]: d["num_threads"] for d in tr.blas().info()})
         return real(*a, **k)
 
-    monkeypatch.setattr(tr, "train", spy)
+    monkeypatch.setattr(tr, "train_runs", spy)
     with tr.blas().limit(limits=2):
         run(RunSpec(**SMALL), tmp_path)
     assert seen and seen[0] and all(n == 1 for n in seen[0].values())
