@@ -40,14 +40,20 @@ MOMENTUM = 0.1  # running estimates: r ← (1 − 0.1) r + 0.1 · (this batch's 
 dot, multiply = np.dot, np.multiply
 
 
+def mm(c: Buffers):
+    """The matrix product for a layer's buffers: ``dot`` for one run (the cheaper call; looked up
+    when called, so that the bench can note its calls), ``np.matmul`` for a stack of runs."""
+    return np.matmul if c.stack else dot
+
+
 class Buffers:
     """One layer's arrays for a mini-batch of m samples: ``z``, ``h``, ``a`` (the same array
     where the maths allows), ``r`` = 1/√(v + ε), shared scratch ``s`` and ``t`` (views into
     buffers of the network's workspace, reused by every layer), ``ones`` (m,) for sums over the
     batch ((1, m) in a stack: one row of sums per run), ``delta``, the δ of the last backward
-    pass, and ``mm``, the matrix product: ``np.dot`` for one run, ``np.matmul`` for a stack."""
+    pass, and ``stack``: the arrays have a leading axis of runs."""
 
-    __slots__ = ("z", "h", "a", "r", "s", "t", "ones", "ones_n", "delta", "mm")
+    __slots__ = ("z", "h", "a", "r", "s", "t", "ones", "ones_n", "delta", "stack")
 
     def __init__(self, **arrays):
         for k in self.__slots__:
@@ -74,10 +80,10 @@ class Dense:
         n_out) in a stack of runs."""
         stack = a.ndim == 3
         ones = np.ones((1, m) if stack else m, a.dtype)
-        return Buffers(z=a, h=a, a=a, s=s, t=t, ones=ones, mm=np.matmul if stack else dot)
+        return Buffers(z=a, h=a, a=a, s=s, t=t, ones=ones, stack=stack)
 
     def forward_(self, a_prev, c: Buffers, stats: str, track: bool):
-        z = c.mm(a_prev, self.WT, out=c.z)
+        z = mm(c)(a_prev, self.WT, out=c.z)
         z += self.b  # z = a^(l-1) Wᵀ + b
         return self.act.fn_(z, c.h)  # a^l = h = σ(z), over z in place
 
@@ -89,10 +95,10 @@ class Dense:
     def backward_z_(self, delta, a_prev, c: Buffers, out):
         """Given δ = ∂C/∂z: ∂C/∂W = δᵀ a^(l-1), ∂C/∂b = 1ᵀ δ; returns ∂C/∂a^(l-1) = δ W into
         ``out`` (None: the layer below is the input, nothing to return)."""
-        c.delta, mm = delta, c.mm
-        mm(delta.mT, a_prev, out=self.dW)
-        mm(c.ones, delta, out=self.db)
-        return None if out is None else mm(delta, self.W, out=out)
+        c.delta, product = delta, mm(c)
+        product(delta.mT, a_prev, out=self.dW)
+        product(c.ones, delta, out=self.db)
+        return None if out is None else product(delta, self.W, out=out)
 
 
 class Normalised(Dense):
@@ -276,7 +282,7 @@ class Output(Dense):
         return c
 
     def forward_(self, a_prev, c, stats, track):
-        z = c.mm(a_prev, self.WT, out=c.z)
+        z = mm(c)(a_prev, self.WT, out=c.z)
         z += self.b  # z^L = a^(L-1) Wᵀ + b
         return self.loss.output_(z, c.a)  # a^L
 

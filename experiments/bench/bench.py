@@ -18,6 +18,8 @@ Sections (modules of this folder):
 * ``jacobian``: ``mlplab.jacobian`` of the spectrum study's net (depth 128, width 256, 16
   samples) and the singular values of its J's, against the training step and against its own
   matrix products;
+* ``seeds``: a default run's seconds with the seeds of its configuration trained together
+  (``mlplab.run_many``) against one by one, at 5 and 30 seeds;
 * ``jax``: the default sweep's configurations (depth 1, 4, 16 × mse, softmax_ce, sigmoid, 5 seeds)
   as mlplab runs them against their JAX twin (``jax_twin``: ``jit`` over a ``lax.scan`` of the
   steps, ``vmap`` over the seeds, the same numbers), with and without XLA's compilation;
@@ -58,6 +60,7 @@ from instrumentation import DEPTHS, instrumentation_section  # noqa: E402
 from jacobian import SHAPE as JACOBIAN_SHAPE  # noqa: E402
 from jacobian import jacobian_section, report_jacobian  # noqa: E402
 from jax_twin import jax_section  # noqa: E402
+from seeds import seeds_section  # noqa: E402
 from timing import machine  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -300,8 +303,9 @@ def report_jax(df: pd.DataFrame, notes: dict) -> list[str]:
     jx = G.jax_times(df)
     L += [
         f"The default sweep's runs at each depth ({', '.join(jn['losses'])} × sigmoid, {jn['seeds']} seeds, "
-        f"{jn['steps']} steps, logged and evaluated every {jn['log_every']} step(s)) as mlplab does them (`Runner`: "
-        "one BLAS thread, the tables written; of which training: the runs' `train_time_s`) against their JAX twin "
+        f"{jn['steps']} steps, logged and evaluated every {jn['log_every']} step(s)) as mlplab does them "
+        "(`Runner.many`: the seeds of a configuration in one stack, one BLAS thread, the tables written; of "
+        "which training: the runs' `train_time_s`) against their JAX twin "
         "(`experiments/bench/jax_twin.py`: `jit` over a `lax.scan` of the steps, `vmap` over the seeds, float64, "
         "the same statistics at the same logged steps): its first call (tracing and XLA's compilation included) "
         f"and its compiled call; medians of {jn['repeats']} repeat(s), mlplab and the compiled twin taking turns; "
@@ -344,7 +348,7 @@ def main(argv=None) -> Path:
         "--sections",
         default=None,
         help="run only these, comma-separated: instrumentation, api, step, float32, gemm, blocks, norms, peak, "
-        "jacobian, jax, engine",
+        "seeds, jacobian, jax, engine",
     )
     args = p.parse_args(argv)
 
@@ -385,6 +389,7 @@ def main(argv=None) -> Path:
         ("blocks", lambda: blocks_section(block_shapes, acts, repeats, budget, rows)),
         ("norms", lambda: norms_section(shapes, dtypes, repeats, budget, rows)),
         ("peak", lambda: peak_section(dtypes, threads, repeats, 512 if args.quick or custom else 2048, rows)),
+        ("seeds", lambda: seeds_section(args.quick, 2 if args.quick else 3, rows)),
     ]
     wanted = set(args.sections.split(",")) if args.sections else set()
     if not custom or "jacobian" in wanted:  # --shapes: the last shape's depth and width, n_0 = width, if asked for

@@ -25,6 +25,7 @@ JACOBIAN = 1.15  # mlplab.jacobian / its own matrix products, 1 thread
 JACOBIAN_SHAPE = (128, 256, 16)  # depth, width (= n_0), samples
 # the fourth (issue 26): mlplab against compiled JAX on the default sweep's configurations at 5 seeds
 VS_JAX = 1.0  # mlplab's runs / the JAX twin's compiled calls, all depths together
+SEEDS_BULK = 0.5  # a run's seconds with its seeds stacked / alone, at 30 seeds (issue 26)
 JAX_CHECK = 1e-12  # the twin's numbers against mlplab's, relative (float64 columns)
 
 
@@ -193,6 +194,15 @@ def goals(df: pd.DataFrame, notes: dict) -> list[tuple[str, str, float, str, boo
             f"{fmt_shape(shape_of(k))} {k.dtype}",
             ratio(nm, dict(impl="norms_bare"), dict(impl="step"), **w),
             NORMS_SHARE,
+        )
+    sd = df[df.section == "seeds"]
+    for k in sd[["depth", "batch"]].drop_duplicates().sort_values(["batch", "depth"]).itertuples(index=False):
+        add(
+            "a run with its seeds stacked / alone (issue 26)",
+            f"depth {k.depth}, {k.batch} seeds",
+            ratio(sd, dict(impl="stacked"), dict(impl="alone"), depth=k.depth, batch=k.batch),
+            SEEDS_BULK,
+            applies=k.batch >= 30 and notes.get("default_runs", True),
         )
     jx = jax_times(df)
     if jx:

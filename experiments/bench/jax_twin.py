@@ -290,8 +290,8 @@ def cpu_seconds() -> float:
 
 def measure(depths, losses, seeds, epochs: int | None, repeats: int) -> tuple[list[dict], dict]:
     """Per depth, the configurations (depth, each of ``losses``, sigmoid) at ``seeds``: the mlplab
-    runs as a sweep's worker does them (``mlplab.train.Runner``: one BLAS thread, the tables
-    written), the twin's first call (tracing and XLA's compilation included) and its compiled
+    runs as a sweep's worker does them (``mlplab.train.Runner.many``: the seeds in one stack, one
+    BLAS thread, the tables written), the twin's first call (tracing and XLA's compilation included) and its compiled
     call, mlplab and the compiled twin taking turns ``repeats`` times; the twin's numbers checked
     against the runs' tables. Returns the bench's rows (seconds summed over the losses of a depth)
     and the section's note. Starts JAX in this process: run it in a process of its own (``main``)."""
@@ -331,7 +331,7 @@ def measure(depths, losses, seeds, epochs: int | None, repeats: int) -> tuple[li
                 for rep in range(repeats):
                     tables = [] if rep == 0 else None
                     t0 = time.perf_counter()
-                    done = [runner(spec, tables) for spec in runs]
+                    done = runner.many(runs, tables)  # as a sweep's worker: the seeds in one stack
                     t1 = time.perf_counter()
                     c0 = cpu_seconds()
                     again = call(f, args)
