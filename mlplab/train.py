@@ -9,6 +9,9 @@ imports Hydra. A run ends with one of three statuses:
 * ``failed``    any other exception: its message is kept in ``reason``, with the rows so far.
 
 Bad input (``ConfigError``) is raised before any training starts and writes nothing.
+
+``run_many(specs, root)`` does many runs; the seeds of one configuration are trained together,
+as one stack of networks (``MLP.stack``), each run's numbers bit for bit its own.
 """
 
 from __future__ import annotations
