@@ -578,6 +578,29 @@ def test_gemm_replay_is_the_steps_own_products(bench, kind):
     assert gemm.flops(calls[:1]) == 2 * 4 * 64 * 8
 
 
+def test_bench_seeds_section_times_runs_stacked_and_alone(bench, G, tmp_path, monkeypatch):
+    """--sections seeds: per depth and number of seeds, each repeat's seconds per run stacked
+    (``run_many``) and alone; the goal is judged at 30 seeds only, as the paired ratio."""
+    import seeds
+
+    monkeypatch.setattr(seeds, "DEPTHS", (1,))
+    monkeypatch.setattr(seeds, "SEEDS", (2, 30))
+    out = bench.main(["--quick", "--no-sweep", "--no-torch", "--sections", "seeds", "--out", str(tmp_path)])
+    md = (out / "bench.md").read_text()
+    df = pd.read_parquet(out / "bench.parquet")
+    assert set(df["section"]) == {"seeds"} and set(df["impl"]) == {"stacked", "alone"}
+    assert sorted(set(df["batch"])) == [2, 30] and (df["seconds"] > 0).all()
+    assert len(df) == 2 * 2 * 2  # seeds × impls × the quick repeats
+    t = {r["case"]: r for r in md_table(section_text(md, "## Goals")).to_dict("records")}
+    for n in (2, 30):
+        want = paired_ratio(df[df.batch == n], "seeds", "stacked", "alone", ["depth"])[1]
+        r = t[f"depth 1, {n} seeds"]
+        shows(r["measured"], want, f"{n} seeds")
+        assert (r["target"], r["met"]) == (
+            ("", "–") if n < 30 else (f"≤ {G.SEEDS_BULK:g}", "✔" if want <= 0.5 else "✘")
+        )
+
+
 # -- the JAX twin (optional: JAX installed by make bench-jax) ------------------------------------------
 def twin_output_from(tables, n_layers):
     """What the JAX twin's call returns (steps, layers, final: seeds first), made of mlplab's own

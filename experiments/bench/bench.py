@@ -389,12 +389,13 @@ def main(argv=None) -> Path:
         ("blocks", lambda: blocks_section(block_shapes, acts, repeats, budget, rows)),
         ("norms", lambda: norms_section(shapes, dtypes, repeats, budget, rows)),
         ("peak", lambda: peak_section(dtypes, threads, repeats, 512 if args.quick or custom else 2048, rows)),
-        ("seeds", lambda: seeds_section(args.quick, 2 if args.quick else 3, rows)),
     ]
     wanted = set(args.sections.split(",")) if args.sections else set()
     if not custom or "jacobian" in wanted:  # --shapes: the last shape's depth and width, n_0 = width, if asked for
         jshape = JACOBIAN_SHAPE if not custom else (*shapes[-1][:2], JACOBIAN_SHAPE[2])
         sections.append(("jacobian", lambda: jacobian_section(jshape, repeats, budget, rows, notes)))
+    if not custom or "seeds" in wanted:  # --shapes: only when asked for (default runs)
+        sections.append(("seeds", lambda: seeds_section(args.quick, 2 if args.quick else 3, rows)))
     if not args.no_jax and (not custom or "jax" in wanted):  # --shapes: only when asked for
         sections.append(("jax", lambda: jax_section(args.quick, rows, notes)))
     if sweep:
