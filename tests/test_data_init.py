@@ -1,5 +1,7 @@
 """Data sets and initialisers: shapes, seeding, the distributions they promise."""
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -117,3 +119,46 @@ def test_q0_scales_the_inputs_to_that_mean_square_by_one_factor_from_the_trainin
     np.testing.assert_allclose(scaled.X_train, plain.X_train * factor, rtol=1e-13)
     np.testing.assert_allclose(scaled.X_test, plain.X_test * factor, rtol=1e-13)
     np.testing.assert_array_equal(scaled.Y_train, plain.Y_train)
+
+
+def _rows(X: np.ndarray, Y: np.ndarray) -> list[bytes]:
+    """Each sample (its inputs and its target) as bytes: equal samples, equal bytes."""
+    XY = np.ascontiguousarray(np.column_stack([X, Y]), dtype=np.float64)
+    return [row.tobytes() for row in XY]
+
+
+@pytest.mark.parametrize("name", sorted(set(DATASETS) - {"file"}) + ["file"])
+@pytest.mark.parametrize("seed", [0, 3])
+@pytest.mark.parametrize("n_samples, test_fraction", [(50, 0.2), (333, 0.3), (1000, 0.1)])
+def test_the_test_split_is_the_rest_of_the_data_and_standardised_by_the_training_split(
+    tmp_path, name, seed, n_samples, test_fraction
+):
+    """Training and test samples are two disjoint parts of the data set (as samples, not only
+    as indices) whose union is the data set, each sample in one of them exactly as often as in
+    the data; standardisation takes its mean and standard deviation from the training split only
+    (the test split is not standardised by its own)."""
+    kw = dict(n_samples=n_samples, n_features=6, n_classes=3, noise=0.5, test_fraction=test_fraction)
+    if name == "file":
+        g = np.random.default_rng(seed + 100)
+        path = tmp_path / "d.npz"
+        np.savez(path, X=g.normal(size=(n_samples, 6)), labels=g.integers(0, 3, n_samples))
+        kw["data_path"] = str(path)
+        with np.load(path) as f:
+            X, labels = f["X"], f["labels"]
+    else:
+        X, labels = DATASETS[name](np.random.default_rng(seed), n_samples, 6, 3, 0.5)
+    raw = make_dataset(name, np.random.default_rng(seed), standardise=False, **kw)
+    std = make_dataset(name, np.random.default_rng(seed), **kw)
+    n_classes = raw.Y_train.shape[1]
+    whole = Counter(_rows(X, np.eye(n_classes)[labels]))
+    train, test = Counter(_rows(raw.X_train, raw.Y_train)), Counter(_rows(raw.X_test, raw.Y_test))
+    assert train + test == whole  # the union, each sample as often as in the data
+    if len(whole) == len(X):  # no sample repeated in the data: no sample in both splits
+        assert not set(train) & set(test)
+    n_test = int(round(test_fraction * len(X)))
+    assert (len(raw.X_train), len(raw.X_test)) == (len(X) - n_test, n_test)
+    mu, sd = raw.X_train.mean(axis=0), raw.X_train.std(axis=0)
+    sd[sd == 0] = 1.0
+    np.testing.assert_allclose(std.X_train, (raw.X_train - mu) / sd, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(std.X_test, (raw.X_test - mu) / sd, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(std.Y_test, raw.Y_test)

@@ -138,3 +138,42 @@ def test_a_runner_reuses_the_records_memory_from_run_to_run_with_the_same_number
     for name in ("steps", "layers"):
         a, b = (getattr(r, name).drop(columns=["sweep"]).sort_values(["run_id", "step"]) for r in (together, alone))
         pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+
+
+@pytest.mark.parametrize("norm", ["none", "layer"])
+def test_a_residual_runs_logged_statistics_are_its_mini_batches_own(tmp_path, norm):
+    """Every logged step of a residual sigmoid run (and a layer-normalised residual one), every
+    layer: ``act_mean`` and ``act_std`` are those of the layer's output a^l on that step's
+    mini-batch, ``sat_frac`` the share of σ's output h^l within 0.01 of 0 or 1 (a skip layer's
+    h^l = σ(·), not a^l = a^(l-1) + h^l) — computed here from the network's own outputs while
+    the run is replayed step by step, without ``mlplab.record``."""
+    from mlplab.train import Step, batches, build_network, load_data, prepare, rngs
+
+    spec = prepare(RunSpec(**{**SMALL, "epochs": 2}, residual=True, norm=norm, log_every=1, sigma_w=2.0))
+    run(spec, tmp_path)
+    lay = load_results(tmp_path).layers.sort_values(["step", "layer"])
+    _, rng_init, rng_shuffle = rngs(spec.seed)
+    data = load_data(spec)
+    net = build_network(spec, data, rng_init)
+    step = Step(net, spec.clip, spec.clip_threshold, optim=spec.optim, **spec.optimiser_kwargs())
+    want, skips, s, apart = [], 0, 0, 0
+
+    def sat(x):
+        return np.count_nonzero((x < 0.01) | (x > 0.99)) / x.size
+
+    with np.errstate(over="ignore"):
+        for _ in range(spec.epochs):
+            for Xb, Yb in batches(data, spec.schedule(), rng_shuffle):
+                gnorm = step.gradients(Xb, Yb)
+                for l, (a, h) in enumerate(net.layer_outputs()):
+                    want.append((s, l + 1, a.mean(), a.std(), sat(h if l < net.L - 1 else a)))
+                    skips += h is not a
+                    apart += h is not a and sat(h) != sat(a)  # the two counts tell h^l from a^l here
+                step.update(step.clip(gnorm)[0])
+                s += 1
+    want = pd.DataFrame(want, columns=["step", "layer", "act_mean", "act_std", "sat_frac"])
+    assert skips == s and len(lay) == len(want) == s * net.L  # one skip layer (layer 2), every step
+    np.testing.assert_allclose(lay["act_mean"], want["act_mean"].astype(np.float32), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(lay["act_std"], want["act_std"].astype(np.float32), rtol=1e-6)
+    np.testing.assert_array_equal(lay["sat_frac"].to_numpy(), want["sat_frac"].to_numpy(np.float32))
+    assert apart > s // 2  # so a count on a^l would fail
