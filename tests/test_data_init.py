@@ -162,3 +162,17 @@ def test_the_test_split_is_the_rest_of_the_data_and_standardised_by_the_training
     np.testing.assert_allclose(std.X_train, (raw.X_train - mu) / sd, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(std.X_test, (raw.X_test - mu) / sd, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(std.Y_test, raw.Y_test)
+
+
+def test_orthogonal_init_is_haar_its_mean_zero_and_its_determinant_of_either_sign():
+    """Two more marks of the Haar measure that the sign fold gives (Mezzadri 2007), beside the
+    sign of Q[0, 0]: E[Q] = 0 entry by entry, and det Q = ±1 each half the time (Householder
+    QR alone fixes the determinant's sign and the diagonal's)."""
+    rng = np.random.default_rng(11)
+    Q = np.array([get_init("orthogonal")(rng, 3, 3, 1.0, 0.0)[0] for _ in range(2000)])
+    # each entry has variance 1/3: its mean over 2000 draws within 5 standard errors of 0
+    assert np.abs(Q.mean(axis=0)).max() < 5 * np.sqrt(1 / 3 / 2000)
+    np.testing.assert_allclose((Q**2).mean(axis=0), 1 / 3, atol=0.05)
+    det = np.linalg.det(Q)
+    np.testing.assert_allclose(np.abs(det), 1.0, rtol=1e-12)
+    assert 0.45 < np.mean(det > 0) < 0.55

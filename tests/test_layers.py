@@ -291,3 +291,18 @@ def test_each_layer_computes_its_delta_over_the_gradient_it_received(activation,
         assert c.delta.shape == g.delta[l - 1].shape and np.shares_memory(c.delta, ws.g[l - 1]), f"δ^{l}"
     for l in (1, 2):
         np.testing.assert_array_equal(ws.buffers[l - 1].delta, g.delta[l - 1], err_msg=f"δ^{l}")
+
+
+def test_batch_norms_running_variance_tends_to_the_unbiased_variance(rng):
+    """The same mini-batch again and again, nothing learned (η = 0): the running estimates tend
+    to its mean and its unbiased variance (numpy's ddof=1, the m/(m−1) of PyTorch's convention),
+    and evaluation mode then normalises by them."""
+    net, X, Y = make("sigmoid", "mse", False, "batch", rng, sizes=[3, 5, 2], m=7)
+    step = Step(net, "none", 1.0, 0.0, 0.0)
+    for _ in range(400):  # 0.9^400: the initial estimates are gone
+        step(X, Y)
+    z = X @ net.weights[0].T + net.biases[0]
+    np.testing.assert_allclose(net.running_mean[0], z.mean(axis=0), rtol=1e-10)
+    np.testing.assert_allclose(net.running_var[0], z.var(axis=0, ddof=1), rtol=1e-10)
+    h = net.activation.fn(net.gamma[0] * (z - z.mean(axis=0)) / np.sqrt(z.var(axis=0, ddof=1) + EPS) + net.beta[0])
+    np.testing.assert_allclose(net.forward(X, "running")[1], h, rtol=1e-10)

@@ -749,3 +749,16 @@ def test_a_network_is_sized_by_its_data_even_for_a_spec_not_resolved():
     data = load_data(spec, rngs(0)[0])
     net = build_network(spec, data, np.random.default_rng(0))
     assert net.sizes == [64, 5, 10] and spec.layer_sizes() == [8, 5, 3]
+
+
+def test_every_logged_update_ratio_is_the_step_its_row_states(tmp_path):
+    """At every logged step of an SGD run with norm clipping: ‖ΔW^l‖ = ‖W^l‖ · update_ratio is
+    η · s · ‖∂C/∂W^l‖ with the row's own numbers, s = threshold / ‖g‖ where clipping acted and 1
+    elsewhere — a second check of the ratio, from the tables alone, at clipped and unclipped steps."""
+    spec = RunSpec(**SMALL, lr=2.0, clip="norm", clip_threshold=0.4, log_every=1)  # a third of the steps unclipped
+    run(spec, tmp_path)
+    r = load_results(tmp_path)
+    rows = r.layers.merge(r.steps[["step", "grad_norm", "clipped"]], on="step")
+    scale = np.where(rows.clipped, 0.4 / rows.grad_norm, 1.0)
+    np.testing.assert_allclose(rows.update_ratio * rows.weight_norm, spec.lr * scale * rows.grad_w_norm, rtol=1e-6)
+    assert rows.clipped.any() and not rows.clipped.all()
