@@ -313,3 +313,17 @@ def test_remedy_adam_on_the_command_line_is_adam_at_its_own_learning_rate(tmp_pa
     assert cfg["optim"]["name"] == "adam" and cfg["train"]["lr"] == 0.001
     spec = to_spec(make(["remedy=adam"]))
     assert (spec.optim, spec.lr) == ("adam", 0.001) and remedies.label(spec) == "adam"
+
+
+def test_twins_are_the_same_seeds_runs_whatever_the_order_of_the_runs():
+    """A second check of the match by seed, without the run ids' naming: each pair's two runs
+    have the same seed in the per-run table, and the pairs are the same when the runs come in
+    another order (a match by position would pair other seeds)."""
+    pr = remedies.per_run(remedy_data({k: 0.5 for k in ARMS}, {k: 3 for k in ARMS}))
+    seed = pr.set_index("run_id")["seed"]
+    for remedy in ("batch norm", "residual", "adam"):
+        p = remedies.pairs(pr, remedy)
+        assert len(p) == 2 * MIN_SEEDS
+        assert (seed[p["run_id_a"]].to_numpy() == seed[p["run_id_b"]].to_numpy()).all()
+        shuffled = remedies.pairs(pr.sample(frac=1.0, random_state=3).reset_index(drop=True), remedy)
+        assert set(zip(shuffled["run_id_a"], shuffled["run_id_b"])) == set(zip(p["run_id_a"], p["run_id_b"]))

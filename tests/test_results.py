@@ -292,6 +292,41 @@ def test_a_compaction_killed_at_any_step_loses_nothing_and_the_next_one_finishes
     assert_same(before, sorted_tables(many))
 
 
+def test_a_compaction_writes_the_runs_file_last_and_removes_a_runs_own_runs_file_first(
+    mixed_made, tmp_path, monkeypatch
+):
+    """The order of a compaction's writes and removals, as it makes them: the new generation's
+    tables with its runs file last (the commit), then its marker; then, of each replaced run's own
+    files, its runs file before its steps and layers (a run with rows but no runs file is not
+    committed, so nothing half-removed is ever read)."""
+    many = Path(shutil.copytree(mixed_made, tmp_path / "many", symlinks=True))
+    order = []
+
+    def spy(name, original):
+        def f(*args, **kwargs):
+            path = args[1] if name == "atomic_write_table" else args[0]  # (table, path) or (path, ...)
+            order.append((name, Path(path)))
+            return original(*args, **kwargs)
+
+        return f
+
+    for name in ("atomic_write_table", "atomic_write_bytes", "_unlink", "_unlink_if"):
+        monkeypatch.setattr(res, name, spy(name, getattr(res, name)))
+    res.compact(many)
+    writes = [p for name, p in order if name == "atomic_write_table"]
+    tables = [p.parent.name for p in writes]
+    assert tables[-1] == "runs" and sorted(tables) == ["layers", "runs", "spectra", "steps"]  # the runs file last
+    first_removal = next(i for i, (name, _) in enumerate(order) if name.startswith("_unlink"))
+    marker = next(i for i, (name, p) in enumerate(order) if name == "atomic_write_bytes")
+    assert order.index(("atomic_write_table", writes[-1])) < marker < first_removal
+    removed = [(p.parent.name, p.stem) for name, p in order if name.startswith("_unlink")]
+    own = {stem for table, stem in removed if table == "steps" and not stem.startswith("compact-")}
+    assert len(own) == 2
+    for rid in own:
+        at = {table: i for i, (table, stem) in enumerate(removed) if stem == rid}
+        assert at["runs"] < at["steps"] and at["runs"] < at["layers"], at
+
+
 def test_the_compact_command(many, capsys):
     from mlplab.compact import main
 
