@@ -212,6 +212,11 @@ def test_a_stack_holds_as_many_runs_as_its_memory_allows(monkeypatch):
     assert tr.stack_size(spec) == tr.STACK_RUNS
     monkeypatch.setattr(tr, "STACK_BYTES", 1)
     assert tr.stack_size(spec) == 1
+    # per run, 8 bytes × 200 samples × (inputs, outputs and every layer's outputs, twice):
+    # 8 × 200 × 2 × (8 + 3 + 8 + 8 + 3) = 96,000 bytes
+    for n in (2, 10, 63):
+        monkeypatch.setattr(tr, "STACK_BYTES", n * 96_000 + 95_999)
+        assert tr.stack_size(spec) == n
     assert tr.stack_key(spec) == tr.stack_key(dataclasses.replace(spec, seed=9))
     assert tr.stack_key(spec) != tr.stack_key(dataclasses.replace(spec, lr=0.1))
     assert tr.stack_key(dataclasses.replace(spec, norm="batch")) is None
