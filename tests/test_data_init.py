@@ -176,3 +176,18 @@ def test_orthogonal_init_is_haar_its_mean_zero_and_its_determinant_of_either_sig
     det = np.linalg.det(Q)
     np.testing.assert_allclose(np.abs(det), 1.0, rtol=1e-12)
     assert 0.45 < np.mean(det > 0) < 0.55
+
+
+@pytest.mark.parametrize("name", sorted(INITS))
+def test_an_initialisers_defaults_are_sigma_w_and_sigma_b_of_one(name):
+    a = get_init(name)(np.random.default_rng(4), 6, 5)
+    b = get_init(name)(np.random.default_rng(4), 6, 5, 1.0, 1.0)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_a_square_orthogonal_layer_is_the_sign_folded_q_of_its_gaussian_draw():
+    """W = σ_w Q for the QR of the layer's own Gaussian draw (not Qᵀ, which is orthogonal too)."""
+    W, _ = get_init("orthogonal")(np.random.default_rng(8), 5, 5, 1.5, 0.0)
+    Q, R = np.linalg.qr(np.random.default_rng(8).standard_normal((5, 5)))
+    np.testing.assert_allclose(W, 1.5 * Q * np.sign(np.diag(R)), rtol=1e-12, atol=1e-15)
