@@ -191,3 +191,71 @@ def test_a_square_orthogonal_layer_is_the_sign_folded_q_of_its_gaussian_draw():
     W, _ = get_init("orthogonal")(np.random.default_rng(8), 5, 5, 1.5, 0.0)
     Q, R = np.linalg.qr(np.random.default_rng(8).standard_normal((5, 5)))
     np.testing.assert_allclose(W, 1.5 * Q * np.sign(np.diag(R)), rtol=1e-12, atol=1e-15)
+
+
+NPZ = "an .npz with X (samples, features) and Y (samples, outputs) or labels (samples,)"
+# the data files of test_bad_input (there through the command line), read here directly: the whole message
+READ_NPZ_ERRORS = {
+    "nan.npz": "X has 3 NaN or infinite entries (the first at index (0, 0)); expected finite numbers",
+    "inf.npz": "X has 150 NaN or infinite entries (the first at index (0, 0)); expected finite numbers",
+    "x3d.npz": "X has shape (50, 3, 2); expected 2-D (samples, features)",
+    "x1d.npz": "X has shape (50,); expected 2-D (samples, features)",
+    "xstr.npz": "X has dtype <U1; expected real numbers (float or int)",
+    "one_sample.npz": "X has 1 samples; expected at least 2 (a training and a test sample)",
+    "empty.npz": "X has 0 samples; expected at least 2 (a training and a test sample)",
+    "short_y.npz": "Y has shape (49, 2); expected 2-D with one row per sample of X (50, outputs)",
+    "y1d.npz": "Y has shape (50,); expected 2-D with one row per sample of X (50, outputs)",
+    "y1col.npz": "Y has 1 column; expected at least 2 outputs (accuracy compares argmaxes)",
+    "ynan.npz": "Y has 100 NaN or infinite entries (the first at index (0, 0)); expected finite numbers",
+    "neg_label.npz": "labels has the value -1; expected integers 0..K-1",
+    "float_label.npz": "labels has dtype float64; expected integers 0..K-1 (e.g. labels.astype(int))",
+    "one_class.npz": "labels has only class 0; expected integers 0..K-1 with K >= 2",
+    "short_labels.npz": "labels has shape (40,); expected 1-D with one label per sample of X (50,)",
+    "no_x.npz": f"holds ['features', 'labels']; expected {NPZ} (exactly one of Y and labels)",
+    "y_and_labels.npz": f"holds ['X', 'Y', 'labels']; expected {NPZ} (exactly one of Y and labels)",
+    "object.npz": "is not a readable .npz file (",  # then NumPy's own words, and what is expected
+    "corrupt.npz": "is not a readable .npz file (",
+    "array.npy": f"holds a single array, not named arrays; expected {NPZ}",
+    "a_folder.npz": f"not a regular file; expected {NPZ}",
+    "missing.npz": f"no such file; expected {NPZ}",
+}
+
+
+@pytest.mark.parametrize("name", sorted(READ_NPZ_ERRORS))
+def test_read_npz_refuses_a_bad_file_in_one_line_naming_the_file(tmp_path, name):
+    from test_bad_input import DATA_FILES
+
+    from mlplab.data import DataError, read_npz
+
+    path = tmp_path / name
+    if name != "missing.npz":
+        DATA_FILES[name](path)
+    with pytest.raises(DataError) as e:
+        read_npz(str(path))
+    message = str(e.value)
+    prefix = f"data.path={str(path)!r}: "
+    assert message.startswith(prefix + READ_NPZ_ERRORS[name]) and "\n" not in message
+    if READ_NPZ_ERRORS[name].endswith("("):
+        assert message.endswith(f"); expected {NPZ}")
+    else:
+        assert message == prefix + READ_NPZ_ERRORS[name]
+
+
+@pytest.mark.parametrize("name", ["good.npz", "soft_y.npz"])
+def test_read_npz_reads_a_good_file_as_it_is_with_its_digest(tmp_path, name):
+    import hashlib
+
+    from test_bad_input import DATA_FILES
+
+    from mlplab.data import read_npz
+
+    path = tmp_path / name
+    DATA_FILES[name](path)
+    got = read_npz(path)
+    with np.load(path) as f:
+        X, T = f["X"], f["Y" if "Y" in f.files else "labels"]
+    np.testing.assert_array_equal(got.X, X)
+    np.testing.assert_array_equal(got.targets, T)
+    assert got.X.dtype == np.float64 and got.targets.dtype == (np.float64 if T.ndim == 2 else np.int64)
+    assert got.digest == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert got.shape == dict(n_samples=50, n_features=3, n_classes=3 if name == "good.npz" else 2)
