@@ -271,7 +271,6 @@ class Trainee:
     spectra: Spectra | None = None
     net: MLP | None = None  # its own network (in a stack: row r of the stack's parameters, MLP.stack)
     diverged: str | None = None
-    evaluation: tuple | None = None  # the whole sets' (loss, accuracy) at this step, when evaluated
 
 
 def train(
@@ -332,9 +331,9 @@ def train_runs(net: MLP, runs: list[Trainee], spec: RunSpec, sched: Schedule) ->
             if eta is not None:
                 step.opt.lr = eta(s)
             evaluated = s % eval_every == 0
-            # the network after s updates (batch norm: running estimates of s batches)
+            # the network after s updates (batch norm: running estimates of s batches), each live run's
+            evaluation = {r: evaluate[0 if r is None else r]() for r, _ in live} if evaluated else {}
             for r, t in live:
-                t.evaluation = evaluate[r or 0]() if evaluated else None
                 if t.spectra is not None and t.spectra.due(s):
                     t.spectra.log(s, net if r is None else t.net)
             gnorms = step.gradients(Xb, Yb)
@@ -359,7 +358,7 @@ def train_runs(net: MLP, runs: list[Trainee], spec: RunSpec, sched: Schedule) ->
                     scale = run_scale
             # the update's sizes once every run's scale is known (a stack's optimiser computes them at once)
             for r, t, i, clipped in logged:
-                train_loss = t.rec.log_update(i, step, scale, clipped, t.evaluation, r)
+                train_loss = t.rec.log_update(i, step, scale, clipped, evaluation.get(r), r)
                 if evaluated and not math.isfinite(train_loss):
                     t.diverged = f"training loss is {train_loss} at step {s}"
             live = [(r, t) for r, t in live if t.diverged is None]
@@ -448,6 +447,7 @@ class Runner:
         stops alone. A stack's training time is shared equally by its runs (``train_time_s``)."""
         out: list = [None] * len(specs)
         group: list[tuple[int, Started]] = []
+        group_key: str | None = None  # what the runs of the group share (stack_key)
         full: BaseException | None = None
 
         def flush():
@@ -477,9 +477,10 @@ class Runner:
                 out[k] = st
                 continue
             key = stack_key(st.spec)
-            if group and (key is None or key != stack_key(group[0][1].spec) or len(group) >= stack_size(st.spec)):
+            if group and (key is None or key != group_key or len(group) >= stack_size(st.spec)):
                 flush()
             group.append((k, st))
+            group_key = key
         if group:
             flush()
         return out
