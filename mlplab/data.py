@@ -41,7 +41,8 @@ def blobs(rng, n_samples, n_features, n_classes, noise):
 
 
 def spirals(rng, n_samples, n_features, n_classes, noise):
-    """K interleaved spiral arms in the plane (features beyond the first two are noise)."""
+    """K interleaved spiral arms in the plane (features beyond the first two are noise; with one
+    feature, only the first coordinate)."""
     labels = rng.integers(0, n_classes, n_samples)
     t = rng.uniform(0.0, 1.0, n_samples)
     r = t
@@ -50,7 +51,7 @@ def spirals(rng, n_samples, n_features, n_classes, noise):
     X[:, 0] = r * np.cos(theta)
     X[:, 1] = r * np.sin(theta)
     X += noise * 0.1 * rng.standard_normal(X.shape)
-    return X[:, :n_features] if n_features >= 2 else X, labels
+    return X[:, :n_features], labels
 
 
 def digits(rng, n_samples, n_features, n_classes, noise):
@@ -125,9 +126,9 @@ class FileData:
 
 def _real(name: str, a: np.ndarray, path) -> np.ndarray:
     """``a`` as finite float64, or DataError."""
-    if a.dtype.kind not in "iuf":
+    if a.dtype.kind not in ("i", "u", "f"):
         raise DataError(f"{name} has dtype {a.dtype}; expected real numbers (float or int)", path)
-    a = a.astype(np.float64)
+    a = np.asarray(a, dtype=np.float64)
     bad = ~np.isfinite(a)
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -154,7 +155,7 @@ def read_npz(path) -> FileData:
         raise DataError(f"cannot be read ({e.strerror})", path) from None
     digest = hashlib.sha256(raw).hexdigest()
     try:
-        f = np.load(io.BytesIO(raw), allow_pickle=False)
+        f = np.load(io.BytesIO(raw))  # NumPy's default allow_pickle=False: no code runs from the file
         if not isinstance(f, np.lib.npyio.NpzFile):
             raise DataError(f"holds a single array, not named arrays; expected {NPZ_EXPECTED}", path)
         with f:
@@ -189,7 +190,7 @@ def read_npz(path) -> FileData:
             raise DataError(
                 f"labels has shape {T.shape}; expected 1-D with one label per sample of X ({len(X)},)", path
             )
-        if T.dtype.kind not in "iu":
+        if T.dtype.kind not in ("i", "u"):
             raise DataError(f"labels has dtype {T.dtype}; expected integers 0..K-1 (e.g. labels.astype(int))", path)
         if T.min() < 0:
             raise DataError(f"labels has the value {int(T.min())}; expected integers 0..K-1", path)
@@ -244,8 +245,9 @@ def split_sizes(n_samples: int, test_fraction: float) -> tuple[int, int]:
     return n_samples - n_test, n_test
 
 
-def one_hot(labels: np.ndarray, n_classes: int, dtype="float64") -> np.ndarray:
-    Y = np.zeros((len(labels), n_classes), dtype=dtype)
+def one_hot(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """Labels 0..K-1 as rows of the K x K identity, in float64."""
+    Y = np.zeros((len(labels), n_classes))
     Y[np.arange(len(labels)), labels] = 1.0
     return Y
 
@@ -288,7 +290,7 @@ def make_dataset(
         Y = labels
     else:
         n_classes = facts(dataset, n_samples, data_path).get("n_classes", n_classes)
-        Y = one_hot(labels, n_classes, dtype)
+        Y = one_hot(labels, n_classes)
     order = rng.permutation(len(Y))
     X, Y = X[order], Y[order]
     n_train, n_test = split_sizes(len(Y), test_fraction)

@@ -1,7 +1,8 @@
 """Weight initialisers: a registry of name -> function(rng, fan_in, fan_out, sigma_w, sigma_b).
 
 Each returns ``(W, b)`` with the post's shapes ``W: (fan_out, fan_in)``, ``b: (fan_out,)``,
-drawn in float64 (so a float32 network starts from the same numbers, rounded).
+drawn in float64 (so a float32 network starts from the same numbers, rounded). Those whose
+scale their fans fix (``xavier_*``, ``he_normal``, ``large``) take σ_w and σ_b and ignore them.
 """
 
 from __future__ import annotations
@@ -20,23 +21,23 @@ def normal(rng, fan_in, fan_out, sigma_w=1.0, sigma_b=1.0):
     return W, b
 
 
-def xavier_uniform(rng, fan_in, fan_out, sigma_w=1.0, sigma_b=1.0):
+def xavier_uniform(rng, fan_in, fan_out, *_sigmas):
     """W ~ U(−r, r), r = √(6/(fan_in + fan_out)) (Glorot & Bengio 2010); b = 0."""
     r = np.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-r, r, (fan_out, fan_in)), np.zeros(fan_out)
 
 
-def xavier_normal(rng, fan_in, fan_out, sigma_w=1.0, sigma_b=1.0):
+def xavier_normal(rng, fan_in, fan_out, *_sigmas):
     """W ~ N(0, 2/(fan_in + fan_out)); b = 0."""
     return rng.standard_normal((fan_out, fan_in)) * np.sqrt(2.0 / (fan_in + fan_out)), np.zeros(fan_out)
 
 
-def he_normal(rng, fan_in, fan_out, sigma_w=1.0, sigma_b=1.0):
+def he_normal(rng, fan_in, fan_out, *_sigmas):
     """W ~ N(0, 2/fan_in) (He et al. 2015, for ReLU); b = 0."""
     return rng.standard_normal((fan_out, fan_in)) * np.sqrt(2.0 / fan_in), np.zeros(fan_out)
 
 
-def large(rng, fan_in, fan_out, sigma_w=1.0, sigma_b=1.0):
+def large(rng, fan_in, fan_out, *_sigmas):
     """W ~ N(0, 1), b ~ N(0, 1): Nielsen's ``large_weight_initializer`` (no 1/√fan_in)."""
     return rng.standard_normal((fan_out, fan_in)), rng.standard_normal(fan_out)
 

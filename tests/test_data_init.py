@@ -259,3 +259,208 @@ def test_read_npz_reads_a_good_file_as_it_is_with_its_digest(tmp_path, name):
     assert got.X.dtype == np.float64 and got.targets.dtype == (np.float64 if T.ndim == 2 else np.int64)
     assert got.digest == hashlib.sha256(path.read_bytes()).hexdigest()
     assert got.shape == dict(n_samples=50, n_features=3, n_classes=3 if name == "good.npz" else 2)
+
+
+def test_make_datasets_defaults_are_a_run_specs():
+    """Called with a data set's name alone, ``make_dataset`` makes the data a default run trains on."""
+    from mlplab.spec import RunSpec
+
+    fields = RunSpec().used_by("data")
+    mine = make_dataset(fields.pop("dataset"), np.random.default_rng(6))
+    spec = make_dataset(rng=np.random.default_rng(6), dataset="blobs", **fields)
+    for got, want in zip(vars(mine).values(), vars(spec).values()):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("n_features", [1, 2, 5])
+def test_spirals_are_arms_of_radius_t_turned_by_their_class(n_features):
+    """Arm k: the point at t in [0, 1) has radius t and angle 2π (k/K + 0.75 t), plus 0.1·noise
+    Gaussian noise on every coordinate; with one feature, only the first coordinate (the data
+    set has as many features as the spec says)."""
+    n, K, noise = 300, 3, 0.7
+    X, labels = DATASETS["spirals"](np.random.default_rng(2), n, n_features, K, noise)
+    g = np.random.default_rng(2)  # the same draws, in the same order
+    want_labels = g.integers(0, K, n)
+    t = g.uniform(0.0, 1.0, n)
+    theta = 2 * np.pi * (want_labels / K + 0.75 * t)
+    plane = np.zeros((n, max(n_features, 2)))
+    plane[:, 0], plane[:, 1] = t * np.cos(theta), t * np.sin(theta)
+    want = plane + noise * 0.1 * g.standard_normal(plane.shape)
+    assert X.shape == (n, n_features)
+    np.testing.assert_array_equal(labels, want_labels)
+    np.testing.assert_allclose(X, want[:, :n_features], rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("name,size", [("digits", 1797), ("mnist", 5000)])
+def test_a_whole_image_set_is_read_in_its_files_order(name, size):
+    """All images asked for (or more than there are): every image once, in the file's order (the
+    split's shuffle comes after), pixels scaled to [0, 1] with the brightest at 1."""
+    rng = np.random.default_rng(0)
+    whole, labels = DATASETS[name](rng, size, 0, 0, 0.0)
+    more, more_labels = DATASETS[name](rng, size + 10, 0, 0, 0.0)
+    if name == "digits":
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        pixels, want_labels, levels = d.data, d.target, 16
+    else:
+        from mlplab.data import mnist_pixels
+
+        pixels, want_labels = mnist_pixels()
+        levels = 255
+    np.testing.assert_array_equal(whole, pixels / levels)
+    np.testing.assert_array_equal(labels, want_labels)
+    np.testing.assert_array_equal(more, whole)
+    np.testing.assert_array_equal(more_labels, labels)
+    assert whole.max() == 1.0 and whole.min() == 0.0
+
+
+def test_one_hot_rows_are_the_identitys_in_float64():
+    from mlplab.data import one_hot
+
+    Y = one_hot(np.array([2, 0, 1, 2]), 4)
+    assert Y.dtype == np.float64
+    np.testing.assert_array_equal(Y, np.eye(4)[[2, 0, 1, 2]])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_split_comes_in_the_runs_dtype(dtype):
+    d = make_dataset("blobs", np.random.default_rng(1), n_samples=40, dtype=dtype)
+    assert {a.dtype for a in vars(d).values()} == {np.dtype(dtype)}
+    assert all(a.flags.c_contiguous for a in vars(d).values())
+
+
+def test_two_samples_split_into_one_for_training_and_one_for_testing(tmp_path):
+    d = make_dataset("blobs", np.random.default_rng(1), n_samples=2, test_fraction=0.5)
+    assert (len(d.X_train), len(d.X_test)) == (1, 1)
+
+
+@pytest.mark.parametrize("n_samples,test_fraction,n_train,n_test", [(4, 0.1, 4, 0), (4, 0.9, 0, 4)])
+def test_a_split_without_a_training_or_a_test_sample_is_refused_naming_the_fraction(
+    n_samples, test_fraction, n_train, n_test
+):
+    from mlplab.data import DataError
+
+    with pytest.raises(DataError) as e:
+        make_dataset("blobs", np.random.default_rng(1), n_samples=n_samples, test_fraction=test_fraction)
+    assert (e.value.field, e.value.value) == ("data.test_fraction", test_fraction)
+    assert str(e.value) == (
+        f"data.test_fraction={str(test_fraction)!r}: splits the {n_samples} samples into {n_train} for training "
+        f"and {n_test} for testing; expected at least 1 of each"
+    )
+
+
+def test_q0_refuses_inputs_that_are_all_zero_and_scales_a_mean_square_of_one(tmp_path):
+    from mlplab.data import DataError
+
+    zeros = tmp_path / "zeros.npz"
+    np.savez(zeros, X=np.zeros((6, 2)), labels=np.arange(6) % 2)
+    with pytest.raises(DataError) as e:
+        make_dataset("file", np.random.default_rng(1), q0=0.5, standardise=False, data_path=str(zeros))
+    assert (e.value.field, e.value.value) == ("data.q0", 0.5)
+    assert str(e.value) == "data.q0='0.5': has only zero inputs, which no factor scales to data.q0"
+    # inputs of ±1 have a mean square of exactly 1: scaled like any other
+    signs = tmp_path / "signs.npz"
+    np.savez(signs, X=np.array([[1.0], [-1.0]] * 4), labels=np.arange(8) % 2)
+    d = make_dataset("file", np.random.default_rng(1), q0=0.25, standardise=False, data_path=str(signs))
+    assert set(np.abs(d.X_train).ravel()) == {0.5}
+
+
+def test_a_file_that_changed_since_the_run_was_planned_is_refused(tmp_path):
+    import hashlib
+
+    from mlplab.data import DataError
+
+    path = tmp_path / "d.npz"
+    np.savez(path, X=np.arange(12.0).reshape(6, 2), labels=np.arange(6) % 2)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    make_dataset("file", np.random.default_rng(1), data_path=str(path), data_digest=digest)  # as planned
+    planned = "0123456789abcdef" * 4
+    with pytest.raises(DataError) as e:
+        make_dataset("file", np.random.default_rng(1), data_path=str(path), data_digest=planned)
+    assert (e.value.field, e.value.value) == ("data.path", str(path))
+    assert str(e.value) == (
+        f"data.path={str(path)!r}: the file changed since the run was planned (sha256 {digest[:12]}…, "
+        f"planned {planned[:12]}…); run the command again"
+    )
+
+
+@pytest.mark.parametrize("shape", [(5, 1), (2, 3)])
+def test_read_npz_takes_one_feature_and_two_samples(tmp_path, shape):
+    from mlplab.data import read_npz
+
+    path = tmp_path / "small.npz"
+    X = np.arange(np.prod(shape)).reshape(shape)  # integers: read as float64
+    np.savez(path, X=X, labels=np.arange(shape[0]) % 2)
+    got = read_npz(path)
+    assert got.X.dtype == np.float64 and got.shape["n_features"] == shape[1]
+    np.testing.assert_array_equal(got.X, X)
+
+
+def test_read_npz_says_why_a_file_cannot_be_read(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from mlplab.data import DataError, read_npz
+
+    path = tmp_path / "locked.npz"
+    path.write_bytes(b"PK")
+
+    def denied(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", denied)
+    with pytest.raises(DataError) as e:
+        read_npz(str(path))
+    assert (e.value.field, e.value.value) == ("data.path", str(path))
+    assert str(e.value) == f"data.path={str(path)!r}: cannot be read (Permission denied)"
+
+
+@pytest.mark.parametrize(
+    "error,words",
+    [
+        (OSError("File is not a zip file"), "File is not a zip file"),
+        (ValueError("two\n  lines"), "two lines"),
+        (EOFError(), "EOFError"),  # no words: the exception's name
+    ],
+)
+def test_read_npz_gives_numpys_reason_in_one_line_or_its_name(tmp_path, monkeypatch, error, words):
+    from mlplab.data import DataError, read_npz
+
+    path = tmp_path / "d.npz"
+    path.write_bytes(b"PK")
+
+    def fails(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(np, "load", fails)
+    with pytest.raises(DataError) as e:
+        read_npz(str(path))
+    assert str(e.value) == f"data.path={str(path)!r}: is not a readable .npz file ({words}); expected {NPZ}"
+
+
+def test_a_files_facts_are_read_again_when_its_size_or_its_time_changes(tmp_path):
+    import os
+
+    from mlplab.data import file_facts
+
+    path = tmp_path / "d.npz"
+    np.savez(path, X=np.zeros((6, 2)), labels=np.arange(6) % 2)
+    first = file_facts(path)
+    t = os.stat(path).st_mtime_ns
+    np.savez(path, X=np.zeros((8, 3)), labels=np.arange(8) % 3)  # larger, the same time
+    os.utime(path, ns=(t, t))
+    second = file_facts(path)
+    assert (first["n_samples"], second["n_samples"]) == (6, 8)
+    size = os.stat(path).st_size
+    np.savez(path, X=np.ones((8, 3)), labels=np.arange(8) % 4)  # the same size, a later time
+    assert os.stat(path).st_size == size
+    os.utime(path, ns=(t + 10**9, t + 10**9))
+    third = file_facts(path)
+    assert (second["n_classes"], third["n_classes"]) == (3, 4) and third["data_digest"] != second["data_digest"]
+
+
+def test_an_unknown_initialiser_is_refused_naming_the_registered_ones():
+    with pytest.raises(ValueError) as e:
+        get_init("glorot")
+    assert str(e.value) == f"init='glorot' is not registered; choose one of {sorted(INITS)}"
