@@ -38,13 +38,12 @@ def block_stats(x: np.ndarray, starts: np.ndarray, counts: np.ndarray, output: n
     numbers from ``starts[k]``, the segments back to back), in float64. A segment with
     ``output[k]`` set is an output layer's a^L, saturated by the loss's rule; the others are
     hidden outputs, saturated by the activation's. Overwrites ``x`` (with the squared deviations)."""
-    count = np.int32 if len(x) < 2**31 else np.int64  # saturated units per segment
-    sat = np.add.reduceat(activation.saturated(x).view(np.uint8), starts, dtype=count)
+    sat = np.add.reduceat(activation.saturated(x).view(np.uint8), starts, dtype=np.int64)  # saturated units
     if output.any():
-        by_loss = np.add.reduceat(loss.saturated(x).view(np.uint8), starts, dtype=count)
+        by_loss = np.add.reduceat(loss.saturated(x).view(np.uint8), starts, dtype=np.int64)
         sat = np.where(output, by_loss, sat)
     mean = np.add.reduceat(x, starts, dtype=np.float64) / counts
-    x -= np.repeat(mean, counts).astype(x.dtype, copy=False)
+    x -= np.repeat(mean, counts)
     np.multiply(x, x, out=x)
     std = np.sqrt(np.add.reduceat(x, starts, dtype=np.float64) / counts)
     return mean, std, sat / counts
@@ -89,7 +88,7 @@ class Pending:
         self.activation, self.loss = net.activation, net.loss  # the saturation rules and the loss
         self.block, self.m = ws.outputs.shape[-1] // ws.m, m  # numbers per sample in a run's outputs block
         self.base = ws.starts // ws.m  # each layer's start within a sample-block of the outputs
-        self.widths = np.asarray(net.sizes[1:], np.intp)
+        self.widths = np.asarray(net.sizes[1:])
         size = capacity * m * (self.block + 3 * n_out) * net.dtype.itemsize
         self.deferred = size <= self.MAX_BYTES
         if self.deferred:
@@ -107,12 +106,9 @@ class Pending:
         for l in ws.residuals:
             h = at(ws.buffers[l].h, run)
             self.residual_sat[i, l] = np.count_nonzero(net.activation.saturated(h)) / ws.counts[l]
-        if not self.deferred or m > self.m:  # too large to keep: now
-            output = np.zeros(net.L, bool)
-            output[-1] = True
-            stats = block_stats(at(ws.outputs, run).copy(), ws.starts, ws.counts, output, net.activation, net.loss)
-            rec.put_stats(i, *stats)
-            rec.steps["batch_loss"][i] = float(net.loss.fn(at(c.z, run), at(c.a, run), Yb).mean())
+        if not self.deferred or m > self.m:  # too large to keep: now, as the kept rows are at the end
+            row, ms = np.array([i]), np.array([m])
+            self.compute(rec, row, ms, at(ws.outputs, run).copy(), at(c.z, run), at(c.a, run), Yb)
             return
         u = self.used
         self.out[u * self.block : (u + m) * self.block] = at(ws.outputs, run)
@@ -125,28 +121,27 @@ class Pending:
         """Hand the store back for the next run (``Scratch``)."""
         if self.deferred:
             self.scratch.give(self.memory.base)  # the whole buffer take sliced
-            self.deferred, self.out = False, None
 
     def flush(self, rec: Record) -> None:
         """The statistics and mini-batch losses of every deferred row, into ``rec``."""
-        activation, loss = self.activation, self.loss
         if self.rows:
-            rows, ms = (np.asarray(v, np.intp) for v in zip(*self.rows))
-            first = np.concatenate([[0], np.cumsum(ms)[:-1]])  # each row's first sample
-            L = len(self.widths)
-            starts = (first[:, None] * self.block + ms[:, None] * self.base[None, :]).ravel()
-            counts = (ms[:, None] * self.widths[None, :]).ravel()
-            output = np.tile(np.arange(L) == L - 1, len(rows))
-            x = self.out[: self.used * self.block]
-            mean, std, sat = (v.reshape(len(rows), L) for v in block_stats(x, starts, counts, output, activation, loss))
-            rec.put_stats(rows, mean, std, sat)
+            rows, ms = (np.asarray(v) for v in zip(*self.rows))
             z, a, Y = self.zaY[:, : self.used]
-            rec.steps["batch_loss"][rows] = np.add.reduceat(loss.fn(z, a, Y), first, dtype=np.float64) / ms
-            self.rows.clear()
-            self.used = 0
+            self.compute(rec, rows, ms, self.out[: self.used * self.block], z, a, Y)
         has = ~np.isnan(self.residual_sat)
         rec.layers["sat_frac"][has] = self.residual_sat[has]
-        self.residual_sat[has] = np.nan
+
+    def compute(self, rec: Record, rows, ms, x, z, a, Y) -> None:
+        """The statistics and mini-batch losses of rows ``rows`` of ``ms`` samples each, from
+        their raw copies back to back (x: the outputs blocks; z^L, a^L, Y), into ``rec``."""
+        first = np.concatenate([[0], np.cumsum(ms)[:-1]])  # each row's first sample
+        L = len(self.widths)
+        starts = (first[:, None] * self.block + ms[:, None] * self.base[None, :]).ravel()
+        counts = (ms[:, None] * self.widths[None, :]).ravel()
+        output = np.tile(np.arange(L) == L - 1, len(rows))
+        stats = block_stats(x, starts, counts, output, self.activation, self.loss)
+        rec.put_stats(rows, *(v.reshape(len(rows), L) for v in stats))
+        rec.steps["batch_loss"][rows] = np.add.reduceat(self.loss.fn(z, a, Y), first, dtype=np.float64) / ms
 
 
 def _metric_arrays(schema, shape) -> dict[str, np.ndarray]:
@@ -241,19 +236,20 @@ class Record:
         self.flush()
         if self.pending is not None:
             self.pending.release()
+            self.pending = None  # closed: its statistics are in the arrays, its memory handed on
 
     def tables(self, run_id: str):
         self.close()
         n, L = self.n_steps_rows, self.L
         steps = {k: v[:n] for k, v in self.steps.items()}
         steps["run_id"] = [run_id] * n
-        layers = {k: v[:n].reshape(-1) for k, v in self.layers.items()}
+        layers = {k: v[:n].ravel() for k, v in self.layers.items()}  # to_table casts to the schema's types
         layers["run_id"] = [run_id] * (n * L)
         layers["step"] = np.repeat(steps["step"], L)
         layers["epoch"] = np.repeat(steps["epoch"], L)
-        layers["layer"] = np.tile(np.arange(1, L + 1, dtype=np.int32), n)
-        layers["fan_in"] = np.tile(np.asarray(self.sizes[:-1], np.int32), n)
-        layers["fan_out"] = np.tile(np.asarray(self.sizes[1:], np.int32), n)
+        layers["layer"] = np.tile(np.arange(1, L + 1), n)
+        layers["fan_in"] = np.tile(self.sizes[:-1], n)
+        layers["fan_out"] = np.tile(self.sizes[1:], n)
         nulls = {k: np.tile(v, n) for k, v in self.nulls.items()}
         return res.to_table(layers, "layers", nulls), res.to_table(steps, "steps")
 
@@ -280,12 +276,12 @@ class Spectra:
             return None
         m, r = self.logged[0][1].shape
         n = len(self.logged)
-        values = np.concatenate([sv.reshape(-1) for _, sv in self.logged])
+        values = np.concatenate([sv.ravel() for _, sv in self.logged])
         columns = {
             "run_id": [run_id] * (n * m * r),
-            "step": np.repeat(np.array([s for s, _ in self.logged], np.int32), m * r),
-            "sample": np.tile(np.repeat(np.arange(m, dtype=np.int32), r), n),
-            "index": np.tile(np.arange(r, dtype=np.int32), n * m),
+            "step": np.repeat([s for s, _ in self.logged], m * r),  # to_table casts to the schema's types
+            "sample": np.tile(np.repeat(np.arange(m), r), n),
+            "index": np.tile(np.arange(r), n * m),
             "singular_value": values,
         }
         return res.to_table(columns, "spectra")

@@ -230,3 +230,19 @@ def test_a_stack_that_fails_fails_each_of_its_runs(tmp_path, monkeypatch):
     rows = Runner(tmp_path, "", False).many([RunSpec(**SMALL, seed=s) for s in range(2)])
     assert [(r["status"], r["reason"]) for r in rows] == [("failed", "RuntimeError: out of luck")] * 2
     assert pa.types.is_floating(pa.array([rows[0]["train_time_s"]]).type)
+
+
+@pytest.mark.parametrize("extra", [dict(loss="softmax_ce"), dict(loss="mse", residual=True, activation="tanh")])
+def test_a_stacks_statistics_computed_at_each_step_are_each_runs_own(tmp_path, monkeypatch, extra):
+    """Runs too large to keep their mini-batches raw compute the statistics at each logged step:
+    from their own row of the stack's outputs, losses and targets."""
+    from mlplab.record import Pending
+
+    monkeypatch.setattr(Pending, "MAX_BYTES", 0)
+    specs = [RunSpec(**SMALL, **extra, log_every=3, seed=s) for s in range(3)]
+    run_many(specs, tmp_path / "many", sweep="s")
+    for spec in specs:
+        run(spec, tmp_path / "alone", sweep="s")
+        a, b = tables(tmp_path / "many", spec.run_id), tables(tmp_path / "alone", spec.run_id)
+        for name in a:
+            assert a[name].equals(b[name]), name
