@@ -403,7 +403,6 @@ class Started:
     sched: Schedule
     trainee: Trainee
     row: dict
-    t0: float
     setup_s: float = 0.0
     train_s: float = 0.0
     failed: str | None = None
@@ -523,9 +522,9 @@ class Runner:
         spectra = None
         if sched.spectrum_every is not None:  # the first training samples, the same at every step
             spectra = Spectra(data.X_train[: spec.spectrum_samples], sched.spectrum_every)
-        st = Started(spec, sched, Trainee(data, rng_shuffle, rec, spectra), row, t0)
+        st = Started(spec, sched, Trainee(data, rng_shuffle, rec, spectra), row)
         try:
-            with blas().limit(limits=1), np.errstate(over="ignore", invalid="ignore"):
+            with blas().limit(limits=1), np.errstate(over="ignore"):  # weights too large to draw: inf, a divergence
                 st.trainee.net = build_network(spec, data, rng_init)
         except Exception as e:  # noqa: BLE001 - any fault of one run is recorded, the sweep goes on
             st.failed = f"{type(e).__name__}: {e}"

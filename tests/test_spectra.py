@@ -115,6 +115,7 @@ def test_a_sweep_compacts_the_spectra_and_reads_them_back(tmp_path):
         list((tmp_path / "spectra").glob("*.parquet")) and len(chunked) == 2 * 4 * 2 * 5
     )  # 2 runs × steps 0, 3, 6, 9 × 2 × 5
     assert set(chunked.run_id.astype(str)) == {specs[0].run_id, specs[2].run_id}
+    assert all(p.name.startswith(res.COMPACT) for p in (tmp_path / "spectra").iterdir())  # its runs' own files gone
     res.compact(tmp_path)
     assert [p.name.startswith(res.COMPACT) for p in (tmp_path / "spectra").iterdir()] == [True]
     again = load_results(tmp_path).spectra

@@ -762,3 +762,120 @@ def test_every_logged_update_ratio_is_the_step_its_row_states(tmp_path):
     scale = np.where(rows.clipped, 0.4 / rows.grad_norm, 1.0)
     np.testing.assert_allclose(rows.update_ratio * rows.weight_norm, spec.lr * scale * rows.grad_w_norm, rtol=1e-6)
     assert rows.clipped.any() and not rows.clipped.all()
+
+
+def test_a_full_batch_is_the_training_set_in_its_order_and_draws_nothing():
+    from mlplab.train import batches, stacked_batches
+
+    spec = RunSpec(**{**SMALL, "batch_size": 160})  # 160 training samples: one batch of all
+    data = load_data(spec)
+    sched = spec.schedule()
+    assert sched.batch_size == sched.n_train == 160
+    rng = np.random.default_rng(0)
+    (X, Y), *rest = batches(data, sched, rng)
+    assert not rest and X is data.X_train and Y is data.Y_train
+    assert rng.random() == np.random.default_rng(0).random()  # its state untouched
+    Xs, Ys = np.stack([data.X_train] * 2), np.stack([data.Y_train] * 2)
+    rngs2 = [np.random.default_rng(1), np.random.default_rng(2)]
+    (Xb, Yb), *rest = stacked_batches(Xs, Ys, sched, rngs2)
+    assert not rest and Xb is Xs and Yb is Ys
+    assert [g.random() for g in rngs2] == [np.random.default_rng(s).random() for s in (1, 2)]
+
+
+def test_train_raises_diverged_with_the_runs_reason(tmp_path):
+    """``train`` (one run, the step-by-step API) stops a diverging run with the reason its runs
+    row gives, and keeps the rows up to that step."""
+    from mlplab.record import Record
+    from mlplab.train import Diverged, train
+
+    spec = RunSpec(depth=4, activation="relu", loss="bce", epochs=3, n_samples=200, lr=2.0)
+    row = run(spec, tmp_path)
+    assert row["status"] == "diverged"
+    rng_data, rng_init, rng_shuffle = rngs(spec.seed)
+    data = load_data(spec, rng_data)
+    net = build_network(spec, data, rng_init)
+    sched = spec.schedule()
+    rec = Record(net.sizes, sched.rows)
+    with np.errstate(over="ignore", invalid="ignore"), pytest.raises(Diverged) as e:
+        train(net, data, spec, rng_shuffle, sched, rec)
+    assert str(e.value) == row["reason"]
+    assert int(rec.steps["step"][rec.n_steps_rows - 1]) == row["diverged_step"]
+
+
+@pytest.mark.parametrize("full", [True, False])
+def test_a_full_disk_stops_the_runs_after_it_and_another_fault_only_its_own(tmp_path, monkeypatch, full):
+    import errno
+
+    from mlplab.train import Runner
+
+    fault = OSError(errno.ENOSPC, "No space left on device") if full else OSError(errno.EACCES, "Permission denied")
+    finish, finished = Runner.finish, []
+
+    def failing(self, st, tables=None):
+        finished.append(st.spec.seed)
+        if st.spec.seed == 1:
+            raise fault
+        return finish(self, st, tables)
+
+    monkeypatch.setattr(Runner, "finish", failing)
+    specs = [RunSpec(**{**SMALL, "epochs": 1, "width": 8 if s < 2 else 9}, seed=s) for s in range(4)]  # two stacks
+    out = Runner(tmp_path, "t", False).many(specs)
+    assert out[1] is fault and out[0]["status"] == "ok"
+    if full:  # nothing is written after a full disk: the later runs get its error
+        assert out[2] is fault and out[3] is fault and finished == [0, 1]
+    else:
+        assert out[2]["status"] == out[3]["status"] == "ok" and finished == [0, 1, 2, 3]
+
+
+def test_a_stacks_training_time_is_shared_by_its_runs(tmp_path):
+    import time
+
+    from mlplab.train import Runner
+
+    specs = [RunSpec(**SMALL, seed=s) for s in range(4)]
+    t0 = time.perf_counter()
+    out = Runner(tmp_path, "t", False).many(specs)
+    elapsed = time.perf_counter() - t0
+    shares = [row["train_time_s"] for row in out]
+    assert len(set(shares)) == 1 and 0 < sum(shares) < elapsed
+
+
+def test_run_many_with_force_trains_a_committed_run_again(tmp_path):
+    from mlplab import run_many
+
+    spec = RunSpec(**{**SMALL, "epochs": 1})
+    (first,) = run_many([spec], tmp_path)
+    (kept,) = run_many([spec], tmp_path)
+    (again,) = run_many([spec], tmp_path, force=True)
+    assert (first["skipped"], kept["skipped"], again["skipped"]) == (False, True, False)
+    assert again["final_loss"] == first["final_loss"]
+
+
+def test_a_run_builds_and_trains_its_network_on_one_blas_thread(tmp_path, monkeypatch):
+    """One BLAS thread per run: a sweep's workers each run one (their numbers do not depend on
+    how many there are), and building an orthogonal network's QR is no exception."""
+    import mlplab.train as tr
+
+    threads = {}
+
+    def spy(name, f):
+        def counted(*args, **kwargs):
+            threads.setdefault(name, set()).update(
+                p["num_threads"] for p in tr.blas().info() if p["user_api"] == "blas"
+            )
+            return f(*args, **kwargs)
+
+        monkeypatch.setattr(tr, name, counted)
+
+    spy("build_network", tr.build_network)
+    spy("train_runs", tr.train_runs)
+    with tr.blas().limit(limits=2, user_api="blas"):
+        assert run(RunSpec(**{**SMALL, "epochs": 1}, init="orthogonal"), tmp_path)["status"] == "ok"
+    assert threads == {"build_network": {1}, "train_runs": {1}}
+
+
+def test_weights_that_overflow_as_they_are_drawn_are_a_divergence_not_a_failure(tmp_path):
+    """σ_w = 1e308: some entries of W = σ_w N(0, 1)/√fan_in overflow to ±inf, silently (no
+    warning: divergence is data); the run diverges at its first step."""
+    row = run(RunSpec(**{**SMALL, "epochs": 1}, sigma_w=1e308), tmp_path)
+    assert (row["status"], row["diverged_step"]) == ("diverged", 0)
