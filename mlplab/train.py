@@ -392,7 +392,7 @@ def stack_size(spec: RunSpec) -> int:
     sizes = spec.layer_sizes()
     n = sched.n_train + sched.n_test
     per_run = 8 * n * (2 * sizes[0] + 2 * sizes[-1] + 2 * sum(sizes[1:]))
-    return max(1, min(STACK_RUNS, STACK_BYTES // max(per_run, 1)))
+    return max(1, min(STACK_RUNS, STACK_BYTES // per_run))  # per_run > 0: at least 2 samples
 
 
 @dataclasses.dataclass

@@ -208,14 +208,16 @@ def test_run_many_raises_for_bad_input_after_the_other_runs(tmp_path):
 
 
 def test_a_stack_holds_as_many_runs_as_its_memory_allows(monkeypatch):
-    spec = RunSpec(**SMALL)
+    spec = RunSpec(**SMALL, n_features=5)
     assert tr.stack_size(spec) == tr.STACK_RUNS
     monkeypatch.setattr(tr, "STACK_BYTES", 1)
     assert tr.stack_size(spec) == 1
     # per run, 8 bytes × 200 samples × (inputs, outputs and every layer's outputs, twice):
-    # 8 × 200 × 2 × (8 + 3 + 8 + 8 + 3) = 96,000 bytes
-    for n in (2, 10, 63):
-        monkeypatch.setattr(tr, "STACK_BYTES", n * 96_000 + 95_999)
+    # 8 × 200 × 2 × (5 + 3 + 8 + 8 + 3) = 86,400 bytes
+    for n in (1, 2, 10, 63):
+        monkeypatch.setattr(tr, "STACK_BYTES", n * 86_400 + 86_399)
+        assert tr.stack_size(spec) == n
+        monkeypatch.setattr(tr, "STACK_BYTES", n * 86_400)
         assert tr.stack_size(spec) == n
     assert tr.stack_key(spec) == tr.stack_key(dataclasses.replace(spec, seed=9))
     assert tr.stack_key(spec) != tr.stack_key(dataclasses.replace(spec, lr=0.1))
@@ -246,3 +248,11 @@ def test_a_stacks_statistics_computed_at_each_step_are_each_runs_own(tmp_path, m
         a, b = tables(tmp_path / "many", spec.run_id), tables(tmp_path / "alone", spec.run_id)
         for name in a:
             assert a[name].equals(b[name]), name
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_a_stack_is_in_its_networks_dtype(dtype):
+    nets = [MLP([4, 5, 3], "tanh", "softmax_ce", seed=s, dtype=dtype) for s in range(2)]
+    stack = MLP.stack(nets)
+    assert stack.dtype == np.dtype(dtype) and stack.params.dtype == np.dtype(dtype)
+    assert all(W.dtype == np.dtype(dtype) for W in stack.weights)
