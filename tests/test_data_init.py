@@ -386,16 +386,20 @@ def test_a_file_that_changed_since_the_run_was_planned_is_refused(tmp_path):
     )
 
 
-@pytest.mark.parametrize("shape", [(5, 1), (2, 3)])
-def test_read_npz_takes_one_feature_and_two_samples(tmp_path, shape):
+@pytest.mark.parametrize("shape, dtype", [((5, 1), np.int64), ((2, 3), np.uint8), ((4, 2), np.float32)])
+def test_read_npz_takes_one_feature_two_samples_and_any_real_dtype(tmp_path, shape, dtype):
+    """X of integers (signed or not) or floats is read as float64; labels signed or not, as int64."""
     from mlplab.data import read_npz
 
     path = tmp_path / "small.npz"
-    X = np.arange(np.prod(shape)).reshape(shape)  # integers: read as float64
-    np.savez(path, X=X, labels=np.arange(shape[0]) % 2)
+    X = np.arange(np.prod(shape)).reshape(shape).astype(dtype)
+    labels = (np.arange(shape[0]) % 2).astype(np.uint8 if dtype == np.uint8 else np.int32)
+    np.savez(path, X=X, labels=labels)
     got = read_npz(path)
     assert got.X.dtype == np.float64 and got.shape["n_features"] == shape[1]
+    assert got.targets.dtype == np.int64 and got.shape["n_classes"] == 2
     np.testing.assert_array_equal(got.X, X)
+    np.testing.assert_array_equal(got.targets, labels)
 
 
 def test_read_npz_says_why_a_file_cannot_be_read(tmp_path, monkeypatch):
