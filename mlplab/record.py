@@ -38,9 +38,10 @@ def block_stats(x: np.ndarray, starts: np.ndarray, counts: np.ndarray, output: n
     numbers from ``starts[k]``, the segments back to back), in float64. A segment with
     ``output[k]`` set is an output layer's a^L, saturated by the loss's rule; the others are
     hidden outputs, saturated by the activation's. Overwrites ``x`` (with the squared deviations)."""
-    sat = np.add.reduceat(activation.saturated(x).view(np.uint8), starts, dtype=np.int64)  # saturated units
+    # saturated units per segment (add.reduceat sums bytes in the platform's int, as add.reduce does)
+    sat = np.add.reduceat(activation.saturated(x).view(np.uint8), starts)
     if output.any():
-        by_loss = np.add.reduceat(loss.saturated(x).view(np.uint8), starts, dtype=np.int64)
+        by_loss = np.add.reduceat(loss.saturated(x).view(np.uint8), starts)
         sat = np.where(output, by_loss, sat)
     mean = np.add.reduceat(x, starts, dtype=np.float64) / counts
     x -= np.repeat(mean, counts)
@@ -63,7 +64,7 @@ class Scratch:
         dtype = np.dtype(dtype)
         buf = self.free.pop(dtype.char, None)
         if buf is None or buf.size < n:
-            buf = np.empty(max(n, 0 if buf is None else buf.size), dtype)
+            buf = np.empty(n, dtype)
         return buf[:n]
 
     def give(self, buf: np.ndarray) -> None:
@@ -169,11 +170,8 @@ class Record:
         # the layers each kind of parameter lives in (γ, β: every hidden layer of a normalised net)
         hidden = np.arange(L - 1) if normalised else np.arange(0)
         self.kind_layers = {"W": slice(None), "b": slice(None), "gamma": hidden, "beta": hidden}
-        self.nulls = {}
-        for kind in ("gamma", "beta"):
-            null = np.ones(L, bool)
-            null[self.kind_layers[kind]] = False
-            self.nulls[NORM_COLUMNS[kind]] = null
+        no_norm = np.arange(L) >= (L - 1 if normalised else 0)  # the layers without γ and β: null
+        self.nulls = {NORM_COLUMNS["gamma"]: no_norm, NORM_COLUMNS["beta"]: no_norm}
         self.pending: Pending | None = None
 
     def log_gradients(self, s: int, epoch: int, net, step, gnorm: float, Yb, run: int | None = None) -> int:

@@ -1,6 +1,8 @@
 """What a run records and when: the logging and evaluation schedules, and the statistics kept
 raw during training (``mlplab.record.Pending``) against the same numbers computed at once."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -147,43 +149,71 @@ def test_a_runner_reuses_the_records_memory_from_run_to_run_with_the_same_number
         pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
 
 
-@pytest.mark.parametrize("norm", ["none", "layer"])
-def test_a_residual_runs_logged_statistics_are_its_mini_batches_own(tmp_path, norm):
-    """Every logged step of a residual sigmoid run (and a layer-normalised residual one), every
-    layer: ``act_mean`` and ``act_std`` are those of the layer's output a^l on that step's
-    mini-batch, ``sat_frac`` the share of σ's output h^l within 0.01 of 0 or 1 (a skip layer's
-    h^l = σ(·), not a^l = a^(l-1) + h^l) — computed here from the network's own outputs while
-    the run is replayed step by step, without ``mlplab.record``."""
+HAND_SATURATED = {  # the documented rules, written out again: hidden σ's output, and the output layer's a^L
+    "sigmoid": lambda x: (x < 0.01) | (x > 0.99),
+    "tanh": lambda x: np.abs(x) > 0.99,
+    "relu": lambda x: x <= 0.0,
+    "output": lambda x: (x < 0.01) | (x > 0.99),  # every loss's a^L is a probability
+}
+
+
+@pytest.mark.parametrize(
+    "activation, loss, residual, norm",
+    [
+        ("sigmoid", "softmax_ce", True, "none"),
+        ("sigmoid", "softmax_ce", True, "layer"),
+        ("tanh", "softmax_ce", False, "none"),
+        ("relu", "mse", False, "none"),
+        ("relu", "bce", True, "none"),
+    ],
+)
+def test_a_runs_logged_statistics_are_its_mini_batches_own(tmp_path, activation, loss, residual, norm):
+    """Every logged step, every layer: ``act_mean`` and ``act_std`` are those of the layer's
+    output a^l on that step's mini-batch, ``sat_frac`` the share of σ's output h^l saturated by
+    the activation's rule (a skip layer's h^l = σ(·), not a^l = a^(l-1) + h^l), and of a^L by
+    the output's (within 0.01 of 0 or 1); ``batch_loss`` the mean loss of the mini-batch —
+    computed here while the run is replayed step by step, without ``mlplab.record``."""
     from mlplab.train import Step, batches, build_network, load_data, prepare, rngs
 
-    spec = prepare(RunSpec(**{**SMALL, "epochs": 2}, residual=True, norm=norm, log_every=1, sigma_w=2.0))
+    spec = RunSpec(**{**SMALL, "epochs": 2}, activation=activation, loss=loss, residual=residual, norm=norm)
+    spec = prepare(dataclasses.replace(spec, log_every=1, sigma_w=2.0))
     run(spec, tmp_path)
-    lay = load_results(tmp_path).layers.sort_values(["step", "layer"])
+    results = load_results(tmp_path)
+    lay, steps = results.layers.sort_values(["step", "layer"]), results.steps.sort_values("step")
     _, rng_init, rng_shuffle = rngs(spec.seed)
     data = load_data(spec)
     net = build_network(spec, data, rng_init)
     step = Step(net, spec.clip, spec.clip_threshold, optim=spec.optim, **spec.optimiser_kwargs())
-    want, skips, s, apart = [], 0, 0, 0
+    want, losses, skips, s, apart, rules_differ = [], [], 0, 0, 0, 0
+    hidden, output = HAND_SATURATED[activation], HAND_SATURATED["output"]
 
-    def sat(x):
-        return np.count_nonzero((x < 0.01) | (x > 0.99)) / x.size
+    def sat(rule, x):
+        return np.count_nonzero(rule(x)) / x.size
 
     with np.errstate(over="ignore"):
         for _ in range(spec.epochs):
             for Xb, Yb in batches(data, spec.schedule(), rng_shuffle):
                 gnorm = step.gradients(Xb, Yb)
                 for l, (a, h) in enumerate(net.layer_outputs()):
-                    want.append((s, l + 1, a.mean(), a.std(), sat(h if l < net.L - 1 else a)))
+                    last = l == net.L - 1
+                    want.append((s, l + 1, a.mean(), a.std(), sat(output, a) if last else sat(hidden, h)))
                     skips += h is not a
-                    apart += h is not a and sat(h) != sat(a)  # the two counts tell h^l from a^l here
+                    apart += h is not a and sat(hidden, h) != sat(hidden, a)  # the counts tell h^l from a^l
+                    rules_differ += last and sat(output, a) != sat(hidden, a)
+                z, aL = net.last_workspace.buffers[-1].z, net.last_workspace.buffers[-1].a
+                losses.append(np.mean(net.loss.fn(z, aL, Yb)))
                 step.update(step.clip(gnorm)[0])
                 s += 1
     want = pd.DataFrame(want, columns=["step", "layer", "act_mean", "act_std", "sat_frac"])
-    assert skips == s and len(lay) == len(want) == s * net.L  # one skip layer (layer 2), every step
+    assert len(lay) == len(want) == s * net.L and skips == (s if residual else 0)  # one skip layer (layer 2)
     np.testing.assert_allclose(lay["act_mean"], want["act_mean"].astype(np.float32), rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(lay["act_std"], want["act_std"].astype(np.float32), rtol=1e-6)
     np.testing.assert_array_equal(lay["sat_frac"].to_numpy(), want["sat_frac"].to_numpy(np.float32))
-    assert apart > s // 2  # so a count on a^l would fail
+    np.testing.assert_allclose(steps["batch_loss"], losses, rtol=1e-12)
+    if residual and activation == "sigmoid":
+        assert apart > s // 2  # so a count on a^l would fail
+    if activation == "relu":
+        assert rules_differ > s // 2  # so the hidden layers' rule on a^L would fail
 
 
 def test_a_segments_saturated_units_are_counted_past_255_and_its_moments_in_float64():
@@ -301,3 +331,26 @@ def test_an_update_ratio_is_the_steps_norm_over_the_weights_and_infinite_for_zer
     assert rec.log_update(0, step, 1.0, clipped, evaluation=((0.25, 0.5), (0.75, 1.0))) == 0.25
     evaluated = [rec.steps[k][0] for k in ("train_loss", "train_accuracy", "test_loss", "test_accuracy")]
     assert evaluated == [0.25, 0.5, 0.75, 1.0]
+
+
+@pytest.mark.parametrize("normalised", [False, True])
+def test_a_new_record_holds_each_column_in_its_type_empty(normalised):
+    """One array per column in the schema's type (float32 where the table stores float32: the
+    memory of a run's rows), NaN or zero until a row is written; γ and β null on the layers
+    without them (all of a plain net's, a normalised net's output layer); no gradient yet."""
+    from mlplab import results as res
+    from mlplab.record import KEY_COLUMNS, Record
+
+    rec = Record([3, 4, 4, 2], capacity=5, normalised=normalised)
+    for schema, arrays, shape in ((res.STEPS_SCHEMA, rec.steps, (5,)), (res.LAYERS_SCHEMA, rec.layers, (5, 3))):
+        for f in schema:
+            if f.name in KEY_COLUMNS and f.name not in arrays:
+                continue
+            a, want = arrays[f.name], np.dtype(f.type.to_pandas_dtype())
+            assert (f.name, a.dtype, a.shape) == (f.name, want, shape)
+            assert np.isnan(a).all() if want.kind == "f" else not a.any(), f.name
+    no_norm = [False, False, True] if normalised else [True, True, True]
+    for column in ("grad_gamma_norm", "grad_beta_norm"):
+        assert rec.nulls[column].tolist() == no_norm
+    assert rec.max_grad_norm == 0.0 and rec.n_steps_rows == rec.steps_done == 0
+    assert Record([3, 4, 2], capacity=1).nulls["grad_gamma_norm"].tolist() == [True, True]  # plain by default
