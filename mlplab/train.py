@@ -256,7 +256,7 @@ class Evaluation:
         hit = aL.argmax(axis=1) == self.labels
         return tuple(
             (float(loss[part].mean()), np.count_nonzero(hit[part]) / len(hit[part]))
-            for part in (slice(0, n), slice(n, None))
+            for part in (slice(n), slice(n, None))
         )
 
 
@@ -312,13 +312,13 @@ def train_runs(net: MLP, runs: list[Trainee], spec: RunSpec, sched: Schedule) ->
     """
     stack = net.runs is not None
     step = Step(net, spec.clip, spec.clip_threshold, optim=spec.optim, **spec.optimiser_kwargs())
-    eta = None if spec.lr_schedule == "constant" and not spec.warmup_steps else spec.learning_rate()
+    eta = spec.learning_rate()  # η_s of every update (constant: the rate itself, lr × 1.0)
     # each run evaluated by its own network (in a stack: its row), the cheaper pass for whole sets
     evaluate = [Evaluation(t.net if stack else net, t.data) for t in runs]
     log_every, eval_every = sched.log_every, sched.eval_every
     live = list(enumerate(runs)) if stack else [(None, runs[0])]  # (its row of the stack, the run)
-    scale = np.ones((len(runs), 1)) if stack else 1.0  # the clipping factors: a column per run in a stack
     if stack:
+        scale = np.ones((len(runs), 1))  # the clipping factors: a column per run (one run: a number)
         X = np.stack([t.data.X_train for t in runs])
         Y = np.stack([t.data.Y_train for t in runs])
     s = 0
@@ -328,8 +328,7 @@ def train_runs(net: MLP, runs: list[Trainee], spec: RunSpec, sched: Schedule) ->
         else:
             epoch_batches = batches(runs[0].data, sched, runs[0].shuffle)
         for Xb, Yb in epoch_batches:
-            if eta is not None:
-                step.opt.lr = eta(s)
+            step.opt.lr = eta(s)
             evaluated = s % eval_every == 0
             # the network after s updates (batch norm: running estimates of s batches), each live run's
             evaluation = {r: evaluate[0 if r is None else r]() for r, _ in live} if evaluated else {}
@@ -341,8 +340,8 @@ def train_runs(net: MLP, runs: list[Trainee], spec: RunSpec, sched: Schedule) ->
             for r, t in live:
                 gnorm, rec = (gnorms if r is None else float(gnorms[r])), t.rec
                 finite = math.isfinite(gnorm)
-                if gnorm > rec.max_grad_norm and finite:
-                    rec.max_grad_norm = gnorm
+                if finite:
+                    rec.max_grad_norm = max(rec.max_grad_norm, gnorm)
                 if evaluated or not finite or s % log_every == 0:
                     i = rec.log_gradients(s, epoch, net, step, gnorm, at(Yb, r), r)
                     if not finite:

@@ -875,7 +875,12 @@ def test_a_run_builds_and_trains_its_network_on_one_blas_thread(tmp_path, monkey
 
 
 def test_weights_that_overflow_as_they_are_drawn_are_a_divergence_not_a_failure(tmp_path):
-    """σ_w = 1e308: some entries of W = σ_w N(0, 1)/√fan_in overflow to ±inf, silently (no
-    warning: divergence is data); the run diverges at its first step."""
-    row = run(RunSpec(**{**SMALL, "epochs": 1}, sigma_w=1e308), tmp_path)
+    """σ_b = 1.7e308: the entries of b = σ_b N(0, 1) beyond |N| > 1.06 overflow to ±inf as they are drawn,
+    silently (no warning: divergence is data); the run diverges at its first step."""
+    spec = RunSpec(**{**SMALL, "epochs": 1}, sigma_b=1.7e308)
+    rng_data, rng_init, _ = rngs(spec.seed)
+    with np.errstate(over="ignore"):
+        net = build_network(spec, load_data(spec, rng_data), rng_init)
+    assert sum(np.isinf(b).sum() for b in net.biases) > 1  # the draw overflows (so a warning would be raised)
+    row = run(spec, tmp_path)
     assert (row["status"], row["diverged_step"]) == ("diverged", 0)
