@@ -87,7 +87,7 @@ class Workspace:
 
         d, s, t = [empty(size), empty(size)], empty(size), empty(size)
         self.m = m
-        self.counts = np.array([m * k for k in n], np.intp)  # numbers in each a^l (of a run)
+        self.counts = np.array([m * k for k in n])  # numbers in each a^l (of a run)
         self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.intp)
         self.outputs = empty(int(self.counts.sum()))
         out = [shaped(self.outputs[..., i:], k) for i, k in zip(self.starts, n)]

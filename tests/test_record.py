@@ -158,24 +158,28 @@ HAND_SATURATED = {  # the documented rules, written out again: hidden σ's outpu
 
 
 @pytest.mark.parametrize(
-    "activation, loss, residual, norm",
+    "activation, loss, residual, norm, dtype",
     [
-        ("sigmoid", "softmax_ce", True, "none"),
-        ("sigmoid", "softmax_ce", True, "layer"),
-        ("tanh", "softmax_ce", False, "none"),
-        ("relu", "mse", False, "none"),
-        ("relu", "bce", True, "none"),
+        ("sigmoid", "softmax_ce", True, "none", "float64"),
+        ("sigmoid", "softmax_ce", True, "layer", "float64"),
+        ("tanh", "softmax_ce", False, "none", "float64"),
+        ("relu", "mse", False, "none", "float64"),
+        ("relu", "bce", True, "none", "float64"),
+        ("sigmoid", "mse", True, "none", "float32"),
     ],
 )
-def test_a_runs_logged_statistics_are_its_mini_batches_own(tmp_path, activation, loss, residual, norm):
+def test_a_runs_logged_statistics_are_its_mini_batches_own(tmp_path, activation, loss, residual, norm, dtype):
     """Every logged step, every layer: ``act_mean`` and ``act_std`` are those of the layer's
     output a^l on that step's mini-batch, ``sat_frac`` the share of σ's output h^l saturated by
     the activation's rule (a skip layer's h^l = σ(·), not a^l = a^(l-1) + h^l), and of a^L by
     the output's (within 0.01 of 0 or 1); ``batch_loss`` the mean loss of the mini-batch —
-    computed here while the run is replayed step by step, without ``mlplab.record``."""
+    computed here while the run is replayed step by step, without ``mlplab.record``. A float32
+    run's mini-batch loss is the mean of its float32 losses summed in float64."""
     from mlplab.train import Step, batches, build_network, load_data, prepare, rngs
 
-    spec = RunSpec(**{**SMALL, "epochs": 2}, activation=activation, loss=loss, residual=residual, norm=norm)
+    spec = RunSpec(
+        **{**SMALL, "epochs": 2}, activation=activation, loss=loss, residual=residual, norm=norm, dtype=dtype
+    )
     spec = prepare(dataclasses.replace(spec, log_every=1, sigma_w=2.0))
     run(spec, tmp_path)
     results = load_results(tmp_path)
@@ -201,7 +205,7 @@ def test_a_runs_logged_statistics_are_its_mini_batches_own(tmp_path, activation,
                     apart += h is not a and sat(hidden, h) != sat(hidden, a)  # the counts tell h^l from a^l
                     rules_differ += last and sat(output, a) != sat(hidden, a)
                 z, aL = net.last_workspace.buffers[-1].z, net.last_workspace.buffers[-1].a
-                losses.append(np.mean(net.loss.fn(z, aL, Yb)))
+                losses.append(np.mean(net.loss.fn(z, aL, Yb), dtype=np.float64))
                 step.update(step.clip(gnorm)[0])
                 s += 1
     want = pd.DataFrame(want, columns=["step", "layer", "act_mean", "act_std", "sat_frac"])

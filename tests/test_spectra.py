@@ -37,7 +37,7 @@ def replay(spec: RunSpec):
     initial = singular_values(mlplab.jacobian(net, data.X_train[: spec.spectrum_samples]))
     spectra = Spectra(data.X_train[: spec.spectrum_samples], sched.spectrum_every)
     train(net, data, spec, rng_shuffle, sched, Record(spec.layer_sizes(), sched.rows, spec.normalised), spectra)
-    return data, net, initial
+    return data, net, initial, spectra
 
 
 @pytest.mark.parametrize("norm,residual", [("none", False), ("layer", False), ("none", True)])
@@ -52,7 +52,8 @@ def test_the_spectrum_is_recorded_at_step_0_every_n_steps_and_after_the_last_upd
     assert all(v.shape == (3, 5) for v in values.values())  # 3 samples, min(width 6, n_0 5) values
     for v in values.values():
         assert (v >= 0).all() and (np.diff(v, axis=1) <= 0).all()  # largest first
-    data, net, initial = replay(spec)
+    data, net, initial, spectra = replay(spec)
+    assert [s for s, _ in spectra.logged] == [0, 3, 6, 9]  # train logs into the spectra it is given
     X = data.X_train[:3]
     # step 0: the initial network's Jacobian; the last: the trained network's (the BLAS may use
     # other threads here than in the run, hence not bit for bit)
