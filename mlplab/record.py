@@ -167,8 +167,8 @@ class Record:
         self.steps = {"step": np.zeros(capacity, np.int32), "epoch": np.zeros(capacity, np.int32)}
         self.steps.update(_metric_arrays(res.STEPS_SCHEMA, capacity))
         self.layers = _metric_arrays(res.LAYERS_SCHEMA, (capacity, L))
-        # the layers each kind of parameter lives in (γ, β: every hidden layer of a normalised net)
-        hidden = np.arange(L - 1) if normalised else np.arange(0)
+        # the layers each kind of parameter lives in (γ, β: every hidden layer; only a normalised net has them)
+        hidden = np.arange(L - 1)
         self.kind_layers = {"W": slice(None), "b": slice(None), "gamma": hidden, "beta": hidden}
         no_norm = np.arange(L) >= (L - 1 if normalised else 0)  # the layers without γ and β: null
         self.nulls = {NORM_COLUMNS["gamma"]: no_norm, NORM_COLUMNS["beta"]: no_norm}
