@@ -468,3 +468,15 @@ def test_an_unknown_initialiser_is_refused_naming_the_registered_ones():
     with pytest.raises(ValueError) as e:
         get_init("glorot")
     assert str(e.value) == f"init='glorot' is not registered; choose one of {sorted(INITS)}"
+
+
+def test_the_file_generator_gives_the_files_inputs_and_targets(tmp_path):
+    """``DATASETS['file']`` serves like any data set's generator: X and the targets, as read."""
+    from mlplab.data import read_npz
+
+    path = tmp_path / "d.npz"
+    np.savez(path, X=np.arange(12.0).reshape(6, 2), labels=np.arange(6) % 3)
+    X, T = DATASETS["file"](np.random.default_rng(0), 6, 2, 3, 0.0, data_path=str(path))
+    want = read_npz(path)
+    np.testing.assert_array_equal(X, want.X)
+    np.testing.assert_array_equal(T, want.targets)

@@ -172,3 +172,38 @@ def test_the_memory_estimate_counts_the_jacobian():
     assert off["spectra"] == 0
     assert on["spectra"] >= 3 * 8 * 32 * 64 * 8  # J, the next layer's and the SVD's copy: (8, 64, 32) float64 each
     assert {k: v for k, v in on.items() if k != "spectra"} == {k: v for k, v in off.items() if k != "spectra"}
+
+
+def test_a_generation_without_spectra_before_one_with_them_is_passed_over(tmp_path):
+    """Generations are read in order: one without a spectra file (its runs logged none) is
+    passed over, and the later ones' spectra are still read."""
+    from mlplab.sweep import run_chunk
+
+    run_chunk([RunSpec(**SMALL, seed=0)], tmp_path, "t", False)
+    with_spectra = RunSpec(**SMALL, seed=1, spectrum_every=5)
+    run_chunk([with_spectra], tmp_path, "t", False)
+    assert len(res.Catalogue.of(tmp_path).generations) == 2
+    assert set(load_results(tmp_path).spectra.run_id.astype(str)) == {with_spectra.run_id}
+
+
+def test_a_file_gone_between_listing_and_reading_is_named(tmp_path):
+    """A run's steps file, or a generation's spectra file, missing when read while its runs file
+    is gone too (moved into a newer generation since the folder was listed): Vanished, naming it."""
+    from mlplab.sweep import run_chunk
+
+    spec = RunSpec(**SMALL, seed=0)
+    run(spec, tmp_path / "own")
+    cat = res.Catalogue.of(tmp_path / "own")
+    steps = res.run_path(tmp_path / "own", "steps", spec.run_id)
+    steps.unlink()
+    res.run_path(tmp_path / "own", "runs", spec.run_id).unlink()
+    with pytest.raises(res.Vanished) as e:
+        res._read_table(cat, "steps", res.SCHEMAS["steps"])
+    assert str(e.value) == f"results file={str(steps)!r} is gone"
+    run_chunk([spec], tmp_path / "gen", "t", False)  # no spectra: the generation has no spectra file
+    cat = res.Catalogue.of(tmp_path / "gen")
+    (g,) = cat.generations  # its runs file
+    g.unlink()
+    with pytest.raises(res.Vanished) as e:
+        res._read_table(cat, "spectra", res.SCHEMAS["spectra"])
+    assert str(e.value) == f"results file={str(tmp_path / 'gen' / 'spectra' / g.name)!r} is gone"

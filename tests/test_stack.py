@@ -143,6 +143,7 @@ def same_row(a: dict, b: dict) -> bool:
         dict(activation="sigmoid", loss="mse"),
         dict(activation="tanh", loss="softmax_ce", residual=True, clip="norm", clip_threshold=0.1),
         dict(activation="relu", loss="bce", optim="adam", lr=0.01, clip="value", clip_threshold=0.01),
+        dict(activation="tanh", loss="mse", clip="value", clip_threshold=0.02, log_every=7),  # clipped unlogged too
         dict(activation="leaky_relu", loss="softmax_ce", optim="momentum", weight_decay=0.01, eval_every="log"),
     ],
 )
