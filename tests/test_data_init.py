@@ -331,7 +331,7 @@ def test_every_split_comes_in_the_runs_dtype(dtype):
     assert all(a.flags.c_contiguous for a in vars(d).values())
 
 
-def test_two_samples_split_into_one_for_training_and_one_for_testing(tmp_path):
+def test_two_samples_split_into_one_for_training_and_one_for_testing():
     d = make_dataset("blobs", np.random.default_rng(1), n_samples=2, test_fraction=0.5)
     assert (len(d.X_train), len(d.X_test)) == (1, 1)
 
